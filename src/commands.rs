@@ -1,0 +1,243 @@
+//! What each subcommand does: the edges where errors become messages.
+
+use anyhow::{Context, Result};
+use redis::aio::ConnectionManager;
+use secondme::config::{Config, parse_duration};
+use secondme::reply::persona_engine::PersonaEngine;
+use secondme::schema::PauseReason;
+use secondme::store::{control, optin, snapshot};
+use secondme::{connection, worker};
+use tokio::sync::watch;
+
+use crate::Command;
+
+/// Runs one command on a fresh tokio runtime.
+pub fn run(command: Option<Command>, config: Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(dispatch(command, config))
+}
+
+async fn dispatch(command: Option<Command>, config: Config) -> Result<()> {
+    match command {
+        None => anyhow::bail!("the control room is not built yet; run `secondme worker`"),
+        Some(Command::Worker) => run_worker(config).await,
+        Some(Command::Pause { contact, duration }) => {
+            let d =
+                parse_duration(&duration).with_context(|| format!("invalid --for {duration:?}"))?;
+            let ms = i64::try_from(d.as_millis()).context("pause too long")?;
+            let expires = control::pause(
+                &mut connect(&config).await?,
+                &contact,
+                ms,
+                PauseReason::Manual,
+            )
+            .await?;
+            println!(
+                "paused {contact} for {} (until {})",
+                format_ms(ms),
+                format_clock(expires)
+            );
+            Ok(())
+        }
+        Some(Command::Resume { contact }) => {
+            let was = control::resume(&mut connect(&config).await?, &contact).await?;
+            println!(
+                "{contact}: {}",
+                if was { "resumed" } else { "was not paused" }
+            );
+            Ok(())
+        }
+        Some(Command::Kill { state }) => {
+            let on = state == "on";
+            control::kill_switch(&mut connect(&config).await?, on).await?;
+            println!(
+                "kill switch {}",
+                if on {
+                    "ON: the twin answers nobody"
+                } else {
+                    "off: the twin answers enabled contacts"
+                }
+            );
+            Ok(())
+        }
+        Some(Command::Enable { contacts }) => set_enabled(&config, &contacts, true).await,
+        Some(Command::Disable { contacts }) => set_enabled(&config, &contacts, false).await,
+        Some(Command::Status { json }) => status(&config, json).await,
+    }
+}
+
+async fn connect(config: &Config) -> Result<ConnectionManager> {
+    let client = connection::open_client(&config.redis_url)?;
+    connection::manager(&client, None).await.with_context(|| {
+        format!(
+            "Redis at {} is not reachable: start it, or point SECONDME_REDIS_URL / --redis-url at it",
+            connection::redact_url(&config.redis_url)
+        )
+    })
+}
+
+async fn set_enabled(config: &Config, contacts: &[String], enabled: bool) -> Result<()> {
+    let changed = optin::set_enabled(&mut connect(config).await?, contacts, enabled).await?;
+    println!(
+        "{} {} contact(s) ({} changed)",
+        if enabled { "enabled" } else { "disabled" },
+        contacts.len(),
+        changed
+    );
+    Ok(())
+}
+
+fn init_stderr_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SECONDME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run_worker(config: Config) -> Result<()> {
+    init_stderr_log();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop requested; draining");
+        let _ = stop_tx.send(true);
+    });
+    let status = worker::run_worker(&config, PersonaEngine, stop_rx).await?;
+    tracing::info!(
+        "handled {} entries: {} answered, {} skipped, {} dead-lettered, {} to review",
+        status.entries,
+        status.answered,
+        status.skipped,
+        status.dead_lettered,
+        status.reviewed
+    );
+    Ok(())
+}
+
+/// Resolves on SIGINT, SIGTERM or SIGHUP.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let hup = async {
+        match hup.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+        _ = hup => {}
+    }
+}
+
+async fn status(config: &Config, json: bool) -> Result<()> {
+    let snap = snapshot::read(&mut connect(config).await?, &config.user_id).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&snap).context("cannot encode status")?
+        );
+        return Ok(());
+    }
+    let now = snap.now;
+    match snap.session {
+        Some(s) => println!(
+            "session      logged in since {}, expires in {}",
+            format_clock(s.connected_at),
+            format_ms(s.expires_at - now)
+        ),
+        None => println!("session      not logged in (scan the QR code in the TUI)"),
+    }
+    match snap.kill_switch {
+        Some(at) => println!(
+            "kill switch  ON since {} (twin answers nobody)",
+            format_clock(at)
+        ),
+        None => println!("kill switch  off"),
+    }
+    println!(
+        "queue        {} / {} entries, {} pending, {} dead letters, {} responses",
+        snap.queue_len,
+        secondme::schema::QUEUE_MESSAGES_CAP,
+        snap.pending,
+        snap.dead_letters,
+        snap.responses
+    );
+    let subs: Vec<String> = snap
+        .subscribers
+        .iter()
+        .map(|(c, n)| format!("{c}={n}"))
+        .collect();
+    println!("subscribers  {}", subs.join(" "));
+    println!("enabled      {}", list_or_none(&snap.enabled));
+    if snap.paused.is_empty() {
+        println!("paused       none");
+    }
+    for p in &snap.paused {
+        println!(
+            "paused       {} for {} ({})",
+            p.contact_id,
+            format_ms(p.remaining_ms),
+            p.reason
+        );
+    }
+    for c in &snap.counters {
+        println!(
+            "rate         {} {}/{} (window ends in {})",
+            c.contact_id,
+            c.count,
+            secondme::schema::RATE_LIMIT_MAX,
+            format_ms(c.remaining_ms)
+        );
+    }
+    let mut stats: Vec<_> = snap.stats.iter().collect();
+    stats.sort();
+    let stats: Vec<String> = stats.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("worker       {}", list_or_none(&stats));
+    Ok(())
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// `1h05m`, `4m12s`, `9s`.
+fn format_ms(ms: i64) -> String {
+    let s = (ms.max(0) + 999) / 1000;
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{sec:02}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+/// `HH:MM:SS` UTC of a ms timestamp.
+fn format_clock(ms: i64) -> String {
+    let s = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, (s % 3600) / 60, s % 60)
+}

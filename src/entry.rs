@@ -1,0 +1,249 @@
+//! Strict parsing of `QUEUE:messages` entries: a bad entry is rejected with the
+//! entry id and the field named, never a panic and never a guess.
+
+use std::collections::HashMap;
+
+use redis::Value;
+use thiserror::Error;
+
+use crate::schema::{Direction, QueueMessage};
+
+/// Largest `content` accepted, in bytes (WhatsApp's own limit is 65,536 characters).
+pub const MAX_CONTENT_BYTES: usize = 65_536;
+/// Largest id accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Why an entry was rejected.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("entry {entry_id}: field `{field}` {problem}")]
+pub struct EntryError {
+    /// Stream id of the entry.
+    pub entry_id: String,
+    /// The field at fault.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Parses one stream entry's fields into a [`QueueMessage`].
+pub fn parse_entry(
+    entry_id: &str,
+    fields: &HashMap<String, Value>,
+) -> Result<QueueMessage, EntryError> {
+    let fail = |field: &'static str, problem: String| EntryError {
+        entry_id: entry_id.to_owned(),
+        field,
+        problem,
+    };
+    let text = |field: &'static str| -> Result<String, EntryError> {
+        let value = fields
+            .get(field)
+            .ok_or_else(|| fail(field, "is missing".into()))?;
+        value_text(value).map_err(|p| fail(field, p))
+    };
+
+    let message_id = text("messageId")?;
+    check_id(&message_id).map_err(|p| fail("messageId", p))?;
+    let contact_id = text("contactId")?;
+    check_id(&contact_id).map_err(|p| fail("contactId", p))?;
+    let content = text("content")?;
+    if content.len() > MAX_CONTENT_BYTES {
+        return Err(fail(
+            "content",
+            format!(
+                "is {} bytes, over the {MAX_CONTENT_BYTES} byte limit",
+                content.len()
+            ),
+        ));
+    }
+    let raw_ts = text("timestamp")?;
+    let timestamp = raw_ts
+        .parse::<i64>()
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or_else(|| {
+            fail(
+                "timestamp",
+                format!("is {:?}, not a positive integer of ms", clip(&raw_ts)),
+            )
+        })?;
+    let raw_dir = text("direction")?;
+    let direction = match raw_dir.as_str() {
+        "incoming" => Direction::Incoming,
+        "outgoing" => Direction::Outgoing,
+        other => {
+            return Err(fail(
+                "direction",
+                format!(
+                    "is {:?}, expected \"incoming\" or \"outgoing\"",
+                    clip(other)
+                ),
+            ));
+        }
+    };
+    let raw_from_me = text("fromMe")?;
+    let from_me = match raw_from_me.as_str() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(fail(
+                "fromMe",
+                format!("is {:?}, expected \"true\" or \"false\"", clip(other)),
+            ));
+        }
+    };
+    if from_me && direction == Direction::Incoming {
+        return Err(fail(
+            "fromMe",
+            "is true on an incoming message (only outgoing messages come from the person)".into(),
+        ));
+    }
+    Ok(QueueMessage {
+        message_id,
+        contact_id,
+        content,
+        timestamp,
+        direction,
+        from_me,
+    })
+}
+
+fn value_text(value: &Value) -> Result<String, String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).map_err(|e| {
+            format!(
+                "is not valid UTF-8 (at byte {})",
+                e.utf8_error().valid_up_to()
+            )
+        }),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Int(i) => Ok(i.to_string()),
+        other => Err(format!("has an unexpected type ({other:?})")),
+    }
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("is empty".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!("is {} bytes, over {MAX_ID_BYTES}", id.len()));
+    }
+    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("contains whitespace or control characters".into());
+    }
+    Ok(())
+}
+
+/// Shortens a bad value for an error message (the value is untrusted and may be huge).
+fn clip(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head}...")
+    }
+}
+
+/// Renders every field of an entry as text for the dead-letter stream (lossy on bad UTF-8).
+pub fn raw_fields(fields: &HashMap<String, Value>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                Value::SimpleString(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                other => format!("{other:?}"),
+            };
+            (k.clone(), text)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::BulkString(v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    fn good() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("messageId", "msg_1"),
+            ("contactId", "c1"),
+            ("content", "hi"),
+            ("timestamp", "1704931200000"),
+            ("direction", "incoming"),
+            ("fromMe", "false"),
+        ]
+    }
+
+    #[test]
+    fn parses_a_good_entry() {
+        let m = parse_entry("1-0", &fields(&good())).expect("valid");
+        assert_eq!(m.message_id, "msg_1");
+        assert_eq!(m.timestamp, 1_704_931_200_000);
+        assert_eq!(m.direction, Direction::Incoming);
+        assert!(!m.from_me);
+    }
+
+    fn with(field: &str, value: &str) -> HashMap<String, Value> {
+        let mut f = fields(&good());
+        f.insert(field.into(), Value::BulkString(value.as_bytes().to_vec()));
+        f
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            ("timestamp", "soon", "timestamp"),
+            ("timestamp", "-5", "timestamp"),
+            ("direction", "sideways", "direction"),
+            ("fromMe", "yes", "fromMe"),
+            ("messageId", "", "messageId"),
+            ("contactId", "a b", "contactId"),
+        ];
+        for (field, value, named) in cases {
+            let err = parse_entry("7-1", &with(field, value)).expect_err(value);
+            assert_eq!(err.field, named);
+            assert!(err.to_string().starts_with("entry 7-1: field"), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let mut f = fields(&good());
+        f.remove("contactId");
+        let err = parse_entry("3-0", &f).expect_err("missing");
+        assert_eq!(err.to_string(), "entry 3-0: field `contactId` is missing");
+    }
+
+    #[test]
+    fn oversized_and_invalid_utf8_content_rejected() {
+        let big = "x".repeat(MAX_CONTENT_BYTES + 1);
+        assert_eq!(
+            parse_entry("1-1", &with("content", &big))
+                .expect_err("big")
+                .field,
+            "content"
+        );
+        let mut f = fields(&good());
+        f.insert("content".into(), Value::BulkString(vec![0xff, 0xfe]));
+        let err = parse_entry("1-2", &f).expect_err("utf8");
+        assert!(err.problem.contains("UTF-8"));
+    }
+
+    #[test]
+    fn incoming_from_me_is_inconsistent() {
+        let err = parse_entry("1-3", &with("fromMe", "true")).expect_err("inconsistent");
+        assert_eq!(err.field, "fromMe");
+    }
+}

@@ -1,0 +1,12 @@
+//! SecondMe: a person's AI twin on WhatsApp, its worker, its Redis contract and
+//! its terminal control room.
+
+pub mod config;
+pub mod connection;
+pub mod entry;
+pub mod reply;
+pub mod schema;
+pub mod seal;
+pub mod server;
+pub mod store;
+pub mod worker;

@@ -1,0 +1,105 @@
+//! The `secondme` command line: the TUI by default, the worker, and one-shot commands.
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use secondme::config::{Config, Overrides};
+
+/// SecondMe: your AI twin on WhatsApp, run and watched from the terminal.
+#[derive(Debug, Parser)]
+#[command(name = "secondme", version, about)]
+struct Cli {
+    /// Redis URL: redis://[user:password@]host:port[/db], rediss://..., unix:///path/to.sock
+    #[arg(long, global = true, env = "SECONDME_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Config file (default: $XDG_CONFIG_HOME/secondme/config.toml).
+    #[arg(long, global = true, env = "SECONDME_CONFIG")]
+    config: Option<PathBuf>,
+    /// The WhatsApp account owner's id (SESSION:{userId}).
+    #[arg(long, global = true, env = "SECONDME_USER_ID")]
+    user_id: Option<String>,
+    /// This worker's consumer name in the group.
+    #[arg(long, global = true, env = "SECONDME_CONSUMER")]
+    consumer: Option<String>,
+    /// How long the twin stays quiet after you type to a contact (e.g. 60m).
+    #[arg(long, global = true, env = "SECONDME_TAKEOVER")]
+    takeover: Option<String>,
+    /// Log file.
+    #[arg(long, global = true, env = "SECONDME_LOG_FILE")]
+    log_file: Option<PathBuf>,
+    /// Where unprocessed entries go when the worker stops (JSON lines).
+    #[arg(long, global = true, env = "SECONDME_REVIEW_FILE")]
+    review_file: Option<PathBuf>,
+    /// Idle time after which a dead worker's pending entries are claimed (e.g. 30s).
+    #[arg(long, global = true, env = "SECONDME_CLAIM_IDLE")]
+    claim_idle: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the worker headless (for systemd); stops gracefully on SIGINT/SIGTERM.
+    Worker,
+    /// Pause the twin for a contact.
+    Pause {
+        /// Contact id.
+        contact: String,
+        /// How long: 15m, 1h, 2h30m, 1d (default 60m).
+        #[arg(long = "for", default_value = "60m")]
+        duration: String,
+    },
+    /// Resume the twin for a contact.
+    Resume {
+        /// Contact id.
+        contact: String,
+    },
+    /// The global kill switch: `on` stops every reply, `off` lets the twin answer again.
+    Kill {
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Let the twin answer these contacts.
+    Enable {
+        /// Contact ids.
+        #[arg(required = true)]
+        contacts: Vec<String>,
+    },
+    /// Stop the twin answering these contacts.
+    Disable {
+        /// Contact ids.
+        #[arg(required = true)]
+        contacts: Vec<String>,
+    },
+    /// Show the state: session, kill switch, pauses, counters, queue, subscribers.
+    Status {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        redis_url: cli.redis_url.clone(),
+        user_id: cli.user_id.clone(),
+        consumer: cli.consumer.clone(),
+        takeover: cli.takeover.clone(),
+        log_file: cli.log_file.clone(),
+        review_file: cli.review_file.clone(),
+        claim_idle: cli.claim_idle.clone(),
+    };
+    let result = Config::load(cli.config.as_deref(), overrides)
+        .and_then(|config| commands::run(cli.command, config));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("secondme: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

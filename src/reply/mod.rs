@@ -1,0 +1,45 @@
+//! Reply engines behind one trait: the embedded persona engine now, an LLM later.
+
+pub mod persona_engine;
+
+use std::future::Future;
+
+use crate::schema::{PersonaCache, QueueMessage};
+
+/// What an engine gets to write one reply.
+#[derive(Debug, Clone)]
+pub struct ReplyRequest<'a> {
+    /// The message to answer.
+    pub message: &'a QueueMessage,
+    /// Persona id.
+    pub persona_id: &'a str,
+    /// The persona's style.
+    pub persona: &'a PersonaCache,
+}
+
+/// A written reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Text to send.
+    pub content: String,
+    /// How long the gateway shows "typing..." before sending, ms.
+    pub delay_ms: u64,
+}
+
+/// Writes replies in the person's style.
+pub trait ReplyEngine: Send + Sync + 'static {
+    /// Writes the reply to one message.
+    fn reply(
+        &self,
+        request: &ReplyRequest<'_>,
+    ) -> impl Future<Output = anyhow::Result<Reply>> + Send;
+}
+
+/// Human pace for sending (upstream design): 300 ms a word plus a 2-5 s pause.
+///
+/// `jitter` in `0..=1` picks the pause, so the engine stays deterministic.
+pub fn human_delay_ms(reply: &str, jitter: f64) -> u64 {
+    let words = reply.split_whitespace().count() as u64;
+    let pause = 2000.0 + 3000.0 * jitter.clamp(0.0, 1.0);
+    words * 300 + pause as u64
+}

@@ -1,0 +1,279 @@
+//! The Redis contract in one place: every key, channel and payload of
+//! `docs/redis-schema.md` (the seed's keys and the ones SecondMe adds).
+//!
+//! Nothing else in the crate spells a key name or a channel name: it calls a
+//! builder here, so the contract can be read and changed in one file.
+
+use serde::{Deserialize, Serialize};
+
+/// Stream the gateway writes every WhatsApp message to (seed).
+pub const QUEUE_MESSAGES: &str = "QUEUE:messages";
+/// Seed cap of `QUEUE:messages`; trimming never removes unacknowledged work.
+pub const QUEUE_MESSAGES_CAP: usize = 1000;
+/// Seed age limit of a queue entry: older ones go to review instead of an answer.
+pub const QUEUE_ENTRY_MAX_AGE_MS: i64 = 5 * 60 * 1000;
+/// Stream of replies for the gateway to send (upstream design; silent in the seed).
+pub const QUEUE_RESPONSES: &str = "QUEUE:responses";
+/// Approximate cap of `QUEUE:responses`.
+pub const QUEUE_RESPONSES_CAP: usize = 10_000;
+/// Stream of entries that could not be answered, each with the reason (added).
+pub const QUEUE_DEADLETTER: &str = "QUEUE:deadletter";
+/// Approximate cap of `QUEUE:deadletter`.
+pub const QUEUE_DEADLETTER_CAP: usize = 10_000;
+/// Consumer group every SecondMe worker joins on `QUEUE:messages` (added).
+pub const WORKER_GROUP: &str = "secondme-workers";
+
+/// Global kill switch (seed): activation time in ms, no TTL.
+pub const PAUSE_ALL: &str = "PAUSE:ALL";
+/// The `contactId` that pause events carry for the kill switch.
+pub const PAUSE_ALL_CONTACT: &str = "ALL";
+/// Default pause length (seed: 60 minutes).
+pub const DEFAULT_PAUSE_MS: i64 = 60 * 60 * 1000;
+/// Auto-pause length after a rate-limit trip (seed: one hour).
+pub const RATE_LIMIT_PAUSE_MS: i64 = 60 * 60 * 1000;
+/// Messages a contact may send in one window before the auto-pause (seed).
+pub const RATE_LIMIT_MAX: i64 = 10;
+/// Rate-limit window in seconds (seed).
+pub const RATE_LIMIT_WINDOW_S: i64 = 60;
+
+/// Set of contact ids the person enabled the twin for (added; opt-in).
+pub const OPTIN_CONTACTS: &str = "OPTIN:contacts";
+/// Sorted set of contact ids scored by last activity in ms (added).
+pub const CONTACTS_ACTIVITY: &str = "CONTACTS:activity";
+/// Marker that this Redis still holds SecondMe's state (added; no TTL).
+pub const STATE_MARKER: &str = "SECONDME:state";
+/// Hash of monotonic worker counters (added): received, answered, skipped ...
+pub const STATS: &str = "SECONDME:stats";
+/// Messages kept per contact in `HISTORY:{contactId}` (added).
+pub const HISTORY_LEN: usize = 50;
+/// How long a handled message id is remembered for idempotency (added).
+pub const DONE_TTL_S: i64 = 24 * 60 * 60;
+/// How long a gateway remembers the ids of messages it sent for the twin (added).
+pub const SENT_TTL_S: i64 = 60 * 60;
+
+/// Session lifetime (seed: 24 hours).
+pub const SESSION_TTL_S: i64 = 24 * 60 * 60;
+/// Persona cache lifetime (seed: 30 minutes).
+pub const PERSONA_CACHE_TTL_S: i64 = 30 * 60;
+
+/// Pause and resume events (seed).
+pub const CHANNEL_PAUSE: &str = "events:pause";
+/// Every message of a conversation, incoming, typed by the person or sent by the twin (seed).
+pub const CHANNEL_MESSAGES: &str = "events:messages";
+/// Login QR codes (seed).
+pub const CHANNEL_QR: &str = "events:qr";
+/// All three channels, in the order a dashboard subscribes to them.
+pub const CHANNELS: [&str; 3] = [CHANNEL_PAUSE, CHANNEL_MESSAGES, CHANNEL_QR];
+
+/// `PAUSE:{contactId}` (seed): expiry time in ms, TTL matching it.
+pub fn pause_key(contact_id: &str) -> String {
+    format!("PAUSE:{contact_id}")
+}
+
+/// `PAUSEMETA:{contactId}` (added): why the contact is paused, same TTL as the pause.
+pub fn pause_meta_key(contact_id: &str) -> String {
+    format!("PAUSEMETA:{contact_id}")
+}
+
+/// `COUNTER:{contactId}:msgs` (seed): messages in the current one-minute window.
+pub fn counter_key(contact_id: &str) -> String {
+    format!("COUNTER:{contact_id}:msgs")
+}
+
+/// `SESSION:{userId}` (seed): the WhatsApp session hash.
+pub fn session_key(user_id: &str) -> String {
+    format!("SESSION:{user_id}")
+}
+
+/// `CACHE:persona:{personaId}` (seed): persona JSON, 30 minute TTL.
+pub fn persona_cache_key(persona_id: &str) -> String {
+    format!("CACHE:persona:{persona_id}")
+}
+
+/// `DONE:{messageId}` (added): the message was handled; makes redelivery harmless.
+pub fn done_key(message_id: &str) -> String {
+    format!("DONE:{message_id}")
+}
+
+/// `SENT:{messageId}` (added): the gateway sent this message for the twin.
+pub fn sent_key(message_id: &str) -> String {
+    format!("SENT:{message_id}")
+}
+
+/// `HISTORY:{contactId}` (added): newest-first list of `events:messages` payloads.
+pub fn history_key(contact_id: &str) -> String {
+    format!("HISTORY:{contact_id}")
+}
+
+/// Why a contact is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// The operator paused it (CLI or TUI).
+    Manual,
+    /// The person typed to the contact from their own phone.
+    Takeover,
+    /// The contact sent more than the rate limit allows.
+    RateLimit,
+    /// Redis lost its state; the worker switched the kill switch on.
+    StateLost,
+}
+
+impl PauseReason {
+    /// The wire name, as in the `reason` field of `events:pause`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Takeover => "takeover",
+            Self::RateLimit => "rate_limit",
+            Self::StateLost => "state_lost",
+        }
+    }
+
+    /// Parses a wire name; unknown names give `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "manual" => Some(Self::Manual),
+            "takeover" => Some(Self::Takeover),
+            "rate_limit" => Some(Self::RateLimit),
+            "state_lost" => Some(Self::StateLost),
+            _ => None,
+        }
+    }
+}
+
+/// `action` of a pause event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PauseAction {
+    /// The contact (or everything, for `ALL`) stopped being answered.
+    Pause,
+    /// Answering may go on.
+    Resume,
+}
+
+/// Payload on `events:pause`: `{contactId, action, expiresAt, reason}`.
+///
+/// `expiresAt` is null for the kill switch and for resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseEvent {
+    /// The contact, or `ALL` for the kill switch.
+    pub contact_id: String,
+    /// Pause or resume.
+    pub action: PauseAction,
+    /// When the pause ends, in ms since the epoch.
+    pub expires_at: Option<i64>,
+    /// Why (`manual`, `takeover`, `rate_limit`, `state_lost`); free text from other programs.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Payload on `events:messages`: `{messageId, contactId, content, botSent, timestamp}`.
+///
+/// `fromMe` is added so a dashboard tells the person's own typing from the contact's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEvent {
+    /// The message id (for a reply, the reply's own id).
+    pub message_id: String,
+    /// The contact of the conversation.
+    pub contact_id: String,
+    /// The text.
+    pub content: String,
+    /// True when the twin wrote it.
+    pub bot_sent: bool,
+    /// Unix time in ms.
+    pub timestamp: i64,
+    /// True when the person typed it on their phone (added; absent means false).
+    #[serde(default)]
+    pub from_me: bool,
+}
+
+/// Payload on `events:qr`: `{qrCode, expiresIn}` (seed; `qrCode` is base64 of the code's text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QrEvent {
+    /// Base64 of the string the QR code encodes.
+    pub qr_code: String,
+    /// Seconds until the gateway replaces the code.
+    pub expires_in: u32,
+}
+
+/// Persona JSON in `CACHE:persona:{personaId}`: `{styleGuide, tone, exampleMessages}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaCache {
+    /// How the person writes.
+    pub style_guide: String,
+    /// One word or phrase: warm, formal, playful ...
+    pub tone: String,
+    /// Messages the person actually wrote.
+    pub example_messages: Vec<String>,
+}
+
+/// `direction` of a queue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From the contact to the person.
+    Incoming,
+    /// From the person's account to the contact.
+    Outgoing,
+}
+
+impl Direction {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incoming => "incoming",
+            Self::Outgoing => "outgoing",
+        }
+    }
+}
+
+/// A `QUEUE:messages` entry, parsed and checked (see [`crate::entry`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueMessage {
+    /// Gateway message id.
+    pub message_id: String,
+    /// Contact id (a hash, not a phone number).
+    pub contact_id: String,
+    /// Message text.
+    pub content: String,
+    /// Unix time in ms.
+    pub timestamp: i64,
+    /// Incoming or outgoing.
+    pub direction: Direction,
+    /// True when sent from the person's account.
+    pub from_me: bool,
+}
+
+/// Field names of a `QUEUE:responses` entry (added).
+pub mod response_fields {
+    /// The reply's own id.
+    pub const REPLY_ID: &str = "replyId";
+    /// Contact to send to.
+    pub const CONTACT_ID: &str = "contactId";
+    /// Reply text.
+    pub const CONTENT: &str = "content";
+    /// The message answered.
+    pub const IN_REPLY_TO: &str = "inReplyTo";
+    /// Persona that wrote it.
+    pub const PERSONA: &str = "persona";
+    /// When the worker wrote it, ms.
+    pub const TIMESTAMP: &str = "timestamp";
+    /// How long the gateway shows "typing..." before it sends, ms.
+    pub const DELAY_MS: &str = "delayMs";
+}
+
+/// Field names of a `QUEUE:deadletter` entry (added), beside the original fields.
+pub mod deadletter_fields {
+    /// Stream id of the original entry.
+    pub const SOURCE_ID: &str = "sourceId";
+    /// Why it was not answered.
+    pub const REASON: &str = "reason";
+    /// When it was dead-lettered, ms.
+    pub const AT: &str = "at";
+}

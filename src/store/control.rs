@@ -1,0 +1,68 @@
+//! Pausing and resuming contacts and the global kill switch.
+
+use anyhow::{Context, Result};
+use redis::aio::ConnectionManager;
+
+use super::CONTROL_SCRIPT;
+use crate::schema::{self, PauseReason};
+
+/// Pauses `contact_id` for `duration_ms`; returns the expiry in ms.
+pub async fn pause(
+    con: &mut ConnectionManager,
+    contact_id: &str,
+    duration_ms: i64,
+    reason: PauseReason,
+) -> Result<i64> {
+    anyhow::ensure!(duration_ms > 0, "a pause must last more than 0 ms");
+    anyhow::ensure!(
+        contact_id != schema::PAUSE_ALL_CONTACT,
+        "`ALL` is the kill switch: use `secondme kill on`"
+    );
+    CONTROL_SCRIPT
+        .key(schema::pause_key(contact_id))
+        .key(schema::pause_meta_key(contact_id))
+        .arg("pause")
+        .arg(contact_id)
+        .arg(duration_ms)
+        .arg(reason.as_str())
+        .arg(schema::CHANNEL_PAUSE)
+        .invoke_async(con)
+        .await
+        .with_context(|| format!("cannot pause {contact_id}"))
+}
+
+/// Resumes `contact_id`; returns whether it was paused.
+pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<bool> {
+    let removed: i64 = CONTROL_SCRIPT
+        .key(schema::pause_key(contact_id))
+        .key(schema::pause_meta_key(contact_id))
+        .arg("resume")
+        .arg(contact_id)
+        .arg(0)
+        .arg(PauseReason::Manual.as_str())
+        .arg(schema::CHANNEL_PAUSE)
+        .invoke_async(con)
+        .await
+        .with_context(|| format!("cannot resume {contact_id}"))?;
+    Ok(removed == 1)
+}
+
+/// Switches the kill switch on (returns its activation time) or off (returns 0 or 1).
+pub async fn kill_switch(con: &mut ConnectionManager, on: bool) -> Result<i64> {
+    CONTROL_SCRIPT
+        .key(schema::PAUSE_ALL)
+        .key(schema::PAUSE_ALL)
+        .arg(if on { "kill_on" } else { "kill_off" })
+        .arg(schema::PAUSE_ALL_CONTACT)
+        .arg(0)
+        .arg(PauseReason::Manual.as_str())
+        .arg(schema::CHANNEL_PAUSE)
+        .invoke_async(con)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot switch the kill switch {}",
+                if on { "on" } else { "off" }
+            )
+        })
+}

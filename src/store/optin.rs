@@ -1,0 +1,35 @@
+//! Which contacts the twin may answer (`OPTIN:contacts`).
+
+use anyhow::{Context, Result};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use crate::schema;
+
+/// Enables or disables the twin for each contact; returns how many changed.
+pub async fn set_enabled(
+    con: &mut ConnectionManager,
+    contact_ids: &[String],
+    enabled: bool,
+) -> Result<usize> {
+    if contact_ids.is_empty() {
+        return Ok(0);
+    }
+    let changed: usize = if enabled {
+        con.sadd(schema::OPTIN_CONTACTS, contact_ids).await
+    } else {
+        con.srem(schema::OPTIN_CONTACTS, contact_ids).await
+    }
+    .context("cannot update OPTIN:contacts")?;
+    Ok(changed)
+}
+
+/// Every enabled contact, sorted.
+pub async fn enabled(con: &mut ConnectionManager) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = con
+        .smembers(schema::OPTIN_CONTACTS)
+        .await
+        .context("cannot read OPTIN:contacts")?;
+    ids.sort();
+    Ok(ids)
+}

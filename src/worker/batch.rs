@@ -1,0 +1,339 @@
+//! One batch through the pipeline: parse -> dead-letter the bad -> decide ->
+//! write replies -> commit. Three round trips whatever the batch size.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use redis::aio::ConnectionManager;
+use redis::streams::StreamId;
+
+use super::{Worker, WorkerConfig};
+use crate::entry;
+use crate::reply::{ReplyEngine, ReplyRequest};
+use crate::schema::{self, Direction, MessageEvent, QueueMessage};
+use crate::store::{self, COMMIT_SCRIPT, DECIDE_SCRIPT, persona};
+
+/// An entry that will not be answered, with the reason and its raw fields.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Stream id of the entry.
+    pub stream_id: String,
+    /// Why.
+    pub reason: String,
+    /// The entry's fields as text.
+    pub fields: Vec<(String, String)>,
+}
+
+/// What happened to a batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Entries looked at.
+    pub entries: usize,
+    /// Replies written.
+    pub answered: usize,
+    /// Entries decided without a reply (paused, not enabled, duplicates ...).
+    pub skipped: usize,
+    /// Entries sent to the dead-letter stream.
+    pub dead_lettered: usize,
+    /// Entries left pending because writing their reply failed.
+    pub failed: usize,
+}
+
+/// A parsed entry waiting for its verdict.
+struct Good {
+    stream_id: String,
+    message: QueueMessage,
+}
+
+/// Splits a batch into parsed entries and dead letters; `too_many` holds entries
+/// delivered more often than allowed.
+fn triage(
+    entries: &[StreamId],
+    too_many: &HashMap<String, u64>,
+    now: i64,
+) -> (Vec<Good>, Vec<DeadLetter>) {
+    let mut good = Vec::with_capacity(entries.len());
+    let mut bad = Vec::new();
+    for e in entries {
+        let dead = |reason: String| DeadLetter {
+            stream_id: e.id.clone(),
+            reason,
+            fields: entry::raw_fields(&e.map),
+        };
+        if let Some(n) = too_many.get(&e.id) {
+            bad.push(dead(format!(
+                "entry {}: delivered {n} times without being handled",
+                e.id
+            )));
+            continue;
+        }
+        match entry::parse_entry(&e.id, &e.map) {
+            Ok(m) => {
+                let age = now - m.timestamp;
+                if m.direction == Direction::Incoming && age > schema::QUEUE_ENTRY_MAX_AGE_MS {
+                    bad.push(dead(format!(
+                        "entry {}: expired, {} s old (limit {} s), not answered",
+                        e.id,
+                        age / 1000,
+                        schema::QUEUE_ENTRY_MAX_AGE_MS / 1000
+                    )));
+                } else {
+                    good.push(Good {
+                        stream_id: e.id.clone(),
+                        message: m,
+                    });
+                }
+            }
+            Err(err) => bad.push(dead(err.to_string())),
+        }
+    }
+    (good, bad)
+}
+
+/// Moves entries to `QUEUE:deadletter` and acknowledges them, atomically.
+pub async fn dead_letter(
+    con: &mut ConnectionManager,
+    group: &str,
+    letters: &[DeadLetter],
+) -> Result<()> {
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let now = store::now_ms();
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for l in letters {
+        tracing::warn!("dead-lettered: {}", l.reason);
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(schema::QUEUE_DEADLETTER)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(schema::QUEUE_DEADLETTER_CAP)
+            .arg("*")
+            .arg(schema::deadletter_fields::SOURCE_ID)
+            .arg(&l.stream_id)
+            .arg(schema::deadletter_fields::REASON)
+            .arg(&l.reason)
+            .arg(schema::deadletter_fields::AT)
+            .arg(now);
+        for (k, v) in &l.fields {
+            cmd.arg(k).arg(v);
+        }
+        pipe.add_command(cmd).ignore();
+        pipe.xack(schema::QUEUE_MESSAGES, group, &[&l.stream_id])
+            .ignore();
+    }
+    pipe.hincr(schema::STATS, "dead_letters", letters.len())
+        .ignore();
+    pipe.exec_async(con)
+        .await
+        .context("cannot write to QUEUE:deadletter")
+}
+
+fn event_json(m: &QueueMessage) -> String {
+    let ev = MessageEvent {
+        message_id: m.message_id.clone(),
+        contact_id: m.contact_id.clone(),
+        content: m.content.clone(),
+        bot_sent: false,
+        timestamp: m.timestamp,
+        from_me: m.from_me,
+    };
+    serde_json::to_string(&ev).unwrap_or_default()
+}
+
+fn kind(m: &QueueMessage) -> &'static str {
+    match (m.direction, m.from_me) {
+        (Direction::Outgoing, true) => "me",
+        (Direction::Outgoing, false) => "out",
+        (Direction::Incoming, _) => "in",
+    }
+}
+
+async fn decide(
+    con: &mut ConnectionManager,
+    cfg: &WorkerConfig,
+    good: &[Good],
+) -> Result<Vec<String>> {
+    let mut inv = DECIDE_SCRIPT.prepare_invoke();
+    inv.key(schema::PAUSE_ALL)
+        .key(schema::OPTIN_CONTACTS)
+        .key(schema::STATE_MARKER)
+        .key(schema::QUEUE_MESSAGES)
+        .key(schema::CONTACTS_ACTIVITY)
+        .key(schema::STATS)
+        .arg(&cfg.group)
+        .arg(cfg.takeover_ms)
+        .arg(schema::RATE_LIMIT_MAX)
+        .arg(schema::RATE_LIMIT_WINDOW_S)
+        .arg(schema::RATE_LIMIT_PAUSE_MS)
+        .arg(schema::DONE_TTL_S)
+        .arg(schema::HISTORY_LEN)
+        .arg(schema::CHANNEL_PAUSE)
+        .arg(schema::CHANNEL_MESSAGES);
+    for g in good {
+        inv.arg(&g.stream_id)
+            .arg(&g.message.message_id)
+            .arg(&g.message.contact_id)
+            .arg(kind(&g.message))
+            .arg(g.message.timestamp)
+            .arg(event_json(&g.message));
+    }
+    let verdicts: Vec<String> = inv
+        .invoke_async(con)
+        .await
+        .context("the batch decision script failed")?;
+    anyhow::ensure!(
+        verdicts.len() == good.len(),
+        "the decision script returned {} verdicts for {} entries",
+        verdicts.len(),
+        good.len()
+    );
+    Ok(verdicts)
+}
+
+struct Written {
+    stream_id: String,
+    message_id: String,
+    contact_id: String,
+    reply_id: String,
+    content: String,
+    persona: String,
+    delay_ms: u64,
+    event: String,
+}
+
+impl<E: ReplyEngine> Worker<E> {
+    /// Runs one batch through the pipeline. Entries whose reply could not be
+    /// written stay pending and come back through the claim loop.
+    pub(super) async fn process(
+        &mut self,
+        entries: &[StreamId],
+        too_many: &HashMap<String, u64>,
+    ) -> Result<BatchOutcome> {
+        let mut outcome = BatchOutcome {
+            entries: entries.len(),
+            ..BatchOutcome::default()
+        };
+        if entries.is_empty() {
+            return Ok(outcome);
+        }
+        let (good, bad) = triage(entries, too_many, store::now_ms());
+        dead_letter(&mut self.con, &self.cfg.group, &bad).await?;
+        outcome.dead_lettered = bad.len();
+        if good.is_empty() {
+            return Ok(outcome);
+        }
+        let verdicts = decide(&mut self.con, &self.cfg, &good).await?;
+        let mut to_write = Vec::new();
+        for (g, v) in good.iter().zip(&verdicts) {
+            if v == "answer" {
+                to_write.push(g);
+            } else {
+                tracing::debug!("{} ({}): {v}", g.message.message_id, g.message.contact_id);
+                outcome.skipped += 1;
+            }
+        }
+        let mut written = Vec::with_capacity(to_write.len());
+        for g in to_write {
+            match self.write_reply(g).await {
+                Ok(w) => written.push(w),
+                Err(e) => {
+                    outcome.failed += 1;
+                    tracing::error!(
+                        "no reply to {} (entry {}), left pending for a retry: {e:#}",
+                        g.message.message_id,
+                        g.stream_id
+                    );
+                }
+            }
+        }
+        let results = self.commit(&written).await?;
+        for r in &results {
+            if r == "sent" {
+                outcome.answered += 1;
+            } else {
+                outcome.skipped += 1;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn write_reply(&mut self, g: &Good) -> Result<Written> {
+        let persona_id = self.cfg.default_persona.clone();
+        let style = self.persona(&persona_id).await?;
+        let reply = self
+            .engine
+            .reply(&ReplyRequest {
+                message: &g.message,
+                persona_id: &persona_id,
+                persona: &style,
+            })
+            .await
+            .context("the reply engine failed")?;
+        let reply_id = format!("bot_{}", g.message.message_id);
+        let event = serde_json::to_string(&MessageEvent {
+            message_id: reply_id.clone(),
+            contact_id: g.message.contact_id.clone(),
+            content: reply.content.clone(),
+            bot_sent: true,
+            timestamp: store::now_ms(),
+            from_me: false,
+        })
+        .context("cannot encode the reply event")?;
+        Ok(Written {
+            stream_id: g.stream_id.clone(),
+            message_id: g.message.message_id.clone(),
+            contact_id: g.message.contact_id.clone(),
+            reply_id,
+            content: reply.content,
+            persona: persona_id,
+            delay_ms: reply.delay_ms,
+            event,
+        })
+    }
+
+    /// The persona's style: from this process's copy when fresh, else through the
+    /// Redis cache (which rebuilds itself on a miss).
+    async fn persona(&mut self, id: &str) -> Result<schema::PersonaCache> {
+        let now = store::now_ms();
+        if let Some((at, p)) = self.personas.get(id)
+            && now - at < super::LOCAL_PERSONA_TTL_MS
+        {
+            return Ok(p.clone());
+        }
+        let p = persona::cached(&mut self.con, id).await?;
+        self.personas.insert(id.to_owned(), (now, p.clone()));
+        Ok(p)
+    }
+
+    async fn commit(&mut self, written: &[Written]) -> Result<Vec<String>> {
+        if written.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = COMMIT_SCRIPT.prepare_invoke();
+        inv.key(schema::PAUSE_ALL)
+            .key(schema::OPTIN_CONTACTS)
+            .key(schema::QUEUE_MESSAGES)
+            .key(schema::QUEUE_RESPONSES)
+            .key(schema::STATS)
+            .arg(&self.cfg.group)
+            .arg(schema::DONE_TTL_S)
+            .arg(schema::HISTORY_LEN)
+            .arg(schema::QUEUE_RESPONSES_CAP)
+            .arg(schema::CHANNEL_MESSAGES);
+        for w in written {
+            inv.arg(&w.stream_id)
+                .arg(&w.message_id)
+                .arg(&w.contact_id)
+                .arg(&w.reply_id)
+                .arg(&w.content)
+                .arg(&w.persona)
+                .arg(w.delay_ms)
+                .arg(&w.event);
+        }
+        inv.invoke_async(&mut self.con)
+            .await
+            .context("the reply commit script failed")
+    }
+}

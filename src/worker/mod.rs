@@ -1,0 +1,330 @@
+//! The worker: a consumer in the group on `QUEUE:messages`. It reads batches,
+//! decides and answers them (see [`batch`]), recovers its own and dead consumers'
+//! pending entries (see [`recovery`]), survives Redis going away, and drains on stop.
+
+pub mod batch;
+pub mod recovery;
+pub mod review;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use redis::Client;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::connection;
+use crate::reply::ReplyEngine;
+use crate::schema::{self, PersonaCache};
+
+pub use batch::BatchOutcome;
+
+/// How long this process trusts its own copy of a persona before asking Redis again.
+const LOCAL_PERSONA_TTL_MS: i64 = 60_000;
+
+/// Tuning of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Consumer group.
+    pub group: String,
+    /// This consumer's name.
+    pub consumer: String,
+    /// Entries per read.
+    pub batch_size: usize,
+    /// How long one read blocks.
+    pub block: Duration,
+    /// Takeover pause, ms.
+    pub takeover_ms: i64,
+    /// Deliveries before an entry is dead-lettered.
+    pub max_deliveries: u64,
+    /// Idle time after which another consumer's pending entry is claimed.
+    pub claim_idle: Duration,
+    /// How often to look for such entries.
+    pub claim_every: Duration,
+    /// Persona for every contact until the graph assigns one.
+    pub default_persona: String,
+    /// Where entries left unprocessed at stop are written.
+    pub review_file: std::path::PathBuf,
+}
+
+impl WorkerConfig {
+    /// The worker settings of a resolved [`Config`].
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            group: schema::WORKER_GROUP.to_owned(),
+            consumer: c.consumer.clone(),
+            batch_size: c.batch_size,
+            block: Duration::from_secs(2),
+            takeover_ms: i64::try_from(c.takeover.as_millis()).unwrap_or(i64::MAX),
+            max_deliveries: c.max_deliveries,
+            claim_idle: c.claim_idle,
+            claim_every: c.claim_idle.min(Duration::from_secs(5)),
+            default_persona: c.default_persona.clone(),
+            review_file: c.review_file.clone(),
+        }
+    }
+}
+
+/// What the worker is doing, for the TUI and the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Connecting for the first time.
+    #[default]
+    Starting,
+    /// Reading and answering.
+    Running,
+    /// Redis is unreachable; retrying.
+    Disconnected {
+        /// The last error.
+        error: String,
+    },
+    /// Stopping: finishing what was delivered.
+    Draining,
+    /// Stopped.
+    Stopped,
+}
+
+/// Running totals of this worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStatus {
+    /// Current state.
+    pub state: WorkerState,
+    /// Entries handled.
+    pub entries: u64,
+    /// Replies written.
+    pub answered: u64,
+    /// Entries skipped.
+    pub skipped: u64,
+    /// Entries dead-lettered.
+    pub dead_lettered: u64,
+    /// Entries written to the review file at stop.
+    pub reviewed: u64,
+}
+
+/// A worker bound to one Redis.
+pub struct Worker<E> {
+    client: Client,
+    con: ConnectionManager,
+    engine: E,
+    cfg: WorkerConfig,
+    acked_trim: bool,
+    personas: HashMap<String, (i64, PersonaCache)>,
+    status: watch::Sender<WorkerStatus>,
+}
+
+impl<E: ReplyEngine> Worker<E> {
+    /// Connects to Redis and prepares the group; fails if Redis cannot be reached.
+    pub async fn connect(client: Client, engine: E, cfg: WorkerConfig) -> Result<Self> {
+        let con = connection::manager(&client, None).await?;
+        Ok(Self::with_connection(client, con, engine, cfg))
+    }
+
+    /// A worker that shares an existing connection manager.
+    pub fn with_connection(
+        client: Client,
+        con: ConnectionManager,
+        engine: E,
+        cfg: WorkerConfig,
+    ) -> Self {
+        let (status, _) = watch::channel(WorkerStatus::default());
+        Self {
+            client,
+            con,
+            engine,
+            cfg,
+            acked_trim: false,
+            personas: HashMap::new(),
+            status,
+        }
+    }
+
+    /// A receiver that follows the worker's status.
+    pub fn status(&self) -> watch::Receiver<WorkerStatus> {
+        self.status.subscribe()
+    }
+
+    fn set_state(&self, state: WorkerState) {
+        self.status.send_modify(|s| s.state = state);
+    }
+
+    fn count(&self, o: &BatchOutcome) {
+        self.status.send_modify(|s| {
+            s.entries += o.entries as u64;
+            s.answered += o.answered as u64;
+            s.skipped += o.skipped as u64;
+            s.dead_lettered += o.dead_lettered as u64;
+        });
+    }
+
+    /// Runs until `stop` turns true, then drains; returns the final totals.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<WorkerStatus> {
+        let mut backoff = Duration::from_millis(200);
+        let mut reader: Option<MultiplexedConnection> = None;
+        let mut ready = false;
+        let mut last_claim = Instant::now();
+        let mut last_trim = Instant::now();
+        while !*stop.borrow() {
+            let step = async {
+                if !ready {
+                    self.prepare().await?;
+                    ready = true;
+                }
+                if reader.is_none() {
+                    reader =
+                        Some(connection::blocking_connection(&self.client, self.cfg.block).await?);
+                }
+                if let Some(r) = reader.as_mut() {
+                    self.read_and_process(r).await?;
+                }
+                if last_claim.elapsed() >= self.cfg.claim_every {
+                    last_claim = Instant::now();
+                    self.claim_stale().await?;
+                }
+                if last_trim.elapsed() >= Duration::from_secs(1) {
+                    last_trim = Instant::now();
+                    recovery::trim(&mut self.con, self.acked_trim).await?;
+                }
+                anyhow::Ok(())
+            };
+            let result = tokio::select! {
+                r = step => r,
+                _ = stop.changed() => break,
+            };
+            match result {
+                Ok(()) => {
+                    if backoff > Duration::from_millis(200) {
+                        tracing::info!("Redis is reachable again; the worker goes on");
+                    }
+                    backoff = Duration::from_millis(200);
+                }
+                Err(e) => {
+                    tracing::warn!("worker: {e:#}; retrying in {} ms", backoff.as_millis());
+                    self.set_state(WorkerState::Disconnected {
+                        error: format!("{e:#}"),
+                    });
+                    reader = None;
+                    ready = false;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.drain().await
+    }
+
+    /// Creates the group, learns the server's version, re-reads own pending entries.
+    async fn prepare(&mut self) -> Result<()> {
+        recovery::ensure_group(&mut self.con, &self.cfg.group).await?;
+        let version = connection::server_version(&mut self.con).await?;
+        self.acked_trim = connection::supports_acked_trim(version);
+        tracing::info!(
+            "worker {} on Redis {}.{} ({} trimming)",
+            self.cfg.consumer,
+            version.0,
+            version.1,
+            if self.acked_trim { "ACKED" } else { "MINID" }
+        );
+        self.process_own_pending().await?;
+        self.set_state(WorkerState::Running);
+        Ok(())
+    }
+
+    async fn read_and_process(&mut self, reader: &mut MultiplexedConnection) -> Result<()> {
+        let opts = StreamReadOptions::default()
+            .group(&self.cfg.group, &self.cfg.consumer)
+            .count(self.cfg.batch_size)
+            .block(self.cfg.block.as_millis() as usize);
+        let reply: Option<StreamReadReply> =
+            redis::AsyncCommands::xread_options(reader, &[schema::QUEUE_MESSAGES], &[">"], &opts)
+                .await
+                .map_err(recovery::explain_nogroup)?;
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            let outcome = self.process(&key.ids, &HashMap::new()).await?;
+            self.count(&outcome);
+        }
+        Ok(())
+    }
+
+    /// Re-reads and handles this consumer's own pending entries (after a crash or an outage).
+    async fn process_own_pending(&mut self) -> Result<()> {
+        let mut cursor = "0".to_owned();
+        loop {
+            let entries = recovery::read_own_pending(&mut self.con, &self.cfg, &cursor).await?;
+            let Some(last) = entries.last() else {
+                return Ok(());
+            };
+            cursor = last.id.clone();
+            let too_many = recovery::over_delivered(&mut self.con, &self.cfg, &entries).await?;
+            let outcome = self.process(&entries, &too_many).await?;
+            self.count(&outcome);
+        }
+    }
+
+    /// Claims entries other consumers left pending for too long, and handles them.
+    async fn claim_stale(&mut self) -> Result<()> {
+        let claimed = recovery::claim(&mut self.con, &self.cfg).await?;
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        tracing::info!("claimed {} stale pending entries", claimed.len());
+        let too_many = recovery::over_delivered(&mut self.con, &self.cfg, &claimed).await?;
+        let outcome = self.process(&claimed, &too_many).await?;
+        self.count(&outcome);
+        Ok(())
+    }
+
+    /// Stops reading, finishes what was delivered, and writes what is left to review.
+    async fn drain(mut self) -> Result<WorkerStatus> {
+        self.set_state(WorkerState::Draining);
+        tracing::info!("worker {} draining", self.cfg.consumer);
+        let deadline = Duration::from_secs(10);
+        let finished = tokio::time::timeout(deadline, self.process_own_pending()).await;
+        match finished {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("drain could not finish: {e:#}"),
+            Err(_) => tracing::warn!("drain took longer than {} s", deadline.as_secs()),
+        }
+        match review::write_leftovers(&mut self.con, &self.cfg).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::warn!(
+                        "{n} unprocessed entries written to {} for review",
+                        self.cfg.review_file.display()
+                    );
+                }
+                self.status.send_modify(|s| s.reviewed += n);
+            }
+            Err(e) => tracing::error!(
+                "could not write unprocessed entries to review (they stay pending in Redis): {e:#}"
+            ),
+        }
+        self.set_state(WorkerState::Stopped);
+        let status = self.status.borrow().clone();
+        tracing::info!("worker stopped: {status:?}");
+        Ok(status)
+    }
+}
+
+/// Connects and runs a worker for `config` with the given engine until `stop`.
+pub async fn run_worker<E: ReplyEngine>(
+    config: &Config,
+    engine: E,
+    stop: watch::Receiver<bool>,
+) -> Result<WorkerStatus> {
+    let client = connection::open_client(&config.redis_url)?;
+    let con = connection::manager(&client, None).await.with_context(|| {
+        format!(
+            "cannot reach Redis at {}; start it or set SECONDME_REDIS_URL",
+            connection::redact_url(&config.redis_url)
+        )
+    })?;
+    Worker::with_connection(client, con, engine, WorkerConfig::from_config(config))
+        .run(stop)
+        .await
+}

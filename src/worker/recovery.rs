@@ -1,0 +1,204 @@
+//! Keeping the queue whole: the consumer group, pending entries of this and of
+//! dead consumers, delivery counts, and trimming that never drops unprocessed work.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use redis::aio::ConnectionManager;
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
+    StreamReadOptions, StreamReadReply,
+};
+use redis::{AsyncCommands, RedisError, Value};
+
+use super::WorkerConfig;
+use crate::schema;
+
+/// Creates the worker group (and the stream) if missing.
+pub async fn ensure_group(con: &mut ConnectionManager, group: &str) -> Result<()> {
+    let created: redis::RedisResult<()> = con
+        .xgroup_create_mkstream(schema::QUEUE_MESSAGES, group, "0")
+        .await;
+    match created {
+        Ok(()) => {
+            tracing::info!(
+                "created consumer group {group} on {}",
+                schema::QUEUE_MESSAGES
+            );
+            Ok(())
+        }
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e).context("cannot create the consumer group"),
+    }
+}
+
+/// Turns `NOGROUP` (Redis restarted empty) into an error the retry loop recovers from.
+pub fn explain_nogroup(e: RedisError) -> anyhow::Error {
+    if e.code() == Some("NOGROUP") {
+        anyhow::anyhow!("the consumer group is gone (Redis lost its data?); recreating it")
+    } else {
+        anyhow::Error::new(e).context("reading QUEUE:messages failed")
+    }
+}
+
+/// Up to a batch of this consumer's pending entries after `cursor`.
+pub async fn read_own_pending(
+    con: &mut ConnectionManager,
+    cfg: &WorkerConfig,
+    cursor: &str,
+) -> Result<Vec<StreamId>> {
+    let opts = StreamReadOptions::default()
+        .group(&cfg.group, &cfg.consumer)
+        .count(cfg.batch_size);
+    let reply: Option<StreamReadReply> = con
+        .xread_options(&[schema::QUEUE_MESSAGES], &[cursor], &opts)
+        .await
+        .map_err(explain_nogroup)?;
+    Ok(reply
+        .map(|r| r.keys)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|k| k.ids)
+        .collect())
+}
+
+/// Claims up to a batch of entries idle longer than `claim_idle` from any consumer.
+pub async fn claim(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<Vec<StreamId>> {
+    let opts = StreamAutoClaimOptions::default().count(cfg.batch_size);
+    let reply: StreamAutoClaimReply = con
+        .xautoclaim_options(
+            schema::QUEUE_MESSAGES,
+            &cfg.group,
+            &cfg.consumer,
+            cfg.claim_idle.as_millis() as u64,
+            "0-0",
+            opts,
+        )
+        .await
+        .map_err(explain_nogroup)?;
+    if !reply.deleted_ids.is_empty() {
+        tracing::warn!(
+            "{} pending entries were deleted from the stream before anyone handled them: {:?}",
+            reply.deleted_ids.len(),
+            reply.deleted_ids
+        );
+    }
+    Ok(reply.claimed)
+}
+
+/// Entries of `entries` delivered more than `max_deliveries` times, with their counts.
+pub async fn over_delivered(
+    con: &mut ConnectionManager,
+    cfg: &WorkerConfig,
+    entries: &[StreamId],
+) -> Result<HashMap<String, u64>> {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return Ok(HashMap::new());
+    };
+    let reply: StreamPendingCountReply = con
+        .xpending_count(
+            schema::QUEUE_MESSAGES,
+            &cfg.group,
+            &first.id,
+            &last.id,
+            entries.len().max(1) * 4,
+        )
+        .await
+        .context("cannot read delivery counts (XPENDING)")?;
+    Ok(reply
+        .ids
+        .into_iter()
+        .filter(|p| p.times_delivered as u64 > cfg.max_deliveries)
+        .map(|p| (p.id, p.times_delivered as u64))
+        .collect())
+}
+
+/// Keeps `QUEUE:messages` near its cap of 1000 without removing unacknowledged entries.
+///
+/// With `ACKED` (Redis 8.2+) the server knows which entries every group acked.
+/// Otherwise the oldest entry any group still needs is computed from `XINFO GROUPS`
+/// and `XPENDING`, and only entries before it are removed (`MINID`).
+pub async fn trim(con: &mut ConnectionManager, acked: bool) -> Result<()> {
+    let len: usize = con
+        .xlen(schema::QUEUE_MESSAGES)
+        .await
+        .context("cannot read the queue length")?;
+    if len <= schema::QUEUE_MESSAGES_CAP {
+        return Ok(());
+    }
+    if acked {
+        let _: i64 = redis::cmd("XTRIM")
+            .arg(schema::QUEUE_MESSAGES)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(schema::QUEUE_MESSAGES_CAP)
+            .arg("ACKED")
+            .query_async(con)
+            .await
+            .context("XTRIM ACKED failed")?;
+        return Ok(());
+    }
+    let Some(min_needed) = oldest_needed(con).await? else {
+        return Ok(());
+    };
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(schema::QUEUE_MESSAGES)
+        .arg("MINID")
+        .arg(&min_needed)
+        .query_async(con)
+        .await
+        .context("XTRIM MINID failed")?;
+    Ok(())
+}
+
+/// The smallest id any group still needs: its oldest pending entry, or the entry
+/// after its last delivered one. `None` when there is no group (trim nothing).
+async fn oldest_needed(con: &mut ConnectionManager) -> Result<Option<String>> {
+    let groups: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(schema::QUEUE_MESSAGES)
+        .query_async(con)
+        .await
+        .context("XINFO GROUPS failed")?;
+    let mut needed: Option<(u64, u64)> = None;
+    for g in groups {
+        let name: String = field(&g, "name").unwrap_or_default();
+        let last: String = field(&g, "last-delivered-id").unwrap_or_else(|| "0-0".into());
+        let pending: u64 = field(&g, "pending").unwrap_or(0);
+        let candidate = if pending > 0 {
+            let summary: Value = redis::cmd("XPENDING")
+                .arg(schema::QUEUE_MESSAGES)
+                .arg(&name)
+                .query_async(con)
+                .await
+                .context("XPENDING failed")?;
+            smallest_pending(&summary).and_then(|id| parse_id(&id))
+        } else {
+            parse_id(&last).map(|(ms, seq)| (ms, seq + 1))
+        };
+        let Some(c) = candidate else {
+            return Ok(None);
+        };
+        needed = Some(needed.map_or(c, |n| n.min(c)));
+    }
+    Ok(needed.map(|(ms, seq)| format!("{ms}-{seq}")))
+}
+
+fn field<T: redis::FromRedisValue>(map: &HashMap<String, Value>, name: &str) -> Option<T> {
+    map.get(name)
+        .and_then(|v| redis::from_redis_value_ref(v).ok())
+}
+
+fn smallest_pending(summary: &Value) -> Option<String> {
+    match summary {
+        Value::Array(items) => items
+            .get(1)
+            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok()),
+        _ => None,
+    }
+}
+
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}

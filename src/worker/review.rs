@@ -1,0 +1,72 @@
+//! The review file: entries this worker could not finish before it stopped,
+//! as JSON lines, so a person can look at them (the seed's "logged for manual review").
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use super::WorkerConfig;
+use super::recovery;
+use crate::entry;
+use crate::schema;
+use crate::store;
+
+/// One line of the review file.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewLine<'a> {
+    stream_id: &'a str,
+    consumer: &'a str,
+    reason: &'a str,
+    at: i64,
+    fields: std::collections::BTreeMap<String, String>,
+}
+
+/// Writes this consumer's still-pending entries to the review file and acknowledges
+/// them. Returns how many were written. Nothing is acked unless the file write succeeded.
+pub async fn write_leftovers(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<u64> {
+    let mut cursor = "0".to_owned();
+    let mut total = 0u64;
+    loop {
+        let entries = recovery::read_own_pending(con, cfg, &cursor).await?;
+        let Some(last) = entries.last() else {
+            return Ok(total);
+        };
+        cursor = last.id.clone();
+        let at = store::now_ms();
+        let mut text = String::new();
+        for e in &entries {
+            let line = ReviewLine {
+                stream_id: &e.id,
+                consumer: &cfg.consumer,
+                reason: "unprocessed when the worker stopped",
+                at,
+                fields: entry::raw_fields(&e.map).into_iter().collect(),
+            };
+            text.push_str(&serde_json::to_string(&line).context("cannot encode a review line")?);
+            text.push('\n');
+        }
+        append(&cfg.review_file, &text)?;
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let _: i64 = redis::AsyncCommands::xack(con, schema::QUEUE_MESSAGES, &cfg.group, &ids)
+            .await
+            .context("cannot acknowledge reviewed entries")?;
+        total += entries.len() as u64;
+    }
+}
+
+fn append(path: &std::path::Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open review file {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_data())
+        .with_context(|| format!("cannot write review file {}", path.display()))
+}

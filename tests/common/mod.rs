@@ -1,0 +1,202 @@
+//! Test harness: a real `redis-server` per test (private Unix socket, killed at
+//! the end), pub/sub capture, and helpers to write entries as a gateway does.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use secondme::config::{Config, Overrides};
+use secondme::schema::{self, Direction, QueueMessage};
+use secondme::server::RedisServer;
+use secondme::store::{self, queue};
+use secondme::{connection, server};
+use tokio::sync::mpsc;
+
+/// A running server and a connection to it.
+pub struct Harness {
+    pub server: RedisServer,
+    pub con: ConnectionManager,
+    pub acked: bool,
+}
+
+impl Harness {
+    /// Starts a fresh server (the one `SECONDME_REDIS_SERVER` names, else the project's).
+    pub async fn start() -> Self {
+        let binary = server::find_binary().expect("a redis-server (run scripts/setup.sh)");
+        let server = RedisServer::start(binary, false).expect("start redis-server");
+        let client = connection::open_client(&server.url()).expect("client");
+        let mut con = connection::manager(&client, None).await.expect("connect");
+        let version = connection::server_version(&mut con).await.expect("version");
+        Self {
+            server,
+            con,
+            acked: connection::supports_acked_trim(version),
+        }
+    }
+
+    /// A config pointing at this server, with a test-speed claim time.
+    pub fn config(&self, consumer: &str) -> Config {
+        let dir = std::env::temp_dir().join(format!("secondme-test-{}", std::process::id()));
+        Config::load(
+            Some(&write_empty_config(&dir)),
+            Overrides {
+                redis_url: Some(self.server.url()),
+                consumer: Some(consumer.into()),
+                claim_idle: Some("1s".into()),
+                review_file: Some(dir.join(format!("review-{consumer}.jsonl"))),
+                ..Overrides::default()
+            },
+        )
+        .expect("config")
+    }
+
+    /// Lets the twin answer: state marker present, kill switch off, contacts enabled.
+    pub async fn allow(&mut self, contacts: &[&str]) {
+        let _: () = self
+            .con
+            .set(schema::STATE_MARKER, "1")
+            .await
+            .expect("marker");
+        let _: () = self.con.del(schema::PAUSE_ALL).await.expect("kill off");
+        let ids: Vec<String> = contacts.iter().map(|c| c.to_string()).collect();
+        store::optin::set_enabled(&mut self.con, &ids, true)
+            .await
+            .expect("enable");
+    }
+
+    /// Writes a message as a gateway does.
+    pub async fn send(&mut self, m: &QueueMessage) {
+        let _: String = queue::xadd(m, self.acked)
+            .query_async(&mut self.con)
+            .await
+            .expect("xadd");
+    }
+
+    /// Writes raw fields (for malformed entries).
+    pub async fn send_raw(&mut self, fields: &[(&str, &[u8])]) -> String {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(schema::QUEUE_MESSAGES).arg("*");
+        for (k, v) in fields {
+            cmd.arg(*k).arg(*v);
+        }
+        cmd.query_async(&mut self.con).await.expect("xadd raw")
+    }
+
+    /// Entries of `QUEUE:responses` as field maps.
+    pub async fn responses(&mut self) -> Vec<std::collections::HashMap<String, String>> {
+        stream_maps(&mut self.con, schema::QUEUE_RESPONSES).await
+    }
+
+    /// Entries of `QUEUE:deadletter` as field maps.
+    pub async fn dead_letters(&mut self) -> Vec<std::collections::HashMap<String, String>> {
+        stream_maps(&mut self.con, schema::QUEUE_DEADLETTER).await
+    }
+
+    /// Subscribes to every channel; returns (channel, payload) pairs as they arrive.
+    pub async fn subscribe(&self) -> mpsc::UnboundedReceiver<(String, String)> {
+        let client = connection::open_client(&self.server.url()).expect("client");
+        let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+        pubsub
+            .subscribe(&schema::CHANNELS[..])
+            .await
+            .expect("subscribe");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut stream = pubsub.into_on_message();
+            while let Some(msg) = stream.next().await {
+                let payload: String = msg.get_payload().unwrap_or_default();
+                if tx
+                    .send((msg.get_channel_name().to_owned(), payload))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+}
+
+fn write_empty_config(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("temp dir");
+    let path = dir.join("config.toml");
+    std::fs::write(&path, "").expect("config");
+    path
+}
+
+async fn stream_maps(
+    con: &mut ConnectionManager,
+    key: &str,
+) -> Vec<std::collections::HashMap<String, String>> {
+    let reply: redis::streams::StreamRangeReply = con.xrange_all(key).await.expect("xrange");
+    reply
+        .ids
+        .into_iter()
+        .map(|e| {
+            e.map
+                .into_iter()
+                .map(|(k, v)| {
+                    let s: String = redis::from_redis_value(v).unwrap_or_default();
+                    (k, s)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// An incoming message from `contact`, stamped now.
+pub fn incoming(id: &str, contact: &str, content: &str) -> QueueMessage {
+    QueueMessage {
+        message_id: id.into(),
+        contact_id: contact.into(),
+        content: content.into(),
+        timestamp: store::now_ms(),
+        direction: Direction::Incoming,
+        from_me: false,
+    }
+}
+
+/// A message the person typed on their phone.
+pub fn typed_by_person(id: &str, contact: &str, content: &str) -> QueueMessage {
+    QueueMessage {
+        direction: Direction::Outgoing,
+        from_me: true,
+        ..incoming(id, contact, content)
+    }
+}
+
+/// Polls `check` until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Collects published payloads of `channel` for `wait`.
+pub async fn collect(
+    rx: &mut mpsc::UnboundedReceiver<(String, String)>,
+    channel: &str,
+    wait: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Ok(Some((ch, payload))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        if ch == channel {
+            out.push(serde_json::from_str(&payload).expect("payload is JSON"));
+        }
+    }
+    out
+}

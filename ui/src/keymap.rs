@@ -1,0 +1,520 @@
+//! Keys: a terminal-independent key type and the configurable bindings.
+
+use ratatui::crossterm::event::{KeyCode as CtKeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// A key without modifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyCode {
+    /// A printable character (case carries shift).
+    Char(char),
+    /// Enter / Return.
+    Enter,
+    /// Escape.
+    Esc,
+    /// Backspace.
+    Backspace,
+    /// Delete.
+    Delete,
+    /// Tab.
+    Tab,
+    /// Shift-Tab.
+    BackTab,
+    /// Arrow up.
+    Up,
+    /// Arrow down.
+    Down,
+    /// Arrow left.
+    Left,
+    /// Arrow right.
+    Right,
+    /// Page up.
+    PageUp,
+    /// Page down.
+    PageDown,
+    /// Home.
+    Home,
+    /// End.
+    End,
+    /// Function key F1..F24.
+    F(u8),
+    /// Anything the dashboard does not use.
+    Other,
+}
+
+/// A key press with the modifiers the dashboard cares about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyInput {
+    /// The key.
+    pub code: KeyCode,
+    /// Control held.
+    pub ctrl: bool,
+    /// Alt held.
+    pub alt: bool,
+    /// Shift held; always false for `Char`, whose case already says it.
+    pub shift: bool,
+}
+
+impl KeyInput {
+    /// A key with no modifiers.
+    pub const fn plain(code: KeyCode) -> KeyInput {
+        KeyInput {
+            code,
+            ctrl: false,
+            alt: false,
+            shift: false,
+        }
+    }
+
+    /// A character key with no modifiers.
+    pub const fn char(c: char) -> KeyInput {
+        KeyInput::plain(KeyCode::Char(c))
+    }
+
+    /// Control plus a character.
+    pub const fn ctrl(c: char) -> KeyInput {
+        KeyInput {
+            code: KeyCode::Char(c),
+            ctrl: true,
+            alt: false,
+            shift: false,
+        }
+    }
+
+    /// Converts a crossterm event, ignoring key releases.
+    pub fn from_crossterm(ev: KeyEvent) -> Option<KeyInput> {
+        (ev.kind != KeyEventKind::Release).then(|| KeyInput::from(ev))
+    }
+
+    /// Text for the help screen, e.g. `ctrl-c`, `K`, `pgdown`.
+    pub fn display(&self) -> String {
+        let base = match self.code {
+            KeyCode::Char(' ') => "space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::F(n) => format!("f{n}"),
+            code => named_key(code).to_string(),
+        };
+        let mut out = String::new();
+        if self.ctrl {
+            out.push_str("ctrl-");
+        }
+        if self.alt {
+            out.push_str("alt-");
+        }
+        if self.shift {
+            out.push_str("shift-");
+        }
+        out + &base
+    }
+}
+
+fn named_key(code: KeyCode) -> &'static str {
+    match code {
+        KeyCode::Enter => "enter",
+        KeyCode::Esc => "esc",
+        KeyCode::Backspace => "backspace",
+        KeyCode::Delete => "delete",
+        KeyCode::Tab => "tab",
+        KeyCode::BackTab => "backtab",
+        KeyCode::Up => "up",
+        KeyCode::Down => "down",
+        KeyCode::Left => "left",
+        KeyCode::Right => "right",
+        KeyCode::PageUp => "pgup",
+        KeyCode::PageDown => "pgdown",
+        KeyCode::Home => "home",
+        KeyCode::End => "end",
+        KeyCode::Char(_) | KeyCode::F(_) | KeyCode::Other => "?",
+    }
+}
+
+impl From<KeyEvent> for KeyInput {
+    fn from(ev: KeyEvent) -> KeyInput {
+        let code = match ev.code {
+            CtKeyCode::Char(c) => KeyCode::Char(c),
+            CtKeyCode::Enter => KeyCode::Enter,
+            CtKeyCode::Esc => KeyCode::Esc,
+            CtKeyCode::Backspace => KeyCode::Backspace,
+            CtKeyCode::Delete => KeyCode::Delete,
+            CtKeyCode::Tab => KeyCode::Tab,
+            CtKeyCode::BackTab => KeyCode::BackTab,
+            CtKeyCode::Up => KeyCode::Up,
+            CtKeyCode::Down => KeyCode::Down,
+            CtKeyCode::Left => KeyCode::Left,
+            CtKeyCode::Right => KeyCode::Right,
+            CtKeyCode::PageUp => KeyCode::PageUp,
+            CtKeyCode::PageDown => KeyCode::PageDown,
+            CtKeyCode::Home => KeyCode::Home,
+            CtKeyCode::End => KeyCode::End,
+            CtKeyCode::F(n) => KeyCode::F(n),
+            _ => KeyCode::Other,
+        };
+        // Shift is folded into the character (and into BackTab) so that "K"
+        // matches whether or not the terminal reports the modifier.
+        let shift_matters = !matches!(code, KeyCode::Char(_) | KeyCode::BackTab);
+        KeyInput {
+            code,
+            ctrl: ev.modifiers.contains(KeyModifiers::CONTROL),
+            alt: ev.modifiers.contains(KeyModifiers::ALT),
+            shift: shift_matters && ev.modifiers.contains(KeyModifiers::SHIFT),
+        }
+    }
+}
+
+/// Things a key can be bound to in normal mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyAction {
+    /// Move selection / scroll up.
+    Up,
+    /// Move selection / scroll down.
+    Down,
+    /// Move a page up.
+    PageUp,
+    /// Move a page down.
+    PageDown,
+    /// Jump to the first item.
+    Top,
+    /// Jump to the last item.
+    Bottom,
+    /// Focus the next pane.
+    NextPane,
+    /// Focus the previous pane.
+    PrevPane,
+    /// Pause the selected contact (opens a prompt).
+    Pause,
+    /// Resume the selected contact.
+    Resume,
+    /// Enable or disable the selected contact.
+    ToggleEnabled,
+    /// Toggle the global kill switch (asks first).
+    KillSwitch,
+    /// Type a contact filter.
+    Filter,
+    /// Show all bindings.
+    Help,
+    /// Quit after draining the worker.
+    Quit,
+}
+
+impl KeyAction {
+    /// Every action, in help-screen order.
+    pub const ALL: [KeyAction; 15] = [
+        KeyAction::Up,
+        KeyAction::Down,
+        KeyAction::PageUp,
+        KeyAction::PageDown,
+        KeyAction::Top,
+        KeyAction::Bottom,
+        KeyAction::NextPane,
+        KeyAction::PrevPane,
+        KeyAction::Pause,
+        KeyAction::Resume,
+        KeyAction::ToggleEnabled,
+        KeyAction::KillSwitch,
+        KeyAction::Filter,
+        KeyAction::Help,
+        KeyAction::Quit,
+    ];
+
+    /// Config name, e.g. `page_down`, `kill_switch`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAction::Up => "up",
+            KeyAction::Down => "down",
+            KeyAction::PageUp => "page_up",
+            KeyAction::PageDown => "page_down",
+            KeyAction::Top => "top",
+            KeyAction::Bottom => "bottom",
+            KeyAction::NextPane => "next_pane",
+            KeyAction::PrevPane => "prev_pane",
+            KeyAction::Pause => "pause",
+            KeyAction::Resume => "resume",
+            KeyAction::ToggleEnabled => "toggle_enabled",
+            KeyAction::KillSwitch => "kill_switch",
+            KeyAction::Filter => "filter",
+            KeyAction::Help => "help",
+            KeyAction::Quit => "quit",
+        }
+    }
+
+    /// One-line description for the help screen.
+    pub fn description(self) -> &'static str {
+        match self {
+            KeyAction::Up => "move up / scroll up",
+            KeyAction::Down => "move down / scroll down",
+            KeyAction::PageUp => "page up",
+            KeyAction::PageDown => "page down",
+            KeyAction::Top => "first / oldest",
+            KeyAction::Bottom => "last / newest",
+            KeyAction::NextPane => "next pane",
+            KeyAction::PrevPane => "previous pane",
+            KeyAction::Pause => "pause contact",
+            KeyAction::Resume => "resume contact",
+            KeyAction::ToggleEnabled => "enable/disable contact",
+            KeyAction::KillSwitch => "kill switch on/off",
+            KeyAction::Filter => "filter contacts",
+            KeyAction::Help => "this help",
+            KeyAction::Quit => "quit",
+        }
+    }
+
+    /// Parses a config name; accepts `-` for `_`.
+    pub fn from_name(name: &str) -> Option<KeyAction> {
+        let norm = name.trim().to_ascii_lowercase().replace('-', "_");
+        KeyAction::ALL.into_iter().find(|a| a.name() == norm)
+    }
+}
+
+/// Key bindings: each action has one or more keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keymap {
+    bindings: Vec<(KeyAction, Vec<KeyInput>)>,
+}
+
+impl Default for Keymap {
+    fn default() -> Keymap {
+        use KeyCode as K;
+        let p = KeyInput::plain;
+        let c = KeyInput::char;
+        let bindings = vec![
+            (KeyAction::Up, vec![p(K::Up), c('k')]),
+            (KeyAction::Down, vec![p(K::Down), c('j')]),
+            (KeyAction::PageUp, vec![p(K::PageUp)]),
+            (KeyAction::PageDown, vec![p(K::PageDown)]),
+            (KeyAction::Top, vec![p(K::Home), c('g')]),
+            (KeyAction::Bottom, vec![p(K::End), c('G')]),
+            (KeyAction::NextPane, vec![p(K::Tab)]),
+            (KeyAction::PrevPane, vec![p(K::BackTab)]),
+            (KeyAction::Pause, vec![c('p')]),
+            (KeyAction::Resume, vec![c('r')]),
+            (KeyAction::ToggleEnabled, vec![c('e')]),
+            (KeyAction::KillSwitch, vec![c('K')]),
+            (KeyAction::Filter, vec![c('/')]),
+            (KeyAction::Help, vec![c('?')]),
+            (KeyAction::Quit, vec![c('q'), KeyInput::ctrl('c')]),
+        ];
+        Keymap { bindings }
+    }
+}
+
+impl Keymap {
+    /// Defaults with some actions rebound, from `(action_name, keys)` pairs.
+    ///
+    /// `keys` is one key or several separated by spaces or commas, e.g.
+    /// `"p"`, `"K"`, `"ctrl-c"`, `"pgdown"`, `"tab"`, `"k, up"`. A rebound
+    /// action loses its default keys. Fails on unknown actions or keys and on
+    /// a key bound to two actions.
+    pub fn from_overrides(overrides: &[(String, String)]) -> Result<Keymap, String> {
+        let mut map = Keymap::default();
+        for (action_name, keys) in overrides {
+            let action = KeyAction::from_name(action_name)
+                .ok_or_else(|| format!("unknown key action {action_name:?}"))?;
+            let parsed = parse_key_list(keys).map_err(|e| format!("{action_name}: {e}"))?;
+            if let Some(slot) = map.bindings.iter_mut().find(|(a, _)| *a == action) {
+                slot.1 = parsed;
+            }
+        }
+        map.check_conflicts()?;
+        Ok(map)
+    }
+
+    fn check_conflicts(&self) -> Result<(), String> {
+        let mut seen: Vec<(KeyInput, KeyAction)> = Vec::new();
+        for (action, keys) in &self.bindings {
+            for key in keys {
+                if let Some((_, other)) = seen.iter().find(|(k, a)| k == key && a != action) {
+                    return Err(format!(
+                        "key {} is bound to both {} and {}",
+                        key.display(),
+                        other.name(),
+                        action.name()
+                    ));
+                }
+                seen.push((*key, *action));
+            }
+        }
+        Ok(())
+    }
+
+    /// The action bound to `key`, if any.
+    pub fn action_for(&self, key: &KeyInput) -> Option<KeyAction> {
+        self.bindings
+            .iter()
+            .find(|(_, keys)| keys.contains(key))
+            .map(|(a, _)| *a)
+    }
+
+    /// Keys bound to `action`.
+    pub fn keys_for(&self, action: KeyAction) -> &[KeyInput] {
+        self.bindings
+            .iter()
+            .find(|(a, _)| *a == action)
+            .map_or(&[], |(_, k)| k.as_slice())
+    }
+
+    /// Keys of `action` joined for display, e.g. `k/up`.
+    pub fn keys_label(&self, action: KeyAction) -> String {
+        let keys: Vec<String> = self
+            .keys_for(action)
+            .iter()
+            .map(KeyInput::display)
+            .collect();
+        if keys.is_empty() {
+            "(unbound)".to_string()
+        } else {
+            keys.join("/")
+        }
+    }
+
+    /// All bindings in help order.
+    pub fn bindings(&self) -> &[(KeyAction, Vec<KeyInput>)] {
+        &self.bindings
+    }
+}
+
+fn parse_key_list(s: &str) -> Result<Vec<KeyInput>, String> {
+    let keys: Vec<KeyInput> = s
+        .split([' ', ','])
+        .filter(|t| !t.is_empty())
+        .map(parse_key)
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() {
+        return Err("no key given".to_string());
+    }
+    Ok(keys)
+}
+
+/// Parses one key such as `p`, `K`, `ctrl-c`, `alt-x`, `pgdown`, `f5`.
+pub fn parse_key(s: &str) -> Result<KeyInput, String> {
+    let mut key = KeyInput::plain(KeyCode::Other);
+    let mut rest = s.trim();
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        if let Some(r) = strip_modifier(&lower, &["ctrl-", "c-", "control-"]) {
+            key.ctrl = true;
+            rest = &rest[rest.len() - r.len()..];
+        } else if let Some(r) = strip_modifier(&lower, &["alt-", "a-", "m-", "meta-"]) {
+            key.alt = true;
+            rest = &rest[rest.len() - r.len()..];
+        } else if let Some(r) = strip_modifier(&lower, &["shift-", "s-"]) {
+            key.shift = true;
+            rest = &rest[rest.len() - r.len()..];
+        } else {
+            break;
+        }
+    }
+    key.code = parse_code(rest).ok_or_else(|| format!("unknown key {s:?}"))?;
+    normalize_shift(&mut key);
+    Ok(key)
+}
+
+fn strip_modifier<'a>(lower: &'a str, prefixes: &[&str]) -> Option<&'a str> {
+    // A bare "c-" would make "c" unusable, so a modifier needs something after it.
+    prefixes
+        .iter()
+        .find_map(|p| lower.strip_prefix(p))
+        .filter(|r| !r.is_empty())
+}
+
+fn normalize_shift(key: &mut KeyInput) {
+    match key.code {
+        KeyCode::Char(c) if key.shift => {
+            key.code = KeyCode::Char(c.to_ascii_uppercase());
+            key.shift = false;
+        }
+        KeyCode::Tab if key.shift => {
+            key.code = KeyCode::BackTab;
+            key.shift = false;
+        }
+        // Terminals send ctrl-letters in lower case.
+        KeyCode::Char(c) if key.ctrl => key.code = KeyCode::Char(c.to_ascii_lowercase()),
+        _ => {}
+    }
+}
+
+fn parse_code(s: &str) -> Option<KeyCode> {
+    let mut chars = s.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        return (!c.is_control()).then_some(KeyCode::Char(c));
+    }
+    let lower = s.to_ascii_lowercase();
+    let code = match lower.as_str() {
+        "enter" | "return" => KeyCode::Enter,
+        "esc" | "escape" => KeyCode::Esc,
+        "backspace" | "bs" => KeyCode::Backspace,
+        "delete" | "del" => KeyCode::Delete,
+        "tab" => KeyCode::Tab,
+        "backtab" => KeyCode::BackTab,
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "pgup" | "pageup" | "page_up" => KeyCode::PageUp,
+        "pgdown" | "pgdn" | "pagedown" | "page_down" => KeyCode::PageDown,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "space" => KeyCode::Char(' '),
+        "comma" => KeyCode::Char(','),
+        _ => return parse_function_key(&lower),
+    };
+    Some(code)
+}
+
+fn parse_function_key(lower: &str) -> Option<KeyCode> {
+    let n: u8 = lower.strip_prefix('f')?.parse().ok()?;
+    (1..=24).contains(&n).then_some(KeyCode::F(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_keys() {
+        assert_eq!(parse_key("p"), Ok(KeyInput::char('p')));
+        assert_eq!(parse_key("K"), Ok(KeyInput::char('K')));
+        assert_eq!(parse_key("shift-k"), Ok(KeyInput::char('K')));
+        assert_eq!(parse_key("ctrl-c"), Ok(KeyInput::ctrl('c')));
+        assert_eq!(parse_key("Ctrl-C"), Ok(KeyInput::ctrl('c')));
+        assert_eq!(parse_key("pgdown"), Ok(KeyInput::plain(KeyCode::PageDown)));
+        assert_eq!(parse_key("tab"), Ok(KeyInput::plain(KeyCode::Tab)));
+        assert_eq!(
+            parse_key("shift-tab"),
+            Ok(KeyInput::plain(KeyCode::BackTab))
+        );
+        assert_eq!(parse_key("f5"), Ok(KeyInput::plain(KeyCode::F(5))));
+        assert_eq!(parse_key("c"), Ok(KeyInput::char('c')));
+        assert_eq!(parse_key("-"), Ok(KeyInput::char('-')));
+        assert!(parse_key("banana").is_err());
+        assert!(parse_key("").is_err());
+        assert!(parse_key("f99").is_err());
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for (_, keys) in Keymap::default().bindings() {
+            for k in keys {
+                assert_eq!(parse_key(&k.display()), Ok(*k), "{}", k.display());
+            }
+        }
+    }
+
+    #[test]
+    fn crossterm_conversion_folds_shift() {
+        let ev = KeyEvent::new(CtKeyCode::Char('K'), KeyModifiers::SHIFT);
+        assert_eq!(KeyInput::from(ev), KeyInput::char('K'));
+        let ev = KeyEvent::new(CtKeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(KeyInput::from(ev), KeyInput::ctrl('c'));
+        let ev = KeyEvent::new(CtKeyCode::BackTab, KeyModifiers::SHIFT);
+        assert_eq!(KeyInput::from(ev), KeyInput::plain(KeyCode::BackTab));
+    }
+
+    #[test]
+    fn overrides_replace_and_detect_conflicts() {
+        let map = Keymap::from_overrides(&[("pause".into(), "P, f2".into())]).unwrap();
+        assert_eq!(map.action_for(&KeyInput::char('P')), Some(KeyAction::Pause));
+        assert_eq!(map.action_for(&KeyInput::char('p')), None);
+        assert!(Keymap::from_overrides(&[("pause".into(), "j".into())]).is_err());
+        assert!(Keymap::from_overrides(&[("nope".into(), "x".into())]).is_err());
+        assert!(Keymap::from_overrides(&[("pause".into(), "".into())]).is_err());
+    }
+}

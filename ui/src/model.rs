@@ -1,0 +1,507 @@
+//! The dashboard's plain data. No I/O, no clocks: time arrives as `now_ms`.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::keymap::Keymap;
+use crate::theme::Theme;
+
+/// Most log entries kept; older ones fall off the top.
+pub const MAX_EVENTS: usize = 500;
+/// Most messages kept per conversation.
+pub const MAX_MESSAGES: usize = 200;
+/// Messages per minute the per-contact rate limiter allows.
+pub const RATE_LIMIT: u32 = 10;
+/// Contact id that pause events use to mean "everyone" (the kill switch).
+pub const ALL_CONTACTS: &str = "ALL";
+
+/// Everything the control room shows; the binary owns one and feeds events.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    /// Current time in unix milliseconds, advanced by `Event::Tick`.
+    pub now_ms: i64,
+    /// Offset from UTC in minutes used for wall-clock times (0 = UTC).
+    pub utc_offset_min: i32,
+    /// Redis link state.
+    pub connection: Connection,
+    /// The WhatsApp session, if logged in.
+    pub session: Option<SessionInfo>,
+    /// When the global kill switch was turned on, if it is on.
+    pub kill_switch: Option<i64>,
+    /// Queue and worker counters.
+    pub stats: Stats,
+    /// All known contacts, in no particular order (see `visible_contacts`).
+    pub contacts: Vec<Contact>,
+    /// Message history per contact id.
+    pub conversations: HashMap<String, Conversation>,
+    /// Event log, oldest first, capped at [`MAX_EVENTS`].
+    pub events: VecDeque<LogEntry>,
+    /// Pending login code, shown while there is no session.
+    pub qr: Option<QrCode>,
+    /// Id of the selected contact; kept by id so re-sorting keeps it.
+    pub selected: Option<String>,
+    /// Pane that receives movement keys.
+    pub focus: Pane,
+    /// Case-insensitive contact filter on name or id.
+    pub filter: String,
+    /// Which overlay or prompt is active.
+    pub mode: Mode,
+    /// Styles in use.
+    pub theme: Theme,
+    /// Key bindings in use.
+    pub keymap: Keymap,
+    /// Conversation scroll: how many newest messages are hidden (0 = follow).
+    pub conversation_scroll: usize,
+    /// Event log scroll: how many newest entries are hidden (0 = follow).
+    pub events_scroll: usize,
+}
+
+/// State of the Redis connection.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Connection {
+    /// First connection attempt in progress.
+    #[default]
+    Connecting,
+    /// Connected, with the last measured round trip.
+    Connected {
+        /// Last ping round-trip time in milliseconds.
+        rtt_ms: u32,
+    },
+    /// Lost; the binary may be retrying.
+    Disconnected {
+        /// When the link was lost.
+        since_ms: i64,
+        /// Whether a reconnect loop is running.
+        retrying: bool,
+        /// The last error, already sanitized.
+        last_error: String,
+    },
+}
+
+/// A logged-in WhatsApp session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// When the session was established.
+    pub connected_at_ms: i64,
+    /// When the session must be renewed.
+    pub expires_at_ms: i64,
+}
+
+/// Worker lifecycle as reported by the binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WorkerState {
+    /// Not started.
+    #[default]
+    Off,
+    /// Processing the queue.
+    Running,
+    /// Shutting down, finishing `left` in-flight jobs.
+    Draining {
+        /// Jobs still being finished.
+        left: u64,
+    },
+    /// Fully stopped.
+    Stopped,
+}
+
+/// Queue and worker counters shown in the status bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// Jobs waiting in the queue.
+    pub queue_len: u64,
+    /// Queue capacity.
+    pub queue_cap: u64,
+    /// Jobs taken but not yet finished.
+    pub pending: u64,
+    /// Jobs that failed for good.
+    pub dead_letters: u64,
+    /// Replies per second over the recent window.
+    pub throughput_per_s: f64,
+    /// Pub/sub subscribers on the event channel.
+    pub subscribers: u64,
+    /// Payloads that could not be parsed.
+    pub malformed_payloads: u64,
+    /// Worker lifecycle.
+    pub worker: WorkerState,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            queue_len: 0,
+            queue_cap: 1000,
+            pending: 0,
+            dead_letters: 0,
+            throughput_per_s: 0.0,
+            subscribers: 0,
+            malformed_payloads: 0,
+            worker: WorkerState::Off,
+        }
+    }
+}
+
+/// Why a contact is paused.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum PauseReason {
+    /// Paused from this dashboard or a command.
+    #[default]
+    Manual,
+    /// The person wrote to the contact themselves.
+    Takeover,
+    /// Too many messages in a short time.
+    RateLimit,
+    /// Any other reason string.
+    Other(String),
+}
+
+impl PauseReason {
+    /// Parses the wire name (`manual`, `takeover`, `rate_limit`, ...).
+    pub fn parse(s: &str) -> PauseReason {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', ' '], "_")
+            .as_str()
+        {
+            "" | "manual" => PauseReason::Manual,
+            "takeover" => PauseReason::Takeover,
+            "rate_limit" | "ratelimit" | "rate" => PauseReason::RateLimit,
+            _ => PauseReason::Other(s.to_string()),
+        }
+    }
+
+    /// Short label for the contacts list.
+    pub fn label(&self) -> &str {
+        match self {
+            PauseReason::Manual => "manual",
+            PauseReason::Takeover => "takeover",
+            PauseReason::RateLimit => "rate limit",
+            PauseReason::Other(s) => s,
+        }
+    }
+}
+
+/// A pause on one contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pause {
+    /// When it lifts; `None` means until resumed by hand.
+    pub expires_at_ms: Option<i64>,
+    /// Why it was set.
+    pub reason: PauseReason,
+}
+
+/// One WhatsApp contact the twin may answer.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Contact {
+    /// WhatsApp id (phone-based JID).
+    pub id: String,
+    /// Display name if known.
+    pub name: Option<String>,
+    /// Whether the twin answers this contact at all.
+    pub enabled: bool,
+    /// Active pause, if any.
+    pub pause: Option<Pause>,
+    /// Messages in the current rate window (out of [`RATE_LIMIT`]).
+    pub rate_count: u32,
+    /// Last message time, used for ordering.
+    pub last_activity_ms: i64,
+}
+
+impl Contact {
+    /// An enabled contact with just an id.
+    pub fn new(id: impl Into<String>) -> Contact {
+        Contact {
+            id: id.into(),
+            enabled: true,
+            ..Contact::default()
+        }
+    }
+
+    /// Name if present and non-empty, otherwise the id.
+    pub fn display_name(&self) -> &str {
+        match &self.name {
+            Some(n) if !n.trim().is_empty() => n,
+            _ => &self.id,
+        }
+    }
+
+    /// The pause if it is still in force at `now_ms`.
+    pub fn active_pause(&self, now_ms: i64) -> Option<&Pause> {
+        self.pause
+            .as_ref()
+            .filter(|p| p.expires_at_ms.is_none_or(|t| t > now_ms))
+    }
+
+    fn matches(&self, needle_lower: &str) -> bool {
+        needle_lower.is_empty()
+            || self.id.to_lowercase().contains(needle_lower)
+            || self
+                .name
+                .as_deref()
+                .is_some_and(|n| n.to_lowercase().contains(needle_lower))
+    }
+}
+
+/// Who wrote a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Author {
+    /// The contact.
+    Contact,
+    /// The AI twin.
+    Twin,
+    /// The person themselves (takeover).
+    Person,
+}
+
+/// One message in a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Message id, used to drop duplicates.
+    pub id: String,
+    /// When it was sent.
+    pub timestamp_ms: i64,
+    /// Who wrote it.
+    pub author: Author,
+    /// Sanitized text; may contain `\n`.
+    pub text: String,
+}
+
+/// Recent messages with one contact, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conversation {
+    /// Messages, capped at [`MAX_MESSAGES`].
+    pub messages: VecDeque<ChatMessage>,
+}
+
+impl Conversation {
+    /// Adds a message unless its id is already present; drops the oldest over the cap.
+    pub fn push(&mut self, msg: ChatMessage) -> bool {
+        if !msg.id.is_empty() && self.messages.iter().rev().any(|m| m.id == msg.id) {
+            return false;
+        }
+        // Keep time order even when events arrive slightly out of order.
+        let pos = self
+            .messages
+            .iter()
+            .rposition(|m| m.timestamp_ms <= msg.timestamp_ms);
+        let at = pos.map_or(0, |p| p + 1);
+        self.messages.insert(at, msg);
+        while self.messages.len() > MAX_MESSAGES {
+            self.messages.pop_front();
+        }
+        true
+    }
+}
+
+/// Category of a log entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    /// A contact was paused.
+    Pause,
+    /// A contact was resumed.
+    Resume,
+    /// The rate limiter tripped.
+    RateLimit,
+    /// The person took over a chat.
+    Takeover,
+    /// The kill switch changed.
+    KillSwitch,
+    /// A job went to the dead-letter queue.
+    DeadLetter,
+    /// Redis or WhatsApp connection change.
+    Connection,
+    /// An unparseable payload arrived.
+    Malformed,
+    /// Anything else.
+    Info,
+}
+
+impl LogKind {
+    /// Fixed-width upper-case label, readable without colour.
+    pub fn label(self) -> &'static str {
+        match self {
+            LogKind::Pause => "PAUSE",
+            LogKind::Resume => "RESUME",
+            LogKind::RateLimit => "RATE",
+            LogKind::Takeover => "TAKEOVER",
+            LogKind::KillSwitch => "KILL",
+            LogKind::DeadLetter => "DEAD",
+            LogKind::Connection => "CONN",
+            LogKind::Malformed => "BAD",
+            LogKind::Info => "INFO",
+        }
+    }
+}
+
+/// One line of the event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// When it happened.
+    pub at_ms: i64,
+    /// Category.
+    pub kind: LogKind,
+    /// Sanitized single-line text.
+    pub text: String,
+}
+
+/// A login code waiting to be scanned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QrCode {
+    /// The exact string to encode.
+    pub payload: String,
+    /// When the dashboard received it.
+    pub received_at_ms: i64,
+    /// Validity in seconds from `received_at_ms`.
+    pub expires_in_s: u32,
+}
+
+impl QrCode {
+    /// When the code stops being valid.
+    pub fn expires_at_ms(&self) -> i64 {
+        self.received_at_ms
+            .saturating_add(i64::from(self.expires_in_s) * 1000)
+    }
+}
+
+/// Pane with keyboard focus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Pane {
+    /// Contacts list.
+    #[default]
+    Contacts,
+    /// Selected contact's messages.
+    Conversation,
+    /// Event log.
+    Events,
+}
+
+impl Pane {
+    /// The pane after this one in Tab order.
+    pub fn next(self) -> Pane {
+        match self {
+            Pane::Contacts => Pane::Conversation,
+            Pane::Conversation => Pane::Events,
+            Pane::Events => Pane::Contacts,
+        }
+    }
+
+    /// The pane before this one in Tab order.
+    pub fn prev(self) -> Pane {
+        self.next().next()
+    }
+}
+
+/// Choices offered by the pause prompt, in display order.
+pub const PAUSE_CHOICES: [(&str, u64); 3] = [("15 minutes", 15), ("1 hour", 60), ("8 hours", 480)];
+/// Index of the "custom minutes" row in the pause prompt.
+pub const PAUSE_CUSTOM_INDEX: usize = PAUSE_CHOICES.len();
+
+/// Interaction mode: normal browsing or one overlay/prompt.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Browsing.
+    #[default]
+    Normal,
+    /// Typing into the contact filter.
+    Filter,
+    /// Help overlay.
+    Help,
+    /// Choosing how long to pause `contact_id`.
+    PauseDurationPrompt {
+        /// Contact the pause will apply to (fixed when the prompt opened).
+        contact_id: String,
+        /// Highlighted row; [`PAUSE_CUSTOM_INDEX`] is the custom row.
+        selected: usize,
+        /// Digits typed for the custom number of minutes.
+        custom: String,
+    },
+    /// Asking to confirm turning the kill switch `on` (or off).
+    ConfirmKill {
+        /// The state that `y` will request.
+        on: bool,
+    },
+    /// Quit requested; waiting for the worker to drain.
+    Quitting {
+        /// Progress text shown to the user.
+        progress: String,
+    },
+}
+
+/// Full state re-read from Redis; replaces what the model holds.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// All contacts.
+    pub contacts: Vec<Contact>,
+    /// Counters.
+    pub stats: Stats,
+    /// WhatsApp session.
+    pub session: Option<SessionInfo>,
+    /// Kill switch activation time.
+    pub kill_switch: Option<i64>,
+    /// Message history per contact id.
+    pub conversations: HashMap<String, Conversation>,
+}
+
+impl Model {
+    /// A model with the given theme and keymap and everything else empty.
+    pub fn new(theme: Theme, keymap: Keymap, now_ms: i64) -> Model {
+        Model {
+            theme,
+            keymap,
+            now_ms,
+            ..Model::default()
+        }
+    }
+
+    /// Contacts after the filter, most recent activity first (ties by id).
+    pub fn visible_contacts(&self) -> Vec<&Contact> {
+        let needle = self.filter.to_lowercase();
+        let mut list: Vec<&Contact> = self
+            .contacts
+            .iter()
+            .filter(|c| c.matches(&needle))
+            .collect();
+        list.sort_by(|a, b| {
+            b.last_activity_ms
+                .cmp(&a.last_activity_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        list
+    }
+
+    /// Index into `visible_contacts` of the selection; falls back to the first row.
+    pub fn selected_index(&self) -> Option<usize> {
+        let list = self.visible_contacts();
+        if list.is_empty() {
+            return None;
+        }
+        let found = self
+            .selected
+            .as_ref()
+            .and_then(|id| list.iter().position(|c| &c.id == id));
+        Some(found.unwrap_or(0))
+    }
+
+    /// The contact that actions apply to, consistent with what is highlighted.
+    pub fn selected_contact(&self) -> Option<&Contact> {
+        let idx = self.selected_index()?;
+        self.visible_contacts().get(idx).copied()
+    }
+
+    /// Looks up a contact by id.
+    pub fn contact(&self, id: &str) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.id == id)
+    }
+
+    /// Whether the login-code overlay should be shown.
+    pub fn qr_visible(&self) -> bool {
+        self.qr.is_some() && self.session.is_none()
+    }
+
+    /// Appends a log entry, dropping the oldest over [`MAX_EVENTS`].
+    pub fn push_log(&mut self, entry: LogEntry) {
+        self.events.push_back(entry);
+        while self.events.len() > MAX_EVENTS {
+            self.events.pop_front();
+        }
+    }
+}

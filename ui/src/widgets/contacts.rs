@@ -1,0 +1,149 @@
+//! Contacts pane: two rows per contact (name + rate, then state).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
+
+use super::{pane_block, put_line};
+use crate::format;
+use crate::model::{Contact, Mode, Model, Pane, RATE_LIMIT};
+use crate::text;
+use crate::theme::Theme;
+
+const ROWS_PER_CONTACT: u16 = 2;
+
+/// Draws the contacts pane into `area`.
+pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
+    let list = model.visible_contacts();
+    let block = pane_block(
+        title(model, list.len()),
+        model.focus == Pane::Contacts,
+        &model.theme,
+    );
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if list.is_empty() {
+        put_line(
+            buf,
+            inner,
+            0,
+            &Line::styled(empty_text(model), model.theme.dim),
+        );
+        return;
+    }
+    let selected = model.selected_index().unwrap_or(0);
+    let capacity = usize::from((inner.height / ROWS_PER_CONTACT).max(1));
+    // Scroll just enough to keep the selection on screen.
+    let offset = (selected + 1).saturating_sub(capacity);
+    for (slot, contact) in list.iter().skip(offset).take(capacity).enumerate() {
+        let row = slot as u16 * ROWS_PER_CONTACT;
+        draw_contact(model, contact, offset + slot == selected, inner, row, buf);
+    }
+}
+
+fn title(model: &Model, shown: usize) -> String {
+    let total = model.contacts.len();
+    let editing = model.mode == Mode::Filter;
+    if model.filter.is_empty() && !editing {
+        return format!("Contacts {total}");
+    }
+    let cursor = if editing { "▏" } else { "" };
+    format!("Contacts {shown}/{total} /{}{cursor}", model.filter)
+}
+
+fn empty_text(model: &Model) -> String {
+    if model.filter.is_empty() {
+        "no contacts yet".to_string()
+    } else {
+        format!("no contact matches \"{}\"", model.filter)
+    }
+}
+
+fn draw_contact(
+    model: &Model,
+    c: &Contact,
+    selected: bool,
+    inner: Rect,
+    row: u16,
+    buf: &mut Buffer,
+) {
+    let t = &model.theme;
+    let width = usize::from(inner.width);
+    let rate = format!("{}/{RATE_LIMIT}", c.rate_count);
+    let marker = if c.enabled { "● " } else { "○ " };
+    let name_cols = width.saturating_sub(text::width(&rate) + 3);
+    let name = text::fit(c.display_name(), name_cols);
+    let first = Line::from(vec![
+        Span::styled(marker, if c.enabled { t.ok } else { t.dim }),
+        Span::styled(name, t.title),
+        Span::raw(" "),
+        Span::styled(rate, rate_style(c.rate_count, t)),
+    ]);
+    let mut second = vec![Span::raw("  ")];
+    second.extend(state_spans(model, c));
+    if selected {
+        let rows = Rect {
+            y: inner.y + row,
+            height: ROWS_PER_CONTACT.min(inner.height - row),
+            ..inner
+        };
+        buf.set_style(rows, t.selected);
+    }
+    put_line(buf, inner, row, &patch(first, selected, t));
+    put_line(buf, inner, row + 1, &patch(Line::from(second), selected, t));
+}
+
+/// Re-applies the selection style so span styles do not cancel it out.
+fn patch(line: Line<'static>, selected: bool, t: &Theme) -> Line<'static> {
+    if selected {
+        line.patch_style(t.selected)
+    } else {
+        line
+    }
+}
+
+fn rate_style(count: u32, t: &Theme) -> Style {
+    if count >= RATE_LIMIT {
+        t.critical
+    } else if count * 10 >= RATE_LIMIT * 8 {
+        t.warn
+    } else {
+        t.dim
+    }
+}
+
+/// State words: `kill switch`, `paused 14:59 manual`, `disabled`, `active`.
+pub fn state_spans(model: &Model, c: &Contact) -> Vec<Span<'static>> {
+    let t = &model.theme;
+    let mut spans = Vec::new();
+    if model.kill_switch.is_some() {
+        spans.push(Span::styled("kill switch", t.critical));
+    }
+    if let Some(p) = c.active_pause(model.now_ms) {
+        let when = p.expires_at_ms.map_or_else(
+            || "until resumed".to_string(),
+            |at| format::countdown(format::remaining_secs(at, model.now_ms)),
+        );
+        push_sep(&mut spans, t);
+        spans.push(Span::styled(
+            format!("paused {when} {}", p.reason.label()),
+            t.paused,
+        ));
+    }
+    if !c.enabled {
+        push_sep(&mut spans, t);
+        spans.push(Span::styled("disabled", t.dim));
+    }
+    if spans.is_empty() {
+        spans.push(Span::styled("active", t.ok));
+    }
+    spans
+}
+
+fn push_sep(spans: &mut Vec<Span<'static>>, t: &Theme) {
+    if !spans.is_empty() {
+        spans.push(Span::styled(" · ", t.dim));
+    }
+}

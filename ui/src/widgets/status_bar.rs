@@ -1,0 +1,147 @@
+//! Top bar: Redis link, WhatsApp session, worker, queue and counters, and
+//! the kill-switch banner when it is on.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
+
+use super::{gauge, put_line};
+use crate::format;
+use crate::model::{Connection, Model, WorkerState};
+use crate::theme::Theme;
+
+/// Rows the bar needs: an extra banner row while the kill switch is on.
+pub fn height(model: &Model) -> u16 {
+    if model.kill_switch.is_some() { 3 } else { 2 }
+}
+
+/// Draws the bar into `area`.
+pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
+    let mut row = 0;
+    if let Some(since) = model.kill_switch {
+        kill_banner(model, since, area, buf);
+        row = 1;
+    }
+    put_line(buf, area, row, &link_line(model));
+    put_line(buf, area, row + 1, &counters_line(model, area.width));
+}
+
+fn kill_banner(model: &Model, since: i64, area: Rect, buf: &mut Buffer) {
+    let style = model.theme.kill_banner;
+    let row = Rect { height: 1, ..area };
+    buf.set_style(row, style);
+    let text = format!(
+        "■ KILL SWITCH ON ■ the twin answers no one (since {}) - press {} to turn off",
+        format::clock_hm(since, model.utc_offset_min),
+        first_key(model, crate::keymap::KeyAction::KillSwitch)
+    );
+    let line = Line::styled(text, style).centered();
+    Widget::render(&line, row, buf);
+}
+
+fn first_key(model: &Model, action: crate::keymap::KeyAction) -> String {
+    model
+        .keymap
+        .keys_for(action)
+        .first()
+        .map_or_else(|| "?".to_string(), |k| k.display())
+}
+
+fn sep(theme: &Theme) -> Span<'static> {
+    Span::styled(" │ ", theme.dim)
+}
+
+fn link_line(model: &Model) -> Line<'static> {
+    let t = &model.theme;
+    let mut spans = connection_spans(model);
+    spans.push(sep(t));
+    spans.extend(session_spans(model));
+    spans.push(sep(t));
+    spans.push(Span::styled(worker_text(model.stats.worker), t.text));
+    Line::from(spans)
+}
+
+fn connection_spans(model: &Model) -> Vec<Span<'static>> {
+    let t = &model.theme;
+    match &model.connection {
+        Connection::Connected { rtt_ms } => vec![
+            Span::styled("● redis ", t.ok),
+            Span::styled(format!("{rtt_ms}ms"), t.dim),
+        ],
+        Connection::Connecting => vec![Span::styled("○ redis connecting…", t.warn)],
+        Connection::Disconnected {
+            since_ms,
+            retrying,
+            last_error,
+        } => {
+            let what = if *retrying {
+                " DISCONNECTED - retrying "
+            } else {
+                " DISCONNECTED "
+            };
+            let down = format::coarse_duration(format::remaining_secs(model.now_ms, *since_ms));
+            let mut detail = format!(" {down}");
+            if !last_error.is_empty() {
+                detail.push_str(": ");
+                detail.push_str(last_error);
+            }
+            vec![Span::styled(what, t.critical), Span::styled(detail, t.warn)]
+        }
+    }
+}
+
+fn session_spans(model: &Model) -> Vec<Span<'static>> {
+    let t = &model.theme;
+    let (now, off) = (model.now_ms, model.utc_offset_min);
+    match &model.session {
+        None if model.qr.is_some() => vec![Span::styled("not logged in - scan the code", t.warn)],
+        None => vec![Span::styled("not logged in", t.warn)],
+        Some(s) if s.expires_at_ms <= now => vec![Span::styled(" SESSION EXPIRED ", t.critical)],
+        Some(s) => vec![
+            Span::styled("logged in ", t.ok),
+            Span::styled(
+                format!(
+                    "since {}, expires in {}",
+                    format::clock_hm(s.connected_at_ms, off),
+                    format::coarse_duration(format::remaining_secs(s.expires_at_ms, now))
+                ),
+                t.text,
+            ),
+        ],
+    }
+}
+
+fn worker_text(worker: WorkerState) -> String {
+    match worker {
+        WorkerState::Off => "worker off".to_string(),
+        WorkerState::Running => "worker running".to_string(),
+        WorkerState::Draining { left } => format!("worker draining ({left})"),
+        WorkerState::Stopped => "worker stopped".to_string(),
+    }
+}
+
+fn counters_line(model: &Model, width: u16) -> Line<'static> {
+    let t = &model.theme;
+    let s = &model.stats;
+    let cells = if width >= 120 { 20 } else { 8 };
+    let mut spans = gauge::spans(s.queue_len, s.queue_cap, cells, t);
+    let tput = if s.throughput_per_s.is_finite() {
+        s.throughput_per_s.max(0.0)
+    } else {
+        0.0
+    };
+    spans.push(sep(t));
+    spans.push(Span::styled(format!("{tput:.1}/s"), t.text));
+    spans.push(counter(t, "pending", s.pending, false));
+    spans.push(counter(t, "dead", s.dead_letters, true));
+    spans.push(counter(t, "subs", s.subscribers, false));
+    spans.push(counter(t, "bad", s.malformed_payloads, true));
+    Line::from(spans)
+}
+
+/// `  name N`; counters that mean trouble are highlighted when non-zero.
+fn counter(t: &Theme, name: &str, value: u64, alarm: bool) -> Span<'static> {
+    let style = if alarm && value > 0 { t.warn } else { t.text };
+    Span::styled(format!("  {name} {value}"), style)
+}
