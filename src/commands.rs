@@ -2,29 +2,38 @@
 
 use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
+use secondme::bridge::Gateway;
+use secondme::bridge::simulator::{Script, Simulator};
 use secondme::config::{Config, parse_duration};
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::schema::PauseReason;
 use secondme::store::{control, optin, snapshot};
-use secondme::{connection, worker};
+use secondme::{connection, monitor, schema, store, worker};
 use tokio::sync::watch;
 
 use crate::Command;
 
 /// Runs one command on a fresh tokio runtime.
-pub fn run(command: Option<Command>, config: Config) -> Result<()> {
+pub fn run(command: Option<Command>, config: Config, with_worker: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(dispatch(command, config))
+    let result = runtime.block_on(dispatch(command, config, with_worker));
+    // Background tasks (subscriptions, pollers) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
-async fn dispatch(command: Option<Command>, config: Config) -> Result<()> {
+async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -> Result<()> {
     match command {
-        None => anyhow::bail!("the control room is not built yet; run `secondme worker`"),
+        None => {
+            let _log = init_file_log(&config)?;
+            control_room(&config, with_worker).await
+        }
         Some(Command::Worker) => run_worker(config).await,
+        Some(Command::Demo) => demo(config).await,
         Some(Command::Pause { contact, duration }) => {
             let d =
                 parse_duration(&duration).with_context(|| format!("invalid --for {duration:?}"))?;
@@ -89,6 +98,70 @@ async fn set_enabled(config: &Config, contacts: &[String], enabled: bool) -> Res
         changed
     );
     Ok(())
+}
+
+/// Logs to the log file: the control room owns the screen.
+fn init_file_log(config: &Config) -> Result<tracing_appender::non_blocking::WorkerGuard> {
+    let path = &config.log_file;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SECONDME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(writer)
+        .try_init();
+    Ok(guard)
+}
+
+async fn control_room(config: &Config, with_worker: bool) -> Result<()> {
+    tracing::info!(
+        "control room on {}",
+        connection::redact_url(&config.redis_url)
+    );
+    monitor::run(
+        config,
+        monitor::MonitorOptions {
+            worker: with_worker,
+        },
+    )
+    .await
+}
+
+/// Starts a private Redis, seeds it, runs the simulated gateway and the control
+/// room with its worker; stops everything it started on the way out.
+async fn demo(mut config: Config) -> Result<()> {
+    let server = secondme::server::RedisServer::start_default()?;
+    config.redis_url = server.url();
+    let _log = init_file_log(&config)?;
+    let script = Script::shipped()?;
+    let mut con = connect(&config).await?;
+    let version = connection::server_version(&mut con).await?;
+    let _: () = redis::AsyncCommands::set(&mut con, schema::STATE_MARKER, store::now_ms())
+        .await
+        .context("cannot seed the demo")?;
+    optin::set_enabled(&mut con, &script.enabled, true).await?;
+    let simulator = Simulator::new(
+        con,
+        &config.user_id,
+        script,
+        connection::supports_acked_trim(version),
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let gateway = tokio::spawn(simulator.run(stop_rx));
+    let result = control_room(&config, true).await;
+    let _ = stop_tx.send(true);
+    let _ = gateway.await;
+    drop(server);
+    result
 }
 
 fn init_stderr_log() {

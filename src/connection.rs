@@ -57,6 +57,24 @@ pub async fn manager(
     client: &Client,
     push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
 ) -> Result<ConnectionManager> {
+    ConnectionManager::new_with_config(client.clone(), manager_config(push))
+        .await
+        .context("cannot connect to Redis")
+}
+
+/// Like [`manager`], but connects on first use: for programs that must start
+/// (and show that Redis is down) while Redis is away.
+pub fn lazy_manager(
+    client: &Client,
+    push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+) -> Result<ConnectionManager> {
+    ConnectionManager::new_lazy_with_config(client.clone(), manager_config(push))
+        .context("cannot set up the Redis connection")
+}
+
+fn manager_config(
+    push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+) -> ConnectionManagerConfig {
     let mut config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(COMMAND_TIMEOUT))
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -66,9 +84,7 @@ pub async fn manager(
     if let Some(tx) = push {
         config = config.set_push_sender(tx).set_automatic_resubscription();
     }
-    ConnectionManager::new_with_config(client.clone(), config)
-        .await
-        .context("cannot connect to Redis")
+    config
 }
 
 /// A connection of its own for `XREADGROUP ... BLOCK`, whose timeout outlasts the block.

@@ -1,9 +1,11 @@
 //! SecondMe: a person's AI twin on WhatsApp, its worker, its Redis contract and
 //! its terminal control room.
 
+pub mod bridge;
 pub mod config;
 pub mod connection;
 pub mod entry;
+pub mod monitor;
 pub mod reply;
 pub mod schema;
 pub mod seal;

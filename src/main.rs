@@ -35,6 +35,9 @@ struct Cli {
     /// Idle time after which a dead worker's pending entries are claimed (e.g. 30s).
     #[arg(long, global = true, env = "SECONDME_CLAIM_IDLE")]
     claim_idle: Option<String>,
+    /// Open the control room as a pure monitor, without the embedded worker.
+    #[arg(long)]
+    no_worker: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -43,6 +46,8 @@ struct Cli {
 enum Command {
     /// Run the worker headless (for systemd); stops gracefully on SIGINT/SIGTERM.
     Worker,
+    /// The whole system on a private Redis with simulated WhatsApp traffic.
+    Demo,
     /// Pause the twin for a contact.
     Pause {
         /// Contact id.
@@ -94,7 +99,7 @@ fn main() -> std::process::ExitCode {
         claim_idle: cli.claim_idle.clone(),
     };
     let result = Config::load(cli.config.as_deref(), overrides)
-        .and_then(|config| commands::run(cli.command, config));
+        .and_then(|config| commands::run(cli.command, config, !cli.no_worker));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -578,16 +578,15 @@ fn on_snapshot(model: &mut Model, snap: Snapshot) -> UpdateResult {
     model.contacts = snap.contacts.into_iter().map(clean_contact).collect();
     model.stats = snap.stats;
     model.kill_switch = snap.kill_switch;
-    model.conversations = snap
-        .conversations
-        .into_iter()
-        .map(|(id, mut conv)| {
-            for m in &mut conv.messages {
-                m.text = sanitize::clean_multiline(&m.text, MAX_TEXT);
-            }
-            (id, conv)
-        })
-        .collect();
+    // History merges into what the live feed already showed: a snapshot may carry
+    // the history of only some contacts, and it must not erase messages seen live.
+    for (id, conv) in snap.conversations {
+        let target = model.conversations.entry(id).or_default();
+        for mut m in conv.messages {
+            m.text = sanitize::clean_multiline(&m.text, MAX_TEXT);
+            target.push(m);
+        }
+    }
     on_session(model, snap.session);
     keep_selection_valid(model);
     UpdateResult::dirty()
@@ -622,6 +621,7 @@ fn on_message(model: &mut Model, contact_id: &str, msg: ChatMessage) -> UpdateRe
         // Unknown until the next snapshot says otherwise; show it meanwhile.
         None => model.contacts.push(Contact {
             last_activity_ms: at,
+            enabled: false,
             ..Contact::new(&contact_id)
         }),
     }

@@ -1,0 +1,64 @@
+//! The operator's actions carried out in Redis at once; the outcome goes to the event log.
+
+use redis::aio::ConnectionManager;
+use secondme_ui::{Action, Event, LogEntry, LogKind};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::schema::PauseReason;
+use crate::store::{self, control, optin};
+
+/// Runs one action in the background and reports what happened.
+pub fn spawn(con: &ConnectionManager, action: Action, tx: &UnboundedSender<Event>) {
+    let mut con = con.clone();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let (kind, text) = match execute(&mut con, &action).await {
+            Ok(text) => (LogKind::Info, text),
+            Err(e) => (LogKind::Connection, format!("failed: {e:#}")),
+        };
+        let _ = tx.send(Event::Log(LogEntry {
+            at_ms: store::now_ms(),
+            kind,
+            text,
+        }));
+    });
+}
+
+async fn execute(con: &mut ConnectionManager, action: &Action) -> anyhow::Result<String> {
+    Ok(match action {
+        Action::Pause {
+            contact_id,
+            duration_ms,
+        } => {
+            control::pause(con, contact_id, *duration_ms, PauseReason::Manual).await?;
+            format!("you paused {contact_id}")
+        }
+        Action::Resume { contact_id } => {
+            let was = control::resume(con, contact_id).await?;
+            if was {
+                format!("you resumed {contact_id}")
+            } else {
+                format!("{contact_id} was not paused")
+            }
+        }
+        Action::SetEnabled {
+            contact_id,
+            enabled,
+        } => {
+            optin::set_enabled(con, std::slice::from_ref(contact_id), *enabled).await?;
+            format!(
+                "twin {} for {contact_id}",
+                if *enabled { "enabled" } else { "disabled" }
+            )
+        }
+        Action::KillSwitch { on } => {
+            control::kill_switch(con, *on).await?;
+            if *on {
+                "kill switch ON: the twin answers nobody".to_owned()
+            } else {
+                "kill switch off".to_owned()
+            }
+        }
+        Action::Quit => String::new(),
+    })
+}

@@ -1,0 +1,135 @@
+//! Pub/sub pushes turned into dashboard events. Every payload is checked; a bad
+//! one becomes a `Malformed` event, never a crash.
+
+use base64::Engine;
+use redis::{PushInfo, PushKind, Value};
+use secondme_ui::{Connection, Event, PauseAction};
+
+use crate::schema::{self, MessageEvent, PauseEvent};
+
+/// The dashboard event for one push, if it is one the dashboard shows.
+pub fn translate(push: PushInfo, now_ms: i64) -> Option<Event> {
+    match push.kind {
+        PushKind::Message => {
+            let mut data = push.data.into_iter();
+            let channel = text(data.next()?);
+            let payload = data.next().map(text).unwrap_or_default();
+            Some(on_message(&channel, &payload))
+        }
+        PushKind::Disconnection => Some(Event::Connection(Connection::Disconnected {
+            since_ms: now_ms,
+            retrying: true,
+            last_error: "connection to Redis lost".into(),
+        })),
+        _ => None,
+    }
+}
+
+fn text(v: Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::SimpleString(s) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+fn malformed(channel: &str, error: impl std::fmt::Display) -> Event {
+    Event::Malformed {
+        channel: channel.to_owned(),
+        error: error.to_string(),
+    }
+}
+
+/// Parses a payload of one of the three channels.
+pub fn on_message(channel: &str, payload: &str) -> Event {
+    match channel {
+        schema::CHANNEL_MESSAGES => match serde_json::from_str::<MessageEvent>(payload) {
+            Ok(m) => Event::MessageEvent {
+                message_id: m.message_id,
+                contact_id: m.contact_id,
+                text: m.content,
+                bot_sent: m.bot_sent,
+                from_person: m.from_me,
+                timestamp_ms: m.timestamp,
+            },
+            Err(e) => malformed(channel, e),
+        },
+        schema::CHANNEL_PAUSE => match serde_json::from_str::<PauseEvent>(payload) {
+            Ok(p) => Event::PauseEvent {
+                contact_id: p.contact_id,
+                action: match p.action {
+                    schema::PauseAction::Pause => PauseAction::Pause,
+                    schema::PauseAction::Resume => PauseAction::Resume,
+                },
+                expires_at_ms: p.expires_at,
+                reason: p.reason,
+            },
+            Err(e) => malformed(channel, e),
+        },
+        schema::CHANNEL_QR => qr(payload).unwrap_or_else(|e| malformed(channel, e)),
+        other => malformed(
+            other,
+            "message on a channel the dashboard did not subscribe to",
+        ),
+    }
+}
+
+/// `{qrCode (base64), expiresIn}` per the seed; `{qr, expiresIn?}` (plain text) from
+/// other gateways.
+fn qr(payload: &str) -> Result<Event, String> {
+    let v: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let expires_in_s = v
+        .get("expiresIn")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(60, |s| s.min(3600) as u32);
+    let code = if let Some(b64) = v.get("qrCode").and_then(|c| c.as_str()) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| format!("qrCode is not base64: {e}"))?;
+        String::from_utf8(bytes).map_err(|_| "qrCode does not decode to text".to_owned())?
+    } else if let Some(plain) = v.get("qr").and_then(|c| c.as_str()) {
+        plain.to_owned()
+    } else {
+        return Err("expected {qrCode, expiresIn} or {qr}".into());
+    };
+    if code.is_empty() || code.len() > 2048 {
+        return Err(format!(
+            "QR payload of {} bytes is not a login code",
+            code.len()
+        ));
+    }
+    Ok(Event::QrEvent {
+        payload: code,
+        expires_in_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_become_events_or_malformed() {
+        let m = on_message(
+            "events:messages",
+            r#"{"messageId":"m","contactId":"c","content":"hi","botSent":true,"timestamp":5}"#,
+        );
+        assert!(matches!(m, Event::MessageEvent { bot_sent: true, .. }));
+        let q = on_message("events:qr", r#"{"qrCode":"MkBhYmM=","expiresIn":20}"#);
+        assert!(
+            matches!(q, Event::QrEvent { ref payload, expires_in_s: 20 } if payload == "2@abc")
+        );
+        let other = on_message("events:qr", r#"{"qr":"2@xyz"}"#);
+        assert!(matches!(other, Event::QrEvent { .. }));
+        for bad in ["{", r#"{"foo":1}"#, r#"{"qrCode":"%%%"}"#] {
+            assert!(matches!(
+                on_message("events:qr", bad),
+                Event::Malformed { .. }
+            ));
+        }
+        assert!(matches!(
+            on_message("events:pause", r#"{"contactId":"c"}"#),
+            Event::Malformed { .. }
+        ));
+    }
+}

@@ -1,0 +1,252 @@
+//! The control room's effects: the terminal, the subscriptions, the state reads,
+//! the operator's actions and the embedded worker, around the pure `secondme-ui`.
+//!
+//! One `select!` loop over terminal input, dashboard events (pushes, snapshots,
+//! action results, worker progress), a countdown tick and signals; it redraws
+//! only when the model says something visible changed.
+
+pub mod actions;
+pub mod feed;
+pub mod state;
+pub mod terminal;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use secondme_ui::{
+    Action, Event, KeyInput, Keymap, LogEntry, LogKind, Model, Theme, WorkerState, update, view,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::connection;
+use crate::reply::persona_engine::PersonaEngine;
+use crate::schema;
+use crate::store;
+use crate::worker::{self, Worker, WorkerConfig, WorkerStatus};
+
+/// How the control room runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MonitorOptions {
+    /// Run the embedded worker (off with `--no-worker`).
+    pub worker: bool,
+}
+
+/// Builds the model's theme and keymap from the config and `NO_COLOR`.
+pub fn initial_model(config: &Config) -> Result<Model> {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let theme = if no_color {
+        Theme::no_color()
+    } else {
+        Theme::from_name(&config.theme)
+            .with_context(|| format!("unknown theme {:?} (dark, light, no-color)", config.theme))?
+    };
+    let overrides: Vec<(String, String)> = config
+        .keys
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let keymap = Keymap::from_overrides(&overrides)
+        .map_err(|e| anyhow::anyhow!("invalid key binding in the config file: {e}"))?;
+    Ok(Model::new(theme, keymap, store::now_ms()))
+}
+
+/// Runs the control room until the operator quits (or the terminal goes away).
+pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
+    let mut model = initial_model(config)?;
+    let client = connection::open_client(&config.redis_url)?;
+    let (push_tx, mut push_rx) = mpsc::unbounded_channel();
+    let con = connection::lazy_manager(&client, Some(push_tx))?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+
+    tokio::spawn(subscribe(con.clone(), tx.clone()));
+    tokio::spawn(state::poll(con.clone(), config.user_id.clone(), tx.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut worker_done = if options.worker {
+        let w = Worker::with_connection(
+            client.clone(),
+            connection::lazy_manager(&client, None)?,
+            PersonaEngine,
+            WorkerConfig::from_config(config),
+        );
+        tokio::spawn(forward_worker_status(w.status(), tx.clone()));
+        let (done_tx, done_rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = done_tx.send(w.run(stop_rx).await);
+        });
+        Some(done_rx)
+    } else {
+        None
+    };
+
+    let mut guard = terminal::TerminalGuard::enter()?;
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let signals = crate_signal();
+    tokio::pin!(signals);
+    let mut quitting = false;
+    let mut dirty = true;
+    loop {
+        if dirty {
+            guard
+                .terminal
+                .draw(|f| view(&model, f))
+                .context("cannot draw")?;
+            dirty = false;
+        }
+        let mut actions = Vec::new();
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
+                    if let Some(key) = KeyInput::from_crossterm(k) {
+                        if quitting && key.ctrl && key.code == secondme_ui::KeyCode::Char('c') {
+                            tracing::warn!("second Ctrl-C: leaving without waiting for the drain");
+                            break;
+                        }
+                        let r = update(&mut model, Event::Key(key));
+                        dirty |= r.dirty;
+                        actions = r.actions;
+                    }
+                }
+                Some(Ok(TermEvent::Paste(text))) => {
+                    let r = update(&mut model, Event::Paste(text));
+                    dirty |= r.dirty;
+                }
+                Some(Ok(TermEvent::Resize(..))) => {
+                    dirty |= update(&mut model, Event::Resize).dirty;
+                }
+                Some(Ok(_)) => {}
+                // Input closed: the SSH link or the terminal is gone.
+                None | Some(Err(_)) => {
+                    tracing::warn!("terminal input closed; stopping");
+                    actions.push(Action::Quit);
+                }
+            },
+            Some(push) = push_rx.recv() => {
+                if let Some(ev) = feed::translate(push, store::now_ms()) {
+                    dirty |= apply(&mut model, ev);
+                }
+            },
+            Some(ev) = rx.recv() => {
+                dirty |= apply(&mut model, ev);
+            },
+            _ = tick.tick() => {
+                dirty |= update(&mut model, Event::Tick { now_ms: store::now_ms() }).dirty;
+            },
+            _ = &mut signals => {
+                actions.push(Action::Quit);
+            },
+            done = async {
+                match worker_done.as_mut() {
+                    Some(rx) => rx.await,
+                    None => std::future::pending().await,
+                }
+            }, if quitting => {
+                report_worker_end(done);
+                break;
+            },
+        }
+        for action in actions {
+            if action == Action::Quit {
+                if !quitting {
+                    quitting = true;
+                    let _ = stop_tx.send(true);
+                    dirty = true;
+                }
+                if worker_done.is_none() {
+                    return Ok(());
+                }
+            } else {
+                actions::spawn(&con, action, &tx);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report_worker_end(done: Result<Result<WorkerStatus>, oneshot::error::RecvError>) {
+    match done {
+        Ok(Ok(s)) => tracing::info!(
+            "worker drained: {} answered, {} to review",
+            s.answered,
+            s.reviewed
+        ),
+        Ok(Err(e)) => tracing::error!("worker ended with an error: {e:#}"),
+        Err(_) => tracing::error!("the worker task ended without a result"),
+    }
+}
+
+/// Applies an event, keeping the counters only this process knows across snapshots.
+fn apply(model: &mut Model, ev: Event) -> bool {
+    let ev = match ev {
+        Event::Snapshot(mut snap) => {
+            snap.stats.malformed_payloads = model.stats.malformed_payloads;
+            snap.stats.worker = model.stats.worker;
+            Event::Snapshot(snap)
+        }
+        Event::Malformed { channel, error } => {
+            tracing::warn!("malformed payload on {channel}: {error}");
+            Event::Malformed { channel, error }
+        }
+        other => other,
+    };
+    update(model, ev).dirty
+}
+
+/// Subscribes to the three channels, retrying until Redis answers; the manager
+/// resubscribes by itself after later reconnects.
+async fn subscribe(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
+    loop {
+        match con.subscribe(&schema::CHANNELS[..]).await {
+            Ok(()) => {
+                let _ = tx.send(Event::Log(LogEntry {
+                    at_ms: store::now_ms(),
+                    kind: LogKind::Connection,
+                    text: format!("subscribed to {}", schema::CHANNELS.join(", ")),
+                }));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("subscribe failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn forward_worker_status(
+    mut status: watch::Receiver<WorkerStatus>,
+    tx: mpsc::UnboundedSender<Event>,
+) {
+    loop {
+        let state = status.borrow_and_update().state.clone();
+        let shown = match state {
+            worker::WorkerState::Starting | worker::WorkerState::Disconnected { .. } => {
+                WorkerState::Off
+            }
+            worker::WorkerState::Running => WorkerState::Running,
+            worker::WorkerState::Draining => WorkerState::Draining { left: 0 },
+            worker::WorkerState::Stopped => WorkerState::Stopped,
+        };
+        if tx.send(Event::WorkerProgress(shown)).is_err() || status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGHUP (Ctrl-C arrives as a key in raw mode).
+async fn crate_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}

@@ -1,0 +1,164 @@
+//! Periodic reads of the state keys, turned into dashboard snapshots; the first
+//! read, and the first after an outage, also loads conversation history (pub/sub
+//! loses whatever was published while the link was down).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use secondme_ui::{
+    Author, ChatMessage, Connection, Contact, Conversation, Event, Pause, PauseReason, SessionInfo,
+    Snapshot, Stats,
+};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::schema;
+use crate::store::{self, snapshot};
+
+/// How often the state keys are re-read.
+const REFRESH: Duration = Duration::from_secs(2);
+/// Contacts whose history is loaded on a full read (the most recent ones).
+const HISTORY_CONTACTS: usize = 200;
+
+/// Re-reads the state until the receiver goes away.
+pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSender<Event>) {
+    let mut need_history = true;
+    let mut last_answered: Option<(Instant, i64)> = None;
+    loop {
+        let started = Instant::now();
+        let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
+        let event = match ping {
+            Ok(_) => {
+                let rtt_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+                if tx
+                    .send(Event::Connection(Connection::Connected { rtt_ms }))
+                    .is_err()
+                {
+                    return;
+                }
+                match read(&mut con, &user_id, need_history, &mut last_answered).await {
+                    Ok(snap) => {
+                        need_history = false;
+                        Event::Snapshot(snap)
+                    }
+                    Err(e) => disconnected(format!("{e:#}")),
+                }
+            }
+            Err(e) => {
+                need_history = true;
+                disconnected(e.to_string())
+            }
+        };
+        if tx.send(event).is_err() {
+            return;
+        }
+        tokio::time::sleep(REFRESH.saturating_sub(started.elapsed())).await;
+    }
+}
+
+fn disconnected(error: String) -> Event {
+    Event::Connection(Connection::Disconnected {
+        since_ms: store::now_ms(),
+        retrying: true,
+        last_error: error,
+    })
+}
+
+async fn read(
+    con: &mut ConnectionManager,
+    user_id: &str,
+    with_history: bool,
+    last_answered: &mut Option<(Instant, i64)>,
+) -> anyhow::Result<Snapshot> {
+    let snap = snapshot::read(con, user_id).await?;
+    let answered = snap.stats.get("answered").copied().unwrap_or(0);
+    let now = Instant::now();
+    let throughput_per_s = match *last_answered {
+        Some((at, before)) if now > at => {
+            (answered - before).max(0) as f64 / (now - at).as_secs_f64()
+        }
+        _ => 0.0,
+    };
+    *last_answered = Some((now, answered));
+    let contacts = contacts(&snap);
+    let mut conversations = HashMap::new();
+    if with_history {
+        let mut recent: Vec<&Contact> = contacts.iter().collect();
+        recent.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
+        for c in recent.into_iter().take(HISTORY_CONTACTS) {
+            let history = snapshot::history(con, &c.id, schema::HISTORY_LEN).await?;
+            conversations.insert(c.id.clone(), conversation(history));
+        }
+    }
+    Ok(Snapshot {
+        contacts,
+        stats: Stats {
+            queue_len: snap.queue_len,
+            queue_cap: schema::QUEUE_MESSAGES_CAP as u64,
+            pending: snap.pending,
+            dead_letters: snap.dead_letters,
+            throughput_per_s,
+            subscribers: snap
+                .subscribers
+                .iter()
+                .map(|(_, n)| (*n).max(0) as u64)
+                .sum(),
+            ..Stats::default()
+        },
+        session: snap.session.map(|s| SessionInfo {
+            connected_at_ms: s.connected_at,
+            expires_at_ms: s.expires_at,
+        }),
+        kill_switch: snap.kill_switch,
+        conversations,
+    })
+}
+
+fn contacts(snap: &snapshot::Snapshot) -> Vec<Contact> {
+    let enabled: HashSet<&str> = snap.enabled.iter().map(String::as_str).collect();
+    let mut by_id: HashMap<String, Contact> = HashMap::new();
+    fn entry<'a>(
+        by_id: &'a mut HashMap<String, Contact>,
+        enabled: &HashSet<&str>,
+        id: &str,
+    ) -> &'a mut Contact {
+        by_id.entry(id.to_owned()).or_insert_with(|| Contact {
+            enabled: enabled.contains(id),
+            ..Contact::new(id)
+        })
+    }
+    for (id, at) in &snap.contacts {
+        entry(&mut by_id, &enabled, id).last_activity_ms = *at;
+    }
+    for id in &snap.enabled {
+        entry(&mut by_id, &enabled, id);
+    }
+    for p in &snap.paused {
+        entry(&mut by_id, &enabled, &p.contact_id).pause = Some(Pause {
+            expires_at_ms: p.expires_at.or(Some(snap.now + p.remaining_ms)),
+            reason: PauseReason::parse(&p.reason),
+        });
+    }
+    for c in &snap.counters {
+        entry(&mut by_id, &enabled, &c.contact_id).rate_count =
+            u32::try_from(c.count).unwrap_or(u32::MAX);
+    }
+    by_id.into_values().collect()
+}
+
+fn conversation(history: Vec<schema::MessageEvent>) -> Conversation {
+    let mut conv = Conversation::default();
+    for m in history {
+        conv.push(ChatMessage {
+            id: m.message_id,
+            timestamp_ms: m.timestamp,
+            author: match (m.from_me, m.bot_sent) {
+                (true, _) => Author::Person,
+                (false, true) => Author::Twin,
+                (false, false) => Author::Contact,
+            },
+            text: m.content,
+        });
+    }
+    conv
+}
