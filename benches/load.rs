@@ -1,0 +1,471 @@
+//! Load benchmark of the real worker process: how many messages a second it
+//! answers without loss, its latency at 5,000 msg/s, and its peak memory.
+//!
+//! Run with `cargo bench --bench load`. It starts a private redis-server and
+//! `secondme worker`, writes entries the way the seed's gateway does
+//! (`XADD ... MAXLEN ~ 1000`, which drops unread entries when the worker lags,
+//! so loss is measurable) and counts the replies published on `events:messages`.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use secondme::schema;
+use secondme::server::RedisServer;
+
+/// Rates of the loss table, msg/s.
+const RATES: [u64; 6] = [5_000, 10_000, 20_000, 50_000, 75_000, 100_000];
+/// Sending time of each step.
+const STEP: Duration = Duration::from_secs(3);
+/// Longest wait for the worker to catch up after a step.
+const DRAIN: Duration = Duration::from_secs(5);
+/// How often the generator writes a pipelined batch.
+const TICK: Duration = Duration::from_millis(2);
+/// Distinct contacts; messages cycle through them so none passes the rate limit
+/// (10 a minute) over the whole run (< 1M messages).
+const CONTACTS: u64 = 120_000;
+/// Budget from the issue.
+const BUDGET_RATE: u64 = 50_000;
+const BUDGET_P99_MS: f64 = 20.0;
+const BUDGET_RSS_MB: f64 = 50.0;
+
+/// Replies seen per step: count and latencies in microseconds.
+#[derive(Default)]
+struct Seen {
+    answered: HashMap<u32, u64>,
+    latencies_us: HashMap<u32, Vec<u64>>,
+}
+
+struct StepResult {
+    rate: u64,
+    sent: u64,
+    send_secs: f64,
+    answered: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// The worker child; killed when the bench ends.
+struct WorkerChild(Child);
+
+impl Drop for WorkerChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; there is nothing to filter.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(run())
+}
+
+async fn run() -> Result<()> {
+    let server = RedisServer::start_default().context("start redis-server")?;
+    let client = redis::Client::open(server.url()).context("redis client")?;
+    // Big pipelines at high rates outlast the default response timeout.
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+    let mut con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .context("connect")?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut con)
+        .await?;
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    prepare(&mut con).await?;
+
+    let dir = std::env::temp_dir().join(format!("secondme-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut worker = spawn_worker(&server.url(), &dir)?;
+    wait_for_consumer(&mut con, &mut worker).await?;
+
+    let base = Instant::now();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let subscriber = subscribe(&client, base, Arc::clone(&seen)).await?;
+
+    println!();
+    println!(
+        "SecondMe load bench: {} cores, Redis {version}, worker pid {}",
+        cores(),
+        worker.0.id()
+    );
+    println!(
+        "each step: {} s of XADD MAXLEN ~ 1000 (pipelined every {} ms), then up to {} s to drain",
+        STEP.as_secs(),
+        TICK.as_millis(),
+        DRAIN.as_secs()
+    );
+    println!();
+    println!(
+        "{:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "target/s", "sent/s", "sent", "answered", "lost", "p50 ms", "p99 ms"
+    );
+    let mut results = Vec::new();
+    let mut next_id = 0u64;
+    for (step, rate) in RATES.iter().enumerate() {
+        let step = step as u32;
+        let (sent, send_secs) = generate(&mut con, base, step, *rate, &mut next_id).await?;
+        drain(&seen, step, sent).await;
+        let r = summarize(&seen, step, *rate, sent, send_secs);
+        println!(
+            "{:>10} {:>10.0} {:>10} {:>10} {:>9} {:>9.2} {:>9.2}",
+            r.rate,
+            r.sent as f64 / r.send_secs,
+            r.sent,
+            r.answered,
+            r.sent.saturating_sub(r.answered),
+            r.p50_ms,
+            r.p99_ms
+        );
+        results.push(r);
+        if worker.0.try_wait()?.is_some() {
+            bail!("the worker exited during the bench; see {}", dir.display());
+        }
+    }
+    subscriber.abort();
+
+    let best = results
+        .iter()
+        .take_while(|r| r.answered >= r.sent)
+        .map(|r| r.rate)
+        .last();
+    let at_5k = results.iter().find(|r| r.rate == 5_000);
+    let hwm_kb = vm_hwm_kb(worker.0.id());
+    let hwm_mb = hwm_kb.map(|kb| kb as f64 / 1024.0);
+    let stats: HashMap<String, i64> = con.hgetall(schema::STATS).await.unwrap_or_default();
+
+    println!();
+    match best {
+        Some(rate) => println!("highest rate with no loss: {rate} msg/s"),
+        None => println!("highest rate with no loss: none (loss already at 5,000 msg/s)"),
+    }
+    if let Some(r) = at_5k {
+        println!(
+            "latency at 5,000 msg/s: p50 {:.2} ms, p99 {:.2} ms",
+            r.p50_ms, r.p99_ms
+        );
+    }
+    match hwm_mb {
+        Some(mb) => println!("worker peak resident memory (VmHWM): {mb:.1} MB"),
+        None => println!("worker peak resident memory: unavailable"),
+    }
+    println!("worker counters (SECONDME:stats): {:?}", sorted(&stats));
+    let info: String = redis::cmd("INFO").arg("all").query_async(&mut con).await?;
+    let redis_cpu: f64 = ["used_cpu_user:", "used_cpu_sys:"]
+        .iter()
+        .filter_map(|k| info.lines().find_map(|l| l.strip_prefix(k)))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum();
+    println!(
+        "CPU seconds over {:.0} s: redis-server {redis_cpu:.1}, worker {:.1}",
+        base.elapsed().as_secs_f64(),
+        cpu_secs(worker.0.id()).unwrap_or(f64::NAN)
+    );
+    for line in info.lines().filter(|l| {
+        l.starts_with("cmdstat_evalsha")
+            || l.starts_with("cmdstat_xadd")
+            || l.starts_with("cmdstat_xreadgroup")
+            || l.starts_with("cmdstat_publish")
+    }) {
+        println!("  {line}");
+    }
+    println!();
+    println!("budget                          target        measured   verdict");
+    let rate_ok = best.is_some_and(|b| b >= BUDGET_RATE);
+    println!(
+        "no loss at                      >= {BUDGET_RATE}/s   {:>9}   {}",
+        best.map_or("none".to_owned(), |b| format!("{b}/s")),
+        verdict(rate_ok)
+    );
+    if let Some(r) = at_5k {
+        println!(
+            "p99 at 5,000/s                  < {BUDGET_P99_MS} ms      {:>9}   {}",
+            format!("{:.2} ms", r.p99_ms),
+            verdict(r.p99_ms < BUDGET_P99_MS)
+        );
+    }
+    if let Some(mb) = hwm_mb {
+        println!(
+            "worker resident memory          < {BUDGET_RSS_MB} MB      {:>9}   {}",
+            format!("{mb:.1} MB"),
+            verdict(mb < BUDGET_RSS_MB)
+        );
+    }
+    drop(worker);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "SHORT" }
+}
+
+fn sorted(stats: &HashMap<String, i64>) -> Vec<(&str, i64)> {
+    let mut v: Vec<(&str, i64)> = stats.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    v.sort();
+    v
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The twin may answer: state marker, no kill switch, every bench contact enabled.
+async fn prepare(con: &mut MultiplexedConnection) -> Result<()> {
+    let _: () = con.set(schema::STATE_MARKER, "bench").await?;
+    let _: () = con.del(schema::PAUSE_ALL).await?;
+    let ids: Vec<String> = (0..CONTACTS).map(contact).collect();
+    for chunk in ids.chunks(10_000) {
+        let _: () = con.sadd(schema::OPTIN_CONTACTS, chunk).await?;
+    }
+    Ok(())
+}
+
+fn contact(i: u64) -> String {
+    format!("c{i}")
+}
+
+/// The worker binary cargo built for this bench (release profile).
+fn worker_binary() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_secondme"))
+}
+
+fn spawn_worker(url: &str, dir: &std::path::Path) -> Result<WorkerChild> {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "")?;
+    let log = std::fs::File::create(dir.join("worker.log"))?;
+    let child = Command::new(worker_binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("--redis-url")
+        .arg(url)
+        .arg("--consumer")
+        .arg("bench")
+        .arg("--review-file")
+        .arg(dir.join("review.jsonl"))
+        .arg("worker")
+        // Keep the developer's config and state out of the run.
+        .env("XDG_CONFIG_HOME", dir)
+        .env("XDG_STATE_HOME", dir)
+        .env("SECONDME_LOG", "error")
+        .env_remove("SECONDME_REDIS_URL")
+        .env_remove("SECONDME_LOG_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .with_context(|| format!("cannot start {}", worker_binary().display()))?;
+    Ok(WorkerChild(child))
+}
+
+async fn wait_for_consumer(
+    con: &mut MultiplexedConnection,
+    worker: &mut WorkerChild,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if worker.0.try_wait()?.is_some() {
+            bail!("the worker exited at start");
+        }
+        let consumers: redis::RedisResult<redis::streams::StreamInfoConsumersReply> = con
+            .xinfo_consumers(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
+            .await;
+        if consumers.is_ok_and(|c| !c.consumers.is_empty()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("the worker did not join the group within 10 s")
+}
+
+/// Subscribes to `events:messages` and records, per step, each twin reply and
+/// its latency (the send time travels in the message id).
+async fn subscribe(
+    client: &redis::Client,
+    base: Instant,
+    seen: Arc<Mutex<Seen>>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(schema::CHANNEL_MESSAGES).await?;
+    Ok(tokio::spawn(async move {
+        let mut stream = pubsub.into_on_message();
+        while let Some(msg) = stream.next().await {
+            let now_us = base.elapsed().as_micros() as u64;
+            let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
+            let Ok(ev) = serde_json::from_slice::<schema::MessageEvent>(&payload) else {
+                continue;
+            };
+            if !ev.bot_sent {
+                continue;
+            }
+            // Reply ids are `bot_{messageId}`, message ids `s{step}_{seq}_{sentUs}`.
+            let Some((step, sent_us)) = parse_id(&ev.message_id) else {
+                continue;
+            };
+            let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+            *s.answered.entry(step).or_default() += 1;
+            s.latencies_us
+                .entry(step)
+                .or_default()
+                .push(now_us.saturating_sub(sent_us));
+        }
+    }))
+}
+
+fn parse_id(reply_id: &str) -> Option<(u32, u64)> {
+    let rest = reply_id.strip_prefix("bot_s")?;
+    let mut parts = rest.split('_');
+    let step = parts.next()?.parse().ok()?;
+    let _seq = parts.next()?;
+    let sent = parts.next()?.parse().ok()?;
+    Some((step, sent))
+}
+
+/// Writes `rate` msg/s for `STEP`, pipelined every `TICK`; returns how many were
+/// sent and how long sending took.
+async fn generate(
+    con: &mut MultiplexedConnection,
+    base: Instant,
+    step: u32,
+    rate: u64,
+    next_id: &mut u64,
+) -> Result<(u64, f64)> {
+    let start = Instant::now();
+    let total = rate * STEP.as_secs();
+    let mut sent = 0u64;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while sent < total {
+        tick.tick().await;
+        // Catch up to the schedule, so late ticks do not lower the rate.
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        if due <= sent {
+            continue;
+        }
+        let sent_us = base.elapsed().as_micros() as u64;
+        let now_ms = secondme::store::now_ms();
+        let mut pipe = redis::pipe();
+        for _ in sent..due {
+            let seq = *next_id;
+            *next_id += 1;
+            pipe.cmd("XADD")
+                .arg(schema::QUEUE_MESSAGES)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(schema::QUEUE_MESSAGES_CAP)
+                .arg("*")
+                .arg("messageId")
+                .arg(format!("s{step}_{seq}_{sent_us}"))
+                .arg("contactId")
+                .arg(contact(seq % CONTACTS))
+                .arg("content")
+                .arg("are we still on for dinner tonight?")
+                .arg("timestamp")
+                .arg(now_ms)
+                .arg("direction")
+                .arg("incoming")
+                .arg("fromMe")
+                .arg("false")
+                .ignore();
+        }
+        pipe.exec_async(con).await.context("XADD pipeline")?;
+        sent = due;
+    }
+    Ok((sent, start.elapsed().as_secs_f64()))
+}
+
+/// Waits until every message of the step is answered, or answers stop coming
+/// for a second, or `DRAIN` passes.
+async fn drain(seen: &Arc<Mutex<Seen>>, step: u32, sent: u64) {
+    let deadline = Instant::now() + DRAIN;
+    let mut last = 0;
+    let mut last_change = Instant::now();
+    while Instant::now() < deadline {
+        let answered = answered(seen, step);
+        if answered >= sent {
+            return;
+        }
+        if answered != last {
+            last = answered;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > Duration::from_secs(1) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn answered(seen: &Arc<Mutex<Seen>>, step: u32) -> u64 {
+    let s = seen.lock().unwrap_or_else(|e| e.into_inner());
+    s.answered.get(&step).copied().unwrap_or(0)
+}
+
+fn summarize(
+    seen: &Arc<Mutex<Seen>>,
+    step: u32,
+    rate: u64,
+    sent: u64,
+    send_secs: f64,
+) -> StepResult {
+    let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+    let answered = s.answered.get(&step).copied().unwrap_or(0);
+    let lat = s.latencies_us.entry(step).or_default();
+    lat.sort_unstable();
+    StepResult {
+        rate,
+        sent,
+        send_secs,
+        answered,
+        p50_ms: percentile(lat, 0.50),
+        p99_ms: percentile(lat, 0.99),
+    }
+}
+
+fn percentile(sorted_us: &[u64], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted_us.len() as f64 - 1.0) * q).round() as usize;
+    sorted_us[i.min(sorted_us.len() - 1)] as f64 / 1000.0
+}
+
+/// User plus system CPU time of a process, from `/proc/<pid>/stat`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Peak resident set of a process, from `/proc/<pid>/status`.
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
