@@ -20,7 +20,7 @@ local function paused(contact)
   return expires == nil or expires > now
 end
 
-local results = {}
+local results, acks = {}, {}
 local sent, withheld = 0, 0
 local i = 6
 while i + 7 <= #ARGV do
@@ -41,14 +41,18 @@ while i + 7 <= #ARGV do
       'persona', persona, 'timestamp', tostring(now), 'delayMs', delay)
     redis.call('PUBLISH', channel, event)
     local h = 'HISTORY:' .. contact
-    redis.call('LPUSH', h, event)
-    redis.call('LTRIM', h, 0, history_len - 1)
+    if redis.call('LPUSH', h, event) > history_len then
+      redis.call('LTRIM', h, 0, history_len - 1)
+    end
     redis.call('SET', 'DONE:' .. mid, 'answered', 'EX', done_ttl)
     sent = sent + 1
     result = 'sent'
   end
-  redis.call('XACK', KEYS[3], group, sid)
+  acks[#acks + 1] = sid
   results[#results + 1] = result
+end
+for s = 1, #acks, 1000 do
+  redis.call('XACK', KEYS[3], group, unpack(acks, s, math.min(s + 999, #acks)))
 end
 if sent > 0 then redis.call('HINCRBY', KEYS[5], 'answered', sent) end
 if withheld > 0 then redis.call('HINCRBY', KEYS[5], 'skipped', withheld) end

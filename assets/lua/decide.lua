@@ -1,19 +1,21 @@
--- Decides a whole batch of parsed queue entries in one atomic step.
+-- Decides a whole batch of parsed queue entries in one atomic step and, for
+-- entries that come with a reply already written, sends it in the same step.
 -- KEYS[1] PAUSE:ALL  KEYS[2] OPTIN:contacts  KEYS[3] SECONDME:state  KEYS[4] QUEUE:messages
--- KEYS[5] CONTACTS:activity  KEYS[6] SECONDME:stats
+-- KEYS[5] CONTACTS:activity  KEYS[6] SECONDME:stats  KEYS[7] QUEUE:responses
 -- ARGV[1] group  ARGV[2] takeover pause ms  ARGV[3] rate max  ARGV[4] rate window s
 -- ARGV[5] rate-limit pause ms  ARGV[6] DONE ttl s  ARGV[7] history length
--- ARGV[8] events:pause  ARGV[9] events:messages
--- then 6 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
--- Returns one verdict per entry: answer | duplicate | echo | takeover | recorded |
+-- ARGV[8] events:pause  ARGV[9] events:messages  ARGV[10] responses cap
+-- then 11 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
+--   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
+--   the reply is written later; then an `answer` verdict waits for commit.lua)
+-- Returns one verdict per entry: sent | answer | duplicate | echo | takeover | recorded |
 -- skip:kill_switch | skip:not_enabled | skip:paused | skip:rate_limit
--- Every verdict but `answer` is acknowledged here; `answer` waits for commit.lua.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local group = ARGV[1]
 local takeover_ms, rate_max, rate_window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local rate_pause_ms, done_ttl, history_len = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local ch_pause, ch_messages = ARGV[8], ARGV[9]
+local ch_pause, ch_messages, cap = ARGV[8], ARGV[9], ARGV[10]
 
 local function pause_event(contact, action, expires, reason)
   local ev = { contactId = contact, action = action, reason = reason }
@@ -49,26 +51,36 @@ end
 local function record(contact, event)
   redis.call('PUBLISH', ch_messages, event)
   local h = 'HISTORY:' .. contact
-  redis.call('LPUSH', h, event)
-  redis.call('LTRIM', h, 0, history_len - 1)
+  -- LPUSH returns the length: trim only when the list is over its cap.
+  if redis.call('LPUSH', h, event) > history_len then
+    redis.call('LTRIM', h, 0, history_len - 1)
+  end
 end
 
+-- Acknowledgements and activity scores are sent once per batch, not once per entry.
+local acks, activity = {}, {}
 local function finish(sid, mid, state)
   redis.call('SET', 'DONE:' .. mid, state, 'EX', done_ttl)
-  redis.call('XACK', KEYS[4], group, sid)
+  acks[#acks + 1] = sid
+end
+local function touch(contact, ts)
+  activity[#activity + 1] = ts
+  activity[#activity + 1] = contact
 end
 
 local verdicts = {}
-local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0 }
-local i = 10
-while i + 5 <= #ARGV do
+local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0, answered = 0 }
+local i = 11
+while i + 10 <= #ARGV do
   local sid, mid, contact, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local ts, event = tonumber(ARGV[i + 4]), ARGV[i + 5]
-  i = i + 6
+  local rid, rcontent, rpersona, rdelay, revent =
+    ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
+  i = i + 11
   local done = redis.call('GET', 'DONE:' .. mid)
   local verdict
   if done and done ~= 'seen' then
-    redis.call('XACK', KEYS[4], group, sid)
+    acks[#acks + 1] = sid
     counts.duplicates = counts.duplicates + 1
     verdict = 'duplicate'
   elseif kind == 'me' then
@@ -76,7 +88,7 @@ while i + 5 <= #ARGV do
       finish(sid, mid, 'echo')
       verdict = 'echo'
     else
-      redis.call('ZADD', KEYS[5], 'GT', ts, contact)
+      touch(contact, ts)
       record(contact, event)
       pause(contact, takeover_ms, 'takeover')
       finish(sid, mid, 'takeover')
@@ -84,7 +96,7 @@ while i + 5 <= #ARGV do
       verdict = 'takeover'
     end
   elseif kind == 'out' then
-    redis.call('ZADD', KEYS[5], 'GT', ts, contact)
+    touch(contact, ts)
     record(contact, event)
     finish(sid, mid, 'recorded')
     verdict = 'recorded'
@@ -95,12 +107,13 @@ while i + 5 <= #ARGV do
       count = tonumber(redis.call('GET', 'COUNTER:' .. contact .. ':msgs')) or 0
     else
       counts.received = counts.received + 1
-      redis.call('ZADD', KEYS[5], 'GT', ts, contact)
+      touch(contact, ts)
       record(contact, event)
       local ckey = 'COUNTER:' .. contact .. ':msgs'
       count = redis.call('INCR', ckey)
-      -- Set in the same atomic step, so the counter can never outlive its window.
-      if redis.call('TTL', ckey) < 0 then redis.call('EXPIRE', ckey, rate_window) end
+      -- In the same atomic step, and NX so a counter left without a TTL by another
+      -- program gets one: a counter can never outlive its window.
+      redis.call('EXPIRE', ckey, rate_window, 'NX')
     end
     if count > rate_max and not paused(contact) then
       pause(contact, rate_pause_ms, 'rate_limit')
@@ -112,17 +125,33 @@ while i + 5 <= #ARGV do
       verdict = 'skip:not_enabled'
     elseif paused(contact) then
       verdict = 'skip:paused'
+    elseif rid ~= '' then
+      redis.call('XADD', KEYS[7], 'MAXLEN', '~', cap, '*',
+        'replyId', rid, 'contactId', contact, 'content', rcontent, 'inReplyTo', mid,
+        'persona', rpersona, 'timestamp', tostring(now), 'delayMs', rdelay)
+      record(contact, revent)
+      finish(sid, mid, 'answered')
+      counts.answered = counts.answered + 1
+      verdict = 'sent'
     else
       redis.call('SET', 'DONE:' .. mid, 'seen', 'EX', done_ttl)
       verdict = 'answer'
     end
-    if verdict ~= 'answer' then
+    if verdict:sub(1, 5) == 'skip:' then
       finish(sid, mid, verdict)
       counts.skipped = counts.skipped + 1
     end
   end
   verdicts[#verdicts + 1] = verdict
 end
+-- unpack() is bounded by Lua's C stack: send long lists in slices.
+local function in_slices(list, step, send)
+  for s = 1, #list, step do
+    send(unpack(list, s, math.min(s + step - 1, #list)))
+  end
+end
+in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[4], group, ...) end)
+in_slices(activity, 1000, function(...) redis.call('ZADD', KEYS[5], 'GT', ...) end)
 for name, n in pairs(counts) do
   if n > 0 then redis.call('HINCRBY', KEYS[6], name, n) end
 end

@@ -33,6 +33,12 @@ pub trait ReplyEngine: Send + Sync + 'static {
         &self,
         request: &ReplyRequest<'_>,
     ) -> impl Future<Output = anyhow::Result<Reply>> + Send;
+
+    /// True when replies are computed locally at no cost (no network, no fee), so
+    /// the worker may write them before deciding and send them in the same atomic step.
+    fn instant(&self) -> bool {
+        false
+    }
 }
 
 /// Human pace for sending (upstream design): 300 ms a word plus a 2-5 s pause.

@@ -76,6 +76,10 @@ impl ReplyEngine for PersonaEngine {
         let delay_ms = human_delay_ms(&content, jitter);
         Ok(Reply { content, delay_ms })
     }
+
+    fn instant(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

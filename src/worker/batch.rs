@@ -154,6 +154,7 @@ async fn decide(
     con: &mut ConnectionManager,
     cfg: &WorkerConfig,
     good: &[Good],
+    replies: &[Option<Written>],
 ) -> Result<Vec<String>> {
     let mut inv = DECIDE_SCRIPT.prepare_invoke();
     inv.key(schema::PAUSE_ALL)
@@ -162,6 +163,7 @@ async fn decide(
         .key(schema::QUEUE_MESSAGES)
         .key(schema::CONTACTS_ACTIVITY)
         .key(schema::STATS)
+        .key(schema::QUEUE_RESPONSES)
         .arg(&cfg.group)
         .arg(cfg.takeover_ms)
         .arg(schema::RATE_LIMIT_MAX)
@@ -170,14 +172,24 @@ async fn decide(
         .arg(schema::DONE_TTL_S)
         .arg(schema::HISTORY_LEN)
         .arg(schema::CHANNEL_PAUSE)
-        .arg(schema::CHANNEL_MESSAGES);
-    for g in good {
+        .arg(schema::CHANNEL_MESSAGES)
+        .arg(schema::QUEUE_RESPONSES_CAP);
+    for (g, reply) in good.iter().zip(replies) {
         inv.arg(&g.stream_id)
             .arg(&g.message.message_id)
             .arg(&g.message.contact_id)
             .arg(kind(&g.message))
             .arg(g.message.timestamp)
             .arg(event_json(&g.message));
+        match reply {
+            Some(w) => inv
+                .arg(&w.reply_id)
+                .arg(&w.content)
+                .arg(&w.persona)
+                .arg(w.delay_ms)
+                .arg(&w.event),
+            None => inv.arg("").arg("").arg("").arg("").arg(""),
+        };
     }
     let verdicts: Vec<String> = inv
         .invoke_async(con)
@@ -224,14 +236,31 @@ impl<E: ReplyEngine> Worker<E> {
         if good.is_empty() {
             return Ok(outcome);
         }
-        let verdicts = decide(&mut self.con, &self.cfg, &good).await?;
+        // An engine that answers instantly writes its replies before the decision, so
+        // decision and reply are one atomic step; others write only what was decided.
+        let mut replies: Vec<Option<Written>> = Vec::with_capacity(good.len());
+        for g in &good {
+            let wanted = self.engine.instant() && kind(&g.message) == "in";
+            replies.push(if wanted {
+                self.write_reply(g).await.ok()
+            } else {
+                None
+            });
+        }
+        let verdicts = decide(&mut self.con, &self.cfg, &good, &replies).await?;
         let mut to_write = Vec::new();
         for (g, v) in good.iter().zip(&verdicts) {
-            if v == "answer" {
-                to_write.push(g);
-            } else {
-                tracing::debug!("{} ({}): {v}", g.message.message_id, g.message.contact_id);
-                outcome.skipped += 1;
+            match v.as_str() {
+                "sent" => outcome.answered += 1,
+                "answer" => to_write.push(g),
+                other => {
+                    tracing::debug!(
+                        "{} ({}): {other}",
+                        g.message.message_id,
+                        g.message.contact_id
+                    );
+                    outcome.skipped += 1;
+                }
             }
         }
         let mut written = Vec::with_capacity(to_write.len());
