@@ -5,13 +5,14 @@ use redis::aio::ConnectionManager;
 use secondme::bridge::Gateway;
 use secondme::bridge::simulator::{Script, Simulator};
 use secondme::config::{Config, parse_duration};
+use secondme::graph::{self, GraphFile};
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::schema::PauseReason;
 use secondme::store::{control, optin, snapshot};
 use secondme::{connection, monitor, schema, store, worker};
 use tokio::sync::watch;
 
-use crate::Command;
+use crate::{Command, ContactAction, PersonaAction};
 
 /// Runs one command on a fresh tokio runtime.
 pub fn run(command: Option<Command>, config: Config, with_worker: bool) -> Result<()> {
@@ -76,6 +77,15 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
         Some(Command::Enable { contacts }) => set_enabled(&config, &contacts, true).await,
         Some(Command::Disable { contacts }) => set_enabled(&config, &contacts, false).await,
         Some(Command::Status { json }) => status(&config, json).await,
+        Some(Command::Persona {
+            action: PersonaAction::Import { file },
+        }) => persona_import(&config, &file).await,
+        Some(Command::Persona {
+            action: PersonaAction::List,
+        }) => persona_list(&config).await,
+        Some(Command::Contact {
+            action: ContactAction::List,
+        }) => contact_list(&config).await,
     }
 }
 
@@ -90,14 +100,189 @@ async fn connect(config: &Config) -> Result<ConnectionManager> {
 }
 
 async fn set_enabled(config: &Config, contacts: &[String], enabled: bool) -> Result<()> {
-    let changed = optin::set_enabled(&mut connect(config).await?, contacts, enabled).await?;
+    let mut con = connect(config).await?;
+    let changed = optin::set_enabled(&mut con, contacts, enabled).await?;
     println!(
         "{} {} contact(s) ({} changed)",
         if enabled { "enabled" } else { "disabled" },
         contacts.len(),
         changed
     );
+    // The opt-in set is what the worker obeys; the graph only mirrors it, so a
+    // graph failure is reported but does not fail the command.
+    if graph::available(&mut con).await {
+        for id in contacts {
+            match graph::set_bot_enabled(&mut con, id, enabled).await {
+                Ok(true) => {}
+                Ok(false) => println!("{id}: not in the graph (botEnabled not mirrored)"),
+                Err(e) => eprintln!("secondme: {id}: {e}"),
+            }
+        }
+    }
     Ok(())
+}
+
+/// Connects and checks that the server has FalkorDB, for the graph commands.
+async fn connect_graph(config: &Config) -> Result<ConnectionManager> {
+    let mut con = connect(config).await?;
+    graph::require(&mut con).await?;
+    Ok(con)
+}
+
+async fn persona_import(config: &Config, path: &std::path::Path) -> Result<()> {
+    let file = GraphFile::load(path)?;
+    let mut con = connect_graph(config).await?;
+    let s = graph::import(&mut con, &file).await?;
+    println!(
+        "imported {} into the graph `{}`",
+        path.display(),
+        graph::GRAPH
+    );
+    println!(
+        "  user      {} (default persona {})",
+        printable(&s.user),
+        printable(&file.user.default_persona)
+    );
+    println!("  personas  {}", printable(&list_or_none(&s.personas)));
+    println!("  contacts  {}", printable(&list_or_none(&s.contacts)));
+    println!(
+        "  knows     {} person link(s), {} topic mention(s)",
+        s.people, s.mentions
+    );
+    println!(
+        "  changes   {} node(s) and {} relationship(s) created, {} propert{} set{}",
+        s.nodes_created,
+        s.relationships_created,
+        s.properties_set,
+        if s.properties_set == 1 { "y" } else { "ies" },
+        if s.nodes_created == 0 && s.relationships_created == 0 {
+            " (the graph already held every node and relationship)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+async fn persona_list(config: &Config) -> Result<()> {
+    let mut con = connect_graph(config).await?;
+    let personas = graph::personas(&mut con).await?;
+    if personas.is_empty() {
+        println!(
+            "no personas in the graph `{}`: load some with `secondme persona import FILE`",
+            graph::GRAPH
+        );
+        return Ok(());
+    }
+    let default = graph::user(&mut con).await?.map(|u| u.default_persona);
+    let rows: Vec<Vec<String>> = personas
+        .iter()
+        .map(|p| {
+            let mut id = p.id.clone();
+            if default.as_deref() == Some(p.id.as_str()) {
+                id.push_str(" *");
+            }
+            vec![
+                id,
+                p.name.clone(),
+                p.style.tone.clone(),
+                p.style.example_messages.len().to_string(),
+                list_or_none(&p.applicable_to),
+            ]
+        })
+        .collect();
+    print_table(
+        &["ID", "NAME", "TONE", "EXAMPLES", "FOR RELATIONSHIPS"],
+        &rows,
+    );
+    if default.is_some() {
+        println!("* the user's default persona");
+    }
+    Ok(())
+}
+
+async fn contact_list(config: &Config) -> Result<()> {
+    let mut con = connect_graph(config).await?;
+    let contacts = graph::contacts(&mut con).await?;
+    if contacts.is_empty() {
+        println!(
+            "no contacts in the graph `{}`: load some with `secondme persona import FILE`",
+            graph::GRAPH
+        );
+        return Ok(());
+    }
+    let enabled: std::collections::HashSet<String> =
+        optin::enabled(&mut con).await?.into_iter().collect();
+    let mut rows = Vec::with_capacity(contacts.len());
+    for c in &contacts {
+        let persona = match graph::resolve_persona(&mut con, &c.id).await {
+            Ok(r) => format!("{} ({})", r.persona_id, r.rule),
+            Err(e) => format!("none ({e})"),
+        };
+        // The worker obeys the opt-in set; show the graph's value only when it disagrees.
+        let on = enabled.contains(&c.id);
+        let mut bot = if on { "on" } else { "off" }.to_owned();
+        if on != c.bot_enabled {
+            bot.push_str(if c.bot_enabled {
+                " (graph: on)"
+            } else {
+                " (graph: off)"
+            });
+        }
+        rows.push(vec![
+            c.id.clone(),
+            c.name.clone().unwrap_or_else(|| "-".into()),
+            c.relationship_type.clone(),
+            persona,
+            bot,
+        ]);
+    }
+    print_table(
+        &["ID", "NAME", "RELATIONSHIP", "PERSONA (RULE)", "BOT"],
+        &rows,
+    );
+    Ok(())
+}
+
+/// Prints left-aligned columns; cells are made printable first because names
+/// come from imported files and must not drive the terminal.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    (*c).to_owned()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        println!("{}", text.join("  "));
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Replaces control characters (escape sequences, newlines) with U+FFFD.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// Logs to the log file: the control room owns the screen.
@@ -149,6 +334,7 @@ async fn demo(mut config: Config) -> Result<()> {
         .await
         .context("cannot seed the demo")?;
     optin::set_enabled(&mut con, &script.enabled, true).await?;
+    seed_graph(&mut con).await;
     let simulator = Simulator::new(
         con,
         &config.user_id,
@@ -162,6 +348,32 @@ async fn demo(mut config: Config) -> Result<()> {
     let _ = gateway.await;
     drop(server);
     result
+}
+
+/// Loads the shipped graph when the demo's Redis has FalkorDB; without it the
+/// demo still runs, on the shipped personas.
+async fn seed_graph(con: &mut ConnectionManager) {
+    if !graph::available(con).await {
+        tracing::info!(
+            "this Redis has no FalkorDB module: personas come from assets/personas.json"
+        );
+        return;
+    }
+    let imported = match GraphFile::shipped() {
+        Ok(file) => graph::import(con, &file).await.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("assets/graph.json: {e}")),
+    };
+    match imported {
+        Ok(s) => tracing::info!(
+            "graph `{}` seeded from assets/graph.json: {} personas, {} contacts",
+            graph::GRAPH,
+            s.personas.len(),
+            s.contacts.len()
+        ),
+        Err(e) => {
+            tracing::warn!("cannot seed the graph ({e}); personas come from assets/personas.json")
+        }
+    }
 }
 
 fn init_stderr_log() {

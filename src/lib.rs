@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod config;
 pub mod connection;
 pub mod entry;
+pub mod graph;
 pub mod monitor;
 pub mod reply;
 pub mod schema;

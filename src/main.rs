@@ -85,6 +85,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Personas in the FalkorDB graph.
+    Persona {
+        #[command(subcommand)]
+        action: PersonaAction,
+    },
+    /// Contacts in the FalkorDB graph.
+    Contact {
+        #[command(subcommand)]
+        action: ContactAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PersonaAction {
+    /// Load a graph file (user, personas, contacts) into the graph; importing again updates in place.
+    Import {
+        /// JSON graph file (see assets/graph.json).
+        file: PathBuf,
+    },
+    /// List the personas in the graph.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactAction {
+    /// List the contacts with the persona that answers each of them and why.
+    List,
 }
 
 fn main() -> std::process::ExitCode {

@@ -12,18 +12,23 @@ use secondme_ui::{
 };
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::schema;
 use crate::store::{self, snapshot};
+use crate::{graph, schema};
 
 /// How often the state keys are re-read.
 const REFRESH: Duration = Duration::from_secs(2);
 /// Contacts whose history is loaded on a full read (the most recent ones).
 const HISTORY_CONTACTS: usize = 200;
+/// How often contact names are re-read from the graph between full reads: names
+/// change rarely, and only through imports.
+const NAMES_REFRESH: Duration = Duration::from_secs(30);
 
 /// Re-reads the state until the receiver goes away.
 pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSender<Event>) {
     let mut need_history = true;
     let mut last_answered: Option<(Instant, i64)> = None;
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut names_read: Option<Instant> = None;
     loop {
         let started = Instant::now();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
@@ -36,7 +41,13 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
                 {
                     return;
                 }
-                match read(&mut con, &user_id, need_history, &mut last_answered).await {
+                if need_history || names_read.is_none_or(|at| at.elapsed() >= NAMES_REFRESH) {
+                    names_read = Some(Instant::now());
+                    if let Some(fresh) = contact_names(&mut con).await {
+                        names = fresh;
+                    }
+                }
+                match read(&mut con, &user_id, need_history, &mut last_answered, &names).await {
                     Ok(snap) => {
                         need_history = false;
                         Event::Snapshot(snap)
@@ -56,6 +67,21 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
     }
 }
 
+/// Display names from the graph; `None` (names stay as they were) when the server
+/// has no FalkorDB or the graph cannot be read, which must not disturb the dashboard.
+async fn contact_names(con: &mut ConnectionManager) -> Option<HashMap<String, String>> {
+    if !graph::available(con).await {
+        return None;
+    }
+    match graph::contact_names(con).await {
+        Ok(names) => Some(names),
+        Err(e) => {
+            tracing::debug!("contact names unavailable: {e}");
+            None
+        }
+    }
+}
+
 fn disconnected(error: String) -> Event {
     Event::Connection(Connection::Disconnected {
         since_ms: store::now_ms(),
@@ -69,6 +95,7 @@ async fn read(
     user_id: &str,
     with_history: bool,
     last_answered: &mut Option<(Instant, i64)>,
+    names: &HashMap<String, String>,
 ) -> anyhow::Result<Snapshot> {
     let snap = snapshot::read(con, user_id).await?;
     let answered = snap.stats.get("answered").copied().unwrap_or(0);
@@ -80,7 +107,7 @@ async fn read(
         _ => 0.0,
     };
     *last_answered = Some((now, answered));
-    let contacts = contacts(&snap);
+    let contacts = contacts(&snap, names);
     let mut conversations = HashMap::new();
     if with_history {
         let mut recent: Vec<&Contact> = contacts.iter().collect();
@@ -114,7 +141,7 @@ async fn read(
     })
 }
 
-fn contacts(snap: &snapshot::Snapshot) -> Vec<Contact> {
+fn contacts(snap: &snapshot::Snapshot, names: &HashMap<String, String>) -> Vec<Contact> {
     let enabled: HashSet<&str> = snap.enabled.iter().map(String::as_str).collect();
     let mut by_id: HashMap<String, Contact> = HashMap::new();
     fn entry<'a>(
@@ -143,7 +170,13 @@ fn contacts(snap: &snapshot::Snapshot) -> Vec<Contact> {
         entry(&mut by_id, &enabled, &c.contact_id).rate_count =
             u32::try_from(c.count).unwrap_or(u32::MAX);
     }
-    by_id.into_values().collect()
+    by_id
+        .into_values()
+        .map(|mut c| {
+            c.name = names.get(&c.id).cloned();
+            c
+        })
+        .collect()
 }
 
 fn conversation(history: Vec<schema::MessageEvent>) -> Conversation {

@@ -1,0 +1,542 @@
+//! The FalkorDB graph against a real redis-server with the module: import,
+//! persona resolution, contact context, hostile data, and the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use secondme::graph::{
+    self, ContactEntry, ContactNode, ContactPerson, GraphError, GraphFile, KnownPerson, Rule,
+};
+use secondme::server::{self, RedisServer};
+use secondme::{connection, store};
+
+/// A server and a connection to it.
+struct Graph {
+    server: RedisServer,
+    con: ConnectionManager,
+}
+
+/// A server with FalkorDB. The project's setup always installs the module, so
+/// its absence is a failure, not a reason to skip.
+async fn with_module() -> Graph {
+    let binary = server::find_binary().expect("a redis-server (run scripts/setup.sh)");
+    let server = RedisServer::start(binary, true).expect("start redis-server");
+    assert!(
+        server.has_falkordb(),
+        "falkordb.so was not found next to the redis-server binary: run scripts/setup.sh \
+         (or set SECONDME_FALKORDB_MODULE)"
+    );
+    connect(server).await
+}
+
+/// A server without any module.
+async fn without_module() -> Graph {
+    let binary = server::find_binary().expect("a redis-server (run scripts/setup.sh)");
+    connect(RedisServer::start(binary, false).expect("start redis-server")).await
+}
+
+async fn connect(server: RedisServer) -> Graph {
+    let client = connection::open_client(&server.url()).expect("client");
+    let con = connection::manager(&client, None).await.expect("connect");
+    Graph { server, con }
+}
+
+fn shipped() -> GraphFile {
+    GraphFile::shipped().expect("assets/graph.json is valid")
+}
+
+fn contact(id: &str, name: Option<&str>, relationship: &str) -> ContactEntry {
+    ContactEntry {
+        contact: ContactNode {
+            id: id.into(),
+            phone_number: None,
+            name: name.map(str::to_owned),
+            relationship_type: relationship.into(),
+            bot_enabled: false,
+            assigned_persona: None,
+        },
+        knows: Vec::new(),
+        mentioned: Vec::new(),
+    }
+}
+
+/// (label or type, count) of everything in the graph, for comparisons.
+async fn census(con: &mut ConnectionManager) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+    let c = graph::counts(con).await.expect("counts");
+    (
+        c.nodes.into_iter().collect(),
+        c.relationships.into_iter().collect(),
+    )
+}
+
+#[tokio::test]
+async fn import_loads_every_node_and_edge() {
+    let mut g = with_module().await;
+    assert!(graph::available(&mut g.con).await);
+    let summary = graph::import(&mut g.con, &shipped()).await.expect("import");
+    assert_eq!(summary.user, "user-1");
+    assert_eq!(summary.personas, ["casual", "professional", "family"]);
+    assert_eq!(
+        summary.contacts,
+        ["mom", "alex", "sam-work", "jo", "spam-bot"]
+    );
+    assert_eq!(summary.nodes_created, 17);
+    assert_eq!(summary.relationships_created, 16);
+
+    let counts = graph::counts(&mut g.con).await.expect("counts");
+    for (label, n) in [
+        ("User", 1),
+        ("Persona", 3),
+        ("Contact", 5),
+        ("Person", 2),
+        ("Company", 1),
+        ("Topic", 5),
+    ] {
+        assert_eq!(counts.node(label), n, "{label}: {counts:?}");
+    }
+    for (kind, n) in [
+        ("HAS_PERSONA", 3),
+        ("HAS_CONTACT", 5),
+        ("KNOWS", 2),
+        ("WORKS_AT", 1),
+        ("MENTIONED", 5),
+    ] {
+        assert_eq!(counts.relationship(kind), n, "{kind}: {counts:?}");
+    }
+
+    let user = graph::user(&mut g.con)
+        .await
+        .expect("user")
+        .expect("a user");
+    assert_eq!(user.default_persona, "casual");
+    assert_eq!(user.sleep_hours_start.as_deref(), Some("23:00"));
+    let contacts = graph::contacts(&mut g.con).await.expect("contacts");
+    let sam = contacts.iter().find(|c| c.id == "sam-work").expect("sam");
+    assert_eq!(sam.name.as_deref(), Some("Sam Carter"));
+    assert_eq!(sam.assigned_persona.as_deref(), Some("professional"));
+    assert!(sam.bot_enabled);
+    let spam = contacts.iter().find(|c| c.id == "spam-bot").expect("spam");
+    assert!(!spam.bot_enabled);
+    assert_eq!(spam.name, None);
+    assert_eq!(spam.relationship_type, "unknown");
+}
+
+#[tokio::test]
+async fn import_is_idempotent() {
+    let mut g = with_module().await;
+    graph::import(&mut g.con, &shipped())
+        .await
+        .expect("first import");
+    let before = census(&mut g.con).await;
+    let again = graph::import(&mut g.con, &shipped())
+        .await
+        .expect("second import");
+    assert_eq!(again.nodes_created, 0, "{again:?}");
+    assert_eq!(again.relationships_created, 0, "{again:?}");
+    assert_eq!(census(&mut g.con).await, before);
+
+    // An edited file updates in place: a dropped assignment is removed.
+    let mut edited = shipped();
+    for e in &mut edited.contacts {
+        e.contact.assigned_persona = None;
+    }
+    graph::import(&mut g.con, &edited)
+        .await
+        .expect("edited import");
+    assert_eq!(census(&mut g.con).await, before);
+    let r = graph::resolve_persona(&mut g.con, "sam-work")
+        .await
+        .expect("resolve");
+    assert_eq!(r.rule, Rule::ByRelationship);
+}
+
+#[tokio::test]
+async fn persona_resolution_follows_the_three_rules() {
+    let mut g = with_module().await;
+    // Before any import nothing can resolve, and the error says what to do.
+    let err = graph::resolve_persona(&mut g.con, "mom")
+        .await
+        .expect_err("empty graph");
+    assert!(matches!(err, GraphError::NoUser), "{err}");
+    assert!(err.to_string().contains("persona import"), "{err}");
+
+    let mut file = shipped();
+    // A friend with an assignment: only the assignment explains `professional`.
+    let mut boss = contact("boss-friend", Some("Kim"), "friend");
+    boss.contact.assigned_persona = Some("professional".into());
+    file.contacts.push(boss);
+    graph::import(&mut g.con, &file).await.expect("import");
+
+    let cases = [
+        ("sam-work", "professional", Rule::Assigned),
+        ("boss-friend", "professional", Rule::Assigned),
+        ("mom", "family", Rule::ByRelationship),
+        ("alex", "casual", Rule::ByRelationship),
+        ("jo", "casual", Rule::ByRelationship),
+        ("spam-bot", "casual", Rule::UserDefault),
+        ("never-seen", "casual", Rule::UserDefault),
+    ];
+    for (id, persona, rule) in cases {
+        let r = graph::resolve_persona(&mut g.con, id)
+            .await
+            .expect("resolve");
+        assert_eq!((r.persona_id.as_str(), r.rule), (persona, rule), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn persona_style_matches_the_import() {
+    let mut g = with_module().await;
+    let file = shipped();
+    graph::import(&mut g.con, &file).await.expect("import");
+    for p in &file.personas {
+        let style = graph::persona_style(&mut g.con, &p.id)
+            .await
+            .expect("style");
+        assert_eq!(style, p.style, "{}", p.id);
+        // The graph and the shipped set agree, so the cache is the same either way.
+        let shipped = store::persona::shipped_by_id(&p.id).expect("shipped persona");
+        assert_eq!(style, shipped.style, "{}", p.id);
+    }
+    let listed = graph::personas(&mut g.con).await.expect("personas");
+    let ids: Vec<&str> = listed.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["casual", "family", "professional"]);
+    for p in &listed {
+        let f = file
+            .personas
+            .iter()
+            .find(|f| f.id == p.id)
+            .expect("in file");
+        assert_eq!(
+            (&p.name, &p.applicable_to, &p.style),
+            (&f.name, &f.applicable_to, &f.style)
+        );
+    }
+    let err = graph::persona_style(&mut g.con, "pirate")
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(
+            err,
+            GraphError::NotFound {
+                kind: "persona",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn contact_context_has_people_companies_and_topics() {
+    let mut g = with_module().await;
+    graph::import(&mut g.con, &shipped()).await.expect("import");
+    let sam = graph::contact_context(&mut g.con, "sam-work")
+        .await
+        .expect("context")
+        .expect("sam is known");
+    assert_eq!(sam.name.as_deref(), Some("Sam Carter"));
+    assert_eq!(sam.relationship_type, "colleague");
+    assert_eq!(
+        sam.people,
+        [ContactPerson {
+            name: "Priya Natarajan".into(),
+            occupation: Some("Finance lead".into()),
+            company: Some("Northwind Logistics".into()),
+        }]
+    );
+    assert_eq!(sam.topics, ["Q3 budget", "quarterly review"]);
+
+    let mom = graph::contact_context(&mut g.con, "mom")
+        .await
+        .expect("context")
+        .expect("mom");
+    assert_eq!(mom.people.len(), 1);
+    assert_eq!(mom.people[0].company, None);
+    assert_eq!(mom.topics, ["Sunday lunch"]);
+
+    let jo = graph::contact_context(&mut g.con, "jo")
+        .await
+        .expect("context")
+        .expect("jo");
+    assert!(jo.people.is_empty() && jo.topics.is_empty(), "{jo:?}");
+    assert_eq!(
+        graph::contact_context(&mut g.con, "nobody")
+            .await
+            .expect("context"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn hostile_values_are_stored_verbatim_and_change_nothing_else() {
+    let mut g = with_module().await;
+    graph::import(&mut g.con, &shipped()).await.expect("import");
+    let (nodes_before, edges_before) = census(&mut g.con).await;
+
+    let hostile = [
+        "O'Brien",
+        r"back\slash\",
+        "'}) DETACH DELETE n //",
+        r#""}) MATCH (n) DETACH DELETE n RETURN 1 //"#,
+        r"\'}) MATCH (n) DETACH DELETE n //",
+        "two\nlines and a tab\t",
+        "emoji ❤️ and ünïcödé",
+        "$id",
+    ];
+    let mut file = shipped();
+    for (i, name) in hostile.iter().enumerate() {
+        let mut e = contact(&format!("h{i}' OR 1=1 //"), Some(name), name);
+        e.knows.push(KnownPerson {
+            name: format!("{name} (person)"),
+            occupation: Some((*name).to_owned()),
+            location: None,
+            notes: None,
+            works_at: None,
+        });
+        file.contacts.push(e);
+    }
+    // Example messages whose text looks like list syntax must come back whole.
+    file.personas[0].style.example_messages =
+        vec!["a, b".into(), "[x]".into(), r#"quote " and ' and \"#.into()];
+    file.personas[0].style.style_guide = "'}) DETACH DELETE n //".into();
+    graph::import(&mut g.con, &file)
+        .await
+        .expect("hostile import");
+
+    let counts = graph::counts(&mut g.con).await.expect("counts");
+    let n = hostile.len() as u64;
+    let before = |label: &str| {
+        nodes_before
+            .iter()
+            .find(|(l, _)| l == label)
+            .map_or(0, |(_, c)| *c)
+    };
+    assert_eq!(counts.node("Contact"), before("Contact") + n);
+    assert_eq!(counts.node("Person"), before("Person") + n);
+    assert_eq!(counts.node("Persona"), before("Persona"));
+    assert_eq!(counts.node("Topic"), before("Topic"));
+    let edge_before = |kind: &str| {
+        edges_before
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(0, |(_, c)| *c)
+    };
+    assert_eq!(counts.relationship("KNOWS"), edge_before("KNOWS") + n);
+    assert_eq!(counts.relationship("MENTIONED"), edge_before("MENTIONED"));
+
+    let names = graph::contact_names(&mut g.con).await.expect("names");
+    for (i, name) in hostile.iter().enumerate() {
+        let id = format!("h{i}' OR 1=1 //");
+        assert_eq!(names.get(&id).map(String::as_str), Some(*name), "{id}");
+        let ctx = graph::contact_context(&mut g.con, &id)
+            .await
+            .expect("ctx")
+            .expect("known");
+        assert_eq!(ctx.relationship_type, *name);
+        assert_eq!(ctx.people[0].name, format!("{name} (person)"));
+        assert_eq!(ctx.people[0].occupation.as_deref(), Some(*name));
+        let r = graph::resolve_persona(&mut g.con, &id)
+            .await
+            .expect("resolve");
+        assert_eq!(r.rule, Rule::UserDefault, "{id}");
+        assert!(
+            graph::set_bot_enabled(&mut g.con, &id, true)
+                .await
+                .expect("enable")
+        );
+    }
+    assert_eq!(
+        names.get("sam-work").map(String::as_str),
+        Some("Sam Carter")
+    );
+    let style = graph::persona_style(&mut g.con, &file.personas[0].id)
+        .await
+        .expect("style");
+    assert_eq!(style, file.personas[0].style);
+
+    // Enabling one hostile id touched only that contact.
+    let enabled: Vec<String> = graph::contacts(&mut g.con)
+        .await
+        .expect("contacts")
+        .into_iter()
+        .filter(|c| c.bot_enabled)
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(enabled.len(), 4 + hostile.len(), "{enabled:?}");
+
+    // A NUL cannot be sent through the parser intact: refused, nothing written.
+    let before_nul = census(&mut g.con).await;
+    let mut nul = shipped();
+    nul.contacts = vec![contact("nul", Some("a\0b"), "friend")];
+    let err = graph::import(&mut g.con, &nul)
+        .await
+        .expect_err("NUL refused");
+    assert!(matches!(err, GraphError::Invalid { .. }), "{err}");
+    assert_eq!(census(&mut g.con).await, before_nul);
+}
+
+#[tokio::test]
+async fn bot_enabled_is_mirrored_into_the_graph() {
+    let mut g = with_module().await;
+    // No graph yet: nothing to mirror, and no empty graph created on the way.
+    assert!(
+        !graph::set_bot_enabled(&mut g.con, "mom", true)
+            .await
+            .expect("set")
+    );
+    assert!(
+        graph::contact_names(&mut g.con)
+            .await
+            .expect("names")
+            .is_empty()
+    );
+    let exists: bool = g.con.exists(graph::GRAPH).await.expect("exists");
+    assert!(
+        !exists,
+        "reads and skipped writes must not create the graph key"
+    );
+
+    graph::import(&mut g.con, &shipped()).await.expect("import");
+    assert!(
+        graph::set_bot_enabled(&mut g.con, "spam-bot", true)
+            .await
+            .expect("set")
+    );
+    assert!(
+        graph::set_bot_enabled(&mut g.con, "mom", false)
+            .await
+            .expect("set")
+    );
+    assert!(
+        !graph::set_bot_enabled(&mut g.con, "stranger", true)
+            .await
+            .expect("set")
+    );
+    let contacts = graph::contacts(&mut g.con).await.expect("contacts");
+    let on = |id: &str| contacts.iter().any(|c| c.id == id && c.bot_enabled);
+    assert!(on("spam-bot") && !on("mom") && on("alex"));
+    assert!(!contacts.iter().any(|c| c.id == "stranger"));
+}
+
+fn cli(server: &RedisServer, args: &[&str]) -> Output {
+    let dir = std::env::temp_dir().join(format!("secondme-graph-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "").expect("config");
+    Command::new(env!("CARGO_BIN_EXE_secondme"))
+        .arg("--redis-url")
+        .arg(server.url())
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .env("XDG_CONFIG_HOME", &dir)
+        .env("XDG_STATE_HOME", &dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run secondme")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn graph_json() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/graph.json")
+}
+
+#[tokio::test]
+async fn without_falkordb_the_graph_is_unavailable_with_a_clear_error() {
+    let mut g = without_module().await;
+    assert!(!g.server.has_falkordb());
+    assert!(!graph::available(&mut g.con).await);
+    let err = graph::require(&mut g.con).await.expect_err("no module");
+    assert!(matches!(err, GraphError::NoModule(_)), "{err}");
+    let err = graph::contact_names(&mut g.con)
+        .await
+        .expect_err("no module");
+    assert!(matches!(err, GraphError::NoModule(_)), "{err}");
+
+    for args in [
+        &["persona", "list"][..],
+        &["contact", "list"][..],
+        &["persona", "import", &graph_json().to_string_lossy()][..],
+    ] {
+        let out = cli(&g.server, args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            stderr.contains("this Redis has no FalkorDB module: ")
+                && stderr.contains("--loadmodule"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cli_imports_and_lists() {
+    let g = with_module().await;
+    let file = graph_json();
+    let out = cli(&g.server, &["persona", "import", &file.to_string_lossy()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
+    assert!(
+        stdout.contains("personas  casual, professional, family"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("contacts  mom, alex, sam-work, jo, spam-bot"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("17 node(s) and 16 relationship(s) created"),
+        "{stdout}"
+    );
+
+    let again = text(&cli(&g.server, &["persona", "import", &file.to_string_lossy()]).stdout);
+    assert!(
+        again.contains("0 node(s) and 0 relationship(s) created"),
+        "{again}"
+    );
+    assert!(again.contains("already held"), "{again}");
+
+    let out = cli(&g.server, &["persona", "list"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("casual *"), "{stdout}");
+    assert!(stdout.contains("colleague"), "{stdout}");
+
+    let out = cli(&g.server, &["contact", "list"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = |id: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no line for {id}:\n{stdout}"))
+            .to_owned()
+    };
+    let sam = line("sam-work");
+    assert!(
+        sam.contains("Sam Carter") && sam.contains("professional (assigned)"),
+        "{sam}"
+    );
+    // Nobody is opted in through Redis yet; the graph's wish is shown beside it.
+    assert!(sam.contains("off (graph: on)"), "{sam}");
+    assert!(line("mom").contains("family (by relationship)"));
+    let spam = line("spam-bot");
+    assert!(
+        spam.contains("casual (user default)") && spam.ends_with("off"),
+        "{spam}"
+    );
+
+    let bad = cli(&g.server, &["persona", "import", "/nonexistent/graph.json"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("/nonexistent/graph.json"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
