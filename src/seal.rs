@@ -198,10 +198,12 @@ mod tests {
             open(&key, &token, "SESSION:u2"),
             Err(SealError::Open)
         ));
-        let mut tampered = token.clone().into_bytes();
-        let last = tampered.len() - 1;
-        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
-        let tampered = String::from_utf8(tampered).expect("ascii");
+        // Flip one ciphertext bit (not a base64 character, whose low bits may be padding).
+        let mut blob = URL_SAFE_NO_PAD
+            .decode(token.strip_prefix(PREFIX).expect("prefix"))
+            .expect("base64");
+        blob[NONCE_LEN] ^= 1;
+        let tampered = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(blob));
         assert!(matches!(
             open(&key, &tampered, "SESSION:u1"),
             Err(SealError::Open)

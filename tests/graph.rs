@@ -540,3 +540,91 @@ async fn cli_imports_and_lists() {
         text(&bad.stderr)
     );
 }
+
+/// The worker answers each contact with the persona the graph resolves, and uses
+/// the seed's cache in front of the graph.
+#[tokio::test]
+async fn the_worker_answers_with_the_personas_the_graph_resolves() {
+    let mut g = with_module().await;
+    graph::import(&mut g.con, &shipped()).await.expect("import");
+    let _: () = g.con.set("SECONDME:state", 1).await.expect("marker");
+    store::optin::set_enabled(&mut g.con, &["mom".into(), "sam-work".into()], true)
+        .await
+        .expect("enable");
+    let dir = std::env::temp_dir().join(format!("secondme-graph-worker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("config.toml"), "").expect("config");
+    let config = secondme::config::Config::load(
+        Some(&dir.join("config.toml")),
+        secondme::config::Overrides {
+            redis_url: Some(g.server.url()),
+            consumer: Some("graph-worker".into()),
+            review_file: Some(dir.join("review.jsonl")),
+            ..Default::default()
+        },
+    )
+    .expect("config");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move {
+        secondme::worker::run_worker(
+            &config,
+            secondme::reply::persona_engine::PersonaEngine,
+            stop_rx,
+        )
+        .await
+    });
+    let now = store::now_ms();
+    for (id, contact, text) in [
+        ("g1", "mom", "are you coming on Sunday?"),
+        ("g2", "sam-work", "any news on the Q3 budget?"),
+    ] {
+        let m = secondme::schema::QueueMessage {
+            message_id: id.into(),
+            contact_id: contact.into(),
+            content: text.into(),
+            timestamp: now,
+            direction: secondme::schema::Direction::Incoming,
+            from_me: false,
+        };
+        let _: String = store::queue::xadd(&m, false)
+            .query_async(&mut g.con)
+            .await
+            .expect("xadd");
+    }
+    let mut personas = std::collections::HashMap::new();
+    for _ in 0..250 {
+        let reply: redis::streams::StreamRangeReply =
+            g.con.xrange_all("QUEUE:responses").await.expect("xrange");
+        personas = reply
+            .ids
+            .iter()
+            .map(|e| {
+                (
+                    e.get::<String>("contactId").unwrap_or_default(),
+                    (
+                        e.get::<String>("persona").unwrap_or_default(),
+                        e.get::<String>("content").unwrap_or_default(),
+                    ),
+                )
+            })
+            .collect();
+        if personas.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(personas["mom"].0, "family", "by relationship");
+    assert_eq!(personas["sam-work"].0, "professional", "assigned");
+    assert!(
+        personas["sam-work"].1.starts_with("Regarding Q3 budget:"),
+        "the graph's topics reach the reply engine: {}",
+        personas["sam-work"].1
+    );
+    let ttl: i64 = g.con.ttl("CACHE:persona:family").await.expect("ttl");
+    assert!(
+        (1..=1800).contains(&ttl),
+        "cache rebuilt from the graph with its TTL: {ttl}"
+    );
+    let _ = stop_tx.send(true);
+    worker.await.expect("join").expect("worker");
+}

@@ -4,6 +4,7 @@ pub mod persona_engine;
 
 use std::future::Future;
 
+use crate::graph::ContactContext;
 use crate::schema::{PersonaCache, QueueMessage};
 
 /// What an engine gets to write one reply.
@@ -15,6 +16,8 @@ pub struct ReplyRequest<'a> {
     pub persona_id: &'a str,
     /// The persona's style.
     pub persona: &'a PersonaCache,
+    /// What the graph knows about the contact, when it knows anything.
+    pub context: Option<&'a ContactContext>,
 }
 
 /// A written reply.

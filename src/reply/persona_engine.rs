@@ -52,6 +52,14 @@ fn substantive_answer(request: &ReplyRequest<'_>, pick: u64) -> String {
         examples[(pick % examples.len() as u64) as usize].as_str()
     };
     let text = request.message.content.trim();
+    if let Some(topic) = mentioned_topic(request) {
+        let lead = match request.persona.tone.as_str() {
+            "formal" => format!("Regarding {topic}:"),
+            "warm" => format!("oh, {topic}!"),
+            _ => format!("ooh {topic},"),
+        };
+        return format!("{lead} {base}");
+    }
     if text.ends_with('?') {
         let lead = match request.persona.tone.as_str() {
             "formal" => "Good question.",
@@ -62,6 +70,17 @@ fn substantive_answer(request: &ReplyRequest<'_>, pick: u64) -> String {
     } else {
         base.to_owned()
     }
+}
+
+/// A topic the graph says this contact brings up, when the message names it.
+fn mentioned_topic<'a>(request: &ReplyRequest<'a>) -> Option<&'a str> {
+    let text = request.message.content.to_lowercase();
+    request
+        .context?
+        .topics
+        .iter()
+        .find(|t| !t.is_empty() && text.contains(&t.to_lowercase()))
+        .map(String::as_str)
 }
 
 impl ReplyEngine for PersonaEngine {
@@ -124,6 +143,7 @@ mod tests {
             message: &m,
             persona_id: "professional",
             persona: &p,
+            context: None,
         };
         let a = engine.reply(&req).await.expect("reply");
         let b = engine.reply(&req).await.expect("reply");
@@ -137,9 +157,34 @@ mod tests {
                 message: &ok,
                 persona_id: "professional",
                 persona: &p,
+                context: None,
             })
             .await
             .expect("reply");
         assert!(["Thank you.", "Noted, thanks.", "Understood."].contains(&phatic.content.as_str()));
+    }
+
+    #[tokio::test]
+    async fn a_topic_the_graph_knows_is_picked_up() {
+        let m = message("What did you think of the Q3 budget numbers?");
+        let p = persona("formal");
+        let context = crate::graph::ContactContext {
+            topics: vec!["Q3 budget".into()],
+            ..Default::default()
+        };
+        let reply = PersonaEngine
+            .reply(&ReplyRequest {
+                message: &m,
+                persona_id: "professional",
+                persona: &p,
+                context: Some(&context),
+            })
+            .await
+            .expect("reply");
+        assert!(
+            reply.content.starts_with("Regarding Q3 budget:"),
+            "{}",
+            reply.content
+        );
     }
 }

@@ -11,7 +11,7 @@ use super::{Worker, WorkerConfig};
 use crate::entry;
 use crate::reply::{ReplyEngine, ReplyRequest};
 use crate::schema::{self, Direction, MessageEvent, QueueMessage};
-use crate::store::{self, COMMIT_SCRIPT, DECIDE_SCRIPT, persona};
+use crate::store::{self, COMMIT_SCRIPT, DECIDE_SCRIPT};
 
 /// An entry that will not be answered, with the reason and its raw fields.
 #[derive(Debug, Clone)]
@@ -289,17 +289,21 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     async fn write_reply(&mut self, g: &Good) -> Result<Written> {
-        let persona_id = self.cfg.default_persona.clone();
-        let style = self.persona(&persona_id).await?;
+        let persona = self
+            .personas
+            .for_contact(&mut self.con, &g.message.contact_id)
+            .await?;
         let reply = self
             .engine
             .reply(&ReplyRequest {
                 message: &g.message,
-                persona_id: &persona_id,
-                persona: &style,
+                persona_id: &persona.persona_id,
+                persona: &persona.style,
+                context: persona.context.as_ref(),
             })
             .await
             .context("the reply engine failed")?;
+        let persona_id = persona.persona_id;
         let reply_id = format!("bot_{}", g.message.message_id);
         let event = serde_json::to_string(&MessageEvent {
             message_id: reply_id.clone(),
@@ -320,20 +324,6 @@ impl<E: ReplyEngine> Worker<E> {
             delay_ms: reply.delay_ms,
             event,
         })
-    }
-
-    /// The persona's style: from this process's copy when fresh, else through the
-    /// Redis cache (which rebuilds itself on a miss).
-    async fn persona(&mut self, id: &str) -> Result<schema::PersonaCache> {
-        let now = store::now_ms();
-        if let Some((at, p)) = self.personas.get(id)
-            && now - at < super::LOCAL_PERSONA_TTL_MS
-        {
-            return Ok(p.clone());
-        }
-        let p = persona::cached(&mut self.con, id).await?;
-        self.personas.insert(id.to_owned(), (now, p.clone()));
-        Ok(p)
     }
 
     async fn commit(&mut self, written: &[Written]) -> Result<Vec<String>> {

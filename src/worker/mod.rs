@@ -3,6 +3,7 @@
 //! pending entries (see [`recovery`]), survives Redis going away, and drains on stop.
 
 pub mod batch;
+pub mod personas;
 pub mod recovery;
 pub mod review;
 
@@ -18,12 +19,9 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::connection;
 use crate::reply::ReplyEngine;
-use crate::schema::{self, PersonaCache};
+use crate::schema;
 
 pub use batch::BatchOutcome;
-
-/// How long this process trusts its own copy of a persona before asking Redis again.
-const LOCAL_PERSONA_TTL_MS: i64 = 60_000;
 
 /// Tuning of one worker.
 #[derive(Debug, Clone)]
@@ -111,7 +109,7 @@ pub struct Worker<E> {
     engine: E,
     cfg: WorkerConfig,
     acked_trim: bool,
-    personas: HashMap<String, (i64, PersonaCache)>,
+    personas: personas::Personas,
     status: watch::Sender<WorkerStatus>,
 }
 
@@ -130,13 +128,14 @@ impl<E: ReplyEngine> Worker<E> {
         cfg: WorkerConfig,
     ) -> Self {
         let (status, _) = watch::channel(WorkerStatus::default());
+        let personas = personas::Personas::new(&cfg.default_persona);
         Self {
             client,
             con,
             engine,
             cfg,
             acked_trim: false,
-            personas: HashMap::new(),
+            personas,
             status,
         }
     }
@@ -162,7 +161,7 @@ impl<E: ReplyEngine> Worker<E> {
     /// Runs until `stop` turns true, then drains; returns the final totals.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<WorkerStatus> {
         let mut backoff = Duration::from_millis(200);
-        let mut reader: Option<MultiplexedConnection> = None;
+        let mut reader: Option<(MultiplexedConnection, i64)> = None;
         let mut ready = false;
         let mut last_claim = Instant::now();
         let mut last_trim = Instant::now();
@@ -173,10 +172,12 @@ impl<E: ReplyEngine> Worker<E> {
                     ready = true;
                 }
                 if reader.is_none() {
-                    reader =
-                        Some(connection::blocking_connection(&self.client, self.cfg.block).await?);
+                    let mut r =
+                        connection::blocking_connection(&self.client, self.cfg.block).await?;
+                    let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut r).await?;
+                    reader = Some((r, id));
                 }
-                if let Some(r) = reader.as_mut() {
+                if let Some((r, _)) = reader.as_mut() {
                     self.read_and_process(r).await?;
                 }
                 if last_claim.elapsed() >= self.cfg.claim_every {
@@ -215,7 +216,23 @@ impl<E: ReplyEngine> Worker<E> {
                 }
             }
         }
+        if let Some((_, id)) = reader.take() {
+            self.unblock_reader(id).await;
+        }
         self.drain().await
+    }
+
+    /// Ends a blocked `XREADGROUP` left behind by the stop, so Redis cannot hand
+    /// this consumer new entries after the drain has looked at its pending list.
+    async fn unblock_reader(&mut self, client_id: i64) {
+        let unblocked: redis::RedisResult<i64> = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(client_id)
+            .query_async(&mut self.con)
+            .await;
+        if let Err(e) = unblocked {
+            tracing::warn!("could not unblock the stream reader: {e}");
+        }
     }
 
     /// Creates the group, learns the server's version, re-reads own pending entries.
@@ -223,6 +240,7 @@ impl<E: ReplyEngine> Worker<E> {
         recovery::ensure_group(&mut self.con, &self.cfg.group).await?;
         let version = connection::server_version(&mut self.con).await?;
         self.acked_trim = connection::supports_acked_trim(version);
+        self.personas.reset();
         tracing::info!(
             "worker {} on Redis {}.{} ({} trimming)",
             self.cfg.consumer,

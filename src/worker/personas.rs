@@ -1,0 +1,167 @@
+//! Which persona answers a contact, its style and what the graph knows about the
+//! contact, for the worker: graph first (FalkorDB), the seed's
+//! `CACHE:persona:{id}` in front of it, the shipped personas when the graph is
+//! absent or down. Results are kept in this process for a minute so a busy
+//! worker does not query the graph once per message.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use crate::graph::{self, ContactContext, GraphError};
+use crate::schema::{self, PersonaCache};
+use crate::store::{self, persona};
+
+/// How long this process trusts what it learned, ms.
+const LOCAL_TTL_MS: i64 = 60_000;
+
+/// A value and when it was learned.
+type Stamped<T> = (i64, T);
+
+/// What the reply engine gets for one contact.
+#[derive(Debug, Clone)]
+pub struct ContactPersona {
+    /// Persona id.
+    pub persona_id: String,
+    /// Its style.
+    pub style: PersonaCache,
+    /// What the graph knows about the contact, if anything.
+    pub context: Option<ContactContext>,
+}
+
+/// The resolver with its local memory.
+#[derive(Debug)]
+pub struct Personas {
+    default_persona: String,
+    graph: Option<bool>,
+    by_contact: HashMap<String, Stamped<(String, Option<ContactContext>)>>,
+    styles: HashMap<String, Stamped<PersonaCache>>,
+}
+
+impl Personas {
+    /// A resolver whose fallback persona is `default_persona`.
+    pub fn new(default_persona: &str) -> Self {
+        Self {
+            default_persona: default_persona.to_owned(),
+            graph: None,
+            by_contact: HashMap::new(),
+            styles: HashMap::new(),
+        }
+    }
+
+    /// Forgets whether the graph is there (after a reconnect) and what it said.
+    pub fn reset(&mut self) {
+        self.graph = None;
+        self.by_contact.clear();
+        self.styles.clear();
+    }
+
+    async fn graph_available(&mut self, con: &mut ConnectionManager) -> bool {
+        if let Some(known) = self.graph {
+            return known;
+        }
+        let ok = graph::available(con).await;
+        if !ok {
+            tracing::warn!(
+                "FalkorDB is not available on this Redis: replies use the shipped personas ({})",
+                self.default_persona
+            );
+        }
+        self.graph = Some(ok);
+        ok
+    }
+
+    /// The persona, style and context for `contact_id`.
+    pub async fn for_contact(
+        &mut self,
+        con: &mut ConnectionManager,
+        contact_id: &str,
+    ) -> Result<ContactPersona> {
+        let now = store::now_ms();
+        let (persona_id, context) = match self.by_contact.get(contact_id) {
+            Some((at, known)) if now - at < LOCAL_TTL_MS => known.clone(),
+            _ => {
+                let found = self.resolve(con, contact_id).await;
+                self.by_contact
+                    .insert(contact_id.to_owned(), (now, found.clone()));
+                found
+            }
+        };
+        let style = self.style(con, &persona_id).await?;
+        Ok(ContactPersona {
+            persona_id,
+            style,
+            context,
+        })
+    }
+
+    async fn resolve(
+        &mut self,
+        con: &mut ConnectionManager,
+        contact_id: &str,
+    ) -> (String, Option<ContactContext>) {
+        if !self.graph_available(con).await {
+            return (self.default_persona.clone(), None);
+        }
+        let persona_id = match graph::resolve_persona(con, contact_id).await {
+            Ok(r) => r.persona_id,
+            Err(e) => {
+                self.note_graph_error(&e);
+                self.default_persona.clone()
+            }
+        };
+        let context = match graph::contact_context(con, contact_id).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.note_graph_error(&e);
+                None
+            }
+        };
+        (persona_id, context)
+    }
+
+    fn note_graph_error(&mut self, e: &GraphError) {
+        tracing::warn!("persona graph: {e}; using the shipped personas for now");
+        if matches!(e, GraphError::NoModule(_)) {
+            self.graph = Some(false);
+        }
+    }
+
+    /// The style of `id`: local copy, else `CACHE:persona:{id}`, else rebuilt from
+    /// the graph (or the shipped personas) with the seed's 30 minute TTL.
+    async fn style(&mut self, con: &mut ConnectionManager, id: &str) -> Result<PersonaCache> {
+        let now = store::now_ms();
+        if let Some((at, style)) = self.styles.get(id)
+            && now - at < LOCAL_TTL_MS
+        {
+            return Ok(style.clone());
+        }
+        let key = schema::persona_cache_key(id);
+        let cached: Option<String> = con.get(&key).await?;
+        let parsed = cached.and_then(|raw| serde_json::from_str::<PersonaCache>(&raw).ok());
+        let style = match parsed {
+            Some(style) => style,
+            None => {
+                let from_graph = if self.graph_available(con).await {
+                    graph::persona_style(con, id)
+                        .await
+                        .inspect_err(|e| self.note_graph_error(e))
+                        .ok()
+                } else {
+                    None
+                };
+                match from_graph {
+                    Some(style) => {
+                        persona::store(con, id, &style).await?;
+                        style
+                    }
+                    None => persona::cached(con, id).await?,
+                }
+            }
+        };
+        self.styles.insert(id.to_owned(), (now, style.clone()));
+        Ok(style)
+    }
+}
