@@ -8,7 +8,8 @@ use secondme::config::{Config, parse_duration};
 use secondme::graph::{self, GraphFile};
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::schema::PauseReason;
-use secondme::store::{control, optin, snapshot};
+use secondme::seal::SessionKey;
+use secondme::store::{control, optin, session, snapshot};
 use secondme::{connection, monitor, schema, store, worker};
 use tokio::sync::watch;
 
@@ -433,21 +434,52 @@ pub async fn wait_for_signal() {
     }
 }
 
+/// Whether the stored session token opens with this machine's key. Never shows
+/// the key or the token; never creates a key file.
+async fn token_state(con: &mut ConnectionManager, config: &Config) -> String {
+    let env_key = std::env::var("SECONDME_SESSION_KEY").ok();
+    if env_key.is_none() && !config.key_file.exists() {
+        return format!(
+            "no key here (set SECONDME_SESSION_KEY or create {})",
+            config.key_file.display()
+        );
+    }
+    let key = match SessionKey::load(env_key.as_deref(), &config.key_file) {
+        Ok(k) => k,
+        Err(e) => return format!("key unusable: {e}"),
+    };
+    match session::open_token(con, &config.user_id, &key).await {
+        Ok(Some(_)) => "sealed, opens with this key".into(),
+        Ok(None) => "none".into(),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
 async fn status(config: &Config, json: bool) -> Result<()> {
-    let snap = snapshot::read(&mut connect(config).await?, &config.user_id).await?;
+    let mut con = connect(config).await?;
+    let snap = snapshot::read(&mut con, &config.user_id).await?;
+    let token = match snap.session {
+        Some(_) => Some(token_state(&mut con, config).await),
+        None => None,
+    };
     if json {
+        let mut value = serde_json::to_value(&snap).context("cannot encode status")?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("token".into(), serde_json::json!(token));
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&snap).context("cannot encode status")?
+            serde_json::to_string_pretty(&value).context("cannot encode status")?
         );
         return Ok(());
     }
     let now = snap.now;
     match snap.session {
         Some(s) => println!(
-            "session      logged in since {}, expires in {}",
+            "session      logged in since {}, expires in {}; token {}",
             format_clock(s.connected_at),
-            format_ms(s.expires_at - now)
+            format_ms(s.expires_at - now),
+            token.as_deref().unwrap_or("none")
         ),
         None => println!("session      not logged in (scan the QR code in the TUI)"),
     }

@@ -4,13 +4,19 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use common::Harness;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use redis::AsyncCommands;
 use secondme::schema;
+use secondme_ui::widgets::qr;
+
+/// Tells apart the config and state directories of screens started by one process.
+static SCREENS: AtomicUsize = AtomicUsize::new(0);
 
 struct Screen {
     parser: Arc<Mutex<vt100::Parser>>,
@@ -21,6 +27,10 @@ struct Screen {
 
 impl Screen {
     fn start(url: &str, rows: u16, cols: u16) -> Self {
+        Self::start_with(url, rows, cols, &[])
+    }
+
+    fn start_with(url: &str, rows: u16, cols: u16, extra_args: &[&str]) -> Self {
         let pty = native_pty_system()
             .openpty(PtySize {
                 rows,
@@ -29,9 +39,14 @@ impl Screen {
                 pixel_height: 0,
             })
             .expect("pty");
-        let dir = std::env::temp_dir().join(format!("secondme-tui-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "secondme-tui-{}-{}",
+            std::process::id(),
+            SCREENS.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_secondme"));
         cmd.args(["--redis-url", url]);
+        cmd.args(extra_args);
         cmd.env("XDG_STATE_HOME", dir.join("state"));
         cmd.env("XDG_CONFIG_HOME", dir.join("config"));
         cmd.env("TERM", "xterm-256color");
@@ -81,6 +96,42 @@ impl Screen {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The screen's rows as characters, one entry per terminal row.
+    fn rows(&self) -> Vec<Vec<char>> {
+        let parser = self.parser.lock().expect("parser");
+        let (_, cols) = parser.screen().size();
+        parser
+            .screen()
+            .rows(0, cols)
+            .map(|r| r.chars().collect())
+            .collect()
+    }
+
+    /// Waits until `lines` show as one block: row after row, all at the same column.
+    fn wait_for_block(&self, lines: &[String]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if block_position(&self.rows(), lines).is_some() {
+                return self.text();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the code never showed as a block:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn raw_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw.lock().expect("raw")).into_owned()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn keys(&mut self, keys: &str) {
@@ -172,4 +223,119 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
         "left the alternate screen: {tail:?}"
     );
     assert!(tail.contains("\u{1b}[?25h"), "cursor shown again: {tail:?}");
+}
+
+/// Row and column where `lines` appear stacked on `rows`.
+fn block_position(rows: &[Vec<char>], lines: &[String]) -> Option<(usize, usize)> {
+    let lines: Vec<Vec<char>> = lines.iter().map(|l| l.chars().collect()).collect();
+    let width = lines.first()?.len();
+    let fits = |row: &[char], col: usize, line: &[char]| row.get(col..col + width) == Some(line);
+    (0..rows.len().saturating_sub(lines.len() - 1)).find_map(|top| {
+        let first = &rows[top];
+        (0..first.len().saturating_sub(width - 1))
+            .find(|&col| {
+                lines
+                    .iter()
+                    .enumerate()
+                    .all(|(i, line)| fits(&rows[top + i], col, line))
+            })
+            .map(|col| (top, col))
+    })
+}
+
+fn qr_payload(code: &str, expires_in: u32) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(code);
+    format!(r#"{{"qrCode":"{b64}","expiresIn":{expires_in}}}"#)
+}
+
+/// About as long as a real WhatsApp login code, which needs a 65x33 overlay.
+fn long_login_code() -> String {
+    format!(
+        "2@{},{},{},{}",
+        "A1b2C3d4E5f6G7h8I9j0".repeat(6),
+        "k1L2m3N4o5P6q7R8s9T0u1V2w3X4y5Z6a7B8c9D0e1F=",
+        "g2H3i4J5k6L7m8N9o0P1q2R3s4T5u6V7w8X9y0Z1a2B=",
+        "c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V2w3X="
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_login_code_shows_as_a_scannable_code() {
+    let mut h = Harness::start().await;
+    let mut screen = Screen::start_with(&h.server.url(), 45, 120, &["--no-worker"]);
+    screen.wait_for("subscribed to events:");
+
+    // A contact id full of escape sequences shows as plain text, sequences gone.
+    let _: i64 = h
+        .con
+        .publish(
+            schema::CHANNEL_MESSAGES,
+            r#"{"messageId":"h1","contactId":"mallory\u001b]0;pwned\u0007\u001b[31m\u001b[2J-x","content":"hi","botSent":false,"timestamp":1704931200000}"#,
+        )
+        .await
+        .expect("publish");
+    screen.wait_for("mallory-x");
+
+    // No session key: the published code is drawn, module for module, with its countdown.
+    let code = "2@test-payload,abc,def";
+    let _: i64 = h
+        .con
+        .publish(schema::CHANNEL_QR, qr_payload(code, 20))
+        .await
+        .expect("publish");
+    let lines = qr::render_lines(code).expect("encodable");
+    let text = screen.wait_for_block(&lines);
+    assert!(text.contains("expires in"), "{text}");
+
+    // A login code carrying escape sequences is encoded, never printed.
+    let hostile = "2@\u{1b}]0;qrpwned\u{7}\u{1b}[2J,abc";
+    let _: i64 = h
+        .con
+        .publish(schema::CHANNEL_QR, qr_payload(hostile, 20))
+        .await
+        .expect("publish");
+    let hostile_lines = qr::render_lines(hostile).expect("encodable");
+    let text = screen.wait_for_block(&hostile_lines);
+    screen.stop();
+    let raw = screen.raw_text();
+    for leak in ["pwned", "[31m", "[2J"] {
+        assert!(!text.contains(leak), "{leak:?} on screen:\n{text}");
+    }
+    assert!(
+        !raw.contains("pwned"),
+        "escape payload reached the terminal"
+    );
+    assert!(
+        !raw.contains("\u{1b}]0;"),
+        "a title-setting sequence reached the terminal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_code_too_big_for_the_terminal_asks_for_room() {
+    let mut h = Harness::start().await;
+    let mut screen = Screen::start_with(&h.server.url(), 24, 80, &["--no-worker"]);
+    screen.wait_for("subscribed to events:");
+    let code = long_login_code();
+    let lines = qr::render_lines(&code).expect("encodable");
+    assert!(lines.len() + 2 > 24, "the test code must not fit in 80x24");
+    let _: i64 = h
+        .con
+        .publish(schema::CHANNEL_QR, qr_payload(&code, 20))
+        .await
+        .expect("publish");
+    let text = screen.wait_for("Enlarge the terminal");
+    assert!(text.contains("expires in"), "{text}");
+    // No part of a cut code: the finder-pattern rows are nowhere on screen.
+    let rows = screen.rows();
+    screen.stop();
+    for line in &lines[2..4] {
+        let line: String = line.trim().to_string();
+        assert!(
+            !rows
+                .iter()
+                .any(|r| r.iter().collect::<String>().contains(&line)),
+            "part of the code was drawn:\n{text}"
+        );
+    }
 }

@@ -112,6 +112,10 @@ impl Simulator {
     }
 
     async fn traffic(mut con: ConnectionManager, script: Script, acked: bool) -> Result<()> {
+        if script.steps.is_empty() {
+            // Nothing to replay; an empty loop would spin without ever yielding.
+            return std::future::pending().await;
+        }
         let mut seq = 0u64;
         loop {
             for step in &script.steps {
@@ -173,20 +177,40 @@ impl Simulator {
     }
 }
 
+impl Simulator {
+    /// Resolves when the session is gone (logged out, expired, or Redis lost it).
+    async fn session_gone(mut con: ConnectionManager, user_id: String) {
+        let key = schema::session_key(&user_id);
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let exists: redis::RedisResult<bool> = con.exists(&key).await;
+            if let Ok(false) = exists {
+                tracing::info!("simulated gateway: {key} is gone; showing login codes again");
+                return;
+            }
+        }
+    }
+}
+
 impl Gateway for Simulator {
     async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
         let work = async {
-            while let Err(e) = self.login().await {
-                tracing::warn!("simulated gateway (login): {e:#}; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            // Like WhatsApp: no traffic while logged out; a lost session brings the codes back.
+            loop {
+                while let Err(e) = self.login().await {
+                    tracing::warn!("simulated gateway (login): {e:#}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let (con, script, acked) = (self.con.clone(), self.script.clone(), self.acked_trim);
+                let traffic = retry("traffic", || {
+                    Self::traffic(con.clone(), script.clone(), acked)
+                });
+                let sender = retry("sender", || Self::sender(con.clone(), acked));
+                tokio::select! {
+                    _ = async { tokio::join!(traffic, sender) } => {}
+                    _ = Self::session_gone(con.clone(), self.user_id.clone()) => {}
+                }
             }
-            let (con, script, acked) = (self.con.clone(), self.script.clone(), self.acked_trim);
-            let traffic = retry("traffic", || {
-                Self::traffic(con.clone(), script.clone(), acked)
-            });
-            let sender = retry("sender", || Self::sender(con.clone(), acked));
-            tokio::join!(traffic, sender);
-            Ok(())
         };
         tokio::select! {
             r = work => r,

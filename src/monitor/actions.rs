@@ -4,6 +4,7 @@ use redis::aio::ConnectionManager;
 use secondme_ui::{Action, Event, LogEntry, LogKind};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::graph;
 use crate::schema::PauseReason;
 use crate::store::{self, control, optin};
 
@@ -46,8 +47,21 @@ async fn execute(con: &mut ConnectionManager, action: &Action) -> anyhow::Result
             enabled,
         } => {
             optin::set_enabled(con, std::slice::from_ref(contact_id), *enabled).await?;
+            // The opt-in set is what the worker obeys; the graph mirrors it when present.
+            let mirrored = if graph::available(con).await {
+                match graph::set_bot_enabled(con, contact_id, *enabled).await {
+                    Ok(true) => " (graph updated)",
+                    Ok(false) => " (not in the graph)",
+                    Err(e) => {
+                        tracing::warn!("graph botEnabled for {contact_id}: {e}");
+                        " (graph not updated)"
+                    }
+                }
+            } else {
+                ""
+            };
             format!(
-                "twin {} for {contact_id}",
+                "twin {} for {contact_id}{mirrored}",
                 if *enabled { "enabled" } else { "disabled" }
             )
         }

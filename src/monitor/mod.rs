@@ -3,7 +3,8 @@
 //!
 //! One `select!` loop over terminal input, dashboard events (pushes, snapshots,
 //! action results, worker progress), a countdown tick and signals; it redraws
-//! only when the model says something visible changed.
+//! only when the model says something visible changed, at most once per frame
+//! interval.
 
 pub mod actions;
 pub mod feed;
@@ -19,6 +20,7 @@ use secondme_ui::{
     Action, Event, KeyInput, Keymap, LogEntry, LogKind, Model, Theme, WorkerState, update, view,
 };
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::connection;
@@ -26,6 +28,12 @@ use crate::reply::persona_engine::PersonaEngine;
 use crate::schema;
 use crate::store;
 use crate::worker::{self, Worker, WorkerConfig, WorkerStatus};
+
+/// Shortest time between two frames. Pushes can arrive thousands a second;
+/// drawing once per event would spend a core on frames nobody can read, so a
+/// burst is folded into one frame, while the first change after a quiet spell
+/// (a key press, say) still draws at once.
+const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 
 /// How the control room runs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,14 +96,17 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
     tokio::pin!(signals);
     let mut quitting = false;
     let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
     loop {
-        if dirty {
+        if dirty && last_draw.is_none_or(|at| at.elapsed() >= FRAME_INTERVAL) {
             guard
                 .terminal
                 .draw(|f| view(&model, f))
                 .context("cannot draw")?;
             dirty = false;
+            last_draw = Some(Instant::now());
         }
+        let next_frame = last_draw.map_or_else(Instant::now, |at| at + FRAME_INTERVAL);
         let mut actions = Vec::new();
         tokio::select! {
             ev = input.next() => match ev {
@@ -138,6 +149,8 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
             _ = &mut signals => {
                 actions.push(Action::Quit);
             },
+            // A change held back by the frame interval is drawn when it ends.
+            () = tokio::time::sleep_until(next_frame), if dirty => {},
             done = async {
                 match worker_done.as_mut() {
                     Some(rx) => rx.await,

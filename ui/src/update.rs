@@ -317,6 +317,7 @@ fn clear_filter(model: &mut Model) -> UpdateResult {
         return UpdateResult::clean();
     }
     model.filter.clear();
+    model.refilter();
     UpdateResult::dirty()
 }
 
@@ -366,13 +367,12 @@ fn scroll(offset: &mut usize, len: usize, delta: i64) -> UpdateResult {
 }
 
 fn move_selection(model: &mut Model, delta: i64) -> UpdateResult {
-    let list = model.visible_contacts();
     let Some(current) = model.selected_index() else {
         return UpdateResult::clean();
     };
-    let last = list.len().saturating_sub(1) as i64;
+    let last = model.visible_len().saturating_sub(1) as i64;
     let next = (current as i64).saturating_add(delta).clamp(0, last) as usize;
-    let id = list.get(next).map(|c| c.id.clone());
+    let id = model.visible_window(next, 1).first().map(|c| c.id.clone());
     let changed = id != model.selected;
     if changed {
         model.selected = id;
@@ -416,6 +416,7 @@ fn filter_key(model: &mut Model, key: KeyInput) -> UpdateResult {
         }
         _ => return UpdateResult::clean(),
     }
+    model.refilter();
     UpdateResult::dirty()
 }
 
@@ -508,6 +509,7 @@ fn on_paste(model: &mut Model, text: &str) -> UpdateResult {
         Mode::Filter => {
             let room = MAX_FILTER.saturating_sub(model.filter.chars().count());
             model.filter.extend(clean.chars().take(room));
+            model.refilter();
         }
         Mode::PauseDurationPrompt {
             selected, custom, ..
@@ -550,9 +552,9 @@ fn drop_expired_pauses(model: &mut Model) -> bool {
 pub fn visible_clock_texts(model: &Model) -> Vec<String> {
     let now = model.now_ms;
     let mut out: Vec<String> = model
-        .visible_contacts()
+        .visible_indices()
         .iter()
-        .filter_map(|c| c.active_pause(now)?.expires_at_ms)
+        .filter_map(|&i| model.contacts.get(i)?.active_pause(now)?.expires_at_ms)
         .map(|t| format::countdown(format::remaining_secs(t, now)))
         .collect();
     if let Some(qr) = model.qr.as_ref().filter(|_| model.qr_visible()) {
@@ -576,6 +578,7 @@ pub fn visible_clock_texts(model: &Model) -> Vec<String> {
 
 fn on_snapshot(model: &mut Model, snap: Snapshot) -> UpdateResult {
     model.contacts = snap.contacts.into_iter().map(clean_contact).collect();
+    model.reindex();
     model.stats = snap.stats;
     model.kill_switch = snap.kill_switch;
     // History merges into what the live feed already showed: a snapshot may carry
@@ -608,7 +611,7 @@ fn keep_selection_valid(model: &mut Model) {
         .as_ref()
         .is_some_and(|id| model.contact(id).is_some());
     if !exists {
-        model.selected = model.visible_contacts().first().map(|c| c.id.clone());
+        model.selected = model.visible_window(0, 1).first().map(|c| c.id.clone());
         model.conversation_scroll = 0;
     }
 }
@@ -616,14 +619,16 @@ fn keep_selection_valid(model: &mut Model) {
 fn on_message(model: &mut Model, contact_id: &str, msg: ChatMessage) -> UpdateResult {
     let contact_id = sanitize::clean(contact_id, MAX_SHORT);
     let at = msg.timestamp_ms;
-    match model.contacts.iter_mut().find(|c| c.id == contact_id) {
-        Some(c) => c.last_activity_ms = c.last_activity_ms.max(at),
+    match model.contact_slot(&contact_id) {
+        Some(slot) => model.touch(slot, at),
         // Unknown until the next snapshot says otherwise; show it meanwhile.
-        None => model.contacts.push(Contact {
-            last_activity_ms: at,
-            enabled: false,
-            ..Contact::new(&contact_id)
-        }),
+        None => {
+            model.add_contact(Contact {
+                last_activity_ms: at,
+                enabled: false,
+                ..Contact::new(&contact_id)
+            });
+        }
     }
     let is_selected_conv = model.selected_contact().is_some_and(|c| c.id == contact_id);
     let added = model.conversations.entry(contact_id).or_default().push(msg);
@@ -674,12 +679,14 @@ fn on_pause_event(
         expires_at_ms,
         reason,
     });
-    match model.contacts.iter_mut().find(|c| c.id == contact_id) {
-        Some(c) => c.pause = pause,
-        None => model.contacts.push(Contact {
-            pause,
-            ..Contact::new(&contact_id)
-        }),
+    match model.contact_slot(&contact_id) {
+        Some(slot) => model.contacts[slot].pause = pause,
+        None => {
+            model.add_contact(Contact {
+                pause,
+                ..Contact::new(&contact_id)
+            });
+        }
     }
     log(model, kind, &text);
     keep_selection_valid(model);

@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
@@ -29,22 +29,43 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
         return;
     }
     let events_h = (area.height / 4).clamp(5, 14);
-    let [status, main, events, footer] = Layout::vertical([
-        Constraint::Length(status_bar::height(model)),
-        Constraint::Min(4),
-        Constraint::Length(events_h),
-        Constraint::Length(1),
-    ])
-    .areas(area);
     let contacts_w = (area.width * 3 / 8).clamp(28, 48);
-    let [left, right] =
-        Layout::horizontal([Constraint::Length(contacts_w), Constraint::Min(20)]).areas(main);
+    // Plain arithmetic instead of `Layout`: at the minimum size every fixed part
+    // still fits, so the split is exact, and ratatui's constraint solver (run
+    // every frame, as its cache is not enabled here) was a visible share of a frame.
+    let (status, rest) = split_rows(area, status_bar::height(model));
+    let (main, rest) = split_rows(rest, rest.height.saturating_sub(events_h + 1));
+    let (events, footer) = split_rows(rest, events_h);
+    let left = Rect {
+        width: contacts_w,
+        ..main
+    };
+    let right = Rect {
+        x: main.x + contacts_w,
+        width: main.width - contacts_w,
+        ..main
+    };
     status_bar::render(model, status, buf);
     contacts::render(model, left, buf);
     conversation::render(model, right, buf);
     event_log::render(model, events, buf);
     hints(model, footer, buf);
     overlays(model, area, buf);
+}
+
+/// The top `rows` rows of `area`, and what is left below them.
+fn split_rows(area: Rect, rows: u16) -> (Rect, Rect) {
+    let rows = rows.min(area.height);
+    let top = Rect {
+        height: rows,
+        ..area
+    };
+    let bottom = Rect {
+        y: area.y + rows,
+        height: area.height - rows,
+        ..area
+    };
+    (top, bottom)
 }
 
 fn overlays(model: &Model, area: Rect, buf: &mut Buffer) {

@@ -16,15 +16,15 @@ const ROWS_PER_CONTACT: u16 = 2;
 
 /// Draws the contacts pane into `area`.
 pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
-    let list = model.visible_contacts();
+    let shown = model.visible_len();
     let block = pane_block(
-        title(model, list.len()),
+        title(model, shown),
         model.focus == Pane::Contacts,
         &model.theme,
     );
     let inner = block.inner(area);
     block.render(area, buf);
-    if list.is_empty() {
+    if shown == 0 {
         put_line(
             buf,
             inner,
@@ -37,7 +37,9 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
     let capacity = usize::from((inner.height / ROWS_PER_CONTACT).max(1));
     // Scroll just enough to keep the selection on screen.
     let offset = (selected + 1).saturating_sub(capacity);
-    for (slot, contact) in list.iter().skip(offset).take(capacity).enumerate() {
+    // Only the rows on screen are looked at, however many contacts there are.
+    let window = model.visible_window(offset, capacity);
+    for (slot, contact) in window.into_iter().enumerate() {
         let row = slot as u16 * ROWS_PER_CONTACT;
         draw_contact(model, contact, offset + slot == selected, inner, row, buf);
     }

@@ -27,11 +27,11 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
     );
     let messages = contact
         .and_then(|c| model.conversations.get(&c.id))
-        .map(|conv| conv.messages.iter().collect::<Vec<_>>())
-        .unwrap_or_default();
-    let end = messages.len().saturating_sub(model.conversation_scroll);
-    let block = if end < messages.len() {
-        let hidden = messages.len() - end;
+        .map(|conv| &conv.messages);
+    let len = messages.map_or(0, |m| m.len());
+    let end = len.saturating_sub(model.conversation_scroll);
+    let block = if end < len {
+        let hidden = len - end;
         block.title_bottom(Line::styled(
             format!(" ↓ {hidden} newer "),
             model.theme.warn,
@@ -50,7 +50,7 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
         );
         return;
     };
-    if messages.is_empty() {
+    let Some(messages) = messages.filter(|m| !m.is_empty()) else {
         put_line(
             buf,
             inner,
@@ -58,14 +58,23 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
             &Line::styled("no messages yet", model.theme.dim),
         );
         return;
-    }
-    let mut lines = Vec::new();
-    for msg in messages.get(..end).unwrap_or_default() {
-        lines.extend(message_lines(model, contact, msg, usize::from(inner.width)));
+    };
+    // Lay out from the newest message back only until the pane is full: a
+    // conversation holds up to 200 messages and most never reach the screen.
+    let rows = usize::from(inner.height);
+    let mut blocks = Vec::new();
+    let mut count = 0;
+    for msg in messages.range(..end).rev() {
+        if count >= rows {
+            break;
+        }
+        let lines = message_lines(model, contact, msg, usize::from(inner.width));
+        count += lines.len();
+        blocks.push(lines);
     }
     // Show the newest lines; if everything fits, it starts at the top.
-    let skip = lines.len().saturating_sub(usize::from(inner.height));
-    for (row, line) in lines.iter().skip(skip).enumerate() {
+    let skip = count.saturating_sub(rows);
+    for (row, line) in blocks.iter().rev().flatten().skip(skip).enumerate() {
         put_line(buf, inner, row as u16, line);
     }
 }
