@@ -628,3 +628,23 @@ async fn the_worker_answers_with_the_personas_the_graph_resolves() {
     let _ = stop_tx.send(true);
     worker.await.expect("join").expect("worker");
 }
+
+/// The worker's bulk resolution follows the same rules as the per-contact one.
+#[tokio::test]
+async fn resolving_all_contacts_at_once_agrees_with_one_at_a_time() {
+    let mut g = with_module().await;
+    graph::import(&mut g.con, &shipped()).await.expect("import");
+    let all = graph::resolve_all(&mut g.con).await.expect("resolve all");
+    let contacts = graph::contacts(&mut g.con).await.expect("contacts");
+    assert_eq!(all.by_contact.len(), contacts.len());
+    for c in &contacts {
+        let one = graph::resolve_persona(&mut g.con, &c.id)
+            .await
+            .expect("one");
+        assert_eq!(all.by_contact[&c.id], one, "{}", c.id);
+    }
+    let unknown = graph::resolve_persona(&mut g.con, "nobody-knows")
+        .await
+        .expect("unknown");
+    assert_eq!(all.default.as_deref(), Some(unknown.persona_id.as_str()));
+}

@@ -3,142 +3,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::Harness;
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use common::pty::Screen;
 use redis::AsyncCommands;
 use secondme::schema;
 use secondme_ui::widgets::qr;
-
-/// Tells apart the config and state directories of screens started by one process.
-static SCREENS: AtomicUsize = AtomicUsize::new(0);
-
-struct Screen {
-    parser: Arc<Mutex<vt100::Parser>>,
-    raw: Arc<Mutex<Vec<u8>>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-}
-
-impl Screen {
-    fn start(url: &str, rows: u16, cols: u16) -> Self {
-        Self::start_with(url, rows, cols, &[])
-    }
-
-    fn start_with(url: &str, rows: u16, cols: u16, extra_args: &[&str]) -> Self {
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows,
-                cols,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("pty");
-        let dir = std::env::temp_dir().join(format!(
-            "secondme-tui-{}-{}",
-            std::process::id(),
-            SCREENS.fetch_add(1, Ordering::Relaxed)
-        ));
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_secondme"));
-        cmd.args(["--redis-url", url]);
-        cmd.args(extra_args);
-        cmd.env("XDG_STATE_HOME", dir.join("state"));
-        cmd.env("XDG_CONFIG_HOME", dir.join("config"));
-        cmd.env("TERM", "xterm-256color");
-        let child = pty.slave.spawn_command(cmd).expect("spawn");
-        let mut reader = pty.master.try_clone_reader().expect("reader");
-        let writer = pty.master.take_writer().expect("writer");
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
-        let raw = Arc::new(Mutex::new(Vec::new()));
-        let (p, r) = (parser.clone(), raw.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut p) = p.lock() {
-                    p.process(&buf[..n]);
-                }
-                if let Ok(mut r) = r.lock() {
-                    r.extend_from_slice(&buf[..n]);
-                }
-            }
-        });
-        std::mem::forget(pty.master);
-        Self {
-            parser,
-            raw,
-            writer,
-            child,
-        }
-    }
-
-    fn text(&self) -> String {
-        self.parser.lock().expect("parser").screen().contents()
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = self.text();
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "screen never showed {needle:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The screen's rows as characters, one entry per terminal row.
-    fn rows(&self) -> Vec<Vec<char>> {
-        let parser = self.parser.lock().expect("parser");
-        let (_, cols) = parser.screen().size();
-        parser
-            .screen()
-            .rows(0, cols)
-            .map(|r| r.chars().collect())
-            .collect()
-    }
-
-    /// Waits until `lines` show as one block: row after row, all at the same column.
-    fn wait_for_block(&self, lines: &[String]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if block_position(&self.rows(), lines).is_some() {
-                return self.text();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the code never showed as a block:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn raw_text(&self) -> String {
-        String::from_utf8_lossy(&self.raw.lock().expect("raw")).into_owned()
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn keys(&mut self, keys: &str) {
-        self.writer.write_all(keys.as_bytes()).expect("write");
-        self.writer.flush().expect("flush");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_room_shows_live_state_and_steers_the_twin() {
@@ -223,24 +95,6 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
         "left the alternate screen: {tail:?}"
     );
     assert!(tail.contains("\u{1b}[?25h"), "cursor shown again: {tail:?}");
-}
-
-/// Row and column where `lines` appear stacked on `rows`.
-fn block_position(rows: &[Vec<char>], lines: &[String]) -> Option<(usize, usize)> {
-    let lines: Vec<Vec<char>> = lines.iter().map(|l| l.chars().collect()).collect();
-    let width = lines.first()?.len();
-    let fits = |row: &[char], col: usize, line: &[char]| row.get(col..col + width) == Some(line);
-    (0..rows.len().saturating_sub(lines.len() - 1)).find_map(|top| {
-        let first = &rows[top];
-        (0..first.len().saturating_sub(width - 1))
-            .find(|&col| {
-                lines
-                    .iter()
-                    .enumerate()
-                    .all(|(i, line)| fits(&rows[top + i], col, line))
-            })
-            .map(|col| (top, col))
-    })
 }
 
 fn qr_payload(code: &str, expires_in: u32) -> String {

@@ -25,7 +25,9 @@ pub use import::{ImportSummary, import};
 pub use list::{GraphCounts, contact_names, contacts, counts, personas, user};
 pub use module::{available, require};
 pub use optin::set_bot_enabled;
-pub use resolve::{PersonaResolution, Rule, persona_style, resolve_persona};
+pub use resolve::{
+    PersonaResolution, ResolvedGraph, Rule, persona_style, resolve_all, resolve_persona,
+};
 
 /// Personas as the graph holds them: the same shape as the shipped ones.
 pub use crate::store::persona::Persona;

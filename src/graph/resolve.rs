@@ -1,5 +1,6 @@
 //! Which persona answers a contact, and that persona's style.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use redis::aio::ConnectionManager;
@@ -57,6 +58,38 @@ const CANDIDATES: &str = "MATCH (u:User)-[:HAS_CONTACT]->(c:Contact {id: $id}) \
 
 const DEFAULT: &str = "MATCH (u:User) WHERE u.defaultPersona IS NOT NULL RETURN u.defaultPersona ORDER BY u.id LIMIT 1";
 
+/// Every contact's candidates in one query (see [`resolve_all`]).
+const ALL_CANDIDATES: &str = "MATCH (u:User)-[:HAS_CONTACT]->(c:Contact) \
+    OPTIONAL MATCH (u)-[:HAS_PERSONA]->(a:Persona) WHERE a.id = c.assignedPersona \
+    WITH u, c, a \
+    OPTIONAL MATCH (u)-[:HAS_PERSONA]->(r:Persona) WHERE c.relationshipType IN r.applicableTo \
+    RETURN a.id, r.id, u.defaultPersona, c.assignedPersona, c.id \
+    ORDER BY c.id, r.id";
+
+/// Applies the precedence to one contact's candidate rows (columns as in
+/// `CANDIDATES`): assigned, else by relationship (first by id), else user default.
+fn pick(contact_id: &str, rows: &[&Vec<Cell>]) -> Option<PersonaResolution> {
+    let column = |i| rows.iter().find_map(|row| Cell::at(row, i).text());
+    if let Some(id) = column(0) {
+        return Some(resolved(id, Rule::Assigned));
+    }
+    if let Some(missing) = column(3) {
+        tracing::warn!(
+            "contact `{contact_id}` is assigned persona `{missing}`, which its user does not have; \
+             resolving by relationship"
+        );
+    }
+    if let Some(id) = column(1) {
+        return Some(resolved(id, Rule::ByRelationship));
+    }
+    column(2).map(|id| resolved(id, Rule::UserDefault))
+}
+
+async fn user_default(con: &mut ConnectionManager, what: &str) -> Result<Option<String>> {
+    let reply = Query::new(DEFAULT).read(con, what).await?;
+    Ok(reply.rows.first().and_then(|row| Cell::at(row, 0).text()))
+}
+
 /// Picks the persona for `contact_id`: its assigned persona, else one that fits
 /// its relationship type (the first by id when several do), else the user's default.
 pub async fn resolve_persona(
@@ -68,27 +101,50 @@ pub async fn resolve_persona(
         .param("id", contact_id)
         .read(con, &what)
         .await?;
-    let column = |i| reply.rows.iter().find_map(|row| Cell::at(row, i).text());
-    if let Some(id) = column(0) {
-        return Ok(resolved(id, Rule::Assigned));
+    let rows: Vec<&Vec<Cell>> = reply.rows.iter().collect();
+    if let Some(found) = pick(contact_id, &rows) {
+        return Ok(found);
     }
-    if let Some(missing) = column(3) {
-        tracing::warn!(
-            "contact `{contact_id}` is assigned persona `{missing}`, which its user does not have; \
-             resolving by relationship"
-        );
-    }
-    if let Some(id) = column(1) {
-        return Ok(resolved(id, Rule::ByRelationship));
-    }
-    if let Some(id) = column(2) {
-        return Ok(resolved(id, Rule::UserDefault));
-    }
-    let reply = Query::new(DEFAULT).read(con, &what).await?;
-    match reply.rows.first().and_then(|row| Cell::at(row, 0).text()) {
+    match user_default(con, &what).await? {
         Some(id) => Ok(resolved(id, Rule::UserDefault)),
         None => Err(GraphError::NoUser),
     }
+}
+
+/// The persona of every contact the graph knows, and the default for the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedGraph {
+    /// Per contact id.
+    pub by_contact: HashMap<String, PersonaResolution>,
+    /// The user's default persona (for contacts the graph does not know).
+    pub default: Option<String>,
+}
+
+/// Resolves every contact at once (two queries), with the same rules as
+/// [`resolve_persona`]: a worker refreshes this now and then instead of asking
+/// the graph once per message.
+pub async fn resolve_all(con: &mut ConnectionManager) -> Result<ResolvedGraph> {
+    let what = "cannot resolve the personas of the contacts";
+    let reply = Query::new(ALL_CANDIDATES).read(con, what).await?;
+    let mut grouped: HashMap<String, Vec<&Vec<Cell>>> = HashMap::new();
+    for row in &reply.rows {
+        if let Some(id) = Cell::at(row, 4).text() {
+            grouped.entry(id).or_default().push(row);
+        }
+    }
+    let default = user_default(con, what).await?;
+    let by_contact = grouped
+        .into_iter()
+        .filter_map(|(id, rows)| {
+            let found = pick(&id, &rows)
+                .or_else(|| default.clone().map(|d| resolved(d, Rule::UserDefault)))?;
+            Some((id, found))
+        })
+        .collect();
+    Ok(ResolvedGraph {
+        by_contact,
+        default,
+    })
 }
 
 fn resolved(persona_id: String, rule: Rule) -> PersonaResolution {

@@ -1,8 +1,9 @@
 //! Which persona answers a contact, its style and what the graph knows about the
 //! contact, for the worker: graph first (FalkorDB), the seed's
 //! `CACHE:persona:{id}` in front of it, the shipped personas when the graph is
-//! absent or down. Results are kept in this process for a minute so a busy
-//! worker does not query the graph once per message.
+//! absent or down. The graph's resolution of every contact is read at once and
+//! kept for a minute, so a flood of messages from new contacts costs no query per
+//! message; the context of a contact the graph knows is read once a minute.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use anyhow::Result;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
-use crate::graph::{self, ContactContext, GraphError};
+use crate::graph::{self, ContactContext, GraphError, ResolvedGraph};
 use crate::schema::{self, PersonaCache};
 use crate::store::{self, persona};
 
@@ -36,7 +37,8 @@ pub struct ContactPersona {
 pub struct Personas {
     default_persona: String,
     graph: Option<bool>,
-    by_contact: HashMap<String, Stamped<(String, Option<ContactContext>)>>,
+    resolved: Option<Stamped<ResolvedGraph>>,
+    contexts: HashMap<String, Stamped<Option<ContactContext>>>,
     styles: HashMap<String, Stamped<PersonaCache>>,
 }
 
@@ -46,7 +48,8 @@ impl Personas {
         Self {
             default_persona: default_persona.to_owned(),
             graph: None,
-            by_contact: HashMap::new(),
+            resolved: None,
+            contexts: HashMap::new(),
             styles: HashMap::new(),
         }
     }
@@ -54,7 +57,8 @@ impl Personas {
     /// Forgets whether the graph is there (after a reconnect) and what it said.
     pub fn reset(&mut self) {
         self.graph = None;
-        self.by_contact.clear();
+        self.resolved = None;
+        self.contexts.clear();
         self.styles.clear();
     }
 
@@ -79,16 +83,7 @@ impl Personas {
         con: &mut ConnectionManager,
         contact_id: &str,
     ) -> Result<ContactPersona> {
-        let now = store::now_ms();
-        let (persona_id, context) = match self.by_contact.get(contact_id) {
-            Some((at, known)) if now - at < LOCAL_TTL_MS => known.clone(),
-            _ => {
-                let found = self.resolve(con, contact_id).await;
-                self.by_contact
-                    .insert(contact_id.to_owned(), (now, found.clone()));
-                found
-            }
-        };
+        let (persona_id, context) = self.resolve(con, contact_id).await;
         let style = self.style(con, &persona_id).await?;
         Ok(ContactPersona {
             persona_id,
@@ -105,21 +100,43 @@ impl Personas {
         if !self.graph_available(con).await {
             return (self.default_persona.clone(), None);
         }
-        let persona_id = match graph::resolve_persona(con, contact_id).await {
-            Ok(r) => r.persona_id,
-            Err(e) => {
+        let now = store::now_ms();
+        let fresh = matches!(&self.resolved, Some((at, _)) if now - at < LOCAL_TTL_MS);
+        if !fresh {
+            let all = graph::resolve_all(con).await.unwrap_or_else(|e| {
                 self.note_graph_error(&e);
-                self.default_persona.clone()
+                ResolvedGraph::default()
+            });
+            self.resolved = Some((now, all));
+            self.contexts.clear();
+        }
+        let Some((_, all)) = &self.resolved else {
+            return (self.default_persona.clone(), None);
+        };
+        let Some(found) = all.by_contact.get(contact_id) else {
+            // A contact the graph does not know: the user's default, no context.
+            let persona = all
+                .default
+                .clone()
+                .unwrap_or_else(|| self.default_persona.clone());
+            return (persona, None);
+        };
+        let persona = found.persona_id.clone();
+        let context = match self.contexts.get(contact_id) {
+            Some((at, c)) if now - at < LOCAL_TTL_MS => c.clone(),
+            _ => {
+                let c = graph::contact_context(con, contact_id)
+                    .await
+                    .unwrap_or_else(|e| {
+                        self.note_graph_error(&e);
+                        None
+                    });
+                self.contexts
+                    .insert(contact_id.to_owned(), (now, c.clone()));
+                c
             }
         };
-        let context = match graph::contact_context(con, contact_id).await {
-            Ok(c) => c,
-            Err(e) => {
-                self.note_graph_error(&e);
-                None
-            }
-        };
-        (persona_id, context)
+        (persona, context)
     }
 
     fn note_graph_error(&mut self, e: &GraphError) {

@@ -2,6 +2,8 @@
 //! the end), pub/sub capture, and helpers to write entries as a gateway does.
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
