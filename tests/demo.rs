@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::pty::Screen;
@@ -31,7 +30,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn the_demo_runs_the_whole_system_and_cleans_up_on_quit() {
     let mut screen = Screen::spawn(&["demo"], 40, 120);
     let pid = screen.child.process_id().expect("pid");
-    let private_dir = PathBuf::from(std::env::temp_dir()).join(format!("secondme-redis-{pid}-0"));
+    let private_dir = std::env::temp_dir().join(format!("secondme-redis-{pid}-0"));
 
     // The private Redis is up, the graph seeded (names instead of ids), the login
     // code scanned by the simulated phone, and conversations flowing.
