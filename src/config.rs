@@ -270,6 +270,26 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid_and_matches_the_defaults() {
+        let file: FileConfig =
+            toml::from_str(include_str!("../assets/config.example.toml")).expect("parses");
+        let keys: Vec<(String, String)> = file.keys.clone().into_iter().collect();
+        let keymap = secondme_ui::Keymap::from_overrides(&keys).expect("valid keys");
+        assert_eq!(
+            keymap,
+            secondme_ui::Keymap::default(),
+            "the example shows the defaults"
+        );
+        let example = Config::merge(file, Overrides::default()).expect("merge");
+        let defaults = Config::merge(FileConfig::default(), Overrides::default()).expect("merge");
+        assert_eq!(example.redis_url, defaults.redis_url);
+        assert_eq!(example.takeover, defaults.takeover);
+        assert_eq!(example.batch_size, defaults.batch_size);
+        assert_eq!(example.claim_idle, defaults.claim_idle);
+        assert_eq!(example.theme, defaults.theme);
+    }
+
+    #[test]
     fn unknown_file_keys_are_rejected() {
         let err = toml::from_str::<FileConfig>("redis_ulr = \"x\"").expect_err("typo");
         assert!(err.to_string().contains("redis_ulr"), "{err}");

@@ -18,6 +18,8 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
     h.allow(&["alice"]).await;
     let mut screen = Screen::start(&h.server.url(), 30, 100);
     screen.wait_for("subscribed to events:pause");
+    // A plain Redis: the operator is told replies use the shipped personas.
+    screen.wait_for("FalkorDB not available");
 
     // A published message shows in the conversation, hostile bytes and all stripped.
     let _: i64 = h

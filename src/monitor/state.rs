@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use secondme_ui::{
-    Author, ChatMessage, Connection, Contact, Conversation, Event, Pause, PauseReason, SessionInfo,
-    Snapshot, Stats,
+    Author, ChatMessage, Connection, Contact, Conversation, Event, LogEntry, LogKind, Pause,
+    PauseReason, SessionInfo, Snapshot, Stats,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -29,6 +29,7 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
     let mut last_answered: Option<(Instant, i64)> = None;
     let mut names: HashMap<String, String> = HashMap::new();
     let mut names_read: Option<Instant> = None;
+    let mut graph_seen: Option<bool> = None;
     loop {
         let started = Instant::now();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
@@ -43,7 +44,14 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
                 }
                 if need_history || names_read.is_none_or(|at| at.elapsed() >= NAMES_REFRESH) {
                     names_read = Some(Instant::now());
-                    if let Some(fresh) = contact_names(&mut con).await {
+                    let available = graph::available(&mut con).await;
+                    if graph_seen != Some(available) {
+                        graph_seen = Some(available);
+                        if tx.send(graph_notice(available)).is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(fresh) = contact_names(&mut con, available).await {
                         names = fresh;
                     }
                 }
@@ -69,8 +77,11 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
 
 /// Display names from the graph; `None` (names stay as they were) when the server
 /// has no FalkorDB or the graph cannot be read, which must not disturb the dashboard.
-async fn contact_names(con: &mut ConnectionManager) -> Option<HashMap<String, String>> {
-    if !graph::available(con).await {
+async fn contact_names(
+    con: &mut ConnectionManager,
+    available: bool,
+) -> Option<HashMap<String, String>> {
+    if !available {
         return None;
     }
     match graph::contact_names(con).await {
@@ -80,6 +91,19 @@ async fn contact_names(con: &mut ConnectionManager) -> Option<HashMap<String, St
             None
         }
     }
+}
+
+/// Tells the operator whether personas come from the graph or the shipped set.
+fn graph_notice(available: bool) -> Event {
+    Event::Log(LogEntry {
+        at_ms: store::now_ms(),
+        kind: LogKind::Info,
+        text: if available {
+            "persona graph (FalkorDB) available".into()
+        } else {
+            "FalkorDB not available: replies use the shipped personas".into()
+        },
+    })
 }
 
 fn disconnected(error: String) -> Event {
