@@ -33,8 +33,45 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
 end
 local killed = redis.call('EXISTS', KEYS[1]) == 1
 
+-- Read what the whole batch needs in three calls instead of three per entry: the
+-- DONE markers, the contacts' pauses and their opt-in. Writes below keep these
+-- tables current, so a later entry of the same batch sees an earlier one's effect.
+local FIELDS = 11
+local mids, contacts, seen_contact = {}, {}, {}
+for j = 11, #ARGV - FIELDS + 1, FIELDS do
+  mids[#mids + 1] = 'DONE:' .. ARGV[j + 1]
+  local c = ARGV[j + 2]
+  if not seen_contact[c] then
+    seen_contact[c] = true
+    contacts[#contacts + 1] = c
+  end
+end
+local function fetch(list, prefix, command, key)
+  local out, names = {}, {}
+  for s = 1, #list, 1000 do
+    local slice = {}
+    for k = s, math.min(s + 999, #list) do
+      slice[#slice + 1] = prefix .. list[k]
+      names[#names + 1] = list[k]
+    end
+    local got
+    if key then
+      got = redis.call(command, key, unpack(slice))
+    else
+      got = redis.call(command, unpack(slice))
+    end
+    for k = 1, #got do out[#out + 1] = got[k] end
+  end
+  local map = {}
+  for k = 1, #names do map[names[k]] = out[k] end
+  return map
+end
+local done_of = fetch(mids, '', 'MGET')
+local pause_of = fetch(contacts, 'PAUSE:', 'MGET')
+local optin_of = fetch(contacts, '', 'SMISMEMBER', KEYS[2])
+
 local function paused(contact)
-  local v = redis.call('GET', 'PAUSE:' .. contact)
+  local v = pause_of[contact]
   if not v then return false end
   local expires = tonumber(v)
   -- A value other programs wrote that is not a number still means paused: be conservative.
@@ -45,22 +82,31 @@ local function pause(contact, ms, reason)
   local expires = now + ms
   redis.call('SET', 'PAUSE:' .. contact, tostring(expires), 'PXAT', expires)
   redis.call('SET', 'PAUSEMETA:' .. contact, reason, 'PXAT', expires)
+  pause_of[contact] = tostring(expires)
   pause_event(contact, 'pause', expires, reason)
 end
 
-local function record(contact, event)
-  redis.call('PUBLISH', ch_messages, event)
+-- LPUSH returns the length: trim only when the list is over its cap.
+local function remember(contact, ...)
   local h = 'HISTORY:' .. contact
-  -- LPUSH returns the length: trim only when the list is over its cap.
-  if redis.call('LPUSH', h, event) > history_len then
+  if redis.call('LPUSH', h, ...) > history_len then
     redis.call('LTRIM', h, 0, history_len - 1)
   end
 end
 
+local function record(contact, event)
+  redis.call('PUBLISH', ch_messages, event)
+  remember(contact, event)
+end
+
 -- Acknowledgements and activity scores are sent once per batch, not once per entry.
 local acks, activity = {}, {}
-local function finish(sid, mid, state)
+local function mark(mid, state)
   redis.call('SET', 'DONE:' .. mid, state, 'EX', done_ttl)
+  done_of['DONE:' .. mid] = state
+end
+local function finish(sid, mid, state)
+  mark(mid, state)
   acks[#acks + 1] = sid
 end
 local function touch(contact, ts)
@@ -71,13 +117,13 @@ end
 local verdicts = {}
 local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0, answered = 0 }
 local i = 11
-while i + 10 <= #ARGV do
+while i + FIELDS - 1 <= #ARGV do
   local sid, mid, contact, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local ts, event = tonumber(ARGV[i + 4]), ARGV[i + 5]
   local rid, rcontent, rpersona, rdelay, revent =
     ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
-  i = i + 11
-  local done = redis.call('GET', 'DONE:' .. mid)
+  i = i + FIELDS
+  local done = done_of['DONE:' .. mid]
   local verdict
   if done and done ~= 'seen' then
     acks[#acks + 1] = sid
@@ -102,13 +148,15 @@ while i + 10 <= #ARGV do
     verdict = 'recorded'
   else
     local count
-    if done == 'seen' then
+    local fresh = done ~= 'seen'
+    if not fresh then
       -- Redelivered after a crash between decide and commit: counted and shown already.
       count = tonumber(redis.call('GET', 'COUNTER:' .. contact .. ':msgs')) or 0
     else
       counts.received = counts.received + 1
       touch(contact, ts)
-      record(contact, event)
+      -- Published now; kept in HISTORY below, together with the reply when there is one.
+      redis.call('PUBLISH', ch_messages, event)
       local ckey = 'COUNTER:' .. contact .. ':msgs'
       count = redis.call('INCR', ckey)
       -- In the same atomic step, and NX so a counter left without a TTL by another
@@ -121,7 +169,7 @@ while i + 10 <= #ARGV do
       verdict = 'skip:rate_limit'
     elseif killed then
       verdict = 'skip:kill_switch'
-    elseif redis.call('SISMEMBER', KEYS[2], contact) == 0 then
+    elseif optin_of[contact] == 0 then
       verdict = 'skip:not_enabled'
     elseif paused(contact) then
       verdict = 'skip:paused'
@@ -129,13 +177,20 @@ while i + 10 <= #ARGV do
       redis.call('XADD', KEYS[7], 'MAXLEN', '~', cap, '*',
         'replyId', rid, 'contactId', contact, 'content', rcontent, 'inReplyTo', mid,
         'persona', rpersona, 'timestamp', tostring(now), 'delayMs', rdelay)
-      record(contact, revent)
+      redis.call('PUBLISH', ch_messages, revent)
       finish(sid, mid, 'answered')
       counts.answered = counts.answered + 1
       verdict = 'sent'
     else
-      redis.call('SET', 'DONE:' .. mid, 'seen', 'EX', done_ttl)
+      mark(mid, 'seen')
       verdict = 'answer'
+    end
+    if fresh and verdict == 'sent' then
+      remember(contact, event, revent)
+    elseif fresh then
+      remember(contact, event)
+    elseif verdict == 'sent' then
+      remember(contact, revent)
     end
     if verdict:sub(1, 5) == 'skip:' then
       finish(sid, mid, verdict)
