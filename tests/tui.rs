@@ -42,6 +42,19 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
         .expect("publish");
     screen.wait_for("events:pause");
 
+    // A malformed queue entry is dead-lettered by the embedded worker and the
+    // event log says why.
+    h.send_raw(&[
+        ("messageId", b"junk-1"),
+        ("contactId", b"alice"),
+        ("content", b"x"),
+        ("timestamp", b"soon"),
+        ("direction", b"incoming"),
+        ("fromMe", b"false"),
+    ])
+    .await;
+    screen.wait_for("dead letter: entry");
+
     // p + Enter pauses the selected contact for 15 minutes.
     screen.wait_for("alice");
     screen.keys("p");

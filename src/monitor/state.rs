@@ -30,6 +30,7 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
     let mut names: HashMap<String, String> = HashMap::new();
     let mut names_read: Option<Instant> = None;
     let mut graph_seen: Option<bool> = None;
+    let mut dead_seen: Option<u64> = None;
     loop {
         let started = Instant::now();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
@@ -58,6 +59,15 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
                 match read(&mut con, &user_id, need_history, &mut last_answered, &names).await {
                     Ok(snap) => {
                         need_history = false;
+                        let dead = snap.stats.dead_letters;
+                        if let Some(before) = dead_seen.filter(|b| dead > *b) {
+                            for ev in dead_letter_notices(&mut con, dead - before).await {
+                                if tx.send(ev).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        dead_seen = Some(dead);
                         Event::Snapshot(snap)
                     }
                     Err(e) => disconnected(format!("{e:#}")),
@@ -91,6 +101,47 @@ async fn contact_names(
             None
         }
     }
+}
+
+/// Most dead letters listed one by one after a refresh; the rest are counted.
+const DEAD_LETTERS_SHOWN: u64 = 5;
+
+/// Event-log lines for the `new` newest dead letters, with their reasons.
+async fn dead_letter_notices(con: &mut ConnectionManager, new: u64) -> Vec<Event> {
+    let shown = new.min(DEAD_LETTERS_SHOWN);
+    let reply: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XREVRANGE")
+        .arg(schema::QUEUE_DEADLETTER)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(shown)
+        .query_async(con)
+        .await;
+    let mut reasons: Vec<String> = match reply {
+        Ok(r) => r
+            .ids
+            .iter()
+            .map(|e| {
+                e.get::<String>(schema::deadletter_fields::REASON)
+                    .unwrap_or_else(|| "no reason given".into())
+            })
+            .collect(),
+        Err(e) => vec![format!("(cannot read QUEUE:deadletter: {e})")],
+    };
+    reasons.reverse();
+    if new > shown {
+        reasons.push(format!("... and {} more in QUEUE:deadletter", new - shown));
+    }
+    reasons
+        .into_iter()
+        .map(|reason| {
+            Event::Log(LogEntry {
+                at_ms: store::now_ms(),
+                kind: LogKind::DeadLetter,
+                text: format!("dead letter: {reason}"),
+            })
+        })
+        .collect()
 }
 
 /// Tells the operator whether personas come from the graph or the shipped set.
