@@ -90,6 +90,26 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
     screen.wait_for("DISCONNECTED");
     h.server.restart().expect("restart");
     screen.wait_for("redis connected");
+    // The subscriptions came back: a message published after the restart shows.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let _: Result<i64, _> = h
+            .con
+            .publish(
+                schema::CHANNEL_MESSAGES,
+                r#"{"messageId":"m-after","contactId":"alice","content":"back after the restart","botSent":false,"timestamp":1704931300000}"#,
+            )
+            .await;
+        if screen.text().contains("back after the restart") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no message after the restart:\n{}",
+            screen.text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // q leaves a clean terminal: alternate screen left, cursor shown.
     screen.keys("q");
