@@ -260,6 +260,49 @@ async fn run() -> Result<()> {
     );
 
     use std::io::Write;
+    // Kill switch: from the `y` that confirms it to PAUSE:ALL in Redis, five times.
+    let mut kill_ms = Vec::new();
+    for _ in 0..5 {
+        tui.writer.write_all(b"K")?;
+        tui.writer.flush()?;
+        tui.wait_for("ON? y/n", Duration::from_secs(5))?;
+        let pressed = Instant::now();
+        tui.writer.write_all(b"y")?;
+        tui.writer.flush()?;
+        loop {
+            let on: bool = redis::AsyncCommands::exists(&mut con, "PAUSE:ALL").await?;
+            if on {
+                break;
+            }
+            if pressed.elapsed() > Duration::from_secs(5) {
+                anyhow::bail!("the kill switch did not reach Redis within 5 s");
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        kill_ms.push(pressed.elapsed().as_secs_f64() * 1000.0);
+        // Off again through the control room, so its model and Redis agree.
+        tui.wait_for("KILL SWITCH ON", Duration::from_secs(5))?;
+        tui.writer.write_all(b"K")?;
+        tui.writer.flush()?;
+        tui.wait_for("OFF? y/n", Duration::from_secs(5))?;
+        tui.writer.write_all(b"y")?;
+        tui.writer.flush()?;
+        let off_deadline = Instant::now() + Duration::from_secs(5);
+        while redis::AsyncCommands::exists::<_, bool>(&mut con, "PAUSE:ALL").await? {
+            if Instant::now() > off_deadline {
+                anyhow::bail!("the kill switch did not turn off within 5 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill_ms.sort_by(f64::total_cmp);
+    println!(
+        "kill switch key press -> PAUSE:ALL in Redis: median {:.1} ms, max {:.1} ms (budget < 2000 ms, aim < 100 ms)",
+        kill_ms[kill_ms.len() / 2],
+        kill_ms[kill_ms.len() - 1]
+    );
+
     let _ = tui.writer.write_all(b"q");
     let _ = tui.writer.flush();
     let deadline = Instant::now() + Duration::from_secs(5);

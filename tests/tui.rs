@@ -228,3 +228,39 @@ async fn a_login_code_too_big_for_the_terminal_asks_for_room() {
         );
     }
 }
+
+/// A dropped SSH link (SIGHUP) or a `kill` (SIGTERM) leaves the terminal restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_sigterm_restore_the_terminal() {
+    let h = Harness::start().await;
+    for signal in ["-HUP", "-TERM"] {
+        let mut screen = Screen::start_with(&h.server.url(), 30, 100, &["--no-worker"]);
+        screen.wait_for("subscribed to events:pause");
+        let pid = screen.child.process_id().expect("pid");
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(_)) = screen.child.try_wait() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{signal}: still running");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let raw = screen.raw.lock().expect("raw").clone();
+        let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(64)..]).into_owned();
+        assert!(
+            tail.contains("\u{1b}[?1049l"),
+            "{signal}: alternate screen left: {tail:?}"
+        );
+        assert!(
+            tail.contains("\u{1b}[?25h"),
+            "{signal}: cursor shown: {tail:?}"
+        );
+    }
+}
