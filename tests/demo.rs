@@ -57,15 +57,9 @@ fn the_demo_runs_the_whole_system_and_cleans_up_on_quit() {
     }
 
     screen.keys("q");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = screen.child.try_wait() {
-            assert!(status.success(), "exit status {status:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the demo did not quit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = screen.wait_exit(Duration::from_secs(20), "the demo");
+    assert!(status.success(), "exit status {status:?}");
+    screen.assert_terminal_restored("the demo");
     let left = processes_mentioning(&private_dir.display().to_string());
     assert!(left.is_empty(), "processes left behind: {left:?}");
     assert!(!private_dir.exists(), "{private_dir:?} was not removed");

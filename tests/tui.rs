@@ -113,23 +113,9 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
 
     // q leaves a clean terminal: alternate screen left, cursor shown.
     screen.keys("q");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(Some(status)) = screen.child.try_wait() {
-            assert!(status.success(), "exit status {status:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "did not quit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let raw = screen.raw.lock().expect("raw").clone();
-    let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(64)..]).into_owned();
-    assert!(
-        tail.contains("\u{1b}[?1049l"),
-        "left the alternate screen: {tail:?}"
-    );
-    assert!(tail.contains("\u{1b}[?25h"), "cursor shown again: {tail:?}");
+    let status = screen.wait_exit(Duration::from_secs(15), "q");
+    assert!(status.success(), "exit status {status:?}");
+    screen.assert_terminal_restored("q");
 }
 
 fn qr_payload(code: &str, expires_in: u32) -> String {
@@ -243,24 +229,7 @@ async fn sighup_and_sigterm_restore_the_terminal() {
             .status()
             .expect("kill");
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(_)) = screen.child.try_wait() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{signal}: still running");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let raw = screen.raw.lock().expect("raw").clone();
-        let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(64)..]).into_owned();
-        assert!(
-            tail.contains("\u{1b}[?1049l"),
-            "{signal}: alternate screen left: {tail:?}"
-        );
-        assert!(
-            tail.contains("\u{1b}[?25h"),
-            "{signal}: cursor shown: {tail:?}"
-        );
+        screen.wait_exit(Duration::from_secs(10), signal);
+        screen.assert_terminal_restored(signal);
     }
 }

@@ -134,6 +134,34 @@ impl Screen {
         let _ = self.child.wait();
     }
 
+    /// Waits for the program to exit; panics with `what` after `within`.
+    pub fn wait_exit(&mut self, within: Duration, what: &str) -> portable_pty::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader thread take the last bytes the program wrote.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{what}: did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Asserts the program's last output left the alternate screen and showed the cursor.
+    pub fn assert_terminal_restored(&self, what: &str) {
+        let raw = self.raw.lock().expect("raw").clone();
+        let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(64)..]).into_owned();
+        assert!(
+            tail.contains("\u{1b}[?1049l"),
+            "{what}: alternate screen left: {tail:?}"
+        );
+        assert!(
+            tail.contains("\u{1b}[?25h"),
+            "{what}: cursor shown: {tail:?}"
+        );
+    }
+
     pub fn keys(&mut self, keys: &str) {
         self.writer.write_all(keys.as_bytes()).expect("write");
         self.writer.flush().expect("flush");
