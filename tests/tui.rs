@@ -233,3 +233,44 @@ async fn sighup_and_sigterm_restore_the_terminal() {
         screen.assert_terminal_restored(signal);
     }
 }
+
+/// A 1 MB message and a payload with invalid UTF-8: shown capped and cleaned, and
+/// the screen stays whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_and_invalid_payloads_keep_the_screen_whole() {
+    let mut h = Harness::start().await;
+    let screen = Screen::start_with(&h.server.url(), 30, 100, &["--no-worker"]);
+    screen.wait_for("subscribed to events:pause");
+    let huge = format!(
+        r#"{{"messageId":"big","contactId":"alice","content":"huge {}","botSent":false,"timestamp":1704931200001}}"#,
+        "x".repeat(1 << 20)
+    );
+    let _: i64 = h
+        .con
+        .publish(schema::CHANNEL_MESSAGES, huge)
+        .await
+        .expect("publish");
+    let mut invalid = br#"{"messageId":"bin","contactId":"alice","content":"bytes "#.to_vec();
+    invalid.extend_from_slice(b"\xff\xfe\xc3 then text");
+    invalid.extend_from_slice(br#"","botSent":false,"timestamp":1704931200002}"#);
+    let _: i64 = h
+        .con
+        .publish(schema::CHANNEL_MESSAGES, invalid)
+        .await
+        .expect("publish");
+    // (vt100 drops U+FFFD from its screen, so look for the start of the line and
+    // check what was written: valid UTF-8 carrying the replacement characters.)
+    let text = screen.wait_for("alice: bytes");
+    let raw = screen.raw.lock().expect("raw").clone();
+    let written = String::from_utf8(raw).expect("the program writes valid UTF-8 only");
+    assert!(
+        written.contains('\u{fffd}'),
+        "invalid bytes shown as replacement characters"
+    );
+    assert!(
+        text.contains("xxx…"),
+        "the 1 MB message is shown capped: {text}"
+    );
+    assert!(text.contains("q quit"), "key hints still on screen: {text}");
+    assert!(text.contains("redis"), "status bar still on screen: {text}");
+}
