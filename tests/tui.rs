@@ -274,3 +274,26 @@ async fn huge_and_invalid_payloads_keep_the_screen_whole() {
     assert!(text.contains("q quit"), "key hints still on screen: {text}");
     assert!(text.contains("redis"), "status bar still on screen: {text}");
 }
+
+/// On start the conversation shows the stored history, not an empty pane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conversation_starts_with_the_stored_history() {
+    let mut h = Harness::start().await;
+    let _: () = redis::pipe()
+        .zadd(schema::CONTACTS_ACTIVITY, "carol", 1_704_931_200_000i64)
+        .lpush(
+            schema::history_key("carol"),
+            r#"{"messageId":"h1","contactId":"carol","content":"from before the start","botSent":false,"timestamp":1704931100000}"#,
+        )
+        .lpush(
+            schema::history_key("carol"),
+            r#"{"messageId":"h2","contactId":"carol","content":"the twin answered then","botSent":true,"timestamp":1704931200000}"#,
+        )
+        .query_async(&mut h.con)
+        .await
+        .expect("seed history");
+    let screen = Screen::start_with(&h.server.url(), 30, 100, &["--no-worker"]);
+    let text = screen.wait_for("the twin answered then");
+    assert!(text.contains("from before the start"), "{text}");
+    assert!(text.contains("twin:"), "the twin is labelled: {text}");
+}

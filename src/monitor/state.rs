@@ -187,9 +187,13 @@ async fn read(
     if with_history {
         let mut recent: Vec<&Contact> = contacts.iter().collect();
         recent.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
-        for c in recent.into_iter().take(HISTORY_CONTACTS) {
-            let history = snapshot::history(con, &c.id, schema::HISTORY_LEN).await?;
-            conversations.insert(c.id.clone(), conversation(history));
+        let ids: Vec<String> = recent
+            .into_iter()
+            .take(HISTORY_CONTACTS)
+            .map(|c| c.id.clone())
+            .collect();
+        for (id, history) in snapshot::histories(con, &ids, schema::HISTORY_LEN).await? {
+            conversations.insert(id, conversation(history));
         }
     }
     Ok(Snapshot {

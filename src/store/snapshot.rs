@@ -233,20 +233,46 @@ pub async fn history(
     contact_id: &str,
     limit: usize,
 ) -> Result<Vec<MessageEvent>> {
-    let key = schema::history_key(contact_id);
-    let raw: Vec<String> = redis::AsyncCommands::lrange(con, &key, 0, limit as isize - 1)
+    let mut all = histories(con, &[contact_id.to_owned()], limit).await?;
+    Ok(all.pop().map(|(_, h)| h).unwrap_or_default())
+}
+
+/// The histories of several contacts in one round trip, in the order given.
+pub async fn histories(
+    con: &mut ConnectionManager,
+    contact_ids: &[String],
+    limit: usize,
+) -> Result<Vec<(String, Vec<MessageEvent>)>> {
+    if contact_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in contact_ids {
+        pipe.lrange(schema::history_key(id), 0, limit as isize - 1);
+    }
+    let raw: Vec<Vec<String>> = pipe
+        .query_async(con)
         .await
-        .with_context(|| format!("cannot read {key}"))?;
+        .context("cannot read conversation histories")?;
+    Ok(contact_ids
+        .iter()
+        .zip(raw)
+        .map(|(id, entries)| (id.clone(), parse_history(id, &entries)))
+        .collect())
+}
+
+/// Newest-first JSON payloads to messages oldest first; unreadable ones are skipped.
+fn parse_history(contact_id: &str, raw: &[String]) -> Vec<MessageEvent> {
     let mut out: Vec<MessageEvent> = raw
         .iter()
         .filter_map(|r| match serde_json::from_str(r) {
             Ok(m) => Some(m),
             Err(e) => {
-                tracing::warn!("skipping an unreadable entry of {key}: {e}");
+                tracing::warn!("skipping an unreadable entry of HISTORY:{contact_id}: {e}");
                 None
             }
         })
         .collect();
     out.reverse();
-    Ok(out)
+    out
 }
