@@ -214,11 +214,13 @@ async fn contact_list(config: &Config) -> Result<()> {
     }
     let enabled: std::collections::HashSet<String> =
         optin::enabled(&mut con).await?.into_iter().collect();
+    // Every contact's persona in one query rather than one round trip per contact.
+    let resolved = graph::resolve_all(&mut con).await?;
     let mut rows = Vec::with_capacity(contacts.len());
     for c in &contacts {
-        let persona = match graph::resolve_persona(&mut con, &c.id).await {
-            Ok(r) => format!("{} ({})", r.persona_id, r.rule),
-            Err(e) => format!("none ({e})"),
+        let persona = match resolved.by_contact.get(&c.id) {
+            Some(r) => format!("{} ({})", r.persona_id, r.rule),
+            None => format!("none ({})", graph::GraphError::NoUser),
         };
         // The worker obeys the opt-in set; show the graph's value only when it disagrees.
         let on = enabled.contains(&c.id);
