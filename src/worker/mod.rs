@@ -3,6 +3,7 @@
 //! pending entries (see [`recovery`]), survives Redis going away, and drains on stop.
 
 pub mod batch;
+pub mod entries;
 pub mod personas;
 pub mod recovery;
 pub mod review;
@@ -13,13 +14,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use redis::Client;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
-use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamId, StreamReadOptions};
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::connection;
 use crate::reply::ReplyEngine;
 use crate::schema;
+use entries::ReadEntries;
 
 pub use batch::BatchOutcome;
 
@@ -253,20 +255,32 @@ impl<E: ReplyEngine> Worker<E> {
         Ok(())
     }
 
+    /// Reads new entries and handles them. Under load the next batch is read while
+    /// the current one is decided, so Redis never waits on this process between
+    /// batches; the loop hands back within a second so claims and trims still run.
     async fn read_and_process(&mut self, reader: &mut MultiplexedConnection) -> Result<()> {
-        let opts = StreamReadOptions::default()
+        let opts = self.read_options();
+        let blocking = self
+            .read_options()
+            .block(self.cfg.block.as_millis() as usize);
+        let mut batch = read_new(reader, &blocking).await?;
+        let none = HashMap::new();
+        let started = Instant::now();
+        while !batch.is_empty() && started.elapsed() < Duration::from_secs(1) {
+            let (next, outcome) =
+                tokio::join!(read_new(reader, &opts), self.process(&batch, &none));
+            self.count(&outcome?);
+            batch = next?;
+        }
+        let outcome = self.process(&batch, &none).await?;
+        self.count(&outcome);
+        Ok(())
+    }
+
+    fn read_options(&self) -> StreamReadOptions {
+        StreamReadOptions::default()
             .group(&self.cfg.group, &self.cfg.consumer)
             .count(self.cfg.batch_size)
-            .block(self.cfg.block.as_millis() as usize);
-        let reply: Option<StreamReadReply> =
-            redis::AsyncCommands::xread_options(reader, &[schema::QUEUE_MESSAGES], &[">"], &opts)
-                .await
-                .map_err(recovery::explain_nogroup)?;
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            let outcome = self.process(&key.ids, &HashMap::new()).await?;
-            self.count(&outcome);
-        }
-        Ok(())
     }
 
     /// Re-reads and handles this consumer's own pending entries (after a crash or an outage).
@@ -345,4 +359,16 @@ pub async fn run_worker<E: ReplyEngine>(
     Worker::with_connection(client, con, engine, WorkerConfig::from_config(config))
         .run(stop)
         .await
+}
+
+/// New entries for this consumer (`>`), waiting as long as `opts` says.
+async fn read_new(
+    reader: &mut MultiplexedConnection,
+    opts: &StreamReadOptions,
+) -> Result<Vec<StreamId>> {
+    let ReadEntries(entries) =
+        redis::AsyncCommands::xread_options(reader, &[schema::QUEUE_MESSAGES], &[">"], opts)
+            .await
+            .map_err(recovery::explain_nogroup)?;
+    Ok(entries)
 }

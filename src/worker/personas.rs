@@ -6,6 +6,7 @@
 //! message; the context of a contact the graph knows is read once a minute.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Result;
 use redis::AsyncCommands;
@@ -26,8 +27,8 @@ type Stamped<T> = (i64, T);
 pub struct ContactPersona {
     /// Persona id.
     pub persona_id: String,
-    /// Its style.
-    pub style: PersonaCache,
+    /// Its style, shared with the resolver's memory so a message costs no copy.
+    pub style: Arc<PersonaCache>,
     /// What the graph knows about the contact, if anything.
     pub context: Option<ContactContext>,
 }
@@ -39,7 +40,7 @@ pub struct Personas {
     graph: Option<bool>,
     resolved: Option<Stamped<ResolvedGraph>>,
     contexts: HashMap<String, Stamped<Option<ContactContext>>>,
-    styles: HashMap<String, Stamped<PersonaCache>>,
+    styles: HashMap<String, Stamped<Arc<PersonaCache>>>,
 }
 
 impl Personas {
@@ -148,12 +149,12 @@ impl Personas {
 
     /// The style of `id`: local copy, else `CACHE:persona:{id}`, else rebuilt from
     /// the graph (or the shipped personas) with the seed's 30 minute TTL.
-    async fn style(&mut self, con: &mut ConnectionManager, id: &str) -> Result<PersonaCache> {
+    async fn style(&mut self, con: &mut ConnectionManager, id: &str) -> Result<Arc<PersonaCache>> {
         let now = store::now_ms();
         if let Some((at, style)) = self.styles.get(id)
             && now - at < LOCAL_TTL_MS
         {
-            return Ok(style.clone());
+            return Ok(Arc::clone(style));
         }
         let key = schema::persona_cache_key(id);
         let cached: Option<String> = con.get(&key).await?;
@@ -178,7 +179,8 @@ impl Personas {
                 }
             }
         };
-        self.styles.insert(id.to_owned(), (now, style.clone()));
+        let style = Arc::new(style);
+        self.styles.insert(id.to_owned(), (now, Arc::clone(&style)));
         Ok(style)
     }
 }

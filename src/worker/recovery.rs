@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
-    StreamReadOptions, StreamReadReply,
+    StreamAutoClaimOptions, StreamId, StreamPendingCountReply, StreamReadOptions,
 };
 use redis::{AsyncCommands, RedisError, Value};
 
 use super::WorkerConfig;
+use super::entries::{Claimed, ReadEntries};
 use crate::schema;
 
 /// Creates the worker group (and the stream) if missing.
@@ -50,22 +50,17 @@ pub async fn read_own_pending(
     let opts = StreamReadOptions::default()
         .group(&cfg.group, &cfg.consumer)
         .count(cfg.batch_size);
-    let reply: Option<StreamReadReply> = con
+    let ReadEntries(entries) = con
         .xread_options(&[schema::QUEUE_MESSAGES], &[cursor], &opts)
         .await
         .map_err(explain_nogroup)?;
-    Ok(reply
-        .map(|r| r.keys)
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|k| k.ids)
-        .collect())
+    Ok(entries)
 }
 
 /// Claims up to a batch of entries idle longer than `claim_idle` from any consumer.
 pub async fn claim(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<Vec<StreamId>> {
     let opts = StreamAutoClaimOptions::default().count(cfg.batch_size);
-    let reply: StreamAutoClaimReply = con
+    let reply: Claimed = con
         .xautoclaim_options(
             schema::QUEUE_MESSAGES,
             &cfg.group,
@@ -76,14 +71,14 @@ pub async fn claim(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<Ve
         )
         .await
         .map_err(explain_nogroup)?;
-    if !reply.deleted_ids.is_empty() {
+    if !reply.deleted.is_empty() {
         tracing::warn!(
             "{} pending entries were deleted from the stream before anyone handled them: {:?}",
-            reply.deleted_ids.len(),
-            reply.deleted_ids
+            reply.deleted.len(),
+            reply.deleted
         );
     }
-    Ok(reply.claimed)
+    Ok(reply.entries)
 }
 
 /// Entries of `entries` delivered more than `max_deliveries` times, with their counts.
