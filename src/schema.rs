@@ -46,8 +46,9 @@ pub const STATE_MARKER: &str = "SECONDME:state";
 pub const STATS: &str = "SECONDME:stats";
 /// Messages kept per contact in `HISTORY:{contactId}` (added).
 pub const HISTORY_LEN: usize = 50;
-/// How long a handled message id is remembered for idempotency (added).
-pub const DONE_TTL_S: i64 = 24 * 60 * 60;
+/// Width of a `HANDLED:{bucket}` hash in ms (added): each holds one hour's handled
+/// message ids and lives through the next hour, so an id is remembered 1 to 2 hours.
+pub const HANDLED_BUCKET_MS: i64 = 60 * 60 * 1000;
 /// How long a gateway remembers the ids of messages it sent for the twin (added).
 pub const SENT_TTL_S: i64 = 60 * 60;
 
@@ -90,9 +91,15 @@ pub fn persona_cache_key(persona_id: &str) -> String {
     format!("CACHE:persona:{persona_id}")
 }
 
-/// `DONE:{messageId}` (added): the message was handled; makes redelivery harmless.
-pub fn done_key(message_id: &str) -> String {
-    format!("DONE:{message_id}")
+/// `HANDLED:{bucket}` (added): hash of message id -> how it was handled, for the
+/// hour `bucket` (ms since the epoch / [`HANDLED_BUCKET_MS`]); makes redelivery harmless.
+pub fn handled_key(bucket: i64) -> String {
+    format!("HANDLED:{bucket}")
+}
+
+/// The `HANDLED:` bucket of a time in ms.
+pub fn handled_bucket(at_ms: i64) -> i64 {
+    at_ms.div_euclid(HANDLED_BUCKET_MS)
 }
 
 /// `SENT:{messageId}` (added): the gateway sent this message for the twin.

@@ -393,10 +393,7 @@ async fn restart_redis_under_a_running_worker_it_reconnects_and_goes_on() {
     );
     let verdict = eventually(5 * SECOND, || {
         let mut con = h.con.clone();
-        async move {
-            let v: Option<String> = con.get(schema::done_key("after-restart")).await.ok()?;
-            v
-        }
+        async move { common::handled(&mut con, "after-restart").await }
     })
     .await;
     assert_eq!(verdict.as_deref(), Some("skip:kill_switch"));

@@ -94,8 +94,7 @@ async fn the_echo_of_a_twin_reply_is_not_a_takeover() {
         async move {
             let sent: Vec<String> = con.keys("SENT:*").await.ok()?;
             let id = sent.first()?.trim_start_matches("SENT:").to_owned();
-            let state: Option<String> = con.get(format!("DONE:{id}")).await.ok()?;
-            state
+            common::handled(&mut con, &id).await
         }
     })
     .await

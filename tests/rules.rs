@@ -178,13 +178,29 @@ async fn the_same_message_twice_is_answered_once() {
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let v: Option<String> = con.get("DONE:after").await.ok()?;
+            let v = common::handled(&mut con, "after").await;
             v.filter(|v| v != "seen")
         }
     })
     .await
     .expect("handled");
     assert_eq!(responses_len(&mut h).await, 2);
+    // Handled ids live in hourly hashes that outlive their hour by one more.
+    let buckets: Vec<String> = h.con.keys("HANDLED:*").await.expect("keys");
+    assert!(!buckets.is_empty());
+    for key in &buckets {
+        let hour: i64 = key["HANDLED:".len()..].parse().expect("hour number");
+        let expires_at: i64 = redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query_async(&mut h.con)
+            .await
+            .expect("pexpiretime");
+        assert_eq!(expires_at, (hour + 2) * schema::HANDLED_BUCKET_MS, "{key}");
+    }
+    assert_eq!(
+        common::handled(&mut h.con, "dup-1").await.as_deref(),
+        Some("answered")
+    );
     let pending: redis::Value = redis::cmd("XPENDING")
         .arg(schema::QUEUE_MESSAGES)
         .arg(schema::WORKER_GROUP)
@@ -217,10 +233,10 @@ async fn rate_limit_counts_atomically_and_auto_pauses_for_an_hour() {
     let done = eventually(5 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let done: Vec<Option<String>> = con
-                .mget((0..12).map(|i| format!("DONE:s{i}")).collect::<Vec<_>>())
-                .await
-                .ok()?;
+            let mut done = Vec::new();
+            for i in 0..12 {
+                done.push(common::handled(&mut con, &format!("s{i}")).await);
+            }
             let all: Option<Vec<String>> = done.into_iter().collect();
             all.filter(|d| d.iter().all(|v| v != "seen"))
         }
@@ -270,7 +286,7 @@ async fn a_counter_left_without_ttl_gets_one() {
     h.send(&incoming("x1", "c", "hi there friend")).await;
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
-        async move { con.get::<_, Option<String>>("DONE:x1").await.ok()? }
+        async move { common::handled(&mut con, "x1").await }
     })
     .await
     .expect("handled");
@@ -297,7 +313,7 @@ async fn the_person_typing_pauses_the_contact_but_the_twins_echo_does_not() {
         .await;
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
-        async move { con.get::<_, Option<String>>("DONE:me-1").await.ok()? }
+        async move { common::handled(&mut con, "me-1").await }
     })
     .await
     .expect("handled");
@@ -314,11 +330,11 @@ async fn the_person_typing_pauses_the_contact_but_the_twins_echo_does_not() {
     h.send(&incoming("c-2", "carol", "ok so what now?")).await;
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
-        async move { con.get::<_, Option<String>>("DONE:c-2").await.ok()? }
+        async move { common::handled(&mut con, "c-2").await }
     })
     .await
     .expect("handled");
-    let done: String = h.con.get("DONE:c-2").await.expect("done");
+    let done = common::handled(&mut h.con, "c-2").await.expect("done");
     assert_eq!(done, "skip:paused");
     assert_eq!(responses_len(&mut h).await, 0);
 
@@ -339,13 +355,13 @@ async fn only_enabled_contacts_are_answered() {
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let v: Option<String> = con.get("DONE:b").await.ok()?;
+            let v = common::handled(&mut con, "b").await;
             v.filter(|v| v == "answered")
         }
     })
     .await
     .expect("friend answered");
-    let stranger: String = h.con.get("DONE:a").await.expect("done");
+    let stranger = common::handled(&mut h.con, "a").await.expect("done");
     assert_eq!(stranger, "skip:not_enabled");
     assert_eq!(responses_len(&mut h).await, 1);
     stop(tx, handle).await;
@@ -363,11 +379,11 @@ async fn after_redis_lost_its_state_the_twin_answers_nobody_until_told() {
     h.send(&incoming("e1", "erin", "are you there?")).await;
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
-        async move { con.get::<_, Option<String>>("DONE:e1").await.ok()? }
+        async move { common::handled(&mut con, "e1").await }
     })
     .await
     .expect("handled");
-    let done: String = h.con.get("DONE:e1").await.expect("done");
+    let done = common::handled(&mut h.con, "e1").await.expect("done");
     assert_eq!(done, "skip:kill_switch");
     let kill: Option<i64> = h.con.get(schema::PAUSE_ALL).await.expect("get");
     assert!(kill.is_some(), "the worker switched the kill switch on");
@@ -380,7 +396,7 @@ async fn after_redis_lost_its_state_the_twin_answers_nobody_until_told() {
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let v: Option<String> = con.get("DONE:e2").await.ok()?;
+            let v = common::handled(&mut con, "e2").await;
             v.filter(|v| v == "answered")
         }
     })
@@ -403,7 +419,7 @@ async fn kill_switch_withholds_replies_and_too_old_entries_go_to_review() {
         let mut con = h.con.clone();
         async move {
             let n: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
-            let done: Option<String> = con.get("DONE:k1").await.ok()?;
+            let done = common::handled(&mut con, "k1").await;
             (n == 1 && done.is_some()).then_some(())
         }
     })

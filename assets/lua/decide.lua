@@ -3,7 +3,7 @@
 -- KEYS[1] PAUSE:ALL  KEYS[2] OPTIN:contacts  KEYS[3] SECONDME:state  KEYS[4] QUEUE:messages
 -- KEYS[5] CONTACTS:activity  KEYS[6] SECONDME:stats  KEYS[7] QUEUE:responses
 -- ARGV[1] group  ARGV[2] takeover pause ms  ARGV[3] rate max  ARGV[4] rate window s
--- ARGV[5] rate-limit pause ms  ARGV[6] DONE ttl s  ARGV[7] history length
+-- ARGV[5] rate-limit pause ms  ARGV[6] HANDLED bucket ms  ARGV[7] history length
 -- ARGV[8] events:pause  ARGV[9] events:messages  ARGV[10] responses cap
 -- then 11 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
 --   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
@@ -14,7 +14,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local group = ARGV[1]
 local takeover_ms, rate_max, rate_window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local rate_pause_ms, done_ttl, history_len = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local rate_pause_ms, bucket_ms, history_len = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ch_pause, ch_messages, cap = ARGV[8], ARGV[9], ARGV[10]
 
 local function pause_event(contact, action, expires, reason)
@@ -33,13 +33,14 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
 end
 local killed = redis.call('EXISTS', KEYS[1]) == 1
 
--- Read what the whole batch needs in three calls instead of three per entry: the
--- DONE markers, the contacts' pauses and their opt-in. Writes below keep these
--- tables current, so a later entry of the same batch sees an earlier one's effect.
+-- Read what the whole batch needs in a few calls instead of a few per entry: how
+-- each message was handled before, the contacts' pauses and their opt-in. Writes
+-- below keep these tables current, so a later entry of the same batch sees an
+-- earlier one's effect.
 local FIELDS = 11
 local mids, contacts, seen_contact = {}, {}, {}
 for j = 11, #ARGV - FIELDS + 1, FIELDS do
-  mids[#mids + 1] = 'DONE:' .. ARGV[j + 1]
+  mids[#mids + 1] = ARGV[j + 1]
   local c = ARGV[j + 2]
   if not seen_contact[c] then
     seen_contact[c] = true
@@ -66,7 +67,19 @@ local function fetch(list, prefix, command, key)
   for k = 1, #names do map[names[k]] = out[k] end
   return map
 end
-local done_of = fetch(mids, '', 'MGET')
+-- HANDLED:{hour} hashes, this hour's and the last: a final state in either wins
+-- over `seen` (decided, reply not yet committed).
+local bucket = math.floor(now / bucket_ms)
+local handled_now = 'HANDLED:' .. bucket
+local in_now = fetch(mids, '', 'HMGET', handled_now)
+local in_before = fetch(mids, '', 'HMGET', 'HANDLED:' .. (bucket - 1))
+local done_of = {}
+for _, mid in ipairs(mids) do
+  local a, b = in_now[mid], in_before[mid]
+  if a and a ~= 'seen' then done_of[mid] = a
+  elseif b and b ~= 'seen' then done_of[mid] = b
+  else done_of[mid] = a or b end
+end
 local pause_of = fetch(contacts, 'PAUSE:', 'MGET')
 local optin_of = fetch(contacts, '', 'SMISMEMBER', KEYS[2])
 
@@ -86,10 +99,11 @@ local function pause(contact, ms, reason)
   pause_event(contact, 'pause', expires, reason)
 end
 
--- LPUSH returns the length: trim only when the list is over its cap.
+-- LPUSH returns the length: trim only when the list is well over its cap, so a busy
+-- conversation is not trimmed at every message (readers take the newest entries).
 local function remember(contact, ...)
   local h = 'HISTORY:' .. contact
-  if redis.call('LPUSH', h, ...) > history_len then
+  if redis.call('LPUSH', h, ...) > history_len + 10 then
     redis.call('LTRIM', h, 0, history_len - 1)
   end
 end
@@ -99,11 +113,13 @@ local function record(contact, event)
   remember(contact, event)
 end
 
--- Acknowledgements and activity scores are sent once per batch, not once per entry.
-local acks, activity = {}, {}
+-- Acknowledgements, activity scores and handled states are sent once per batch,
+-- not once per entry.
+local acks, activity, handled = {}, {}, {}
 local function mark(mid, state)
-  redis.call('SET', 'DONE:' .. mid, state, 'EX', done_ttl)
-  done_of['DONE:' .. mid] = state
+  handled[#handled + 1] = mid
+  handled[#handled + 1] = state
+  done_of[mid] = state
 end
 local function finish(sid, mid, state)
   mark(mid, state)
@@ -123,7 +139,7 @@ while i + FIELDS - 1 <= #ARGV do
   local rid, rcontent, rpersona, rdelay, revent =
     ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   i = i + FIELDS
-  local done = done_of['DONE:' .. mid]
+  local done = done_of[mid]
   local verdict
   if done and done ~= 'seen' then
     acks[#acks + 1] = sid
@@ -207,6 +223,11 @@ local function in_slices(list, step, send)
 end
 in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[4], group, ...) end)
 in_slices(activity, 1000, function(...) redis.call('ZADD', KEYS[5], 'GT', ...) end)
+if #handled > 0 then
+  in_slices(handled, 1000, function(...) redis.call('HSET', handled_now, ...) end)
+  -- Kept through the next hour, so every id is remembered for one to two hours.
+  redis.call('PEXPIREAT', handled_now, (bucket + 2) * bucket_ms)
+end
 for name, n in pairs(counts) do
   if n > 0 then redis.call('HINCRBY', KEYS[6], name, n) end
 end

@@ -2,6 +2,7 @@
 //! takes the shared [`redis::aio::ConnectionManager`] and returns errors with context.
 
 pub mod control;
+pub mod handled;
 pub mod optin;
 pub mod persona;
 pub mod queue;

@@ -169,7 +169,7 @@ async fn decide(
         .arg(schema::RATE_LIMIT_MAX)
         .arg(schema::RATE_LIMIT_WINDOW_S)
         .arg(schema::RATE_LIMIT_PAUSE_MS)
-        .arg(schema::DONE_TTL_S)
+        .arg(schema::HANDLED_BUCKET_MS)
         .arg(schema::HISTORY_LEN)
         .arg(schema::CHANNEL_PAUSE)
         .arg(schema::CHANNEL_MESSAGES)
@@ -337,7 +337,7 @@ impl<E: ReplyEngine> Worker<E> {
             .key(schema::QUEUE_RESPONSES)
             .key(schema::STATS)
             .arg(&self.cfg.group)
-            .arg(schema::DONE_TTL_S)
+            .arg(schema::HANDLED_BUCKET_MS)
             .arg(schema::HISTORY_LEN)
             .arg(schema::QUEUE_RESPONSES_CAP)
             .arg(schema::CHANNEL_MESSAGES);

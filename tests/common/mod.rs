@@ -169,6 +169,14 @@ pub fn typed_by_person(id: &str, contact: &str, content: &str) -> QueueMessage {
     }
 }
 
+/// How the worker recorded handling `message_id`, if it did (`None` on a read error too).
+pub async fn handled(con: &mut ConnectionManager, message_id: &str) -> Option<String> {
+    secondme::store::handled::state(con, message_id)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Polls `check` until it returns Some or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
