@@ -17,15 +17,16 @@ const PHATIC: &[&str] = &[
 
 /// True for short messages made only of phatic words ("ok", "lol", "thanks!").
 pub fn is_phatic(text: &str) -> bool {
-    let words: Vec<String> = text
+    let mut words = text
         .split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| c.is_ascii_punctuation())
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
-    !words.is_empty() && words.len() <= 3 && words.iter().all(|w| PHATIC.contains(&w.as_str()))
+        .map(|w| w.trim_matches(|c: char| c.is_ascii_punctuation()))
+        .filter(|w| !w.is_empty());
+    let mut n = 0;
+    // The list is ASCII and emoji, so comparing without case needs no allocation.
+    words.all(|w| {
+        n += 1;
+        n <= 3 && PHATIC.iter().any(|p| p.eq_ignore_ascii_case(w))
+    }) && n > 0
 }
 
 /// A stable 64-bit hash (FNV-1a) so the same message always gets the same reply.
@@ -132,6 +133,12 @@ mod tests {
         assert!(is_phatic("lol 😂"));
         assert!(!is_phatic("ok but when is the meeting tomorrow?"));
         assert!(!is_phatic(""));
+        assert!(is_phatic("HEY thx"));
+        assert!(
+            !is_phatic("ok ok ok ok"),
+            "more than three words is a sentence"
+        );
+        assert!(!is_phatic("?!"));
     }
 
     #[tokio::test]
