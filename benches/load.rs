@@ -34,6 +34,9 @@ const TICK: Duration = Duration::from_millis(2);
 /// Distinct contacts; messages cycle through them so none passes the rate limit
 /// (10 a minute) over the whole run (< 1M messages).
 const CONTACTS: u64 = 120_000;
+/// Messages of each floor run, and how many runs (median).
+const FLOOR_MESSAGES: u64 = 50_000;
+const FLOOR_RUNS: usize = 3;
 /// Budget from the issue.
 const BUDGET_RATE: u64 = 50_000;
 const BUDGET_P99_MS: f64 = 20.0;
@@ -96,6 +99,7 @@ async fn run() -> Result<()> {
         .trim()
         .to_owned();
     prepare(&mut con).await?;
+    let floor_us = floor_us_per_message(&mut con).await?;
 
     let dir = std::env::temp_dir().join(format!("secondme-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -111,6 +115,11 @@ async fn run() -> Result<()> {
         "SecondMe load bench: {} cores, Redis {version}, worker pid {}",
         cores(),
         worker.0.id()
+    );
+    println!(
+        "Redis floor (the contract's least work per message, in one script, no client I/O, \
+         median of {FLOOR_RUNS}): {floor_us:.1} us/msg, at most {:.0} msg/s on one Redis core",
+        1e6 / floor_us
     );
     println!(
         "each step: {} s of XADD MAXLEN ~ 1000 (pipelined every {} ms), then up to {} s to drain",
@@ -252,6 +261,43 @@ fn sorted(stats: &HashMap<String, i64>) -> Vec<(&str, i64)> {
     let mut v: Vec<(&str, i64)> = stats.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     v.sort();
     v
+}
+
+/// Median Redis time per message of `benches/floor.lua`, in microseconds, on keys
+/// of its own (removed afterwards) before the worker starts.
+async fn floor_us_per_message(con: &mut MultiplexedConnection) -> Result<f64> {
+    let script = redis::Script::new(include_str!("floor.lua"));
+    let mut runs = Vec::with_capacity(FLOOR_RUNS);
+    for _ in 0..FLOOR_RUNS {
+        let _: () = redis::pipe()
+            .del(&["floor:stream", "floor:responses"])
+            .cmd("XGROUP")
+            .arg("CREATE")
+            .arg("floor:stream")
+            .arg("floor")
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(con)
+            .await
+            .context("floor: create the stream")?;
+        let started = Instant::now();
+        let n: u64 = script
+            .key("floor:stream")
+            .key("floor:responses")
+            .arg(FLOOR_MESSAGES)
+            .arg("floor")
+            .arg("floor:events")
+            .invoke_async(con)
+            .await
+            .context("floor script")?;
+        runs.push(started.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64);
+    }
+    let counters: Vec<String> = con.keys("floor:*").await?;
+    for chunk in counters.chunks(10_000) {
+        let _: () = con.del(chunk).await?;
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[runs.len() / 2])
 }
 
 fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
