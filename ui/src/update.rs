@@ -653,7 +653,7 @@ fn on_pause_event(
     let contact_id = sanitize::clean(contact_id, MAX_SHORT);
     let reason = PauseReason::parse(&sanitize::clean(reason.unwrap_or(""), 40));
     if contact_id == ALL_CONTACTS {
-        set_kill_switch(model, action == PauseAction::Pause);
+        set_kill_switch(model, action == PauseAction::Pause, &reason);
         return UpdateResult::dirty();
     }
     let now = model.now_ms;
@@ -701,17 +701,27 @@ fn pause_log_kind(reason: &PauseReason) -> LogKind {
     }
 }
 
-fn set_kill_switch(model: &mut Model, on: bool) {
+fn set_kill_switch(model: &mut Model, on: bool, reason: &PauseReason) {
     if on == model.kill_switch.is_some() {
         return;
     }
     model.kill_switch = on.then_some(model.now_ms);
-    let text = if on {
-        "kill switch ON: the twin is paused for everyone"
-    } else {
-        "kill switch OFF"
+    let text = match (on, reason) {
+        (false, _) => "kill switch OFF".to_string(),
+        // The worker's safe default after a Redis restart without persistence: say why,
+        // or the operator sees the twin stop for no visible reason.
+        (true, PauseReason::Other(r)) if r == "state_lost" => {
+            "kill switch ON: Redis lost SecondMe's state (restart without persistence); \
+             re-enable contacts, then press K to turn it off"
+                .to_string()
+        }
+        (true, PauseReason::Manual) => "kill switch ON: the twin is paused for everyone".into(),
+        (true, other) => format!(
+            "kill switch ON ({}): the twin is paused for everyone",
+            other.label()
+        ),
     };
-    log(model, LogKind::KillSwitch, text);
+    log(model, LogKind::KillSwitch, &text);
 }
 
 fn on_session(model: &mut Model, session: Option<SessionInfo>) -> UpdateResult {
@@ -738,7 +748,13 @@ fn on_connection(model: &mut Model, conn: Connection) -> UpdateResult {
             retrying,
             last_error,
         } => Connection::Disconnected {
-            since_ms,
+            // Every failed retry reports again; the outage began at the first report.
+            since_ms: match model.connection {
+                Connection::Disconnected {
+                    since_ms: first, ..
+                } => first.min(since_ms),
+                _ => since_ms,
+            },
             retrying,
             last_error: sanitize::clean(&last_error, MAX_SHORT),
         },
@@ -748,12 +764,22 @@ fn on_connection(model: &mut Model, conn: Connection) -> UpdateResult {
         return UpdateResult::clean();
     }
     let was_up = matches!(model.connection, Connection::Connected { .. });
+    // Each retry updates the header; the log gets a line only when the error changes,
+    // so an outage does not push every other event out of the log.
+    let previous_error = match &model.connection {
+        Connection::Disconnected { last_error, .. } => Some(last_error.as_str()),
+        _ => None,
+    };
     match &conn {
-        Connection::Disconnected { last_error, .. } => log(
-            model,
-            LogKind::Connection,
-            &format!("redis disconnected: {last_error}"),
-        ),
+        Connection::Disconnected { last_error, .. }
+            if previous_error != Some(last_error.as_str()) =>
+        {
+            log(
+                model,
+                LogKind::Connection,
+                &format!("redis disconnected: {last_error}"),
+            )
+        }
         Connection::Connected { .. } if !was_up => {
             log(model, LogKind::Connection, "redis connected")
         }

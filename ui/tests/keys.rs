@@ -338,6 +338,24 @@ fn pause_events_update_contacts_and_kill_switch() {
 }
 
 #[test]
+fn a_kill_switch_from_lost_state_says_why() {
+    let mut m = three();
+    let all = |action, reason: &str| Event::PauseEvent {
+        contact_id: "ALL".into(),
+        action,
+        expires_at_ms: None,
+        reason: Some(reason.into()),
+    };
+    update(&mut m, all(secondme_ui::PauseAction::Pause, "state_lost"));
+    let line = m.events.back().map(|l| l.text.clone()).unwrap_or_default();
+    assert!(line.contains("Redis lost SecondMe's state"), "{line}");
+    update(&mut m, all(secondme_ui::PauseAction::Resume, "manual"));
+    update(&mut m, all(secondme_ui::PauseAction::Pause, "manual"));
+    let line = m.events.back().map(|l| l.text.clone()).unwrap_or_default();
+    assert_eq!(line, "kill switch ON: the twin is paused for everyone");
+}
+
+#[test]
 fn messages_are_deduplicated_and_sorted_by_activity() {
     let mut m = three();
     let ev = || Event::MessageEvent {
@@ -352,4 +370,58 @@ fn messages_are_deduplicated_and_sorted_by_activity() {
     assert!(!update(&mut m, ev()).dirty);
     assert_eq!(m.visible_contacts()[0].id, "333@s.whatsapp.net");
     assert_eq!(m.conversations["333@s.whatsapp.net"].messages.len(), 1);
+}
+
+#[test]
+fn an_outage_logs_once_per_error_and_counts_from_its_start() {
+    use secondme_ui::Connection;
+    let mut m = three();
+    let before = m.events.len();
+    let down = |at: i64, error: &str| {
+        Event::Connection(Connection::Disconnected {
+            since_ms: at,
+            retrying: true,
+            last_error: error.into(),
+        })
+    };
+    for (at, error) in [
+        (1_000, "connection to Redis lost"),
+        (3_000, "Connection refused (os error 111)"),
+        (5_000, "Connection refused (os error 111)"),
+        (7_000, "Connection refused (os error 111)"),
+    ] {
+        update(&mut m, down(at, error));
+    }
+    let texts: Vec<&str> = m
+        .events
+        .iter()
+        .skip(before)
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "redis disconnected: connection to Redis lost",
+            "redis disconnected: Connection refused (os error 111)"
+        ]
+    );
+    assert!(
+        matches!(
+            m.connection,
+            Connection::Disconnected {
+                since_ms: 1_000,
+                ..
+            }
+        ),
+        "{:?}",
+        m.connection
+    );
+    update(
+        &mut m,
+        Event::Connection(Connection::Connected { rtt_ms: 1 }),
+    );
+    assert_eq!(
+        m.events.back().map(|l| l.text.as_str()),
+        Some("redis connected")
+    );
 }
