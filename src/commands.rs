@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 use secondme::bridge::Gateway;
 use secondme::bridge::simulator::{Script, Simulator};
-use secondme::config::{Config, parse_duration};
+use secondme::config::{Config, SleepSetting, parse_duration};
 use secondme::graph::{self, GraphFile};
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::schema::PauseReason;
@@ -329,6 +329,11 @@ async fn control_room(config: &Config, with_worker: bool) -> Result<()> {
 async fn demo(mut config: Config) -> Result<()> {
     let server = secondme::server::RedisServer::start_default()?;
     config.redis_url = server.url();
+    // The demo is there to show the twin answering at any hour: the example graph's
+    // 23:00-07:00 sleep hours apply only when asked for (`--sleep-hours 23:00-07:00`).
+    if config.sleep_hours == SleepSetting::FromGraph {
+        config.sleep_hours = SleepSetting::Off;
+    }
     let _log = init_file_log(&config)?;
     let script = Script::shipped()?;
     let mut con = connect(&config).await?;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::sleep::SleepHours;
+
 /// The config file, every field optional. Unknown fields are an error, so a typo is noticed.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +32,8 @@ pub struct FileConfig {
     pub review_file: Option<PathBuf>,
     /// Idle time before another worker's pending entry is claimed, e.g. "30s".
     pub claim_idle: Option<String>,
+    /// Daily window without automated replies, e.g. "23:00-07:00", or "off".
+    pub sleep_hours: Option<String>,
     /// Session key file.
     pub key_file: Option<PathBuf>,
     /// Log file.
@@ -58,6 +62,29 @@ pub struct Overrides {
     pub review_file: Option<PathBuf>,
     /// `--claim-idle` / `SECONDME_CLAIM_IDLE`.
     pub claim_idle: Option<String>,
+    /// `--sleep-hours` / `SECONDME_SLEEP_HOURS`.
+    pub sleep_hours: Option<String>,
+}
+
+/// Where the sleep hours come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepSetting {
+    /// Not configured: the persona graph's `User` decides, when there is one.
+    FromGraph,
+    /// Switched off, whatever the graph says.
+    Off,
+    /// This window, whatever the graph says.
+    Window(SleepHours),
+}
+
+impl SleepSetting {
+    fn parse(text: Option<String>) -> Result<Self> {
+        match text.as_deref().map(str::trim) {
+            None | Some("") => Ok(Self::FromGraph),
+            Some("off") => Ok(Self::Off),
+            Some(window) => Ok(Self::Window(window.parse().context("invalid sleep_hours")?)),
+        }
+    }
 }
 
 /// The resolved configuration.
@@ -81,6 +108,8 @@ pub struct Config {
     pub review_file: PathBuf,
     /// Idle time before a pending entry of another worker is claimed.
     pub claim_idle: Duration,
+    /// Sleep hours.
+    pub sleep_hours: SleepSetting,
     /// Session key file.
     pub key_file: PathBuf,
     /// Log file.
@@ -161,6 +190,7 @@ impl Config {
                 .or(f.review_file)
                 .unwrap_or_else(|| state_dir().join("review.jsonl")),
             claim_idle,
+            sleep_hours: SleepSetting::parse(o.sleep_hours.or(f.sleep_hours))?,
             key_file: f.key_file.unwrap_or_else(crate::seal::default_key_path),
             log_file: o
                 .log_file
@@ -287,6 +317,26 @@ mod tests {
         assert_eq!(example.batch_size, defaults.batch_size);
         assert_eq!(example.claim_idle, defaults.claim_idle);
         assert_eq!(example.theme, defaults.theme);
+        assert_eq!(example.sleep_hours, defaults.sleep_hours);
+    }
+
+    #[test]
+    fn sleep_hours_come_from_the_graph_unless_set() {
+        let with = |text: Option<&str>| {
+            let over = Overrides {
+                sleep_hours: text.map(str::to_owned),
+                ..Overrides::default()
+            };
+            Config::merge(FileConfig::default(), over).map(|c| c.sleep_hours)
+        };
+        assert_eq!(with(None).expect("unset"), SleepSetting::FromGraph);
+        assert_eq!(with(Some("off")).expect("off"), SleepSetting::Off);
+        assert_eq!(
+            with(Some("23:00-07:00")).expect("window"),
+            SleepSetting::Window("23:00-07:00".parse().expect("window"))
+        );
+        let err = with(Some("late")).expect_err("invalid");
+        assert!(format!("{err:#}").contains("sleep_hours"), "{err:#}");
     }
 
     #[test]

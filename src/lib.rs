@@ -11,5 +11,6 @@ pub mod reply;
 pub mod schema;
 pub mod seal;
 pub mod server;
+pub mod sleep;
 pub mod store;
 pub mod worker;

@@ -35,6 +35,9 @@ struct Cli {
     /// Idle time after which a dead worker's pending entries are claimed (e.g. 30s).
     #[arg(long, global = true, env = "SECONDME_CLAIM_IDLE")]
     claim_idle: Option<String>,
+    /// Daily window without automated replies, local time (e.g. 23:00-07:00), or "off".
+    #[arg(long, global = true, env = "SECONDME_SLEEP_HOURS")]
+    sleep_hours: Option<String>,
     /// Open the control room as a pure monitor, without the embedded worker.
     #[arg(long)]
     no_worker: bool,
@@ -124,6 +127,7 @@ fn main() -> std::process::ExitCode {
         log_file: cli.log_file.clone(),
         review_file: cli.review_file.clone(),
         claim_idle: cli.claim_idle.clone(),
+        sleep_hours: cli.sleep_hours.clone(),
     };
     let result = Config::load(cli.config.as_deref(), overrides)
         .and_then(|config| commands::run(cli.command, config, !cli.no_worker));

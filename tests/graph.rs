@@ -560,6 +560,8 @@ async fn the_worker_answers_with_the_personas_the_graph_resolves() {
             redis_url: Some(g.server.url()),
             consumer: Some("graph-worker".into()),
             review_file: Some(dir.join("review.jsonl")),
+            // The shipped graph sleeps 23:00-07:00; this test is about personas.
+            sleep_hours: Some("off".into()),
             ..Default::default()
         },
     )
@@ -647,4 +649,84 @@ async fn resolving_all_contacts_at_once_agrees_with_one_at_a_time() {
         .await
         .expect("unknown");
     assert_eq!(all.default.as_deref(), Some(unknown.persona_id.as_str()));
+}
+
+/// Sleep hours set on the graph's user hold the worker's replies back, and
+/// `resolve_all` reports them.
+#[tokio::test]
+async fn the_graphs_sleep_hours_hold_replies_back() {
+    let mut g = with_module().await;
+    graph::import(&mut g.con, &shipped()).await.expect("import");
+    let now = secondme::sleep::local_minute_of_day(store::now_ms()).expect("local time");
+    let at = |offset: i32| {
+        let m = (i32::from(now) + offset).rem_euclid(24 * 60);
+        format!("{:02}:{:02}", m / 60, m % 60)
+    };
+    let _: redis::Value = redis::cmd("GRAPH.QUERY")
+        .arg(secondme::graph::GRAPH)
+        .arg(format!(
+            "MATCH (u:User) SET u.sleepHoursStart = '{}', u.sleepHoursEnd = '{}'",
+            at(-60),
+            at(60)
+        ))
+        .query_async(&mut g.con)
+        .await
+        .expect("set sleep hours");
+    let all = graph::resolve_all(&mut g.con).await.expect("resolve all");
+    assert_eq!(all.sleep_hours, Some((at(-60), at(60))));
+
+    let _: () = g.con.set("SECONDME:state", 1).await.expect("marker");
+    store::optin::set_enabled(&mut g.con, &["mom".into()], true)
+        .await
+        .expect("enable");
+    let dir = std::env::temp_dir().join(format!("secondme-graph-sleep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("config.toml"), "").expect("config");
+    let config = secondme::config::Config::load(
+        Some(&dir.join("config.toml")),
+        secondme::config::Overrides {
+            redis_url: Some(g.server.url()),
+            consumer: Some("graph-sleeper".into()),
+            review_file: Some(dir.join("review.jsonl")),
+            ..Default::default()
+        },
+    )
+    .expect("config");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move {
+        secondme::worker::run_worker(
+            &config,
+            secondme::reply::persona_engine::PersonaEngine,
+            stop_rx,
+        )
+        .await
+    });
+    let m = secondme::schema::QueueMessage {
+        message_id: "late".into(),
+        contact_id: "mom".into(),
+        content: "are you asleep?".into(),
+        timestamp: store::now_ms(),
+        direction: secondme::schema::Direction::Incoming,
+        from_me: false,
+    };
+    let _: String = store::queue::xadd(&m, false)
+        .query_async(&mut g.con)
+        .await
+        .expect("xadd");
+    let mut state = None;
+    for _ in 0..250 {
+        state = store::handled::state(&mut g.con, "late")
+            .await
+            .expect("read");
+        if state.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(state.as_deref(), Some("skip:sleep_hours"));
+    let replies: usize = g.con.xlen("QUEUE:responses").await.expect("xlen");
+    assert_eq!(replies, 0);
+    let _ = stop_tx.send(true);
+    let status = worker.await.expect("join").expect("worker");
+    assert!(status.asleep.is_some(), "{status:?}");
 }

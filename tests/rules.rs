@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::{Harness, collect, eventually, incoming, typed_by_person};
 use redis::AsyncCommands;
+use secondme::config::SleepSetting;
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::schema::{self, PauseReason};
 use secondme::seal::SessionKey;
@@ -365,6 +366,46 @@ async fn only_enabled_contacts_are_answered() {
     assert_eq!(stranger, "skip:not_enabled");
     assert_eq!(responses_len(&mut h).await, 1);
     stop(tx, handle).await;
+}
+
+#[tokio::test]
+async fn in_sleep_hours_messages_are_shown_but_not_answered() {
+    let mut h = Harness::start().await;
+    h.allow(&["owl"]).await;
+    let mut events = h.subscribe().await;
+    let mut config = h.config("w1");
+    config.sleep_hours = SleepSetting::Window(common::sleep_window(true));
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
+    h.send(&incoming("n1", "owl", "you up?")).await;
+    let state = eventually(5 * SECOND, || {
+        let mut con = h.con.clone();
+        async move { common::handled(&mut con, "n1").await }
+    })
+    .await
+    .expect("handled");
+    assert_eq!(state, "skip:sleep_hours");
+    assert_eq!(responses_len(&mut h).await, 0);
+    let shown = collect(&mut events, schema::CHANNEL_MESSAGES, SECOND / 2).await;
+    assert_eq!(shown.len(), 1, "the message is shown, no reply: {shown:?}");
+    assert_eq!(shown[0]["messageId"], "n1");
+    let status = stop(tx, handle).await;
+    assert_eq!(status.asleep, Some(common::sleep_window(true)));
+
+    // Outside the window the same contact is answered.
+    let mut config = h.config("w2");
+    config.sleep_hours = SleepSetting::Window(common::sleep_window(false));
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
+    h.send(&incoming("n2", "owl", "morning!")).await;
+    let state = eventually(5 * SECOND, || {
+        let mut con = h.con.clone();
+        async move { common::handled(&mut con, "n2").await }
+    })
+    .await
+    .expect("handled");
+    assert_eq!(state, "answered");
+    assert_eq!(stop(tx, handle).await.asleep, None);
 }
 
 #[tokio::test]

@@ -4,13 +4,14 @@
 -- KEYS[1] PAUSE:ALL  KEYS[2] OPTIN:contacts  KEYS[3] QUEUE:messages  KEYS[4] QUEUE:responses
 -- KEYS[5] SECONDME:stats
 -- ARGV[1] group  ARGV[2] HANDLED bucket ms  ARGV[3] history length  ARGV[4] responses cap
--- ARGV[5] events:messages
+-- ARGV[5] events:messages  ARGV[6] 1 in sleep hours (withhold every reply), else 0
 -- then 8 values per reply: streamId messageId contactId replyId content persona delayMs eventJson
 -- Returns one result per reply: sent | duplicate | withheld
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local group, bucket_ms, history_len, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local channel = ARGV[5]
+local asleep = ARGV[6] == '1'
 local killed = redis.call('EXISTS', KEYS[1]) == 1
 
 local function paused(contact)
@@ -33,7 +34,7 @@ end
 
 local results, acks, marks = {}, {}, {}
 local sent, withheld = 0, 0
-local i = 6
+local i = 7
 while i + 7 <= #ARGV do
   local sid, mid, contact, rid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local content, persona, delay, event = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
@@ -42,7 +43,7 @@ while i + 7 <= #ARGV do
   local result
   if done and done ~= 'seen' then
     result = 'duplicate'
-  elseif killed or paused(contact) or redis.call('SISMEMBER', KEYS[2], contact) == 0 then
+  elseif asleep or killed or paused(contact) or redis.call('SISMEMBER', KEYS[2], contact) == 0 then
     marks[#marks + 1] = mid
     marks[#marks + 1] = 'skip:withheld'
     withheld = withheld + 1

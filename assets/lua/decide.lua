@@ -5,17 +5,20 @@
 -- ARGV[1] group  ARGV[2] takeover pause ms  ARGV[3] rate max  ARGV[4] rate window s
 -- ARGV[5] rate-limit pause ms  ARGV[6] HANDLED bucket ms  ARGV[7] history length
 -- ARGV[8] events:pause  ARGV[9] events:messages  ARGV[10] responses cap
+-- ARGV[11] 1 in sleep hours (no automated replies), else 0
 -- then 11 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
 --   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
 --   the reply is written later; then an `answer` verdict waits for commit.lua)
 -- Returns one verdict per entry: sent | answer | duplicate | echo | takeover | recorded |
--- skip:kill_switch | skip:not_enabled | skip:paused | skip:rate_limit
+-- skip:kill_switch | skip:not_enabled | skip:paused | skip:sleep_hours | skip:rate_limit
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local group = ARGV[1]
 local takeover_ms, rate_max, rate_window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local rate_pause_ms, bucket_ms, history_len = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ch_pause, ch_messages, cap = ARGV[8], ARGV[9], ARGV[10]
+local asleep = ARGV[11] == '1'
+local FIRST = 12
 
 local function pause_event(contact, action, expires, reason)
   local ev = { contactId = contact, action = action, reason = reason }
@@ -39,7 +42,7 @@ local killed = redis.call('EXISTS', KEYS[1]) == 1
 -- earlier one's effect.
 local FIELDS = 11
 local mids, contacts, seen_contact = {}, {}, {}
-for j = 11, #ARGV - FIELDS + 1, FIELDS do
+for j = FIRST, #ARGV - FIELDS + 1, FIELDS do
   mids[#mids + 1] = ARGV[j + 1]
   local c = ARGV[j + 2]
   if not seen_contact[c] then
@@ -132,7 +135,7 @@ end
 
 local verdicts = {}
 local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0, answered = 0 }
-local i = 11
+local i = FIRST
 while i + FIELDS - 1 <= #ARGV do
   local sid, mid, contact, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local ts, event = tonumber(ARGV[i + 4]), ARGV[i + 5]
@@ -189,6 +192,8 @@ while i + FIELDS - 1 <= #ARGV do
       verdict = 'skip:not_enabled'
     elseif paused(contact) then
       verdict = 'skip:paused'
+    elseif asleep then
+      verdict = 'skip:sleep_hours'
     elseif rid ~= '' then
       redis.call('XADD', KEYS[7], 'MAXLEN', '~', cap, '*',
         'replyId', rid, 'contactId', contact, 'content', rcontent, 'inReplyTo', mid,

@@ -58,6 +58,10 @@ const CANDIDATES: &str = "MATCH (u:User)-[:HAS_CONTACT]->(c:Contact {id: $id}) \
 
 const DEFAULT: &str = "MATCH (u:User) WHERE u.defaultPersona IS NOT NULL RETURN u.defaultPersona ORDER BY u.id LIMIT 1";
 
+/// The user's sleep hours (see [`resolve_all`]).
+const SLEEP_HOURS: &str = "MATCH (u:User) WHERE u.sleepHoursStart IS NOT NULL AND u.sleepHoursEnd IS NOT NULL \
+    RETURN u.sleepHoursStart, u.sleepHoursEnd ORDER BY u.id LIMIT 1";
+
 /// Every contact's candidates in one query (see [`resolve_all`]).
 const ALL_CANDIDATES: &str = "MATCH (u:User)-[:HAS_CONTACT]->(c:Contact) \
     OPTIONAL MATCH (u)-[:HAS_PERSONA]->(a:Persona) WHERE a.id = c.assignedPersona \
@@ -118,9 +122,11 @@ pub struct ResolvedGraph {
     pub by_contact: HashMap<String, PersonaResolution>,
     /// The user's default persona (for contacts the graph does not know).
     pub default: Option<String>,
+    /// The user's sleep hours as stored (`sleepHoursStart`, `sleepHoursEnd`), when both are set.
+    pub sleep_hours: Option<(String, String)>,
 }
 
-/// Resolves every contact at once (two queries), with the same rules as
+/// Resolves every contact at once (three queries, with the sleep hours), with the same rules as
 /// [`resolve_persona`]: a worker refreshes this now and then instead of asking
 /// the graph once per message.
 pub async fn resolve_all(con: &mut ConnectionManager) -> Result<ResolvedGraph> {
@@ -133,6 +139,11 @@ pub async fn resolve_all(con: &mut ConnectionManager) -> Result<ResolvedGraph> {
         }
     }
     let default = user_default(con, what).await?;
+    let sleep = Query::new(SLEEP_HOURS).read(con, what).await?;
+    let sleep_hours = sleep
+        .rows
+        .first()
+        .and_then(|row| Some((Cell::at(row, 0).text()?, Cell::at(row, 1).text()?)));
     let by_contact = grouped
         .into_iter()
         .filter_map(|(id, rows)| {
@@ -144,6 +155,7 @@ pub async fn resolve_all(con: &mut ConnectionManager) -> Result<ResolvedGraph> {
     Ok(ResolvedGraph {
         by_contact,
         default,
+        sleep_hours,
     })
 }
 

@@ -234,12 +234,20 @@ async fn forward_worker_status(
     tx: mpsc::UnboundedSender<Event>,
 ) {
     loop {
-        let state = status.borrow_and_update().state.clone();
+        let (state, asleep) = {
+            let s = status.borrow_and_update();
+            (s.state.clone(), s.asleep)
+        };
         let shown = match state {
             worker::WorkerState::Starting | worker::WorkerState::Disconnected { .. } => {
                 WorkerState::Off
             }
-            worker::WorkerState::Running => WorkerState::Running,
+            worker::WorkerState::Running => match asleep {
+                Some(w) => WorkerState::Asleep {
+                    until_minute: w.end_minute(),
+                },
+                None => WorkerState::Running,
+            },
             worker::WorkerState::Draining => WorkerState::Draining { left: 0 },
             worker::WorkerState::Stopped => WorkerState::Stopped,
         };

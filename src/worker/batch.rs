@@ -8,6 +8,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 
 use super::{Worker, WorkerConfig};
+use crate::config::SleepSetting;
 use crate::entry;
 use crate::reply::{ReplyEngine, ReplyRequest};
 use crate::schema::{self, Direction, MessageEvent, QueueMessage};
@@ -155,6 +156,7 @@ async fn decide(
     cfg: &WorkerConfig,
     good: &[Good],
     replies: &[Option<Written>],
+    asleep: bool,
 ) -> Result<Vec<String>> {
     let mut inv = DECIDE_SCRIPT.prepare_invoke();
     inv.key(schema::PAUSE_ALL)
@@ -173,7 +175,8 @@ async fn decide(
         .arg(schema::HISTORY_LEN)
         .arg(schema::CHANNEL_PAUSE)
         .arg(schema::CHANNEL_MESSAGES)
-        .arg(schema::QUEUE_RESPONSES_CAP);
+        .arg(schema::QUEUE_RESPONSES_CAP)
+        .arg(if asleep { "1" } else { "0" });
     for (g, reply) in good.iter().zip(replies) {
         inv.arg(&g.stream_id)
             .arg(&g.message.message_id)
@@ -247,7 +250,8 @@ impl<E: ReplyEngine> Worker<E> {
                 None
             });
         }
-        let verdicts = decide(&mut self.con, &self.cfg, &good, &replies).await?;
+        let asleep = self.asleep().await;
+        let verdicts = decide(&mut self.con, &self.cfg, &good, &replies, asleep).await?;
         let mut to_write = Vec::new();
         for (g, v) in good.iter().zip(&verdicts) {
             match v.as_str() {
@@ -277,7 +281,7 @@ impl<E: ReplyEngine> Worker<E> {
                 }
             }
         }
-        let results = self.commit(&written).await?;
+        let results = self.commit(&written, asleep).await?;
         for r in &results {
             if r == "sent" {
                 outcome.answered += 1;
@@ -326,7 +330,28 @@ impl<E: ReplyEngine> Worker<E> {
         })
     }
 
-    async fn commit(&mut self, written: &[Written]) -> Result<Vec<String>> {
+    /// Whether now is in the sleep hours; tells the log and the status when that changes.
+    async fn asleep(&mut self) -> bool {
+        let window = match self.cfg.sleep_hours {
+            SleepSetting::Off => None,
+            SleepSetting::Window(w) => Some(w),
+            SleepSetting::FromGraph => self.personas.sleep_hours(&mut self.con).await,
+        };
+        let asleep = window.filter(|w| w.asleep_at(store::now_ms()));
+        if asleep != self.status.borrow().asleep {
+            match asleep {
+                Some(w) => tracing::info!(
+                    "sleep hours {w}: no automated replies until {}",
+                    w.end_text()
+                ),
+                None => tracing::info!("sleep hours over: the twin answers again"),
+            }
+            self.status.send_modify(|s| s.asleep = asleep);
+        }
+        asleep.is_some()
+    }
+
+    async fn commit(&mut self, written: &[Written], asleep: bool) -> Result<Vec<String>> {
         if written.is_empty() {
             return Ok(Vec::new());
         }
@@ -340,7 +365,8 @@ impl<E: ReplyEngine> Worker<E> {
             .arg(schema::HANDLED_BUCKET_MS)
             .arg(schema::HISTORY_LEN)
             .arg(schema::QUEUE_RESPONSES_CAP)
-            .arg(schema::CHANNEL_MESSAGES);
+            .arg(schema::CHANNEL_MESSAGES)
+            .arg(if asleep { "1" } else { "0" });
         for w in written {
             inv.arg(&w.stream_id)
                 .arg(&w.message_id)

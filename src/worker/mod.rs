@@ -17,7 +17,7 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamReadOptions};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, SleepSetting};
 use crate::connection;
 use crate::reply::ReplyEngine;
 use crate::schema;
@@ -48,6 +48,8 @@ pub struct WorkerConfig {
     pub default_persona: String,
     /// Where entries left unprocessed at stop are written.
     pub review_file: std::path::PathBuf,
+    /// Sleep hours: from the graph, off, or a fixed window.
+    pub sleep_hours: SleepSetting,
 }
 
 impl WorkerConfig {
@@ -64,6 +66,7 @@ impl WorkerConfig {
             claim_every: c.claim_idle.min(Duration::from_secs(5)),
             default_persona: c.default_persona.clone(),
             review_file: c.review_file.clone(),
+            sleep_hours: c.sleep_hours,
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct WorkerStatus {
     pub dead_lettered: u64,
     /// Entries written to the review file at stop.
     pub reviewed: u64,
+    /// The sleep hours the worker is in right now, if it is.
+    pub asleep: Option<crate::sleep::SleepHours>,
 }
 
 /// A worker bound to one Redis.

@@ -14,6 +14,7 @@ use redis::aio::ConnectionManager;
 
 use crate::graph::{self, ContactContext, GraphError, ResolvedGraph};
 use crate::schema::{self, PersonaCache};
+use crate::sleep::SleepHours;
 use crate::store::{self, persona};
 
 /// How long this process trusts what it learned, ms.
@@ -98,19 +99,10 @@ impl Personas {
         con: &mut ConnectionManager,
         contact_id: &str,
     ) -> (String, Option<ContactContext>) {
-        if !self.graph_available(con).await {
+        if !self.refresh(con).await {
             return (self.default_persona.clone(), None);
         }
         let now = store::now_ms();
-        let fresh = matches!(&self.resolved, Some((at, _)) if now - at < LOCAL_TTL_MS);
-        if !fresh {
-            let all = graph::resolve_all(con).await.unwrap_or_else(|e| {
-                self.note_graph_error(&e);
-                ResolvedGraph::default()
-            });
-            self.resolved = Some((now, all));
-            self.contexts.clear();
-        }
         let Some((_, all)) = &self.resolved else {
             return (self.default_persona.clone(), None);
         };
@@ -138,6 +130,36 @@ impl Personas {
             }
         };
         (persona, context)
+    }
+
+    /// Re-reads the graph's resolution when it is over a minute old; false when
+    /// there is no graph.
+    async fn refresh(&mut self, con: &mut ConnectionManager) -> bool {
+        if !self.graph_available(con).await {
+            return false;
+        }
+        let now = store::now_ms();
+        let fresh = matches!(&self.resolved, Some((at, _)) if now - at < LOCAL_TTL_MS);
+        if !fresh {
+            let all = graph::resolve_all(con).await.unwrap_or_else(|e| {
+                self.note_graph_error(&e);
+                ResolvedGraph::default()
+            });
+            self.resolved = Some((now, all));
+            self.contexts.clear();
+        }
+        true
+    }
+
+    /// The sleep hours the graph's `User` holds, if any (and valid).
+    pub async fn sleep_hours(&mut self, con: &mut ConnectionManager) -> Option<SleepHours> {
+        if !self.refresh(con).await {
+            return None;
+        }
+        let (start, end) = self.resolved.as_ref()?.1.sleep_hours.as_ref()?;
+        SleepHours::between(start, end)
+            .inspect_err(|e| tracing::warn!("the graph's sleep hours are ignored: {e}"))
+            .ok()
     }
 
     fn note_graph_error(&mut self, e: &GraphError) {

@@ -169,6 +169,19 @@ pub fn typed_by_person(id: &str, contact: &str, content: &str) -> QueueMessage {
     }
 }
 
+/// Sleep hours two hours wide, in local time: around now when `around_now`, else
+/// starting two hours from now.
+#[allow(dead_code)]
+pub fn sleep_window(around_now: bool) -> secondme::sleep::SleepHours {
+    let now = secondme::sleep::local_minute_of_day(store::now_ms()).expect("local time");
+    let at = |offset: i32| {
+        let m = (i32::from(now) + offset).rem_euclid(24 * 60);
+        format!("{:02}:{:02}", m / 60, m % 60)
+    };
+    let (start, end) = if around_now { (-60, 60) } else { (120, 240) };
+    secondme::sleep::SleepHours::between(&at(start), &at(end)).expect("window")
+}
+
 /// How the worker recorded handling `message_id`, if it did (`None` on a read error too).
 pub async fn handled(con: &mut ConnectionManager, message_id: &str) -> Option<String> {
     secondme::store::handled::state(con, message_id)

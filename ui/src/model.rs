@@ -117,6 +117,11 @@ pub enum WorkerState {
     Off,
     /// Processing the queue.
     Running,
+    /// In the person's sleep hours: recording, not answering.
+    Asleep {
+        /// When they end, minutes after local midnight.
+        until_minute: u16,
+    },
     /// Shutting down, finishing `left` in-flight jobs.
     Draining {
         /// Jobs still being finished.

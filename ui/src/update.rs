@@ -266,7 +266,7 @@ fn quitting_text(worker: WorkerState) -> String {
     match worker {
         WorkerState::Draining { left } => format!("draining the worker: {left} job(s) left"),
         WorkerState::Stopped | WorkerState::Off => "worker stopped, closing".to_string(),
-        WorkerState::Running => "stopping the worker".to_string(),
+        WorkerState::Running | WorkerState::Asleep { .. } => "stopping the worker".to_string(),
     }
 }
 

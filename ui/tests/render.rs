@@ -251,6 +251,24 @@ fn help_overlay_min_size_lists_everything() {
 }
 
 #[test]
+fn asleep_in_sleep_hours() {
+    let mut m = busy();
+    update(
+        &mut m,
+        Event::WorkerProgress(secondme_ui::WorkerState::Asleep {
+            until_minute: 7 * 60,
+        }),
+    );
+    let t = screen(&m, 80, 24);
+    assert!(
+        text_of(&t).contains("asleep until 07:00"),
+        "{}",
+        text_of(&t)
+    );
+    assert_snapshot!(t.backend());
+}
+
+#[test]
 fn disconnected() {
     let mut m = busy();
     update(

@@ -58,7 +58,12 @@ fn link_line(model: &Model) -> Line<'static> {
     spans.push(sep(t));
     spans.extend(session_spans(model));
     spans.push(sep(t));
-    spans.push(Span::styled(worker_text(model.stats.worker), t.text));
+    // Sleep hours are why the twin is silent: make them stand out like a pause.
+    let style = match model.stats.worker {
+        WorkerState::Asleep { .. } => t.warn,
+        _ => t.text,
+    };
+    spans.push(Span::styled(worker_text(model.stats.worker), style));
     Line::from(spans)
 }
 
@@ -116,6 +121,11 @@ fn worker_text(worker: WorkerState) -> String {
     match worker {
         WorkerState::Off => "worker off".to_string(),
         WorkerState::Running => "worker running".to_string(),
+        WorkerState::Asleep { until_minute } => format!(
+            "asleep until {:02}:{:02}",
+            until_minute / 60,
+            until_minute % 60
+        ),
         WorkerState::Draining { left } => format!("worker draining ({left})"),
         WorkerState::Stopped => "worker stopped".to_string(),
     }
