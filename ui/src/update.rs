@@ -790,6 +790,24 @@ fn on_connection(model: &mut Model, conn: Connection) -> UpdateResult {
 }
 
 fn on_worker(model: &mut Model, state: WorkerState) -> UpdateResult {
+    let was_asleep = matches!(model.stats.worker, WorkerState::Asleep { .. });
+    match state {
+        WorkerState::Asleep { until_minute } if !was_asleep => log(
+            model,
+            LogKind::Info,
+            &format!(
+                "sleep hours: no automated replies until {:02}:{:02}",
+                until_minute / 60,
+                until_minute % 60
+            ),
+        ),
+        WorkerState::Running if was_asleep => log(
+            model,
+            LogKind::Info,
+            "sleep hours over: the twin answers again",
+        ),
+        _ => {}
+    }
     model.stats.worker = state;
     if let Mode::Quitting { progress } = &mut model.mode {
         *progress = quitting_text(state);

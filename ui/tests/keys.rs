@@ -425,3 +425,31 @@ fn an_outage_logs_once_per_error_and_counts_from_its_start() {
         Some("redis connected")
     );
 }
+
+#[test]
+fn entering_and_leaving_sleep_hours_is_logged_once() {
+    use secondme_ui::WorkerState;
+    let mut m = three();
+    let before = m.events.len();
+    for state in [
+        WorkerState::Running,
+        WorkerState::Asleep { until_minute: 420 },
+        WorkerState::Asleep { until_minute: 420 },
+        WorkerState::Running,
+    ] {
+        update(&mut m, Event::WorkerProgress(state));
+    }
+    let texts: Vec<&str> = m
+        .events
+        .iter()
+        .skip(before)
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "sleep hours: no automated replies until 07:00",
+            "sleep hours over: the twin answers again"
+        ]
+    );
+}
