@@ -43,6 +43,41 @@ async fn connect(server: RedisServer) -> Graph {
     Graph { server, con }
 }
 
+/// A worker on `g` with the persona engine; `sleep_hours` as the setting says.
+fn spawn_worker(
+    g: &Graph,
+    consumer: &str,
+    sleep_hours: Option<&str>,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<secondme::worker::WorkerStatus>>,
+) {
+    let dir = std::env::temp_dir().join(format!("secondme-{consumer}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("config.toml"), "").expect("config");
+    let config = secondme::config::Config::load(
+        Some(&dir.join("config.toml")),
+        secondme::config::Overrides {
+            redis_url: Some(g.server.url()),
+            consumer: Some(consumer.into()),
+            review_file: Some(dir.join("review.jsonl")),
+            sleep_hours: sleep_hours.map(str::to_owned),
+            ..Default::default()
+        },
+    )
+    .expect("config");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move {
+        secondme::worker::run_worker(
+            &config,
+            secondme::reply::persona_engine::PersonaEngine,
+            stop_rx,
+        )
+        .await
+    });
+    (stop_tx, worker)
+}
+
 fn shipped() -> GraphFile {
     GraphFile::shipped().expect("assets/graph.json is valid")
 }
@@ -551,30 +586,8 @@ async fn the_worker_answers_with_the_personas_the_graph_resolves() {
     store::optin::set_enabled(&mut g.con, &["mom".into(), "sam-work".into()], true)
         .await
         .expect("enable");
-    let dir = std::env::temp_dir().join(format!("secondme-graph-worker-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("config.toml"), "").expect("config");
-    let config = secondme::config::Config::load(
-        Some(&dir.join("config.toml")),
-        secondme::config::Overrides {
-            redis_url: Some(g.server.url()),
-            consumer: Some("graph-worker".into()),
-            review_file: Some(dir.join("review.jsonl")),
-            // The shipped graph sleeps 23:00-07:00; this test is about personas.
-            sleep_hours: Some("off".into()),
-            ..Default::default()
-        },
-    )
-    .expect("config");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(async move {
-        secondme::worker::run_worker(
-            &config,
-            secondme::reply::persona_engine::PersonaEngine,
-            stop_rx,
-        )
-        .await
-    });
+    // The shipped graph sleeps 23:00-07:00; this test is about personas.
+    let (stop_tx, worker) = spawn_worker(&g, "graph-worker", Some("off"));
     let now = store::now_ms();
     for (id, contact, text) in [
         ("g1", "mom", "are you coming on Sunday?"),
@@ -679,28 +692,7 @@ async fn the_graphs_sleep_hours_hold_replies_back() {
     store::optin::set_enabled(&mut g.con, &["mom".into()], true)
         .await
         .expect("enable");
-    let dir = std::env::temp_dir().join(format!("secondme-graph-sleep-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("config.toml"), "").expect("config");
-    let config = secondme::config::Config::load(
-        Some(&dir.join("config.toml")),
-        secondme::config::Overrides {
-            redis_url: Some(g.server.url()),
-            consumer: Some("graph-sleeper".into()),
-            review_file: Some(dir.join("review.jsonl")),
-            ..Default::default()
-        },
-    )
-    .expect("config");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(async move {
-        secondme::worker::run_worker(
-            &config,
-            secondme::reply::persona_engine::PersonaEngine,
-            stop_rx,
-        )
-        .await
-    });
+    let (stop_tx, worker) = spawn_worker(&g, "graph-sleeper", None);
     let m = secondme::schema::QueueMessage {
         message_id: "late".into(),
         contact_id: "mom".into(),
