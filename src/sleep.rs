@@ -178,8 +178,12 @@ mod tests {
     }
 
     #[test]
-    fn local_time_is_a_minute_of_the_day() {
-        let minute = local_minute_of_day(1_764_100_000_000).expect("local time");
+    fn local_time_follows_the_clock() {
+        // 2025-11-25 19:46:40 UTC: no daylight-saving change within the hour anywhere.
+        let t = 1_764_100_000_000;
+        let minute = local_minute_of_day(t).expect("local time");
+        let later = local_minute_of_day(t + 61 * 60_000).expect("local time");
         assert!(minute < MINUTES_PER_DAY);
+        assert_eq!((minute + 61) % MINUTES_PER_DAY, later);
     }
 }

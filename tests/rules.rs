@@ -374,7 +374,8 @@ async fn in_sleep_hours_messages_are_shown_but_not_answered() {
     h.allow(&["owl"]).await;
     let mut events = h.subscribe().await;
     let mut config = h.config("w1");
-    config.sleep_hours = SleepSetting::Window(common::sleep_window(true));
+    let night = common::sleep_window(true);
+    config.sleep_hours = SleepSetting::Window(night);
     let (tx, rx) = watch::channel(false);
     let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
     h.send(&incoming("n1", "owl", "you up?")).await;
@@ -390,7 +391,7 @@ async fn in_sleep_hours_messages_are_shown_but_not_answered() {
     assert_eq!(shown.len(), 1, "the message is shown, no reply: {shown:?}");
     assert_eq!(shown[0]["messageId"], "n1");
     let status = stop(tx, handle).await;
-    assert_eq!(status.asleep, Some(common::sleep_window(true)));
+    assert_eq!(status.asleep, Some(night));
 
     // Outside the window the same contact is answered.
     let mut config = h.config("w2");

@@ -12,7 +12,12 @@ pub async fn state<C: ConnectionLike + Send>(
     con: &mut C,
     message_id: &str,
 ) -> Result<Option<String>> {
-    let bucket = schema::handled_bucket(super::now_ms());
+    // The scripts bucket by the server's clock; so does this.
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(con)
+        .await
+        .context("cannot read the server's time")?;
+    let bucket = schema::handled_bucket(secs * 1000 + micros / 1000);
     let (now, before): (Option<String>, Option<String>) = redis::pipe()
         .hget(schema::handled_key(bucket), message_id)
         .hget(schema::handled_key(bucket - 1), message_id)

@@ -281,6 +281,8 @@ impl<E: ReplyEngine> Worker<E> {
                 }
             }
         }
+        // Writing the replies may have taken the batch into the sleep hours.
+        let asleep = !written.is_empty() && self.asleep().await;
         let results = self.commit(&written, asleep).await?;
         for r in &results {
             if r == "sent" {
@@ -331,7 +333,7 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     /// Whether now is in the sleep hours; tells the log and the status when that changes.
-    async fn asleep(&mut self) -> bool {
+    pub(super) async fn asleep(&mut self) -> bool {
         let window = match self.cfg.sleep_hours {
             SleepSetting::Off => None,
             SleepSetting::Window(w) => Some(w),

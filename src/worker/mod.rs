@@ -187,6 +187,8 @@ impl<E: ReplyEngine> Worker<E> {
                 if let Some((r, _)) = reader.as_mut() {
                     self.read_and_process(r).await?;
                 }
+                // Also when no message comes, so the status follows the clock.
+                self.asleep().await;
                 if last_claim.elapsed() >= self.cfg.claim_every {
                     last_claim = Instant::now();
                     self.claim_stale().await?;
@@ -260,9 +262,12 @@ impl<E: ReplyEngine> Worker<E> {
         Ok(())
     }
 
-    /// Reads new entries and handles them. Under load the next batch is read while
-    /// the current one is decided, so Redis never waits on this process between
-    /// batches; the loop hands back within a second so claims and trims still run.
+    /// Reads new entries and handles them. With an instant engine, under load, the
+    /// next batch is read while the current one is decided, so Redis never waits on
+    /// this process between batches; the loop hands back within a second so claims
+    /// and trims still run. A slow engine (an LLM) reads one batch at a time: a
+    /// batch read ahead would sit pending while the engine works, where other
+    /// workers would claim it and where it could age past the 5-minute limit.
     async fn read_and_process(&mut self, reader: &mut MultiplexedConnection) -> Result<()> {
         let opts = self.read_options();
         let blocking = self
@@ -271,7 +276,8 @@ impl<E: ReplyEngine> Worker<E> {
         let mut batch = read_new(reader, &blocking).await?;
         let none = HashMap::new();
         let started = Instant::now();
-        while !batch.is_empty() && started.elapsed() < Duration::from_secs(1) {
+        let read_ahead = self.engine.instant();
+        while read_ahead && !batch.is_empty() && started.elapsed() < Duration::from_secs(1) {
             let (next, outcome) =
                 tokio::join!(read_new(reader, &opts), self.process(&batch, &none));
             self.count(&outcome?);

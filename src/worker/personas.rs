@@ -42,6 +42,8 @@ pub struct Personas {
     resolved: Option<Stamped<ResolvedGraph>>,
     contexts: HashMap<String, Stamped<Option<ContactContext>>>,
     styles: HashMap<String, Stamped<Arc<PersonaCache>>>,
+    /// The graph user's sleep hours as of the last refresh that could read them.
+    sleep: Option<SleepHours>,
 }
 
 impl Personas {
@@ -53,6 +55,7 @@ impl Personas {
             resolved: None,
             contexts: HashMap::new(),
             styles: HashMap::new(),
+            sleep: None,
         }
     }
 
@@ -141,10 +144,17 @@ impl Personas {
         let now = store::now_ms();
         let fresh = matches!(&self.resolved, Some((at, _)) if now - at < LOCAL_TTL_MS);
         if !fresh {
-            let all = graph::resolve_all(con).await.unwrap_or_else(|e| {
-                self.note_graph_error(&e);
-                ResolvedGraph::default()
-            });
+            let all = match graph::resolve_all(con).await {
+                Ok(all) => {
+                    self.sleep = parse_sleep(&all);
+                    all
+                }
+                // Keeps the last sleep hours: a graph hiccup must not wake the twin.
+                Err(e) => {
+                    self.note_graph_error(&e);
+                    ResolvedGraph::default()
+                }
+            };
             self.resolved = Some((now, all));
             self.contexts.clear();
         }
@@ -156,10 +166,7 @@ impl Personas {
         if !self.refresh(con).await {
             return None;
         }
-        let (start, end) = self.resolved.as_ref()?.1.sleep_hours.as_ref()?;
-        SleepHours::between(start, end)
-            .inspect_err(|e| tracing::warn!("the graph's sleep hours are ignored: {e}"))
-            .ok()
+        self.sleep
     }
 
     fn note_graph_error(&mut self, e: &GraphError) {
@@ -205,4 +212,13 @@ impl Personas {
         self.styles.insert(id.to_owned(), (now, Arc::clone(&style)));
         Ok(style)
     }
+}
+
+/// The user's sleep hours from a resolution; an invalid value is logged (once per
+/// refresh, so once a minute) and ignored.
+fn parse_sleep(all: &ResolvedGraph) -> Option<SleepHours> {
+    let (start, end) = all.sleep_hours.as_ref()?;
+    SleepHours::between(start, end)
+        .inspect_err(|e| tracing::warn!("the graph's sleep hours are ignored: {e}"))
+        .ok()
 }

@@ -29,6 +29,9 @@ pub struct Model {
     pub session: Option<SessionInfo>,
     /// When the global kill switch was turned on, if it is on.
     pub kill_switch: Option<i64>,
+    /// End of the sleep hours the worker last said it was in (minutes after
+    /// midnight); kept through a disconnection so a reconnect does not log them again.
+    pub asleep_until: Option<u16>,
     /// Queue and worker counters.
     pub stats: Stats,
     /// All known contacts, in no particular order (see `visible_contacts`).

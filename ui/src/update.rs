@@ -790,22 +790,29 @@ fn on_connection(model: &mut Model, conn: Connection) -> UpdateResult {
 }
 
 fn on_worker(model: &mut Model, state: WorkerState) -> UpdateResult {
-    let was_asleep = matches!(model.stats.worker, WorkerState::Asleep { .. });
+    // Only Running and Asleep say anything about sleep hours; Off (a disconnection)
+    // and the stop states leave the last word standing.
     match state {
-        WorkerState::Asleep { until_minute } if !was_asleep => log(
-            model,
-            LogKind::Info,
-            &format!(
-                "sleep hours: no automated replies until {:02}:{:02}",
-                until_minute / 60,
-                until_minute % 60
-            ),
-        ),
-        WorkerState::Running if was_asleep => log(
-            model,
-            LogKind::Info,
-            "sleep hours over: the twin answers again",
-        ),
+        WorkerState::Asleep { until_minute } if model.asleep_until != Some(until_minute) => {
+            model.asleep_until = Some(until_minute);
+            log(
+                model,
+                LogKind::Info,
+                &format!(
+                    "sleep hours: no automated replies until {:02}:{:02}",
+                    until_minute / 60,
+                    until_minute % 60
+                ),
+            )
+        }
+        WorkerState::Running if model.asleep_until.is_some() => {
+            model.asleep_until = None;
+            log(
+                model,
+                LogKind::Info,
+                "sleep hours over: the twin answers again",
+            )
+        }
         _ => {}
     }
     model.stats.worker = state;

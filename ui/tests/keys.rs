@@ -435,6 +435,9 @@ fn entering_and_leaving_sleep_hours_is_logged_once() {
         WorkerState::Running,
         WorkerState::Asleep { until_minute: 420 },
         WorkerState::Asleep { until_minute: 420 },
+        // A disconnection and reconnection in the night is not news.
+        WorkerState::Off,
+        WorkerState::Asleep { until_minute: 420 },
         WorkerState::Running,
     ] {
         update(&mut m, Event::WorkerProgress(state));
