@@ -30,3 +30,10 @@ if [ ! -x /usr/bin/redis-server ] && command -v apt-get >/dev/null 2>&1 && [ "$(
   rm -f /usr/sbin/policy-rc.d
 fi
 if [ -x /usr/bin/redis-server ]; then /usr/bin/redis-server --version; fi
+
+# The TLS test makes its certificates with the openssl command.
+if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing openssl for the TLS test"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi

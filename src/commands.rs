@@ -91,7 +91,7 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
 }
 
 async fn connect(config: &Config) -> Result<ConnectionManager> {
-    let client = connection::open_client(&config.redis_url)?;
+    let client = connection::client_for(config)?;
     connection::manager(&client, None).await.with_context(|| {
         format!(
             "Redis at {} is not reachable: start it, or point SECONDME_REDIS_URL / --redis-url at it",

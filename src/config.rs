@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub sleep_hours: Option<String>,
     /// Session key file.
     pub key_file: Option<PathBuf>,
+    /// PEM file of the CA that signed a `rediss://` server's certificate (private CAs).
+    pub tls_ca_file: Option<PathBuf>,
     /// Log file.
     pub log_file: Option<PathBuf>,
     /// TUI theme: dark, light or no-color.
@@ -64,6 +66,8 @@ pub struct Overrides {
     pub claim_idle: Option<String>,
     /// `--sleep-hours` / `SECONDME_SLEEP_HOURS`.
     pub sleep_hours: Option<String>,
+    /// `--tls-ca-file` / `SECONDME_TLS_CA_FILE`.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Where the sleep hours come from.
@@ -112,6 +116,8 @@ pub struct Config {
     pub sleep_hours: SleepSetting,
     /// Session key file.
     pub key_file: PathBuf,
+    /// CA certificates for a `rediss://` server signed by a private CA.
+    pub tls_ca_file: Option<PathBuf>,
     /// Log file.
     pub log_file: PathBuf,
     /// Theme name.
@@ -192,6 +198,7 @@ impl Config {
             claim_idle,
             sleep_hours: SleepSetting::parse(o.sleep_hours.or(f.sleep_hours))?,
             key_file: f.key_file.unwrap_or_else(crate::seal::default_key_path),
+            tls_ca_file: o.tls_ca_file.or(f.tls_ca_file),
             log_file: o
                 .log_file
                 .or(f.log_file)

@@ -1,12 +1,15 @@
 //! Connections to Redis: one shared reconnecting manager for commands and
 //! pub/sub, and a dedicated connection for blocking stream reads.
 
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::io::tcp::TcpSettings;
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, TlsCertificates};
+
+use crate::config::Config;
 
 /// Response timeout for ordinary commands.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
@@ -22,6 +25,18 @@ fn install_tls_provider() {
 /// Opens a client for `url` (`redis://`, `rediss://`, `unix://`, `redis+unix://`)
 /// speaking RESP3 with TCP_NODELAY.
 pub fn open_client(url: &str) -> Result<Client> {
+    open_client_trusting(url, None)
+}
+
+/// The client a command uses: its Redis URL, and for `rediss://` the CA file of a
+/// private certificate authority when `tls_ca_file` is set.
+pub fn client_for(config: &Config) -> Result<Client> {
+    open_client_trusting(&config.redis_url, config.tls_ca_file.as_deref())
+}
+
+/// [`open_client`] that verifies a `rediss://` server against the PEM certificates
+/// in `ca_file` instead of the public roots.
+pub fn open_client_trusting(url: &str, ca_file: Option<&Path>) -> Result<Client> {
     install_tls_provider();
     let info = url
         .into_connection_info()
@@ -33,7 +48,29 @@ pub fn open_client(url: &str) -> Result<Client> {
     let info = info
         .set_redis_settings(redis)
         .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-    Client::open(info).with_context(|| format!("cannot use Redis URL {}", redact_url(url)))
+    let Some(ca_file) = ca_file else {
+        return Client::open(info)
+            .with_context(|| format!("cannot use Redis URL {}", redact_url(url)));
+    };
+    if !url.starts_with("rediss://") {
+        bail!(
+            "tls_ca_file is set but {} is not a rediss:// URL",
+            redact_url(url)
+        );
+    }
+    let pem = std::fs::read(ca_file)
+        .with_context(|| format!("cannot read tls_ca_file {}", ca_file.display()))?;
+    let certs = TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    Client::build_with_tls(info, certs).with_context(|| {
+        format!(
+            "cannot use Redis URL {} with the CA in {}",
+            redact_url(url),
+            ca_file.display()
+        )
+    })
 }
 
 /// Hides the password of a URL so it can be logged or shown.

@@ -38,6 +38,9 @@ struct Cli {
     /// Daily window without automated replies, local time (e.g. 23:00-07:00), or "off".
     #[arg(long, global = true, env = "SECONDME_SLEEP_HOURS")]
     sleep_hours: Option<String>,
+    /// PEM file of the CA that signed a rediss:// server's certificate (private CA).
+    #[arg(long, global = true, env = "SECONDME_TLS_CA_FILE")]
+    tls_ca_file: Option<PathBuf>,
     /// Open the control room as a pure monitor, without the embedded worker.
     #[arg(long)]
     no_worker: bool,
@@ -128,6 +131,7 @@ fn main() -> std::process::ExitCode {
         review_file: cli.review_file.clone(),
         claim_idle: cli.claim_idle.clone(),
         sleep_hours: cli.sleep_hours.clone(),
+        tls_ca_file: cli.tls_ca_file.clone(),
     };
     let result = Config::load(cli.config.as_deref(), overrides)
         .and_then(|config| commands::run(cli.command, config, !cli.no_worker));

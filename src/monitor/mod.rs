@@ -64,7 +64,7 @@ pub fn initial_model(config: &Config) -> Result<Model> {
 /// Runs the control room until the operator quits (or the terminal goes away).
 pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
     let mut model = initial_model(config)?;
-    let client = connection::open_client(&config.redis_url)?;
+    let client = connection::client_for(config)?;
     let (push_tx, mut push_rx) = mpsc::unbounded_channel();
     let con = connection::lazy_manager(&client, Some(push_tx))?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();

@@ -360,7 +360,7 @@ pub async fn run_worker<E: ReplyEngine>(
     engine: E,
     stop: watch::Receiver<bool>,
 ) -> Result<WorkerStatus> {
-    let client = connection::open_client(&config.redis_url)?;
+    let client = connection::client_for(config)?;
     let con = connection::manager(&client, None).await.with_context(|| {
         format!(
             "cannot reach Redis at {}; start it or set SECONDME_REDIS_URL",
