@@ -84,6 +84,12 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
     }
     assert!(kill.is_some(), "K y sets PAUSE:ALL");
     screen.wait_for("KILL SWITCH ON");
+    // Each action is logged once, from its events:pause message (a beat later, so
+    // a second line would have arrived).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = screen.text();
+    assert_eq!(text.matches("kill switch ON").count(), 1, "{text}");
+    assert_eq!(text.matches("paused for 15m").count(), 1, "{text}");
 
     // Redis killed and restarted: the disconnected state, then recovery.
     h.server.kill();

@@ -1,4 +1,6 @@
-//! The operator's actions carried out in Redis at once; the outcome goes to the event log.
+//! The operator's actions carried out in Redis at once; the outcome goes to the event
+//! log, unless the action's own `events:pause` message will say it (with the
+//! contact's name) a moment later.
 
 use redis::aio::ConnectionManager;
 use secondme_ui::{Action, Event, LogEntry, LogKind};
@@ -14,7 +16,8 @@ pub fn spawn(con: &ConnectionManager, action: Action, tx: &UnboundedSender<Event
     let tx = tx.clone();
     tokio::spawn(async move {
         let (kind, text) = match execute(&mut con, &action).await {
-            Ok(text) => (LogKind::Info, text),
+            Ok(Some(text)) => (LogKind::Info, text),
+            Ok(None) => return,
             Err(e) => (LogKind::Connection, format!("failed: {e:#}")),
         };
         let _ = tx.send(Event::Log(LogEntry {
@@ -25,22 +28,18 @@ pub fn spawn(con: &ConnectionManager, action: Action, tx: &UnboundedSender<Event
     });
 }
 
-async fn execute(con: &mut ConnectionManager, action: &Action) -> anyhow::Result<String> {
+async fn execute(con: &mut ConnectionManager, action: &Action) -> anyhow::Result<Option<String>> {
     Ok(match action {
         Action::Pause {
             contact_id,
             duration_ms,
         } => {
             control::pause(con, contact_id, *duration_ms, PauseReason::Manual).await?;
-            format!("you paused {contact_id}")
+            None
         }
         Action::Resume { contact_id } => {
             let was = control::resume(con, contact_id).await?;
-            if was {
-                format!("you resumed {contact_id}")
-            } else {
-                format!("{contact_id} was not paused")
-            }
+            (!was).then(|| format!("{contact_id} was not paused"))
         }
         Action::SetEnabled {
             contact_id,
@@ -60,19 +59,15 @@ async fn execute(con: &mut ConnectionManager, action: &Action) -> anyhow::Result
             } else {
                 ""
             };
-            format!(
+            Some(format!(
                 "twin {} for {contact_id}{mirrored}",
                 if *enabled { "enabled" } else { "disabled" }
-            )
+            ))
         }
         Action::KillSwitch { on } => {
             control::kill_switch(con, *on).await?;
-            if *on {
-                "kill switch ON: the twin answers nobody".to_owned()
-            } else {
-                "kill switch off".to_owned()
-            }
+            None
         }
-        Action::Quit => String::new(),
+        Action::Quit => None,
     })
 }
