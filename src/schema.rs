@@ -102,6 +102,12 @@ pub fn handled_bucket(at_ms: i64) -> i64 {
     at_ms.div_euclid(HANDLED_BUCKET_MS)
 }
 
+/// `QR:{userId}` (added): the login code on screen now, as its `events:qr` payload,
+/// expiring with it, so a dashboard that starts after the publish still shows it.
+pub fn qr_key(user_id: &str) -> String {
+    format!("QR:{user_id}")
+}
+
 /// `SENT:{messageId}` (added): the gateway sent this message for the twin.
 pub fn sent_key(message_id: &str) -> String {
     format!("SENT:{message_id}")

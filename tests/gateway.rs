@@ -38,6 +38,13 @@ async fn codes_rotate_until_scanned_and_come_back_when_the_session_goes() {
         .decode(codes[0]["qrCode"].as_str().expect("qrCode"))
         .expect("base64");
     assert!(text.starts_with(b"2@"), "a WhatsApp-style login payload");
+    // The code on screen is also stored, for a dashboard that starts later.
+    let stored: Option<String> = h.con.get(schema::qr_key("user-1")).await.expect("get");
+    let stored: serde_json::Value =
+        serde_json::from_str(&stored.expect("QR:user-1 is set")).expect("json");
+    assert_eq!(stored["qrCode"], codes.last().expect("a code")["qrCode"]);
+    let qr_ttl: i64 = h.con.pttl(schema::qr_key("user-1")).await.expect("pttl");
+    assert!((1..=60_000).contains(&qr_ttl), "{qr_ttl}");
 
     let ttl = eventually(Duration::from_secs(5), || {
         let mut con = h.con.clone();
@@ -51,6 +58,12 @@ async fn codes_rotate_until_scanned_and_come_back_when_the_session_goes() {
     assert!((86_398..=86_400).contains(&ttl));
     let token: String = h.con.hget("SESSION:user-1", "token").await.expect("token");
     assert!(token.starts_with("v1."), "sealed token");
+    let left: bool = h
+        .con
+        .exists(schema::qr_key("user-1"))
+        .await
+        .expect("exists");
+    assert!(!left, "a scanned code is not shown any more");
 
     // Logging out (or expiry) brings the codes back.
     let _: () = h.con.del("SESSION:user-1").await.expect("logout");

@@ -140,6 +140,28 @@ fn long_login_code() -> String {
     )
 }
 
+/// A control room started after the gateway published its code still shows it,
+/// from `QR:{userId}`, with the time the code has left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_published_before_the_control_room_started_is_shown() {
+    let mut h = Harness::start().await;
+    let code = "2@stored-before-start,abc,def";
+    let _: () = h
+        .con
+        .pset_ex(schema::qr_key("user-1"), qr_payload(code, 60), 45_000)
+        .await
+        .expect("store the code");
+    let mut screen = Screen::start_with(&h.server.url(), 45, 120, &["--no-worker"]);
+    let lines = qr::render_lines(code).expect("encodable");
+    let text = screen.wait_for_block(&lines);
+    // The key's time left (45 s), not the payload's 60 s.
+    assert!(
+        text.contains("expires in 4") || text.contains("expires in 3"),
+        "the stored code's time left: {text}"
+    );
+    screen.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_login_code_shows_as_a_scannable_code() {
     let mut h = Harness::start().await;

@@ -1,5 +1,5 @@
 //! The gateway boundary: the program logged into WhatsApp. It publishes login
-//! codes, writes the session, puts every message into `QUEUE:messages`, and sends
+//! codes (and keeps the current one in `QR:{userId}`), writes the session, puts every message into `QUEUE:messages`, and sends
 //! what the worker puts on `QUEUE:responses`, recording what it sent (`SENT:{id}`)
 //! so the echo of a twin's reply is never taken for the person typing.
 

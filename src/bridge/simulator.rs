@@ -95,6 +95,14 @@ impl Simulator {
                 qr_code: base64::engine::general_purpose::STANDARD.encode(code),
                 expires_in,
             })?;
+            let _: () = self
+                .con
+                .pset_ex(
+                    schema::qr_key(&self.user_id),
+                    &payload,
+                    u64::from(expires_in) * 1000,
+                )
+                .await?;
             let _: i64 = self.con.publish(schema::CHANNEL_QR, payload).await?;
             n += 1;
             let wait = Duration::from_secs(u64::from(expires_in)).min(self.scan_after);
@@ -108,6 +116,7 @@ impl Simulator {
             store::now_ms(),
         )
         .await?;
+        let _: () = self.con.del(schema::qr_key(&self.user_id)).await?;
         Ok(())
     }
 

@@ -76,7 +76,7 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
 
 /// `{qrCode (base64), expiresIn}` per the seed; `{qr, expiresIn?}` (plain text) from
 /// other gateways.
-fn qr(payload: &str) -> Result<Event, String> {
+pub(super) fn qr(payload: &str) -> Result<Event, String> {
     let v: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
     let expires_in_s = v
         .get("expiresIn")

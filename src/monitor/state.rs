@@ -12,6 +12,7 @@ use secondme_ui::{
 };
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::feed;
 use crate::store::{self, snapshot};
 use crate::{graph, schema};
 
@@ -31,6 +32,7 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
     let mut names_read: Option<Instant> = None;
     let mut graph_seen: Option<bool> = None;
     let mut dead_seen: Option<u64> = None;
+    let mut qr_seen: Option<String> = None;
     loop {
         let started = Instant::now();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
@@ -68,6 +70,12 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
                             }
                         }
                         dead_seen = Some(dead);
+                        if snap.session.is_none()
+                            && let Some(qr) = stored_qr(&mut con, &user_id, &mut qr_seen).await
+                            && tx.send(qr).is_err()
+                        {
+                            return;
+                        }
                         Event::Snapshot(snap)
                     }
                     Err(e) => disconnected(format!("{e:#}")),
@@ -82,6 +90,34 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
             return;
         }
         tokio::time::sleep(REFRESH.saturating_sub(started.elapsed())).await;
+    }
+}
+
+/// The login code stored in `QR:{userId}` when it is one this loop has not shown
+/// yet (a dashboard started after its publish would otherwise wait for the next).
+async fn stored_qr(
+    con: &mut ConnectionManager,
+    user_id: &str,
+    seen: &mut Option<String>,
+) -> Option<Event> {
+    let key = schema::qr_key(user_id);
+    let (payload, ttl_ms): (Option<String>, i64) = redis::pipe()
+        .get(&key)
+        .pttl(&key)
+        .query_async(con)
+        .await
+        .ok()?;
+    let payload = payload?;
+    if seen.as_deref() == Some(payload.as_str()) || ttl_ms <= 0 {
+        return None;
+    }
+    *seen = Some(payload.clone());
+    match feed::qr(&payload).ok()? {
+        Event::QrEvent { payload, .. } => Some(Event::QrEvent {
+            payload,
+            expires_in_s: u32::try_from((ttl_ms + 999) / 1000).unwrap_or(u32::MAX),
+        }),
+        _ => None,
     }
 }
 
