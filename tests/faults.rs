@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::{Harness, eventually, incoming};
+use common::{Harness, TestDir, eventually, incoming};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secondme::reply::persona_engine::PersonaEngine;
@@ -165,12 +165,9 @@ fn review_path(dir: &Path) -> PathBuf {
     dir.join("review.jsonl")
 }
 
-/// A fresh directory for one test's worker files.
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("secondme-faults-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("test dir");
-    dir
+/// A fresh directory for one test's worker files, removed at its end.
+fn test_dir(name: &str) -> TestDir {
+    TestDir::new(&format!("faults-{name}"))
 }
 
 fn contacts_for(n: usize) -> Vec<String> {
@@ -322,7 +319,6 @@ async fn kill_mid_stream_then(second: &str) {
     assert_exactly_once(&mut h.con, N).await;
     let status = b.terminate().await;
     assert!(status.success(), "worker {second} exit: {status}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,7 +465,6 @@ async fn several_workers_share_the_load_and_answer_each_message_once() {
     );
     let busy = handled.iter().filter(|n| **n > 0).count();
     assert!(busy > 1, "only one worker did the work: {handled:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,7 +525,6 @@ async fn graceful_stop_writes_leftovers_to_the_review_file() {
         .collect();
     assert!(lost.is_empty(), "lost (first 10): {lost:?}");
     assert_eq!(group_pending(&mut h.con).await, 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `messageId`s in the review file (absent file: none), checking each line's shape.
@@ -630,5 +624,4 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         .expect("worker result");
     assert_eq!(status.answered, 2);
     assert_eq!(status.dead_lettered, 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,10 +12,17 @@ use secondme::graph::{
 use secondme::server::{self, RedisServer};
 use secondme::{connection, store};
 
-/// A server and a connection to it.
+/// A server, a connection to it, and a directory for the test's files.
 struct Graph {
     server: RedisServer,
     con: ConnectionManager,
+    dir: PathBuf,
+}
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A server with FalkorDB. The project's setup always installs the module, so
@@ -40,7 +47,14 @@ async fn without_module() -> Graph {
 async fn connect(server: RedisServer) -> Graph {
     let client = connection::open_client(&server.url()).expect("client");
     let con = connection::manager(&client, None).await.expect("connect");
-    Graph { server, con }
+    static DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "secondme-graph-{}-{}",
+        std::process::id(),
+        DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("test dir");
+    Graph { server, con, dir }
 }
 
 /// A worker on `g` with the persona engine; `sleep_hours` as the setting says.
@@ -52,7 +66,7 @@ fn spawn_worker(
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<anyhow::Result<secondme::worker::WorkerStatus>>,
 ) {
-    let dir = std::env::temp_dir().join(format!("secondme-{consumer}-{}", std::process::id()));
+    let dir = g.dir.join(consumer);
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("config.toml"), "").expect("config");
     let config = secondme::config::Config::load(
@@ -456,14 +470,14 @@ async fn bot_enabled_is_mirrored_into_the_graph() {
     assert!(!contacts.iter().any(|c| c.id == "stranger"));
 }
 
-fn cli(server: &RedisServer, args: &[&str]) -> Output {
-    let dir = std::env::temp_dir().join(format!("secondme-graph-cli-{}", std::process::id()));
+fn cli(g: &Graph, args: &[&str]) -> Output {
+    let dir = g.dir.join("cli");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("config.toml");
     std::fs::write(&config, "").expect("config");
     Command::new(env!("CARGO_BIN_EXE_secondme"))
         .arg("--redis-url")
-        .arg(server.url())
+        .arg(g.server.url())
         .arg("--config")
         .arg(&config)
         .args(args)
@@ -499,7 +513,7 @@ async fn without_falkordb_the_graph_is_unavailable_with_a_clear_error() {
         &["contact", "list"][..],
         &["persona", "import", &graph_json().to_string_lossy()][..],
     ] {
-        let out = cli(&g.server, args);
+        let out = cli(&g, args);
         let stderr = text(&out.stderr);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(
@@ -514,7 +528,7 @@ async fn without_falkordb_the_graph_is_unavailable_with_a_clear_error() {
 async fn cli_imports_and_lists() {
     let g = with_module().await;
     let file = graph_json();
-    let out = cli(&g.server, &["persona", "import", &file.to_string_lossy()]);
+    let out = cli(&g, &["persona", "import", &file.to_string_lossy()]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
     assert!(
@@ -530,20 +544,20 @@ async fn cli_imports_and_lists() {
         "{stdout}"
     );
 
-    let again = text(&cli(&g.server, &["persona", "import", &file.to_string_lossy()]).stdout);
+    let again = text(&cli(&g, &["persona", "import", &file.to_string_lossy()]).stdout);
     assert!(
         again.contains("0 node(s) and 0 relationship(s) created"),
         "{again}"
     );
     assert!(again.contains("already held"), "{again}");
 
-    let out = cli(&g.server, &["persona", "list"]);
+    let out = cli(&g, &["persona", "list"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(stdout.contains("casual *"), "{stdout}");
     assert!(stdout.contains("colleague"), "{stdout}");
 
-    let out = cli(&g.server, &["contact", "list"]);
+    let out = cli(&g, &["contact", "list"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let line = |id: &str| {
@@ -567,7 +581,7 @@ async fn cli_imports_and_lists() {
         "{spam}"
     );
 
-    let bad = cli(&g.server, &["persona", "import", "/nonexistent/graph.json"]);
+    let bad = cli(&g, &["persona", "import", "/nonexistent/graph.json"]);
     assert!(!bad.status.success());
     assert!(
         text(&bad.stderr).contains("/nonexistent/graph.json"),

@@ -4,6 +4,9 @@
 
 pub mod pty;
 
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -16,11 +19,46 @@ use secondme::store::{self, queue};
 use secondme::{connection, server};
 use tokio::sync::mpsc;
 
+/// A directory for one test's files (config, review file, logs), removed with it.
+pub struct TestDir(PathBuf);
+
+static TEST_DIRS: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDir {
+    /// A fresh, empty directory named after `label`, this process and a counter.
+    pub fn new(label: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "secondme-{label}-{}-{}",
+            std::process::id(),
+            TEST_DIRS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        Self(dir)
+    }
+}
+
+impl Deref for TestDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A running server and a connection to it.
 pub struct Harness {
     pub server: RedisServer,
     pub con: ConnectionManager,
     pub acked: bool,
+    /// Where the test's config and review files go.
+    pub dir: TestDir,
 }
 
 impl Harness {
@@ -35,14 +73,15 @@ impl Harness {
             server,
             con,
             acked: connection::supports_acked_trim(version),
+            dir: TestDir::new("test"),
         }
     }
 
     /// A config pointing at this server, with a test-speed claim time.
     pub fn config(&self, consumer: &str) -> Config {
-        let dir = std::env::temp_dir().join(format!("secondme-test-{}", std::process::id()));
+        let dir = &self.dir;
         Config::load(
-            Some(&write_empty_config(&dir)),
+            Some(&write_empty_config(dir)),
             Overrides {
                 redis_url: Some(self.server.url()),
                 consumer: Some(consumer.into()),

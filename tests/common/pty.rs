@@ -2,14 +2,10 @@
 //! for end-to-end tests that look at the screen as a person would.
 
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-
-/// Tells apart the config and state directories of screens started by one process.
-static SCREENS: AtomicUsize = AtomicUsize::new(0);
 
 /// The real binary in a pseudo-terminal, its output parsed by a terminal emulator.
 pub struct Screen {
@@ -17,6 +13,16 @@ pub struct Screen {
     pub raw: Arc<Mutex<Vec<u8>>>,
     writer: Box<dyn Write + Send>,
     pub child: Box<dyn portable_pty::Child + Send + Sync>,
+    /// The program's XDG config and state directories.
+    dir: super::TestDir,
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        // Ended before its files go, whatever the test did.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Screen {
@@ -40,11 +46,7 @@ impl Screen {
                 pixel_height: 0,
             })
             .expect("pty");
-        let dir = std::env::temp_dir().join(format!(
-            "secondme-tui-{}-{}",
-            std::process::id(),
-            SCREENS.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = super::TestDir::new("tui");
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_secondme"));
         cmd.args(args);
         cmd.env("XDG_STATE_HOME", dir.join("state"));
@@ -76,6 +78,7 @@ impl Screen {
             raw,
             writer,
             child,
+            dir,
         }
     }
 
