@@ -8,6 +8,8 @@
 //! On Redis 8.2+ one more step writes at 50,000/s with `XADD ... ACKED MAXLEN ~ 1000`,
 //! as SecondMe's own writers do, where a lagging worker means delay, not loss.
 
+mod common;
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -175,8 +177,7 @@ async fn run() -> Result<()> {
         .map(|r| r.rate)
         .last();
     let at_5k = results.iter().find(|r| r.rate == 5_000);
-    let hwm_kb = vm_hwm_kb(worker.0.id());
-    let hwm_mb = hwm_kb.map(|kb| kb as f64 / 1024.0);
+    let hwm_mb = common::memory_mb(worker.0.id(), "VmHWM:");
     let stats: HashMap<String, i64> = con.hgetall(schema::STATS).await.unwrap_or_default();
 
     println!();
@@ -215,8 +216,8 @@ async fn run() -> Result<()> {
     println!(
         "CPU seconds over {:.0} s: redis-server {redis_cpu:.1}, worker {:.1}, this bench (producer and subscriber) {:.1}",
         base.elapsed().as_secs_f64(),
-        cpu_secs(worker.0.id()).unwrap_or(f64::NAN),
-        cpu_secs(std::process::id()).unwrap_or(f64::NAN)
+        common::cpu_secs(worker.0.id()).unwrap_or(f64::NAN),
+        common::cpu_secs(std::process::id()).unwrap_or(f64::NAN)
     );
     for line in info.lines().filter(|l| {
         l.starts_with("cmdstat_evalsha")
@@ -535,27 +536,4 @@ fn percentile(sorted_us: &[u64], q: f64) -> f64 {
     }
     let i = ((sorted_us.len() as f64 - 1.0) * q).round() as usize;
     sorted_us[i.min(sorted_us.len() - 1)] as f64 / 1000.0
-}
-
-/// User plus system CPU time of a process, from `/proc/<pid>/stat`.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// Peak resident set of a process, from `/proc/<pid>/status`.
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }

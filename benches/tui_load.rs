@@ -6,6 +6,8 @@
 //! `/proc/<pid>/stat`), and the peak resident memory (`VmHWM`). Budgets from the
 //! issue: first frame < 200 ms, < 25% of a core at 2,000 events/s, < 100 MB.
 
+mod common;
+
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,8 +29,7 @@ const IDLE: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_secs(2);
 /// How often the publisher writes one pipelined batch.
 const BATCH_EVERY: Duration = Duration::from_millis(10);
-/// `sysconf(_SC_CLK_TCK)` on Linux.
-const CLOCK_TICKS: f64 = 100.0;
+/// Budgets from the issue.
 const BUDGET_FIRST_FRAME_MS: f64 = 200.0;
 const BUDGET_CPU_PCT: f64 = 25.0;
 const BUDGET_RSS_MB: f64 = 100.0;
@@ -140,28 +141,13 @@ impl Tui {
 
     /// Total user + system CPU time in seconds.
     fn cpu_secs(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .context("read /proc/<pid>/stat")?;
-        // The command name may contain spaces; fields are counted after its ')'.
-        let rest = stat.rsplit_once(')').context("odd stat line")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: f64 = fields.get(11).context("utime")?.parse()?;
-        let stime: f64 = fields.get(12).context("stime")?.parse()?;
-        Ok((utime + stime) / CLOCK_TICKS)
+        common::cpu_secs(self.pid).context("read /proc/<pid>/stat")
     }
 
     /// `(VmRSS, VmHWM)` in MB.
     fn memory_mb(&self) -> Result<(f64, f64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .context("read /proc/<pid>/status")?;
-        let kb = |key: &str| -> f64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        Ok((kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0))
+        let mb = |key| common::memory_mb(self.pid, key).context("read /proc/<pid>/status");
+        Ok((mb("VmRSS:")?, mb("VmHWM:")?))
     }
 }
 

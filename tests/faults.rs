@@ -161,6 +161,15 @@ async fn consumer_pending(con: &mut ConnectionManager, consumer: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Waits up to 15 s for `n` replies in `QUEUE:responses`; `None` if they never come.
+async fn answered_at_least(h: &Harness, n: usize) -> Option<()> {
+    eventually(15 * SECOND, || {
+        let mut con = h.con.clone();
+        async move { (responses_len(&mut con).await >= n).then_some(()) }
+    })
+    .await
+}
+
 fn review_path(dir: &Path) -> PathBuf {
     dir.join("review.jsonl")
 }
@@ -293,11 +302,7 @@ async fn kill_mid_stream_then(second: &str) {
     let mut a = WorkerProcess::spawn(&h, &dir, "A");
     let writer = tokio::spawn(trickle(h.con.clone(), h.acked, N));
 
-    let started = eventually(15 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { (responses_len(&mut con).await >= 100).then_some(()) }
-    })
-    .await;
+    let started = answered_at_least(&h, 100).await;
     assert!(
         started.is_some(),
         "worker A answered nothing:\n{}",
@@ -475,11 +480,7 @@ async fn graceful_stop_writes_leftovers_to_the_review_file() {
     let dir = test_dir("graceful");
     let mut a = WorkerProcess::spawn(&h, &dir, "A");
     let writer = tokio::spawn(trickle(h.con.clone(), h.acked, N));
-    let started = eventually(15 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { (responses_len(&mut con).await >= 100).then_some(()) }
-    })
-    .await;
+    let started = answered_at_least(&h, 100).await;
     assert!(started.is_some(), "worker A answered nothing");
 
     let status = a.terminate().await;

@@ -1,9 +1,12 @@
 //! The FalkorDB graph against a real redis-server with the module: import,
 //! persona resolution, contact context, hostile data, and the CLI.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::TestDir;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secondme::graph::{
@@ -16,13 +19,7 @@ use secondme::{connection, store};
 struct Graph {
     server: RedisServer,
     con: ConnectionManager,
-    dir: PathBuf,
-}
-
-impl Drop for Graph {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    dir: TestDir,
 }
 
 /// A server with FalkorDB. The project's setup always installs the module, so
@@ -47,14 +44,11 @@ async fn without_module() -> Graph {
 async fn connect(server: RedisServer) -> Graph {
     let client = connection::open_client(&server.url()).expect("client");
     let con = connection::manager(&client, None).await.expect("connect");
-    static DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "secondme-graph-{}-{}",
-        std::process::id(),
-        DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("test dir");
-    Graph { server, con, dir }
+    Graph {
+        server,
+        con,
+        dir: TestDir::new("graph"),
+    }
 }
 
 /// A worker on `g` with the persona engine; `sleep_hours` as the setting says.
@@ -684,23 +678,18 @@ async fn resolving_all_contacts_at_once_agrees_with_one_at_a_time() {
 async fn the_graphs_sleep_hours_hold_replies_back() {
     let mut g = with_module().await;
     graph::import(&mut g.con, &shipped()).await.expect("import");
-    let now = secondme::sleep::local_minute_of_day(store::now_ms()).expect("local time");
-    let at = |offset: i32| {
-        let m = (i32::from(now) + offset).rem_euclid(24 * 60);
-        format!("{:02}:{:02}", m / 60, m % 60)
-    };
+    let night = common::sleep_window(true).to_string();
+    let (start, end) = night.split_once('-').expect("HH:MM-HH:MM");
     let _: redis::Value = redis::cmd("GRAPH.QUERY")
         .arg(secondme::graph::GRAPH)
         .arg(format!(
-            "MATCH (u:User) SET u.sleepHoursStart = '{}', u.sleepHoursEnd = '{}'",
-            at(-60),
-            at(60)
+            "MATCH (u:User) SET u.sleepHoursStart = '{start}', u.sleepHoursEnd = '{end}'"
         ))
         .query_async(&mut g.con)
         .await
         .expect("set sleep hours");
     let all = graph::resolve_all(&mut g.con).await.expect("resolve all");
-    assert_eq!(all.sleep_hours, Some((at(-60), at(60))));
+    assert_eq!(all.sleep_hours, Some((start.to_owned(), end.to_owned())));
 
     let _: () = g.con.set("SECONDME:state", 1).await.expect("marker");
     store::optin::set_enabled(&mut g.con, &["mom".into()], true)

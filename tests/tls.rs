@@ -3,19 +3,22 @@
 //! TLS, so this uses Debian's (installed by scripts/setup.sh), or the server in
 //! `SECONDME_TLS_REDIS_SERVER`.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::TestDir;
 use redis::AsyncCommands;
 use secondme::config::{Config, Overrides};
 use secondme::connection;
 
-/// A TLS redis-server, killed and its directory removed on drop.
+/// A TLS redis-server, killed on drop (and then its directory removed).
 struct TlsServer {
     child: Child,
-    dir: PathBuf,
+    dir: TestDir,
     port: u16,
 }
 
@@ -23,7 +26,6 @@ impl Drop for TlsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -118,9 +120,7 @@ fn make_certificates(dir: &Path) {
 }
 
 fn start_tls_server(name: &str) -> TlsServer {
-    let dir = std::env::temp_dir().join(format!("secondme-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TestDir::new(&format!("tls-{name}"));
     make_certificates(&dir);
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

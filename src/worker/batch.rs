@@ -8,7 +8,6 @@ use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 
 use super::{Worker, WorkerConfig};
-use crate::config::SleepSetting;
 use crate::entry;
 use crate::reply::{ReplyEngine, ReplyRequest};
 use crate::schema::{self, Direction, MessageEvent, QueueMessage};
@@ -330,27 +329,6 @@ impl<E: ReplyEngine> Worker<E> {
             delay_ms: reply.delay_ms,
             event,
         })
-    }
-
-    /// Whether now is in the sleep hours; tells the log and the status when that changes.
-    pub(super) async fn asleep(&mut self) -> bool {
-        let window = match self.cfg.sleep_hours {
-            SleepSetting::Off => None,
-            SleepSetting::Window(w) => Some(w),
-            SleepSetting::FromGraph => self.personas.sleep_hours(&mut self.con).await,
-        };
-        let asleep = window.filter(|w| w.asleep_at(store::now_ms()));
-        if asleep != self.status.borrow().asleep {
-            match asleep {
-                Some(w) => tracing::info!(
-                    "sleep hours {w}: no automated replies until {}",
-                    w.end_text()
-                ),
-                None => tracing::info!("sleep hours over: the twin answers again"),
-            }
-            self.status.send_modify(|s| s.asleep = asleep);
-        }
-        asleep.is_some()
     }
 
     async fn commit(&mut self, written: &[Written], asleep: bool) -> Result<Vec<String>> {

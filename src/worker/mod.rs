@@ -231,6 +231,27 @@ impl<E: ReplyEngine> Worker<E> {
         self.drain().await
     }
 
+    /// Whether now is in the sleep hours; tells the log and the status when that changes.
+    async fn asleep(&mut self) -> bool {
+        let window = match self.cfg.sleep_hours {
+            SleepSetting::Off => None,
+            SleepSetting::Window(w) => Some(w),
+            SleepSetting::FromGraph => self.personas.sleep_hours(&mut self.con).await,
+        };
+        let asleep = window.filter(|w| w.asleep_at(crate::store::now_ms()));
+        if asleep != self.status.borrow().asleep {
+            match asleep {
+                Some(w) => tracing::info!(
+                    "sleep hours {w}: no automated replies until {}",
+                    w.end_text()
+                ),
+                None => tracing::info!("sleep hours over: the twin answers again"),
+            }
+            self.status.send_modify(|s| s.asleep = asleep);
+        }
+        asleep.is_some()
+    }
+
     /// Ends a blocked `XREADGROUP` left behind by the stop, so Redis cannot hand
     /// this consumer new entries after the drain has looked at its pending list.
     async fn unblock_reader(&mut self, client_id: i64) {

@@ -392,12 +392,7 @@ fn an_outage_logs_once_per_error_and_counts_from_its_start() {
     ] {
         update(&mut m, down(at, error));
     }
-    let texts: Vec<&str> = m
-        .events
-        .iter()
-        .skip(before)
-        .map(|l| l.text.as_str())
-        .collect();
+    let texts = log_since(&m, before);
     assert_eq!(
         texts,
         vec![
@@ -442,12 +437,7 @@ fn entering_and_leaving_sleep_hours_is_logged_once() {
     ] {
         update(&mut m, Event::WorkerProgress(state));
     }
-    let texts: Vec<&str> = m
-        .events
-        .iter()
-        .skip(before)
-        .map(|l| l.text.as_str())
-        .collect();
+    let texts = log_since(&m, before);
     assert_eq!(
         texts,
         vec![

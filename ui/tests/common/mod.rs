@@ -15,6 +15,16 @@ use secondme_ui::{
 pub const NOW: i64 = 1_700_000_000_000;
 pub const MIN: i64 = 60_000;
 
+/// The event-log texts added after the first `before` entries.
+pub fn log_since(model: &Model, before: usize) -> Vec<&str> {
+    model
+        .events
+        .iter()
+        .skip(before)
+        .map(|l| l.text.as_str())
+        .collect()
+}
+
 pub fn draw(model: &Model, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");
     terminal.draw(|f| view(model, f)).expect("draw");
