@@ -7,6 +7,8 @@
 //! so loss is measurable) and counts the replies published on `events:messages`.
 //! On Redis 8.2+ one more step writes at 50,000/s with `XADD ... ACKED MAXLEN ~ 1000`,
 //! as SecondMe's own writers do, where a lagging worker means delay, not loss.
+//! `BENCH_WORKER_CONFIG` (TOML, e.g. `batch_size = 256`) is handed to the worker
+//! as its config file, to compare settings on the same machine.
 
 mod common;
 
@@ -26,8 +28,9 @@ use secondme::server::RedisServer;
 const RATES: [u64; 7] = [5_000, 10_000, 15_000, 20_000, 50_000, 75_000, 100_000];
 /// Sending time of each step.
 const STEP: Duration = Duration::from_secs(3);
-/// Longest wait for the worker to catch up after a step.
-const DRAIN: Duration = Duration::from_secs(5);
+/// Longest wait for the worker to catch up after a step (the wait ends sooner when
+/// replies stop coming for a second).
+const DRAIN: Duration = Duration::from_secs(30);
 /// Rate and longest catch-up of the extra step whose producer trims with `ACKED`.
 const ACKED_RATE: u64 = 50_000;
 const ACKED_DRAIN: Duration = Duration::from_secs(30);
@@ -124,32 +127,41 @@ async fn run() -> Result<()> {
         1e6 / floor_us
     );
     println!(
-        "each step: {} s of XADD MAXLEN ~ 1000 (pipelined every {} ms), then up to {} s to drain",
+        "each step: {} s of XADD MAXLEN ~ 1000 (pipelined every {} ms), then up to {} s for the \
+         last replies; 'caught up' is the time from the last send to the last reply",
         STEP.as_secs(),
         TICK.as_millis(),
         DRAIN.as_secs()
     );
     println!();
     println!(
-        "{:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
-        "target/s", "sent/s", "sent", "answered", "lost", "p50 ms", "p99 ms"
+        "{:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>11}",
+        "target/s", "sent/s", "sent", "answered", "lost", "p50 ms", "p99 ms", "caught up"
     );
     let mut results = Vec::new();
     let mut next_id = 0u64;
     for (step, rate) in RATES.iter().enumerate() {
         let step = step as u32;
         let (sent, send_secs) = generate(&mut con, base, step, *rate, &mut next_id, false).await?;
+        let started = Instant::now();
         drain(&seen, step, sent, DRAIN).await;
+        let waited = started.elapsed().as_secs_f64();
         let r = summarize(&seen, step, *rate, sent, send_secs);
+        let caught_up = if r.answered >= r.sent {
+            format!("{waited:.1} s")
+        } else {
+            "never".to_owned()
+        };
         println!(
-            "{:>10} {:>10.0} {:>10} {:>10} {:>9} {:>9.2} {:>9.2}",
+            "{:>10} {:>10.0} {:>10} {:>10} {:>9} {:>9.2} {:>9.2} {:>11}",
             r.rate,
             r.sent as f64 / r.send_secs,
             r.sent,
             r.answered,
             r.sent.saturating_sub(r.answered),
             r.p50_ms,
-            r.p99_ms
+            r.p99_ms,
+            caught_up
         );
         results.push(r);
         if worker.0.try_wait()?.is_some() {
@@ -333,7 +345,10 @@ fn worker_binary() -> std::path::PathBuf {
 
 fn spawn_worker(url: &str, dir: &std::path::Path) -> Result<WorkerChild> {
     let config = dir.join("config.toml");
-    std::fs::write(&config, "")?;
+    std::fs::write(
+        &config,
+        std::env::var("BENCH_WORKER_CONFIG").unwrap_or_default(),
+    )?;
     let log = std::fs::File::create(dir.join("worker.log"))?;
     let child = Command::new(worker_binary())
         .arg("--config")

@@ -24,8 +24,10 @@ pub struct FileConfig {
     pub takeover: Option<String>,
     /// Persona for contacts without one.
     pub default_persona: Option<String>,
-    /// Entries read per batch.
+    /// Entries decided per batch.
     pub batch_size: Option<usize>,
+    /// MiB of entries read ahead of the decisions; 0 reads one batch at a time.
+    pub read_ahead_mb: Option<usize>,
     /// Deliveries after which an entry is dead-lettered.
     pub max_deliveries: Option<u64>,
     /// Where unprocessed entries go on shutdown (JSON lines).
@@ -104,8 +106,10 @@ pub struct Config {
     pub takeover: Duration,
     /// Persona for contacts without one.
     pub default_persona: String,
-    /// Entries per batch.
+    /// Entries decided per batch.
     pub batch_size: usize,
+    /// Bytes of entries read ahead of the decisions.
+    pub read_ahead_bytes: usize,
     /// Deliveries before dead-lettering.
     pub max_deliveries: u64,
     /// Review file.
@@ -125,6 +129,14 @@ pub struct Config {
     /// Key overrides.
     pub keys: HashMap<String, String>,
 }
+
+/// Default entries per decision. Redis runs nothing else while a decision script
+/// runs, so a smaller batch lets the stream reader in more often; 128 takes about
+/// 4 ms of Redis time.
+pub const DEFAULT_BATCH_SIZE: usize = 128;
+
+/// Default memory for entries read ahead, MiB: about 90,000 short messages.
+pub const DEFAULT_READ_AHEAD_MB: usize = 24;
 
 /// Default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -176,9 +188,13 @@ impl Config {
             .unwrap_or_else(|| "30s".into());
         let claim_idle = parse_duration(&claim_text)
             .with_context(|| format!("invalid claim_idle {claim_text:?}"))?;
-        let batch_size = f.batch_size.unwrap_or(256);
+        let batch_size = f.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if !(1..=10_000).contains(&batch_size) {
             bail!("batch_size must be between 1 and 10000, not {batch_size}");
+        }
+        let read_ahead_mb = f.read_ahead_mb.unwrap_or(DEFAULT_READ_AHEAD_MB);
+        if read_ahead_mb > 4096 {
+            bail!("read_ahead_mb must be between 0 and 4096, not {read_ahead_mb}");
         }
         Ok(Self {
             redis_url: o
@@ -190,6 +206,7 @@ impl Config {
             takeover,
             default_persona: f.default_persona.unwrap_or_else(|| "casual".into()),
             batch_size,
+            read_ahead_bytes: read_ahead_mb * 1024 * 1024,
             max_deliveries: f.max_deliveries.unwrap_or(5).max(1),
             review_file: o
                 .review_file
@@ -322,6 +339,7 @@ mod tests {
         assert_eq!(example.redis_url, defaults.redis_url);
         assert_eq!(example.takeover, defaults.takeover);
         assert_eq!(example.batch_size, defaults.batch_size);
+        assert_eq!(example.read_ahead_bytes, defaults.read_ahead_bytes);
         assert_eq!(example.claim_idle, defaults.claim_idle);
         assert_eq!(example.theme, defaults.theme);
         assert_eq!(example.sleep_hours, defaults.sleep_hours);

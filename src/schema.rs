@@ -263,6 +263,20 @@ pub struct QueueMessage {
     pub from_me: bool,
 }
 
+impl QueueMessage {
+    /// The entry's fields under the seed's names, in the order a gateway writes them.
+    pub fn fields(&self) -> [(&'static str, String); 6] {
+        [
+            ("messageId", self.message_id.clone()),
+            ("contactId", self.contact_id.clone()),
+            ("content", self.content.clone()),
+            ("timestamp", self.timestamp.to_string()),
+            ("direction", self.direction.as_str().to_owned()),
+            ("fromMe", self.from_me.to_string()),
+        ]
+    }
+}
+
 /// Field names of a `QUEUE:responses` entry (added).
 pub mod response_fields {
     /// The reply's own id.

@@ -573,6 +573,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         group: schema::WORKER_GROUP.to_owned(),
         consumer: "w-dl".to_owned(),
         batch_size: 16,
+        read_ahead_bytes: 0,
         block: Duration::from_millis(200),
         takeover_ms: schema::DEFAULT_PAUSE_MS,
         max_deliveries: 3,
@@ -625,4 +626,150 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         .expect("worker result");
     assert_eq!(status.answered, 2);
     assert_eq!(status.dead_lettered, 1);
+}
+
+/// An instant engine that answers only once the gate opens, so a test can hold the
+/// worker's decisions while a burst arrives.
+struct GatedEngine(watch::Receiver<bool>);
+
+impl ReplyEngine for GatedEngine {
+    async fn reply(&self, request: &ReplyRequest<'_>) -> anyhow::Result<Reply> {
+        let mut gate = self.0.clone();
+        gate.wait_for(|open| *open).await?;
+        Ok(Reply {
+            content: format!("re: {}", request.message.content),
+            delay_ms: 0,
+        })
+    }
+
+    fn instant(&self) -> bool {
+        true
+    }
+}
+
+/// Starts a worker on `GatedEngine` (gate closed) that reads ahead with the default budget.
+async fn start_gated(
+    h: &Harness,
+    dir: &Path,
+) -> (
+    watch::Sender<bool>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<worker::WorkerStatus>>,
+) {
+    let mut cfg = WorkerConfig::from_config(&h.config("gated"));
+    cfg.review_file = review_path(dir);
+    cfg.sleep_hours = secondme::config::SleepSetting::Off;
+    // Entries wait in the worker for seconds here; no claim may take them meanwhile.
+    cfg.claim_idle = 120 * SECOND;
+    cfg.claim_every = 120 * SECOND;
+    cfg.block = Duration::from_millis(200);
+    let client = secondme::connection::open_client(&h.server.url()).expect("client");
+    let (gate_tx, gate_rx) = watch::channel(false);
+    let w = Worker::connect(client, GatedEngine(gate_rx), cfg)
+        .await
+        .expect("worker connects");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    (gate_tx, stop_tx, tokio::spawn(w.run(stop_rx)))
+}
+
+/// Writes `n` messages in pipelined chunks as the seed's gateway does, trimming the
+/// stream to about 100 entries, and waits after each chunk until the worker has
+/// taken delivery of everything sent so far.
+async fn burst_past_a_small_cap(h: &Harness, n: usize) {
+    let mut con = h.con.clone();
+    for start in (0..n).step_by(100) {
+        let mut pipe = redis::pipe();
+        for i in start..(start + 100).min(n) {
+            let m = incoming(
+                &message_id(i),
+                &format!("c{}", i / PER_CONTACT),
+                "how are you doing?",
+            );
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(schema::QUEUE_MESSAGES)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(100)
+                .arg("*");
+            for (name, value) in m.fields() {
+                cmd.arg(name).arg(value);
+            }
+            pipe.add_command(cmd).ignore();
+        }
+        pipe.exec_async(&mut con).await.expect("pipelined XADD");
+        let sent = (start + 100).min(n) as u64;
+        let delivered = eventually(10 * SECOND, || {
+            let mut con = con.clone();
+            async move { (group_pending(&mut con).await >= sent).then_some(()) }
+        })
+        .await;
+        assert!(
+            delivered.is_some(),
+            "the worker stopped reading at {} of {sent} while its decisions were held",
+            group_pending(&mut con).await
+        );
+    }
+    let len: usize = con.xlen(schema::QUEUE_MESSAGES).await.expect("XLEN");
+    assert!(
+        len < n / 2,
+        "the gateway's cap trimmed the stream ({len} of {n} entries left)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_past_the_gateways_cap_waits_in_the_worker_and_is_answered_once() {
+    const N: usize = 3000;
+    let mut h = Harness::start().await;
+    enable(&mut h, N).await;
+    let dir = test_dir("burst");
+    let (gate, stop, handle) = start_gated(&h, &dir).await;
+
+    burst_past_a_small_cap(&h, N).await;
+    assert_eq!(responses_len(&mut h.con).await, 0, "nothing decided yet");
+    let _ = gate.send(true);
+    wait_all_answered(&h.con, N, 30 * SECOND).await;
+    assert_exactly_once(&mut h.con, N).await;
+
+    let _ = stop.send(true);
+    let status = tokio::time::timeout(15 * SECOND, handle)
+        .await
+        .expect("worker stops")
+        .expect("join")
+        .expect("worker result");
+    assert_eq!(status.answered, N as u64);
+    assert_eq!(status.reviewed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_writes_entries_read_ahead_to_the_review_file_even_when_trimmed() {
+    const N: usize = 1000;
+    let mut h = Harness::start().await;
+    enable(&mut h, N).await;
+    let dir = test_dir("burst-stop");
+    let (_gate, stop, handle) = start_gated(&h, &dir).await;
+
+    burst_past_a_small_cap(&h, N).await;
+    // The gate never opens: the drain gives up after its 10 s and writes what is left.
+    let _ = stop.send(true);
+    let status = tokio::time::timeout(30 * SECOND, handle)
+        .await
+        .expect("worker stops")
+        .expect("join")
+        .expect("worker result");
+    let mut reviewed = read_review(&review_path(&dir));
+    reviewed.sort();
+    reviewed.dedup();
+    let mut expected: Vec<String> = (0..N).map(message_id).collect();
+    expected.sort();
+    assert_eq!(
+        reviewed, expected,
+        "every message read ahead is in the review file"
+    );
+    assert_eq!(status.reviewed, N as u64, "each written once");
+    assert_eq!(responses_len(&mut h.con).await, 0);
+    assert_eq!(
+        group_pending(&mut h.con).await,
+        0,
+        "reviewed entries are acknowledged"
+    );
 }

@@ -17,18 +17,9 @@ pub fn xadd(message: &QueueMessage, acked_trim: bool) -> Cmd {
             .arg("~")
             .arg(schema::QUEUE_MESSAGES_CAP);
     }
-    cmd.arg("*")
-        .arg("messageId")
-        .arg(&message.message_id)
-        .arg("contactId")
-        .arg(&message.contact_id)
-        .arg("content")
-        .arg(&message.content)
-        .arg("timestamp")
-        .arg(message.timestamp)
-        .arg("direction")
-        .arg(message.direction.as_str())
-        .arg("fromMe")
-        .arg(if message.from_me { "true" } else { "false" });
+    cmd.arg("*");
+    for (name, value) in message.fields() {
+        cmd.arg(name).arg(value);
+    }
     cmd
 }

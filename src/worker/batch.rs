@@ -40,20 +40,102 @@ pub struct BatchOutcome {
 }
 
 /// A parsed entry waiting for its verdict.
-struct Good {
+pub(super) struct Good {
     stream_id: String,
     message: QueueMessage,
 }
 
-/// Splits a batch into parsed entries and dead letters; `too_many` holds entries
-/// delivered more often than allowed.
-fn triage(
-    entries: &[StreamId],
-    too_many: &HashMap<String, u64>,
-    now: i64,
-) -> (Vec<Good>, Vec<DeadLetter>) {
-    let mut good = Vec::with_capacity(entries.len());
-    let mut bad = Vec::new();
+/// Entries read from the queue, split into parsed ones and ones to dead-letter.
+#[derive(Default)]
+pub(super) struct Triaged {
+    good: Vec<Good>,
+    bad: Vec<DeadLetter>,
+}
+
+impl Triaged {
+    /// How many entries.
+    pub(super) fn len(&self) -> usize {
+        self.good.len() + self.bad.len()
+    }
+
+    /// Splits into batches of at most `size` parsed entries; the dead letters go
+    /// with the first.
+    pub(super) fn into_chunks(self, size: usize) -> Vec<Triaged> {
+        let size = size.max(1);
+        let mut chunks = Vec::with_capacity(self.good.len() / size + 1);
+        let mut bad = self.bad;
+        let mut good = self.good.into_iter().peekable();
+        while good.peek().is_some() || !bad.is_empty() {
+            chunks.push(Triaged {
+                good: good.by_ref().take(size).collect(),
+                bad: std::mem::take(&mut bad),
+            });
+        }
+        chunks
+    }
+
+    /// Moves `other`'s entries after these.
+    pub(super) fn append(&mut self, mut other: Triaged) {
+        self.good.append(&mut other.good);
+        self.bad.append(&mut other.bad);
+    }
+
+    /// Approximate memory held, in bytes, for the read-ahead budget.
+    pub(super) fn size_bytes(&self) -> usize {
+        let good: usize = self
+            .good
+            .iter()
+            .map(|g| {
+                std::mem::size_of::<Good>()
+                    + g.stream_id.len()
+                    + g.message.message_id.len()
+                    + g.message.contact_id.len()
+                    + g.message.content.len()
+            })
+            .sum();
+        let bad: usize = self
+            .bad
+            .iter()
+            .map(|d| {
+                std::mem::size_of::<DeadLetter>()
+                    + d.stream_id.len()
+                    + d.reason.len()
+                    + d.fields
+                        .iter()
+                        .map(|(k, v)| 48 + k.len() + v.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        good + bad
+    }
+
+    /// Stream ids and fields of every entry, for the review file.
+    pub(super) fn review_lines(&self) -> impl Iterator<Item = (&str, Vec<(String, String)>)> {
+        let good = self.good.iter().map(|g| {
+            let fields = g
+                .message
+                .fields()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            (g.stream_id.as_str(), fields)
+        });
+        let bad = self
+            .bad
+            .iter()
+            .map(|d| (d.stream_id.as_str(), d.fields.clone()));
+        good.chain(bad)
+    }
+}
+
+/// Splits entries into parsed ones and dead letters; `too_many` holds entries
+/// delivered more often than allowed. Age is checked later, when the entry is
+/// decided, because entries read ahead wait before that.
+pub(super) fn triage(entries: &[StreamId], too_many: &HashMap<String, u64>) -> Triaged {
+    let mut out = Triaged {
+        good: Vec::with_capacity(entries.len()),
+        bad: Vec::new(),
+    };
     for e in entries {
         let dead = |reason: String| DeadLetter {
             stream_id: e.id.clone(),
@@ -61,33 +143,55 @@ fn triage(
             fields: entry::raw_fields(&e.map),
         };
         if let Some(n) = too_many.get(&e.id) {
-            bad.push(dead(format!(
+            out.bad.push(dead(format!(
                 "entry {}: delivered {n} times without being handled",
                 e.id
             )));
             continue;
         }
         match entry::parse_entry(&e.id, &e.map) {
-            Ok(m) => {
-                let age = now - m.timestamp;
-                if m.direction == Direction::Incoming && age > schema::QUEUE_ENTRY_MAX_AGE_MS {
-                    bad.push(dead(format!(
-                        "entry {}: expired, {} s old (limit {} s), not answered",
-                        e.id,
-                        age / 1000,
-                        schema::QUEUE_ENTRY_MAX_AGE_MS / 1000
-                    )));
-                } else {
-                    good.push(Good {
-                        stream_id: e.id.clone(),
-                        message: m,
-                    });
-                }
-            }
-            Err(err) => bad.push(dead(err.to_string())),
+            Ok(message) => out.good.push(Good {
+                stream_id: e.id.clone(),
+                message,
+            }),
+            Err(err) => out.bad.push(dead(err.to_string())),
         }
     }
-    (good, bad)
+    out
+}
+
+/// Splits `good` into entries to decide and incoming messages older than the
+/// seed's limit, which join `bad` as dead letters.
+fn set_aside_expired<'a>(
+    good: &'a [Good],
+    bad: &[DeadLetter],
+    now: i64,
+) -> (Vec<&'a Good>, Vec<DeadLetter>) {
+    let mut fresh = Vec::with_capacity(good.len());
+    let mut dead = bad.to_vec();
+    for g in good {
+        let age = now - g.message.timestamp;
+        if g.message.direction == Direction::Incoming && age > schema::QUEUE_ENTRY_MAX_AGE_MS {
+            dead.push(DeadLetter {
+                stream_id: g.stream_id.clone(),
+                reason: format!(
+                    "entry {}: expired, {} s old (limit {} s), not answered",
+                    g.stream_id,
+                    age / 1000,
+                    schema::QUEUE_ENTRY_MAX_AGE_MS / 1000
+                ),
+                fields: g
+                    .message
+                    .fields()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            });
+        } else {
+            fresh.push(g);
+        }
+    }
+    (fresh, dead)
 }
 
 /// Moves entries to `QUEUE:deadletter` and acknowledges them, atomically.
@@ -153,7 +257,7 @@ fn kind(m: &QueueMessage) -> &'static str {
 async fn decide(
     con: &mut ConnectionManager,
     cfg: &WorkerConfig,
-    good: &[Good],
+    good: &[&Good],
     replies: &[Option<Written>],
     asleep: bool,
 ) -> Result<Vec<String>> {
@@ -225,14 +329,17 @@ impl<E: ReplyEngine> Worker<E> {
         entries: &[StreamId],
         too_many: &HashMap<String, u64>,
     ) -> Result<BatchOutcome> {
+        self.process_triaged(&triage(entries, too_many)).await
+    }
+
+    /// [`Self::process`] for entries already parsed. On an error, every entry not yet
+    /// acknowledged is still pending in Redis.
+    pub(super) async fn process_triaged(&mut self, batch: &Triaged) -> Result<BatchOutcome> {
         let mut outcome = BatchOutcome {
-            entries: entries.len(),
+            entries: batch.len(),
             ..BatchOutcome::default()
         };
-        if entries.is_empty() {
-            return Ok(outcome);
-        }
-        let (good, bad) = triage(entries, too_many, store::now_ms());
+        let (good, bad) = set_aside_expired(&batch.good, &batch.bad, store::now_ms());
         dead_letter(&mut self.con, &self.cfg.group, &bad).await?;
         outcome.dead_lettered = bad.len();
         if good.is_empty() {
@@ -241,7 +348,7 @@ impl<E: ReplyEngine> Worker<E> {
         // An engine that answers instantly writes its replies before the decision, so
         // decision and reply are one atomic step; others write only what was decided.
         let mut replies: Vec<Option<Written>> = Vec::with_capacity(good.len());
-        for g in &good {
+        for &g in &good {
             let wanted = self.engine.instant() && kind(&g.message) == "in";
             replies.push(if wanted {
                 self.write_reply(g).await.ok()
@@ -360,5 +467,69 @@ impl<E: ReplyEngine> Worker<E> {
         inv.invoke_async(&mut self.con)
             .await
             .context("the reply commit script failed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    fn entry(id: &str, fields: &[(&str, &str)]) -> StreamId {
+        StreamId {
+            id: id.to_owned(),
+            map: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::BulkString(v.as_bytes().to_vec())))
+                .collect(),
+            ..StreamId::default()
+        }
+    }
+
+    fn good(id: &str) -> StreamId {
+        entry(
+            id,
+            &[
+                ("messageId", id),
+                ("contactId", "c"),
+                ("content", "hi"),
+                ("timestamp", "1"),
+                ("direction", "incoming"),
+                ("fromMe", "false"),
+            ],
+        )
+    }
+
+    fn ids(t: &Triaged) -> Vec<&str> {
+        t.good.iter().map(|g| g.stream_id.as_str()).collect()
+    }
+
+    #[test]
+    fn chunks_keep_the_order_and_carry_the_dead_letters_once() {
+        let entries = [good("1-0"), entry("2-0", &[]), good("3-0"), good("4-0")];
+        let chunks = triage(&entries, &HashMap::new()).into_chunks(2);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(ids(&chunks[0]), ["1-0", "3-0"]);
+        assert_eq!(ids(&chunks[1]), ["4-0"]);
+        assert_eq!(chunks[0].bad.len(), 1, "{:?}", chunks[0].bad);
+        assert!(chunks[1].bad.is_empty());
+    }
+
+    #[test]
+    fn a_batch_of_only_dead_letters_is_one_chunk() {
+        let chunks = triage(&[entry("1-0", &[])], &HashMap::new()).into_chunks(8);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].len(), 1);
+    }
+
+    #[test]
+    fn appended_batches_and_review_lines_keep_every_entry() {
+        let mut a = triage(&[good("1-0")], &HashMap::new());
+        a.append(triage(&[good("2-0"), entry("3-0", &[("x", "y")])], &HashMap::new()));
+        let lines: Vec<_> = a.review_lines().collect();
+        let streams: Vec<&str> = lines.iter().map(|(id, _)| *id).collect();
+        assert_eq!(streams, ["1-0", "2-0", "3-0"]);
+        assert!(lines[0].1.contains(&("messageId".to_owned(), "1-0".to_owned())));
+        assert!(a.size_bytes() >= 2 * std::mem::size_of::<Good>());
     }
 }

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod entries;
 pub mod personas;
+mod read_ahead;
 pub mod recovery;
 pub mod review;
 
@@ -22,6 +23,7 @@ use crate::connection;
 use crate::reply::ReplyEngine;
 use crate::schema;
 use entries::ReadEntries;
+use read_ahead::ReadAhead;
 
 pub use batch::BatchOutcome;
 
@@ -32,8 +34,11 @@ pub struct WorkerConfig {
     pub group: String,
     /// This consumer's name.
     pub consumer: String,
-    /// Entries per read.
+    /// Entries decided per batch; a read takes up to four batches when reading ahead.
     pub batch_size: usize,
+    /// Memory for entries read ahead of the decisions (instant engines); 0 reads
+    /// one batch at a time.
+    pub read_ahead_bytes: usize,
     /// How long one read blocks.
     pub block: Duration,
     /// Takeover pause, ms.
@@ -59,6 +64,7 @@ impl WorkerConfig {
             group: schema::WORKER_GROUP.to_owned(),
             consumer: c.consumer.clone(),
             batch_size: c.batch_size,
+            read_ahead_bytes: c.read_ahead_bytes,
             block: Duration::from_secs(2),
             takeover_ms: i64::try_from(c.takeover.as_millis()).unwrap_or(i64::MAX),
             max_deliveries: c.max_deliveries,
@@ -169,23 +175,32 @@ impl<E: ReplyEngine> Worker<E> {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<WorkerStatus> {
         let mut backoff = Duration::from_millis(200);
         let mut reader: Option<(MultiplexedConnection, i64)> = None;
+        let mut ahead = ReadAhead::new(self.cfg.read_ahead_bytes, self.cfg.batch_size);
+        let reads_ahead = self.engine.instant() && self.cfg.read_ahead_bytes > 0;
         let mut ready = false;
         let mut last_claim = Instant::now();
         let mut last_trim = Instant::now();
         while !*stop.borrow() {
             let step = async {
                 if !ready {
-                    self.prepare().await?;
+                    self.prepare(&mut ahead).await?;
                     ready = true;
                 }
-                if reader.is_none() {
-                    let mut r =
-                        connection::blocking_connection(&self.client, self.cfg.block).await?;
-                    let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut r).await?;
-                    reader = Some((r, id));
-                }
-                if let Some((r, _)) = reader.as_mut() {
-                    self.read_and_process(r).await?;
+                if reads_ahead {
+                    if !ahead.running() {
+                        ahead.start(&self.client, &self.cfg).await?;
+                    }
+                    self.process_read_ahead(&mut ahead).await?;
+                } else {
+                    if reader.is_none() {
+                        let mut r =
+                            connection::blocking_connection(&self.client, self.cfg.block).await?;
+                        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut r).await?;
+                        reader = Some((r, id));
+                    }
+                    if let Some((r, _)) = reader.as_mut() {
+                        self.read_and_process(r).await?;
+                    }
                 }
                 // Also when no message comes, so the status follows the clock.
                 self.asleep().await;
@@ -216,6 +231,7 @@ impl<E: ReplyEngine> Worker<E> {
                         error: format!("{e:#}"),
                     });
                     reader = None;
+                    ahead.stop();
                     ready = false;
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -228,7 +244,10 @@ impl<E: ReplyEngine> Worker<E> {
         if let Some((_, id)) = reader.take() {
             self.unblock_reader(id).await;
         }
-        self.drain().await
+        if let Some(id) = ahead.stop() {
+            self.unblock_reader(id).await;
+        }
+        self.drain(ahead).await
     }
 
     /// Whether now is in the sleep hours; tells the log and the status when that changes.
@@ -265,8 +284,9 @@ impl<E: ReplyEngine> Worker<E> {
         }
     }
 
-    /// Creates the group, learns the server's version, re-reads own pending entries.
-    async fn prepare(&mut self) -> Result<()> {
+    /// Creates the group, learns the server's version, finishes what was read ahead
+    /// before an outage, then re-reads own pending entries.
+    async fn prepare(&mut self, ahead: &mut ReadAhead) -> Result<()> {
         recovery::ensure_group(&mut self.con, &self.cfg.group).await?;
         let version = connection::server_version(&mut self.con).await?;
         self.acked_trim = connection::supports_acked_trim(version);
@@ -278,33 +298,44 @@ impl<E: ReplyEngine> Worker<E> {
             version.1,
             if self.acked_trim { "ACKED" } else { "MINID" }
         );
+        self.finish_read_ahead(ahead).await?;
         self.process_own_pending().await?;
         self.set_state(WorkerState::Running);
         Ok(())
     }
 
-    /// Reads new entries and handles them. With an instant engine, under load, the
-    /// next batch is read while the current one is decided, so Redis never waits on
-    /// this process between batches; the loop hands back within a second so claims
-    /// and trims still run. A slow engine (an LLM) reads one batch at a time: a
-    /// batch read ahead would sit pending while the engine works, where other
-    /// workers would claim it and where it could age past the 5-minute limit.
+    /// Decides the oldest batch read ahead, waiting for one up to the block time.
+    /// The batch leaves the read-ahead only once handled, so a stop or an outage in
+    /// the middle finds it again.
+    async fn process_read_ahead(&mut self, ahead: &mut ReadAhead) -> Result<()> {
+        if let Some(batch) = ahead.next(self.cfg.block).await? {
+            let outcome = self.process_triaged(batch).await?;
+            ahead.finish_front();
+            self.count(&outcome);
+        }
+        Ok(())
+    }
+
+    /// Decides every batch already read ahead, without reading more.
+    async fn finish_read_ahead(&mut self, ahead: &mut ReadAhead) -> Result<()> {
+        while let Some(batch) = ahead.front() {
+            let outcome = self.process_triaged(batch).await?;
+            ahead.finish_front();
+            self.count(&outcome);
+        }
+        Ok(())
+    }
+
+    /// Reads one batch of new entries, waiting up to the block time, and handles it.
+    /// Used when nothing is read ahead: a slow engine (an LLM) must not leave a batch
+    /// pending while it works, where other workers would claim it and where it could
+    /// age past the 5-minute limit.
     async fn read_and_process(&mut self, reader: &mut MultiplexedConnection) -> Result<()> {
-        let opts = self.read_options();
         let blocking = self
             .read_options()
             .block(self.cfg.block.as_millis() as usize);
-        let mut batch = read_new(reader, &blocking).await?;
-        let none = HashMap::new();
-        let started = Instant::now();
-        let read_ahead = self.engine.instant();
-        while read_ahead && !batch.is_empty() && started.elapsed() < Duration::from_secs(1) {
-            let (next, outcome) =
-                tokio::join!(read_new(reader, &opts), self.process(&batch, &none));
-            self.count(&outcome?);
-            batch = next?;
-        }
-        let outcome = self.process(&batch, &none).await?;
+        let batch = read_new(reader, &blocking).await?;
+        let outcome = self.process(&batch, &HashMap::new()).await?;
         self.count(&outcome);
         Ok(())
     }
@@ -344,17 +375,26 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     /// Stops reading, finishes what was delivered, and writes what is left to review.
-    async fn drain(mut self) -> Result<WorkerStatus> {
+    async fn drain(mut self, mut ahead: ReadAhead) -> Result<WorkerStatus> {
         self.set_state(WorkerState::Draining);
         tracing::info!("worker {} draining", self.cfg.consumer);
         let deadline = Duration::from_secs(10);
-        let finished = tokio::time::timeout(deadline, self.process_own_pending()).await;
-        match finished {
+        let finishing = async {
+            self.finish_read_ahead(&mut ahead).await?;
+            self.process_own_pending().await
+        };
+        match tokio::time::timeout(deadline, finishing).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("drain could not finish: {e:#}"),
             Err(_) => tracing::warn!("drain took longer than {} s", deadline.as_secs()),
         }
-        match review::write_leftovers(&mut self.con, &self.cfg).await {
+        let left: Vec<_> = ahead.take_all();
+        let reviewed = async {
+            let mut n = review::write_read_ahead(&mut self.con, &self.cfg, &left).await?;
+            n += review::write_leftovers(&mut self.con, &self.cfg).await?;
+            anyhow::Ok(n)
+        };
+        match reviewed.await {
             Ok(n) => {
                 if n > 0 {
                     tracing::warn!(

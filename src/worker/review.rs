@@ -8,6 +8,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::WorkerConfig;
+use super::read_ahead::Batch;
 use super::recovery;
 use crate::entry;
 use crate::schema;
@@ -35,26 +36,52 @@ pub async fn write_leftovers(con: &mut ConnectionManager, cfg: &WorkerConfig) ->
             return Ok(total);
         };
         cursor = last.id.clone();
-        let at = store::now_ms();
-        let mut text = String::new();
-        for e in &entries {
-            let line = ReviewLine {
-                stream_id: &e.id,
-                consumer: &cfg.consumer,
-                reason: "unprocessed when the worker stopped",
-                at,
-                fields: entry::raw_fields(&e.map).into_iter().collect(),
-            };
-            text.push_str(&serde_json::to_string(&line).context("cannot encode a review line")?);
-            text.push('\n');
-        }
-        append(&cfg.review_file, &text)?;
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let _: i64 = redis::AsyncCommands::xack(con, schema::QUEUE_MESSAGES, &cfg.group, &ids)
-            .await
-            .context("cannot acknowledge reviewed entries")?;
-        total += entries.len() as u64;
+        let lines = entries
+            .iter()
+            .map(|e| (e.id.as_str(), entry::raw_fields(&e.map)));
+        total += write_and_ack(con, cfg, lines).await?;
     }
+}
+
+/// Writes entries read ahead but not decided before the stop to the review file
+/// and acknowledges them; some may exist nowhere else, a gateway having trimmed them.
+pub(super) async fn write_read_ahead(
+    con: &mut ConnectionManager,
+    cfg: &WorkerConfig,
+    batches: &[Batch],
+) -> Result<u64> {
+    let lines = batches.iter().flat_map(|b| b.entries.review_lines());
+    write_and_ack(con, cfg, lines).await
+}
+
+async fn write_and_ack<'a>(
+    con: &mut ConnectionManager,
+    cfg: &WorkerConfig,
+    entries: impl Iterator<Item = (&'a str, Vec<(String, String)>)>,
+) -> Result<u64> {
+    let at = store::now_ms();
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    for (stream_id, fields) in entries {
+        let line = ReviewLine {
+            stream_id,
+            consumer: &cfg.consumer,
+            reason: "unprocessed when the worker stopped",
+            at,
+            fields: fields.into_iter().collect(),
+        };
+        text.push_str(&serde_json::to_string(&line).context("cannot encode a review line")?);
+        text.push('\n');
+        ids.push(stream_id);
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    append(&cfg.review_file, &text)?;
+    let _: i64 = redis::AsyncCommands::xack(con, schema::QUEUE_MESSAGES, &cfg.group, &ids)
+        .await
+        .context("cannot acknowledge reviewed entries")?;
+    Ok(ids.len() as u64)
 }
 
 fn append(path: &std::path::Path, text: &str) -> Result<()> {

@@ -1,0 +1,261 @@
+//! Reading ahead of the decisions. With an instant engine, a task reads new entries
+//! while the worker decides earlier ones and hands them over in order. A burst
+//! faster than the worker can decide then waits here, parsed, instead of in the
+//! stream, where a gateway's `XADD ... MAXLEN ~ 1000` would trim it unread.
+//!
+//! What waits is bounded by a memory budget: when it is spent the task stops
+//! reading until the worker catches up. Entries read ahead are pending in the
+//! group like any delivered entry, so a crash leaves them to the usual recovery;
+//! only those a gateway trimmed meanwhile exist nowhere else, and a stop writes
+//! them to the review file.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use anyhow::Result;
+use futures_util::future::{MaybeDone, maybe_done};
+use redis::Client;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamId, StreamReadOptions};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use super::batch::{Triaged, triage};
+use super::{WorkerConfig, read_new};
+use crate::connection;
+
+/// A read takes up to this many batches' worth of entries, and at most [`MAX_READ`].
+const READS_PER_BATCH: usize = 4;
+const MAX_READ: usize = 10_000;
+/// Reads waiting in Redis at any time.
+const READS_IN_FLIGHT: usize = 2;
+
+/// Per-entry cost the size estimate leaves out: the allocator's headers and rounding.
+const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// Entries read and parsed, with the share of the budget they hold until dropped.
+pub(super) struct Batch {
+    /// The entries.
+    pub entries: Triaged,
+    room: OwnedSemaphorePermit,
+}
+
+/// What the reading task hands over.
+enum Read {
+    Batch(Batch),
+    Failed(anyhow::Error),
+}
+
+/// The reading task, while it runs.
+struct Reader {
+    task: JoinHandle<()>,
+    client_id: i64,
+}
+
+/// Batches read ahead, oldest first, and the task that reads them.
+pub(super) struct ReadAhead {
+    tx: mpsc::UnboundedSender<Read>,
+    rx: mpsc::UnboundedReceiver<Read>,
+    /// Free budget in KiB.
+    room: Arc<Semaphore>,
+    budget_kib: u32,
+    /// Taken from the channel, in order; the front batch is the one being decided.
+    queue: VecDeque<Read>,
+    reader: Option<Reader>,
+    /// Batches waiting are merged up to this many entries, so a backlog is decided
+    /// in full batches rather than in the small reads that arrived one by one.
+    merge_up_to: usize,
+}
+
+impl ReadAhead {
+    /// An idle read-ahead that may hold about `budget_bytes` of parsed entries and
+    /// hands them over in batches of up to `merge_up_to` entries.
+    pub(super) fn new(budget_bytes: usize, merge_up_to: usize) -> Self {
+        let budget_kib = u32::try_from(budget_bytes / 1024)
+            .unwrap_or(u32::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS as u32);
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            tx,
+            rx,
+            room: Arc::new(Semaphore::new(budget_kib as usize)),
+            budget_kib,
+            queue: VecDeque::new(),
+            reader: None,
+            merge_up_to,
+        }
+    }
+
+    /// Whether the reading task runs.
+    pub(super) fn running(&self) -> bool {
+        self.reader.as_ref().is_some_and(|r| !r.task.is_finished())
+    }
+
+    /// Opens a blocking connection and starts the reading task on it.
+    pub(super) async fn start(&mut self, client: &Client, cfg: &WorkerConfig) -> Result<()> {
+        self.stop();
+        let mut con = connection::blocking_connection(client, cfg.block).await?;
+        let client_id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut con).await?;
+        // Reads are larger than the batches decided: each read waits in Redis behind
+        // a decision, so it must take everything that arrived meanwhile.
+        let opts = StreamReadOptions::default()
+            .group(&cfg.group, &cfg.consumer)
+            .count((cfg.batch_size * READS_PER_BATCH).min(MAX_READ))
+            .block(cfg.block.as_millis() as usize);
+        let task = tokio::spawn(read_loop(
+            con,
+            Arc::new(opts),
+            cfg.batch_size,
+            self.tx.clone(),
+            Arc::clone(&self.room),
+            self.budget_kib,
+        ));
+        self.reader = Some(Reader { task, client_id });
+        Ok(())
+    }
+
+    /// Stops the reading task; returns its connection's client id, so a read it left
+    /// blocked in Redis can be ended. What it read stays here.
+    pub(super) fn stop(&mut self) -> Option<i64> {
+        let reader = self.reader.take()?;
+        reader.task.abort();
+        Some(reader.client_id)
+    }
+
+    /// Waits up to `wait` for the oldest unfinished batch. An error means the reading
+    /// task failed (after everything it read before).
+    pub(super) async fn next(&mut self, wait: Duration) -> Result<Option<&Triaged>> {
+        if self.queue.is_empty() {
+            match tokio::time::timeout(wait, self.rx.recv()).await {
+                Ok(Some(read)) => self.queue.push_back(read),
+                Ok(None) | Err(_) => return Ok(None),
+            }
+        }
+        self.take_waiting();
+        if matches!(self.queue.front(), Some(Read::Failed(_)))
+            && let Some(Read::Failed(e)) = self.queue.pop_front()
+        {
+            self.reader = None;
+            return Err(e);
+        }
+        Ok(self.front_batch())
+    }
+
+    /// The oldest unfinished batch already read, without waiting. Errors the task
+    /// reported are dropped: the caller is recovering from them.
+    pub(super) fn front(&mut self) -> Option<&Triaged> {
+        self.take_waiting();
+        while matches!(self.queue.front(), Some(Read::Failed(_))) {
+            self.queue.pop_front();
+        }
+        self.front_batch()
+    }
+
+    /// Marks the oldest batch finished, giving its budget back.
+    pub(super) fn finish_front(&mut self) {
+        self.queue.pop_front();
+    }
+
+    /// Takes every batch not finished yet.
+    pub(super) fn take_all(&mut self) -> Vec<Batch> {
+        self.take_waiting();
+        self.queue
+            .drain(..)
+            .filter_map(|read| match read {
+                Read::Batch(b) => Some(b),
+                Read::Failed(_) => None,
+            })
+            .collect()
+    }
+
+    /// Moves what the channel holds into the queue, merging batches that follow
+    /// one another into the one before, up to the merge size.
+    fn take_waiting(&mut self) {
+        while let Ok(read) = self.rx.try_recv() {
+            match (self.queue.back_mut(), read) {
+                (Some(Read::Batch(last)), Read::Batch(next))
+                    if last.entries.len() + next.entries.len() <= self.merge_up_to =>
+                {
+                    last.entries.append(next.entries);
+                    last.room.merge(next.room);
+                }
+                (_, read) => self.queue.push_back(read),
+            }
+        }
+    }
+
+    fn front_batch(&self) -> Option<&Triaged> {
+        match self.queue.front() {
+            Some(Read::Batch(b)) => Some(&b.entries),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A read sent to Redis whose reply has not been taken yet.
+type InFlight = Pin<Box<MaybeDone<Pin<Box<dyn Future<Output = Result<Vec<StreamId>>> + Send>>>>>;
+
+/// Sends a read now: polled once here, so requests reach the connection in the
+/// order they are started, and Redis delivers entries in that order.
+fn send_read(con: &MultiplexedConnection, opts: &Arc<StreamReadOptions>) -> InFlight {
+    let mut con = con.clone();
+    let opts = Arc::clone(opts);
+    let read: Pin<Box<dyn Future<Output = Result<Vec<StreamId>>> + Send>> =
+        Box::pin(async move { read_new(&mut con, &opts).await });
+    let mut read = Box::pin(maybe_done(read));
+    let _ = read.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    read
+}
+
+async fn read_loop(
+    con: MultiplexedConnection,
+    opts: Arc<StreamReadOptions>,
+    batch_size: usize,
+    tx: mpsc::UnboundedSender<Read>,
+    room: Arc<Semaphore>,
+    budget_kib: u32,
+) {
+    let none = HashMap::new();
+    // Reads queued in Redis while this task hands entries over: at high rates a
+    // gateway trimming at MAXLEN ~ 1000 leaves a reader only milliseconds of slack,
+    // and a reply goes out only once per turn of Redis's event loop.
+    let mut in_flight: VecDeque<InFlight> = (0..READS_IN_FLIGHT)
+        .map(|_| send_read(&con, &opts))
+        .collect();
+    while let Some(mut read) = in_flight.pop_front() {
+        read.as_mut().await;
+        in_flight.push_back(send_read(&con, &opts));
+        let entries = match read.as_mut().take_output() {
+            Some(Ok(entries)) => entries,
+            Some(Err(e)) => {
+                let _ = tx.send(Read::Failed(e));
+                return;
+            }
+            None => continue,
+        };
+        for entries in triage(&entries, &none).into_chunks(batch_size) {
+            let bytes = entries.size_bytes() + entries.len() * ENTRY_OVERHEAD_BYTES;
+            let kib = u32::try_from(bytes / 1024 + 1)
+                .unwrap_or(u32::MAX)
+                .min(budget_kib);
+            // Waits while the budget is spent; the reads already queued are all that
+            // is taken meanwhile.
+            let Ok(room) = Arc::clone(&room).acquire_many_owned(kib).await else {
+                return;
+            };
+            if tx.send(Read::Batch(Batch { entries, room })).is_err() {
+                return;
+            }
+        }
+    }
+}
