@@ -135,8 +135,9 @@ pub struct Config {
 /// 4 ms of Redis time.
 pub const DEFAULT_BATCH_SIZE: usize = 128;
 
-/// Default memory for entries read ahead, MiB: about 90,000 short messages.
-pub const DEFAULT_READ_AHEAD_MB: usize = 24;
+/// Default memory for entries read ahead, MiB: about 60,000 short messages, so
+/// the worker stays under 50 MB resident with them.
+pub const DEFAULT_READ_AHEAD_MB: usize = 16;
 
 /// Default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";

@@ -41,22 +41,28 @@ local killed = redis.call('EXISTS', KEYS[1]) == 1
 -- below keep these tables current, so a later entry of the same batch sees an
 -- earlier one's effect.
 local FIELDS = 11
+-- Lists grow through explicit counters: Lua's `#t` is a search, not a field.
 local mids, contacts, seen_contact = {}, {}, {}
+local n_mids, n_contacts = 0, 0
 for j = FIRST, #ARGV - FIELDS + 1, FIELDS do
-  mids[#mids + 1] = ARGV[j + 1]
+  n_mids = n_mids + 1
+  mids[n_mids] = ARGV[j + 1]
   local c = ARGV[j + 2]
   if not seen_contact[c] then
     seen_contact[c] = true
-    contacts[#contacts + 1] = c
+    n_contacts = n_contacts + 1
+    contacts[n_contacts] = c
   end
 end
 local function fetch(list, prefix, command, key)
-  local out, names = {}, {}
+  local out, names, n_out, n_names = {}, {}, 0, 0
   for s = 1, #list, 1000 do
-    local slice = {}
+    local slice, n_slice = {}, 0
     for k = s, math.min(s + 999, #list) do
-      slice[#slice + 1] = prefix .. list[k]
-      names[#names + 1] = list[k]
+      n_slice = n_slice + 1
+      slice[n_slice] = prefix .. list[k]
+      n_names = n_names + 1
+      names[n_names] = list[k]
     end
     local got
     if key then
@@ -64,10 +70,13 @@ local function fetch(list, prefix, command, key)
     else
       got = redis.call(command, unpack(slice))
     end
-    for k = 1, #got do out[#out + 1] = got[k] end
+    for k = 1, #got do
+      n_out = n_out + 1
+      out[n_out] = got[k]
+    end
   end
   local map = {}
-  for k = 1, #names do map[names[k]] = out[k] end
+  for k = 1, n_names do map[names[k]] = out[k] end
   return map
 end
 -- HANDLED:{hour} hashes, this hour's and the last: a final state in either wins
@@ -119,33 +128,42 @@ end
 -- Acknowledgements, activity scores and handled states are sent once per batch,
 -- not once per entry.
 local acks, activity, handled = {}, {}, {}
+local n_acks, n_activity, n_handled = 0, 0, 0
 local function mark(mid, state)
-  handled[#handled + 1] = mid
-  handled[#handled + 1] = state
+  handled[n_handled + 1] = mid
+  handled[n_handled + 2] = state
+  n_handled = n_handled + 2
   done_of[mid] = state
+end
+local function ack(sid)
+  n_acks = n_acks + 1
+  acks[n_acks] = sid
 end
 local function finish(sid, mid, state)
   mark(mid, state)
-  acks[#acks + 1] = sid
+  ack(sid)
 end
+-- `ts` stays the text the worker sent: ZADD parses it, and Lua would only format
+-- it back.
 local function touch(contact, ts)
-  activity[#activity + 1] = ts
-  activity[#activity + 1] = contact
+  activity[n_activity + 1] = ts
+  activity[n_activity + 2] = contact
+  n_activity = n_activity + 2
 end
 
-local verdicts = {}
+local verdicts, n_verdicts = {}, 0
 local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0, answered = 0 }
 local i = FIRST
 while i + FIELDS - 1 <= #ARGV do
   local sid, mid, contact, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local ts, event = tonumber(ARGV[i + 4]), ARGV[i + 5]
+  local ts, event = ARGV[i + 4], ARGV[i + 5]
   local rid, rcontent, rpersona, rdelay, revent =
     ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   i = i + FIELDS
   local done = done_of[mid]
   local verdict
   if done and done ~= 'seen' then
-    acks[#acks + 1] = sid
+    ack(sid)
     counts.duplicates = counts.duplicates + 1
     verdict = 'duplicate'
   elseif kind == 'me' then
@@ -218,7 +236,8 @@ while i + FIELDS - 1 <= #ARGV do
       counts.skipped = counts.skipped + 1
     end
   end
-  verdicts[#verdicts + 1] = verdict
+  n_verdicts = n_verdicts + 1
+  verdicts[n_verdicts] = verdict
 end
 -- unpack() is bounded by Lua's C stack: send long lists in slices.
 local function in_slices(list, step, send)
@@ -228,7 +247,7 @@ local function in_slices(list, step, send)
 end
 in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[4], group, ...) end)
 in_slices(activity, 1000, function(...) redis.call('ZADD', KEYS[5], 'GT', ...) end)
-if #handled > 0 then
+if n_handled > 0 then
   in_slices(handled, 1000, function(...) redis.call('HSET', handled_now, ...) end)
   -- Kept through the next hour, so every id is remembered for one to two hours.
   redis.call('PEXPIREAT', handled_now, (bucket + 2) * bucket_ms)

@@ -525,11 +525,18 @@ mod tests {
     #[test]
     fn appended_batches_and_review_lines_keep_every_entry() {
         let mut a = triage(&[good("1-0")], &HashMap::new());
-        a.append(triage(&[good("2-0"), entry("3-0", &[("x", "y")])], &HashMap::new()));
+        a.append(triage(
+            &[good("2-0"), entry("3-0", &[("x", "y")])],
+            &HashMap::new(),
+        ));
         let lines: Vec<_> = a.review_lines().collect();
         let streams: Vec<&str> = lines.iter().map(|(id, _)| *id).collect();
         assert_eq!(streams, ["1-0", "2-0", "3-0"]);
-        assert!(lines[0].1.contains(&("messageId".to_owned(), "1-0".to_owned())));
+        assert!(
+            lines[0]
+                .1
+                .contains(&("messageId".to_owned(), "1-0".to_owned()))
+        );
         assert!(a.size_bytes() >= 2 * std::mem::size_of::<Good>());
     }
 }

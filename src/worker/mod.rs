@@ -34,7 +34,7 @@ pub struct WorkerConfig {
     pub group: String,
     /// This consumer's name.
     pub consumer: String,
-    /// Entries decided per batch; a read takes up to four batches when reading ahead.
+    /// Entries decided per batch.
     pub batch_size: usize,
     /// Memory for entries read ahead of the decisions (instant engines); 0 reads
     /// one batch at a time.

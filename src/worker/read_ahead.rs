@@ -28,9 +28,9 @@ use super::batch::{Triaged, triage};
 use super::{WorkerConfig, read_new};
 use crate::connection;
 
-/// A read takes up to this many batches' worth of entries, and at most [`MAX_READ`].
-const READS_PER_BATCH: usize = 4;
-const MAX_READ: usize = 10_000;
+/// Entries one read may take: more than a gateway's `MAXLEN ~ 1000` leaves unread,
+/// so a read takes everything that arrived since the last one.
+const READ_COUNT: usize = 2048;
 /// Reads waiting in Redis at any time.
 const READS_IN_FLIGHT: usize = 2;
 
@@ -100,11 +100,11 @@ impl ReadAhead {
         self.stop();
         let mut con = connection::blocking_connection(client, cfg.block).await?;
         let client_id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut con).await?;
-        // Reads are larger than the batches decided: each read waits in Redis behind
-        // a decision, so it must take everything that arrived meanwhile.
+        // Reads are larger than the batches decided: a read waits in Redis behind a
+        // decision or two, so it must take everything that arrived meanwhile.
         let opts = StreamReadOptions::default()
             .group(&cfg.group, &cfg.consumer)
-            .count((cfg.batch_size * READS_PER_BATCH).min(MAX_READ))
+            .count(READ_COUNT)
             .block(cfg.block.as_millis() as usize);
         let task = tokio::spawn(read_loop(
             con,
