@@ -647,10 +647,12 @@ impl ReplyEngine for GatedEngine {
     }
 }
 
-/// Starts a worker on `GatedEngine` (gate closed) that reads ahead with the default budget.
+/// Starts a worker on `GatedEngine` (gate closed) that reads ahead with `budget`
+/// bytes (`None`: the default).
 async fn start_gated(
     h: &Harness,
     dir: &Path,
+    budget: Option<usize>,
 ) -> (
     watch::Sender<bool>,
     watch::Sender<bool>,
@@ -663,6 +665,9 @@ async fn start_gated(
     cfg.claim_idle = 120 * SECOND;
     cfg.claim_every = 120 * SECOND;
     cfg.block = Duration::from_millis(200);
+    if let Some(bytes) = budget {
+        cfg.read_ahead_bytes = bytes;
+    }
     let client = secondme::connection::open_client(&h.server.url()).expect("client");
     let (gate_tx, gate_rx) = watch::channel(false);
     let w = Worker::connect(client, GatedEngine(gate_rx), cfg)
@@ -722,7 +727,7 @@ async fn a_burst_past_the_gateways_cap_waits_in_the_worker_and_is_answered_once(
     let mut h = Harness::start().await;
     enable(&mut h, N).await;
     let dir = test_dir("burst");
-    let (gate, stop, handle) = start_gated(&h, &dir).await;
+    let (gate, stop, handle) = start_gated(&h, &dir, None).await;
 
     burst_past_a_small_cap(&h, N).await;
     assert_eq!(responses_len(&mut h.con).await, 0, "nothing decided yet");
@@ -746,7 +751,7 @@ async fn a_stop_writes_entries_read_ahead_to_the_review_file_even_when_trimmed()
     let mut h = Harness::start().await;
     enable(&mut h, N).await;
     let dir = test_dir("burst-stop");
-    let (_gate, stop, handle) = start_gated(&h, &dir).await;
+    let (_gate, stop, handle) = start_gated(&h, &dir, None).await;
 
     burst_past_a_small_cap(&h, N).await;
     // The gate never opens: the drain gives up after its 10 s and writes what is left.
@@ -772,4 +777,100 @@ async fn a_stop_writes_entries_read_ahead_to_the_review_file_even_when_trimmed()
         0,
         "reviewed entries are acknowledged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_with_the_read_ahead_budget_spent_hands_over_everything_it_read() {
+    const N: usize = 2000;
+    let mut h = Harness::start().await;
+    enable(&mut h, N).await;
+    let dir = test_dir("burst-budget");
+    // About 250 short messages fit: the reader stops at the budget, holding what
+    // it read and what its reads in flight bring.
+    let (_gate, stop, handle) = start_gated(&h, &dir, Some(64 * 1024)).await;
+    let mut con = h.con.clone();
+    for start in (0..N).step_by(100) {
+        let mut pipe = redis::pipe();
+        for i in start..start + 100 {
+            let m = incoming(&message_id(i), &format!("c{}", i / PER_CONTACT), "hi");
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(schema::QUEUE_MESSAGES)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(100)
+                .arg("*");
+            for (name, value) in m.fields() {
+                cmd.arg(name).arg(value);
+            }
+            pipe.add_command(cmd).ignore();
+        }
+        pipe.exec_async(&mut con).await.expect("pipelined XADD");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    let status = tokio::time::timeout(30 * SECOND, handle)
+        .await
+        .expect("worker stops")
+        .expect("join")
+        .expect("worker result");
+    // Every line names its message: nothing the worker read was dropped, even the
+    // entries the gateway trimmed while the budget was spent.
+    let reviewed = read_review(&review_path(&dir));
+    let unique: HashSet<&String> = reviewed.iter().collect();
+    assert_eq!(unique.len(), reviewed.len(), "each written once");
+    assert!(reviewed.len() >= 200, "{} reviewed", reviewed.len());
+    assert_eq!(status.reviewed, reviewed.len() as u64);
+    assert_eq!(group_pending(&mut h.con).await, 0, "nothing left pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_read_ahead_that_keeps_failing_is_dead_lettered_and_the_worker_goes_on() {
+    let mut h = Harness::start().await;
+    h.allow(&["alice", "broken"]).await;
+    // Another program left a counter INCR cannot count: every decision with this
+    // contact fails inside the script.
+    let _: () = h
+        .con
+        .set("COUNTER:broken:msgs", "not a number")
+        .await
+        .expect("SET");
+    let dir = test_dir("poison");
+    let mut cfg = WorkerConfig::from_config(&h.config("poison"));
+    cfg.review_file = review_path(&dir);
+    cfg.sleep_hours = secondme::config::SleepSetting::Off;
+    cfg.max_deliveries = 3;
+    let client = secondme::connection::open_client(&h.server.url()).expect("client");
+    let w = Worker::connect(client, PersonaEngine, cfg)
+        .await
+        .expect("worker connects");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let handle = tokio::spawn(w.run(stop_rx));
+
+    h.send(&incoming("poison-1", "broken", "hello?")).await;
+    let dead = eventually(20 * SECOND, || {
+        let mut con = h.con.clone();
+        async move {
+            let reply: redis::streams::StreamRangeReply =
+                con.xrange_all(schema::QUEUE_DEADLETTER).await.ok()?;
+            reply.ids.into_iter().next()
+        }
+    })
+    .await
+    .expect("the failing batch is dead-lettered");
+    let field = |name: &str| -> String { dead.get(name).unwrap_or_default() };
+    assert_eq!(field("messageId"), "poison-1");
+    let reason = field(schema::deadletter_fields::REASON);
+    assert!(reason.contains("failed 3 times"), "reason: {reason}");
+
+    h.send(&incoming("after", "alice", "still there?")).await;
+    assert!(
+        answered_at_least(&h, 1).await.is_some(),
+        "the worker goes on"
+    );
+    assert_eq!(replied_ids(&mut h.con).await, ["after"]);
+    assert_eq!(group_pending(&mut h.con).await, 0);
+    let dl_len: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("XLEN");
+    assert_eq!(dl_len, 1, "dead-lettered once");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(15 * SECOND, handle).await;
 }

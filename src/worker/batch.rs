@@ -74,6 +74,30 @@ impl Triaged {
         chunks
     }
 
+    /// Keeps only the entries whose stream id `keep` accepts.
+    pub(super) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.good.retain(|g| keep(&g.stream_id));
+        self.bad.retain(|d| keep(&d.stream_id));
+    }
+
+    /// Stream ids of every entry.
+    pub(super) fn stream_ids(&self) -> impl Iterator<Item = &str> {
+        let good = self.good.iter().map(|g| g.stream_id.as_str());
+        good.chain(self.bad.iter().map(|d| d.stream_id.as_str()))
+    }
+
+    /// Every entry as a dead letter: the parsed ones with `reason`, the others
+    /// with their own.
+    pub(super) fn as_dead_letters(&self, reason: &str) -> Vec<DeadLetter> {
+        let mut letters = self.bad.clone();
+        letters.extend(self.good.iter().map(|g| DeadLetter {
+            stream_id: g.stream_id.clone(),
+            reason: format!("entry {}: {reason}", g.stream_id),
+            fields: message_fields(&g.message),
+        }));
+        letters
+    }
+
     /// Moves `other`'s entries after these.
     pub(super) fn append(&mut self, mut other: Triaged) {
         self.good.append(&mut other.good);
@@ -111,15 +135,10 @@ impl Triaged {
 
     /// Stream ids and fields of every entry, for the review file.
     pub(super) fn review_lines(&self) -> impl Iterator<Item = (&str, Vec<(String, String)>)> {
-        let good = self.good.iter().map(|g| {
-            let fields = g
-                .message
-                .fields()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            (g.stream_id.as_str(), fields)
-        });
+        let good = self
+            .good
+            .iter()
+            .map(|g| (g.stream_id.as_str(), message_fields(&g.message)));
         let bad = self
             .bad
             .iter()
@@ -160,38 +179,33 @@ pub(super) fn triage(entries: &[StreamId], too_many: &HashMap<String, u64>) -> T
     out
 }
 
-/// Splits `good` into entries to decide and incoming messages older than the
-/// seed's limit, which join `bad` as dead letters.
-fn set_aside_expired<'a>(
-    good: &'a [Good],
-    bad: &[DeadLetter],
-    now: i64,
-) -> (Vec<&'a Good>, Vec<DeadLetter>) {
-    let mut fresh = Vec::with_capacity(good.len());
-    let mut dead = bad.to_vec();
-    for g in good {
-        let age = now - g.message.timestamp;
-        if g.message.direction == Direction::Incoming && age > schema::QUEUE_ENTRY_MAX_AGE_MS {
-            dead.push(DeadLetter {
-                stream_id: g.stream_id.clone(),
-                reason: format!(
-                    "entry {}: expired, {} s old (limit {} s), not answered",
-                    g.stream_id,
-                    age / 1000,
-                    schema::QUEUE_ENTRY_MAX_AGE_MS / 1000
-                ),
-                fields: g
-                    .message
-                    .fields()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect(),
-            });
-        } else {
-            fresh.push(g);
-        }
-    }
-    (fresh, dead)
+/// A parsed message's fields as text, for the dead-letter stream and the review file.
+fn message_fields(m: &QueueMessage) -> Vec<(String, String)> {
+    m.fields()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+/// Moves incoming messages older than the seed's limit from `batch.good` to its
+/// dead letters.
+fn set_aside_expired(batch: &mut Triaged, now: i64) {
+    let (fresh, expired): (Vec<Good>, Vec<Good>) =
+        std::mem::take(&mut batch.good).into_iter().partition(|g| {
+            let age = now - g.message.timestamp;
+            g.message.direction != Direction::Incoming || age <= schema::QUEUE_ENTRY_MAX_AGE_MS
+        });
+    batch.good = fresh;
+    batch.bad.extend(expired.into_iter().map(|g| DeadLetter {
+        reason: format!(
+            "entry {}: expired, {} s old (limit {} s), not answered",
+            g.stream_id,
+            (now - g.message.timestamp) / 1000,
+            schema::QUEUE_ENTRY_MAX_AGE_MS / 1000
+        ),
+        fields: message_fields(&g.message),
+        stream_id: g.stream_id,
+    }));
 }
 
 /// Moves entries to `QUEUE:deadletter` and acknowledges them, atomically.
@@ -329,19 +343,22 @@ impl<E: ReplyEngine> Worker<E> {
         entries: &[StreamId],
         too_many: &HashMap<String, u64>,
     ) -> Result<BatchOutcome> {
-        self.process_triaged(&triage(entries, too_many)).await
+        self.process_triaged(&mut triage(entries, too_many)).await
     }
 
-    /// [`Self::process`] for entries already parsed. On an error, every entry not yet
-    /// acknowledged is still pending in Redis.
-    pub(super) async fn process_triaged(&mut self, batch: &Triaged) -> Result<BatchOutcome> {
+    /// [`Self::process`] for entries already parsed. Dead letters leave `batch` once
+    /// written, so a retry does not write them twice. On an error, every entry not
+    /// yet acknowledged is still pending in Redis.
+    pub(super) async fn process_triaged(&mut self, batch: &mut Triaged) -> Result<BatchOutcome> {
         let mut outcome = BatchOutcome {
             entries: batch.len(),
             ..BatchOutcome::default()
         };
-        let (good, bad) = set_aside_expired(&batch.good, &batch.bad, store::now_ms());
-        dead_letter(&mut self.con, &self.cfg.group, &bad).await?;
-        outcome.dead_lettered = bad.len();
+        set_aside_expired(batch, store::now_ms());
+        dead_letter(&mut self.con, &self.cfg.group, &batch.bad).await?;
+        outcome.dead_lettered = batch.bad.len();
+        batch.bad.clear();
+        let good: Vec<&Good> = batch.good.iter().collect();
         if good.is_empty() {
             return Ok(outcome);
         }

@@ -231,7 +231,7 @@ impl<E: ReplyEngine> Worker<E> {
                         error: format!("{e:#}"),
                     });
                     reader = None;
-                    ahead.stop();
+                    ahead.stop().await;
                     ready = false;
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -244,9 +244,7 @@ impl<E: ReplyEngine> Worker<E> {
         if let Some((_, id)) = reader.take() {
             self.unblock_reader(id).await;
         }
-        if let Some(id) = ahead.stop() {
-            self.unblock_reader(id).await;
-        }
+        ahead.stop().await;
         self.drain(ahead).await
     }
 
@@ -308,22 +306,57 @@ impl<E: ReplyEngine> Worker<E> {
     /// The batch leaves the read-ahead only once handled, so a stop or an outage in
     /// the middle finds it again.
     async fn process_read_ahead(&mut self, ahead: &mut ReadAhead) -> Result<()> {
-        if let Some(batch) = ahead.next(self.cfg.block).await? {
-            let outcome = self.process_triaged(batch).await?;
-            ahead.finish_front();
-            self.count(&outcome);
+        if ahead.next(self.cfg.block).await?.is_some() {
+            self.process_front(ahead).await?;
         }
         Ok(())
     }
 
     /// Decides every batch already read ahead, without reading more.
     async fn finish_read_ahead(&mut self, ahead: &mut ReadAhead) -> Result<()> {
-        while let Some(batch) = ahead.front() {
-            let outcome = self.process_triaged(batch).await?;
-            ahead.finish_front();
-            self.count(&outcome);
+        while ahead.front().is_some() {
+            self.process_front(ahead).await?;
         }
         Ok(())
+    }
+
+    /// Decides the oldest batch read ahead. A batch tried before first drops what
+    /// the earlier attempt finished (no longer pending); one that failed as often as
+    /// an entry may be delivered goes to the dead-letter stream, as it would from
+    /// the pending list.
+    async fn process_front(&mut self, ahead: &mut ReadAhead) -> Result<()> {
+        let attempts = ahead.front_attempts();
+        let Some(batch) = ahead.front() else {
+            return Ok(());
+        };
+        if attempts > 0 {
+            recovery::retain_pending(&mut self.con, &self.cfg, batch).await?;
+        }
+        let result = if attempts >= self.cfg.max_deliveries {
+            let letters = batch.as_dead_letters(&format!(
+                "failed {attempts} times in a batch read ahead, not answered"
+            ));
+            batch::dead_letter(&mut self.con, &self.cfg.group, &letters)
+                .await
+                .map(|()| BatchOutcome {
+                    entries: letters.len(),
+                    dead_lettered: letters.len(),
+                    ..BatchOutcome::default()
+                })
+        } else {
+            self.process_triaged(batch).await
+        };
+        match result {
+            Ok(outcome) => {
+                ahead.finish_front();
+                self.count(&outcome);
+                Ok(())
+            }
+            Err(e) => {
+                ahead.front_failed();
+                Err(e)
+            }
+        }
     }
 
     /// Reads one batch of new entries, waiting up to the block time, and handles it.
@@ -388,9 +421,9 @@ impl<E: ReplyEngine> Worker<E> {
             Ok(Err(e)) => tracing::warn!("drain could not finish: {e:#}"),
             Err(_) => tracing::warn!("drain took longer than {} s", deadline.as_secs()),
         }
-        let left: Vec<_> = ahead.take_all();
+        let mut left = ahead.take_all();
         let reviewed = async {
-            let mut n = review::write_read_ahead(&mut self.con, &self.cfg, &left).await?;
+            let mut n = review::write_read_ahead(&mut self.con, &self.cfg, &mut left).await?;
             n += review::write_leftovers(&mut self.con, &self.cfg).await?;
             anyhow::Ok(n)
         };

@@ -6,8 +6,9 @@
 //! What waits is bounded by a memory budget: when it is spent the task stops
 //! reading until the worker catches up. Entries read ahead are pending in the
 //! group like any delivered entry, so a crash leaves them to the usual recovery;
-//! only those a gateway trimmed meanwhile exist nowhere else, and a stop writes
-//! them to the review file.
+//! only those a gateway trimmed meanwhile exist nowhere else. So the task is never
+//! cut off while it holds entries: asked to stop, it hands over everything it has
+//! read, budget or not, and the worker decides or reviews it.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -21,7 +22,7 @@ use futures_util::future::{MaybeDone, maybe_done};
 use redis::Client;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::batch::{Triaged, triage};
@@ -33,15 +34,23 @@ use crate::connection;
 const READ_COUNT: usize = 2048;
 /// Reads waiting in Redis at any time.
 const READS_IN_FLIGHT: usize = 2;
+/// How long one read waits for new entries: short, so a stop never waits long for
+/// the reads in flight.
+const READ_BLOCK: Duration = Duration::from_millis(100);
+/// Longest wait for the task to hand over what it holds when asked to stop.
+const STOP_WAIT: Duration = Duration::from_secs(3);
 
 /// Per-entry cost the size estimate leaves out: the allocator's headers and rounding.
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
-/// Entries read and parsed, with the share of the budget they hold until dropped.
+/// Entries read and parsed, with the share of the budget they hold until dropped
+/// (none for what was handed over at a stop).
 pub(super) struct Batch {
     /// The entries.
     pub entries: Triaged,
-    room: OwnedSemaphorePermit,
+    room: Option<OwnedSemaphorePermit>,
+    /// Failed attempts to decide it.
+    attempts: u64,
 }
 
 /// What the reading task hands over.
@@ -53,7 +62,7 @@ enum Read {
 /// The reading task, while it runs.
 struct Reader {
     task: JoinHandle<()>,
-    client_id: i64,
+    stop: watch::Sender<bool>,
 }
 
 /// Batches read ahead, oldest first, and the task that reads them.
@@ -92,20 +101,20 @@ impl ReadAhead {
 
     /// Whether the reading task runs.
     pub(super) fn running(&self) -> bool {
-        self.reader.as_ref().is_some_and(|r| !r.task.is_finished())
+        self.reader.is_some()
     }
 
-    /// Opens a blocking connection and starts the reading task on it.
+    /// Opens a connection and starts the reading task on it.
     pub(super) async fn start(&mut self, client: &Client, cfg: &WorkerConfig) -> Result<()> {
-        self.stop();
-        let mut con = connection::blocking_connection(client, cfg.block).await?;
-        let client_id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut con).await?;
+        self.stop().await;
+        let con = connection::blocking_connection(client, READ_BLOCK).await?;
         // Reads are larger than the batches decided: a read waits in Redis behind a
         // decision or two, so it must take everything that arrived meanwhile.
         let opts = StreamReadOptions::default()
             .group(&cfg.group, &cfg.consumer)
             .count(READ_COUNT)
-            .block(cfg.block.as_millis() as usize);
+            .block(READ_BLOCK.as_millis() as usize);
+        let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(read_loop(
             con,
             Arc::new(opts),
@@ -113,26 +122,44 @@ impl ReadAhead {
             self.tx.clone(),
             Arc::clone(&self.room),
             self.budget_kib,
+            stop_rx,
         ));
-        self.reader = Some(Reader { task, client_id });
+        self.reader = Some(Reader { task, stop });
         Ok(())
     }
 
-    /// Stops the reading task; returns its connection's client id, so a read it left
-    /// blocked in Redis can be ended. What it read stays here.
-    pub(super) fn stop(&mut self) -> Option<i64> {
-        let reader = self.reader.take()?;
-        reader.task.abort();
-        Some(reader.client_id)
+    /// Stops the reading task once it has handed over everything it read, the
+    /// replies of the reads in flight included; those stay here.
+    pub(super) async fn stop(&mut self) {
+        let Some(mut reader) = self.reader.take() else {
+            return;
+        };
+        let _ = reader.stop.send(true);
+        if tokio::time::timeout(STOP_WAIT, &mut reader.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the stream reader did not stop within {} s; what it held stays pending in Redis",
+                STOP_WAIT.as_secs()
+            );
+            reader.task.abort();
+        }
     }
 
     /// Waits up to `wait` for the oldest unfinished batch. An error means the reading
-    /// task failed (after everything it read before).
-    pub(super) async fn next(&mut self, wait: Duration) -> Result<Option<&Triaged>> {
+    /// task failed or ended (after everything it read before).
+    pub(super) async fn next(&mut self, wait: Duration) -> Result<Option<&mut Triaged>> {
         if self.queue.is_empty() {
             match tokio::time::timeout(wait, self.rx.recv()).await {
                 Ok(Some(read)) => self.queue.push_back(read),
-                Ok(None) | Err(_) => return Ok(None),
+                Ok(None) | Err(_) => {
+                    if self.reader.as_ref().is_some_and(|r| r.task.is_finished()) {
+                        self.reader = None;
+                        anyhow::bail!("the stream reader ended unexpectedly");
+                    }
+                    return Ok(None);
+                }
             }
         }
         self.take_waiting();
@@ -147,12 +174,27 @@ impl ReadAhead {
 
     /// The oldest unfinished batch already read, without waiting. Errors the task
     /// reported are dropped: the caller is recovering from them.
-    pub(super) fn front(&mut self) -> Option<&Triaged> {
+    pub(super) fn front(&mut self) -> Option<&mut Triaged> {
         self.take_waiting();
         while matches!(self.queue.front(), Some(Read::Failed(_))) {
             self.queue.pop_front();
         }
         self.front_batch()
+    }
+
+    /// Failed attempts to decide the oldest batch so far.
+    pub(super) fn front_attempts(&self) -> u64 {
+        match self.queue.front() {
+            Some(Read::Batch(b)) => b.attempts,
+            _ => 0,
+        }
+    }
+
+    /// Counts a failed attempt to decide the oldest batch.
+    pub(super) fn front_failed(&mut self) {
+        if let Some(Read::Batch(b)) = self.queue.front_mut() {
+            b.attempts += 1;
+        }
     }
 
     /// Marks the oldest batch finished, giving its budget back.
@@ -173,24 +215,30 @@ impl ReadAhead {
     }
 
     /// Moves what the channel holds into the queue, merging batches that follow
-    /// one another into the one before, up to the merge size.
+    /// one another into the one before, up to the merge size. A batch that already
+    /// failed is not merged into: its attempts are its own.
     fn take_waiting(&mut self) {
         while let Ok(read) = self.rx.try_recv() {
             match (self.queue.back_mut(), read) {
                 (Some(Read::Batch(last)), Read::Batch(next))
-                    if last.entries.len() + next.entries.len() <= self.merge_up_to =>
+                    if last.attempts == 0
+                        && last.entries.len() + next.entries.len() <= self.merge_up_to =>
                 {
                     last.entries.append(next.entries);
-                    last.room.merge(next.room);
+                    match (&mut last.room, next.room) {
+                        (Some(room), Some(more)) => room.merge(more),
+                        (room @ None, more) => *room = more,
+                        (Some(_), None) => {}
+                    }
                 }
                 (_, read) => self.queue.push_back(read),
             }
         }
     }
 
-    fn front_batch(&self) -> Option<&Triaged> {
-        match self.queue.front() {
-            Some(Read::Batch(b)) => Some(&b.entries),
+    fn front_batch(&mut self) -> Option<&mut Triaged> {
+        match self.queue.front_mut() {
+            Some(Read::Batch(b)) => Some(&mut b.entries),
             _ => None,
         }
     }
@@ -198,7 +246,9 @@ impl ReadAhead {
 
 impl Drop for ReadAhead {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(reader) = self.reader.take() {
+            reader.task.abort();
+        }
     }
 }
 
@@ -224,6 +274,7 @@ async fn read_loop(
     tx: mpsc::UnboundedSender<Read>,
     room: Arc<Semaphore>,
     budget_kib: u32,
+    mut stop: watch::Receiver<bool>,
 ) {
     let none = HashMap::new();
     // Reads queued in Redis while this task hands entries over: at high rates a
@@ -232,14 +283,19 @@ async fn read_loop(
     let mut in_flight: VecDeque<InFlight> = (0..READS_IN_FLIGHT)
         .map(|_| send_read(&con, &opts))
         .collect();
+    let mut failed = None;
     while let Some(mut read) = in_flight.pop_front() {
         read.as_mut().await;
-        in_flight.push_back(send_read(&con, &opts));
+        let stopping = *stop.borrow();
+        if !stopping && failed.is_none() {
+            in_flight.push_back(send_read(&con, &opts));
+        }
         let entries = match read.as_mut().take_output() {
             Some(Ok(entries)) => entries,
             Some(Err(e)) => {
-                let _ = tx.send(Read::Failed(e));
-                return;
+                // The reads still in flight may have delivered entries: take them first.
+                failed.get_or_insert(e);
+                continue;
             }
             None => continue,
         };
@@ -248,14 +304,23 @@ async fn read_loop(
             let kib = u32::try_from(bytes / 1024 + 1)
                 .unwrap_or(u32::MAX)
                 .min(budget_kib);
-            // Waits while the budget is spent; the reads already queued are all that
-            // is taken meanwhile.
-            let Ok(room) = Arc::clone(&room).acquire_many_owned(kib).await else {
-                return;
+            // Waits while the budget is spent, unless asked to stop: what was read
+            // is handed over whatever the budget, never dropped.
+            let room = tokio::select! {
+                room = Arc::clone(&room).acquire_many_owned(kib) => room.ok(),
+                _ = stop.wait_for(|s| *s) => None,
             };
-            if tx.send(Read::Batch(Batch { entries, room })).is_err() {
+            let batch = Batch {
+                entries,
+                room,
+                attempts: 0,
+            };
+            if tx.send(Read::Batch(batch)).is_err() {
                 return;
             }
         }
+    }
+    if let Some(e) = failed {
+        let _ = tx.send(Read::Failed(e));
     }
 }

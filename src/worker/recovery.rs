@@ -1,7 +1,7 @@
 //! Keeping the queue whole: the consumer group, pending entries of this and of
 //! dead consumers, delivery counts, and trimming that never drops unprocessed work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
@@ -11,6 +11,7 @@ use redis::streams::{
 use redis::{AsyncCommands, RedisError, Value};
 
 use super::WorkerConfig;
+use super::batch::Triaged;
 use super::entries::{Claimed, ReadEntries};
 use crate::schema;
 
@@ -194,6 +195,44 @@ fn smallest_pending(summary: &Value) -> Option<String> {
 }
 
 fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Keeps only the entries of `batch` still pending for this consumer: the others
+/// were finished by an earlier, interrupted attempt.
+pub(super) async fn retain_pending(
+    con: &mut ConnectionManager,
+    cfg: &WorkerConfig,
+    batch: &mut Triaged,
+) -> Result<()> {
+    let keys: Vec<(u64, u64, &str)> = batch
+        .stream_ids()
+        .filter_map(|id| id_key(id).map(|(ms, seq)| (ms, seq, id)))
+        .collect();
+    let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
+        return Ok(());
+    };
+    // Other entries of this consumer can lie in the same range; leave room for them.
+    let count = batch.len() * 2 + 100;
+    let reply: StreamPendingCountReply = con
+        .xpending_consumer_count(
+            schema::QUEUE_MESSAGES,
+            &cfg.group,
+            first.2,
+            last.2,
+            count,
+            &cfg.consumer,
+        )
+        .await
+        .context("cannot list pending entries (XPENDING)")?;
+    let pending: HashSet<String> = reply.ids.into_iter().map(|p| p.id).collect();
+    batch.retain(|id| pending.contains(id));
+    Ok(())
+}
+
+/// A stream id's two numbers, for ordering (`"10-2"` sorts before `"9-0"` as text).
+fn id_key(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }

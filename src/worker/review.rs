@@ -45,11 +45,18 @@ pub async fn write_leftovers(con: &mut ConnectionManager, cfg: &WorkerConfig) ->
 
 /// Writes entries read ahead but not decided before the stop to the review file
 /// and acknowledges them; some may exist nowhere else, a gateway having trimmed them.
+/// Entries an interrupted batch already finished are left out when Redis can say
+/// which (they are no longer pending).
 pub(super) async fn write_read_ahead(
     con: &mut ConnectionManager,
     cfg: &WorkerConfig,
-    batches: &[Batch],
+    batches: &mut [Batch],
 ) -> Result<u64> {
+    for b in batches.iter_mut() {
+        if let Err(e) = recovery::retain_pending(con, cfg, &mut b.entries).await {
+            tracing::warn!("cannot tell which entries read ahead are still pending: {e:#}");
+        }
+    }
     let lines = batches.iter().flat_map(|b| b.entries.review_lines());
     write_and_ack(con, cfg, lines).await
 }
