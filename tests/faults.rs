@@ -420,12 +420,7 @@ async fn restart_redis_under_a_running_worker_it_reconnects_and_goes_on() {
     .await;
     assert!(replied.is_some(), "the worker answers after re-enabling");
 
-    let _ = stop_tx.send(true);
-    let status = tokio::time::timeout(15 * SECOND, handle)
-        .await
-        .expect("worker stops within 15 s")
-        .expect("join")
-        .expect("worker result");
+    let status = stop_worker(&stop_tx, handle, 15 * SECOND).await;
     assert_eq!(status.state, worker::WorkerState::Stopped);
 }
 
@@ -618,14 +613,23 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
     assert_eq!(dl_len, 1, "dead-lettered once");
     assert_eq!(group_pending(&mut h.con).await, 0);
 
-    let _ = stop_tx.send(true);
-    let status = tokio::time::timeout(15 * SECOND, handle)
-        .await
-        .expect("worker stops")
-        .expect("join")
-        .expect("worker result");
+    let status = stop_worker(&stop_tx, handle, 15 * SECOND).await;
     assert_eq!(status.answered, 2);
     assert_eq!(status.dead_lettered, 1);
+}
+
+/// Asks an in-process worker to stop and returns its final status; it must stop within `limit`.
+async fn stop_worker(
+    stop: &watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<anyhow::Result<worker::WorkerStatus>>,
+    limit: Duration,
+) -> worker::WorkerStatus {
+    let _ = stop.send(true);
+    tokio::time::timeout(limit, handle)
+        .await
+        .expect("worker stops in time")
+        .expect("join")
+        .expect("worker result")
 }
 
 /// An instant engine that answers only once the gate opens, so a test can hold the
@@ -740,12 +744,7 @@ async fn a_burst_past_the_gateways_cap_waits_in_the_worker_and_is_answered_once(
     wait_all_answered(&h.con, N, 30 * SECOND).await;
     assert_exactly_once(&mut h.con, N).await;
 
-    let _ = stop.send(true);
-    let status = tokio::time::timeout(15 * SECOND, handle)
-        .await
-        .expect("worker stops")
-        .expect("join")
-        .expect("worker result");
+    let status = stop_worker(&stop, handle, 15 * SECOND).await;
     assert_eq!(status.answered, N as u64);
     assert_eq!(status.reviewed, 0);
 }
@@ -760,12 +759,7 @@ async fn a_stop_writes_entries_read_ahead_to_the_review_file_even_when_trimmed()
 
     burst_past_a_small_cap(&h, N).await;
     // The gate never opens: the drain gives up after its 10 s and writes what is left.
-    let _ = stop.send(true);
-    let status = tokio::time::timeout(30 * SECOND, handle)
-        .await
-        .expect("worker stops")
-        .expect("join")
-        .expect("worker result");
+    let status = stop_worker(&stop, handle, 30 * SECOND).await;
     let mut reviewed = read_review(&review_path(&dir));
     reviewed.sort();
     reviewed.dedup();
@@ -798,12 +792,7 @@ async fn a_stop_with_the_read_ahead_budget_spent_hands_over_everything_it_read()
         send_capped(&mut con, start..start + 100).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = stop.send(true);
-    let status = tokio::time::timeout(30 * SECOND, handle)
-        .await
-        .expect("worker stops")
-        .expect("join")
-        .expect("worker result");
+    let status = stop_worker(&stop, handle, 30 * SECOND).await;
     // Every line names its message: nothing the worker read was dropped, even the
     // entries the gateway trimmed while the budget was spent.
     let reviewed = read_review(&review_path(&dir));

@@ -596,23 +596,11 @@ async fn the_worker_answers_with_the_personas_the_graph_resolves() {
         .expect("enable");
     // The shipped graph sleeps 23:00-07:00; this test is about personas.
     let (stop_tx, worker) = spawn_worker(&g, "graph-worker", Some("off"));
-    let now = store::now_ms();
     for (id, contact, text) in [
         ("g1", "mom", "are you coming on Sunday?"),
         ("g2", "sam-work", "any news on the Q3 budget?"),
     ] {
-        let m = secondme::schema::QueueMessage {
-            message_id: id.into(),
-            contact_id: contact.into(),
-            content: text.into(),
-            timestamp: now,
-            direction: secondme::schema::Direction::Incoming,
-            from_me: false,
-        };
-        let _: String = store::queue::xadd(&m, false)
-            .query_async(&mut g.con)
-            .await
-            .expect("xadd");
+        send(&mut g.con, &common::incoming(id, contact, text)).await;
     }
     let mut personas = std::collections::HashMap::new();
     for _ in 0..250 {
@@ -696,18 +684,11 @@ async fn the_graphs_sleep_hours_hold_replies_back() {
         .await
         .expect("enable");
     let (stop_tx, worker) = spawn_worker(&g, "graph-sleeper", None);
-    let m = secondme::schema::QueueMessage {
-        message_id: "late".into(),
-        contact_id: "mom".into(),
-        content: "are you asleep?".into(),
-        timestamp: store::now_ms(),
-        direction: secondme::schema::Direction::Incoming,
-        from_me: false,
-    };
-    let _: String = store::queue::xadd(&m, false)
-        .query_async(&mut g.con)
-        .await
-        .expect("xadd");
+    send(
+        &mut g.con,
+        &common::incoming("late", "mom", "are you asleep?"),
+    )
+    .await;
     let mut state = None;
     for _ in 0..250 {
         state = store::handled::state(&mut g.con, "late")
@@ -724,4 +705,12 @@ async fn the_graphs_sleep_hours_hold_replies_back() {
     let _ = stop_tx.send(true);
     let status = worker.await.expect("join").expect("worker");
     assert!(status.asleep.is_some(), "{status:?}");
+}
+
+/// Writes a message to `QUEUE:messages` as a gateway does.
+async fn send(con: &mut ConnectionManager, m: &secondme::schema::QueueMessage) {
+    let _: String = store::queue::xadd(m, false)
+        .query_async(con)
+        .await
+        .expect("xadd");
 }

@@ -285,12 +285,7 @@ async fn a_counter_left_without_ttl_gets_one() {
     let _: () = h.con.set("COUNTER:c:msgs", 3).await.expect("set");
     let (tx, handle) = spawn_worker(&h, "w1");
     h.send(&incoming("x1", "c", "hi there friend")).await;
-    eventually(5 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { common::handled(&mut con, "x1").await }
-    })
-    .await
-    .expect("handled");
+    handled_soon(&h, "x1").await;
     let ttl: i64 = h.con.ttl("COUNTER:c:msgs").await.expect("ttl");
     assert!((1..=60).contains(&ttl), "{ttl}");
     stop(tx, handle).await;
@@ -312,12 +307,7 @@ async fn the_person_typing_pauses_the_contact_but_the_twins_echo_does_not() {
         .await;
     h.send(&typed_by_person("me-1", "carol", "I'll take it from here"))
         .await;
-    eventually(5 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { common::handled(&mut con, "me-1").await }
-    })
-    .await
-    .expect("handled");
+    handled_soon(&h, "me-1").await;
     let ttl: i64 = h.con.ttl("PAUSE:carol").await.expect("ttl");
     assert!(
         (20 * 60 - 2..=20 * 60).contains(&ttl),
@@ -329,12 +319,7 @@ async fn the_person_typing_pauses_the_contact_but_the_twins_echo_does_not() {
     assert!(!dave, "the twin's own reply never counts as the person's");
 
     h.send(&incoming("c-2", "carol", "ok so what now?")).await;
-    eventually(5 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { common::handled(&mut con, "c-2").await }
-    })
-    .await
-    .expect("handled");
+    handled_soon(&h, "c-2").await;
     let done = common::handled(&mut h.con, "c-2").await.expect("done");
     assert_eq!(done, "skip:paused");
     assert_eq!(responses_len(&mut h).await, 0);
@@ -379,12 +364,7 @@ async fn in_sleep_hours_messages_are_shown_but_not_answered() {
     let (tx, rx) = watch::channel(false);
     let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
     h.send(&incoming("n1", "owl", "you up?")).await;
-    let state = eventually(5 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { common::handled(&mut con, "n1").await }
-    })
-    .await
-    .expect("handled");
+    let state = handled_soon(&h, "n1").await;
     assert_eq!(state, "skip:sleep_hours");
     assert_eq!(responses_len(&mut h).await, 0);
     let shown = collect(&mut events, schema::CHANNEL_MESSAGES, SECOND / 2).await;
@@ -399,12 +379,7 @@ async fn in_sleep_hours_messages_are_shown_but_not_answered() {
     let (tx, rx) = watch::channel(false);
     let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
     h.send(&incoming("n2", "owl", "morning!")).await;
-    let state = eventually(5 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { common::handled(&mut con, "n2").await }
-    })
-    .await
-    .expect("handled");
+    let state = handled_soon(&h, "n2").await;
     assert_eq!(state, "answered");
     assert_eq!(stop(tx, handle).await.asleep, None);
 }
@@ -419,12 +394,7 @@ async fn after_redis_lost_its_state_the_twin_answers_nobody_until_told() {
     let mut events = h.subscribe().await;
     let (tx, handle) = spawn_worker(&h, "w1");
     h.send(&incoming("e1", "erin", "are you there?")).await;
-    eventually(5 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { common::handled(&mut con, "e1").await }
-    })
-    .await
-    .expect("handled");
+    handled_soon(&h, "e1").await;
     let done = common::handled(&mut h.con, "e1").await.expect("done");
     assert_eq!(done, "skip:kill_switch");
     let kill: Option<i64> = h.con.get(schema::PAUSE_ALL).await.expect("get");
@@ -653,4 +623,14 @@ async fn persona_cache_has_the_seed_shape_and_rebuilds_on_a_miss() {
         .expect("rebuilt");
     assert_eq!(again, p);
     assert!(persona::cached(&mut h.con, "nobody").await.is_err());
+}
+
+/// How `id` was handled, waiting up to 5 s for it.
+async fn handled_soon(h: &Harness, id: &str) -> String {
+    eventually(5 * SECOND, || {
+        let mut con = h.con.clone();
+        async move { common::handled(&mut con, id).await }
+    })
+    .await
+    .expect("handled")
 }
