@@ -237,13 +237,17 @@ async fn responses_len(con: &mut ConnectionManager) -> usize {
     con.xlen(schema::QUEUE_RESPONSES).await.unwrap_or(0)
 }
 
-/// Entries of the worker group still pending (delivered, not acknowledged).
+/// Entries of the worker group still pending (delivered, not acknowledged); none
+/// before a worker has created the group.
 async fn group_pending(con: &mut ConnectionManager) -> u64 {
-    let reply: redis::streams::StreamPendingReply = con
+    let reply: redis::RedisResult<redis::streams::StreamPendingReply> = con
         .xpending(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
-        .await
-        .expect("XPENDING");
-    reply.count() as u64
+        .await;
+    match reply {
+        Ok(reply) => reply.count() as u64,
+        Err(e) if e.code() == Some("NOGROUP") => 0,
+        Err(e) => panic!("XPENDING: {e}"),
+    }
 }
 
 /// Waits until `n` responses exist and nothing is pending; panics with the counts if not.
