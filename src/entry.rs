@@ -30,16 +30,36 @@ pub fn parse_entry(
     entry_id: &str,
     fields: &HashMap<String, Value>,
 ) -> Result<QueueMessage, EntryError> {
+    parse_with(entry_id, |field| fields.get(field).map(value_text))
+}
+
+/// [`parse_entry`] for fields as the raw bytes of a reply, name and value, in the
+/// order the entry holds them (a repeated name: the last one counts, as in the map).
+pub fn parse_pairs(entry_id: &str, pairs: &[(&[u8], &[u8])]) -> Result<QueueMessage, EntryError> {
+    parse_with(entry_id, |field| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(name, _)| *name == field.as_bytes())
+            .map(|(_, value)| bytes_text(value))
+    })
+}
+
+/// The strict checks, on fields looked up by name: `None` when the field is
+/// missing, else its text or why it has none.
+fn parse_with(
+    entry_id: &str,
+    get: impl Fn(&'static str) -> Option<Result<String, String>>,
+) -> Result<QueueMessage, EntryError> {
     let fail = |field: &'static str, problem: String| EntryError {
         entry_id: entry_id.to_owned(),
         field,
         problem,
     };
     let text = |field: &'static str| -> Result<String, EntryError> {
-        let value = fields
-            .get(field)
-            .ok_or_else(|| fail(field, "is missing".into()))?;
-        value_text(value).map_err(|p| fail(field, p))
+        get(field)
+            .ok_or_else(|| fail(field, "is missing".into()))?
+            .map_err(|p| fail(field, p))
     };
 
     let message_id = text("messageId")?;
@@ -110,15 +130,17 @@ pub fn parse_entry(
 
 fn value_text(value: &Value) -> Result<String, String> {
     match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).map_err(|e| {
-            format!(
-                "is not valid UTF-8 (at byte {})",
-                e.utf8_error().valid_up_to()
-            )
-        }),
+        Value::BulkString(bytes) => bytes_text(bytes),
         Value::SimpleString(s) => Ok(s.clone()),
         Value::Int(i) => Ok(i.to_string()),
         other => Err(format!("has an unexpected type ({other:?})")),
+    }
+}
+
+fn bytes_text(bytes: &[u8]) -> Result<String, String> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(e) => Err(format!("is not valid UTF-8 (at byte {})", e.valid_up_to())),
     }
 }
 
@@ -158,6 +180,21 @@ pub fn raw_fields(fields: &HashMap<String, Value>) -> Vec<(String, String)> {
                 other => format!("{other:?}"),
             };
             (k.clone(), text)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// [`raw_fields`] for fields as the raw bytes of a reply.
+pub fn raw_pair_fields(pairs: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
         })
         .collect();
     out.sort();

@@ -8,6 +8,7 @@ pub mod entry;
 pub mod graph;
 pub mod monitor;
 pub mod reply;
+pub mod resp;
 pub mod schema;
 pub mod seal;
 pub mod server;

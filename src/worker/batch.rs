@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 
+use super::parsed_entry::ParsedEntry as Good;
 use super::{Worker, WorkerConfig};
 use crate::entry;
 use crate::reply::{ReplyEngine, ReplyRequest};
@@ -37,12 +38,6 @@ pub struct BatchOutcome {
     pub dead_lettered: usize,
     /// Entries left pending because writing their reply failed.
     pub failed: usize,
-}
-
-/// A parsed entry waiting for its verdict.
-pub(super) struct Good {
-    stream_id: String,
-    message: QueueMessage,
 }
 
 /// Entries read from the queue, split into parsed ones and ones to dead-letter.
@@ -76,13 +71,13 @@ impl Triaged {
 
     /// Keeps only the entries whose stream id `keep` accepts.
     pub(super) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
-        self.good.retain(|g| keep(&g.stream_id));
+        self.good.retain(|g| keep(g.stream_id()));
         self.bad.retain(|d| keep(&d.stream_id));
     }
 
     /// Stream ids of every entry.
     pub(super) fn stream_ids(&self) -> impl Iterator<Item = &str> {
-        let good = self.good.iter().map(|g| g.stream_id.as_str());
+        let good = self.good.iter().map(Good::stream_id);
         good.chain(self.bad.iter().map(|d| d.stream_id.as_str()))
     }
 
@@ -91,9 +86,9 @@ impl Triaged {
     pub(super) fn as_dead_letters(&self, reason: &str) -> Vec<DeadLetter> {
         let mut letters = self.bad.clone();
         letters.extend(self.good.iter().map(|g| DeadLetter {
-            stream_id: g.stream_id.clone(),
-            reason: format!("entry {}: {reason}", g.stream_id),
-            fields: message_fields(&g.message),
+            stream_id: g.stream_id().to_owned(),
+            reason: format!("entry {}: {reason}", g.stream_id()),
+            fields: message_fields(&g.message()),
         }));
         letters
     }
@@ -106,17 +101,7 @@ impl Triaged {
 
     /// Approximate memory held, in bytes, for the read-ahead budget.
     pub(super) fn size_bytes(&self) -> usize {
-        let good: usize = self
-            .good
-            .iter()
-            .map(|g| {
-                std::mem::size_of::<Good>()
-                    + g.stream_id.len()
-                    + g.message.message_id.len()
-                    + g.message.contact_id.len()
-                    + g.message.content.len()
-            })
-            .sum();
+        let good: usize = self.good.iter().map(Good::size_bytes).sum();
         let bad: usize = self
             .bad
             .iter()
@@ -138,7 +123,7 @@ impl Triaged {
         let good = self
             .good
             .iter()
-            .map(|g| (g.stream_id.as_str(), message_fields(&g.message)));
+            .map(|g| (g.stream_id(), message_fields(&g.message())));
         let bad = self
             .bad
             .iter()
@@ -169,11 +154,37 @@ pub(super) fn triage(entries: &[StreamId], too_many: &HashMap<String, u64>) -> T
             continue;
         }
         match entry::parse_entry(&e.id, &e.map) {
-            Ok(message) => out.good.push(Good {
-                stream_id: e.id.clone(),
-                message,
-            }),
+            Ok(message) => out.good.push(Good::new(&e.id, message)),
             Err(err) => out.bad.push(dead(err.to_string())),
+        }
+    }
+    out
+}
+
+/// An entry of a reply walked in place: its id and its fields as bytes (none for
+/// an entry deleted while pending).
+pub(super) struct RawEntry<'a> {
+    /// Stream id.
+    pub id: &'a str,
+    /// Field names and values, in the entry's order.
+    pub fields: Vec<(&'a [u8], &'a [u8])>,
+}
+
+/// [`triage`] for entries of a reply walked in place (new entries: none has been
+/// delivered before).
+pub(super) fn triage_raw(entries: &[RawEntry<'_>]) -> Triaged {
+    let mut out = Triaged {
+        good: Vec::with_capacity(entries.len()),
+        bad: Vec::new(),
+    };
+    for e in entries {
+        match entry::parse_pairs(e.id, &e.fields) {
+            Ok(message) => out.good.push(Good::new(e.id, message)),
+            Err(err) => out.bad.push(DeadLetter {
+                stream_id: e.id.to_owned(),
+                reason: err.to_string(),
+                fields: entry::raw_pair_fields(&e.fields),
+            }),
         }
     }
     out
@@ -192,19 +203,19 @@ fn message_fields(m: &QueueMessage) -> Vec<(String, String)> {
 fn set_aside_expired(batch: &mut Triaged, now: i64) {
     let (fresh, expired): (Vec<Good>, Vec<Good>) =
         std::mem::take(&mut batch.good).into_iter().partition(|g| {
-            let age = now - g.message.timestamp;
-            g.message.direction != Direction::Incoming || age <= schema::QUEUE_ENTRY_MAX_AGE_MS
+            let age = now - g.timestamp();
+            g.direction() != Direction::Incoming || age <= schema::QUEUE_ENTRY_MAX_AGE_MS
         });
     batch.good = fresh;
     batch.bad.extend(expired.into_iter().map(|g| DeadLetter {
         reason: format!(
             "entry {}: expired, {} s old (limit {} s), not answered",
-            g.stream_id,
-            (now - g.message.timestamp) / 1000,
+            g.stream_id(),
+            (now - g.timestamp()) / 1000,
             schema::QUEUE_ENTRY_MAX_AGE_MS / 1000
         ),
-        fields: message_fields(&g.message),
-        stream_id: g.stream_id,
+        fields: message_fields(&g.message()),
+        stream_id: g.stream_id().to_owned(),
     }));
 }
 
@@ -248,11 +259,11 @@ pub async fn dead_letter(
         .context("cannot write to QUEUE:deadletter")
 }
 
-fn event_json(m: &QueueMessage) -> String {
+fn event_json(m: QueueMessage) -> String {
     let ev = MessageEvent {
-        message_id: m.message_id.clone(),
-        contact_id: m.contact_id.clone(),
-        content: m.content.clone(),
+        message_id: m.message_id,
+        contact_id: m.contact_id,
+        content: m.content,
         bot_sent: false,
         timestamp: m.timestamp,
         from_me: m.from_me,
@@ -260,8 +271,8 @@ fn event_json(m: &QueueMessage) -> String {
     serde_json::to_string(&ev).unwrap_or_default()
 }
 
-fn kind(m: &QueueMessage) -> &'static str {
-    match (m.direction, m.from_me) {
+fn kind(g: &Good) -> &'static str {
+    match (g.direction(), g.is_from_me()) {
         (Direction::Outgoing, true) => "me",
         (Direction::Outgoing, false) => "out",
         (Direction::Incoming, _) => "in",
@@ -295,12 +306,12 @@ async fn decide(
         .arg(schema::QUEUE_RESPONSES_CAP)
         .arg(if asleep { "1" } else { "0" });
     for (g, reply) in good.iter().zip(replies) {
-        inv.arg(&g.stream_id)
-            .arg(&g.message.message_id)
-            .arg(&g.message.contact_id)
-            .arg(kind(&g.message))
-            .arg(g.message.timestamp)
-            .arg(event_json(&g.message));
+        inv.arg(g.stream_id())
+            .arg(g.message_id())
+            .arg(g.contact_id())
+            .arg(kind(g))
+            .arg(g.timestamp())
+            .arg(event_json(g.message()));
         match reply {
             Some(w) => inv
                 .arg(&w.reply_id)
@@ -366,7 +377,7 @@ impl<E: ReplyEngine> Worker<E> {
         // decision and reply are one atomic step; others write only what was decided.
         let mut replies: Vec<Option<Written>> = Vec::with_capacity(good.len());
         for &g in &good {
-            let wanted = self.engine.instant() && kind(&g.message) == "in";
+            let wanted = self.engine.instant() && kind(g) == "in";
             replies.push(if wanted {
                 self.write_reply(g).await.ok()
             } else {
@@ -381,11 +392,7 @@ impl<E: ReplyEngine> Worker<E> {
                 "sent" => outcome.answered += 1,
                 "answer" => to_write.push(g),
                 other => {
-                    tracing::debug!(
-                        "{} ({}): {other}",
-                        g.message.message_id,
-                        g.message.contact_id
-                    );
+                    tracing::debug!("{} ({}): {other}", g.message_id(), g.contact_id());
                     outcome.skipped += 1;
                 }
             }
@@ -398,8 +405,8 @@ impl<E: ReplyEngine> Worker<E> {
                     outcome.failed += 1;
                     tracing::error!(
                         "no reply to {} (entry {}), left pending for a retry: {e:#}",
-                        g.message.message_id,
-                        g.stream_id
+                        g.message_id(),
+                        g.stream_id()
                     );
                 }
             }
@@ -420,12 +427,13 @@ impl<E: ReplyEngine> Worker<E> {
     async fn write_reply(&mut self, g: &Good) -> Result<Written> {
         let persona = self
             .personas
-            .for_contact(&mut self.con, &g.message.contact_id)
+            .for_contact(&mut self.con, g.contact_id())
             .await?;
+        let message = g.message();
         let reply = self
             .engine
             .reply(&ReplyRequest {
-                message: &g.message,
+                message: &message,
                 persona_id: &persona.persona_id,
                 persona: &persona.style,
                 context: persona.context.as_ref(),
@@ -433,10 +441,10 @@ impl<E: ReplyEngine> Worker<E> {
             .await
             .context("the reply engine failed")?;
         let persona_id = persona.persona_id;
-        let reply_id = format!("bot_{}", g.message.message_id);
+        let reply_id = format!("bot_{}", g.message_id());
         let event = serde_json::to_string(&MessageEvent {
             message_id: reply_id.clone(),
-            contact_id: g.message.contact_id.clone(),
+            contact_id: g.contact_id().to_owned(),
             content: reply.content.clone(),
             bot_sent: true,
             timestamp: store::now_ms(),
@@ -444,9 +452,9 @@ impl<E: ReplyEngine> Worker<E> {
         })
         .context("cannot encode the reply event")?;
         Ok(Written {
-            stream_id: g.stream_id.clone(),
-            message_id: g.message.message_id.clone(),
-            contact_id: g.message.contact_id.clone(),
+            stream_id: g.stream_id().to_owned(),
+            message_id: g.message_id().to_owned(),
+            contact_id: g.contact_id().to_owned(),
             reply_id,
             content: reply.content,
             persona: persona_id,
@@ -518,7 +526,7 @@ mod tests {
     }
 
     fn ids(t: &Triaged) -> Vec<&str> {
-        t.good.iter().map(|g| g.stream_id.as_str()).collect()
+        t.good.iter().map(Good::stream_id).collect()
     }
 
     #[test]

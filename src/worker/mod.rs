@@ -4,7 +4,9 @@
 
 pub mod batch;
 pub mod entries;
+mod parsed_entry;
 pub mod personas;
+mod raw_read;
 mod read_ahead;
 pub mod recovery;
 pub mod review;

@@ -9,6 +9,9 @@
 //! only those a gateway trimmed meanwhile exist nowhere else. So the task is never
 //! cut off while it holds entries: asked to stop, it hands over everything it has
 //! read, budget or not, and the worker decides or reviews it.
+//!
+//! Over TCP and Unix sockets the task reads through [`raw_read`], which walks each
+//! reply in place; over TLS it reads through redis-rs.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -26,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::batch::{Triaged, triage};
+use super::raw_read::{RawReader, ReadRequest};
 use super::{WorkerConfig, read_new};
 use crate::connection;
 
@@ -40,8 +44,9 @@ const READ_BLOCK: Duration = Duration::from_millis(100);
 /// Longest wait for the task to hand over what it holds when asked to stop.
 const STOP_WAIT: Duration = Duration::from_secs(3);
 
-/// Per-entry cost the size estimate leaves out: the allocator's headers and rounding.
-const ENTRY_OVERHEAD_BYTES: usize = 64;
+/// Per-entry cost the size estimate leaves out: the allocator's header and rounding
+/// of the entry's one allocation.
+const ENTRY_OVERHEAD_BYTES: usize = 24;
 
 /// Entries read and parsed, with the share of the budget they hold until dropped
 /// (none for what was handed over at a stop).
@@ -107,17 +112,10 @@ impl ReadAhead {
     /// Opens a connection and starts the reading task on it.
     pub(super) async fn start(&mut self, client: &Client, cfg: &WorkerConfig) -> Result<()> {
         self.stop().await;
-        let con = connection::blocking_connection(client, READ_BLOCK).await?;
-        // Reads are larger than the batches decided: a read waits in Redis behind a
-        // decision or two, so it must take everything that arrived meanwhile.
-        let opts = StreamReadOptions::default()
-            .group(&cfg.group, &cfg.consumer)
-            .count(READ_COUNT)
-            .block(READ_BLOCK.as_millis() as usize);
+        let source = Source::open(client, cfg).await?;
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(read_loop(
-            con,
-            Arc::new(opts),
+            source,
             cfg.batch_size,
             self.tx.clone(),
             Arc::clone(&self.room),
@@ -255,6 +253,77 @@ impl Drop for ReadAhead {
 /// A read sent to Redis whose reply has not been taken yet.
 type InFlight = Pin<Box<MaybeDone<Pin<Box<dyn Future<Output = Result<Vec<StreamId>>> + Send>>>>>;
 
+/// Where the reads go.
+enum Source {
+    /// TCP or a Unix socket, replies walked in place.
+    Raw(RawReader),
+    /// TLS, through redis-rs.
+    Client {
+        con: MultiplexedConnection,
+        opts: Arc<StreamReadOptions>,
+        in_flight: VecDeque<InFlight>,
+    },
+}
+
+impl Source {
+    async fn open(client: &Client, cfg: &WorkerConfig) -> Result<Self> {
+        // Reads are larger than the batches decided: a read waits in Redis behind a
+        // decision or two, so it must take everything that arrived meanwhile.
+        let read = ReadRequest {
+            group: &cfg.group,
+            consumer: &cfg.consumer,
+            count: READ_COUNT,
+            block: READ_BLOCK,
+        };
+        if let Some(raw) = RawReader::connect(client.get_connection_info(), &read).await? {
+            return Ok(Self::Raw(raw));
+        }
+        let con = connection::blocking_connection(client, READ_BLOCK).await?;
+        let opts = StreamReadOptions::default()
+            .group(&cfg.group, &cfg.consumer)
+            .count(READ_COUNT)
+            .block(READ_BLOCK.as_millis() as usize);
+        Ok(Self::Client {
+            con,
+            opts: Arc::new(opts),
+            in_flight: VecDeque::new(),
+        })
+    }
+
+    /// Sends one more read.
+    async fn send(&mut self) -> Result<()> {
+        match self {
+            Self::Raw(r) => r.send().await,
+            Self::Client {
+                con,
+                opts,
+                in_flight,
+            } => {
+                in_flight.push_back(send_read(con, opts));
+                Ok(())
+            }
+        }
+    }
+
+    /// The entries of the oldest read in flight; `None` when none is.
+    async fn next(&mut self) -> Option<Result<Triaged>> {
+        match self {
+            Self::Raw(r) => {
+                if r.in_flight() == 0 {
+                    return None;
+                }
+                Some(r.next().await)
+            }
+            Self::Client { in_flight, .. } => {
+                let mut read = in_flight.pop_front()?;
+                read.as_mut().await;
+                let entries = read.as_mut().take_output()?;
+                Some(entries.map(|e| triage(&e, &HashMap::new())))
+            }
+        }
+    }
+}
+
 /// Sends a read now: polled once here, so requests reach the connection in the
 /// order they are started, and Redis delivers entries in that order.
 fn send_read(con: &MultiplexedConnection, opts: &Arc<StreamReadOptions>) -> InFlight {
@@ -268,38 +337,39 @@ fn send_read(con: &MultiplexedConnection, opts: &Arc<StreamReadOptions>) -> InFl
 }
 
 async fn read_loop(
-    con: MultiplexedConnection,
-    opts: Arc<StreamReadOptions>,
+    mut source: Source,
     batch_size: usize,
     tx: mpsc::UnboundedSender<Read>,
     room: Arc<Semaphore>,
     budget_kib: u32,
     mut stop: watch::Receiver<bool>,
 ) {
-    let none = HashMap::new();
     // Reads queued in Redis while this task hands entries over: at high rates a
     // gateway trimming at MAXLEN ~ 1000 leaves a reader only milliseconds of slack,
     // and a reply goes out only once per turn of Redis's event loop.
-    let mut in_flight: VecDeque<InFlight> = (0..READS_IN_FLIGHT)
-        .map(|_| send_read(&con, &opts))
-        .collect();
     let mut failed = None;
-    while let Some(mut read) = in_flight.pop_front() {
-        read.as_mut().await;
-        let stopping = *stop.borrow();
-        if !stopping && failed.is_none() {
-            in_flight.push_back(send_read(&con, &opts));
+    for _ in 0..READS_IN_FLIGHT {
+        if let Err(e) = source.send().await {
+            failed = Some(e);
+            break;
         }
-        let entries = match read.as_mut().take_output() {
-            Some(Ok(entries)) => entries,
-            Some(Err(e)) => {
+    }
+    while let Some(read) = source.next().await {
+        if !*stop.borrow()
+            && failed.is_none()
+            && let Err(e) = source.send().await
+        {
+            failed = Some(e);
+        }
+        let entries = match read {
+            Ok(entries) => entries,
+            Err(e) => {
                 // The reads still in flight may have delivered entries: take them first.
                 failed.get_or_insert(e);
                 continue;
             }
-            None => continue,
         };
-        for entries in triage(&entries, &none).into_chunks(batch_size) {
+        for entries in entries.into_chunks(batch_size) {
             let bytes = entries.size_bytes() + entries.len() * ENTRY_OVERHEAD_BYTES;
             let kib = u32::try_from(bytes / 1024 + 1)
                 .unwrap_or(u32::MAX)
