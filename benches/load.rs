@@ -34,11 +34,15 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// Rate and longest catch-up of the extra step whose producer trims with `ACKED`.
 const ACKED_RATE: u64 = 50_000;
 const ACKED_DRAIN: Duration = Duration::from_secs(30);
+/// Rate and length of a longer burst, beyond what the read-ahead holds by default:
+/// where the 3 s steps end and sustained throughput begins.
+const LONG_RATE: u64 = 50_000;
+const LONG_STEP: Duration = Duration::from_secs(10);
 /// How often the generator writes a pipelined batch.
 const TICK: Duration = Duration::from_millis(2);
 /// Distinct contacts; messages cycle through them so none passes the rate limit
-/// (10 a minute) over the whole run (< 1M messages).
-const CONTACTS: u64 = 120_000;
+/// (10 a minute) over the whole run (about 1.5M messages, at most 2M).
+const CONTACTS: u64 = 200_000;
 /// Messages of each floor run, and how many runs (median).
 const FLOOR_MESSAGES: u64 = 50_000;
 const FLOOR_RUNS: usize = 3;
@@ -128,24 +132,32 @@ async fn run() -> Result<()> {
     );
     println!(
         "each step: {} s of XADD MAXLEN ~ 1000 (pipelined every {} ms), then up to {} s for the \
-         last replies; 'caught up' is the time from the last send to the last reply",
+         last replies; 'caught up' is the time from the last send to the last reply, \
+         'answered/s' the replies over sending and catching up",
         STEP.as_secs(),
         TICK.as_millis(),
         DRAIN.as_secs()
     );
     println!();
     println!(
-        "{:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>11}",
-        "target/s", "sent/s", "sent", "answered", "lost", "p50 ms", "p99 ms", "caught up"
+        "{:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>11} {:>11}",
+        "target/s",
+        "sent/s",
+        "sent",
+        "answered",
+        "lost",
+        "p50 ms",
+        "p99 ms",
+        "caught up",
+        "answered/s"
     );
     let mut results = Vec::new();
     let mut next_id = 0u64;
     for (step, rate) in RATES.iter().enumerate() {
         let step = step as u32;
-        let (sent, send_secs) = generate(&mut con, base, step, *rate, &mut next_id, false).await?;
-        let started = Instant::now();
-        drain(&seen, step, sent, DRAIN).await;
-        let waited = started.elapsed().as_secs_f64();
+        let (sent, send_secs) =
+            generate(&mut con, base, step, *rate, STEP, &mut next_id, false).await?;
+        let waited = drain(&seen, step, sent, DRAIN).await.as_secs_f64();
         let r = summarize(&seen, step, *rate, sent, send_secs);
         let caught_up = if r.answered >= r.sent {
             format!("{waited:.1} s")
@@ -153,7 +165,7 @@ async fn run() -> Result<()> {
             "never".to_owned()
         };
         println!(
-            "{:>10} {:>10.0} {:>10} {:>10} {:>9} {:>9.2} {:>9.2} {:>11}",
+            "{:>10} {:>10.0} {:>10} {:>10} {:>9} {:>9.2} {:>9.2} {:>11} {:>11.0}",
             r.rate,
             r.sent as f64 / r.send_secs,
             r.sent,
@@ -161,23 +173,36 @@ async fn run() -> Result<()> {
             r.sent.saturating_sub(r.answered),
             r.p50_ms,
             r.p99_ms,
-            caught_up
+            caught_up,
+            r.answered as f64 / (r.send_secs + waited)
         );
         results.push(r);
         if worker.0.try_wait()?.is_some() {
             bail!("the worker exited during the bench; see {}", dir.display());
         }
     }
-    let acked = if version_at_least(&version, 8, 2) {
+    let long = {
         let step = RATES.len() as u32;
+        let (sent, send_secs) = generate(
+            &mut con,
+            base,
+            step,
+            LONG_RATE,
+            LONG_STEP,
+            &mut next_id,
+            false,
+        )
+        .await?;
+        let waited = drain(&seen, step, sent, DRAIN).await.as_secs_f64();
+        let r = summarize(&seen, step, LONG_RATE, sent, send_secs);
+        (r, waited)
+    };
+    let acked = if version_at_least(&version, 8, 2) {
+        let step = RATES.len() as u32 + 1;
         let (sent, send_secs) =
-            generate(&mut con, base, step, ACKED_RATE, &mut next_id, true).await?;
-        let started = Instant::now();
-        drain(&seen, step, sent, ACKED_DRAIN).await;
-        Some((
-            summarize(&seen, step, ACKED_RATE, sent, send_secs),
-            started.elapsed(),
-        ))
+            generate(&mut con, base, step, ACKED_RATE, STEP, &mut next_id, true).await?;
+        let waited = drain(&seen, step, sent, ACKED_DRAIN).await;
+        Some((summarize(&seen, step, ACKED_RATE, sent, send_secs), waited))
     } else {
         None
     };
@@ -203,6 +228,16 @@ async fn run() -> Result<()> {
             r.p50_ms, r.p99_ms
         );
     }
+    let (r, waited) = &long;
+    println!(
+        "a {} s burst at {LONG_RATE}/s (past what the default read-ahead holds): sent {}, \
+         answered {}, lost {}, {:.0} answered/s over sending and catching up",
+        LONG_STEP.as_secs(),
+        r.sent,
+        r.answered,
+        r.sent.saturating_sub(r.answered),
+        r.answered as f64 / (r.send_secs + waited)
+    );
     if let Some((r, waited)) = &acked {
         println!(
             "with XADD ACKED MAXLEN ~ 1000 at {ACKED_RATE}/s (Redis 8.2+): sent {}, answered {}, lost {}, \
@@ -442,18 +477,19 @@ fn parse_id(reply_id: &str) -> Option<(u32, u64)> {
     Some((step, sent))
 }
 
-/// Writes `rate` msg/s for `STEP`, pipelined every `TICK`; returns how many were
+/// Writes `rate` msg/s for `length`, pipelined every `TICK`; returns how many were
 /// sent and how long sending took.
 async fn generate(
     con: &mut MultiplexedConnection,
     base: Instant,
     step: u32,
     rate: u64,
+    length: Duration,
     next_id: &mut u64,
     acked: bool,
 ) -> Result<(u64, f64)> {
     let start = Instant::now();
-    let total = rate * STEP.as_secs();
+    let total = rate * length.as_secs();
     let mut sent = 0u64;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -499,24 +535,26 @@ async fn generate(
 }
 
 /// Waits until every message of the step is answered, or answers stop coming
-/// for a second, or `longest` passes.
-async fn drain(seen: &Arc<Mutex<Seen>>, step: u32, sent: u64, longest: Duration) {
-    let deadline = Instant::now() + longest;
+/// for a second, or `longest` passes; returns when the last reply was seen.
+async fn drain(seen: &Arc<Mutex<Seen>>, step: u32, sent: u64, longest: Duration) -> Duration {
+    let start = Instant::now();
+    let deadline = start + longest;
     let mut last = 0;
-    let mut last_change = Instant::now();
+    let mut last_change = start;
     while Instant::now() < deadline {
         let answered = answered(seen, step);
         if answered >= sent {
-            return;
+            return start.elapsed();
         }
         if answered != last {
             last = answered;
             last_change = Instant::now();
         } else if last_change.elapsed() > Duration::from_secs(1) {
-            return;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    last_change - start
 }
 
 fn answered(seen: &Arc<Mutex<Seen>>, step: u32) -> u64 {
