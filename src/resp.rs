@@ -7,6 +7,8 @@ use thiserror::Error;
 /// Deepest nesting accepted: stream replies nest four levels; anything far deeper
 /// is not a reply this code asked for.
 const MAX_DEPTH: usize = 16;
+/// Longest bulk string Redis sends (its `proto-max-bulk-len` default).
+const MAX_BULK: usize = 512 * 1024 * 1024;
 
 /// A reply that breaks the protocol.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -31,13 +33,58 @@ pub fn command(args: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The length of the first complete reply in `buf`, or `None` while more bytes
-/// are needed. Allocates nothing, so it can run each time bytes arrive.
+/// are needed.
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, RespError> {
-    let mut c = Cursor::new(buf);
-    match c.skip(0) {
-        Ok(()) => Ok(Some(c.pos)),
-        Err(Walk::Incomplete) => Ok(None),
-        Err(Walk::Bad(e)) => Err(e),
+    FrameScan::default().advance(buf)
+}
+
+/// Finds where a reply ends as its bytes arrive, resuming where it stopped: a
+/// large reply arrives in many reads, and walking it from the start after each
+/// would make the work grow with the square of its size.
+#[derive(Debug, Default)]
+pub struct FrameScan {
+    /// Bytes of whole items walked so far.
+    pos: usize,
+    /// Items still expected by each array opened and not finished, outermost first.
+    open: Vec<usize>,
+}
+
+impl FrameScan {
+    /// Walks the whole items `buf` holds past the last call's; the reply's length
+    /// once it is complete (and the scan starts over for the next one), else `None`.
+    /// `buf` must start with the same bytes at each call.
+    pub fn advance(&mut self, buf: &[u8]) -> Result<Option<usize>, RespError> {
+        loop {
+            let mut c = Cursor { buf, pos: self.pos };
+            let item = match c.item() {
+                Ok(item) => item,
+                Err(Walk::Incomplete) => return Ok(None),
+                Err(Walk::Bad(e)) => return Err(e),
+            };
+            self.pos = c.pos;
+            if let Item::Array(n) = item
+                && n > 0
+            {
+                if self.open.len() >= MAX_DEPTH {
+                    return Err(c.bad("nesting too deep"));
+                }
+                self.open.push(n);
+                continue;
+            }
+            // A whole item: it may finish the arrays around it, innermost first.
+            loop {
+                let Some(left) = self.open.last_mut() else {
+                    let len = self.pos;
+                    self.pos = 0;
+                    return Ok(Some(len));
+                };
+                *left -= 1;
+                if *left > 0 {
+                    break;
+                }
+                self.open.pop();
+            }
+        }
     }
 }
 
@@ -111,6 +158,7 @@ impl<'a> Cursor<'a> {
             },
             b'$' => match self.length(line)? {
                 None => Ok(Item::Nil),
+                Some(n) if n > MAX_BULK => Err(Walk::Bad(self.bad("a bulk string too long"))),
                 Some(n) => {
                     let end = self.pos.checked_add(n).ok_or(Walk::Incomplete)?;
                     let bytes = self.buf.get(self.pos..end).ok_or(Walk::Incomplete)?;
@@ -159,18 +207,6 @@ impl<'a> Cursor<'a> {
                 .map_err(|_| Walk::Bad(self.bad("a negative length"))),
             None => Err(Walk::Bad(self.bad("a length that is not a number"))),
         }
-    }
-
-    fn skip(&mut self, depth: usize) -> Result<(), Walk> {
-        if depth > MAX_DEPTH {
-            return Err(Walk::Bad(self.bad("nesting too deep")));
-        }
-        if let Item::Array(n) = self.item()? {
-            for _ in 0..n {
-                self.skip(depth + 1)?;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -252,6 +288,20 @@ mod tests {
         }
         let deep = b"*1\r\n".repeat(MAX_DEPTH + 2);
         assert!(frame_len(&deep).is_err());
-        assert_eq!(frame_len(b"$99999999999\r\nab"), Ok(None));
+        assert!(frame_len(b"$99999999999\r\nab").is_err());
+        assert_eq!(frame_len(b"$9999\r\nab"), Ok(None));
+    }
+
+    #[test]
+    fn a_scan_resumes_as_bytes_arrive_and_starts_over_after_a_reply() {
+        let mut two = READ_REPLY.to_vec();
+        two.extend_from_slice(b"*0\r\n");
+        let mut scan = FrameScan::default();
+        for cut in 0..READ_REPLY.len() {
+            assert_eq!(scan.advance(&two[..cut]), Ok(None), "cut at {cut}");
+        }
+        assert_eq!(scan.advance(&two), Ok(Some(READ_REPLY.len())));
+        let rest = &two[READ_REPLY.len()..];
+        assert_eq!(scan.advance(rest), Ok(Some(rest.len())), "an empty array");
     }
 }

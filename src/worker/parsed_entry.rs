@@ -29,6 +29,7 @@ impl ParsedEntry {
             text.push_str(part);
             // Ids are short: parsing caps message and contact ids at 256 bytes, and
             // Redis writes stream ids.
+            debug_assert!(text.len() <= u32::MAX as usize);
             *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
         text.push_str(&m.content);

@@ -14,11 +14,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::batch::{RawEntry, Triaged, triage_raw};
-use crate::resp::{self, Cursor, Item};
+use crate::resp::{self, Cursor, FrameScan, Item};
 use crate::schema;
 
 /// Longest wait for a connection or for the reply to a handshake command.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest silence from Redis, beyond a read's own block time, while a reply is
+/// awaited (as redis-rs's command timeout).
+const REPLY_SILENCE: Duration = Duration::from_secs(3);
 /// Bytes asked of the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 /// Buffer kept between replies: a reply of long messages may take far more, and
@@ -64,9 +67,14 @@ pub(super) struct ReadRequest<'a> {
 pub(super) struct RawReader {
     socket: Socket,
     buf: Vec<u8>,
+    /// Where the reply at the front of `buf` ends, as far as it has arrived.
+    scan: FrameScan,
     request: Vec<u8>,
     in_flight: usize,
-    reply_timeout: Duration,
+    /// Longest silence while a reply is awaited.
+    silence: Duration,
+    /// Set by any error of the connection itself: nothing more is sent or read.
+    broken: bool,
 }
 
 impl RawReader {
@@ -92,6 +100,7 @@ impl RawReader {
         let mut reader = Self {
             socket,
             buf: Vec::with_capacity(READ_CHUNK),
+            scan: FrameScan::default(),
             request: resp::command(&[
                 b"XREADGROUP",
                 b"GROUP",
@@ -106,7 +115,8 @@ impl RawReader {
                 b">",
             ]),
             in_flight: 0,
-            reply_timeout: read.block + CONNECT_TIMEOUT,
+            silence: read.block + REPLY_SILENCE,
+            broken: false,
         };
         reader.log_in(info).await?;
         Ok(Some(reader))
@@ -134,7 +144,7 @@ impl RawReader {
 
     async fn handshake(&mut self, args: &[&[u8]]) -> Result<()> {
         self.socket.write_all(&resp::command(args)).await?;
-        let len = within(CONNECT_TIMEOUT, self.frame()).await?;
+        let len = self.frame(CONNECT_TIMEOUT).await?;
         let answer = match Cursor::new(&self.buf[..len]).next_item()? {
             Item::Simple(_) => Ok(()),
             Item::Error(e) => Err(anyhow!("{}", String::from_utf8_lossy(e))),
@@ -146,10 +156,11 @@ impl RawReader {
 
     /// Sends one more read; its reply comes after those of the reads before it.
     pub(super) async fn send(&mut self) -> Result<()> {
-        self.socket
-            .write_all(&self.request)
-            .await
-            .context("cannot send a read to Redis")?;
+        anyhow::ensure!(!self.broken, "the stream-reading connection failed earlier");
+        if let Err(e) = self.socket.write_all(&self.request).await {
+            self.broken = true;
+            return Err(anyhow::Error::new(e).context("cannot send a read to Redis"));
+        }
         self.in_flight += 1;
         Ok(())
     }
@@ -159,19 +170,22 @@ impl RawReader {
         self.in_flight
     }
 
-    /// The entries of the oldest read in flight. After an error of the connection
-    /// itself, no read is in flight any more: their replies cannot be told apart.
+    /// The entries of the oldest read in flight. An error of the connection itself
+    /// (closed, silent, or a reply that breaks the protocol) ends it: the reads
+    /// still in flight count as lost, and what they delivered stays pending in the
+    /// group for the worker's recovery of its own pending entries.
     pub(super) async fn next(&mut self) -> Result<Triaged> {
         anyhow::ensure!(self.in_flight > 0, "no read in flight");
-        let len = match within(self.reply_timeout, self.frame()).await {
+        let len = match self.frame(self.silence).await {
             Ok(len) => len,
             Err(e) => {
+                self.broken = true;
                 self.in_flight = 0;
                 return Err(e.context("reading QUEUE:messages failed"));
             }
         };
         self.in_flight -= 1;
-        let entries = read_reply(&self.buf[..len]);
+        let entries = read_reply(&self.buf[..len]).context("XREADGROUP on QUEUE:messages");
         self.buf.drain(..len);
         if self.buf.capacity() > KEPT_BUFFER {
             self.buf.shrink_to(KEPT_BUFFER.max(self.buf.len()));
@@ -179,14 +193,15 @@ impl RawReader {
         entries
     }
 
-    /// Waits until `buf` starts with a whole reply; returns its length.
-    async fn frame(&mut self) -> Result<usize> {
+    /// Waits until `buf` starts with a whole reply, as long as Redis is never
+    /// silent for longer than `silence`; returns the reply's length.
+    async fn frame(&mut self, silence: Duration) -> Result<usize> {
         loop {
-            if let Some(len) = resp::frame_len(&self.buf)? {
+            if let Some(len) = self.scan.advance(&self.buf)? {
                 return Ok(len);
             }
             self.buf.reserve(READ_CHUNK);
-            if self.socket.read_into(&mut self.buf).await? == 0 {
+            if within(silence, self.socket.read_into(&mut self.buf)).await? == 0 {
                 bail!("Redis closed the connection");
             }
         }
@@ -243,10 +258,14 @@ fn entry<'a>(c: &mut Cursor<'a>) -> Result<RawEntry<'a>> {
     let id = std::str::from_utf8(c.bulk()?).context("XREADGROUP: an entry id that is not text")?;
     let fields = match c.next_item()? {
         Item::Nil => Vec::new(),
-        Item::Array(n) if n % 2 == 0 => {
+        Item::Array(n) => {
             let mut pairs = Vec::with_capacity(n / 2);
             for _ in 0..n / 2 {
                 pairs.push((c.bulk()?, c.bulk()?));
+            }
+            // A name without a value is dropped, as the redis-rs path does.
+            if n % 2 == 1 {
+                c.bulk()?;
             }
             pairs
         }
@@ -321,9 +340,9 @@ mod tests {
             "{gone}"
         );
         assert!(read_reply(b":1\r\n").is_err());
-        assert!(
-            read_reply(b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*1\r\n$1\r\na\r\n")
-                .is_err()
-        );
+        assert!(read_reply(b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n:1\r\n").is_err());
+        let odd = read_reply(b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*1\r\n$1\r\na\r\n")
+            .expect("a field without a value is dropped");
+        assert_eq!(odd.as_dead_letters("unused")[0].fields, []);
     }
 }

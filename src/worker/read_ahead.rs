@@ -10,8 +10,8 @@
 //! cut off while it holds entries: asked to stop, it hands over everything it has
 //! read, budget or not, and the worker decides or reviews it.
 //!
-//! Over TCP and Unix sockets the task reads through [`raw_read`], which walks each
-//! reply in place; over TLS it reads through redis-rs.
+//! Over TCP and Unix sockets the task reads through [`super::raw_read`], which
+//! walks each reply in place; over TLS it reads through redis-rs.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -355,20 +355,21 @@ async fn read_loop(
         }
     }
     while let Some(read) = source.next().await {
+        let entries = match read {
+            Ok(entries) => entries,
+            Err(e) => {
+                // The reads still in flight may have delivered entries: take those the
+                // connection can still bring (redis-rs's), but send no more.
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
         if !*stop.borrow()
             && failed.is_none()
             && let Err(e) = source.send().await
         {
             failed = Some(e);
         }
-        let entries = match read {
-            Ok(entries) => entries,
-            Err(e) => {
-                // The reads still in flight may have delivered entries: take them first.
-                failed.get_or_insert(e);
-                continue;
-            }
-        };
         for entries in entries.into_chunks(batch_size) {
             let bytes = entries.size_bytes() + entries.len() * ENTRY_OVERHEAD_BYTES;
             let kib = u32::try_from(bytes / 1024 + 1)
