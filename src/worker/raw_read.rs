@@ -27,6 +27,15 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Buffer kept between replies: a reply of long messages may take far more, and
 /// the buffer gives that back once it is parsed.
 const KEPT_BUFFER: usize = 4 * 1024 * 1024;
+/// About the most one reply should hold: a read's `COUNT` shrinks when entries are
+/// long, so 2048 messages of 64 KiB never arrive as one 130 MB reply (the entries
+/// read ahead have their own budget; the bytes of a reply in flight do not).
+const REPLY_BYTES: usize = 4 * 1024 * 1024;
+/// Fewest entries a read asks for, however long they are.
+const MIN_COUNT: usize = 16;
+/// Bytes per entry assumed before any reply has been seen: the longest message's,
+/// as a backlog of them may be waiting (after a restart, say).
+const FIRST_ENTRY_BYTES: usize = crate::entry::MAX_CONTENT_BYTES + 1024;
 
 /// A plain-text socket to Redis.
 enum Socket {
@@ -69,7 +78,13 @@ pub(super) struct RawReader {
     buf: Vec<u8>,
     /// Where the reply at the front of `buf` ends, as far as it has arrived.
     scan: FrameScan,
-    request: Vec<u8>,
+    group: String,
+    consumer: String,
+    block_ms: String,
+    /// Most entries one read asks for.
+    max_count: usize,
+    /// Bytes of a reply per entry, as recent replies had them.
+    entry_bytes: usize,
     in_flight: usize,
     /// Longest silence while a reply is awaited.
     silence: Duration,
@@ -95,25 +110,15 @@ impl RawReader {
             ConnectionAddr::Unix(path) => Socket::Unix(connect_unix(path).await?),
             _ => return Ok(None),
         };
-        let block_ms = read.block.as_millis().to_string();
-        let count = read.count.to_string();
         let mut reader = Self {
             socket,
             buf: Vec::with_capacity(READ_CHUNK),
             scan: FrameScan::default(),
-            request: resp::command(&[
-                b"XREADGROUP",
-                b"GROUP",
-                read.group.as_bytes(),
-                read.consumer.as_bytes(),
-                b"COUNT",
-                count.as_bytes(),
-                b"BLOCK",
-                block_ms.as_bytes(),
-                b"STREAMS",
-                schema::QUEUE_MESSAGES.as_bytes(),
-                b">",
-            ]),
+            group: read.group.to_owned(),
+            consumer: read.consumer.to_owned(),
+            block_ms: read.block.as_millis().to_string(),
+            max_count: read.count,
+            entry_bytes: FIRST_ENTRY_BYTES,
             in_flight: 0,
             silence: read.block + REPLY_SILENCE,
             broken: false,
@@ -157,7 +162,21 @@ impl RawReader {
     /// Sends one more read; its reply comes after those of the reads before it.
     pub(super) async fn send(&mut self) -> Result<()> {
         anyhow::ensure!(!self.broken, "the stream-reading connection failed earlier");
-        if let Err(e) = self.socket.write_all(&self.request).await {
+        let count = read_count(self.max_count, self.entry_bytes).to_string();
+        let request = resp::command(&[
+            b"XREADGROUP",
+            b"GROUP",
+            self.group.as_bytes(),
+            self.consumer.as_bytes(),
+            b"COUNT",
+            count.as_bytes(),
+            b"BLOCK",
+            self.block_ms.as_bytes(),
+            b"STREAMS",
+            schema::QUEUE_MESSAGES.as_bytes(),
+            b">",
+        ]);
+        if let Err(e) = self.socket.write_all(&request).await {
             self.broken = true;
             return Err(anyhow::Error::new(e).context("cannot send a read to Redis"));
         }
@@ -186,6 +205,10 @@ impl RawReader {
         };
         self.in_flight -= 1;
         let entries = read_reply(&self.buf[..len]).context("XREADGROUP on QUEUE:messages");
+        let read = entries.as_ref().map_or(0, Triaged::len);
+        if let Some(seen) = len.checked_div(read) {
+            self.entry_bytes = next_entry_bytes(self.entry_bytes, seen);
+        }
         self.buf.drain(..len);
         if self.buf.capacity() > KEPT_BUFFER {
             self.buf.shrink_to(KEPT_BUFFER.max(self.buf.len()));
@@ -206,6 +229,19 @@ impl RawReader {
             }
         }
     }
+}
+
+/// Entries a read asks for when a reply takes about `entry_bytes` per entry.
+fn read_count(max: usize, entry_bytes: usize) -> usize {
+    (REPLY_BYTES / entry_bytes.max(1)).clamp(MIN_COUNT.min(max), max)
+}
+
+/// The bytes-per-entry estimate after a reply that took `seen` per entry: it
+/// follows longer entries at once, so the next reads shrink before a second large
+/// reply, and shorter ones by halves, so reads grow back to full size within a
+/// few replies.
+fn next_entry_bytes(estimate: usize, seen: usize) -> usize {
+    seen.max(estimate / 2)
 }
 
 async fn connect_unix(path: &Path) -> Result<UnixStream> {
@@ -327,6 +363,30 @@ mod tests {
         );
         assert_eq!(letters[0].fields, [("content".to_owned(), "yo".to_owned())]);
         assert!(letters[1].reason.starts_with("entry 3-0: field"));
+    }
+
+    #[test]
+    fn long_entries_make_reads_smaller() {
+        assert_eq!(
+            read_count(2048, 250),
+            2048,
+            "short messages: the full count"
+        );
+        assert_eq!(read_count(2048, 66_000), 63);
+        assert_eq!(read_count(2048, 100_000_000), MIN_COUNT);
+        assert_eq!(read_count(8, 100_000_000), 8, "never above the maximum");
+        assert_eq!(read_count(2048, FIRST_ENTRY_BYTES), 63, "before any reply");
+        assert_eq!(next_entry_bytes(250, 66_000), 66_000, "longer: at once");
+        assert_eq!(next_entry_bytes(66_000, 250), 33_000, "shorter: by halves");
+        let mut estimate = FIRST_ENTRY_BYTES;
+        for _ in 0..8 {
+            estimate = next_entry_bytes(estimate, 250);
+        }
+        assert_eq!(
+            read_count(2048, estimate),
+            2048,
+            "full reads after 8 short replies"
+        );
     }
 
     #[test]
