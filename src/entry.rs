@@ -1,6 +1,7 @@
 //! Strict parsing of `QUEUE:messages` entries: a bad entry is rejected with the
 //! entry id and the field named, never a panic and never a guess.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use redis::Value;
@@ -25,18 +26,53 @@ pub struct EntryError {
     pub problem: String,
 }
 
-/// Parses one stream entry's fields into a [`QueueMessage`].
-pub fn parse_entry(
-    entry_id: &str,
-    fields: &HashMap<String, Value>,
-) -> Result<QueueMessage, EntryError> {
-    parse_with(entry_id, |field| fields.get(field).map(value_text))
+/// An entry's fields once checked, borrowed from the reply they came in where
+/// they could be, so a reader can pack them without copying them twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedEntry<'a> {
+    /// Gateway message id.
+    pub message_id: Cow<'a, str>,
+    /// Contact id.
+    pub contact_id: Cow<'a, str>,
+    /// Message text.
+    pub content: Cow<'a, str>,
+    /// Unix time in ms.
+    pub timestamp: i64,
+    /// Incoming or outgoing.
+    pub direction: Direction,
+    /// Sent from the person's account.
+    pub from_me: bool,
 }
 
-/// [`parse_entry`] for fields as the raw bytes of a reply, name and value, in the
-/// order the entry holds them (a repeated name: the last one counts, as in the map).
-pub fn parse_pairs(entry_id: &str, pairs: &[(&[u8], &[u8])]) -> Result<QueueMessage, EntryError> {
-    parse_with(entry_id, |field| {
+impl From<CheckedEntry<'_>> for QueueMessage {
+    fn from(c: CheckedEntry<'_>) -> Self {
+        Self {
+            message_id: c.message_id.into_owned(),
+            contact_id: c.contact_id.into_owned(),
+            content: c.content.into_owned(),
+            timestamp: c.timestamp,
+            direction: c.direction,
+            from_me: c.from_me,
+        }
+    }
+}
+
+/// Checks one stream entry's fields, borrowing them from `fields`.
+pub fn check_map<'a>(
+    entry_id: &str,
+    fields: &'a HashMap<String, Value>,
+) -> Result<CheckedEntry<'a>, EntryError> {
+    check_with(entry_id, |field| fields.get(field).map(value_text))
+}
+
+/// [`check_map`] for fields as the raw bytes of a reply, name and
+/// value, in the order the entry holds them (a repeated name: the last one counts,
+/// as in the map).
+pub fn check_pairs<'a>(
+    entry_id: &str,
+    pairs: &[(&'a [u8], &'a [u8])],
+) -> Result<CheckedEntry<'a>, EntryError> {
+    check_with(entry_id, |field| {
         pairs
             .iter()
             .rev()
@@ -47,16 +83,16 @@ pub fn parse_pairs(entry_id: &str, pairs: &[(&[u8], &[u8])]) -> Result<QueueMess
 
 /// The strict checks, on fields looked up by name: `None` when the field is
 /// missing, else its text or why it has none.
-fn parse_with(
+fn check_with<'a>(
     entry_id: &str,
-    get: impl Fn(&'static str) -> Option<Result<String, String>>,
-) -> Result<QueueMessage, EntryError> {
+    get: impl Fn(&'static str) -> Option<Result<Cow<'a, str>, String>>,
+) -> Result<CheckedEntry<'a>, EntryError> {
     let fail = |field: &'static str, problem: String| EntryError {
         entry_id: entry_id.to_owned(),
         field,
         problem,
     };
-    let text = |field: &'static str| -> Result<String, EntryError> {
+    let text = |field: &'static str| -> Result<Cow<'a, str>, EntryError> {
         get(field)
             .ok_or_else(|| fail(field, "is missing".into()))?
             .map_err(|p| fail(field, p))
@@ -88,7 +124,7 @@ fn parse_with(
             )
         })?;
     let raw_dir = text("direction")?;
-    let direction = match raw_dir.as_str() {
+    let direction = match raw_dir.as_ref() {
         "incoming" => Direction::Incoming,
         "outgoing" => Direction::Outgoing,
         other => {
@@ -102,7 +138,7 @@ fn parse_with(
         }
     };
     let raw_from_me = text("fromMe")?;
-    let from_me = match raw_from_me.as_str() {
+    let from_me = match raw_from_me.as_ref() {
         "true" => true,
         "false" => false,
         other => {
@@ -118,7 +154,7 @@ fn parse_with(
             "is true on an incoming message (only outgoing messages come from the person)".into(),
         ));
     }
-    Ok(QueueMessage {
+    Ok(CheckedEntry {
         message_id,
         contact_id,
         content,
@@ -128,18 +164,18 @@ fn parse_with(
     })
 }
 
-fn value_text(value: &Value) -> Result<String, String> {
+fn value_text(value: &Value) -> Result<Cow<'_, str>, String> {
     match value {
         Value::BulkString(bytes) => bytes_text(bytes),
-        Value::SimpleString(s) => Ok(s.clone()),
-        Value::Int(i) => Ok(i.to_string()),
+        Value::SimpleString(s) => Ok(Cow::Borrowed(s)),
+        Value::Int(i) => Ok(Cow::Owned(i.to_string())),
         other => Err(format!("has an unexpected type ({other:?})")),
     }
 }
 
-fn bytes_text(bytes: &[u8]) -> Result<String, String> {
+fn bytes_text(bytes: &[u8]) -> Result<Cow<'_, str>, String> {
     match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(text.to_owned()),
+        Ok(text) => Ok(Cow::Borrowed(text)),
         Err(e) => Err(format!("is not valid UTF-8 (at byte {})", e.valid_up_to())),
     }
 }
@@ -204,6 +240,13 @@ pub fn raw_pair_fields(pairs: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_entry(
+        entry_id: &str,
+        fields: &HashMap<String, Value>,
+    ) -> Result<QueueMessage, EntryError> {
+        check_map(entry_id, fields).map(QueueMessage::from)
+    }
 
     fn fields(pairs: &[(&str, &str)]) -> HashMap<String, Value> {
         pairs

@@ -32,12 +32,6 @@ pub fn command(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// The length of the first complete reply in `buf`, or `None` while more bytes
-/// are needed.
-pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, RespError> {
-    FrameScan::default().advance(buf)
-}
-
 /// Finds where a reply ends as its bytes arrive, resuming where it stopped: a
 /// large reply arrives in many reads, and walking it from the start after each
 /// would make the work grow with the square of its size.
@@ -112,7 +106,7 @@ pub enum Item<'a> {
     Int(i64),
 }
 
-/// A position in a complete reply (checked with [`frame_len`] first).
+/// A position in a complete reply (found with [`FrameScan`] first).
 pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -217,6 +211,11 @@ fn parse_int(line: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The length of the first complete reply in `buf`, scanned in one go.
+    fn frame_len(buf: &[u8]) -> Result<Option<usize>, RespError> {
+        FrameScan::default().advance(buf)
+    }
 
     const READ_REPLY: &[u8] =
         b"*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\na\r\n$2\r\nhi\r\n*2\r\n$3\r\n2-0\r\n*-1\r\n";

@@ -189,16 +189,21 @@ fn message_id(i: usize) -> String {
     format!("msg_{i}")
 }
 
+/// Message `i` of a test's run, from a contact that sends at most `PER_CONTACT`.
+fn numbered(i: usize) -> secondme::schema::QueueMessage {
+    incoming(
+        &message_id(i),
+        &format!("c{}", i / PER_CONTACT),
+        "how are you doing?",
+    )
+}
+
 /// Writes messages `range` as a gateway does, pipelined, each contact at most
 /// `PER_CONTACT` times.
 async fn send_range(con: &mut ConnectionManager, acked: bool, range: std::ops::Range<usize>) {
     let mut pipe = redis::pipe();
     for i in range {
-        let m = incoming(
-            &message_id(i),
-            &format!("c{}", i / PER_CONTACT),
-            "how are you doing?",
-        );
+        let m = numbered(i);
         pipe.add_command(queue::xadd(&m, acked)).ignore();
     }
     pipe.exec_async(con).await.expect("pipelined XADD");
@@ -566,7 +571,6 @@ impl ReplyEngine for FailingEngine {
 async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
     let mut h = Harness::start().await;
     h.allow(&["alice", "bob"]).await;
-    let client = secondme::connection::open_client(&h.server.url()).expect("client");
     let dir = test_dir("deadletter");
     let cfg = WorkerConfig {
         group: schema::WORKER_GROUP.to_owned(),
@@ -582,11 +586,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         review_file: review_path(&dir),
         sleep_hours: secondme::config::SleepSetting::Off,
     };
-    let w = Worker::connect(client, FailingEngine, cfg)
-        .await
-        .expect("worker connects");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let handle = tokio::spawn(w.run(stop_rx));
+    let (stop_tx, handle) = run_worker_with(&h, FailingEngine, cfg).await;
 
     h.send(&incoming("good-1", "alice", "hi")).await;
     h.send(&incoming("bad", "bob", "FAIL")).await;
@@ -622,10 +622,28 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
     assert_eq!(status.dead_lettered, 1);
 }
 
+/// A worker running in this process, as `tokio::spawn` returned it.
+type WorkerTask = tokio::task::JoinHandle<anyhow::Result<worker::WorkerStatus>>;
+
+/// Connects a worker on `engine` and `cfg` to `h`'s server and runs it; returns
+/// its stop switch and its task.
+async fn run_worker_with<E: ReplyEngine>(
+    h: &Harness,
+    engine: E,
+    cfg: WorkerConfig,
+) -> (watch::Sender<bool>, WorkerTask) {
+    let client = secondme::connection::open_client(&h.server.url()).expect("client");
+    let w = Worker::connect(client, engine, cfg)
+        .await
+        .expect("worker connects");
+    let (stop, stop_rx) = watch::channel(false);
+    (stop, tokio::spawn(w.run(stop_rx)))
+}
+
 /// Asks an in-process worker to stop and returns its final status; it must stop within `limit`.
 async fn stop_worker(
     stop: &watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<anyhow::Result<worker::WorkerStatus>>,
+    handle: WorkerTask,
     limit: Duration,
 ) -> worker::WorkerStatus {
     let _ = stop.send(true);
@@ -655,19 +673,26 @@ impl ReplyEngine for GatedEngine {
     }
 }
 
-/// Starts a worker on `GatedEngine` (gate closed) that reads ahead with `budget`
+/// A fresh server with the contacts of `n` messages enabled, and a worker on
+/// `GatedEngine` reading ahead on it.
+struct Gated {
+    h: Harness,
+    /// Where the review file goes.
+    dir: TestDir,
+    /// Opens the gate: decisions may proceed.
+    gate: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
+    handle: WorkerTask,
+}
+
+/// Starts [`Gated`] for test `name`, the gate closed, reading ahead with `budget`
 /// bytes (`None`: the default).
-async fn start_gated(
-    h: &Harness,
-    dir: &Path,
-    budget: Option<usize>,
-) -> (
-    watch::Sender<bool>,
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<anyhow::Result<worker::WorkerStatus>>,
-) {
+async fn start_gated(n: usize, name: &str, budget: Option<usize>) -> Gated {
+    let mut h = Harness::start().await;
+    enable(&mut h, n).await;
+    let dir = test_dir(name);
     let mut cfg = WorkerConfig::from_config(&h.config("gated"));
-    cfg.review_file = review_path(dir);
+    cfg.review_file = review_path(&dir);
     cfg.sleep_hours = secondme::config::SleepSetting::Off;
     // Entries wait in the worker for seconds here; no claim may take them meanwhile.
     cfg.claim_idle = 120 * SECOND;
@@ -676,13 +701,15 @@ async fn start_gated(
     if let Some(bytes) = budget {
         cfg.read_ahead_bytes = bytes;
     }
-    let client = secondme::connection::open_client(&h.server.url()).expect("client");
-    let (gate_tx, gate_rx) = watch::channel(false);
-    let w = Worker::connect(client, GatedEngine(gate_rx), cfg)
-        .await
-        .expect("worker connects");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    (gate_tx, stop_tx, tokio::spawn(w.run(stop_rx)))
+    let (gate, gate_rx) = watch::channel(false);
+    let (stop, handle) = run_worker_with(&h, GatedEngine(gate_rx), cfg).await;
+    Gated {
+        h,
+        dir,
+        gate,
+        stop,
+        handle,
+    }
 }
 
 /// Writes messages `range` in one pipeline as the seed's gateway does, but trimming
@@ -690,11 +717,7 @@ async fn start_gated(
 async fn send_capped(con: &mut ConnectionManager, range: std::ops::Range<usize>) {
     let mut pipe = redis::pipe();
     for i in range {
-        let m = incoming(
-            &message_id(i),
-            &format!("c{}", i / PER_CONTACT),
-            "how are you doing?",
-        );
+        let m = numbered(i);
         let mut cmd = redis::cmd("XADD");
         cmd.arg(schema::QUEUE_MESSAGES)
             .arg("MAXLEN")
@@ -738,17 +761,14 @@ async fn burst_past_a_small_cap(h: &Harness, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_past_the_gateways_cap_waits_in_the_worker_and_is_answered_once() {
     const N: usize = 3000;
-    let mut h = Harness::start().await;
-    enable(&mut h, N).await;
-    let dir = test_dir("burst");
-    let (gate, stop, handle) = start_gated(&h, &dir, None).await;
+    let mut g = start_gated(N, "burst", None).await;
 
-    burst_past_a_small_cap(&h, N).await;
-    let _ = gate.send(true);
-    wait_all_answered(&h.con, N, 30 * SECOND).await;
-    assert_exactly_once(&mut h.con, N).await;
+    burst_past_a_small_cap(&g.h, N).await;
+    let _ = g.gate.send(true);
+    wait_all_answered(&g.h.con, N, 30 * SECOND).await;
+    assert_exactly_once(&mut g.h.con, N).await;
 
-    let status = stop_worker(&stop, handle, 15 * SECOND).await;
+    let status = stop_worker(&g.stop, g.handle, 15 * SECOND).await;
     assert_eq!(status.answered, N as u64);
     assert_eq!(status.reviewed, 0);
 }
@@ -756,15 +776,12 @@ async fn a_burst_past_the_gateways_cap_waits_in_the_worker_and_is_answered_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_writes_entries_read_ahead_to_the_review_file_even_when_trimmed() {
     const N: usize = 1000;
-    let mut h = Harness::start().await;
-    enable(&mut h, N).await;
-    let dir = test_dir("burst-stop");
-    let (_gate, stop, handle) = start_gated(&h, &dir, None).await;
+    let mut g = start_gated(N, "burst-stop", None).await;
 
-    burst_past_a_small_cap(&h, N).await;
+    burst_past_a_small_cap(&g.h, N).await;
     // The gate never opens: the drain gives up after its 10 s and writes what is left.
-    let status = stop_worker(&stop, handle, 30 * SECOND).await;
-    let mut reviewed = read_review(&review_path(&dir));
+    let status = stop_worker(&g.stop, g.handle, 30 * SECOND).await;
+    let mut reviewed = read_review(&review_path(&g.dir));
     reviewed.sort();
     reviewed.dedup();
     let mut expected: Vec<String> = (0..N).map(message_id).collect();
@@ -774,9 +791,9 @@ async fn a_stop_writes_entries_read_ahead_to_the_review_file_even_when_trimmed()
         "every message read ahead is in the review file"
     );
     assert_eq!(status.reviewed, N as u64, "each written once");
-    assert_eq!(responses_len(&mut h.con).await, 0);
+    assert_eq!(responses_len(&mut g.h.con).await, 0);
     assert_eq!(
-        group_pending(&mut h.con).await,
+        group_pending(&mut g.h.con).await,
         0,
         "reviewed entries are acknowledged"
     );
@@ -785,26 +802,23 @@ async fn a_stop_writes_entries_read_ahead_to_the_review_file_even_when_trimmed()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_with_the_read_ahead_budget_spent_hands_over_everything_it_read() {
     const N: usize = 2000;
-    let mut h = Harness::start().await;
-    enable(&mut h, N).await;
-    let dir = test_dir("burst-budget");
     // About 250 short messages fit: the reader stops at the budget, holding what
     // it read and what its reads in flight bring.
-    let (_gate, stop, handle) = start_gated(&h, &dir, Some(64 * 1024)).await;
-    let mut con = h.con.clone();
+    let mut g = start_gated(N, "burst-budget", Some(64 * 1024)).await;
+    let mut con = g.h.con.clone();
     for start in (0..N).step_by(100) {
         send_capped(&mut con, start..start + 100).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let status = stop_worker(&stop, handle, 30 * SECOND).await;
+    let status = stop_worker(&g.stop, g.handle, 30 * SECOND).await;
     // Every line names its message: nothing the worker read was dropped, even the
     // entries the gateway trimmed while the budget was spent.
-    let reviewed = read_review(&review_path(&dir));
+    let reviewed = read_review(&review_path(&g.dir));
     let unique: HashSet<&String> = reviewed.iter().collect();
     assert_eq!(unique.len(), reviewed.len(), "each written once");
     assert!(reviewed.len() >= 200, "{} reviewed", reviewed.len());
     assert_eq!(status.reviewed, reviewed.len() as u64);
-    assert_eq!(group_pending(&mut h.con).await, 0, "nothing left pending");
+    assert_eq!(group_pending(&mut g.h.con).await, 0, "nothing left pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -823,12 +837,7 @@ async fn a_batch_read_ahead_that_keeps_failing_is_dead_lettered_and_the_worker_g
     cfg.review_file = review_path(&dir);
     cfg.sleep_hours = secondme::config::SleepSetting::Off;
     cfg.max_deliveries = 3;
-    let client = secondme::connection::open_client(&h.server.url()).expect("client");
-    let w = Worker::connect(client, PersonaEngine, cfg)
-        .await
-        .expect("worker connects");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let handle = tokio::spawn(w.run(stop_rx));
+    let (stop_tx, handle) = run_worker_with(&h, PersonaEngine, cfg).await;
 
     h.send(&incoming("poison-1", "broken", "hello?")).await;
     let dead = eventually(20 * SECOND, || {

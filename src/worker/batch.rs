@@ -153,8 +153,8 @@ pub(super) fn triage(entries: &[StreamId], too_many: &HashMap<String, u64>) -> T
             )));
             continue;
         }
-        match entry::parse_entry(&e.id, &e.map) {
-            Ok(message) => out.good.push(Good::new(&e.id, message)),
+        match entry::check_map(&e.id, &e.map) {
+            Ok(checked) => out.good.push(Good::new(&e.id, &checked)),
             Err(err) => out.bad.push(dead(err.to_string())),
         }
     }
@@ -178,8 +178,8 @@ pub(super) fn triage_raw(entries: &[RawEntry<'_>]) -> Triaged {
         bad: Vec::new(),
     };
     for e in entries {
-        match entry::parse_pairs(e.id, &e.fields) {
-            Ok(message) => out.good.push(Good::new(e.id, message)),
+        match entry::check_pairs(e.id, &e.fields) {
+            Ok(checked) => out.good.push(Good::new(e.id, &checked)),
             Err(err) => out.bad.push(DeadLetter {
                 stream_id: e.id.to_owned(),
                 reason: err.to_string(),

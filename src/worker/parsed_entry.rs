@@ -2,6 +2,7 @@
 //! in memory by the tens of thousands, and one string per entry instead of four
 //! holds about twice as many in the same budget.
 
+use crate::entry::CheckedEntry;
 use crate::schema::{Direction, QueueMessage};
 
 /// A parsed entry waiting for its verdict.
@@ -17,14 +18,14 @@ pub(super) struct ParsedEntry {
 
 impl ParsedEntry {
     /// Packs entry `stream_id` holding `m`.
-    pub(super) fn new(stream_id: &str, m: QueueMessage) -> Self {
+    pub(super) fn new(stream_id: &str, m: &CheckedEntry<'_>) -> Self {
         let mut text = String::with_capacity(
             stream_id.len() + m.message_id.len() + m.contact_id.len() + m.content.len(),
         );
         let mut ends = [0; 3];
         for (end, part) in ends
             .iter_mut()
-            .zip([stream_id, &m.message_id, &m.contact_id])
+            .zip([stream_id, &*m.message_id, &*m.contact_id])
         {
             text.push_str(part);
             // Ids are short: parsing caps message and contact ids at 256 bytes, and
@@ -102,7 +103,7 @@ mod tests {
 
     #[test]
     fn unpacks_what_was_packed() {
-        let m = QueueMessage {
+        let checked = CheckedEntry {
             message_id: "msg_1".into(),
             contact_id: "c1".into(),
             content: "héllo \u{1b}[2J".into(),
@@ -110,7 +111,8 @@ mod tests {
             direction: Direction::Outgoing,
             from_me: true,
         };
-        let p = ParsedEntry::new("1-0", m.clone());
+        let p = ParsedEntry::new("1-0", &checked);
+        let m = QueueMessage::from(checked);
         assert_eq!(p.stream_id(), "1-0");
         assert_eq!(p.message_id(), "msg_1");
         assert_eq!(p.contact_id(), "c1");

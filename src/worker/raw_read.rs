@@ -5,7 +5,6 @@
 //! 50,000 messages a second that parse let a gateway's `MAXLEN ~ 1000` overtake
 //! the reader. `rediss://` keeps the redis-rs connection (see `read_ahead`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -65,7 +64,7 @@ pub(super) struct ReadRequest<'a> {
     pub group: &'a str,
     /// This consumer.
     pub consumer: &'a str,
-    /// Entries one read may take.
+    /// Most entries one read may take (fewer when messages are long).
     pub count: usize,
     /// How long one read waits for new entries.
     pub block: Duration,
@@ -107,7 +106,11 @@ impl RawReader {
                 s.set_nodelay(true)?;
                 Socket::Tcp(s)
             }
-            ConnectionAddr::Unix(path) => Socket::Unix(connect_unix(path).await?),
+            ConnectionAddr::Unix(path) => Socket::Unix(
+                within(CONNECT_TIMEOUT, UnixStream::connect(path))
+                    .await
+                    .with_context(|| format!("cannot connect to Redis at {}", path.display()))?,
+            ),
             _ => return Ok(None),
         };
         let mut reader = Self {
@@ -244,12 +247,7 @@ fn next_entry_bytes(estimate: usize, seen: usize) -> usize {
     seen.max(estimate / 2)
 }
 
-async fn connect_unix(path: &Path) -> Result<UnixStream> {
-    within(CONNECT_TIMEOUT, UnixStream::connect(path))
-        .await
-        .with_context(|| format!("cannot connect to Redis at {}", path.display()))
-}
-
+/// `f`, or an error once `limit` passes without an answer.
 async fn within<T, E>(limit: Duration, f: impl Future<Output = Result<T, E>>) -> Result<T>
 where
     anyhow::Error: From<E>,
