@@ -325,3 +325,111 @@ async fn the_conversation_starts_with_the_stored_history() {
     assert!(text.contains("from before the start"), "{text}");
     assert!(text.contains("twin:"), "the twin is labelled: {text}");
 }
+
+/// SIGTERM or SIGHUP to the control room with its embedded worker (the default
+/// mode) drains the worker and exits 0: no panic, the terminal restored, and the
+/// entries the worker held written to the review file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_drain_the_embedded_worker_into_the_review_file() {
+    for signal in ["-TERM", "-HUP"] {
+        let mut h = Harness::start().await;
+        h.allow(&["alice"]).await;
+        for i in 0..3 {
+            h.send(&common::incoming(&format!("sig-{i}"), "alice", "hi"))
+                .await;
+        }
+        // The entries are delivered to the control room's consumer, so they are in
+        // flight for it; then this Redis refuses it what it needs to start (creating
+        // the group) and to answer (scripts), so they are still in flight at the
+        // signal, whatever the timing.
+        let consumer = "tui-drain";
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::WORKER_GROUP)
+            .arg("0")
+            .query_async(&mut h.con)
+            .await
+            .expect("group");
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(schema::WORKER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(10)
+            .arg("STREAMS")
+            .arg(schema::QUEUE_MESSAGES)
+            .arg(">")
+            .query_async(&mut h.con)
+            .await
+            .expect("deliver");
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("-@scripting")
+            .arg("-xgroup|create")
+            .query_async(&mut h.con)
+            .await
+            .expect("acl");
+        let review = h.dir.join("review.jsonl");
+        let log = h.dir.join("secondme.log");
+        let (review_arg, log_arg) = (review.display().to_string(), log.display().to_string());
+        let mut screen = Screen::start_with(
+            &h.server.url(),
+            30,
+            100,
+            &[
+                "--consumer",
+                consumer,
+                "--review-file",
+                &review_arg,
+                "--log-file",
+                &log_arg,
+            ],
+        );
+        screen.wait_for("subscribed to events:pause");
+        let pid = screen.child.process_id().expect("pid");
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let status = screen.wait_exit(Duration::from_secs(20), signal);
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        let raw = screen.raw_text();
+        assert!(
+            status.success(),
+            "{signal}: exit status {status:?}\nlog:\n{logged}\noutput tail:\n{}",
+            &raw[raw.len().saturating_sub(600)..]
+        );
+        screen.assert_terminal_restored(signal);
+        assert!(!raw.contains("panicked"), "{signal}: a panic was printed");
+        assert!(!logged.contains("panic"), "{signal}: log:\n{logged}");
+        assert!(
+            logged.contains("draining: 3 entries left"),
+            "{signal}: the drain counts what is left:\n{logged}"
+        );
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&review)
+            .unwrap_or_else(|e| panic!("{signal}: no review file ({e}); log:\n{logged}"))
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("review line is JSON"))
+            .collect();
+        let ids: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l["fields"]["messageId"].as_str())
+            .collect();
+        assert_eq!(ids, ["sig-0", "sig-1", "sig-2"], "{signal}: {lines:?}");
+        // Written down, so no longer pending: nobody answers them behind the reviewer's back.
+        let pending: redis::Value = redis::cmd("XPENDING")
+            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::WORKER_GROUP)
+            .query_async(&mut h.con)
+            .await
+            .expect("xpending");
+        assert!(
+            matches!(&pending, redis::Value::Array(a) if a.first() == Some(&redis::Value::Int(0))),
+            "{signal}: still pending: {pending:?}"
+        );
+    }
+}

@@ -92,8 +92,11 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
     let mut guard = terminal::TerminalGuard::enter()?;
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let signals = crate_signal();
-    tokio::pin!(signals);
+    // Kept as streams, not a one-shot future: the loop goes on after the first
+    // signal (the worker drains), and a finished future must never be polled again.
+    let mut signals = Signals::new();
+    // Once input has closed it only returns None/Err: polling it again would spin.
+    let mut input_open = true;
     let mut quitting = false;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
@@ -109,7 +112,7 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
         let next_frame = last_draw.map_or_else(Instant::now, |at| at + FRAME_INTERVAL);
         let mut actions = Vec::new();
         tokio::select! {
-            ev = input.next() => match ev {
+            ev = input.next(), if input_open => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
                     if let Some(key) = KeyInput::from_crossterm(k) {
                         if quitting && key.ctrl && key.code == secondme_ui::KeyCode::Char('c') {
@@ -132,6 +135,7 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
                 // Input closed: the SSH link or the terminal is gone.
                 None | Some(Err(_)) => {
                     tracing::warn!("terminal input closed; stopping");
+                    input_open = false;
                     actions.push(Action::Quit);
                 }
             },
@@ -146,7 +150,8 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
             _ = tick.tick() => {
                 dirty |= update(&mut model, Event::Tick { now_ms: store::now_ms() }).dirty;
             },
-            _ = &mut signals => {
+            name = signals.recv() => {
+                tracing::info!("{name} received; stopping");
                 actions.push(Action::Quit);
             },
             // A change held back by the frame interval is drawn when it ends.
@@ -234,9 +239,9 @@ async fn forward_worker_status(
     tx: mpsc::UnboundedSender<Event>,
 ) {
     loop {
-        let (state, asleep) = {
+        let (state, asleep, left) = {
             let s = status.borrow_and_update();
-            (s.state.clone(), s.asleep)
+            (s.state.clone(), s.asleep, s.left())
         };
         let shown = match state {
             worker::WorkerState::Starting | worker::WorkerState::Disconnected { .. } => {
@@ -248,7 +253,7 @@ async fn forward_worker_status(
                 },
                 None => WorkerState::Running,
             },
-            worker::WorkerState::Draining => WorkerState::Draining { left: 0 },
+            worker::WorkerState::Draining => WorkerState::Draining { left },
             worker::WorkerState::Stopped => WorkerState::Stopped,
         };
         if tx.send(Event::WorkerProgress(shown)).is_err() || status.changed().await.is_err() {
@@ -257,17 +262,36 @@ async fn forward_worker_status(
     }
 }
 
-/// Resolves on SIGTERM or SIGHUP (Ctrl-C arrives as a key in raw mode).
-async fn crate_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
+/// SIGTERM and SIGHUP as streams (Ctrl-C arrives as a key in raw mode).
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            term: signal(SignalKind::terminate()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// The name of the next signal; never resolves when neither could be installed.
+    async fn recv(&mut self) -> &'static str {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            if let Some(sig) = s.as_mut()
+                && sig.recv().await.is_some()
+            {
+                return;
+            }
+            // A stream that ended (None) is waited on no more.
+            *s = None;
+            std::future::pending::<()>().await;
+        }
+        tokio::select! {
+            () = next(&mut self.term) => "SIGTERM",
+            () = next(&mut self.hup) => "SIGHUP",
+        }
     }
 }

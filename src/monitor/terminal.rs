@@ -64,6 +64,8 @@ fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
+        // The screen is gone with the alternate screen: the log keeps the cause.
+        tracing::error!("panic: {info}");
         previous(info);
     }));
 }

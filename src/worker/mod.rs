@@ -115,6 +115,21 @@ pub struct WorkerStatus {
     pub reviewed: u64,
     /// The sleep hours the worker is in right now, if it is.
     pub asleep: Option<crate::sleep::SleepHours>,
+    /// While draining: entries this consumer had to finish when the drain began.
+    pub drain_pending: u64,
+    /// `entries` when the drain began, so that [`WorkerStatus::left`] can count down.
+    pub drain_start_entries: u64,
+}
+
+impl WorkerStatus {
+    /// Entries still to finish while draining (0 in any other state).
+    pub fn left(&self) -> u64 {
+        if self.state != WorkerState::Draining {
+            return 0;
+        }
+        let done = self.entries.saturating_sub(self.drain_start_entries);
+        self.drain_pending.saturating_sub(done)
+    }
 }
 
 /// A worker bound to one Redis.
@@ -411,8 +426,24 @@ impl<E: ReplyEngine> Worker<E> {
 
     /// Stops reading, finishes what was delivered, and writes what is left to review.
     async fn drain(mut self, mut ahead: ReadAhead) -> Result<WorkerStatus> {
-        self.set_state(WorkerState::Draining);
-        tracing::info!("worker {} draining", self.cfg.consumer);
+        // What is left is this consumer's pending list (entries read ahead are in it
+        // too). Without an answer from Redis the count shows 0; the drain goes on.
+        let pending = match own_pending_count(&mut self.con, &self.cfg).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("cannot count pending entries: {e:#}");
+                0
+            }
+        };
+        self.status.send_modify(|s| {
+            s.drain_pending = pending;
+            s.drain_start_entries = s.entries;
+            s.state = WorkerState::Draining;
+        });
+        tracing::info!(
+            "worker {} draining: {pending} entries left",
+            self.cfg.consumer
+        );
         let deadline = Duration::from_secs(10);
         let finishing = async {
             self.finish_read_ahead(&mut ahead).await?;
@@ -466,6 +497,24 @@ pub async fn run_worker<E: ReplyEngine>(
     Worker::with_connection(client, con, engine, WorkerConfig::from_config(config))
         .run(stop)
         .await
+}
+
+/// How many entries are pending for this consumer (`XPENDING` summary).
+async fn own_pending_count(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<u64> {
+    let reply: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+        .arg(schema::QUEUE_MESSAGES)
+        .arg(cfg.group.as_str())
+        .query_async(con)
+        .await
+        .map_err(recovery::explain_nogroup)?;
+    Ok(match reply {
+        redis::streams::StreamPendingReply::Data(d) => d
+            .consumers
+            .iter()
+            .find(|c| c.name == cfg.consumer)
+            .map_or(0, |c| c.pending as u64),
+        _ => 0,
+    })
 }
 
 /// New entries for this consumer (`>`), waiting as long as `opts` says.
