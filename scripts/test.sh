@@ -8,5 +8,5 @@ scripts/setup.sh
 cargo test --workspace --locked
 if [ -x /usr/bin/redis-server ]; then
   echo "== engine suites on $(/usr/bin/redis-server --version | cut -d' ' -f1-3)"
-  SECONDME_REDIS_SERVER=/usr/bin/redis-server cargo test --locked --test rules --test faults --test gateway
+  SECONDME_REDIS_SERVER=/usr/bin/redis-server cargo test --locked --test rules --test faults --test gateway --test isolation
 fi

@@ -7,12 +7,10 @@ use std::collections::HashMap;
 use redis::Value;
 use thiserror::Error;
 
-use crate::schema::{Direction, QueueMessage};
+use crate::schema::{self, Direction, QueueMessage};
 
 /// Largest `content` accepted, in bytes (WhatsApp's own limit is 65,536 characters).
 pub const MAX_CONTENT_BYTES: usize = 65_536;
-/// Largest id accepted, in bytes.
-pub const MAX_ID_BYTES: usize = 256;
 
 /// Why an entry was rejected.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -99,9 +97,9 @@ fn check_with<'a>(
     };
 
     let message_id = text("messageId")?;
-    check_id(&message_id).map_err(|p| fail("messageId", p))?;
+    schema::check_id(&message_id).map_err(|p| fail("messageId", p))?;
     let contact_id = text("contactId")?;
-    check_id(&contact_id).map_err(|p| fail("contactId", p))?;
+    schema::check_contact_id(&contact_id).map_err(|p| fail("contactId", p))?;
     let content = text("content")?;
     if content.len() > MAX_CONTENT_BYTES {
         return Err(fail(
@@ -180,19 +178,6 @@ fn bytes_text(bytes: &[u8]) -> Result<Cow<'_, str>, String> {
     }
 }
 
-fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("is empty".into());
-    }
-    if id.len() > MAX_ID_BYTES {
-        return Err(format!("is {} bytes, over {MAX_ID_BYTES}", id.len()));
-    }
-    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("contains whitespace or control characters".into());
-    }
-    Ok(())
-}
-
 /// Shortens a bad value for an error message (the value is untrusted and may be huge).
 fn clip(s: &str) -> String {
     const MAX: usize = 40;
@@ -204,37 +189,71 @@ fn clip(s: &str) -> String {
     }
 }
 
-/// Renders every field of an entry as text for the dead-letter stream (lossy on bad UTF-8).
+/// Most fields of a rejected entry copied to the dead-letter stream.
+pub const MAX_DEAD_LETTER_FIELDS: usize = 16;
+/// Most bytes of one field value copied to the dead-letter stream: a rejected
+/// entry may be of any size, and the dead-letter stream keeps 10,000 of them.
+pub const MAX_DEAD_LETTER_VALUE_BYTES: usize = MAX_CONTENT_BYTES;
+
+/// Renders the fields of an entry as text for the dead-letter stream (lossy on bad
+/// UTF-8), bounded by [`MAX_DEAD_LETTER_FIELDS`] and [`MAX_DEAD_LETTER_VALUE_BYTES`].
 pub fn raw_fields(fields: &HashMap<String, Value>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = fields
+    let out: Vec<(String, String)> = fields
         .iter()
         .map(|(k, v)| {
             let text = match v {
-                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-                Value::SimpleString(s) => s.clone(),
+                Value::BulkString(b) => lossy_bounded(b),
+                Value::SimpleString(s) => bounded(s.clone()),
                 Value::Int(i) => i.to_string(),
-                other => format!("{other:?}"),
+                other => bounded(format!("{other:?}")),
             };
-            (k.clone(), text)
+            (bounded(k.clone()), text)
         })
         .collect();
-    out.sort();
-    out
+    sorted_and_capped(out)
 }
 
 /// [`raw_fields`] for fields as the raw bytes of a reply.
 pub fn raw_pair_fields(pairs: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = pairs
+    let out: Vec<(String, String)> = pairs
         .iter()
-        .map(|(k, v)| {
-            (
-                String::from_utf8_lossy(k).into_owned(),
-                String::from_utf8_lossy(v).into_owned(),
-            )
-        })
+        .map(|(k, v)| (lossy_bounded(k), lossy_bounded(v)))
         .collect();
-    out.sort();
-    out
+    sorted_and_capped(out)
+}
+
+fn sorted_and_capped(mut fields: Vec<(String, String)>) -> Vec<(String, String)> {
+    fields.sort();
+    let extra = fields.len().saturating_sub(MAX_DEAD_LETTER_FIELDS);
+    if extra > 0 {
+        fields.truncate(MAX_DEAD_LETTER_FIELDS);
+        fields.push(("secondme:omitted".into(), format!("{extra} more fields")));
+    }
+    fields
+}
+
+/// The text of `bytes`, cut to the dead-letter bound before it is copied.
+fn lossy_bounded(bytes: &[u8]) -> String {
+    if bytes.len() <= MAX_DEAD_LETTER_VALUE_BYTES {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let head = String::from_utf8_lossy(&bytes[..MAX_DEAD_LETTER_VALUE_BYTES]);
+    cut_note(&head, bytes.len())
+}
+
+fn bounded(s: String) -> String {
+    if s.len() <= MAX_DEAD_LETTER_VALUE_BYTES {
+        return s;
+    }
+    let mut end = MAX_DEAD_LETTER_VALUE_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    cut_note(&s[..end], s.len())
+}
+
+fn cut_note(head: &str, total: usize) -> String {
+    format!("{head}... [cut: {total} bytes]")
 }
 
 #[cfg(test)]

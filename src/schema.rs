@@ -113,6 +113,65 @@ pub fn sent_key(message_id: &str) -> String {
     format!("SENT:{message_id}")
 }
 
+/// Largest id accepted (message and contact ids), in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Characters that change how text around them is shown without showing
+/// themselves (bidi overrides and isolates, zero-width marks): an id holding one
+/// can pass for another id on screen.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
+}
+
+/// The one check of an id (message or contact) from any source: the queue, the
+/// command line, the control room. Says what is wrong.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("is empty".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!("is {} bytes, over {MAX_ID_BYTES}", id.len()));
+    }
+    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("contains whitespace or control characters".into());
+    }
+    if id.chars().any(is_invisible_format) {
+        return Err("contains invisible formatting characters (bidi or zero-width)".into());
+    }
+    Ok(())
+}
+
+/// [`check_id`] for a contact id, which also must not be `ALL`: `PAUSE:ALL` is
+/// the kill switch, so a contact of that name would pause or resume everyone.
+pub fn check_contact_id(id: &str) -> Result<(), String> {
+    check_id(id)?;
+    if id == PAUSE_ALL_CONTACT {
+        return Err(format!(
+            "is `{PAUSE_ALL_CONTACT}`, reserved for the kill switch ({PAUSE_ALL})"
+        ));
+    }
+    Ok(())
+}
+
+/// How long `HISTORY:{contactId}` of an enabled contact outlives its last message.
+pub const HISTORY_TTL_ENABLED_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+/// How long the history of a contact the twin does not answer outlives its last
+/// message: a stranger writing from ever new numbers leaves nothing for long.
+pub const HISTORY_TTL_OTHER_MS: i64 = 24 * 60 * 60 * 1000;
+/// Most members kept in `CONTACTS:activity` (the most recently active).
+pub const CONTACTS_ACTIVITY_CAP: usize = 10_000;
+
 /// `HISTORY:{contactId}` (added): newest-first list of `events:messages` payloads.
 pub fn history_key(contact_id: &str) -> String {
     format!("HISTORY:{contact_id}")

@@ -6,11 +6,18 @@
 -- ARGV[5] rate-limit pause ms  ARGV[6] HANDLED bucket ms  ARGV[7] history length
 -- ARGV[8] events:pause  ARGV[9] events:messages  ARGV[10] responses cap
 -- ARGV[11] 1 in sleep hours (no automated replies), else 0
+-- ARGV[12] history TTL ms of an enabled contact  ARGV[13] history TTL ms of any other
+-- ARGV[14] CONTACTS:activity cap
 -- then 11 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
 --   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
 --   the reply is written later; then an `answer` verdict waits for commit.lua)
 -- Returns one verdict per entry: sent | answer | duplicate | echo | takeover | recorded |
--- skip:kill_switch | skip:not_enabled | skip:paused | skip:sleep_hours | skip:rate_limit
+-- skip:kill_switch | skip:not_enabled | skip:paused | skip:sleep_hours | skip:rate_limit |
+-- fail:{why} (a key of this entry's contact that another program gave a type or value
+-- the step cannot use: nothing was written for the entry, which stays pending for the
+-- worker to dead-letter); then `warn:{text}` for each best-effort write that failed.
+-- A shared key of a foreign type fails the whole call with a SHARED_KEY error before
+-- anything is written.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local group = ARGV[1]
@@ -18,7 +25,26 @@ local takeover_ms, rate_max, rate_window = tonumber(ARGV[2]), tonumber(ARGV[3]),
 local rate_pause_ms, bucket_ms, history_len = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ch_pause, ch_messages, cap = ARGV[8], ARGV[9], ARGV[10]
 local asleep = ARGV[11] == '1'
-local FIRST = 12
+local history_ttl_enabled, history_ttl_other = tonumber(ARGV[12]), tonumber(ARGV[13])
+local activity_cap = tonumber(ARGV[14])
+local FIRST = 15
+
+-- Keys every entry of the batch shares. A key of a foreign type here would make a
+-- call fail half-way through the batch, after replies went out: refuse the whole
+-- batch first, before any write, naming the key.
+local bucket = math.floor(now / bucket_ms)
+local handled_now = 'HANDLED:' .. bucket
+local shared = {
+  { KEYS[2], 'set' }, { KEYS[4], 'stream' }, { KEYS[7], 'stream' },
+  { handled_now, 'hash' }, { 'HANDLED:' .. (bucket - 1), 'hash' },
+}
+for _, s in ipairs(shared) do
+  local got = redis.call('TYPE', s[1])['ok']
+  if got ~= 'none' and got ~= s[2] then
+    return redis.error_reply('SHARED_KEY ' .. s[1] .. ' holds a ' .. got .. ', not a ' .. s[2] ..
+      ': another program wrote it; rename or delete it to let the twin go on')
+  end
+end
 
 local function pause_event(contact, action, expires, reason)
   local ev = { contactId = contact, action = action, reason = reason }
@@ -81,8 +107,6 @@ local function fetch(list, prefix, command, key)
 end
 -- HANDLED:{hour} hashes, this hour's and the last: a final state in either wins
 -- over `seen` (decided, reply not yet committed).
-local bucket = math.floor(now / bucket_ms)
-local handled_now = 'HANDLED:' .. bucket
 local in_now = fetch(mids, '', 'HMGET', handled_now)
 local in_before = fetch(mids, '', 'HMGET', 'HANDLED:' .. (bucket - 1))
 local done_of = {}
@@ -93,6 +117,27 @@ for _, mid in ipairs(mids) do
   else done_of[mid] = a or b end
 end
 local pause_of = fetch(contacts, 'PAUSE:', 'MGET')
+-- MGET answers nil for a key of another type too, and such a pause still holds:
+-- one EXISTS tells whether any of the batch's pause keys is one.
+local n_found, n_exist = 0, 0
+for _, c in ipairs(contacts) do
+  if pause_of[c] then n_found = n_found + 1 end
+end
+for s = 1, n_contacts, 1000 do
+  local slice, n_slice = {}, 0
+  for k = s, math.min(s + 999, n_contacts) do
+    n_slice = n_slice + 1
+    slice[n_slice] = 'PAUSE:' .. contacts[k]
+  end
+  n_exist = n_exist + redis.call('EXISTS', unpack(slice))
+end
+if n_exist > n_found then
+  for _, c in ipairs(contacts) do
+    if not pause_of[c] and redis.call('EXISTS', 'PAUSE:' .. c) == 1 then
+      pause_of[c] = 'a key of another type'
+    end
+  end
+end
 local optin_of = fetch(contacts, '', 'SMISMEMBER', KEYS[2])
 
 local function paused(contact)
@@ -111,18 +156,39 @@ local function pause(contact, ms, reason)
   pause_event(contact, 'pause', expires, reason)
 end
 
--- LPUSH returns the length: trim only when the list is well over its cap, so a busy
--- conversation is not trimmed at every message (readers take the newest entries).
-local function remember(contact, ...)
-  local h = 'HISTORY:' .. contact
-  if redis.call('LPUSH', h, ...) > history_len + 10 then
-    redis.call('LTRIM', h, 0, history_len - 1)
+-- A call on a key of one contact, which another program may have given a type or
+-- value the call cannot use: its error becomes that entry's verdict instead of
+-- aborting the batch.
+local function try(key, ...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    -- Only a key's type or value is the entry's fault. Anything else (OOM, which
+    -- Redis raises only before a script's first write; ACL; a read-only replica)
+    -- is the server's: fail the whole step.
+    local code = r.err:match('^%S+')
+    if code ~= 'WRONGTYPE' and code ~= 'ERR' then error(r) end
+    return nil, 'fail:' .. key .. ': ' .. r.err
   end
+  return r
 end
 
-local function record(contact, event)
-  redis.call('PUBLISH', ch_messages, event)
-  remember(contact, event)
+-- LPUSH returns the length: trim only when the list is well over its cap, so a busy
+-- conversation is not trimmed at every message (readers take the newest entries).
+-- The expiry is set once per contact and batch: the list of a contact who stops
+-- writing goes away, sooner for one the twin does not answer.
+local expiry_set = {}
+local function remember(contact, ...)
+  local h = 'HISTORY:' .. contact
+  local len, failed = try(h, 'LPUSH', h, ...)
+  if failed then return failed end
+  if len > history_len + 10 then
+    redis.call('LTRIM', h, 0, history_len - 1)
+  end
+  if not expiry_set[contact] then
+    expiry_set[contact] = true
+    redis.call('PEXPIRE', h, optin_of[contact] == 1 and history_ttl_enabled or history_ttl_other)
+  end
+  return nil
 end
 
 -- Acknowledgements, activity scores and handled states are sent once per batch,
@@ -151,6 +217,18 @@ local function touch(contact, ts)
   n_activity = n_activity + 2
 end
 
+-- What an incoming message gets, from what was read above; no writes.
+local function gate(contact, count, rid)
+  if count > rate_max and not paused(contact) then return 'skip:rate_limit'
+  elseif killed then return 'skip:kill_switch'
+  elseif optin_of[contact] == 0 then return 'skip:not_enabled'
+  elseif paused(contact) then return 'skip:paused'
+  elseif asleep then return 'skip:sleep_hours'
+  elseif rid ~= '' then return 'sent'
+  end
+  return 'answer'
+end
+
 local verdicts, n_verdicts = {}, 0
 local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0, answered = 0 }
 local i = FIRST
@@ -171,69 +249,77 @@ while i + FIELDS - 1 <= #ARGV do
       finish(sid, mid, 'echo')
       verdict = 'echo'
     else
-      touch(contact, ts)
-      record(contact, event)
-      pause(contact, takeover_ms, 'takeover')
-      finish(sid, mid, 'takeover')
-      counts.takeovers = counts.takeovers + 1
-      verdict = 'takeover'
+      verdict = remember(contact, event)
+      if not verdict then
+        touch(contact, ts)
+        redis.call('PUBLISH', ch_messages, event)
+        pause(contact, takeover_ms, 'takeover')
+        finish(sid, mid, 'takeover')
+        counts.takeovers = counts.takeovers + 1
+        verdict = 'takeover'
+      end
     end
   elseif kind == 'out' then
-    touch(contact, ts)
-    record(contact, event)
-    finish(sid, mid, 'recorded')
-    verdict = 'recorded'
-  else
-    local count
-    local fresh = done ~= 'seen'
-    if not fresh then
-      -- Redelivered after a crash between decide and commit: counted and shown already.
-      count = tonumber(redis.call('GET', 'COUNTER:' .. contact .. ':msgs')) or 0
-    else
-      counts.received = counts.received + 1
+    verdict = remember(contact, event)
+    if not verdict then
       touch(contact, ts)
-      -- Published now; kept in HISTORY below, together with the reply when there is one.
       redis.call('PUBLISH', ch_messages, event)
-      local ckey = 'COUNTER:' .. contact .. ':msgs'
-      count = redis.call('INCR', ckey)
+      finish(sid, mid, 'recorded')
+      verdict = 'recorded'
+    end
+  else
+    -- Every call that can fail on this contact's keys runs before the first write
+    -- nobody can take back (an event, a pause, a reply).
+    local fresh = done ~= 'seen'
+    local ckey = 'COUNTER:' .. contact .. ':msgs'
+    local count, failed
+    if fresh then
+      count, failed = try(ckey, 'INCR', ckey)
+    else
+      -- Redelivered after a crash between decide and commit: counted and shown already.
+      count, failed = try(ckey, 'GET', ckey)
+      if not failed then count = tonumber(count) or 0 end
+    end
+    if not failed and fresh then
       -- In the same atomic step, and NX so a counter left without a TTL by another
       -- program gets one: a counter can never outlive its window.
       redis.call('EXPIRE', ckey, rate_window, 'NX')
     end
-    if count > rate_max and not paused(contact) then
-      pause(contact, rate_pause_ms, 'rate_limit')
-      counts.rate_limited = counts.rate_limited + 1
-      verdict = 'skip:rate_limit'
-    elseif killed then
-      verdict = 'skip:kill_switch'
-    elseif optin_of[contact] == 0 then
-      verdict = 'skip:not_enabled'
-    elseif paused(contact) then
-      verdict = 'skip:paused'
-    elseif asleep then
-      verdict = 'skip:sleep_hours'
-    elseif rid ~= '' then
-      redis.call('XADD', KEYS[7], 'MAXLEN', '~', cap, '*',
-        'replyId', rid, 'contactId', contact, 'content', rcontent, 'inReplyTo', mid,
-        'persona', rpersona, 'timestamp', tostring(now), 'delayMs', rdelay)
-      redis.call('PUBLISH', ch_messages, revent)
-      finish(sid, mid, 'answered')
-      counts.answered = counts.answered + 1
-      verdict = 'sent'
+    if not failed then
+      verdict = gate(contact, count, rid)
+      if fresh and verdict == 'sent' then
+        failed = remember(contact, event, revent)
+      elseif fresh then
+        failed = remember(contact, event)
+      elseif verdict == 'sent' then
+        failed = remember(contact, revent)
+      end
+    end
+    if failed then
+      verdict = failed
     else
-      mark(mid, 'seen')
-      verdict = 'answer'
-    end
-    if fresh and verdict == 'sent' then
-      remember(contact, event, revent)
-    elseif fresh then
-      remember(contact, event)
-    elseif verdict == 'sent' then
-      remember(contact, revent)
-    end
-    if verdict:sub(1, 5) == 'skip:' then
-      finish(sid, mid, verdict)
-      counts.skipped = counts.skipped + 1
+      if fresh then
+        counts.received = counts.received + 1
+        touch(contact, ts)
+        redis.call('PUBLISH', ch_messages, event)
+      end
+      if verdict == 'skip:rate_limit' then
+        pause(contact, rate_pause_ms, 'rate_limit')
+        counts.rate_limited = counts.rate_limited + 1
+      end
+      if verdict == 'sent' then
+        redis.call('XADD', KEYS[7], 'MAXLEN', '~', cap, '*',
+          'replyId', rid, 'contactId', contact, 'content', rcontent, 'inReplyTo', mid,
+          'persona', rpersona, 'timestamp', tostring(now), 'delayMs', rdelay)
+        redis.call('PUBLISH', ch_messages, revent)
+        finish(sid, mid, 'answered')
+        counts.answered = counts.answered + 1
+      elseif verdict == 'answer' then
+        mark(mid, 'seen')
+      else
+        finish(sid, mid, verdict)
+        counts.skipped = counts.skipped + 1
+      end
     end
   end
   n_verdicts = n_verdicts + 1
@@ -246,13 +332,33 @@ local function in_slices(list, step, send)
   end
 end
 in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[4], group, ...) end)
-in_slices(activity, 1000, function(...) redis.call('ZADD', KEYS[5], 'GT', ...) end)
 if n_handled > 0 then
   in_slices(handled, 1000, function(...) redis.call('HSET', handled_now, ...) end)
   -- Kept through the next hour, so every id is remembered for one to two hours.
   redis.call('PEXPIREAT', handled_now, (bucket + 2) * bucket_ms)
 end
+-- Activity scores and counters only inform the screens: a key another program gave
+-- a foreign type costs a warning, never a verdict.
+local function best_effort(what, ...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    n_verdicts = n_verdicts + 1
+    verdicts[n_verdicts] = 'warn:' .. what .. ': ' .. r.err
+    return nil
+  end
+  return r
+end
+if n_activity > 0 then
+  local ok = true
+  in_slices(activity, 1000, function(...)
+    if ok then ok = best_effort(KEYS[5], 'ZADD', KEYS[5], 'GT', ...) ~= nil end
+  end)
+  -- Capped, so strangers writing from ever new numbers cannot grow it without end.
+  if ok and redis.call('ZCARD', KEYS[5]) > activity_cap + 100 then
+    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(activity_cap + 1))
+  end
+end
 for name, n in pairs(counts) do
-  if n > 0 then redis.call('HINCRBY', KEYS[6], name, n) end
+  if n > 0 and not best_effort(KEYS[6], 'HINCRBY', KEYS[6], name, n) then break end
 end
 return verdicts

@@ -1,13 +1,20 @@
 //! One batch through the pipeline: parse -> dead-letter the bad -> decide ->
 //! write replies -> commit. Three round trips whatever the batch size.
+//!
+//! A failure that belongs to one entry stays with it: the scripts give such an
+//! entry a `fail:` verdict (it is dead-lettered with the reason), and a script that
+//! fails as a whole for a reason that may lie in one entry is run again on each
+//! half of the batch until the entry at fault is alone.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 
 use super::parsed_entry::ParsedEntry as Good;
+use super::verdict::{Committed, ScriptReply, Verdict};
 use super::{Worker, WorkerConfig};
 use crate::entry;
 use crate::reply::{ReplyEngine, ReplyRequest};
@@ -83,6 +90,7 @@ impl Triaged {
 
     /// Every entry as a dead letter: the parsed ones with `reason`, the others
     /// with their own.
+    #[cfg(test)]
     pub(super) fn as_dead_letters(&self, reason: &str) -> Vec<DeadLetter> {
         let mut letters = self.bad.clone();
         letters.extend(self.good.iter().map(|g| DeadLetter {
@@ -282,10 +290,9 @@ fn kind(g: &Good) -> &'static str {
 async fn decide(
     con: &mut ConnectionManager,
     cfg: &WorkerConfig,
-    good: &[&Good],
-    replies: &[Option<Written>],
+    entries: &[(&Good, Option<Written>)],
     asleep: bool,
-) -> Result<Vec<String>> {
+) -> Result<ScriptReply<Verdict>> {
     let mut inv = DECIDE_SCRIPT.prepare_invoke();
     inv.key(schema::PAUSE_ALL)
         .key(schema::OPTIN_CONTACTS)
@@ -304,8 +311,11 @@ async fn decide(
         .arg(schema::CHANNEL_PAUSE)
         .arg(schema::CHANNEL_MESSAGES)
         .arg(schema::QUEUE_RESPONSES_CAP)
-        .arg(if asleep { "1" } else { "0" });
-    for (g, reply) in good.iter().zip(replies) {
+        .arg(if asleep { "1" } else { "0" })
+        .arg(schema::HISTORY_TTL_ENABLED_MS)
+        .arg(schema::HISTORY_TTL_OTHER_MS)
+        .arg(schema::CONTACTS_ACTIVITY_CAP);
+    for (g, reply) in entries {
         inv.arg(g.stream_id())
             .arg(g.message_id())
             .arg(g.contact_id())
@@ -322,17 +332,110 @@ async fn decide(
             None => inv.arg("").arg("").arg("").arg("").arg(""),
         };
     }
-    let verdicts: Vec<String> = inv
+    let raw: Vec<String> = inv
         .invoke_async(con)
         .await
         .context("the batch decision script failed")?;
-    anyhow::ensure!(
-        verdicts.len() == good.len(),
-        "the decision script returned {} verdicts for {} entries",
-        verdicts.len(),
-        good.len()
-    );
-    Ok(verdicts)
+    ScriptReply::parse(raw, entries.len(), Verdict::parse)
+}
+
+/// Server error codes that say something about the server or a key every entry
+/// shares, never about one entry: running the batch in halves cannot help.
+const GLOBAL_ERROR_CODES: [&str; 13] = [
+    "OOM",
+    "BUSY",
+    "LOADING",
+    "READONLY",
+    "NOPERM",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "MOVED",
+    "ASK",
+    "CROSSSLOT",
+    "NOSCRIPT",
+    "SHARED_KEY",
+];
+
+/// Whether a failed script may have failed because of one of its entries: Redis
+/// answered with an error that names no global cause. Connection errors and the
+/// worker's own errors are not.
+fn may_be_one_entrys_fault(e: &anyhow::Error) -> bool {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<redis::RedisError>())
+        .and_then(redis::RedisError::code)
+        .is_some_and(|code| !GLOBAL_ERROR_CODES.contains(&code))
+}
+
+/// Runs a step on a batch and, when it fails for a reason that may lie in one
+/// entry, on each half, down to single entries, whose failure becomes their own
+/// result. Ranges come in the entries' order, so a contact's messages keep theirs.
+/// Other failures end the run: what finished is in Redis, the rest still pending.
+struct Isolation<R> {
+    out: Vec<Option<R>>,
+    warnings: Vec<String>,
+    todo: Vec<Range<usize>>,
+}
+
+impl<R> Isolation<R> {
+    fn new(len: usize) -> Self {
+        Self {
+            out: std::iter::repeat_with(|| None).take(len).collect(),
+            warnings: Vec::new(),
+            todo: if len > 0 { [0..len].into() } else { Vec::new() },
+        }
+    }
+
+    /// The next range of entries to run the step on.
+    fn next(&mut self) -> Option<Range<usize>> {
+        self.todo.pop()
+    }
+
+    /// Takes the step's answer for `range`; `alone` makes the result of a single
+    /// entry the step failed on.
+    fn settle(
+        &mut self,
+        range: Range<usize>,
+        reply: Result<ScriptReply<R>>,
+        alone: impl FnOnce(anyhow::Error) -> R,
+    ) -> Result<()> {
+        match reply {
+            Ok(reply) => {
+                self.warnings.extend(reply.warnings);
+                for (slot, r) in self.out[range].iter_mut().zip(reply.items) {
+                    *slot = Some(r);
+                }
+            }
+            Err(e) if !may_be_one_entrys_fault(&e) => return Err(e),
+            Err(e) if range.len() == 1 => {
+                tracing::warn!("a step failed on one entry alone: {e:#}");
+                self.out[range.start] = Some(alone(e));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "a step failed on {} entries; trying each half: {e:#}",
+                    range.len()
+                );
+                let mid = range.start + range.len() / 2;
+                self.todo.push(mid..range.end);
+                self.todo.push(range.start..mid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry's result, in order, and the warnings.
+    fn finish(self) -> ScriptReply<R> {
+        ScriptReply {
+            items: self.out.into_iter().flatten().collect(),
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// The reason a dead letter gives for an entry whose own keys stopped a step.
+fn failed_reason(stream_id: &str, why: &str) -> String {
+    format!("entry {stream_id}: {why}; not answered")
 }
 
 struct Written {
@@ -385,12 +488,21 @@ impl<E: ReplyEngine> Worker<E> {
             });
         }
         let asleep = self.asleep().await;
-        let verdicts = decide(&mut self.con, &self.cfg, &good, &replies, asleep).await?;
+        let pairs: Vec<(&Good, Option<Written>)> = good.into_iter().zip(replies).collect();
+        let mut iso = Isolation::new(pairs.len());
+        while let Some(range) = iso.next() {
+            let reply = decide(&mut self.con, &self.cfg, &pairs[range.clone()], asleep).await;
+            iso.settle(range, reply, |e| Verdict::Failed(format!("{e:#}")))?;
+        }
+        let decided = iso.finish();
+        self.warn_once(&decided.warnings);
+        let mut failed = Vec::new();
         let mut to_write = Vec::new();
-        for (g, v) in good.iter().zip(&verdicts) {
-            match v.as_str() {
-                "sent" => outcome.answered += 1,
-                "answer" => to_write.push(g),
+        for ((g, _), v) in pairs.iter().zip(decided.items) {
+            match v {
+                Verdict::Sent => outcome.answered += 1,
+                Verdict::Answer => to_write.push(*g),
+                Verdict::Failed(why) => failed.push(dead_letter_of(g, &why)),
                 other => {
                     tracing::debug!("{} ({}): {other}", g.message_id(), g.contact_id());
                     outcome.skipped += 1;
@@ -400,7 +512,7 @@ impl<E: ReplyEngine> Worker<E> {
         let mut written = Vec::with_capacity(to_write.len());
         for g in to_write {
             match self.write_reply(g).await {
-                Ok(w) => written.push(w),
+                Ok(w) => written.push((g, w)),
                 Err(e) => {
                     outcome.failed += 1;
                     tracing::error!(
@@ -413,15 +525,39 @@ impl<E: ReplyEngine> Worker<E> {
         }
         // Writing the replies may have taken the batch into the sleep hours.
         let asleep = !written.is_empty() && self.asleep().await;
-        let results = self.commit(&written, asleep).await?;
-        for r in &results {
-            if r == "sent" {
-                outcome.answered += 1;
-            } else {
-                outcome.skipped += 1;
+        let mut iso = Isolation::new(written.len());
+        while let Some(range) = iso.next() {
+            let reply = commit(
+                &mut self.con,
+                &self.cfg.group,
+                &written[range.clone()],
+                asleep,
+            );
+            iso.settle(range, reply.await, |e| Committed::Failed(format!("{e:#}")))?;
+        }
+        let committed = iso.finish();
+        self.warn_once(&committed.warnings);
+        for ((g, _), c) in written.iter().zip(committed.items) {
+            match c {
+                Committed::Sent => outcome.answered += 1,
+                Committed::Failed(why) => failed.push(dead_letter_of(g, &why)),
+                Committed::Duplicate | Committed::Withheld => outcome.skipped += 1,
             }
         }
+        dead_letter(&mut self.con, &self.cfg.group, &failed).await?;
+        outcome.dead_lettered += failed.len();
         Ok(outcome)
+    }
+
+    /// Logs each best-effort write that failed, once per distinct text until the
+    /// text changes, so a foreign key does not fill the log with one line a batch.
+    fn warn_once(&mut self, warnings: &[String]) {
+        for w in warnings {
+            if self.last_warning.as_deref() != Some(w) {
+                tracing::warn!("a best-effort write failed (the twin goes on): {w}");
+                self.last_warning = Some(w.clone());
+            }
+        }
     }
 
     async fn write_reply(&mut self, g: &Good) -> Result<Written> {
@@ -462,36 +598,57 @@ impl<E: ReplyEngine> Worker<E> {
             event,
         })
     }
+}
 
-    async fn commit(&mut self, written: &[Written], asleep: bool) -> Result<Vec<String>> {
-        if written.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut inv = COMMIT_SCRIPT.prepare_invoke();
-        inv.key(schema::PAUSE_ALL)
-            .key(schema::OPTIN_CONTACTS)
-            .key(schema::QUEUE_MESSAGES)
-            .key(schema::QUEUE_RESPONSES)
-            .key(schema::STATS)
-            .arg(&self.cfg.group)
-            .arg(schema::HANDLED_BUCKET_MS)
-            .arg(schema::HISTORY_LEN)
-            .arg(schema::QUEUE_RESPONSES_CAP)
-            .arg(schema::CHANNEL_MESSAGES)
-            .arg(if asleep { "1" } else { "0" });
-        for w in written {
-            inv.arg(&w.stream_id)
-                .arg(&w.message_id)
-                .arg(&w.contact_id)
-                .arg(&w.reply_id)
-                .arg(&w.content)
-                .arg(&w.persona)
-                .arg(w.delay_ms)
-                .arg(&w.event);
-        }
-        inv.invoke_async(&mut self.con)
-            .await
-            .context("the reply commit script failed")
+/// Commits `written` replies with `commit.lua`.
+async fn commit(
+    con: &mut ConnectionManager,
+    group: &str,
+    written: &[(&Good, Written)],
+    asleep: bool,
+) -> Result<ScriptReply<Committed>> {
+    if written.is_empty() {
+        return Ok(ScriptReply {
+            items: Vec::new(),
+            warnings: Vec::new(),
+        });
+    }
+    let mut inv = COMMIT_SCRIPT.prepare_invoke();
+    inv.key(schema::PAUSE_ALL)
+        .key(schema::OPTIN_CONTACTS)
+        .key(schema::QUEUE_MESSAGES)
+        .key(schema::QUEUE_RESPONSES)
+        .key(schema::STATS)
+        .arg(group)
+        .arg(schema::HANDLED_BUCKET_MS)
+        .arg(schema::HISTORY_LEN)
+        .arg(schema::QUEUE_RESPONSES_CAP)
+        .arg(schema::CHANNEL_MESSAGES)
+        .arg(if asleep { "1" } else { "0" })
+        .arg(schema::HISTORY_TTL_ENABLED_MS);
+    for (_, w) in written {
+        inv.arg(&w.stream_id)
+            .arg(&w.message_id)
+            .arg(&w.contact_id)
+            .arg(&w.reply_id)
+            .arg(&w.content)
+            .arg(&w.persona)
+            .arg(w.delay_ms)
+            .arg(&w.event);
+    }
+    let raw: Vec<String> = inv
+        .invoke_async(con)
+        .await
+        .context("the reply commit script failed")?;
+    ScriptReply::parse(raw, written.len(), Committed::parse)
+}
+
+/// A parsed entry as a dead letter, with why its step failed.
+fn dead_letter_of(g: &Good, why: &str) -> DeadLetter {
+    DeadLetter {
+        stream_id: g.stream_id().to_owned(),
+        reason: failed_reason(g.stream_id(), why),
+        fields: message_fields(&g.message()),
     }
 }
 

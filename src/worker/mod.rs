@@ -10,6 +10,7 @@ mod raw_read;
 mod read_ahead;
 pub mod recovery;
 pub mod review;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -141,6 +142,8 @@ pub struct Worker<E> {
     acked_trim: bool,
     personas: personas::Personas,
     status: watch::Sender<WorkerStatus>,
+    /// The last best-effort failure logged, so a lasting one is logged once.
+    last_warning: Option<String>,
 }
 
 impl<E: ReplyEngine> Worker<E> {
@@ -167,6 +170,7 @@ impl<E: ReplyEngine> Worker<E> {
             acked_trim: false,
             personas,
             status,
+            last_warning: None,
         }
     }
 
@@ -338,31 +342,19 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     /// Decides the oldest batch read ahead. A batch tried before first drops what
-    /// the earlier attempt finished (no longer pending); one that failed as often as
-    /// an entry may be delivered goes to the dead-letter stream, as it would from
-    /// the pending list.
+    /// the earlier attempt finished (no longer pending). A batch is never
+    /// dead-lettered for failing as a whole: a failure that lies in one entry ends
+    /// as that entry's verdict, so what is left is the server's or a shared key's
+    /// fault, and the batch waits, pending, until that is mended.
     async fn process_front(&mut self, ahead: &mut ReadAhead) -> Result<()> {
-        let attempts = ahead.front_attempts();
+        let tried_before = ahead.front_attempts() > 0;
         let Some(batch) = ahead.front() else {
             return Ok(());
         };
-        if attempts > 0 {
+        if tried_before {
             recovery::retain_pending(&mut self.con, &self.cfg, batch).await?;
         }
-        let result = if attempts >= self.cfg.max_deliveries {
-            let letters = batch.as_dead_letters(&format!(
-                "failed {attempts} times in a batch read ahead, not answered"
-            ));
-            batch::dead_letter(&mut self.con, &self.cfg.group, &letters)
-                .await
-                .map(|()| BatchOutcome {
-                    entries: letters.len(),
-                    dead_lettered: letters.len(),
-                    ..BatchOutcome::default()
-                })
-        } else {
-            self.process_triaged(batch).await
-        };
+        let result = self.process_triaged(batch).await;
         match result {
             Ok(outcome) => {
                 ahead.finish_front();

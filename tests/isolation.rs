@@ -1,0 +1,344 @@
+//! Failure isolation against a real redis-server: keys of a foreign type or value
+//! that another program sharing the Redis left behind stop only the entries they
+//! belong to; a server-wide failure stops everything without losing or repeating
+//! anything; the contact id `ALL` is never taken for the kill switch.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Harness, eventually, incoming, typed_by_person};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use secondme::reply::persona_engine::PersonaEngine;
+use secondme::reply::{Reply, ReplyEngine, ReplyRequest};
+use secondme::schema;
+use secondme::worker::{Worker, WorkerConfig, WorkerState, WorkerStatus};
+use tokio::sync::watch;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// The persona engine's replies, written after the decision (as a language model's
+/// are), so replies go through the commit step.
+struct Deferred;
+
+impl ReplyEngine for Deferred {
+    async fn reply(&self, request: &ReplyRequest<'_>) -> anyhow::Result<Reply> {
+        Ok(Reply {
+            content: format!("re: {}", request.message.content),
+            delay_ms: 0,
+        })
+    }
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    status: watch::Receiver<WorkerStatus>,
+    task: tokio::task::JoinHandle<anyhow::Result<WorkerStatus>>,
+}
+
+impl Running {
+    async fn stop(self) -> WorkerStatus {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(15 * SECOND, self.task)
+            .await
+            .expect("the worker stops in time")
+            .expect("join")
+            .expect("worker result")
+    }
+}
+
+async fn start<E: ReplyEngine>(h: &Harness, engine: E) -> Running {
+    let mut cfg = WorkerConfig::from_config(&h.config("iso"));
+    cfg.sleep_hours = secondme::config::SleepSetting::Off;
+    let client = secondme::connection::open_client(&h.server.url()).expect("client");
+    let w = Worker::connect(client, engine, cfg)
+        .await
+        .expect("worker connects");
+    let status = w.status();
+    let (stop, stop_rx) = watch::channel(false);
+    Running {
+        stop,
+        status,
+        task: tokio::spawn(w.run(stop_rx)),
+    }
+}
+
+/// How many replies each message got.
+async fn replies_per_message(h: &mut Harness) -> HashMap<String, usize> {
+    let mut per = HashMap::new();
+    for r in h.responses().await {
+        let to = r.get("inReplyTo").cloned().unwrap_or_default();
+        *per.entry(to).or_insert(0) += 1;
+    }
+    per
+}
+
+async fn pending(con: &mut ConnectionManager) -> u64 {
+    let reply: redis::RedisResult<redis::streams::StreamPendingReply> = con
+        .xpending(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
+        .await;
+    match reply {
+        Ok(r) => r.count() as u64,
+        Err(e) if e.code() == Some("NOGROUP") => 0,
+        Err(e) => panic!("XPENDING: {e}"),
+    }
+}
+
+/// Waits until `n` replies and `d` dead letters are in Redis.
+async fn settle(h: &Harness, n: usize, d: usize, within: Duration) {
+    let con = h.con.clone();
+    let done = eventually(within, || {
+        let mut con = con.clone();
+        async move {
+            let r: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+            let dl: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
+            (r >= n && dl >= d).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "{n} replies and {d} dead letters within {within:?}"
+    );
+}
+
+/// 12 messages over 6 contacts; the 3rd and 4th contacts' keys were left by another
+/// program: a history kept as a sorted set, a counter holding text.
+async fn poisoned_batch(h: &mut Harness) -> Vec<(String, String)> {
+    let contacts = ["c1", "c2", "c3", "c4", "c5", "c6"];
+    h.allow(&contacts).await;
+    let _: () = h
+        .con
+        .zadd("HISTORY:c3", r#"{"from":"their gateway"}"#, 1)
+        .await
+        .expect("ZADD");
+    let _: () = h.con.set("COUNTER:c4:msgs", "many").await.expect("SET");
+    let mut sent = Vec::new();
+    for round in 0..2 {
+        for c in contacts {
+            let id = format!("m{round}-{c}");
+            h.send(&incoming(&id, c, "hello, how are you?")).await;
+            sent.push((id, c.to_owned()));
+        }
+    }
+    sent
+}
+
+async fn assert_isolated(h: &mut Harness, sent: &[(String, String)]) {
+    let per = replies_per_message(h).await;
+    for (id, contact) in sent {
+        let poisoned = contact == "c3" || contact == "c4";
+        let n = per.get(id).copied().unwrap_or(0);
+        assert_eq!(n, usize::from(!poisoned), "replies to {id}: {per:?}");
+    }
+    let letters = h.dead_letters().await;
+    assert_eq!(letters.len(), 4, "{letters:?}");
+    for l in &letters {
+        let reason = &l[schema::deadletter_fields::REASON];
+        match l["contactId"].as_str() {
+            "c3" => assert!(reason.contains("HISTORY:c3"), "{reason}"),
+            "c4" => assert!(reason.contains("COUNTER:c4:msgs"), "{reason}"),
+            other => panic!("{other} dead-lettered: {reason}"),
+        }
+        assert!(l["messageId"].starts_with('m'), "{l:?}");
+    }
+    // Their keys are theirs: untouched.
+    let t: String = redis::cmd("TYPE")
+        .arg("HISTORY:c3")
+        .query_async(&mut h.con)
+        .await
+        .expect("TYPE");
+    assert_eq!(t, "zset");
+    let members: usize = h.con.zcard("HISTORY:c3").await.expect("ZCARD");
+    assert_eq!(members, 1);
+    let counter: String = h.con.get("COUNTER:c4:msgs").await.expect("GET");
+    assert_eq!(counter, "many");
+}
+
+async fn answered_at_once_afterwards(h: &mut Harness) {
+    h.send(&incoming("after", "c1", "still there?")).await;
+    settle(h, 9, 4, 3 * SECOND).await;
+    assert_eq!(replies_per_message(h).await.get("after"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_of_two_contacts_stop_only_their_entries() {
+    let mut h = Harness::start().await;
+    let sent = poisoned_batch(&mut h).await;
+    let w = start(&h, PersonaEngine).await;
+    settle(&h, 8, 4, 10 * SECOND).await;
+    assert_isolated(&mut h, &sent).await;
+    answered_at_once_afterwards(&mut h).await;
+    // Nothing more comes: no reply repeated by a retry.
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(h.responses().await.len(), 9);
+    assert_eq!(pending(&mut h.con).await, 0);
+    let status = w.stop().await;
+    assert_eq!(status.dead_lettered, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_stop_only_their_entries_when_replies_are_written_after_deciding() {
+    let mut h = Harness::start().await;
+    let sent = poisoned_batch(&mut h).await;
+    let w = start(&h, Deferred).await;
+    settle(&h, 8, 4, 10 * SECOND).await;
+    assert_isolated(&mut h, &sent).await;
+    answered_at_once_afterwards(&mut h).await;
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(h.responses().await.len(), 9);
+    assert_eq!(pending(&mut h.con).await, 0);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_with_a_foreign_history_is_dead_lettered_without_pausing() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1", "c2"]).await;
+    let _: () = h.con.hset("HISTORY:c1", "x", "y").await.expect("HSET");
+    h.send(&typed_by_person("typed", "c1", "I'll take it from here"))
+        .await;
+    h.send(&incoming("hi", "c2", "hi")).await;
+    let w = start(&h, PersonaEngine).await;
+    settle(&h, 1, 1, 10 * SECOND).await;
+    let letters = h.dead_letters().await;
+    assert_eq!(letters[0]["messageId"], "typed");
+    assert!(letters[0][schema::deadletter_fields::REASON].contains("HISTORY:c1"));
+    // Nothing irreversible was done for the failed entry: no pause was set.
+    let paused: bool = h.con.exists("PAUSE:c1").await.expect("EXISTS");
+    assert!(!paused);
+    assert_eq!(replies_per_message(&mut h).await.get("hi"), Some(&1));
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_key_of_a_foreign_type_still_pauses() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1", "c2"]).await;
+    let _: () = h.con.hset("PAUSE:c1", "pausedAt", "1").await.expect("HSET");
+    h.send(&incoming("to-paused", "c1", "hi")).await;
+    h.send(&incoming("to-active", "c2", "hi")).await;
+    let w = start(&h, PersonaEngine).await;
+    settle(&h, 1, 0, 10 * SECOND).await;
+    let handled = eventually(5 * SECOND, || {
+        let mut con = h.con.clone();
+        async move { common::handled(&mut con, "to-paused").await }
+    })
+    .await;
+    assert_eq!(handled.as_deref(), Some("skip:paused"));
+    assert_eq!(
+        replies_per_message(&mut h).await.keys().collect::<Vec<_>>(),
+        ["to-active"]
+    );
+    w.stop().await;
+}
+
+/// Waits for the worker to report an error containing `text`.
+async fn worker_error(status: &watch::Receiver<WorkerStatus>, text: &str) -> String {
+    let status = status.clone();
+    eventually(10 * SECOND, || {
+        let s = status.borrow().clone();
+        async move {
+            match s.state {
+                WorkerState::Disconnected { error } if error.contains(text) => Some(error),
+                _ => None,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the worker reports {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_key_of_a_foreign_type_holds_everything_back_and_loses_nothing() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1", "c2"]).await;
+    let _: () = h
+        .con
+        .set(schema::QUEUE_RESPONSES, "not a stream")
+        .await
+        .expect("SET");
+    for i in 0..3 {
+        h.send(&incoming(
+            &format!("m{i}"),
+            if i == 1 { "c2" } else { "c1" },
+            "hi",
+        ))
+        .await;
+    }
+    let w = start(&h, PersonaEngine).await;
+    let error = worker_error(&w.status, "QUEUE:responses").await;
+    assert!(error.contains("holds a string"), "{error}");
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(h.dead_letters().await.len(), 0, "nobody dead-lettered");
+    assert_eq!(pending(&mut h.con).await, 3, "everything still pending");
+    let kept: String = h.con.get(schema::QUEUE_RESPONSES).await.expect("GET");
+    assert_eq!(kept, "not a stream", "their key is untouched");
+    let _: () = h.con.del(schema::QUEUE_RESPONSES).await.expect("DEL");
+    settle(&h, 3, 0, 10 * SECOND).await;
+    let per = replies_per_message(&mut h).await;
+    assert_eq!(per.len(), 3);
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_holds_everything_back_and_loses_nothing() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1", "c2"]).await;
+    let w = start(&h, PersonaEngine).await;
+    // Messages and the memory limit in one transaction: the worker reads them only
+    // once Redis refuses every write.
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for i in 0..4 {
+        let m = incoming(&format!("m{i}"), if i % 2 == 0 { "c1" } else { "c2" }, "hi");
+        pipe.add_command(secondme::store::queue::xadd(&m, h.acked))
+            .ignore();
+    }
+    pipe.cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .ignore();
+    let _: () = pipe.query_async(&mut h.con).await.expect("MULTI");
+    worker_error(&w.status, "OOM").await;
+    tokio::time::sleep(SECOND).await;
+    let dl: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("XLEN");
+    assert_eq!(dl, 0, "nobody dead-lettered for the server's state");
+    let sent: usize = h.con.xlen(schema::QUEUE_RESPONSES).await.expect("XLEN");
+    assert_eq!(sent, 0);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query_async(&mut h.con)
+        .await
+        .expect("CONFIG SET");
+    settle(&h, 4, 0, 10 * SECOND).await;
+    let per = replies_per_message(&mut h).await;
+    assert!(per.len() == 4 && per.values().all(|n| *n == 1), "{per:?}");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_for_contact_all_is_dead_lettered_and_the_kill_switch_stays_off() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1"]).await;
+    h.send(&typed_by_person("typed-all", "ALL", "hi")).await;
+    for i in 0..12 {
+        h.send(&incoming(&format!("flood-{i}"), "ALL", "hi")).await;
+    }
+    h.send(&incoming("fine", "c1", "hi")).await;
+    let w = start(&h, PersonaEngine).await;
+    settle(&h, 1, 13, 10 * SECOND).await;
+    for l in h.dead_letters().await {
+        let reason = &l[schema::deadletter_fields::REASON];
+        assert!(reason.contains("reserved for the kill switch"), "{reason}");
+    }
+    let killed: bool = h.con.exists(schema::PAUSE_ALL).await.expect("EXISTS");
+    assert!(!killed, "PAUSE:ALL was never set");
+    w.stop().await;
+}
