@@ -382,7 +382,7 @@ impl<R> Isolation<R> {
         Self {
             out: std::iter::repeat_with(|| None).take(len).collect(),
             warnings: Vec::new(),
-            todo: if len > 0 { [0..len].into() } else { Vec::new() },
+            todo: (len > 0).then_some(0..len).into_iter().collect(),
         }
     }
 
@@ -684,6 +684,65 @@ mod tests {
 
     fn ids(t: &Triaged) -> Vec<&str> {
         t.good.iter().map(Good::stream_id).collect()
+    }
+
+    fn server_error(code: &str) -> anyhow::Error {
+        anyhow::Error::new(redis::make_extension_error(code.into(), Some("x".into())))
+            .context("the batch decision script failed")
+    }
+
+    /// Runs an isolation over `n` entries where the step fails whenever its range
+    /// holds one of `poisoned`, with `code`; returns the results and the ranges tried.
+    fn isolate(
+        n: usize,
+        poisoned: &[usize],
+        code: &str,
+    ) -> (Result<Vec<String>>, Vec<Range<usize>>) {
+        let mut iso = Isolation::new(n);
+        let mut tried = Vec::new();
+        while let Some(range) = iso.next() {
+            tried.push(range.clone());
+            let reply = if poisoned.iter().any(|p| range.contains(p)) {
+                Err(server_error(code))
+            } else {
+                Ok(ScriptReply {
+                    items: range.clone().map(|i| format!("ok {i}")).collect(),
+                    warnings: Vec::new(),
+                })
+            };
+            if let Err(e) = iso.settle(range, reply, |_| "alone".to_owned()) {
+                return (Err(e), tried);
+            }
+        }
+        (Ok(iso.finish().items), tried)
+    }
+
+    #[test]
+    fn a_failing_batch_is_halved_until_the_entry_at_fault_is_alone() {
+        let (items, tried) = isolate(8, &[5], "ERR");
+        let items = items.expect("no global error");
+        assert_eq!(items.len(), 8);
+        assert_eq!(items[5], "alone");
+        assert!(
+            items
+                .iter()
+                .enumerate()
+                .all(|(i, r)| i == 5 || *r == format!("ok {i}"))
+        );
+        // 0..8 fails, 0..4 passes, 4..8 fails, 4..6 fails, 4..5 passes, 5..6 alone, 6..8 passes.
+        assert_eq!(tried, [0..8, 0..4, 4..8, 4..6, 4..5, 5..6, 6..8]);
+    }
+
+    #[test]
+    fn a_failure_of_the_server_is_never_split_nor_pinned_on_an_entry() {
+        for code in ["OOM", "NOPERM", "READONLY", "SHARED_KEY"] {
+            let (items, tried) = isolate(8, &[5], code);
+            assert!(items.is_err(), "{code}");
+            assert_eq!(tried, [0..8], "{code}");
+        }
+        let io = anyhow::Error::new(redis::RedisError::from(std::io::Error::other("reset")));
+        assert!(!may_be_one_entrys_fault(&io));
+        assert!(may_be_one_entrys_fault(&server_error("WRONGTYPE")));
     }
 
     #[test]
