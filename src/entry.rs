@@ -345,4 +345,277 @@ mod tests {
         let err = parse_entry("1-3", &with("fromMe", "true")).expect_err("inconsistent");
         assert_eq!(err.field, "fromMe");
     }
+
+    // Property tests: field lists as a gateway, a stranger or a broken writer may
+    // leave them (missing, repeated, nil, not UTF-8, 60 KB long). The checks never
+    // panic, never copy a value out of the reply, keep their reasons short whatever
+    // the value's size, and read a list of pairs exactly as the map redis-rs builds.
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    const NAMES: [&str; 6] = [
+        "messageId",
+        "contactId",
+        "content",
+        "timestamp",
+        "direction",
+        "fromMe",
+    ];
+
+    /// Longest reason accepted for any value: a bad value is quoted clipped to 40
+    /// characters, each at most 10 bytes once escaped.
+    const MAX_PROBLEM_BYTES: usize = 512;
+
+    /// Few cases, no regression files: these run with every `cargo test` on a
+    /// small machine; a failure found is kept as a plain test instead.
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A value that passes the check of field `name`.
+    fn good_value(name: &'static str) -> BoxedStrategy<Vec<u8>> {
+        let text = match name {
+            "messageId" | "contactId" => "[A-Za-z0-9_.:@-]{1,24}",
+            "content" => "\\PC{0,40}",
+            "timestamp" => "[1-9][0-9]{0,12}",
+            "direction" => "incoming|outgoing",
+            _ => "false",
+        };
+        text.prop_map(String::into_bytes).boxed()
+    }
+
+    /// Values 60 KB long and just past the content limit, of one- to four-byte
+    /// characters and control characters.
+    fn long_value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just("x".repeat(60_000)),
+            Just("é".repeat(30_000)),
+            Just("\u{202e}\u{1b}".repeat(15_000)),
+            Just("🙂".repeat(MAX_CONTENT_BYTES / 4 + 1)),
+            Just("y".repeat(MAX_CONTENT_BYTES + 1)),
+        ]
+        .prop_map(String::into_bytes)
+    }
+
+    /// Any value for field `name`: good, text, bytes that are not UTF-8, long, empty.
+    fn value(name: &'static str) -> BoxedStrategy<Vec<u8>> {
+        prop_oneof![
+            4 => good_value(name),
+            1 => "\\PC{0,12}".prop_map(String::into_bytes),
+            1 => (good_value(name), any::<Index>(), 0x80..=0xffu8).prop_map(|(mut v, i, b)| {
+                v.insert(i.index(v.len() + 1), b);
+                v
+            }),
+            1 => long_value(),
+            1 => Just(Vec::new()),
+        ]
+        .boxed()
+    }
+
+    /// A field name: one of the six, a near miss, or bytes that are not UTF-8.
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            6 => prop::sample::select(NAMES.to_vec()).prop_map(|n| n.as_bytes().to_vec()),
+            1 => prop::sample::select(vec!["ContactId", "content ", "from_me", "", "x"])
+                .prop_map(|n| n.as_bytes().to_vec()),
+            1 => prop::sample::select(NAMES.to_vec()).prop_map(|n| {
+                let mut n = n.as_bytes().to_vec();
+                n.push(0xff);
+                n
+            }),
+        ]
+    }
+
+    fn pair() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        name().prop_flat_map(|n| {
+            let field = NAMES.iter().find(|f| f.as_bytes() == n.as_slice()).copied();
+            (Just(n), value(field.unwrap_or("content")))
+        })
+    }
+
+    /// An entry's fields: often the six good ones to start with, then pairs put in
+    /// anywhere (a repeated name among them) and some taken out.
+    fn field_list() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        let base = NAMES
+            .iter()
+            .map(|n| (Just(n.as_bytes().to_vec()), good_value(n)))
+            .collect::<Vec<_>>();
+        (
+            prop::option::weighted(0.7, base),
+            prop::collection::vec((any::<Index>(), pair()), 0..6),
+            prop::collection::vec(any::<Index>(), 0..2),
+        )
+            .prop_map(|(base, extra, removed)| {
+                let mut list = base.unwrap_or_default();
+                for (at, p) in extra {
+                    list.insert(at.index(list.len() + 1), p);
+                }
+                for at in removed {
+                    if !list.is_empty() {
+                        list.remove(at.index(list.len()));
+                    }
+                }
+                list
+            })
+    }
+
+    /// The map redis-rs's path builds from the same pairs (`worker::entries`):
+    /// names that are not UTF-8 dropped, a repeated name's last value kept.
+    fn as_map(pairs: &[(Vec<u8>, Vec<u8>)]) -> HashMap<String, Value> {
+        pairs
+            .iter()
+            .filter_map(|(k, v)| {
+                let k = String::from_utf8(k.clone()).ok()?;
+                Some((k, Value::BulkString(v.clone())))
+            })
+            .collect()
+    }
+
+    /// What must hold of any verdict on `pairs`.
+    fn check_verdict(
+        entry_id: &str,
+        pairs: &[(&[u8], &[u8])],
+        verdict: &Result<CheckedEntry<'_>, EntryError>,
+    ) -> Result<(), TestCaseError> {
+        let last = |name: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == name.as_bytes())
+                .map(|(_, v)| *v)
+        };
+        match verdict {
+            Ok(c) => {
+                for (name, text) in [
+                    ("messageId", &c.message_id),
+                    ("contactId", &c.contact_id),
+                    ("content", &c.content),
+                ] {
+                    prop_assert!(
+                        matches!(text, Cow::Borrowed(_)),
+                        "`{}` was copied out of the reply",
+                        name
+                    );
+                    prop_assert_eq!(Some(text.as_bytes()), last(name), "`{}`", name);
+                }
+                for id in [&c.message_id, &c.contact_id] {
+                    prop_assert!(!id.is_empty());
+                    prop_assert!(!id.chars().any(|ch| ch.is_control() || ch.is_whitespace()));
+                }
+                prop_assert!(c.content.len() <= MAX_CONTENT_BYTES);
+                prop_assert!(c.timestamp > 0);
+                prop_assert!(!(c.from_me && c.direction == Direction::Incoming));
+            }
+            Err(e) => {
+                prop_assert!(NAMES.contains(&e.field), "{:?}", e);
+                prop_assert_eq!(&e.entry_id, entry_id);
+                prop_assert!(
+                    e.problem.len() <= MAX_PROBLEM_BYTES,
+                    "a reason of {} bytes: {:.80}",
+                    e.problem.len(),
+                    e.problem
+                );
+                let prefix = format!("entry {entry_id}: field `{}` ", e.field);
+                prop_assert!(e.to_string().starts_with(&prefix), "{}", e);
+                if last(e.field).is_none() {
+                    prop_assert_eq!(e.problem.as_str(), "is missing");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn pairs_and_the_map_get_the_same_verdict(
+            entry_id in prop_oneof![Just("1704931200000-0".to_owned()), "\\PC{0,20}"],
+            list in field_list(),
+        ) {
+            let pairs: Vec<(&[u8], &[u8])> =
+                list.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+            let from_pairs = check_pairs(&entry_id, &pairs);
+            check_verdict(&entry_id, &pairs, &from_pairs)?;
+            let map = as_map(&list);
+            prop_assert_eq!(&from_pairs, &check_map(&entry_id, &map));
+            // Rendering a rejected entry for the dead-letter stream never panics.
+            let _ = raw_pair_fields(&pairs);
+            let _ = raw_fields(&map);
+        }
+
+        #[test]
+        fn values_that_are_not_bulk_strings_are_named_not_a_panic(
+            list in field_list(),
+            odd in prop::collection::vec(
+                (
+                    prop::sample::select(NAMES.to_vec()),
+                    prop_oneof![
+                        Just(Value::Nil),
+                        any::<i64>().prop_map(Value::Int),
+                        "\\PC{0,12}".prop_map(Value::SimpleString),
+                        Just(Value::Array(vec![Value::Nil, Value::Int(1)])),
+                        Just(Value::Boolean(true)),
+                        Just(Value::Okay),
+                    ],
+                ),
+                1..4,
+            ),
+        ) {
+            let mut map = as_map(&list);
+            for (name, v) in odd {
+                map.insert(name.to_owned(), v);
+            }
+            match check_map("1-0", &map) {
+                Ok(c) => {
+                    prop_assert!(c.timestamp > 0);
+                    prop_assert!(c.content.len() <= MAX_CONTENT_BYTES);
+                }
+                Err(e) => {
+                    prop_assert!(NAMES.contains(&e.field), "{:?}", e);
+                    prop_assert!(e.problem.len() <= MAX_PROBLEM_BYTES, "{}", e.problem.len());
+                }
+            }
+            let _ = raw_fields(&map);
+        }
+    }
+
+    #[test]
+    fn an_entry_deleted_while_pending_is_rejected_for_its_first_field() {
+        // Its fields come back nil: the redis-rs path has an empty map, the raw path
+        // no pairs, and both name the first field checked.
+        let from_map = check_map("5-0", &HashMap::new()).expect_err("no fields");
+        assert_eq!(check_pairs("5-0", &[]), Err(from_map.clone()));
+        assert_eq!(
+            from_map.to_string(),
+            "entry 5-0: field `messageId` is missing"
+        );
+        let mut nil = fields(&good());
+        nil.insert("content".into(), Value::Nil);
+        let err = parse_entry("5-1", &nil).expect_err("a nil value");
+        assert_eq!(err.field, "content");
+        assert!(err.problem.len() <= MAX_PROBLEM_BYTES);
+    }
+
+    #[test]
+    fn a_long_bad_value_is_quoted_short() {
+        for (field, value) in [
+            ("timestamp", "9".repeat(60_000)),
+            ("direction", "\u{202e}".repeat(20_000)),
+            ("fromMe", "\u{7f}".repeat(60_000)),
+        ] {
+            let err = parse_entry("6-0", &with(field, &value)).expect_err(field);
+            assert_eq!(err.field, field);
+            assert!(
+                err.problem.len() <= MAX_PROBLEM_BYTES,
+                "{}",
+                err.problem.len()
+            );
+        }
+    }
 }

@@ -261,6 +261,11 @@ where
     }
 }
 
+/// Fewest bytes an entry takes in a reply (`*2\r\n$0\r\n\r\n*-1\r\n`).
+const MIN_ENTRY_BYTES: usize = 15;
+/// Fewest bytes a field and its value take (`$0\r\n\r\n`, twice).
+const MIN_PAIR_BYTES: usize = 12;
+
 /// The entries of one `XREADGROUP` reply: nil when the read timed out, else
 /// `[[stream, [[id, [field, value, ...]], ...]]]`.
 fn read_reply(reply: &[u8]) -> Result<Triaged> {
@@ -278,22 +283,25 @@ fn read_reply(reply: &[u8]) -> Result<Triaged> {
         let Item::Array(n) = c.next_item()? else {
             bail!("XREADGROUP: a stream without a list of entries");
         };
-        entries.reserve(n);
+        // A count is only what the reply declares: room is made for no more
+        // entries than its bytes can hold, so a count of 2^40 cannot ask for 40 TiB.
+        entries.reserve(n.min(reply.len() / MIN_ENTRY_BYTES));
         for _ in 0..n {
-            entries.push(entry(&mut c)?);
+            entries.push(entry(&mut c, reply.len())?);
         }
     }
     Ok(triage_raw(&entries))
 }
 
 /// `[id, [field, value, ...]]`; the fields are nil for an entry deleted while pending.
-fn entry<'a>(c: &mut Cursor<'a>) -> Result<RawEntry<'a>> {
+/// `reply_len` bounds the room made for the fields, as in [`read_reply`].
+fn entry<'a>(c: &mut Cursor<'a>, reply_len: usize) -> Result<RawEntry<'a>> {
     expect_array(c, 2)?;
     let id = std::str::from_utf8(c.bulk()?).context("XREADGROUP: an entry id that is not text")?;
     let fields = match c.next_item()? {
         Item::Nil => Vec::new(),
         Item::Array(n) => {
-            let mut pairs = Vec::with_capacity(n / 2);
+            let mut pairs = Vec::with_capacity((n / 2).min(reply_len / MIN_PAIR_BYTES));
             for _ in 0..n / 2 {
                 pairs.push((c.bulk()?, c.bulk()?));
             }
@@ -402,5 +410,574 @@ mod tests {
         let odd = read_reply(b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*1\r\n$1\r\na\r\n")
             .expect("a field without a value is dropped");
         assert_eq!(odd.as_dead_letters("unused")[0].fields, []);
+    }
+
+    // Property tests of the raw path's parsing (`read_reply`), and the same
+    // entries read through both read paths, in memory and from a real Redis:
+    // the raw reader and redis-rs must give every entry the same verdict.
+
+    use std::collections::{BTreeMap, HashMap};
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    use redis::streams::StreamReadOptions;
+    use redis::{FromRedisValue, Value};
+
+    use super::super::batch::triage;
+    use super::super::entries::ReadEntries;
+    use crate::server::{RedisServer, find_binary};
+
+    /// Few cases, no regression files: these run with every `cargo test` on a
+    /// small machine; a failure found is kept as a plain test instead.
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    const NAMES: [&str; 6] = [
+        "messageId",
+        "contactId",
+        "content",
+        "timestamp",
+        "direction",
+        "fromMe",
+    ];
+
+    /// An entry's fields as written: names and values, in order.
+    type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+    /// An entry as written: its id and its fields, `None` once deleted while pending.
+    #[derive(Debug, Clone)]
+    struct Written {
+        id: String,
+        fields: Option<Fields>,
+    }
+
+    impl Written {
+        /// True when the dead-letter fields must match too: a repeated name or one
+        /// that is not UTF-8 is kept by the raw path and merged or dropped by the
+        /// map redis-rs's path builds (the verdicts agree all the same).
+        fn plain_names(&self) -> bool {
+            let Some(fields) = &self.fields else {
+                return true;
+            };
+            let mut seen = std::collections::HashSet::new();
+            fields
+                .iter()
+                .all(|(k, _)| std::str::from_utf8(k).is_ok() && seen.insert(k))
+        }
+    }
+
+    impl Written {
+        /// The fields, short enough to read in a failure.
+        fn describe(&self) -> String {
+            let Some(fields) = &self.fields else {
+                return "nil (deleted while pending)".into();
+            };
+            let show = |b: &[u8]| {
+                let text = String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned();
+                format!("{text:?} ({} bytes)", b.len())
+            };
+            let pairs: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{} = {}", show(k), show(v)))
+                .collect();
+            pairs.join(", ")
+        }
+    }
+
+    /// A value that passes the check of field `name`.
+    fn good_value(name: &str) -> BoxedStrategy<Vec<u8>> {
+        let text = match name {
+            "messageId" | "contactId" => "[a-z0-9_]{1,12}",
+            "content" => "\\PC{0,24}",
+            "timestamp" => "1[0-9]{12}",
+            "direction" => "outgoing|incoming",
+            _ => "false",
+        };
+        text.prop_map(String::into_bytes).boxed()
+    }
+
+    /// Any value for `name`: good, text, not UTF-8, 60 KB or past the limit, empty.
+    fn value(name: &str) -> BoxedStrategy<Vec<u8>> {
+        prop_oneof![
+            4 => good_value(name),
+            1 => "\\PC{0,8}".prop_map(String::into_bytes),
+            1 => (good_value(name), any::<Index>()).prop_map(|(mut v, i)| {
+                v.insert(i.index(v.len() + 1), 0xff);
+                v
+            }),
+            1 => prop_oneof![
+                Just("é".repeat(30_000)),
+                Just("z".repeat(crate::entry::MAX_CONTENT_BYTES + 1)),
+            ]
+            .prop_map(String::into_bytes),
+            1 => Just(Vec::new()),
+        ]
+        .boxed()
+    }
+
+    fn pair() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        prop_oneof![
+            6 => prop::sample::select(NAMES.to_vec()).prop_map(|n| n.as_bytes().to_vec()),
+            1 => Just(b"content\xff".to_vec()),
+            1 => Just(b"note".to_vec()),
+        ]
+        .prop_flat_map(|n| {
+            let field = NAMES.iter().find(|f| f.as_bytes() == n.as_slice());
+            (Just(n), value(field.copied().unwrap_or("content")))
+        })
+    }
+
+    /// An entry's fields: often the six good ones, then pairs put in anywhere (a
+    /// repeated name among them) and some taken out; never none (`XADD` needs one).
+    fn field_list() -> impl Strategy<Value = Fields> {
+        let base: Vec<_> = NAMES
+            .iter()
+            .map(|n| (Just(n.as_bytes().to_vec()), good_value(n)))
+            .collect();
+        (
+            prop::option::weighted(0.7, base),
+            prop::collection::vec((any::<Index>(), pair()), 0..4),
+            prop::collection::vec(any::<Index>(), 0..2),
+        )
+            .prop_map(|(base, extra, removed)| {
+                let mut list = base.unwrap_or_default();
+                for (at, p) in extra {
+                    list.insert(at.index(list.len() + 1), p);
+                }
+                for at in removed {
+                    if list.len() > 1 {
+                        list.remove(at.index(list.len()));
+                    }
+                }
+                if list.is_empty() {
+                    list.push((b"note".to_vec(), b"alone".to_vec()));
+                }
+                list
+            })
+    }
+
+    fn written() -> impl Strategy<Value = Vec<Written>> {
+        prop::collection::vec(prop::option::weighted(0.9, field_list()), 0..6).prop_map(|entries| {
+            entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, fields)| Written {
+                    id: format!("{}-{i}", 1_704_931_200_000u64 + i as u64),
+                    fields,
+                })
+                .collect()
+        })
+    }
+
+    fn bulk(b: &[u8]) -> Vec<u8> {
+        let mut out = format!("${}\r\n", b.len()).into_bytes();
+        out.extend_from_slice(b);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// The RESP2 reply Redis sends for these entries of `QUEUE:messages`.
+    fn reply_bytes(entries: &[Written]) -> Vec<u8> {
+        let mut out = b"*1\r\n*2\r\n".to_vec();
+        out.extend(bulk(schema::QUEUE_MESSAGES.as_bytes()));
+        out.extend(format!("*{}\r\n", entries.len()).into_bytes());
+        for e in entries {
+            out.extend_from_slice(b"*2\r\n");
+            out.extend(bulk(e.id.as_bytes()));
+            match &e.fields {
+                None => out.extend_from_slice(b"*-1\r\n"),
+                Some(fields) => {
+                    out.extend(format!("*{}\r\n", fields.len() * 2).into_bytes());
+                    for (k, v) in fields {
+                        out.extend(bulk(k));
+                        out.extend(bulk(v));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The same reply as redis-rs hands it over on a RESP3 connection.
+    fn reply_value(entries: &[Written]) -> Value {
+        let list = entries
+            .iter()
+            .map(|e| {
+                let fields = match &e.fields {
+                    None => Value::Nil,
+                    Some(fields) => Value::Array(
+                        fields
+                            .iter()
+                            .flat_map(|(k, v)| {
+                                [Value::BulkString(k.clone()), Value::BulkString(v.clone())]
+                            })
+                            .collect(),
+                    ),
+                };
+                Value::Array(vec![Value::BulkString(e.id.clone().into_bytes()), fields])
+            })
+            .collect();
+        Value::Map(vec![(
+            Value::BulkString(schema::QUEUE_MESSAGES.as_bytes().to_vec()),
+            Value::Array(list),
+        )])
+    }
+
+    /// A verdict as the rest of the worker sees it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Verdict {
+        /// Parsed, to be decided; its fields as parsed.
+        Good(Vec<(String, String)>),
+        /// Dead-lettered with this reason, and these fields copied.
+        Dead(String, Vec<(String, String)>),
+    }
+
+    /// Every entry's verdict by stream id.
+    fn verdicts(t: &Triaged) -> BTreeMap<String, Verdict> {
+        // No reason of a rejected entry ends with a NUL: this marks the parsed ones.
+        const GOOD: &str = "parsed\0";
+        t.as_dead_letters(GOOD)
+            .into_iter()
+            .map(|d| {
+                let v = if d.reason.ends_with(GOOD) {
+                    Verdict::Good(d.fields)
+                } else {
+                    Verdict::Dead(d.reason, d.fields)
+                };
+                (d.stream_id, v)
+            })
+            .collect()
+    }
+
+    /// Asserts both paths agree on every entry of `written`: the same verdict and
+    /// reason, and the same fields where the names allow (see `plain_names`).
+    fn assert_same_verdicts(
+        written: &[Written],
+        raw: &BTreeMap<String, Verdict>,
+        redis_rs: &BTreeMap<String, Verdict>,
+    ) {
+        assert_eq!(raw.len(), written.len(), "raw path: one verdict per entry");
+        assert_eq!(
+            redis_rs.len(),
+            written.len(),
+            "redis-rs: one verdict per entry"
+        );
+        for w in written {
+            let (a, b) = (&raw[&w.id], &redis_rs[&w.id]);
+            match (a, b) {
+                (Verdict::Dead(ra, _), Verdict::Dead(rb, _)) if !w.plain_names() => {
+                    assert_eq!(ra, rb, "entry {}", w.id);
+                }
+                _ => assert_eq!(a, b, "entry {} written as {}", w.id, w.describe()),
+            }
+        }
+    }
+
+    /// What the redis-rs path makes of a reply (`read_ahead`'s TLS source and the
+    /// worker's own pending reads).
+    fn redis_rs_triage(v: Value) -> Triaged {
+        let ReadEntries(entries) = ReadEntries::from_redis_value(v).expect("a valid reply");
+        triage(&entries, &HashMap::new())
+    }
+
+    /// Lengths a hostile peer may declare.
+    const HOSTILE_COUNTS: &[&str] = &[
+        "1099511627776",
+        "2305843009213693952",
+        "9223372036854775807",
+        "536870913",
+        "-2",
+        "",
+    ];
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn a_reply_gets_the_same_verdicts_as_through_redis_rs(written in written()) {
+            let raw = read_reply(&reply_bytes(&written)).expect("a valid reply");
+            let redis_rs = redis_rs_triage(reply_value(&written));
+            assert_same_verdicts(&written, &verdicts(&raw), &verdicts(&redis_rs));
+        }
+
+        #[test]
+        fn a_broken_reply_is_an_error_never_a_panic(
+            written in written(),
+            cut in any::<Index>(),
+            flips in prop::collection::vec((any::<Index>(), 1..=255u8), 0..3),
+            huge in prop::option::of((any::<Index>(), any::<Index>())),
+        ) {
+            let mut buf = reply_bytes(&written);
+            if let Some((at, count)) = huge {
+                let headers: Vec<usize> = (0..buf.len()).filter(|&p| buf[p] == b'*').collect();
+                let start = headers[at.index(headers.len())] + 1;
+                let digits = buf[start..].iter().take_while(|b| **b != b'\r').count();
+                let count = HOSTILE_COUNTS[count.index(HOSTILE_COUNTS.len())];
+                buf.splice(start..start + digits, count.bytes());
+            }
+            for (at, x) in flips {
+                let at = at.index(buf.len());
+                buf[at] ^= x;
+            }
+            buf.truncate(cut.index(buf.len() + 1));
+            // As the reader does: only a reply the scanner framed is walked...
+            if let Ok(Some(len)) = FrameScan::default().advance(&buf) {
+                let _ = read_reply(&buf[..len]);
+            }
+            // ...and, should that ever change, any bytes at all are no panic either.
+            let _ = read_reply(&buf);
+        }
+    }
+
+    #[test]
+    fn declared_counts_reserve_only_what_the_reply_can_hold() {
+        // Counts a reply cannot hold: 2^40 entries, or fields, would ask the
+        // allocator for 40 TiB (an abort), larger ones overflow the capacity (a
+        // panic). Reservations are bounded by the bytes of the reply.
+        for count in HOSTILE_COUNTS {
+            let entries = format!("*1\r\n*2\r\n$1\r\ns\r\n*{count}\r\n*2\r\n$3\r\n1-0\r\n*-1\r\n");
+            assert!(read_reply(entries.as_bytes()).is_err(), "{count} entries");
+            let fields = format!("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*{count}\r\n");
+            assert!(read_reply(fields.as_bytes()).is_err(), "{count} fields");
+        }
+    }
+
+    /// Entries written by hand for the cases the issue names, by label.
+    fn named_cases() -> Vec<(&'static str, Fields)> {
+        let good = |content: &[u8]| -> Fields {
+            [
+                ("messageId", &b"m1"[..]),
+                ("contactId", b"c1"),
+                ("content", content),
+                ("timestamp", b"1704931200000"),
+                ("direction", b"incoming"),
+                ("fromMe", b"false"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+            .collect()
+        };
+        let with = |content: &[u8], name: &[u8], value: &[u8]| {
+            let mut f = good(content);
+            f.push((name.to_vec(), value.to_vec()));
+            f
+        };
+        let without = |name: &str| {
+            let mut f = good(b"hi");
+            f.retain(|(k, _)| k != name.as_bytes());
+            f
+        };
+        let sixty_kb = "é".repeat(30_000).into_bytes();
+        vec![
+            ("good", good(b"hi")),
+            ("good, 60 KB of content", good(&sixty_kb)),
+            ("content past the limit", good(&vec![b'y'; 65_537])),
+            ("content not UTF-8", good(b"caf\xe9")),
+            (
+                "a 60 KB message id",
+                with(b"hi", b"messageId", &vec![b'm'; 60_000]),
+            ),
+            (
+                "a 60 KB timestamp",
+                with(b"hi", b"timestamp", &vec![b'9'; 60_000]),
+            ),
+            ("a 60 KB field name", with(b"hi", &vec![b'n'; 60_000], b"v")),
+            ("repeated content, the last good", {
+                let mut f = vec![(b"content".to_vec(), b"\xff".to_vec())];
+                f.extend(good(b"second"));
+                f
+            }),
+            (
+                "repeated content, the last bad",
+                with(b"hi", b"content", b"\xff\xfe"),
+            ),
+            (
+                "repeated contact, the last empty",
+                with(b"hi", b"contactId", b""),
+            ),
+            ("a name not UTF-8 for content", {
+                let mut f = without("content");
+                f.push((b"content\xff".to_vec(), b"hi".to_vec()));
+                f
+            }),
+            ("missing fromMe", without("fromMe")),
+            (
+                "missing everything",
+                vec![(b"note".to_vec(), b"x".to_vec())],
+            ),
+            ("from me yet incoming", with(b"hi", b"fromMe", b"true")),
+            (
+                "a contact id with a newline",
+                with(b"hi", b"contactId", b"c\n1"),
+            ),
+            ("deleted while pending, good", good(b"bye")),
+            ("deleted while pending, bad", without("timestamp")),
+        ]
+    }
+
+    /// Sends `XREADGROUP` for `from` on the raw reader's own connection and parses
+    /// the reply as it does: the raw reader itself only ever reads `>`.
+    async fn raw_read_from(reader: &mut RawReader, from: &str) -> Triaged {
+        let request = resp::command(&[
+            b"XREADGROUP",
+            b"GROUP",
+            reader.group.as_bytes(),
+            reader.consumer.as_bytes(),
+            b"COUNT",
+            b"100000",
+            b"STREAMS",
+            schema::QUEUE_MESSAGES.as_bytes(),
+            from.as_bytes(),
+        ]);
+        reader.socket.write_all(&request).await.expect("send");
+        let len = reader
+            .frame(Duration::from_secs(10))
+            .await
+            .expect("a reply");
+        let t = read_reply(&reader.buf[..len]).expect("a valid reply");
+        reader.buf.drain(..len);
+        t
+    }
+
+    #[tokio::test]
+    async fn a_real_stream_gets_the_same_verdicts_through_both_readers() {
+        let server = RedisServer::start(find_binary().expect("a redis-server"), false)
+            .expect("start redis-server");
+        let client = crate::connection::open_client(&server.url()).expect("client");
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+
+        // The named cases, then entries drawn at random (the same ones each run).
+        let mut lists = named_cases();
+        let mut runner = TestRunner::deterministic();
+        let drawn = prop::collection::vec(field_list(), 120)
+            .new_tree(&mut runner)
+            .expect("draw entries")
+            .current();
+        lists.extend(drawn.into_iter().map(|f| ("drawn", f)));
+        let mut pipe = redis::pipe();
+        for (_, fields) in &lists {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(schema::QUEUE_MESSAGES).arg("*");
+            for (k, v) in fields {
+                cmd.arg(k.as_slice()).arg(v.as_slice());
+            }
+            pipe.add_command(cmd);
+        }
+        let ids: Vec<String> = pipe.query_async(&mut con).await.expect("XADD");
+        let mut written: Vec<Written> = ids
+            .into_iter()
+            .zip(&lists)
+            .map(|(id, (_, fields))| Written {
+                id,
+                fields: Some(fields.clone()),
+            })
+            .collect();
+        for group in ["raw", "redis-rs"] {
+            let _: () = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(schema::QUEUE_MESSAGES)
+                .arg(group)
+                .arg("0")
+                .query_async(&mut con)
+                .await
+                .expect("XGROUP CREATE");
+        }
+
+        // New entries (`>`): the raw reader as the read-ahead runs it, redis-rs
+        // as its TLS source and the worker's own reads do.
+        let read = ReadRequest {
+            group: "raw",
+            consumer: "c",
+            count: 2048,
+            block: Duration::from_millis(50),
+        };
+        let mut reader = RawReader::connect(client.get_connection_info(), &read)
+            .await
+            .expect("connect")
+            .expect("a plain-text address");
+        let mut raw = Triaged::default();
+        loop {
+            reader.send().await.expect("send a read");
+            let t = reader.next().await.expect("a read");
+            if t.len() == 0 {
+                break;
+            }
+            raw.append(t);
+        }
+        let opts = StreamReadOptions::default()
+            .group("redis-rs", "c")
+            .count(100_000)
+            .block(50);
+        let entries = super::super::read_new(&mut con, &opts).await.expect("read");
+        let redis_rs = triage(&entries, &HashMap::new());
+        let (raw, redis_rs) = (verdicts(&raw), verdicts(&redis_rs));
+        assert_same_verdicts(&written, &raw, &redis_rs);
+        for (w, (label, _)) in written.iter().zip(&lists) {
+            let good = matches!(raw[&w.id], Verdict::Good(_));
+            let expected = label.starts_with("good")
+                || *label == "a 60 KB field name"
+                || *label == "repeated content, the last good"
+                || *label == "deleted while pending, good";
+            if *label != "drawn" {
+                assert_eq!(good, expected, "{label}: {:?}", raw[&w.id]);
+            }
+        }
+        let goods = raw
+            .values()
+            .filter(|v| matches!(v, Verdict::Good(_)))
+            .count();
+        assert!(goods > 20 && goods < written.len() - 20, "{goods} parsed");
+
+        // Deleted while pending: read again from the pending lists (`0`), both
+        // see nil fields for those entries, and the same verdicts for all.
+        let deleted: Vec<&str> = written
+            .iter()
+            .zip(&lists)
+            .filter(|(_, (label, _))| label.starts_with("deleted"))
+            .map(|(w, _)| w.id.as_str())
+            .collect();
+        let n: usize = redis::cmd("XDEL")
+            .arg(schema::QUEUE_MESSAGES)
+            .arg(&deleted)
+            .query_async(&mut con)
+            .await
+            .expect("XDEL");
+        assert_eq!(n, 2);
+        let deleted: Vec<String> = deleted.into_iter().map(str::to_owned).collect();
+        for w in &mut written {
+            if deleted.contains(&w.id) {
+                w.fields = None;
+            }
+        }
+        let raw = verdicts(&raw_read_from(&mut reader, "0").await);
+        let opts = StreamReadOptions::default()
+            .group("redis-rs", "c")
+            .count(100_000);
+        let ReadEntries(entries) =
+            redis::AsyncCommands::xread_options(&mut con, &[schema::QUEUE_MESSAGES], &["0"], &opts)
+                .await
+                .expect("read pending");
+        let redis_rs = verdicts(&triage(&entries, &HashMap::new()));
+        assert_same_verdicts(&written, &raw, &redis_rs);
+        for id in &deleted {
+            assert_eq!(
+                raw[id],
+                Verdict::Dead(
+                    format!("entry {id}: field `messageId` is missing"),
+                    Vec::new()
+                ),
+                "deleted while pending"
+            );
+        }
     }
 }
