@@ -492,8 +492,9 @@ async fn status(config: &Config, json: bool) -> Result<()> {
     }
     match snap.kill_switch {
         Some(at) => println!(
-            "kill switch  ON since {} (twin answers nobody)",
-            format_clock(at)
+            "kill switch  ON since {} (twin answers nobody): {}",
+            format_clock(at),
+            kill_reason_text(snap.kill_reason.as_deref().unwrap_or("unknown"))
         ),
         None => println!("kill switch  off"),
     }
@@ -537,6 +538,18 @@ async fn status(config: &Config, json: bool) -> Result<()> {
     let stats: Vec<String> = stats.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!("worker       {}", list_or_none(&stats));
     Ok(())
+}
+
+/// Why the kill switch is on, said for the operator, with what to do about it.
+fn kill_reason_text(reason: &str) -> String {
+    match reason {
+        "manual" => "switched on by the operator (manual)".into(),
+        "state_lost" => "Redis lost SecondMe's state (state_lost: a restart without \
+                         persistence?); check the opt-ins, then `secondme kill off`"
+            .into(),
+        "unknown" => "reason unknown (set by another program)".into(),
+        other => format!("reason {}", printable(other)),
+    }
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -433,3 +433,47 @@ async fn signals_drain_the_embedded_worker_into_the_review_file() {
         );
     }
 }
+
+/// On a Redis the twin never used, the kill switch turned off with `K` holds: the
+/// first message is answered and `PAUSE:ALL` stays absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_off_in_the_control_room_holds_on_a_new_redis() {
+    let mut h = Harness::start().await;
+    secondme::store::optin::set_enabled(&mut h.con, &["alice".to_string()], true)
+        .await
+        .expect("enable");
+    let mut screen = Screen::start(&h.server.url(), 30, 100);
+    screen.wait_for("subscribed to events:pause");
+    // The switch is off, so K offers to turn it on: on, then off again.
+    screen.keys("K");
+    screen.keys("y");
+    screen.wait_for("KILL SWITCH ON");
+    screen.keys("K");
+    screen.keys("y");
+    screen.wait_for("kill switch OFF");
+    let marker = common::eventually(Duration::from_secs(5), || {
+        let mut con = h.con.clone();
+        async move {
+            let m: Option<String> = con.get(schema::STATE_MARKER).await.ok()?;
+            m
+        }
+    })
+    .await;
+    assert!(marker.is_some(), "K off marks the state as known");
+    h.send(&common::incoming("tui-first", "alice", "hello"))
+        .await;
+    let state = common::eventually(Duration::from_secs(10), || {
+        let mut con = h.con.clone();
+        async move {
+            common::handled(&mut con, "tui-first")
+                .await
+                .filter(|s| s != "seen")
+        }
+    })
+    .await;
+    assert_eq!(state.as_deref(), Some("answered"));
+    let kill: bool = h.con.exists(schema::PAUSE_ALL).await.expect("exists");
+    assert!(!kill, "PAUSE:ALL stays absent");
+    screen.keys("q");
+    assert!(screen.wait_exit(Duration::from_secs(15), "q").success());
+}

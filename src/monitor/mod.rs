@@ -70,7 +70,14 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
 
     tokio::spawn(subscribe(con.clone(), tx.clone()));
-    tokio::spawn(state::poll(con.clone(), config.user_id.clone(), tx.clone()));
+    tokio::spawn(warn_eviction(con.clone(), tx.clone()));
+    let live = state::LiveContacts::default();
+    tokio::spawn(state::poll(
+        con.clone(),
+        config.user_id.clone(),
+        live.clone(),
+        tx.clone(),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut worker_done = if options.worker {
         let w = Worker::with_connection(
@@ -141,6 +148,11 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
             },
             Some(push) = push_rx.recv() => {
                 if let Some(ev) = feed::translate(push, store::now_ms()) {
+                    if let Event::MessageEvent { contact_id, .. }
+                    | Event::PauseEvent { contact_id, .. } = &ev
+                    {
+                        live.saw(contact_id);
+                    }
                     dirty |= apply(&mut model, ev);
                 }
             },
@@ -234,15 +246,48 @@ async fn subscribe(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSe
     }
 }
 
+/// Puts a warning in the event log when Redis may evict SecondMe's keys (its
+/// `maxmemory-policy` is not `noeviction`), once Redis answers.
+async fn warn_eviction(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
+    loop {
+        match store::eviction::check(&mut con).await {
+            Ok(check) => {
+                if let Some(warning) = check.warning {
+                    let _ = tx.send(Event::Log(LogEntry {
+                        at_ms: store::now_ms(),
+                        kind: LogKind::Connection,
+                        text: secondme_ui::sanitize::clean(&format!("WARNING {warning}"), 400),
+                    }));
+                }
+                return;
+            }
+            // Redis not there yet: nothing is known, so nothing is said.
+            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
+}
+
 async fn forward_worker_status(
     mut status: watch::Receiver<WorkerStatus>,
     tx: mpsc::UnboundedSender<Event>,
 ) {
+    let mut last_error = None;
     loop {
         let (state, asleep, left) = {
             let s = status.borrow_and_update();
             (s.state.clone(), s.asleep, s.left())
         };
+        // "worker off" alone hides why; a missing permission must be read on screen.
+        if let worker::WorkerState::Disconnected { error } = &state
+            && last_error.as_ref() != Some(error)
+        {
+            last_error = Some(error.clone());
+            let _ = tx.send(Event::Log(LogEntry {
+                at_ms: store::now_ms(),
+                kind: LogKind::Connection,
+                text: secondme_ui::sanitize::clean(&format!("worker off: {error}"), 400),
+            }));
+        }
         let shown = match state {
             worker::WorkerState::Starting | worker::WorkerState::Disconnected { .. } => {
                 WorkerState::Off

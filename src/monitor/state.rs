@@ -2,7 +2,8 @@
 //! read, and the first after an outage, also loads conversation history (pub/sub
 //! loses whatever was published while the link was down).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
@@ -24,8 +25,50 @@ const HISTORY_CONTACTS: usize = 200;
 /// change rarely, and only through imports.
 const NAMES_REFRESH: Duration = Duration::from_secs(30);
 
+/// Most contacts remembered from the live feed for the snapshot to look at.
+const LIVE_CONTACTS: usize = 1000;
+
+/// Contacts seen on the live feed (a gateway or worker not ours may publish for
+/// contacts no key lists), so that the snapshot reads their pauses and counters too.
+/// Bounded: the oldest seen is forgotten first.
+#[derive(Clone, Default)]
+pub struct LiveContacts(Arc<Mutex<(VecDeque<String>, HashSet<String>)>>);
+
+impl LiveContacts {
+    /// Remembers `contact_id` (the kill switch's `ALL` is no contact).
+    pub fn saw(&self, contact_id: &str) {
+        if contact_id == schema::PAUSE_ALL_CONTACT {
+            return;
+        }
+        // A poisoned lock only means a panic elsewhere; the set is still usable.
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (order, set) = &mut *guard;
+        if set.contains(contact_id) {
+            return;
+        }
+        if order.len() >= LIVE_CONTACTS
+            && let Some(old) = order.pop_front()
+        {
+            set.remove(&old);
+        }
+        order.push_back(contact_id.to_owned());
+        set.insert(contact_id.to_owned());
+    }
+
+    /// The contacts remembered.
+    pub fn ids(&self) -> Vec<String> {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.iter().cloned().collect()
+    }
+}
+
 /// Re-reads the state until the receiver goes away.
-pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSender<Event>) {
+pub async fn poll(
+    mut con: ConnectionManager,
+    user_id: String,
+    live: LiveContacts,
+    tx: UnboundedSender<Event>,
+) {
     let mut need_history = true;
     let mut last_answered: Option<(Instant, i64)> = None;
     let mut names: HashMap<String, String> = HashMap::new();
@@ -58,7 +101,16 @@ pub async fn poll(mut con: ConnectionManager, user_id: String, tx: UnboundedSend
                         names = fresh;
                     }
                 }
-                match read(&mut con, &user_id, need_history, &mut last_answered, &names).await {
+                let live_ids = live.ids();
+                let reading = read(
+                    &mut con,
+                    &user_id,
+                    &live_ids,
+                    need_history,
+                    &mut last_answered,
+                    &names,
+                );
+                match reading.await {
                     Ok(snap) => {
                         need_history = false;
                         let dead = snap.stats.dead_letters;
@@ -204,11 +256,12 @@ fn disconnected(error: String) -> Event {
 async fn read(
     con: &mut ConnectionManager,
     user_id: &str,
+    live: &[String],
     with_history: bool,
     last_answered: &mut Option<(Instant, i64)>,
     names: &HashMap<String, String>,
 ) -> anyhow::Result<Snapshot> {
-    let snap = snapshot::read(con, user_id).await?;
+    let snap = snapshot::read_with(con, user_id, live).await?;
     let answered = snap.stats.get("answered").copied().unwrap_or(0);
     let now = Instant::now();
     let throughput_per_s = match *last_answered {

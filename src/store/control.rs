@@ -14,13 +14,11 @@ pub async fn pause(
     reason: PauseReason,
 ) -> Result<i64> {
     anyhow::ensure!(duration_ms > 0, "a pause must last more than 0 ms");
-    anyhow::ensure!(
-        contact_id != schema::PAUSE_ALL_CONTACT,
-        "`ALL` is the kill switch: use `secondme kill on`"
-    );
+    super::ensure_contact_id(contact_id)?;
     CONTROL_SCRIPT
         .key(schema::pause_key(contact_id))
         .key(schema::pause_meta_key(contact_id))
+        .key(schema::CONTACTS_ACTIVITY)
         .arg("pause")
         .arg(contact_id)
         .arg(duration_ms)
@@ -33,6 +31,7 @@ pub async fn pause(
 
 /// Resumes `contact_id`; returns whether it was paused.
 pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<bool> {
+    super::ensure_contact_id(contact_id)?;
     let removed: i64 = CONTROL_SCRIPT
         .key(schema::pause_key(contact_id))
         .key(schema::pause_meta_key(contact_id))
@@ -48,10 +47,13 @@ pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<boo
 }
 
 /// Switches the kill switch on (returns its activation time) or off (returns 0 or 1).
+/// Off also marks this Redis's state as known (`SECONDME:state`), in the same step,
+/// so the lost-state rule does not switch it on again at the next message.
 pub async fn kill_switch(con: &mut ConnectionManager, on: bool) -> Result<i64> {
     CONTROL_SCRIPT
         .key(schema::PAUSE_ALL)
-        .key(schema::PAUSE_ALL)
+        .key(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
+        .key(schema::STATE_MARKER)
         .arg(if on { "kill_on" } else { "kill_off" })
         .arg(schema::PAUSE_ALL_CONTACT)
         .arg(0)

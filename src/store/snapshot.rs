@@ -45,6 +45,9 @@ pub struct Snapshot {
     pub session: Option<SessionInfo>,
     /// Activation time of the kill switch, if on.
     pub kill_switch: Option<i64>,
+    /// Why the kill switch is on: `manual` (the operator), `state_lost` (Redis lost
+    /// SecondMe's state), another program's reason, or `unknown`.
+    pub kill_reason: Option<String>,
     /// Paused contacts, soonest expiry first.
     pub paused: Vec<PausedContact>,
     /// Rate counters, highest first.
@@ -70,11 +73,37 @@ pub struct Snapshot {
 /// Most contacts listed in a snapshot (the busiest first).
 const MAX_CONTACTS: isize = 10_000;
 
-/// Reads a snapshot: one pipeline for the fixed keys, then one scan per key family.
+/// Why the kill switch is on, from `PAUSEMETA:ALL` (written with the switch by
+/// `control.lua`). Without it: `state_lost` when the switch carries the same time as
+/// the state marker (the worker writes both in one step when it finds the state
+/// lost), else `unknown` (another program set it).
+fn kill_reason(at: Option<&str>, meta: Option<String>, marker: Option<&str>) -> Option<String> {
+    let at = at?;
+    Some(match meta {
+        Some(reason) => reason,
+        None if marker == Some(at) => "state_lost".into(),
+        None => "unknown".into(),
+    })
+}
+
+/// Reads a snapshot: one pipeline for the fixed keys, then the pauses and rate
+/// counters of the contacts it lists (opted in, most active) and of `also`
+/// (contacts seen live). Its cost follows the contacts, not the keys in Redis.
 pub async fn read(con: &mut ConnectionManager, user_id: &str) -> Result<Snapshot> {
+    read_with(con, user_id, &[]).await
+}
+
+/// [`read`], also looking at the pauses and counters of `also`.
+pub async fn read_with(
+    con: &mut ConnectionManager,
+    user_id: &str,
+    also: &[String],
+) -> Result<Snapshot> {
     let mut pipe = redis::pipe();
     pipe.cmd("TIME")
         .get(schema::PAUSE_ALL)
+        .get(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
+        .get(schema::STATE_MARKER)
         .xlen(schema::QUEUE_MESSAGES)
         .xlen(schema::QUEUE_DEADLETTER)
         .xlen(schema::QUEUE_RESPONSES)
@@ -85,9 +114,23 @@ pub async fn read(con: &mut ConnectionManager, user_id: &str) -> Result<Snapshot
         .arg("NUMSUB")
         .arg(&schema::CHANNELS[..]);
     #[allow(clippy::type_complexity)]
-    let (time, kill, queue_len, dead, responses, mut enabled, contacts, stats, subs): (
+    let (
+        time,
+        kill,
+        kill_meta,
+        marker,
+        queue_len,
+        dead,
+        responses,
+        mut enabled,
+        contacts,
+        stats,
+        subs,
+    ): (
         (i64, i64),
-        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
         u64,
         u64,
         u64,
@@ -101,12 +144,25 @@ pub async fn read(con: &mut ConnectionManager, user_id: &str) -> Result<Snapshot
         .context("cannot read the state keys")?;
     enabled.sort();
     let now = time.0 * 1000 + time.1 / 1000;
+    let mut known: Vec<&str> = enabled
+        .iter()
+        .chain(contacts.iter().map(|(id, _)| id))
+        .chain(also)
+        .map(String::as_str)
+        .filter(|id| *id != schema::PAUSE_ALL_CONTACT)
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    let (paused, counters) = pauses_and_counters(con, &known, now).await?;
     Ok(Snapshot {
         now,
         session: session::info(con, user_id).await?,
-        kill_switch: kill,
-        paused: paused(con, now).await?,
-        counters: counters(con).await?,
+        // The switch is on whatever its value; a value that is no time (another
+        // program's) shows as 0 rather than hiding the switch.
+        kill_switch: kill.as_deref().map(|v| v.parse().unwrap_or(0)),
+        kill_reason: kill_reason(kill.as_deref(), kill_meta, marker.as_deref()),
+        paused,
+        counters,
         enabled,
         contacts,
         queue_len,
@@ -118,50 +174,58 @@ pub async fn read(con: &mut ConnectionManager, user_id: &str) -> Result<Snapshot
     })
 }
 
-async fn scan_keys(con: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>> {
-    let mut cursor: u64 = 0;
-    let mut keys = Vec::new();
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(con)
-            .await
-            .with_context(|| format!("cannot scan {pattern}"))?;
-        keys.extend(batch);
-        if next == 0 {
-            return Ok(keys);
-        }
-        cursor = next;
+/// The pauses and rate counters of `contacts`: one `MGET` per key family, then the
+/// time left of the keys that exist, in one more round trip.
+async fn pauses_and_counters(
+    con: &mut ConnectionManager,
+    contacts: &[&str],
+    now: i64,
+) -> Result<(Vec<PausedContact>, Vec<RateCounter>)> {
+    if contacts.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
     }
-}
-
-async fn paused(con: &mut ConnectionManager, now: i64) -> Result<Vec<PausedContact>> {
-    let keys: Vec<String> = scan_keys(con, "PAUSE:*")
-        .await?
-        .into_iter()
-        .filter(|k| k != schema::PAUSE_ALL)
-        .collect();
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
+    let pause_keys: Vec<String> = contacts.iter().map(|c| schema::pause_key(c)).collect();
+    let meta_keys: Vec<String> = contacts.iter().map(|c| schema::pause_meta_key(c)).collect();
+    let counter_keys: Vec<String> = contacts.iter().map(|c| schema::counter_key(c)).collect();
+    // MGET always answers with a list, even for one key.
     let mut pipe = redis::pipe();
-    for key in &keys {
-        let contact = key.trim_start_matches("PAUSE:");
-        pipe.get(key).pttl(key).get(schema::pause_meta_key(contact));
-    }
-    let values: Vec<(Option<String>, i64, Option<String>)> = pipe
+    pipe.cmd("MGET")
+        .arg(&pause_keys)
+        .cmd("MGET")
+        .arg(&meta_keys)
+        .cmd("MGET")
+        .arg(&counter_keys);
+    type Values = Vec<Option<String>>;
+    let (pauses, metas, counts): (Values, Values, Values) = pipe
         .query_async(con)
         .await
-        .context("cannot read pause keys")?;
-    let mut out: Vec<PausedContact> = keys
+        .context("cannot read pauses and rate counters")?;
+    let paused_at: Vec<usize> = (0..contacts.len())
+        .filter(|&i| pauses.get(i).is_some_and(Option::is_some))
+        .collect();
+    let counted_at: Vec<usize> = (0..contacts.len())
+        .filter(|&i| counts.get(i).is_some_and(Option::is_some))
+        .collect();
+    if paused_at.is_empty() && counted_at.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut pipe = redis::pipe();
+    for &i in &paused_at {
+        pipe.pttl(&pause_keys[i]);
+    }
+    for &i in &counted_at {
+        pipe.pttl(&counter_keys[i]);
+    }
+    let ttls: Vec<i64> = pipe
+        .query_async(con)
+        .await
+        .context("cannot read the time left of pauses and rate counters")?;
+    let (pause_ttls, counter_ttls) = ttls.split_at(paused_at.len().min(ttls.len()));
+    let mut paused: Vec<PausedContact> = paused_at
         .iter()
-        .zip(values)
-        .filter_map(|(key, (value, pttl, reason))| {
-            let value = value?;
+        .zip(pause_ttls)
+        .filter_map(|(&i, &pttl)| {
+            let value = pauses.get(i)?.as_deref()?;
             let expires_at = value.parse::<i64>().ok();
             let remaining_ms = match (pttl, expires_at) {
                 (ms, _) if ms >= 0 => ms,
@@ -169,44 +233,33 @@ async fn paused(con: &mut ConnectionManager, now: i64) -> Result<Vec<PausedConta
                 _ => 0,
             };
             Some(PausedContact {
-                contact_id: key.trim_start_matches("PAUSE:").to_owned(),
+                contact_id: contacts[i].to_owned(),
                 expires_at,
                 remaining_ms,
-                reason: reason.unwrap_or_else(|| "unknown".into()),
+                reason: metas
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "unknown".into()),
             })
         })
         .collect();
-    out.sort_by_key(|p| p.remaining_ms);
-    Ok(out)
-}
-
-async fn counters(con: &mut ConnectionManager) -> Result<Vec<RateCounter>> {
-    let keys = scan_keys(con, "COUNTER:*:msgs").await?;
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for key in &keys {
-        pipe.get(key).pttl(key);
-    }
-    let values: Vec<(Option<i64>, i64)> = pipe
-        .query_async(con)
-        .await
-        .context("cannot read rate counters")?;
-    let mut out: Vec<RateCounter> = keys
+    paused.sort_by_key(|p| p.remaining_ms);
+    let mut counters: Vec<RateCounter> = counted_at
         .iter()
-        .zip(values)
-        .filter_map(|(key, (count, pttl))| {
-            let contact = key.strip_prefix("COUNTER:")?.strip_suffix(":msgs")?;
+        .zip(counter_ttls)
+        .filter_map(|(&i, &pttl)| {
+            // A counter holding text (another program's) is not a count: left out.
+            let count = counts.get(i)?.as_deref()?.parse::<i64>().ok()?;
             Some(RateCounter {
-                contact_id: contact.to_owned(),
-                count: count?,
+                contact_id: contacts[i].to_owned(),
+                count,
                 remaining_ms: pttl,
             })
         })
         .collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count).then(a.contact_id.cmp(&b.contact_id)));
-    Ok(out)
+    counters.sort_by(|a, b| b.count.cmp(&a.count).then(a.contact_id.cmp(&b.contact_id)));
+    Ok((paused, counters))
 }
 
 /// Pending entries of the worker group (0 when the group does not exist yet).
