@@ -37,6 +37,7 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
         Some(Command::Worker) => run_worker(config).await,
         Some(Command::Demo) => demo(config).await,
         Some(Command::Pause { contact, duration }) => {
+            secondme::store::ensure_contact_id(&contact)?;
             let d =
                 parse_duration(&duration).with_context(|| format!("invalid --for {duration:?}"))?;
             let ms = i64::try_from(d.as_millis()).context("pause too long")?;
@@ -55,6 +56,7 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
             Ok(())
         }
         Some(Command::Resume { contact }) => {
+            secondme::store::ensure_contact_id(&contact)?;
             let was = control::resume(&mut connect(&config).await?, &contact).await?;
             println!(
                 "{contact}: {}",
@@ -101,6 +103,9 @@ async fn connect(config: &Config) -> Result<ConnectionManager> {
 }
 
 async fn set_enabled(config: &Config, contacts: &[String], enabled: bool) -> Result<()> {
+    for id in contacts {
+        secondme::store::ensure_contact_id(id)?;
+    }
     let mut con = connect(config).await?;
     let changed = optin::set_enabled(&mut con, contacts, enabled).await?;
     println!(
@@ -281,23 +286,68 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// Replaces control characters (escape sequences, newlines) with U+FFFD.
+/// Longest string from outside shown in one cell or line of the CLI's output.
+const MAX_SHOWN: usize = 200;
+
+/// Text from outside (Redis, imported files) made safe for the terminal with the
+/// control room's sanitiser: whole escape sequences, C0/C1 controls and bidi
+/// controls removed, one line, capped.
 fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
+    secondme_ui::sanitize::clean(s, MAX_SHOWN)
+}
+
+/// Every string of a snapshot read from Redis, made printable.
+fn printable_snapshot(mut snap: snapshot::Snapshot) -> snapshot::Snapshot {
+    snap.kill_reason = snap.kill_reason.map(|r| printable(&r));
+    for p in &mut snap.paused {
+        p.contact_id = printable(&p.contact_id);
+        p.reason = printable(&p.reason);
+    }
+    for c in &mut snap.counters {
+        c.contact_id = printable(&c.contact_id);
+    }
+    for id in &mut snap.enabled {
+        *id = printable(id);
+    }
+    for (id, _) in &mut snap.contacts {
+        *id = printable(id);
+    }
+    for (channel, _) in &mut snap.subscribers {
+        *channel = printable(channel);
+    }
+    snap.stats = snap
+        .stats
+        .into_iter()
+        .map(|(k, v)| (printable(&k), v))
+        .collect();
+    snap
+}
+
+/// JSON with every character a terminal could act on written as a `\uXXXX`
+/// escape: serde_json leaves C1 controls, DEL and bidi/format characters raw. The
+/// data is unchanged for a JSON reader.
+fn terminal_safe_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let risky = matches!(c, '\u{7f}'..='\u{9f}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+            || (c.is_control() && c != '\n');
+        if risky {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Logs to the log file: the control room owns the screen.
 fn init_file_log(config: &Config) -> Result<tracing_appender::non_blocking::WorkerGuard> {
     let path = &config.log_file;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+    // 0600: the log names contacts and may quote errors about private data.
+    let file = secondme::private_file::open_append(path)
         .with_context(|| format!("cannot open the log file {}", path.display()))?;
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = tracing_subscriber::EnvFilter::try_from_env("SECONDME_LOG")
@@ -469,16 +519,27 @@ async fn status(config: &Config, json: bool) -> Result<()> {
         Some(_) => Some(token_state(&mut con, config).await),
         None => None,
     };
+    // Not knowing the policy (Redis went away meanwhile) is reported as null, not guessed.
+    let eviction = store::eviction::check(&mut con).await.ok();
     if json {
         let mut value = serde_json::to_value(&snap).context("cannot encode status")?;
         if let Some(obj) = value.as_object_mut() {
             obj.insert("token".into(), serde_json::json!(token));
+            obj.insert("eviction".into(), serde_json::json!(eviction));
         }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).context("cannot encode status")?
-        );
+        let text = serde_json::to_string_pretty(&value).context("cannot encode status")?;
+        println!("{}", terminal_safe_json(&text));
         return Ok(());
+    }
+    // Every string below came from Redis, where any program may have written it.
+    let snap = printable_snapshot(snap);
+    let token = token.map(|t| printable(&t));
+    if let Some(warning) = eviction.as_ref().and_then(|e| e.warning.as_deref()) {
+        // Our own sentence around a policy name from Redis: cleaned, but not cut.
+        println!(
+            "WARNING      {}",
+            secondme_ui::sanitize::clean(warning, 1_000)
+        );
     }
     let now = snap.now;
     match snap.session {
@@ -575,6 +636,5 @@ fn format_ms(ms: i64) -> String {
 
 /// `HH:MM:SS` UTC of a ms timestamp.
 fn format_clock(ms: i64) -> String {
-    let s = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02} UTC", s / 3600, (s % 3600) / 60, s % 60)
+    format!("{} UTC", secondme_ui::format::clock_hms(ms, 0))
 }

@@ -231,7 +231,42 @@ impl Config {
 fn read_file(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid config file {}: {}",
+            path.display(),
+            describe_toml_error(&text, &e)
+        )
+    })
+}
+
+/// Where a TOML error is and what it is, without the offending line: that line
+/// may be the `redis_url` with its password, which toml's own message quotes.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().trim().to_owned();
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_text = text
+        .get(line_start..)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or("");
+    // A value's type error quotes the value; on a line that may hold a secret,
+    // say only that the line is wrong.
+    let lower = line_text.to_ascii_lowercase();
+    let message = if ["redis_url", "pass", "secret", "token", "key"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        "invalid entry (the line is not shown: it may hold a secret)".to_owned()
+    } else {
+        e.message().trim().to_owned()
+    };
+    format!("line {line}, column {column}: {message}")
 }
 
 /// `hostname-pid`: unique per process, readable in `XINFO CONSUMERS`.
@@ -370,5 +405,31 @@ mod tests {
     fn unknown_file_keys_are_rejected() {
         let err = toml::from_str::<FileConfig>("redis_ulr = \"x\"").expect_err("typo");
         assert!(err.to_string().contains("redis_ulr"), "{err}");
+    }
+
+    #[test]
+    fn a_toml_error_names_the_place_but_never_quotes_the_secret() {
+        let dir = std::env::temp_dir().join(format!("secondme-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("config.toml");
+        // A missing closing quote: toml's own message prints this line.
+        std::fs::write(
+            &file,
+            "user_id = \"me\"\nredis_url = \"redis://bob:hunter2@host:6379\n",
+        )
+        .expect("write");
+        let err = Config::load(Some(&file), Overrides::default()).expect_err("syntax error");
+        let text = format!("{err:#}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+        // A type error on a line without a secret keeps toml's explanation.
+        std::fs::write(&file, "batch_size = \"many\"\n").expect("write");
+        let err = Config::load(Some(&file), Overrides::default()).expect_err("type error");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("line 1") && text.contains("invalid type"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,38 +8,65 @@ use clap::{Parser, Subcommand};
 use secondme::config::{Config, Overrides};
 
 /// SecondMe: your AI twin on WhatsApp, run and watched from the terminal.
+// Every `env` argument has `hide_env_values`: `--help` must not print
+// SECONDME_REDIS_URL, which may hold a password.
 #[derive(Debug, Parser)]
 #[command(name = "secondme", version, about)]
 struct Cli {
     /// Redis URL: redis://[user:password@]host:port[/db], rediss://..., unix:///path/to.sock
-    #[arg(long, global = true, env = "SECONDME_REDIS_URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_REDIS_URL",
+        hide_env_values = true
+    )]
     redis_url: Option<String>,
     /// Config file (default: $XDG_CONFIG_HOME/secondme/config.toml).
-    #[arg(long, global = true, env = "SECONDME_CONFIG")]
+    #[arg(long, global = true, env = "SECONDME_CONFIG", hide_env_values = true)]
     config: Option<PathBuf>,
     /// The WhatsApp account owner's id (SESSION:{userId}).
-    #[arg(long, global = true, env = "SECONDME_USER_ID")]
+    #[arg(long, global = true, env = "SECONDME_USER_ID", hide_env_values = true)]
     user_id: Option<String>,
     /// This worker's consumer name in the group.
-    #[arg(long, global = true, env = "SECONDME_CONSUMER")]
+    #[arg(long, global = true, env = "SECONDME_CONSUMER", hide_env_values = true)]
     consumer: Option<String>,
     /// How long the twin stays quiet after you type to a contact (e.g. 60m).
-    #[arg(long, global = true, env = "SECONDME_TAKEOVER")]
+    #[arg(long, global = true, env = "SECONDME_TAKEOVER", hide_env_values = true)]
     takeover: Option<String>,
     /// Log file.
-    #[arg(long, global = true, env = "SECONDME_LOG_FILE")]
+    #[arg(long, global = true, env = "SECONDME_LOG_FILE", hide_env_values = true)]
     log_file: Option<PathBuf>,
     /// Where unprocessed entries go when the worker stops (JSON lines).
-    #[arg(long, global = true, env = "SECONDME_REVIEW_FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_REVIEW_FILE",
+        hide_env_values = true
+    )]
     review_file: Option<PathBuf>,
     /// Idle time after which a dead worker's pending entries are claimed (e.g. 30s).
-    #[arg(long, global = true, env = "SECONDME_CLAIM_IDLE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_CLAIM_IDLE",
+        hide_env_values = true
+    )]
     claim_idle: Option<String>,
     /// Daily window without automated replies, local time (e.g. 23:00-07:00), or "off".
-    #[arg(long, global = true, env = "SECONDME_SLEEP_HOURS")]
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_SLEEP_HOURS",
+        hide_env_values = true
+    )]
     sleep_hours: Option<String>,
     /// PEM file of the CA that signed a rediss:// server's certificate (private CA).
-    #[arg(long, global = true, env = "SECONDME_TLS_CA_FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_TLS_CA_FILE",
+        hide_env_values = true
+    )]
     tls_ca_file: Option<PathBuf>,
     /// Open the control room as a pure monitor, without the embedded worker.
     #[arg(long)]
@@ -138,7 +165,11 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("secondme: {e:#}");
+            // An error of the Redis client may quote the URL's password.
+            eprintln!(
+                "secondme: {}",
+                secondme::connection::scrub(&format!("{e:#}"))
+            );
             std::process::ExitCode::FAILURE
         }
     }

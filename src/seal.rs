@@ -111,7 +111,7 @@ impl SessionKey {
 
     fn create_file(path: &Path) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+            crate::private_file::create_dir(dir)?;
         }
         let key = Self::generate();
         let mut file = OpenOptions::new()

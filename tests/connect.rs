@@ -292,3 +292,219 @@ async fn an_acl_user_a_password_and_a_database_reach_every_connection() {
     let in_db0: usize = db0.xlen(schema::QUEUE_RESPONSES).await.expect("xlen");
     assert_eq!(in_db0, 0, "the reply went to database 3, not 0");
 }
+
+/// Runs `secondme ARGS --redis-url URL` with private config and state directories.
+fn secondme_cli(url: &str, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_secondme"))
+        .args(args)
+        .arg("--redis-url")
+        .arg(url)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env_remove("SECONDME_CONFIG")
+        .output()
+        .expect("run secondme")
+}
+
+/// Runs `secondme worker` until a line of its log contains `needle`; returns that line.
+fn worker_log_line(url: &str, dir: &Path, needle: &str) -> Option<String> {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secondme"))
+        .args(["worker", "--redis-url", url])
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("NO_COLOR", "1")
+        .env_remove("SECONDME_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = None;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => {
+                found = Some(line);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_the_worker_and_the_control_room_warn_when_redis_may_evict_keys() {
+    let server = start_server(TestDir::new("evict"), |port| {
+        [
+            "--port",
+            &port.to_string(),
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+    });
+    let url = format!("redis://127.0.0.1:{}", server.port);
+
+    let out = secondme_cli(&url, &server.dir, &["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let warning = shown
+        .lines()
+        .find(|l| l.starts_with("WARNING"))
+        .unwrap_or_else(|| panic!("no warning in:\n{shown}"));
+    for part in [
+        "allkeys-lru",
+        "OPTIN:contacts",
+        "CONFIG SET maxmemory-policy noeviction",
+        "redis.conf",
+    ] {
+        assert!(warning.contains(part), "{part:?} missing: {warning}");
+    }
+
+    let out = secondme_cli(&url, &server.dir, &["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(value["eviction"]["policy"], "allkeys-lru", "{value}");
+    assert_eq!(value["eviction"]["safe"], false);
+
+    let line = worker_log_line(&url, &server.dir, "maxmemory-policy");
+    let line = line.expect("the worker's start-up log warns");
+    assert!(
+        line.contains("WARN") && line.contains("allkeys-lru"),
+        "{line}"
+    );
+
+    let mut screen = common::pty::Screen::start_with(&url, 40, 160, &["--no-worker"]);
+    screen.wait_for("maxmemory-policy is allkeys-lru");
+    screen.stop();
+
+    // The safe setting: nothing to warn about, and JSON says so.
+    let safe = start_server(TestDir::new("noevict"), |port| {
+        vec!["--port".to_owned(), port.to_string()]
+    });
+    let safe_url = format!("redis://127.0.0.1:{}", safe.port);
+    let out = secondme_cli(&safe_url, &safe.dir, &["status"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("WARNING"));
+    let out = secondme_cli(&safe_url, &safe.dir, &["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(value["eviction"]["safe"], true, "{value}");
+}
+
+/// The ACLs of docs/redis-schema.md ("ACL users"), as `--user` arguments.
+const WORKER_ACL: &[&str] = &["~*", "&*", "+@all", "-@dangerous", "-@admin"];
+const MONITOR_ACL: &[&str] = &[
+    "%R~*",
+    "&*",
+    "-@all",
+    "+@read",
+    "+@connection",
+    "+time",
+    "+ping",
+    "+pubsub|numsub",
+    "+subscribe",
+    "+unsubscribe",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_privilege_users_run_the_worker_and_status_and_a_missing_right_is_named() {
+    let server = start_server(TestDir::new("acl-least"), |port| {
+        let mut args: Vec<String> = ["--port", &port.to_string(), "--user", "default", "off"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let mut user = |name: &str, pass: &str, rules: &[&str]| {
+            args.extend(["--user".to_owned(), name.to_owned(), "on".to_owned()]);
+            args.push(format!(">{pass}"));
+            args.extend(rules.iter().map(|r| (*r).to_owned()));
+        };
+        user("worker", "w-pass", WORKER_ACL);
+        user("monitor", "m-pass", MONITOR_ACL);
+        let mut no_groups = WORKER_ACL.to_vec();
+        no_groups.push("-xgroup");
+        user("nogroups", "n-pass", &no_groups);
+        args
+    });
+    let worker_url = format!("redis://worker:w-pass@127.0.0.1:{}", server.port);
+    let config = config(&worker_url, None, &server.dir).expect("config");
+    let client = connection::client_for(&config).expect("client");
+    let mut con = connection::manager(&client, None).await.expect("connect");
+    // Refused to this user (so the test means something), yet the worker answers.
+    let info: redis::RedisResult<String> = redis::cmd("INFO").query_async(&mut con).await;
+    assert!(info.is_err(), "INFO is @dangerous");
+    worker_answers_one_message(config, &mut con).await;
+
+    for (user, url) in [
+        ("worker", worker_url.clone()),
+        (
+            "monitor",
+            format!("redis://monitor:m-pass@127.0.0.1:{}", server.port),
+        ),
+    ] {
+        let out = secondme_cli(&url, &server.dir, &["status"]);
+        let (shown, err) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "status as {user}: {err}");
+        assert!(shown.contains("enabled      alice"), "as {user}: {shown}");
+        // It cannot read the policy: it says so, and claims nothing.
+        assert!(
+            shown.contains("maxmemory-policy unknown"),
+            "as {user}: {shown}"
+        );
+    }
+
+    // A user without a right the worker needs: the state says which, plainly.
+    let url = format!("redis://nogroups:n-pass@127.0.0.1:{}", server.port);
+    let limited = self::config(&url, None, &server.dir).expect("config");
+    let client = connection::client_for(&limited).expect("client");
+    let con = connection::manager(&client, None).await.expect("connect");
+    let w = worker::Worker::with_connection(
+        client,
+        con,
+        PersonaEngine,
+        worker::WorkerConfig::from_config(&limited),
+    );
+    let mut status = w.status();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = tokio::spawn(w.run(stop_rx));
+    let error = eventually(Duration::from_secs(10), || {
+        let state = status.borrow_and_update().state.clone();
+        async move {
+            match state {
+                worker::WorkerState::Disconnected { error } => Some(error),
+                _ => None,
+            }
+        }
+    })
+    .await
+    .expect("the worker reports the failure");
+    assert!(
+        error.contains("missing Redis permission") && error.to_lowercase().contains("noperm"),
+        "{error}"
+    );
+    assert!(error.contains("docs/redis-schema.md"), "{error}");
+    let _ = stop_tx.send(true);
+    let _ = running.await;
+}

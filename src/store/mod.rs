@@ -2,6 +2,7 @@
 //! takes the shared [`redis::aio::ConnectionManager`] and returns errors with context.
 
 pub mod control;
+pub mod eviction;
 pub mod handled;
 pub mod optin;
 pub mod persona;
@@ -22,6 +23,13 @@ pub(crate) static DECIDE_SCRIPT: LazyLock<Script> =
 /// The worker's batch commit of replies (see `assets/lua/commit.lua`).
 pub(crate) static COMMIT_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../assets/lua/commit.lua")));
+
+/// Refuses a contact id that [`crate::schema::check_contact_id`] rejects, before
+/// any key is built from it: the CLI and the control room come through here.
+pub fn ensure_contact_id(contact_id: &str) -> anyhow::Result<()> {
+    crate::schema::check_contact_id(contact_id)
+        .map_err(|problem| anyhow::anyhow!("contact id {contact_id:?} {problem}"))
+}
 
 /// Current Unix time in milliseconds.
 pub fn now_ms() -> i64 {

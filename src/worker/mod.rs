@@ -247,10 +247,9 @@ impl<E: ReplyEngine> Worker<E> {
                     backoff = Duration::from_millis(200);
                 }
                 Err(e) => {
-                    tracing::warn!("worker: {e:#}; retrying in {} ms", backoff.as_millis());
-                    self.set_state(WorkerState::Disconnected {
-                        error: format!("{e:#}"),
-                    });
+                    let error = connection::describe_error(&e);
+                    tracing::warn!("worker: {error}; retrying in {} ms", backoff.as_millis());
+                    self.set_state(WorkerState::Disconnected { error });
                     reader = None;
                     ahead.stop().await;
                     ready = false;
@@ -298,8 +297,22 @@ impl<E: ReplyEngine> Worker<E> {
             .arg(client_id)
             .query_async(&mut self.con)
             .await;
-        if let Err(e) = unblocked {
-            tracing::warn!("could not unblock the stream reader: {e}");
+        match unblocked {
+            Ok(_) => {}
+            // CLIENT UNBLOCK is an admin command a least-privilege user lacks: the
+            // read then ends by itself within its block time, and whatever it was
+            // handed meanwhile is pending for this consumer, where the drain finds it.
+            Err(e) if connection::is_noperm(&e) => {
+                tracing::info!(
+                    "no permission for CLIENT UNBLOCK: waiting {} ms for the stream read to end",
+                    self.cfg.block.as_millis()
+                );
+                tokio::time::sleep(self.cfg.block + Duration::from_millis(100)).await;
+            }
+            Err(e) => tracing::warn!(
+                "could not unblock the stream reader: {}",
+                connection::scrub(&e.to_string())
+            ),
         }
     }
 
@@ -317,6 +330,19 @@ impl<E: ReplyEngine> Worker<E> {
             version.1,
             if self.acked_trim { "ACKED" } else { "MINID" }
         );
+        // Said at every start: a policy that evicts can lose the opt-in set.
+        match crate::store::eviction::check(&mut self.con).await {
+            Ok(c) if c.policy.is_some() => {
+                if let Some(w) = c.warning {
+                    tracing::warn!("{w}");
+                }
+            }
+            Ok(c) => tracing::info!("{}", c.warning.unwrap_or_default()),
+            Err(e) => tracing::info!(
+                "cannot read maxmemory-policy: {}",
+                connection::scrub(&e.to_string())
+            ),
+        }
         self.finish_read_ahead(ahead).await?;
         self.process_own_pending().await?;
         self.set_state(WorkerState::Running);

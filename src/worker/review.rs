@@ -91,16 +91,74 @@ async fn write_and_ack<'a>(
     Ok(ids.len() as u64)
 }
 
+/// Size past which the review file is rotated to `<name>.1` (replacing an older
+/// one) before more is appended: the file holds message text, so it must not grow
+/// without end. At most about twice this is kept on disk.
+pub const REVIEW_FILE_CAP: u64 = 16 * 1024 * 1024;
+
 fn append(path: &std::path::Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    append_rotating(path, text, REVIEW_FILE_CAP)
+}
+
+/// Appends `text` to the private (0600) file at `path`, first moving the file to
+/// `<name>.1` when the text would take it past `cap` bytes.
+fn append_rotating(path: &std::path::Path, text: &str, cap: u64) -> Result<()> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > 0 && size.saturating_add(text.len() as u64) > cap {
+        let mut rotated = path.as_os_str().to_owned();
+        rotated.push(".1");
+        std::fs::rename(path, &rotated)
+            .with_context(|| format!("cannot rotate review file {}", path.display()))?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+    let mut file = crate::private_file::open_append(path)
         .with_context(|| format!("cannot open review file {}", path.display()))?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_data())
         .with_context(|| format!("cannot write review file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_review_file_is_private_and_rotates_past_its_cap() {
+        let dir = std::env::temp_dir().join(format!("secondme-review-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("state/review.jsonl");
+        append(&path, "{\"first\":1}\n").expect("append");
+        assert_eq!(
+            mode(&path),
+            0o600,
+            "message text is readable by this user only"
+        );
+        assert_eq!(mode(&dir.join("state")), 0o700);
+
+        let line = format!("{}\n", "x".repeat(99));
+        for _ in 0..3 {
+            append_rotating(&path, &line, 250).expect("append");
+        }
+        let rotated = dir.join("state/review.jsonl.1");
+        let current = std::fs::read_to_string(&path).expect("current");
+        let old = std::fs::read_to_string(&rotated).expect("rotated");
+        assert_eq!(current, line, "the third line started a new file");
+        assert!(
+            old.starts_with("{\"first\":1}") && old.ends_with(&line),
+            "{old}"
+        );
+        assert_eq!(mode(&rotated), 0o600);
+        for _ in 0..3 {
+            append_rotating(&path, &line, 250).expect("append");
+        }
+        let total = std::fs::metadata(&path).expect("meta").len()
+            + std::fs::metadata(&rotated).expect("meta").len();
+        assert!(total <= 2 * 250, "bounded: {total} bytes on disk");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
