@@ -15,6 +15,9 @@ pub async fn set_enabled(
     if contact_ids.is_empty() {
         return Ok(0);
     }
+    for id in contact_ids {
+        super::ensure_contact_id(id)?;
+    }
     let changed: usize = if enabled {
         con.sadd(schema::OPTIN_CONTACTS, contact_ids).await
     } else {

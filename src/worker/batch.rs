@@ -738,7 +738,8 @@ mod tests {
         for code in ["OOM", "NOPERM", "READONLY", "SHARED_KEY"] {
             let (items, tried) = isolate(8, &[5], code);
             assert!(items.is_err(), "{code}");
-            assert_eq!(tried, [0..8], "{code}");
+            assert_eq!(tried.len(), 1, "{code}: {tried:?}");
+            assert_eq!(tried[0], 0..8, "{code}");
         }
         let io = anyhow::Error::new(redis::RedisError::from(std::io::Error::other("reset")));
         assert!(!may_be_one_entrys_fault(&io));
