@@ -15,6 +15,12 @@ pub const MAX_MESSAGES: usize = 200;
 pub const RATE_LIMIT: u32 = 10;
 /// Contact id that pause events use to mean "everyone" (the kill switch).
 pub const ALL_CONTACTS: &str = "ALL";
+/// How long a contact seen only live (a gateway or worker not ours published for
+/// it; no key lists it) stays listed after its last activity, across snapshots.
+pub const LIVE_ONLY_KEEP_MS: i64 = 24 * 60 * 60 * 1000;
+/// Most contacts kept that only the live feed knows; the least recent go first,
+/// so a flood of strangers cannot grow the list without bound.
+pub const MAX_LIVE_ONLY: usize = 1000;
 
 /// Everything the control room shows; the binary owns one and feeds events.
 #[derive(Clone, Debug, Default)]

@@ -2,10 +2,12 @@
 
 use crate::format;
 use crate::keymap::{KeyAction, KeyCode, KeyInput};
+use std::collections::HashSet;
+
 use crate::model::{
-    ALL_CONTACTS, Author, ChatMessage, Connection, Contact, LogEntry, LogKind, Mode, Model,
-    PAUSE_CHOICES, PAUSE_CUSTOM_INDEX, Pane, Pause, PauseReason, QrCode, SessionInfo, Snapshot,
-    WorkerState,
+    ALL_CONTACTS, Author, ChatMessage, Connection, Contact, LIVE_ONLY_KEEP_MS, LogEntry, LogKind,
+    MAX_LIVE_ONLY, Mode, Model, PAUSE_CHOICES, PAUSE_CUSTOM_INDEX, Pane, Pause, PauseReason,
+    QrCode, SessionInfo, Snapshot, WorkerState,
 };
 use crate::sanitize;
 
@@ -577,13 +579,32 @@ pub fn visible_clock_texts(model: &Model) -> Vec<String> {
 // ---------------------------------------------------------------- data
 
 fn on_snapshot(model: &mut Model, snap: Snapshot) -> UpdateResult {
-    model.contacts = snap.contacts.into_iter().map(clean_contact).collect();
+    let mut listed = HashSet::with_capacity(snap.contacts.len());
+    let mut contacts = Vec::with_capacity(snap.contacts.len());
+    for c in snap.contacts.into_iter().map(clean_contact) {
+        // Two raw ids can clean to one; the list shows each id once.
+        if listed.insert(c.id.clone()) {
+            contacts.push(c);
+        }
+    }
+    // A contact the feed showed but no key lists (another gateway's or worker's)
+    // keeps what is known of it until it ages out, instead of vanishing here.
+    let horizon = model.now_ms.saturating_sub(LIVE_ONLY_KEEP_MS);
+    let mut live_only: Vec<Contact> = std::mem::take(&mut model.contacts)
+        .into_iter()
+        .filter(|c| !listed.contains(&c.id) && c.last_activity_ms > horizon)
+        .collect();
+    live_only.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
+    live_only.truncate(MAX_LIVE_ONLY);
+    contacts.extend(live_only);
+    model.contacts = contacts;
     model.reindex();
     model.stats = snap.stats;
     model.kill_switch = snap.kill_switch;
     // History merges into what the live feed already showed: a snapshot may carry
     // the history of only some contacts, and it must not erase messages seen live.
     for (id, conv) in snap.conversations {
+        let id = sanitize::clean(&id, MAX_SHORT);
         let target = model.conversations.entry(id).or_default();
         for mut m in conv.messages {
             m.text = sanitize::clean_multiline(&m.text, MAX_TEXT);
@@ -596,6 +617,8 @@ fn on_snapshot(model: &mut Model, snap: Snapshot) -> UpdateResult {
 }
 
 fn clean_contact(mut c: Contact) -> Contact {
+    // Cleaned as the live feed cleans it, so both name the same contact.
+    c.id = sanitize::clean(&c.id, MAX_SHORT);
     c.name = c.name.map(|n| sanitize::clean(&n, MAX_SHORT));
     if let Some(p) = &mut c.pause
         && let PauseReason::Other(r) = &mut p.reason

@@ -1,0 +1,135 @@
+//! Contacts seen live but unknown to Redis's keys stay listed across snapshots
+//! until they age out; ids from a snapshot are cleaned like the live feed's.
+
+mod common;
+
+use common::*;
+use secondme_ui::model::{LIVE_ONLY_KEEP_MS, MAX_LIVE_ONLY};
+use secondme_ui::{Event, Model, Pause, PauseReason, Snapshot, update};
+
+fn message(contact: &str, id: &str, at: i64) -> Event {
+    Event::MessageEvent {
+        message_id: id.into(),
+        contact_id: contact.into(),
+        text: "hi".into(),
+        bot_sent: false,
+        from_person: false,
+        timestamp_ms: at,
+    }
+}
+
+fn snapshot_of(ids: &[&str]) -> Event {
+    Event::Snapshot(Snapshot {
+        contacts: ids.iter().map(|id| contact(id, None, 5)).collect(),
+        ..Snapshot::default()
+    })
+}
+
+fn ids(m: &Model) -> Vec<String> {
+    m.visible_contacts().iter().map(|c| c.id.clone()).collect()
+}
+
+#[test]
+fn a_contact_seen_live_survives_the_next_snapshot_with_what_is_known() {
+    let mut m = three();
+    update(&mut m, message("stranger", "s1", NOW - MIN));
+    update(
+        &mut m,
+        Event::PauseEvent {
+            contact_id: "stranger".into(),
+            action: secondme_ui::PauseAction::Pause,
+            expires_at_ms: Some(NOW + 30 * MIN),
+            reason: Some("takeover".into()),
+        },
+    );
+    update(
+        &mut m,
+        snapshot_of(&["111@s.whatsapp.net", "222@s.whatsapp.net"]),
+    );
+    let listed = ids(&m);
+    assert!(listed.contains(&"stranger".to_string()), "{listed:?}");
+    let s = m.contact("stranger").expect("still listed");
+    assert_eq!(s.last_activity_ms, NOW - MIN);
+    assert_eq!(
+        s.pause,
+        Some(Pause {
+            expires_at_ms: Some(NOW + 30 * MIN),
+            reason: PauseReason::Takeover
+        })
+    );
+    assert_eq!(m.conversations["stranger"].messages.len(), 1);
+    // Past the horizon, neither the live-only contact nor those an earlier
+    // snapshot listed and this one does not are kept.
+    let mut old = three();
+    update(
+        &mut old,
+        Event::Tick {
+            now_ms: NOW + LIVE_ONLY_KEEP_MS + MIN,
+        },
+    );
+    update(&mut old, message("stranger", "s1", NOW - MIN));
+    update(&mut old, snapshot_of(&["111@s.whatsapp.net"]));
+    assert_eq!(ids(&old), ["111@s.whatsapp.net"]);
+}
+
+#[test]
+fn a_live_only_contact_ages_out() {
+    let mut m = empty();
+    update(&mut m, message("stranger", "s1", NOW));
+    update(
+        &mut m,
+        Event::Tick {
+            now_ms: NOW + LIVE_ONLY_KEEP_MS - MIN,
+        },
+    );
+    update(&mut m, snapshot_of(&["known"]));
+    assert!(m.contact("stranger").is_some(), "kept within the horizon");
+    update(
+        &mut m,
+        Event::Tick {
+            now_ms: NOW + LIVE_ONLY_KEEP_MS + MIN,
+        },
+    );
+    update(&mut m, snapshot_of(&["known"]));
+    assert!(m.contact("stranger").is_none(), "gone past the horizon");
+    assert!(m.contact("known").is_some());
+}
+
+#[test]
+fn live_only_contacts_are_bounded() {
+    let mut m = empty();
+    for i in 0..MAX_LIVE_ONLY + 50 {
+        update(
+            &mut m,
+            message(&format!("s{i}"), &format!("m{i}"), NOW - 1000 + i as i64),
+        );
+    }
+    update(&mut m, snapshot_of(&["known"]));
+    assert_eq!(m.contacts.len(), MAX_LIVE_ONLY + 1);
+    // The least recent went first.
+    assert!(m.contact("s0").is_none());
+    assert!(m.contact(&format!("s{}", MAX_LIVE_ONLY + 49)).is_some());
+}
+
+#[test]
+fn snapshot_ids_are_cleaned_like_live_ones() {
+    let mut m = empty();
+    update(
+        &mut m,
+        message("mallory\u{1b}]0;pwned\u{7}\u{1b}[2J-x", "h1", NOW),
+    );
+    let live_id = m.contacts[0].id.clone();
+    assert_eq!(live_id, "mallory-x");
+    update(
+        &mut m,
+        snapshot_of(&["mallory\u{1b}]0;pwned\u{7}\u{1b}[2J-x", "e\u{202e}vil"]),
+    );
+    let listed = ids(&m);
+    assert_eq!(listed.len(), 2, "one entry per contact: {listed:?}");
+    for id in &listed {
+        assert!(
+            !id.contains('\u{1b}') && !id.contains('\u{202e}') && !id.contains("pwned"),
+            "{id:?}"
+        );
+    }
+}
