@@ -222,8 +222,20 @@ pub fn raw_pair_fields(pairs: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
     sorted_and_capped(out)
 }
 
+/// The seed's fields first, then the others by name, cut to the field cap.
 fn sorted_and_capped(mut fields: Vec<(String, String)>) -> Vec<(String, String)> {
-    fields.sort();
+    const SEED: [&str; 6] = [
+        "messageId",
+        "contactId",
+        "content",
+        "timestamp",
+        "direction",
+        "fromMe",
+    ];
+    fields.sort_by(|a, b| {
+        let rank = |k: &str| SEED.iter().position(|s| *s == k).unwrap_or(SEED.len());
+        (rank(&a.0), &a.0, &a.1).cmp(&(rank(&b.0), &b.0, &b.1))
+    });
     let extra = fields.len().saturating_sub(MAX_DEAD_LETTER_FIELDS);
     if extra > 0 {
         fields.truncate(MAX_DEAD_LETTER_FIELDS);
