@@ -180,7 +180,9 @@ async fn persona_list(config: &Config) -> Result<()> {
         );
         return Ok(());
     }
-    let default = graph::user(&mut con).await?.map(|u| u.default_persona);
+    let default = graph::user(&mut con, &config.user_id)
+        .await?
+        .map(|u| u.default_persona);
     let rows: Vec<Vec<String>> = personas
         .iter()
         .map(|p| {
@@ -220,7 +222,7 @@ async fn contact_list(config: &Config) -> Result<()> {
     let enabled: std::collections::HashSet<String> =
         optin::enabled(&mut con).await?.into_iter().collect();
     // Every contact's persona in one query rather than one round trip per contact.
-    let resolved = graph::resolve_all(&mut con).await?;
+    let resolved = graph::resolve_all(&mut con, &config.user_id).await?;
     let mut rows = Vec::with_capacity(contacts.len());
     for c in &contacts {
         let persona = match resolved.by_contact.get(&c.id) {

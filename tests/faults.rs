@@ -583,6 +583,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         claim_idle: SECOND,
         claim_every: Duration::from_millis(200),
         default_persona: "casual".to_owned(),
+        user_id: "user-1".to_owned(),
         review_file: review_path(&dir),
         sleep_hours: secondme::config::SleepSetting::Off,
     };

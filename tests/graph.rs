@@ -86,6 +86,9 @@ fn spawn_worker(
     (stop_tx, worker)
 }
 
+/// The account owner of assets/graph.json (and the default `user_id`).
+const USER: &str = "user-1";
+
 fn shipped() -> GraphFile {
     GraphFile::shipped().expect("assets/graph.json is valid")
 }
@@ -149,7 +152,7 @@ async fn import_loads_every_node_and_edge() {
         assert_eq!(counts.relationship(kind), n, "{kind}: {counts:?}");
     }
 
-    let user = graph::user(&mut g.con)
+    let user = graph::user(&mut g.con, USER)
         .await
         .expect("user")
         .expect("a user");
@@ -189,7 +192,7 @@ async fn import_is_idempotent() {
         .await
         .expect("edited import");
     assert_eq!(census(&mut g.con).await, before);
-    let r = graph::resolve_persona(&mut g.con, "sam-work")
+    let r = graph::resolve_persona(&mut g.con, USER, "sam-work")
         .await
         .expect("resolve");
     assert_eq!(r.rule, Rule::ByRelationship);
@@ -199,7 +202,7 @@ async fn import_is_idempotent() {
 async fn persona_resolution_follows_the_three_rules() {
     let mut g = with_module().await;
     // Before any import nothing can resolve, and the error says what to do.
-    let err = graph::resolve_persona(&mut g.con, "mom")
+    let err = graph::resolve_persona(&mut g.con, USER, "mom")
         .await
         .expect_err("empty graph");
     assert!(matches!(err, GraphError::NoUser), "{err}");
@@ -222,7 +225,7 @@ async fn persona_resolution_follows_the_three_rules() {
         ("never-seen", "casual", Rule::UserDefault),
     ];
     for (id, persona, rule) in cases {
-        let r = graph::resolve_persona(&mut g.con, id)
+        let r = graph::resolve_persona(&mut g.con, USER, id)
             .await
             .expect("resolve");
         assert_eq!((r.persona_id.as_str(), r.rule), (persona, rule), "{id}");
@@ -276,7 +279,7 @@ async fn persona_style_matches_the_import() {
 async fn contact_context_has_people_companies_and_topics() {
     let mut g = with_module().await;
     graph::import(&mut g.con, &shipped()).await.expect("import");
-    let sam = graph::contact_context(&mut g.con, "sam-work")
+    let sam = graph::contact_context(&mut g.con, USER, "sam-work")
         .await
         .expect("context")
         .expect("sam is known");
@@ -292,7 +295,7 @@ async fn contact_context_has_people_companies_and_topics() {
     );
     assert_eq!(sam.topics, ["Q3 budget", "quarterly review"]);
 
-    let mom = graph::contact_context(&mut g.con, "mom")
+    let mom = graph::contact_context(&mut g.con, USER, "mom")
         .await
         .expect("context")
         .expect("mom");
@@ -300,13 +303,13 @@ async fn contact_context_has_people_companies_and_topics() {
     assert_eq!(mom.people[0].company, None);
     assert_eq!(mom.topics, ["Sunday lunch"]);
 
-    let jo = graph::contact_context(&mut g.con, "jo")
+    let jo = graph::contact_context(&mut g.con, USER, "jo")
         .await
         .expect("context")
         .expect("jo");
     assert!(jo.people.is_empty() && jo.topics.is_empty(), "{jo:?}");
     assert_eq!(
-        graph::contact_context(&mut g.con, "nobody")
+        graph::contact_context(&mut g.con, USER, "nobody")
             .await
             .expect("context"),
         None
@@ -374,14 +377,14 @@ async fn hostile_values_are_stored_verbatim_and_change_nothing_else() {
     for (i, name) in hostile.iter().enumerate() {
         let id = format!("h{i}' OR 1=1 //");
         assert_eq!(names.get(&id).map(String::as_str), Some(*name), "{id}");
-        let ctx = graph::contact_context(&mut g.con, &id)
+        let ctx = graph::contact_context(&mut g.con, USER, &id)
             .await
             .expect("ctx")
             .expect("known");
         assert_eq!(ctx.relationship_type, *name);
         assert_eq!(ctx.people[0].name, format!("{name} (person)"));
         assert_eq!(ctx.people[0].occupation.as_deref(), Some(*name));
-        let r = graph::resolve_persona(&mut g.con, &id)
+        let r = graph::resolve_persona(&mut g.con, USER, &id)
             .await
             .expect("resolve");
         assert_eq!(r.rule, Rule::UserDefault, "{id}");
@@ -645,16 +648,18 @@ async fn the_worker_answers_with_the_personas_the_graph_resolves() {
 async fn resolving_all_contacts_at_once_agrees_with_one_at_a_time() {
     let mut g = with_module().await;
     graph::import(&mut g.con, &shipped()).await.expect("import");
-    let all = graph::resolve_all(&mut g.con).await.expect("resolve all");
+    let all = graph::resolve_all(&mut g.con, USER)
+        .await
+        .expect("resolve all");
     let contacts = graph::contacts(&mut g.con).await.expect("contacts");
     assert_eq!(all.by_contact.len(), contacts.len());
     for c in &contacts {
-        let one = graph::resolve_persona(&mut g.con, &c.id)
+        let one = graph::resolve_persona(&mut g.con, USER, &c.id)
             .await
             .expect("one");
         assert_eq!(all.by_contact[&c.id], one, "{}", c.id);
     }
-    let unknown = graph::resolve_persona(&mut g.con, "nobody-knows")
+    let unknown = graph::resolve_persona(&mut g.con, USER, "nobody-knows")
         .await
         .expect("unknown");
     assert_eq!(all.default.as_deref(), Some(unknown.persona_id.as_str()));
@@ -676,7 +681,9 @@ async fn the_graphs_sleep_hours_hold_replies_back() {
         .query_async(&mut g.con)
         .await
         .expect("set sleep hours");
-    let all = graph::resolve_all(&mut g.con).await.expect("resolve all");
+    let all = graph::resolve_all(&mut g.con, USER)
+        .await
+        .expect("resolve all");
     assert_eq!(all.sleep_hours, Some((start.to_owned(), end.to_owned())));
 
     let _: () = g.con.set("SECONDME:state", 1).await.expect("marker");
@@ -713,4 +720,70 @@ async fn send(con: &mut ConnectionManager, m: &secondme::schema::QueueMessage) {
         .query_async(con)
         .await
         .expect("xadd");
+}
+
+/// A graph holding a second `User` that sorts before the configured one, with
+/// its own contacts: every reader picks the configured `user_id`, never the first
+/// user by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_user_is_used_not_the_first_in_the_graph() {
+    let mut g = with_module().await;
+    graph::import(&mut g.con, &shipped()).await.expect("import");
+    let mut other = shipped();
+    other.user.id = "aaa-someone-else".into();
+    other.user.default_persona = "professional".into();
+    other.user.sleep_hours_start = Some("00:00".into());
+    other.user.sleep_hours_end = Some("23:59".into());
+    for c in &mut other.contacts {
+        c.contact.id = format!("other-{}", c.contact.id);
+        c.contact.assigned_persona = Some("professional".into());
+    }
+    graph::import(&mut g.con, &other)
+        .await
+        .expect("import another user");
+
+    let user = graph::user(&mut g.con, USER)
+        .await
+        .expect("user")
+        .expect("the configured user");
+    assert_eq!(user.id, USER);
+    assert_eq!(user.default_persona, "casual");
+    assert!(
+        graph::user(&mut g.con, "nobody")
+            .await
+            .expect("user")
+            .is_none()
+    );
+
+    let all = graph::resolve_all(&mut g.con, USER).await.expect("resolve");
+    assert_eq!(all.default.as_deref(), Some("casual"), "{all:?}");
+    assert_eq!(
+        all.sleep_hours,
+        Some(("23:00".to_owned(), "07:00".to_owned())),
+        "the configured user's sleep hours"
+    );
+    assert_eq!(all.by_contact.len(), shipped().contacts.len(), "{all:?}");
+    assert!(all.by_contact.keys().all(|id| !id.starts_with("other-")));
+
+    // Another user's contact is not this user's: the default, and no context.
+    let stranger = graph::resolve_persona(&mut g.con, USER, "other-mom")
+        .await
+        .expect("resolve");
+    assert_eq!(stranger.persona_id, "casual");
+    assert_eq!(stranger.rule, Rule::UserDefault);
+    let context = graph::contact_context(&mut g.con, USER, "other-sam-work")
+        .await
+        .expect("context");
+    assert!(context.is_none(), "{context:?}");
+    let theirs = graph::resolve_all(&mut g.con, "aaa-someone-else")
+        .await
+        .expect("resolve other");
+    assert_eq!(theirs.default.as_deref(), Some("professional"));
+
+    // Through the CLI (default user_id user-1): `persona list` stars its default.
+    let out = cli(&g, &["persona", "list"]);
+    let listed = text(&out.stdout);
+    let starred: Vec<&str> = listed.lines().filter(|l| l.contains(" *")).collect();
+    assert_eq!(starred.len(), 1, "{listed}");
+    assert!(starred[0].starts_with("casual *"), "{listed}");
 }

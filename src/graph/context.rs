@@ -30,23 +30,25 @@ pub struct ContactPerson {
     pub company: Option<String>,
 }
 
-const PEOPLE: &str = "MATCH (c:Contact {id: $id}) \
+const PEOPLE: &str = "MATCH (:User {id: $user})-[:HAS_CONTACT]->(c:Contact {id: $id}) \
     OPTIONAL MATCH (c)-[:KNOWS]->(p:Person) \
     OPTIONAL MATCH (p)-[:WORKS_AT]->(co:Company) \
     RETURN c.name, c.relationshipType, p.name, p.occupation, co.name \
     ORDER BY p.name";
 
-const TOPICS: &str = "MATCH (:Contact {id: $id})-[m:MENTIONED]->(t:Topic) \
+const TOPICS: &str = "MATCH (:User {id: $user})-[:HAS_CONTACT]->(:Contact {id: $id})-[m:MENTIONED]->(t:Topic) \
     RETURN t.name ORDER BY m.times DESC, t.name";
 
 /// The contact's name, relationship, people and topics; `None` when the graph
-/// does not know the contact.
+/// does not know the contact as one of `user_id`'s.
 pub async fn contact_context(
     con: &mut ConnectionManager,
+    user_id: &str,
     contact_id: &str,
 ) -> Result<Option<ContactContext>> {
     let what = format!("cannot read what the graph knows about `{contact_id}`");
     let people = Query::new(PEOPLE)
+        .param("user", user_id)
         .param("id", contact_id)
         .read(con, &what)
         .await?;
@@ -70,6 +72,7 @@ pub async fn contact_context(
         }
     }
     let topics = Query::new(TOPICS)
+        .param("user", user_id)
         .param("id", contact_id)
         .read(con, &what)
         .await?;

@@ -32,12 +32,14 @@ impl GraphCounts {
     }
 }
 
-/// The account owner, if the graph has one (the first by id if it has several).
-pub async fn user(con: &mut ConnectionManager) -> Result<Option<UserNode>> {
+/// The account owner: the `User` whose id is `user_id` (the configured one), if
+/// the graph has it. Another user in the same graph is never taken for it.
+pub async fn user(con: &mut ConnectionManager, user_id: &str) -> Result<Option<UserNode>> {
     let reply = Query::new(
-        "MATCH (u:User) RETURN u.id, u.defaultPersona, u.sleepHoursStart, u.sleepHoursEnd \
-         ORDER BY u.id LIMIT 1",
+        "MATCH (u:User {id: $user}) \
+         RETURN u.id, u.defaultPersona, u.sleepHoursStart, u.sleepHoursEnd",
     )
+    .param("user", user_id)
     .read(con, "cannot read the user")
     .await?;
     Ok(reply.rows.first().map(|row| UserNode {

@@ -49,21 +49,23 @@ pub struct PersonaResolution {
 
 // One round trip gathers every candidate; the precedence is applied in Rust where
 // it is explicit. Only personas the contact's own user has are considered.
-const CANDIDATES: &str = "MATCH (u:User)-[:HAS_CONTACT]->(c:Contact {id: $id}) \
+const CANDIDATES: &str = "MATCH (u:User {id: $user})-[:HAS_CONTACT]->(c:Contact {id: $id}) \
     OPTIONAL MATCH (u)-[:HAS_PERSONA]->(a:Persona) WHERE a.id = c.assignedPersona \
     WITH u, c, a \
     OPTIONAL MATCH (u)-[:HAS_PERSONA]->(r:Persona) WHERE c.relationshipType IN r.applicableTo \
     RETURN a.id, r.id, u.defaultPersona, c.assignedPersona \
     ORDER BY r.id";
 
-const DEFAULT: &str = "MATCH (u:User) WHERE u.defaultPersona IS NOT NULL RETURN u.defaultPersona ORDER BY u.id LIMIT 1";
+const DEFAULT: &str =
+    "MATCH (u:User {id: $user}) WHERE u.defaultPersona IS NOT NULL RETURN u.defaultPersona";
 
 /// The user's sleep hours (see [`resolve_all`]).
-const SLEEP_HOURS: &str = "MATCH (u:User) WHERE u.sleepHoursStart IS NOT NULL AND u.sleepHoursEnd IS NOT NULL \
-    RETURN u.sleepHoursStart, u.sleepHoursEnd ORDER BY u.id LIMIT 1";
+const SLEEP_HOURS: &str = "MATCH (u:User {id: $user}) \
+    WHERE u.sleepHoursStart IS NOT NULL AND u.sleepHoursEnd IS NOT NULL \
+    RETURN u.sleepHoursStart, u.sleepHoursEnd";
 
 /// Every contact's candidates in one query (see [`resolve_all`]).
-const ALL_CANDIDATES: &str = "MATCH (u:User)-[:HAS_CONTACT]->(c:Contact) \
+const ALL_CANDIDATES: &str = "MATCH (u:User {id: $user})-[:HAS_CONTACT]->(c:Contact) \
     OPTIONAL MATCH (u)-[:HAS_PERSONA]->(a:Persona) WHERE a.id = c.assignedPersona \
     WITH u, c, a \
     OPTIONAL MATCH (u)-[:HAS_PERSONA]->(r:Persona) WHERE c.relationshipType IN r.applicableTo \
@@ -89,19 +91,30 @@ fn pick(contact_id: &str, rows: &[&Vec<Cell>]) -> Option<PersonaResolution> {
     column(2).map(|id| resolved(id, Rule::UserDefault))
 }
 
-async fn user_default(con: &mut ConnectionManager, what: &str) -> Result<Option<String>> {
-    let reply = Query::new(DEFAULT).read(con, what).await?;
+async fn user_default(
+    con: &mut ConnectionManager,
+    user_id: &str,
+    what: &str,
+) -> Result<Option<String>> {
+    let reply = Query::new(DEFAULT)
+        .param("user", user_id)
+        .read(con, what)
+        .await?;
     Ok(reply.rows.first().and_then(|row| Cell::at(row, 0).text()))
 }
 
 /// Picks the persona for `contact_id`: its assigned persona, else one that fits
 /// its relationship type (the first by id when several do), else the user's default.
+/// Only the `User` whose id is `user_id` (the configured account owner) counts: a
+/// graph may hold other users.
 pub async fn resolve_persona(
     con: &mut ConnectionManager,
+    user_id: &str,
     contact_id: &str,
 ) -> Result<PersonaResolution> {
     let what = format!("cannot resolve the persona of `{contact_id}`");
     let reply = Query::new(CANDIDATES)
+        .param("user", user_id)
         .param("id", contact_id)
         .read(con, &what)
         .await?;
@@ -109,7 +122,7 @@ pub async fn resolve_persona(
     if let Some(found) = pick(contact_id, &rows) {
         return Ok(found);
     }
-    match user_default(con, &what).await? {
+    match user_default(con, user_id, &what).await? {
         Some(id) => Ok(resolved(id, Rule::UserDefault)),
         None => Err(GraphError::NoUser),
     }
@@ -128,18 +141,24 @@ pub struct ResolvedGraph {
 
 /// Resolves every contact at once (three queries, with the sleep hours), with the same rules as
 /// [`resolve_persona`]: a worker refreshes this now and then instead of asking
-/// the graph once per message.
-pub async fn resolve_all(con: &mut ConnectionManager) -> Result<ResolvedGraph> {
+/// the graph once per message. Only the `User` whose id is `user_id` counts.
+pub async fn resolve_all(con: &mut ConnectionManager, user_id: &str) -> Result<ResolvedGraph> {
     let what = "cannot resolve the personas of the contacts";
-    let reply = Query::new(ALL_CANDIDATES).read(con, what).await?;
+    let reply = Query::new(ALL_CANDIDATES)
+        .param("user", user_id)
+        .read(con, what)
+        .await?;
     let mut grouped: HashMap<String, Vec<&Vec<Cell>>> = HashMap::new();
     for row in &reply.rows {
         if let Some(id) = Cell::at(row, 4).text() {
             grouped.entry(id).or_default().push(row);
         }
     }
-    let default = user_default(con, what).await?;
-    let sleep = Query::new(SLEEP_HOURS).read(con, what).await?;
+    let default = user_default(con, user_id, what).await?;
+    let sleep = Query::new(SLEEP_HOURS)
+        .param("user", user_id)
+        .read(con, what)
+        .await?;
     let sleep_hours = sleep
         .rows
         .first()

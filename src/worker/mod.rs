@@ -54,6 +54,8 @@ pub struct WorkerConfig {
     pub claim_every: Duration,
     /// Persona for every contact until the graph assigns one.
     pub default_persona: String,
+    /// The account owner: the graph's `User` whose personas and sleep hours apply.
+    pub user_id: String,
     /// Where entries left unprocessed at stop are written.
     pub review_file: std::path::PathBuf,
     /// Sleep hours: from the graph, off, or a fixed window.
@@ -74,6 +76,7 @@ impl WorkerConfig {
             claim_idle: c.claim_idle,
             claim_every: c.claim_idle.min(Duration::from_secs(5)),
             default_persona: c.default_persona.clone(),
+            user_id: c.user_id.clone(),
             review_file: c.review_file.clone(),
             sleep_hours: c.sleep_hours,
         }
@@ -161,7 +164,7 @@ impl<E: ReplyEngine> Worker<E> {
         cfg: WorkerConfig,
     ) -> Self {
         let (status, _) = watch::channel(WorkerStatus::default());
-        let personas = personas::Personas::new(&cfg.default_persona);
+        let personas = personas::Personas::new(&cfg.default_persona, &cfg.user_id);
         Self {
             client,
             con,

@@ -38,6 +38,8 @@ pub struct ContactPersona {
 #[derive(Debug)]
 pub struct Personas {
     default_persona: String,
+    /// The configured account owner: only this `User` of the graph counts.
+    user_id: String,
     graph: Option<bool>,
     resolved: Option<Stamped<ResolvedGraph>>,
     contexts: HashMap<String, Stamped<Option<ContactContext>>>,
@@ -47,10 +49,11 @@ pub struct Personas {
 }
 
 impl Personas {
-    /// A resolver whose fallback persona is `default_persona`.
-    pub fn new(default_persona: &str) -> Self {
+    /// A resolver for the graph user `user_id` whose fallback persona is `default_persona`.
+    pub fn new(default_persona: &str, user_id: &str) -> Self {
         Self {
             default_persona: default_persona.to_owned(),
+            user_id: user_id.to_owned(),
             graph: None,
             resolved: None,
             contexts: HashMap::new(),
@@ -121,7 +124,7 @@ impl Personas {
         let context = match self.contexts.get(contact_id) {
             Some((at, c)) if now - at < LOCAL_TTL_MS => c.clone(),
             _ => {
-                let c = graph::contact_context(con, contact_id)
+                let c = graph::contact_context(con, &self.user_id, contact_id)
                     .await
                     .unwrap_or_else(|e| {
                         self.note_graph_error(&e);
@@ -144,7 +147,7 @@ impl Personas {
         let now = store::now_ms();
         let fresh = matches!(&self.resolved, Some((at, _)) if now - at < LOCAL_TTL_MS);
         if !fresh {
-            let all = match graph::resolve_all(con).await {
+            let all = match graph::resolve_all(con, &self.user_id).await {
                 Ok(all) => {
                     self.sleep = parse_sleep(&all);
                     all
