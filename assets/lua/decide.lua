@@ -56,6 +56,7 @@ end
 -- until the operator says so.
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if redis.call('SET', KEYS[1], tostring(now), 'NX') then
+    redis.call('SET', 'PAUSEMETA:ALL', 'state_lost')
     pause_event('ALL', 'pause', nil, 'state_lost')
   end
   redis.call('SET', KEYS[3], tostring(now))

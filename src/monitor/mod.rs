@@ -246,24 +246,36 @@ async fn subscribe(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSe
     }
 }
 
-/// Puts a warning in the event log when Redis may evict SecondMe's keys (its
-/// `maxmemory-policy` is not `noeviction`), once Redis answers.
+/// Warns, in the event log once and under the status bar while it lasts, when
+/// Redis may evict SecondMe's keys (its `maxmemory-policy` is not `noeviction`).
+/// Re-read every minute, so the line goes once the policy is fixed.
 async fn warn_eviction(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
+    let mut logged = false;
     loop {
-        match store::eviction::check(&mut con).await {
-            Ok(check) => {
-                if let Some(warning) = check.warning {
-                    let _ = tx.send(Event::Log(LogEntry {
-                        at_ms: store::now_ms(),
-                        kind: LogKind::Connection,
-                        text: secondme_ui::sanitize::clean(&format!("WARNING {warning}"), 400),
-                    }));
-                }
+        let mut wait = Duration::from_secs(2);
+        // Redis not there yet: nothing is known, so nothing is said.
+        if let Ok(check) = store::eviction::check(&mut con).await {
+            wait = Duration::from_secs(60);
+            if let (Some(warning), false) = (&check.warning, logged) {
+                logged = true;
+                let _ = tx.send(Event::Log(LogEntry {
+                    at_ms: store::now_ms(),
+                    kind: LogKind::Connection,
+                    text: secondme_ui::sanitize::clean(&format!("WARNING {warning}"), 400),
+                }));
+            }
+            let bar = check.policy.filter(|_| !check.safe).map(|p| {
+                format!(
+                    "Redis may evict SecondMe's keys (maxmemory-policy {p}): \
+                     CONFIG SET maxmemory-policy {}",
+                    store::eviction::SAFE_POLICY
+                )
+            });
+            if tx.send(Event::SetupWarning(bar)).is_err() {
                 return;
             }
-            // Redis not there yet: nothing is known, so nothing is said.
-            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
         }
+        tokio::time::sleep(wait).await;
     }
 }
 

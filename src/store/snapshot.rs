@@ -73,17 +73,12 @@ pub struct Snapshot {
 /// Most contacts listed in a snapshot (the busiest first).
 const MAX_CONTACTS: isize = 10_000;
 
-/// Why the kill switch is on, from `PAUSEMETA:ALL` (written with the switch by
-/// `control.lua`). Without it: `state_lost` when the switch carries the same time as
-/// the state marker (the worker writes both in one step when it finds the state
-/// lost), else `unknown` (another program set it).
-fn kill_reason(at: Option<&str>, meta: Option<String>, marker: Option<&str>) -> Option<String> {
-    let at = at?;
-    Some(match meta {
-        Some(reason) => reason,
-        None if marker == Some(at) => "state_lost".into(),
-        None => "unknown".into(),
-    })
+/// Why the kill switch is on, from `PAUSEMETA:ALL`, written with the switch by
+/// `control.lua` (`manual`) and `decide.lua` (`state_lost`); without it another
+/// program set the switch.
+fn kill_reason(at: Option<&str>, meta: Option<String>) -> Option<String> {
+    at?;
+    Some(meta.unwrap_or_else(|| "unknown".into()))
 }
 
 /// Reads a snapshot: one pipeline for the fixed keys, then the pauses and rate
@@ -103,7 +98,6 @@ pub async fn read_with(
     pipe.cmd("TIME")
         .get(schema::PAUSE_ALL)
         .get(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
-        .get(schema::STATE_MARKER)
         .xlen(schema::QUEUE_MESSAGES)
         .xlen(schema::QUEUE_DEADLETTER)
         .xlen(schema::QUEUE_RESPONSES)
@@ -118,7 +112,6 @@ pub async fn read_with(
         time,
         kill,
         kill_meta,
-        marker,
         queue_len,
         dead,
         responses,
@@ -128,7 +121,6 @@ pub async fn read_with(
         subs,
     ): (
         (i64, i64),
-        Option<String>,
         Option<String>,
         Option<String>,
         u64,
@@ -160,7 +152,7 @@ pub async fn read_with(
         // The switch is on whatever its value; a value that is no time (another
         // program's) shows as 0 rather than hiding the switch.
         kill_switch: kill.as_deref().map(|v| v.parse().unwrap_or(0)),
-        kill_reason: kill_reason(kill.as_deref(), kill_meta, marker.as_deref()),
+        kill_reason: kill_reason(kill.as_deref(), kill_meta),
         paused,
         counters,
         enabled,

@@ -35,6 +35,9 @@ pub struct Model {
     pub session: Option<SessionInfo>,
     /// When the global kill switch was turned on, if it is on.
     pub kill_switch: Option<i64>,
+    /// A lasting problem with the Redis setup, shown under the status bar until
+    /// it is fixed (e.g. an eviction policy that can delete SecondMe's keys).
+    pub setup_warning: Option<String>,
     /// End of the sleep hours the worker last said it was in (minutes after
     /// midnight); kept through a disconnection so a reconnect does not log them again.
     pub asleep_until: Option<u16>,

@@ -91,6 +91,8 @@ pub enum Event {
     },
     /// Free-form log line from the binary.
     Log(LogEntry),
+    /// A lasting problem with the Redis setup to keep on screen (`None`: fixed).
+    SetupWarning(Option<String>),
     /// Worker lifecycle update (also drives the quitting overlay).
     WorkerProgress(WorkerState),
     /// Terminal resized; always redraw.
@@ -218,6 +220,14 @@ pub fn update(model: &mut Model, event: Event) -> UpdateResult {
         Event::Log(mut entry) => {
             entry.text = sanitize::clean(&entry.text, MAX_TEXT);
             model.push_log(entry);
+            UpdateResult::dirty()
+        }
+        Event::SetupWarning(text) => {
+            let text = text.map(|t| sanitize::clean(&t, MAX_TEXT));
+            if text == model.setup_warning {
+                return UpdateResult::default();
+            }
+            model.setup_warning = text;
             UpdateResult::dirty()
         }
         Event::WorkerProgress(state) => on_worker(model, state),

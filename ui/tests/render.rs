@@ -436,3 +436,17 @@ fn weird_text_does_not_panic() {
         screen(&m, w, h);
     }
 }
+
+#[test]
+fn a_setup_warning_stays_under_the_status_bar_until_cleared() {
+    let mut m = busy();
+    let warning = "Redis may evict SecondMe's keys (maxmemory-policy allkeys-lru): \
+                   CONFIG SET maxmemory-policy noeviction \u{1b}]0;pwn\u{7}";
+    assert!(update(&mut m, Event::SetupWarning(Some(warning.into()))).dirty);
+    let text = text_of(&screen(&m, 160, 30));
+    assert!(text.contains("⚠ Redis may evict SecondMe's keys (maxmemory-policy allkeys-lru)"));
+    assert!(!text.contains("pwn"), "the warning is sanitized");
+    assert!(!update(&mut m, Event::SetupWarning(Some(warning.into()))).dirty);
+    assert!(update(&mut m, Event::SetupWarning(None)).dirty);
+    assert!(!text_of(&screen(&m, 160, 30)).contains("may evict"));
+}

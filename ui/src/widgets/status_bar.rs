@@ -11,9 +11,10 @@ use crate::format;
 use crate::model::{Connection, Model, WorkerState};
 use crate::theme::Theme;
 
-/// Rows the bar needs: an extra banner row while the kill switch is on.
+/// Rows the bar needs: an extra banner row while the kill switch is on, and one
+/// for a setup warning.
 pub fn height(model: &Model) -> u16 {
-    if model.kill_switch.is_some() { 3 } else { 2 }
+    2 + u16::from(model.kill_switch.is_some()) + u16::from(model.setup_warning.is_some())
 }
 
 /// Draws the bar into `area`.
@@ -25,6 +26,10 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
     }
     put_line(buf, area, row, &link_line(model));
     put_line(buf, area, row + 1, &counters_line(model, area.width));
+    if let Some(warning) = &model.setup_warning {
+        let line = Line::styled(format!("⚠ {warning}"), model.theme.warn);
+        put_line(buf, area, row + 2, &line);
+    }
 }
 
 fn kill_banner(model: &Model, since: i64, area: Rect, buf: &mut Buffer) {
