@@ -42,7 +42,7 @@ async fn run() -> Result<()> {
     for i in 0..WARM_UP + LOOKUPS {
         let contact = &contacts[i % contacts.len()];
         let started = Instant::now();
-        let resolution = graph::resolve_persona(&mut con, contact).await?;
+        let resolution = graph::resolve_persona(&mut con, contact, &file.user.id).await?;
         let style = graph::persona_style(&mut con, &resolution.persona_id).await?;
         let took = started.elapsed();
         std::hint::black_box(style);

@@ -223,7 +223,10 @@ mod tests {
         let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let dir_mode = fs::metadata(&dir).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(dir_mode, 0o700, "the directory made for the key is private too");
+        assert_eq!(
+            dir_mode, 0o700,
+            "the directory made for the key is private too"
+        );
         let k2 = SessionKey::load(None, &path).expect("reuse");
         let token = seal(&k1, b"x", "a").expect("seal");
         assert_eq!(open(&k2, &token, "a").expect("same key"), b"x");
