@@ -1,5 +1,10 @@
 //! Configuration: flags over environment (`SECONDME_*`) over the config file
 //! (`$XDG_CONFIG_HOME/secondme/config.toml`) over defaults.
+//!
+//! Every setting is declared once, in [`Settings`]: that type is the command
+//! line's flags and variables (clap reads both, flags first) and the config
+//! file's keys (serde). [`Settings::or`] layers one set over another and
+//! [`Config::resolve`] fills in the defaults and checks the values.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,68 +13,180 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::paths;
 use crate::sleep::SleepHours;
 
-/// The config file, every field optional. Unknown fields are an error, so a typo is noticed.
-#[derive(Debug, Default, Deserialize)]
+/// Every setting, each optional: what the command line, the environment or the
+/// config file says, before defaults.
+///
+/// To add a setting, add a field here with a one-line doc comment (its `--help`
+/// text) and an `#[arg]` like the others: it is then `--name`,
+/// `SECONDME_NAME` and `name` in the file. The compiler then asks for it in
+/// [`Settings::or`] and [`Config::resolve`] (its default and its check); show it
+/// in `assets/config.example.toml`, which a test holds to this list.
+// Every `env` argument has `hide_env_values`: `--help` must not print
+// SECONDME_REDIS_URL, which may hold a password. Unknown file keys are an error,
+// so a typo is noticed.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Redis URL.
+pub struct Settings {
+    /// Redis URL: redis://[user:password@]host:port[/db], rediss://..., unix:///path/to.sock
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_REDIS_URL",
+        hide_env_values = true
+    )]
     pub redis_url: Option<String>,
-    /// WhatsApp account owner id (`SESSION:{userId}`).
+    /// The WhatsApp account owner's id (SESSION:{userId}).
+    #[arg(long, global = true, env = "SECONDME_USER_ID", hide_env_values = true)]
     pub user_id: Option<String>,
-    /// Consumer name of this worker in the group.
+    /// This worker's consumer name in the group (default: hostname-pid).
+    #[arg(long, global = true, env = "SECONDME_CONSUMER", hide_env_values = true)]
     pub consumer: Option<String>,
-    /// Takeover pause, e.g. "60m".
+    /// How long the twin stays quiet after you type to a contact (e.g. 60m).
+    #[arg(long, global = true, env = "SECONDME_TAKEOVER", hide_env_values = true)]
     pub takeover: Option<String>,
-    /// Persona for contacts without one.
+    /// Persona for contacts the graph does not place (casual, professional, family).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_DEFAULT_PERSONA",
+        hide_env_values = true
+    )]
     pub default_persona: Option<String>,
-    /// Entries decided per batch.
+    /// Entries decided per batch (1-10000).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_BATCH_SIZE",
+        hide_env_values = true
+    )]
     pub batch_size: Option<usize>,
-    /// MiB of entries read ahead of the decisions; 0 reads one batch at a time.
+    /// MiB of entries read ahead of the decisions (0-4096); 0 reads one batch at a time.
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_READ_AHEAD_MB",
+        hide_env_values = true
+    )]
     pub read_ahead_mb: Option<usize>,
     /// Deliveries after which an entry is dead-lettered.
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_MAX_DELIVERIES",
+        hide_env_values = true
+    )]
     pub max_deliveries: Option<u64>,
-    /// Where unprocessed entries go on shutdown (JSON lines).
+    /// Where unprocessed entries go when the worker stops (JSON lines).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_REVIEW_FILE",
+        hide_env_values = true
+    )]
     pub review_file: Option<PathBuf>,
-    /// Idle time before another worker's pending entry is claimed, e.g. "30s".
+    /// Idle time after which a dead worker's pending entries are claimed (e.g. 30s).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_CLAIM_IDLE",
+        hide_env_values = true
+    )]
     pub claim_idle: Option<String>,
-    /// Daily window without automated replies, e.g. "23:00-07:00", or "off".
+    /// Daily window without automated replies, local time (e.g. 23:00-07:00), or "off".
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_SLEEP_HOURS",
+        hide_env_values = true
+    )]
     pub sleep_hours: Option<String>,
-    /// Session key file.
+    /// Session key file (default: $XDG_CONFIG_HOME/secondme/session.key).
+    #[arg(long, global = true, env = "SECONDME_KEY_FILE", hide_env_values = true)]
     pub key_file: Option<PathBuf>,
-    /// PEM file of the CA that signed a `rediss://` server's certificate (private CAs).
+    /// PEM file of the CA that signed a rediss:// server's certificate (private CA).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_TLS_CA_FILE",
+        hide_env_values = true
+    )]
     pub tls_ca_file: Option<PathBuf>,
     /// Log file.
+    #[arg(long, global = true, env = "SECONDME_LOG_FILE", hide_env_values = true)]
     pub log_file: Option<PathBuf>,
-    /// TUI theme: dark, light or no-color.
+    /// Control-room theme: dark, light or no-color.
+    #[arg(long, global = true, env = "SECONDME_THEME", hide_env_values = true)]
     pub theme: Option<String>,
-    /// TUI key overrides: action name to key.
+    /// Control-room key overrides, action name to keys: only in the file's `[keys]` table.
+    #[arg(skip)]
     #[serde(default)]
     pub keys: HashMap<String, String>,
 }
 
-/// Values given on the command line or in the environment (clap reads both).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    /// `--redis-url` / `SECONDME_REDIS_URL`.
-    pub redis_url: Option<String>,
-    /// `--user-id` / `SECONDME_USER_ID`.
-    pub user_id: Option<String>,
-    /// `--consumer` / `SECONDME_CONSUMER`.
-    pub consumer: Option<String>,
-    /// `--takeover` / `SECONDME_TAKEOVER`.
-    pub takeover: Option<String>,
-    /// `--log-file` / `SECONDME_LOG_FILE`.
-    pub log_file: Option<PathBuf>,
-    /// `--review-file` / `SECONDME_REVIEW_FILE`.
-    pub review_file: Option<PathBuf>,
-    /// `--claim-idle` / `SECONDME_CLAIM_IDLE`.
-    pub claim_idle: Option<String>,
-    /// `--sleep-hours` / `SECONDME_SLEEP_HOURS`.
-    pub sleep_hours: Option<String>,
-    /// `--tls-ca-file` / `SECONDME_TLS_CA_FILE`.
-    pub tls_ca_file: Option<PathBuf>,
+/// The values given on the command line or in the environment, which tests
+/// build by hand: the same type as the file's.
+pub type Overrides = Settings;
+
+impl Settings {
+    /// These settings where given, `lower`'s elsewhere; a key binding here
+    /// replaces the same action's in `lower`.
+    pub fn or(self, lower: Settings) -> Settings {
+        // Destructured without `..`, so a new field cannot be forgotten here.
+        let Settings {
+            redis_url,
+            user_id,
+            consumer,
+            takeover,
+            default_persona,
+            batch_size,
+            read_ahead_mb,
+            max_deliveries,
+            review_file,
+            claim_idle,
+            sleep_hours,
+            key_file,
+            tls_ca_file,
+            log_file,
+            theme,
+            keys,
+        } = self;
+        let mut merged_keys = lower.keys;
+        merged_keys.extend(keys);
+        Settings {
+            redis_url: redis_url.or(lower.redis_url),
+            user_id: user_id.or(lower.user_id),
+            consumer: consumer.or(lower.consumer),
+            takeover: takeover.or(lower.takeover),
+            default_persona: default_persona.or(lower.default_persona),
+            batch_size: batch_size.or(lower.batch_size),
+            read_ahead_mb: read_ahead_mb.or(lower.read_ahead_mb),
+            max_deliveries: max_deliveries.or(lower.max_deliveries),
+            review_file: review_file.or(lower.review_file),
+            claim_idle: claim_idle.or(lower.claim_idle),
+            sleep_hours: sleep_hours.or(lower.sleep_hours),
+            key_file: key_file.or(lower.key_file),
+            tls_ca_file: tls_ca_file.or(lower.tls_ca_file),
+            log_file: log_file.or(lower.log_file),
+            theme: theme.or(lower.theme),
+            keys: merged_keys,
+        }
+    }
+
+    /// Reads a config file; its TOML errors never quote the offending line.
+    pub fn from_file(path: &Path) -> Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid config file {}: {}",
+                path.display(),
+                describe_toml_error(&text, &e)
+            )
+        })
+    }
 }
 
 /// Where the sleep hours come from.
@@ -143,101 +260,78 @@ pub const DEFAULT_READ_AHEAD_MB: usize = 32;
 /// Default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
-/// `$XDG_CONFIG_HOME/secondme` or `~/.config/secondme`.
-pub fn config_dir() -> PathBuf {
-    xdg_dir("XDG_CONFIG_HOME", ".config").join("secondme")
-}
-
-/// `$XDG_STATE_HOME/secondme` or `~/.local/state/secondme`.
-pub fn state_dir() -> PathBuf {
-    xdg_dir("XDG_STATE_HOME", ".local/state").join("secondme")
-}
-
-fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir)
-            .join(fallback),
-    }
-}
-
 impl Config {
-    /// Resolves the configuration; `file` is `--config`, else the default path if it exists.
-    pub fn load(file: Option<&Path>, over: Overrides) -> Result<Self> {
-        let file_cfg = match file {
-            Some(path) => read_file(path)?,
+    /// Resolves the configuration: `over` (flags and environment) over `file`
+    /// (`--config`, else the default path if it exists) over defaults.
+    pub fn load(file: Option<&Path>, over: Settings) -> Result<Self> {
+        let from_file = match file {
+            Some(path) => Settings::from_file(path)?,
             None => {
-                let default = config_dir().join("config.toml");
+                let default = paths::config_file();
                 if default.exists() {
-                    read_file(&default)?
+                    Settings::from_file(&default)?
                 } else {
-                    FileConfig::default()
+                    Settings::default()
                 }
             }
         };
-        Self::merge(file_cfg, over)
+        Self::resolve(over.or(from_file))
     }
 
-    fn merge(f: FileConfig, o: Overrides) -> Result<Self> {
-        let takeover_text = o.takeover.or(f.takeover).unwrap_or_else(|| "60m".into());
+    /// Fills in the defaults of merged settings and checks their values.
+    pub fn resolve(s: Settings) -> Result<Self> {
+        // Destructured without `..`, so a new field cannot be forgotten here.
+        let Settings {
+            redis_url,
+            user_id,
+            consumer,
+            takeover,
+            default_persona,
+            batch_size,
+            read_ahead_mb,
+            max_deliveries,
+            review_file,
+            claim_idle,
+            sleep_hours,
+            key_file,
+            tls_ca_file,
+            log_file,
+            theme,
+            keys,
+        } = s;
+        let takeover_text = takeover.unwrap_or_else(|| "60m".into());
         let takeover = parse_duration(&takeover_text)
             .with_context(|| format!("invalid takeover pause {takeover_text:?}"))?;
-        let claim_text = o
-            .claim_idle
-            .or(f.claim_idle)
-            .unwrap_or_else(|| "30s".into());
+        let claim_text = claim_idle.unwrap_or_else(|| "30s".into());
         let claim_idle = parse_duration(&claim_text)
             .with_context(|| format!("invalid claim_idle {claim_text:?}"))?;
-        let batch_size = f.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        let batch_size = batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if !(1..=10_000).contains(&batch_size) {
             bail!("batch_size must be between 1 and 10000, not {batch_size}");
         }
-        let read_ahead_mb = f.read_ahead_mb.unwrap_or(DEFAULT_READ_AHEAD_MB);
+        let read_ahead_mb = read_ahead_mb.unwrap_or(DEFAULT_READ_AHEAD_MB);
         if read_ahead_mb > 4096 {
             bail!("read_ahead_mb must be between 0 and 4096, not {read_ahead_mb}");
         }
         Ok(Self {
-            redis_url: o
-                .redis_url
-                .or(f.redis_url)
-                .unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
-            user_id: o.user_id.or(f.user_id).unwrap_or_else(|| "user-1".into()),
-            consumer: o.consumer.or(f.consumer).unwrap_or_else(default_consumer),
+            redis_url: redis_url.unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
+            user_id: user_id.unwrap_or_else(|| "user-1".into()),
+            consumer: consumer.unwrap_or_else(default_consumer),
             takeover,
-            default_persona: f.default_persona.unwrap_or_else(|| "casual".into()),
+            default_persona: default_persona.unwrap_or_else(|| "casual".into()),
             batch_size,
             read_ahead_bytes: read_ahead_mb * 1024 * 1024,
-            max_deliveries: f.max_deliveries.unwrap_or(5).max(1),
-            review_file: o
-                .review_file
-                .or(f.review_file)
-                .unwrap_or_else(|| state_dir().join("review.jsonl")),
+            max_deliveries: max_deliveries.unwrap_or(5).max(1),
+            review_file: review_file.unwrap_or_else(paths::review_file),
             claim_idle,
-            sleep_hours: SleepSetting::parse(o.sleep_hours.or(f.sleep_hours))?,
-            key_file: f.key_file.unwrap_or_else(crate::seal::default_key_path),
-            tls_ca_file: o.tls_ca_file.or(f.tls_ca_file),
-            log_file: o
-                .log_file
-                .or(f.log_file)
-                .unwrap_or_else(|| state_dir().join("secondme.log")),
-            theme: f.theme.unwrap_or_else(|| "dark".into()),
-            keys: f.keys,
+            sleep_hours: SleepSetting::parse(sleep_hours)?,
+            key_file: key_file.unwrap_or_else(paths::key_file),
+            tls_ca_file,
+            log_file: log_file.unwrap_or_else(paths::log_file),
+            theme: theme.unwrap_or_else(|| "dark".into()),
+            keys,
         })
     }
-}
-
-fn read_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "invalid config file {}: {}",
-            path.display(),
-            describe_toml_error(&text, &e)
-        )
-    })
 }
 
 /// Where a TOML error is and what it is, without the offending line: that line
@@ -345,24 +439,94 @@ mod tests {
 
     #[test]
     fn flags_beat_file_beats_defaults() {
-        let file = FileConfig {
+        let file = Settings {
             redis_url: Some("redis://file:1".into()),
             user_id: Some("file-user".into()),
-            ..FileConfig::default()
+            ..Settings::default()
         };
         let over = Overrides {
             redis_url: Some("redis://flag:2".into()),
             ..Overrides::default()
         };
-        let c = Config::merge(file, over).expect("merge");
+        let c = Config::resolve(over.or(file)).expect("merge");
         assert_eq!(c.redis_url, "redis://flag:2");
         assert_eq!(c.user_id, "file-user");
         assert_eq!(c.takeover, Duration::from_secs(3600));
     }
 
+    /// The command line as `main` builds it: the settings flattened in.
+    #[derive(Debug, clap::Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn every_setting_is_a_hidden_global_flag_a_variable_and_in_the_example() {
+        use clap::CommandFactory;
+        let example = include_str!("../assets/config.example.toml");
+        let command = TestCli::command();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" {
+                continue;
+            }
+            assert_eq!(arg.get_long(), Some(id.replace('_', "-").as_str()), "{id}");
+            let env = format!("SECONDME_{}", id.to_ascii_uppercase());
+            assert_eq!(arg.get_env(), Some(std::ffi::OsStr::new(&env)), "{id}");
+            assert!(
+                arg.is_hide_env_values_set(),
+                "{id}: the value may be a secret"
+            );
+            assert!(arg.is_global_set(), "{id}: usable after a subcommand");
+            let shown = example
+                .lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{id} = ")));
+            assert!(shown, "{id} is not in assets/config.example.toml");
+        }
+    }
+
+    #[test]
+    fn a_flag_and_a_file_key_fill_the_same_setting() {
+        use clap::Parser;
+        // Every value given as a flag, so no SECONDME_* variable of the test's
+        // environment can stand in for one.
+        let cli = TestCli::try_parse_from([
+            "secondme",
+            "--batch-size",
+            "7",
+            "--theme",
+            "light",
+            "--key-file",
+            "/k",
+        ])
+        .expect("flags parse");
+        let file: Settings =
+            toml::from_str("batch_size = 7\ntheme = \"light\"\nkey_file = \"/k\"\n")
+                .expect("file parses");
+        let flags = cli.settings;
+        assert_eq!(flags.batch_size, file.batch_size);
+        assert_eq!(flags.theme, file.theme);
+        assert_eq!(flags.key_file, file.key_file);
+        assert!(TestCli::try_parse_from(["secondme", "--batch-size", "many"]).is_err());
+    }
+
+    #[test]
+    fn a_key_binding_given_over_the_file_replaces_only_its_action() {
+        let file: Settings =
+            toml::from_str("[keys]\npause = \"p\"\nquit = \"q\"\n").expect("file parses");
+        let over = Settings {
+            keys: HashMap::from([("pause".to_owned(), "x".to_owned())]),
+            ..Settings::default()
+        };
+        let keys = over.or(file).keys;
+        assert_eq!(keys.get("pause").map(String::as_str), Some("x"));
+        assert_eq!(keys.get("quit").map(String::as_str), Some("q"));
+    }
+
     #[test]
     fn the_shipped_example_config_is_valid_and_matches_the_defaults() {
-        let file: FileConfig =
+        let file: Settings =
             toml::from_str(include_str!("../assets/config.example.toml")).expect("parses");
         let keys: Vec<(String, String)> = file.keys.clone().into_iter().collect();
         let keymap = secondme_ui::Keymap::from_overrides(&keys).expect("valid keys");
@@ -371,8 +535,8 @@ mod tests {
             secondme_ui::Keymap::default(),
             "the example shows the defaults"
         );
-        let example = Config::merge(file, Overrides::default()).expect("merge");
-        let defaults = Config::merge(FileConfig::default(), Overrides::default()).expect("merge");
+        let example = Config::resolve(file).expect("merge");
+        let defaults = Config::resolve(Settings::default()).expect("merge");
         assert_eq!(example.redis_url, defaults.redis_url);
         assert_eq!(example.takeover, defaults.takeover);
         assert_eq!(example.batch_size, defaults.batch_size);
@@ -389,7 +553,7 @@ mod tests {
                 sleep_hours: text.map(str::to_owned),
                 ..Overrides::default()
             };
-            Config::merge(FileConfig::default(), over).map(|c| c.sleep_hours)
+            Config::resolve(over).map(|c| c.sleep_hours)
         };
         assert_eq!(with(None).expect("unset"), SleepSetting::FromGraph);
         assert_eq!(with(Some("off")).expect("off"), SleepSetting::Off);
@@ -403,7 +567,7 @@ mod tests {
 
     #[test]
     fn unknown_file_keys_are_rejected() {
-        let err = toml::from_str::<FileConfig>("redis_ulr = \"x\"").expect_err("typo");
+        let err = toml::from_str::<Settings>("redis_ulr = \"x\"").expect_err("typo");
         assert!(err.to_string().contains("redis_ulr"), "{err}");
     }
 

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod entry;
 pub mod graph;
 pub mod monitor;
+pub mod paths;
 pub mod private_file;
 pub mod reply;
 pub mod resp;

@@ -5,69 +5,19 @@ mod commands;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use secondme::config::{Config, Overrides};
+use secondme::config::{Config, Settings};
 
 /// SecondMe: your AI twin on WhatsApp, run and watched from the terminal.
-// Every `env` argument has `hide_env_values`: `--help` must not print
-// SECONDME_REDIS_URL, which may hold a password.
 #[derive(Debug, Parser)]
 #[command(name = "secondme", version, about)]
 struct Cli {
-    /// Redis URL: redis://[user:password@]host:port[/db], rediss://..., unix:///path/to.sock
-    #[arg(
-        long,
-        global = true,
-        env = "SECONDME_REDIS_URL",
-        hide_env_values = true
-    )]
-    redis_url: Option<String>,
     /// Config file (default: $XDG_CONFIG_HOME/secondme/config.toml).
+    // Not a setting: it says where the settings file is, so it cannot be in it.
     #[arg(long, global = true, env = "SECONDME_CONFIG", hide_env_values = true)]
     config: Option<PathBuf>,
-    /// The WhatsApp account owner's id (SESSION:{userId}).
-    #[arg(long, global = true, env = "SECONDME_USER_ID", hide_env_values = true)]
-    user_id: Option<String>,
-    /// This worker's consumer name in the group.
-    #[arg(long, global = true, env = "SECONDME_CONSUMER", hide_env_values = true)]
-    consumer: Option<String>,
-    /// How long the twin stays quiet after you type to a contact (e.g. 60m).
-    #[arg(long, global = true, env = "SECONDME_TAKEOVER", hide_env_values = true)]
-    takeover: Option<String>,
-    /// Log file.
-    #[arg(long, global = true, env = "SECONDME_LOG_FILE", hide_env_values = true)]
-    log_file: Option<PathBuf>,
-    /// Where unprocessed entries go when the worker stops (JSON lines).
-    #[arg(
-        long,
-        global = true,
-        env = "SECONDME_REVIEW_FILE",
-        hide_env_values = true
-    )]
-    review_file: Option<PathBuf>,
-    /// Idle time after which a dead worker's pending entries are claimed (e.g. 30s).
-    #[arg(
-        long,
-        global = true,
-        env = "SECONDME_CLAIM_IDLE",
-        hide_env_values = true
-    )]
-    claim_idle: Option<String>,
-    /// Daily window without automated replies, local time (e.g. 23:00-07:00), or "off".
-    #[arg(
-        long,
-        global = true,
-        env = "SECONDME_SLEEP_HOURS",
-        hide_env_values = true
-    )]
-    sleep_hours: Option<String>,
-    /// PEM file of the CA that signed a rediss:// server's certificate (private CA).
-    #[arg(
-        long,
-        global = true,
-        env = "SECONDME_TLS_CA_FILE",
-        hide_env_values = true
-    )]
-    tls_ca_file: Option<PathBuf>,
+    // Every setting, as a flag and a SECONDME_* variable: see `Settings`.
+    #[command(flatten)]
+    settings: Settings,
     /// Open the control room as a pure monitor, without the embedded worker.
     #[arg(long)]
     no_worker: bool,
@@ -149,18 +99,7 @@ enum ContactAction {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let overrides = Overrides {
-        redis_url: cli.redis_url.clone(),
-        user_id: cli.user_id.clone(),
-        consumer: cli.consumer.clone(),
-        takeover: cli.takeover.clone(),
-        log_file: cli.log_file.clone(),
-        review_file: cli.review_file.clone(),
-        claim_idle: cli.claim_idle.clone(),
-        sleep_hours: cli.sleep_hours.clone(),
-        tls_ca_file: cli.tls_ca_file.clone(),
-    };
-    let result = Config::load(cli.config.as_deref(), overrides)
+    let result = Config::load(cli.config.as_deref(), cli.settings)
         .and_then(|config| commands::run(cli.command, config, !cli.no_worker));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

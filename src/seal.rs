@@ -8,7 +8,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -126,11 +126,6 @@ impl SessionKey {
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.0))
     }
-}
-
-/// Default key file: `$XDG_CONFIG_HOME/secondme/session.key`.
-pub fn default_key_path() -> PathBuf {
-    crate::config::config_dir().join("session.key")
 }
 
 /// Seals `plain` for the key name `aad` with a fresh random nonce.
