@@ -449,7 +449,7 @@ async fn run_worker(config: Config) -> Result<()> {
     init_stderr_log();
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        interrupt_term_or_hangup().await;
         tracing::info!("stop requested; draining");
         let _ = stop_tx.send(true);
     });
@@ -465,31 +465,24 @@ async fn run_worker(config: Config) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT, SIGTERM or SIGHUP.
-pub async fn wait_for_signal() {
+/// Resolves on the first SIGINT (Ctrl-C), SIGTERM or SIGHUP: what asks the
+/// headless worker to drain and stop.
+async fn interrupt_term_or_hangup() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut hup = signal(SignalKind::hangup()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(s) => {
+    // A signal whose handler cannot be installed is never waited for, so the
+    // others still stop the worker.
+    async fn recv_or_never(kind: SignalKind) {
+        match signal(kind) {
+            Ok(mut s) => {
                 s.recv().await;
             }
-            None => std::future::pending().await,
+            Err(_) => std::future::pending().await,
         }
-    };
-    let hup = async {
-        match hup.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-        _ = hup => {}
+        () = recv_or_never(SignalKind::terminate()) => {}
+        () = recv_or_never(SignalKind::hangup()) => {}
     }
 }
 
@@ -623,17 +616,10 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-/// `1h05m`, `4m12s`, `9s`.
+/// A span of `ms` as the control room shows it (`2d03h`, `1h05m`, `4m`, `9s`),
+/// whole seconds rounded up like its countdowns.
 fn format_ms(ms: i64) -> String {
-    let s = (ms.max(0) + 999) / 1000;
-    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m")
-    } else if m > 0 {
-        format!("{m}m{sec:02}s")
-    } else {
-        format!("{sec}s")
-    }
+    secondme_ui::format::coarse_duration(secondme_ui::format::remaining_secs(ms, 0))
 }
 
 /// `HH:MM:SS` UTC of a ms timestamp.

@@ -101,7 +101,7 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     // Kept as streams, not a one-shot future: the loop goes on after the first
     // signal (the worker drains), and a finished future must never be polled again.
-    let mut signals = Signals::new();
+    let mut term_or_hangup = TermOrHangup::new();
     // Once input has closed it only returns None/Err: polling it again would spin.
     let mut input_open = true;
     let mut quitting = false;
@@ -162,7 +162,7 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
             _ = tick.tick() => {
                 dirty |= update(&mut model, Event::Tick { now_ms: store::now_ms() }).dirty;
             },
-            name = signals.recv() => {
+            name = term_or_hangup.recv() => {
                 tracing::info!("{name} received; stopping");
                 actions.push(Action::Quit);
             },
@@ -320,12 +320,12 @@ async fn forward_worker_status(
 }
 
 /// SIGTERM and SIGHUP as streams (Ctrl-C arrives as a key in raw mode).
-struct Signals {
+struct TermOrHangup {
     term: Option<tokio::signal::unix::Signal>,
     hup: Option<tokio::signal::unix::Signal>,
 }
 
-impl Signals {
+impl TermOrHangup {
     fn new() -> Self {
         use tokio::signal::unix::{SignalKind, signal};
         Self {
@@ -336,7 +336,7 @@ impl Signals {
 
     /// The name of the next signal; never resolves when neither could be installed.
     async fn recv(&mut self) -> &'static str {
-        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+        async fn recv_or_never(s: &mut Option<tokio::signal::unix::Signal>) {
             if let Some(sig) = s.as_mut()
                 && sig.recv().await.is_some()
             {
@@ -347,8 +347,8 @@ impl Signals {
             std::future::pending::<()>().await;
         }
         tokio::select! {
-            () = next(&mut self.term) => "SIGTERM",
-            () = next(&mut self.hup) => "SIGHUP",
+            () = recv_or_never(&mut self.term) => "SIGTERM",
+            () = recv_or_never(&mut self.hup) => "SIGHUP",
         }
     }
 }

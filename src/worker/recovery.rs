@@ -194,6 +194,8 @@ fn smallest_pending(summary: &Value) -> Option<String> {
     }
 }
 
+/// A stream id's two numbers, for ordering and arithmetic (`"10-2"` sorts
+/// before `"9-0"` as text); `None` for anything but `ms-seq`.
 fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
@@ -208,7 +210,7 @@ pub(super) async fn retain_pending(
 ) -> Result<()> {
     let keys: Vec<(u64, u64, &str)> = batch
         .stream_ids()
-        .filter_map(|id| id_key(id).map(|(ms, seq)| (ms, seq, id)))
+        .filter_map(|id| parse_id(id).map(|(ms, seq)| (ms, seq, id)))
         .collect();
     let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
         return Ok(());
@@ -231,8 +233,19 @@ pub(super) async fn retain_pending(
     Ok(())
 }
 
-/// A stream id's two numbers, for ordering (`"10-2"` sorts before `"9-0"` as text).
-fn id_key(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+#[cfg(test)]
+mod tests {
+    use super::parse_id;
+
+    #[test]
+    fn stream_ids_order_by_their_numbers_not_their_text() {
+        assert_eq!(parse_id("10-2"), Some((10, 2)));
+        assert!(
+            parse_id("9-0") < parse_id("10-2"),
+            "text order would say otherwise"
+        );
+        for bad in ["", "10", "10-", "-2", "a-1", "1-2-3", "$"] {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
+        }
+    }
 }
