@@ -101,7 +101,6 @@ fn big_model() -> (Model, Duration) {
                 pending: 7,
                 throughput_per_s: 812.5,
                 subscribers: 2,
-                worker: WorkerState::Running,
                 ..Stats::default()
             },
             session: Some(SessionInfo {
@@ -112,6 +111,8 @@ fn big_model() -> (Model, Duration) {
             conversations: HashMap::new(),
         }),
     );
+    // The worker's state comes from the worker, not from a snapshot of Redis.
+    update(&mut model, Event::WorkerProgress(WorkerState::Running));
     update(
         &mut model,
         Event::Connection(Connection::Connected { rtt_ms: 1 }),

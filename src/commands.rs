@@ -300,10 +300,12 @@ fn printable(s: &str) -> String {
 
 /// Every string of a snapshot read from Redis, made printable.
 fn printable_snapshot(mut snap: snapshot::Snapshot) -> snapshot::Snapshot {
-    snap.kill_reason = snap.kill_reason.map(|r| printable(&r));
+    if let Some(reason) = &mut snap.kill_reason {
+        reason.clean_other(printable);
+    }
     for p in &mut snap.paused {
         p.contact_id = printable(&p.contact_id);
-        p.reason = printable(&p.reason);
+        p.reason.clean_other(printable);
     }
     for c in &mut snap.counters {
         c.contact_id = printable(&c.contact_id);
@@ -550,7 +552,7 @@ async fn status(config: &Config, json: bool) -> Result<()> {
         Some(at) => println!(
             "kill switch  ON since {} (twin answers nobody): {}",
             format_clock(at),
-            kill_reason_text(snap.kill_reason.as_deref().unwrap_or("unknown"))
+            kill_reason_text(snap.kill_reason.as_ref().unwrap_or(&PauseReason::Unknown))
         ),
         None => println!("kill switch  off"),
     }
@@ -597,14 +599,14 @@ async fn status(config: &Config, json: bool) -> Result<()> {
 }
 
 /// Why the kill switch is on, said for the operator, with what to do about it.
-fn kill_reason_text(reason: &str) -> String {
+fn kill_reason_text(reason: &PauseReason) -> String {
     match reason {
-        "manual" => "switched on by the operator (manual)".into(),
-        "state_lost" => "Redis lost SecondMe's state (state_lost: a restart without \
+        PauseReason::Manual => "switched on by the operator (manual)".into(),
+        PauseReason::StateLost => "Redis lost SecondMe's state (state_lost: a restart without \
                          persistence?); check the opt-ins, then `secondme kill off`"
             .into(),
-        "unknown" => "reason unknown (set by another program)".into(),
-        other => format!("reason {}", printable(other)),
+        PauseReason::Unknown => "reason unknown (set by another program)".into(),
+        other => format!("reason {}", printable(other.as_str())),
     }
 }
 

@@ -177,9 +177,12 @@ pub fn history_key(contact_id: &str) -> String {
     format!("HISTORY:{contact_id}")
 }
 
-/// Why a contact is paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Why a contact (or, for `ALL`, everyone) is paused: the `reason` of
+/// `events:pause` and the value of `PAUSEMETA:{contactId}`, parsed once here.
+///
+/// The Lua scripts write the wire names; other programs may write free text,
+/// which is kept as [`PauseReason::Other`] so it can still be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PauseReason {
     /// The operator paused it (CLI or TUI).
     Manual,
@@ -189,28 +192,62 @@ pub enum PauseReason {
     RateLimit,
     /// Redis lost its state; the worker switched the kill switch on.
     StateLost,
+    /// A pause with no `PAUSEMETA` beside it: another program set it.
+    Unknown,
+    /// Any other program's reason, as it was written (clean it before printing).
+    Other(String),
 }
 
 impl PauseReason {
     /// The wire name, as in the `reason` field of `events:pause`.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::Manual => "manual",
             Self::Takeover => "takeover",
             Self::RateLimit => "rate_limit",
             Self::StateLost => "state_lost",
+            Self::Unknown => "unknown",
+            Self::Other(text) => text,
         }
     }
 
-    /// Parses a wire name; unknown names give `None`.
-    pub fn parse(s: &str) -> Option<Self> {
+    /// Parses a wire name; any other text becomes [`PauseReason::Other`].
+    pub fn parse(s: &str) -> Self {
         match s {
-            "manual" => Some(Self::Manual),
-            "takeover" => Some(Self::Takeover),
-            "rate_limit" => Some(Self::RateLimit),
-            "state_lost" => Some(Self::StateLost),
-            _ => None,
+            "manual" => Self::Manual,
+            "takeover" => Self::Takeover,
+            "rate_limit" => Self::RateLimit,
+            "state_lost" => Self::StateLost,
+            "unknown" => Self::Unknown,
+            other => Self::Other(other.to_owned()),
         }
+    }
+
+    /// Rewrites the free text of [`PauseReason::Other`] (to make it safe for a
+    /// terminal); the wire names need no cleaning and stay.
+    pub fn clean_other(&mut self, clean: impl FnOnce(&str) -> String) {
+        if let Self::Other(text) = self {
+            *text = clean(text);
+        }
+    }
+}
+
+impl std::fmt::Display for PauseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// As a plain string on the wire and in `status --json`, never as a tagged enum.
+impl Serialize for PauseReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PauseReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::parse(&String::deserialize(d)?))
     }
 }
 
@@ -236,9 +273,10 @@ pub struct PauseEvent {
     pub action: PauseAction,
     /// When the pause ends, in ms since the epoch.
     pub expires_at: Option<i64>,
-    /// Why (`manual`, `takeover`, `rate_limit`, `state_lost`); free text from other programs.
+    /// Why (`manual`, `takeover`, `rate_limit`, `state_lost`, or other programs'
+    /// free text); absent in the seed's payload.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub reason: Option<PauseReason>,
 }
 
 /// Payload on `events:messages`: `{messageId, contactId, content, botSent, timestamp}`.

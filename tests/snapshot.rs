@@ -88,7 +88,7 @@ async fn the_snapshot_reads_known_contacts_without_scanning_the_keyspace() {
     assert!(
         snap.paused
             .iter()
-            .any(|p| p.contact_id == "stranger" && p.reason == "unknown"),
+            .any(|p| p.contact_id == "stranger" && p.reason == PauseReason::Unknown),
         "{:?}",
         snap.paused
     );

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use redis::{PushInfo, PushKind, Value};
-use secondme_ui::{Connection, Event, PauseAction};
+use secondme_ui::{Connection, Event, PauseAction, PauseReason};
 
 use crate::schema::{self, MessageEvent, PauseEvent};
 
@@ -62,7 +62,8 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
                     schema::PauseAction::Resume => PauseAction::Resume,
                 },
                 expires_at_ms: p.expires_at,
-                reason: p.reason,
+                // The seed's gateway sends no reason: its pauses are the operator's.
+                reason: p.reason.as_ref().map_or(PauseReason::Manual, ui_reason),
             },
             Err(e) => malformed(channel, e),
         },
@@ -71,6 +72,20 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
             other,
             "message on a channel the dashboard did not subscribe to",
         ),
+    }
+}
+
+/// The dashboard's reason for a parsed wire reason; the control room's one
+/// mapping from the contract's vocabulary to the screen's.
+pub fn ui_reason(reason: &schema::PauseReason) -> PauseReason {
+    match reason {
+        schema::PauseReason::Manual => PauseReason::Manual,
+        schema::PauseReason::Takeover => PauseReason::Takeover,
+        schema::PauseReason::RateLimit => PauseReason::RateLimit,
+        schema::PauseReason::StateLost => PauseReason::StateLost,
+        schema::PauseReason::Unknown => PauseReason::Unknown,
+        // Cleaned by the dashboard before it is kept or shown.
+        schema::PauseReason::Other(text) => PauseReason::Other(text.clone()),
     }
 }
 
@@ -131,5 +146,65 @@ mod tests {
             on_message("events:pause", r#"{"contactId":"c"}"#),
             Event::Malformed { .. }
         ));
+    }
+
+    fn pause_reason(payload: &str) -> PauseReason {
+        match on_message("events:pause", payload) {
+            Event::PauseEvent { reason, .. } => reason,
+            other => panic!("not a pause event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pause_reasons_are_parsed_once_at_the_edge() {
+        let with = |reason: &str| {
+            format!(r#"{{"contactId":"c","action":"pause","expiresAt":null,"reason":{reason}}}"#)
+        };
+        for (wire, shown) in [
+            ("manual", PauseReason::Manual),
+            ("takeover", PauseReason::Takeover),
+            ("rate_limit", PauseReason::RateLimit),
+            ("state_lost", PauseReason::StateLost),
+            ("unknown", PauseReason::Unknown),
+            ("on holiday", PauseReason::Other("on holiday".into())),
+        ] {
+            assert_eq!(pause_reason(&with(&format!("{wire:?}"))), shown, "{wire}");
+        }
+        // The seed's payload has no reason; null is the same absence.
+        assert_eq!(
+            pause_reason(r#"{"contactId":"c","action":"resume","expiresAt":null}"#),
+            PauseReason::Manual
+        );
+        assert_eq!(pause_reason(&with("null")), PauseReason::Manual);
+        assert!(matches!(
+            on_message("events:pause", &with("5")),
+            Event::Malformed { .. }
+        ));
+    }
+
+    #[test]
+    fn wire_reasons_round_trip_as_plain_strings() {
+        for wire in [
+            "manual",
+            "takeover",
+            "rate_limit",
+            "state_lost",
+            "unknown",
+            "free text",
+        ] {
+            let reason = schema::PauseReason::parse(wire);
+            assert_eq!(reason.as_str(), wire);
+            assert_eq!(reason.to_string(), wire);
+            let json = serde_json::to_string(&reason).expect("serialize");
+            assert_eq!(json, format!("{wire:?}"));
+            let back: schema::PauseReason = serde_json::from_str(&json).expect("deserialize");
+            assert_eq!(back, reason);
+        }
+        let mut other = schema::PauseReason::Other("a\u{1b}[2Jb".into());
+        other.clean_other(|t| t.replace('\u{1b}', ""));
+        assert_eq!(other.as_str(), "a[2Jb");
+        let mut known = schema::PauseReason::StateLost;
+        known.clean_other(|_| "never".into());
+        assert_eq!(known, schema::PauseReason::StateLost);
     }
 }

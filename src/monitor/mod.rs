@@ -208,20 +208,12 @@ fn report_worker_end(done: Result<Result<WorkerStatus>, oneshot::error::RecvErro
     }
 }
 
-/// Applies an event, keeping the counters only this process knows across snapshots.
+/// Applies an event from the feed or a task; a malformed payload also goes to
+/// the log file, where it outlives the screen's event log.
 fn apply(model: &mut Model, ev: Event) -> bool {
-    let ev = match ev {
-        Event::Snapshot(mut snap) => {
-            snap.stats.malformed_payloads = model.stats.malformed_payloads;
-            snap.stats.worker = model.stats.worker;
-            Event::Snapshot(snap)
-        }
-        Event::Malformed { channel, error } => {
-            tracing::warn!("malformed payload on {channel}: {error}");
-            Event::Malformed { channel, error }
-        }
-        other => other,
-    };
+    if let Event::Malformed { channel, error } = &ev {
+        tracing::warn!("malformed payload on {channel}: {error}");
+    }
     update(model, ev).dirty
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use secondme_ui::{
     Author, ChatMessage, Connection, Contact, Conversation, Event, LogEntry, LogKind, Pause,
-    PauseReason, SessionInfo, Snapshot, Stats,
+    SessionInfo, Snapshot, Stats,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -331,7 +331,7 @@ fn contacts(snap: &snapshot::Snapshot, names: &HashMap<String, String>) -> Vec<C
     for p in &snap.paused {
         entry(&mut by_id, &enabled, &p.contact_id).pause = Some(Pause {
             expires_at_ms: p.expires_at.or(Some(snap.now + p.remaining_ms)),
-            reason: PauseReason::parse(&p.reason),
+            reason: feed::ui_reason(&p.reason),
         });
     }
     for c in &snap.counters {

@@ -7,7 +7,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::session::{self, SessionInfo};
-use crate::schema::{self, MessageEvent};
+use crate::schema::{self, MessageEvent, PauseReason};
 
 /// A paused contact with its time left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,7 +20,7 @@ pub struct PausedContact {
     /// Time left from the key's TTL, ms.
     pub remaining_ms: i64,
     /// `manual`, `takeover`, `rate_limit`, or `unknown` when another program paused it.
-    pub reason: String,
+    pub reason: PauseReason,
 }
 
 /// A contact's rate counter in the current window.
@@ -47,7 +47,7 @@ pub struct Snapshot {
     pub kill_switch: Option<i64>,
     /// Why the kill switch is on: `manual` (the operator), `state_lost` (Redis lost
     /// SecondMe's state), another program's reason, or `unknown`.
-    pub kill_reason: Option<String>,
+    pub kill_reason: Option<PauseReason>,
     /// Paused contacts, soonest expiry first.
     pub paused: Vec<PausedContact>,
     /// Rate counters, highest first.
@@ -76,9 +76,14 @@ const MAX_CONTACTS: isize = 10_000;
 /// Why the kill switch is on, from `PAUSEMETA:ALL`, written with the switch by
 /// `control.lua` (`manual`) and `decide.lua` (`state_lost`); without it another
 /// program set the switch.
-fn kill_reason(at: Option<&str>, meta: Option<String>) -> Option<String> {
+fn kill_reason(at: Option<&str>, meta: Option<String>) -> Option<PauseReason> {
     at?;
-    Some(meta.unwrap_or_else(|| "unknown".into()))
+    Some(reason(meta))
+}
+
+/// A `PAUSEMETA` value parsed; none beside a pause means another program set it.
+fn reason(meta: Option<String>) -> PauseReason {
+    meta.map_or(PauseReason::Unknown, |m| PauseReason::parse(&m))
 }
 
 /// Reads a snapshot: one pipeline for the fixed keys, then the pauses and rate
@@ -228,11 +233,7 @@ async fn pauses_and_counters(
                 contact_id: contacts[i].to_owned(),
                 expires_at,
                 remaining_ms,
-                reason: metas
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| "unknown".into()),
+                reason: reason(metas.get(i).cloned().flatten()),
             })
         })
         .collect();

@@ -179,7 +179,8 @@ impl Default for Stats {
     }
 }
 
-/// Why a contact is paused.
+/// Why a contact is paused, as the dashboard shows it. The binary parses the
+/// wire names once and hands these in; nothing here reads a wire string.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum PauseReason {
     /// Paused from this dashboard or a command.
@@ -189,32 +190,23 @@ pub enum PauseReason {
     Takeover,
     /// Too many messages in a short time.
     RateLimit,
-    /// Any other reason string.
+    /// Redis lost SecondMe's state, so the worker switched the kill switch on.
+    StateLost,
+    /// Paused by another program that left no reason.
+    Unknown,
+    /// Another program's reason, free text (cleaned before it is kept).
     Other(String),
 }
 
 impl PauseReason {
-    /// Parses the wire name (`manual`, `takeover`, `rate_limit`, ...).
-    pub fn parse(s: &str) -> PauseReason {
-        match s
-            .trim()
-            .to_ascii_lowercase()
-            .replace(['-', ' '], "_")
-            .as_str()
-        {
-            "" | "manual" => PauseReason::Manual,
-            "takeover" => PauseReason::Takeover,
-            "rate_limit" | "ratelimit" | "rate" => PauseReason::RateLimit,
-            _ => PauseReason::Other(s.to_string()),
-        }
-    }
-
     /// Short label for the contacts list.
     pub fn label(&self) -> &str {
         match self {
             PauseReason::Manual => "manual",
             PauseReason::Takeover => "takeover",
             PauseReason::RateLimit => "rate limit",
+            PauseReason::StateLost => "state_lost",
+            PauseReason::Unknown => "unknown",
             PauseReason::Other(s) => s,
         }
     }
@@ -471,7 +463,8 @@ pub enum Mode {
 pub struct Snapshot {
     /// All contacts.
     pub contacts: Vec<Contact>,
-    /// Counters.
+    /// Counters read from Redis; `worker` and `malformed_payloads` are ignored,
+    /// as only the running process knows them.
     pub stats: Stats,
     /// WhatsApp session.
     pub session: Option<SessionInfo>,

@@ -316,7 +316,7 @@ fn pause_events_update_contacts_and_kill_switch() {
             contact_id: "222@s.whatsapp.net".into(),
             action: secondme_ui::PauseAction::Pause,
             expires_at_ms: Some(NOW + MIN),
-            reason: Some("takeover".into()),
+            reason: secondme_ui::PauseReason::Takeover,
         },
     );
     let bob = m
@@ -330,7 +330,7 @@ fn pause_events_update_contacts_and_kill_switch() {
             contact_id: "ALL".into(),
             action: secondme_ui::PauseAction::Pause,
             expires_at_ms: None,
-            reason: None,
+            reason: secondme_ui::PauseReason::Manual,
         },
     );
     assert_eq!(m.kill_switch, Some(NOW));
@@ -340,17 +340,27 @@ fn pause_events_update_contacts_and_kill_switch() {
 #[test]
 fn a_kill_switch_from_lost_state_says_why() {
     let mut m = three();
-    let all = |action, reason: &str| Event::PauseEvent {
+    use secondme_ui::PauseReason;
+    let all = |action, reason| Event::PauseEvent {
         contact_id: "ALL".into(),
         action,
         expires_at_ms: None,
-        reason: Some(reason.into()),
+        reason,
     };
-    update(&mut m, all(secondme_ui::PauseAction::Pause, "state_lost"));
+    update(
+        &mut m,
+        all(secondme_ui::PauseAction::Pause, PauseReason::StateLost),
+    );
     let line = m.events.back().map(|l| l.text.clone()).unwrap_or_default();
     assert!(line.contains("Redis lost SecondMe's state"), "{line}");
-    update(&mut m, all(secondme_ui::PauseAction::Resume, "manual"));
-    update(&mut m, all(secondme_ui::PauseAction::Pause, "manual"));
+    update(
+        &mut m,
+        all(secondme_ui::PauseAction::Resume, PauseReason::Manual),
+    );
+    update(
+        &mut m,
+        all(secondme_ui::PauseAction::Pause, PauseReason::Manual),
+    );
     let line = m.events.back().map(|l| l.text.clone()).unwrap_or_default();
     assert_eq!(line, "kill switch ON: the twin is paused for everyone");
 }

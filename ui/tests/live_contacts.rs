@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use secondme_ui::model::{LIVE_ONLY_KEEP_MS, MAX_LIVE_ONLY};
-use secondme_ui::{Event, Model, Pause, PauseReason, Snapshot, update};
+use secondme_ui::{Event, Model, Pause, PauseReason, Snapshot, Stats, WorkerState, update};
 
 fn message(contact: &str, id: &str, at: i64) -> Event {
     Event::MessageEvent {
@@ -39,7 +39,7 @@ fn a_contact_seen_live_survives_the_next_snapshot_with_what_is_known() {
             contact_id: "stranger".into(),
             action: secondme_ui::PauseAction::Pause,
             expires_at_ms: Some(NOW + 30 * MIN),
-            reason: Some("takeover".into()),
+            reason: PauseReason::Takeover,
         },
     );
     update(
@@ -132,4 +132,97 @@ fn snapshot_ids_are_cleaned_like_live_ones() {
             "{id:?}"
         );
     }
+}
+
+#[test]
+fn a_snapshot_keeps_the_worker_state_and_the_malformed_count() {
+    // Redis knows neither the embedded worker's state nor the payloads this
+    // process could not parse, so a re-read must not reset them.
+    let mut m = three();
+    update(
+        &mut m,
+        Event::WorkerProgress(WorkerState::Draining { left: 2 }),
+    );
+    update(
+        &mut m,
+        Event::Malformed {
+            channel: "events:qr".into(),
+            error: "expected value".into(),
+        },
+    );
+    update(
+        &mut m,
+        Event::Snapshot(Snapshot {
+            stats: Stats {
+                queue_len: 7,
+                ..Stats::default()
+            },
+            ..Snapshot::default()
+        }),
+    );
+    assert_eq!(
+        m.stats.queue_len, 7,
+        "the rest of the counters are replaced"
+    );
+    assert_eq!(m.stats.worker, WorkerState::Draining { left: 2 });
+    assert_eq!(m.stats.malformed_payloads, 1);
+}
+
+#[test]
+fn other_programs_reasons_show_cleaned_and_short() {
+    let mut m = three();
+    let wild = format!("tired\u{1b}]0;pwned\u{7}\u{202e}{}", "z".repeat(100));
+    update(
+        &mut m,
+        Event::PauseEvent {
+            contact_id: "stranger".into(),
+            action: secondme_ui::PauseAction::Pause,
+            expires_at_ms: Some(NOW + MIN),
+            reason: PauseReason::Other(wild.clone()),
+        },
+    );
+    let live = m.contact("stranger").and_then(|c| c.pause.clone());
+    let mut snap = contact("listed", None, 5);
+    snap.pause = Some(Pause {
+        expires_at_ms: Some(NOW + MIN),
+        reason: PauseReason::Other(wild),
+    });
+    update(
+        &mut m,
+        Event::Snapshot(Snapshot {
+            contacts: vec![snap],
+            ..Snapshot::default()
+        }),
+    );
+    let read = m.contact("listed").and_then(|c| c.pause.clone());
+    for pause in [live, read] {
+        let label = pause.expect("paused").reason.label().to_string();
+        assert!(label.starts_with("tired"), "{label:?}");
+        assert!(
+            !label.contains('\u{1b}') && !label.contains('\u{202e}') && !label.contains("pwned"),
+            "{label:?}"
+        );
+        assert!(label.chars().count() <= 40, "{label:?}");
+    }
+}
+
+#[test]
+fn reasons_without_a_wire_name_still_read_on_screen() {
+    let mut m = three();
+    update(
+        &mut m,
+        Event::PauseEvent {
+            contact_id: "ALL".into(),
+            action: secondme_ui::PauseAction::Pause,
+            expires_at_ms: None,
+            reason: PauseReason::Unknown,
+        },
+    );
+    let line = m.events.back().map(|l| l.text.clone()).unwrap_or_default();
+    assert_eq!(
+        line,
+        "kill switch ON (unknown): the twin is paused for everyone"
+    );
+    assert_eq!(PauseReason::StateLost.label(), "state_lost");
+    assert_eq!(PauseReason::RateLimit.label(), "rate limit");
 }

@@ -142,8 +142,7 @@ pub fn busy_with(theme: Theme) -> Model {
             dead_letters: 2,
             throughput_per_s: 1.25,
             subscribers: 2,
-            malformed_payloads: 1,
-            worker: WorkerState::Running,
+            ..Stats::default()
         },
         session: Some(SessionInfo {
             connected_at_ms: NOW - 47 * MIN,
@@ -153,6 +152,10 @@ pub fn busy_with(theme: Theme) -> Model {
         conversations,
     };
     update(&mut m, Event::Snapshot(snap));
+    // A snapshot leaves these to the process (see `Event::Snapshot`): the worker
+    // reports its state, and the count was this session's.
+    update(&mut m, Event::WorkerProgress(WorkerState::Running));
+    m.stats.malformed_payloads = 1;
     update(
         &mut m,
         Event::Connection(Connection::Connected { rtt_ms: 3 }),

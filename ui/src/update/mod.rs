@@ -1,0 +1,217 @@
+//! Events in, model changes and actions out. Pure: no I/O, no clock reads.
+//!
+//! Split by what the event is about: [`keys`] (key presses and pastes, the
+//! operator's side), [`time`] (ticks and countdowns) and [`data`] (what the
+//! binary reads from Redis, the feed and the worker).
+
+mod data;
+mod keys;
+mod time;
+
+pub use time::visible_clock_texts;
+
+use crate::keymap::KeyInput;
+use crate::model::Connection;
+use crate::model::{LogEntry, LogKind, Model, PauseReason, SessionInfo, Snapshot, WorkerState};
+use crate::sanitize;
+
+/// Longest message body kept, in chars.
+const MAX_TEXT: usize = 4000;
+/// Longest name, reason or error kept, in chars.
+const MAX_SHORT: usize = 120;
+/// Longest filter or custom-minutes input.
+const MAX_FILTER: usize = 40;
+/// Most digits accepted for custom minutes (99999 min is about 69 days).
+const MAX_CUSTOM_DIGITS: usize = 5;
+/// Rows moved by PageUp/PageDown.
+const PAGE: usize = 10;
+
+/// Whether a pause event pauses or resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseAction {
+    /// Pause the contact (or turn the kill switch on for `ALL`).
+    Pause,
+    /// Resume the contact (or turn the kill switch off for `ALL`).
+    Resume,
+}
+
+/// Everything that can happen to the dashboard.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A key press.
+    Key(KeyInput),
+    /// Pasted text (used only while typing a filter or custom duration).
+    Paste(String),
+    /// Time passed.
+    Tick {
+        /// Current unix time in ms.
+        now_ms: i64,
+    },
+    /// Full state re-read from Redis; replaces contacts, stats, session, kill switch and history.
+    /// The worker state and the malformed-payload count stay: only this process knows them.
+    Snapshot(Snapshot),
+    /// A message was received or sent.
+    MessageEvent {
+        /// Message id (for de-duplication).
+        message_id: String,
+        /// Contact the conversation belongs to.
+        contact_id: String,
+        /// Message body (sanitized again here).
+        text: String,
+        /// Sent by the twin.
+        bot_sent: bool,
+        /// Sent by the person themselves.
+        from_person: bool,
+        /// When it was sent.
+        timestamp_ms: i64,
+    },
+    /// A contact (or `ALL`, the kill switch) was paused or resumed.
+    PauseEvent {
+        /// Contact id, or `ALL`.
+        contact_id: String,
+        /// Pause or resume.
+        action: PauseAction,
+        /// When the pause lifts; `None` = until resumed.
+        expires_at_ms: Option<i64>,
+        /// Why; `Manual` when the payload gave none (the seed's gives none).
+        reason: PauseReason,
+    },
+    /// A new login code arrived; its clock starts at the model's `now_ms`.
+    QrEvent {
+        /// String to encode.
+        payload: String,
+        /// Validity in seconds.
+        expires_in_s: u32,
+    },
+    /// Logged in or out.
+    SessionChanged(Option<SessionInfo>),
+    /// Redis link changed.
+    Connection(Connection),
+    /// A payload on `channel` could not be parsed.
+    Malformed {
+        /// Channel or key it came from.
+        channel: String,
+        /// Parse error.
+        error: String,
+    },
+    /// Free-form log line from the binary.
+    Log(LogEntry),
+    /// A lasting problem with the Redis setup to keep on screen (`None`: fixed).
+    SetupWarning(Option<String>),
+    /// Worker lifecycle update (also drives the quitting overlay).
+    WorkerProgress(WorkerState),
+    /// Terminal resized; always redraw.
+    Resize,
+}
+
+/// Effects the binary must carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Pause one contact for `duration_ms`.
+    Pause {
+        /// Contact id.
+        contact_id: String,
+        /// Pause length in ms.
+        duration_ms: i64,
+    },
+    /// Lift a contact's pause.
+    Resume {
+        /// Contact id.
+        contact_id: String,
+    },
+    /// Enable or disable a contact.
+    SetEnabled {
+        /// Contact id.
+        contact_id: String,
+        /// New state.
+        enabled: bool,
+    },
+    /// Turn the global kill switch on or off.
+    KillSwitch {
+        /// New state.
+        on: bool,
+    },
+    /// Drain and exit. Sent again if the user insists (e.g. a second Ctrl-C).
+    Quit,
+}
+
+/// What `update` produced: effects to run and whether to redraw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateResult {
+    /// Effects for the binary.
+    pub actions: Vec<Action>,
+    /// The screen changed and should be redrawn.
+    pub dirty: bool,
+}
+
+impl UpdateResult {
+    fn dirty() -> UpdateResult {
+        UpdateResult {
+            actions: Vec::new(),
+            dirty: true,
+        }
+    }
+
+    fn clean() -> UpdateResult {
+        UpdateResult::default()
+    }
+
+    fn action(action: Action) -> UpdateResult {
+        UpdateResult {
+            actions: vec![action],
+            dirty: true,
+        }
+    }
+}
+
+/// Applies one event to the model.
+pub fn update(model: &mut Model, event: Event) -> UpdateResult {
+    match event {
+        Event::Key(key) => keys::on_key(model, key),
+        Event::Paste(text) => keys::on_paste(model, &text),
+        Event::Tick { now_ms } => time::on_tick(model, now_ms),
+        Event::Snapshot(snap) => data::on_snapshot(model, snap),
+        Event::MessageEvent {
+            message_id,
+            contact_id,
+            text,
+            bot_sent,
+            from_person,
+            timestamp_ms,
+        } => data::on_message_event(
+            model,
+            &message_id,
+            &contact_id,
+            &text,
+            bot_sent,
+            from_person,
+            timestamp_ms,
+        ),
+        Event::PauseEvent {
+            contact_id,
+            action,
+            expires_at_ms,
+            reason,
+        } => data::on_pause_event(model, &contact_id, action, expires_at_ms, reason),
+        Event::QrEvent {
+            payload,
+            expires_in_s,
+        } => data::on_qr(model, payload, expires_in_s),
+        Event::SessionChanged(session) => data::on_session(model, session),
+        Event::Connection(conn) => data::on_connection(model, conn),
+        Event::Malformed { channel, error } => data::on_malformed(model, &channel, &error),
+        Event::Log(entry) => data::on_log(model, entry),
+        Event::SetupWarning(text) => data::on_setup_warning(model, text),
+        Event::WorkerProgress(state) => data::on_worker(model, state),
+        Event::Resize => UpdateResult::dirty(),
+    }
+}
+
+fn log(model: &mut Model, kind: LogKind, text: &str) {
+    let entry = LogEntry {
+        at_ms: model.now_ms,
+        kind,
+        text: sanitize::clean(text, MAX_TEXT),
+    };
+    model.push_log(entry);
+}
