@@ -266,8 +266,22 @@ async fn run() -> Result<()> {
         common::cpu_secs(worker.0.id()).unwrap_or(f64::NAN),
         common::cpu_secs(std::process::id()).unwrap_or(f64::NAN)
     );
+    // One FCALL per batch is the whole decision: the calls against the answers
+    // show the one-round-trip-per-batch property.
+    let fcalls = info
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_fcall:calls="))
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.parse::<u64>().ok());
+    let answered = stats.get("answered").copied().unwrap_or(0);
+    if let Some(calls) = fcalls.filter(|c| *c > 0) {
+        println!(
+            "decision round trips: {calls} FCALLs for {answered} answered messages ({:.1} messages per call)",
+            answered as f64 / calls as f64
+        );
+    }
     for line in info.lines().filter(|l| {
-        l.starts_with("cmdstat_evalsha")
+        l.starts_with("cmdstat_fcall")
             || l.starts_with("cmdstat_xadd")
             || l.starts_with("cmdstat_xreadgroup")
             || l.starts_with("cmdstat_publish")

@@ -15,5 +15,6 @@ pub mod schema;
 pub mod seal;
 pub mod server;
 pub mod sleep;
+pub mod stable_hash;
 pub mod store;
 pub mod worker;

@@ -66,19 +66,34 @@ pub const CHANNEL_QR: &str = "events:qr";
 /// All three channels, in the order a dashboard subscribes to them.
 pub const CHANNELS: [&str; 3] = [CHANNEL_PAUSE, CHANNEL_MESSAGES, CHANNEL_QR];
 
+/// Prefix of `PAUSE:{contactId}`.
+pub const PAUSE_PREFIX: &str = "PAUSE:";
+/// Prefix of `PAUSEMETA:{contactId}`.
+pub const PAUSE_META_PREFIX: &str = "PAUSEMETA:";
+/// Prefix of `COUNTER:{contactId}:msgs`.
+pub const COUNTER_PREFIX: &str = "COUNTER:";
+/// Suffix of `COUNTER:{contactId}:msgs`.
+pub const COUNTER_SUFFIX: &str = ":msgs";
+/// Prefix of `HANDLED:{bucket}`.
+pub const HANDLED_PREFIX: &str = "HANDLED:";
+/// Prefix of `SENT:{messageId}`.
+pub const SENT_PREFIX: &str = "SENT:";
+/// Prefix of `HISTORY:{contactId}`.
+pub const HISTORY_PREFIX: &str = "HISTORY:";
+
 /// `PAUSE:{contactId}` (seed): expiry time in ms, TTL matching it.
 pub fn pause_key(contact_id: &str) -> String {
-    format!("PAUSE:{contact_id}")
+    format!("{PAUSE_PREFIX}{contact_id}")
 }
 
 /// `PAUSEMETA:{contactId}` (added): why the contact is paused, same TTL as the pause.
 pub fn pause_meta_key(contact_id: &str) -> String {
-    format!("PAUSEMETA:{contact_id}")
+    format!("{PAUSE_META_PREFIX}{contact_id}")
 }
 
 /// `COUNTER:{contactId}:msgs` (seed): messages in the current one-minute window.
 pub fn counter_key(contact_id: &str) -> String {
-    format!("COUNTER:{contact_id}:msgs")
+    format!("{COUNTER_PREFIX}{contact_id}{COUNTER_SUFFIX}")
 }
 
 /// `SESSION:{userId}` (seed): the WhatsApp session hash.
@@ -94,7 +109,7 @@ pub fn persona_cache_key(persona_id: &str) -> String {
 /// `HANDLED:{bucket}` (added): hash of message id -> how it was handled, for the
 /// hour `bucket` (ms since the epoch / [`HANDLED_BUCKET_MS`]); makes redelivery harmless.
 pub fn handled_key(bucket: i64) -> String {
-    format!("HANDLED:{bucket}")
+    format!("{HANDLED_PREFIX}{bucket}")
 }
 
 /// The `HANDLED:` bucket of a time in ms.
@@ -110,7 +125,7 @@ pub fn qr_key(user_id: &str) -> String {
 
 /// `SENT:{messageId}` (added): the gateway sent this message for the twin.
 pub fn sent_key(message_id: &str) -> String {
-    format!("SENT:{message_id}")
+    format!("{SENT_PREFIX}{message_id}")
 }
 
 /// Largest id accepted (message and contact ids), in bytes.
@@ -174,7 +189,7 @@ pub const CONTACTS_ACTIVITY_CAP: usize = 10_000;
 
 /// `HISTORY:{contactId}` (added): newest-first list of `events:messages` payloads.
 pub fn history_key(contact_id: &str) -> String {
-    format!("HISTORY:{contact_id}")
+    format!("{HISTORY_PREFIX}{contact_id}")
 }
 
 /// Why a contact (or, for `ALL`, everyone) is paused: the `reason` of

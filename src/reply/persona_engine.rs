@@ -29,11 +29,9 @@ pub fn is_phatic(text: &str) -> bool {
     }) && n > 0
 }
 
-/// A stable 64-bit hash (FNV-1a) so the same message always gets the same reply.
+/// A stable hash, so the same message always gets the same reply.
 fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    crate::stable_hash::fnv1a64(text.as_bytes())
 }
 
 fn phatic_answer(tone: &str, pick: u64) -> &'static str {

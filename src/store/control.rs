@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 
-use super::CONTROL_SCRIPT;
+use super::functions::{Call, Step};
 use crate::schema::{self, PauseReason};
 
 /// Pauses `contact_id` for `duration_ms`; returns the expiry in ms.
@@ -15,7 +15,7 @@ pub async fn pause(
 ) -> Result<i64> {
     anyhow::ensure!(duration_ms > 0, "a pause must last more than 0 ms");
     super::ensure_contact_id(contact_id)?;
-    CONTROL_SCRIPT
+    Call::new(Step::Control)
         .key(schema::pause_key(contact_id))
         .key(schema::pause_meta_key(contact_id))
         .key(schema::CONTACTS_ACTIVITY)
@@ -24,7 +24,7 @@ pub async fn pause(
         .arg(duration_ms)
         .arg(reason.as_str())
         .arg(schema::CHANNEL_PAUSE)
-        .invoke_async(con)
+        .invoke(con)
         .await
         .with_context(|| format!("cannot pause {contact_id}"))
 }
@@ -32,7 +32,7 @@ pub async fn pause(
 /// Resumes `contact_id`; returns whether it was paused.
 pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<bool> {
     super::ensure_contact_id(contact_id)?;
-    let removed: i64 = CONTROL_SCRIPT
+    let removed: i64 = Call::new(Step::Control)
         .key(schema::pause_key(contact_id))
         .key(schema::pause_meta_key(contact_id))
         .arg("resume")
@@ -40,7 +40,7 @@ pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<boo
         .arg(0)
         .arg(PauseReason::Manual.as_str())
         .arg(schema::CHANNEL_PAUSE)
-        .invoke_async(con)
+        .invoke(con)
         .await
         .with_context(|| format!("cannot resume {contact_id}"))?;
     Ok(removed == 1)
@@ -50,7 +50,7 @@ pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<boo
 /// Off also marks this Redis's state as known (`SECONDME:state`), in the same step,
 /// so the lost-state rule does not switch it on again at the next message.
 pub async fn kill_switch(con: &mut ConnectionManager, on: bool) -> Result<i64> {
-    CONTROL_SCRIPT
+    Call::new(Step::Control)
         .key(schema::PAUSE_ALL)
         .key(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
         .key(schema::STATE_MARKER)
@@ -59,7 +59,7 @@ pub async fn kill_switch(con: &mut ConnectionManager, on: bool) -> Result<i64> {
         .arg(0)
         .arg(PauseReason::Manual.as_str())
         .arg(schema::CHANNEL_PAUSE)
-        .invoke_async(con)
+        .invoke(con)
         .await
         .with_context(|| {
             format!(

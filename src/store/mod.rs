@@ -3,26 +3,13 @@
 
 pub mod control;
 pub mod eviction;
+pub mod functions;
 pub mod handled;
 pub mod optin;
 pub mod persona;
 pub mod queue;
 pub mod session;
 pub mod snapshot;
-
-use std::sync::LazyLock;
-
-use redis::Script;
-
-/// Pause, resume and kill switch, each atomic with its `events:pause` publish.
-pub(crate) static CONTROL_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../assets/lua/control.lua")));
-/// The worker's batch decision (see `assets/lua/decide.lua`).
-pub(crate) static DECIDE_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../assets/lua/decide.lua")));
-/// The worker's batch commit of replies (see `assets/lua/commit.lua`).
-pub(crate) static COMMIT_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../assets/lua/commit.lua")));
 
 /// Refuses a contact id that [`crate::schema::check_contact_id`] rejects, before
 /// any key is built from it: the CLI and the control room come through here.

@@ -74,7 +74,7 @@ pub struct Snapshot {
 const MAX_CONTACTS: isize = 10_000;
 
 /// Why the kill switch is on, from `PAUSEMETA:ALL`, written with the switch by
-/// `control.lua` (`manual`) and `decide.lua` (`state_lost`); without it another
+/// the control step (`manual`) and the decide step (`state_lost`); without it another
 /// program set the switch.
 fn kill_reason(at: Option<&str>, meta: Option<String>) -> Option<PauseReason> {
     at?;

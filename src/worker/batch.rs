@@ -19,7 +19,8 @@ use super::{Worker, WorkerConfig};
 use crate::entry;
 use crate::reply::{ReplyEngine, ReplyRequest};
 use crate::schema::{self, Direction, MessageEvent, QueueMessage};
-use crate::store::{self, COMMIT_SCRIPT, DECIDE_SCRIPT};
+use crate::store::functions::{Call, Step};
+use crate::store;
 
 /// An entry that will not be answered, with the reason and its raw fields.
 #[derive(Debug, Clone)]
@@ -293,7 +294,7 @@ async fn decide(
     entries: &[(&Good, Option<Written>)],
     asleep: bool,
 ) -> Result<ScriptReply<Verdict>> {
-    let mut inv = DECIDE_SCRIPT.prepare_invoke();
+    let mut inv = Call::new(Step::Decide);
     inv.key(schema::PAUSE_ALL)
         .key(schema::OPTIN_CONTACTS)
         .key(schema::STATE_MARKER)
@@ -333,7 +334,7 @@ async fn decide(
         };
     }
     let raw: Vec<String> = inv
-        .invoke_async(con)
+        .invoke(con)
         .await
         .context("the batch decision script failed")?;
     ScriptReply::parse(raw, entries.len(), Verdict::parse)
@@ -600,7 +601,7 @@ impl<E: ReplyEngine> Worker<E> {
     }
 }
 
-/// Commits `written` replies with `commit.lua`.
+/// Commits `written` replies with the commit step (`secondme_commit_*`).
 async fn commit(
     con: &mut ConnectionManager,
     group: &str,
@@ -613,7 +614,7 @@ async fn commit(
             warnings: Vec::new(),
         });
     }
-    let mut inv = COMMIT_SCRIPT.prepare_invoke();
+    let mut inv = Call::new(Step::Commit);
     inv.key(schema::PAUSE_ALL)
         .key(schema::OPTIN_CONTACTS)
         .key(schema::QUEUE_MESSAGES)
@@ -637,7 +638,7 @@ async fn commit(
             .arg(&w.event);
     }
     let raw: Vec<String> = inv
-        .invoke_async(con)
+        .invoke(con)
         .await
         .context("the reply commit script failed")?;
     ScriptReply::parse(raw, written.len(), Committed::parse)

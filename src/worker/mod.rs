@@ -323,6 +323,11 @@ impl<E: ReplyEngine> Worker<E> {
     /// before an outage, then re-reads own pending entries.
     async fn prepare(&mut self, ahead: &mut ReadAhead) -> Result<()> {
         recovery::ensure_group(&mut self.con, &self.cfg.group).await?;
+        // Loaded at every (re)start, so a Redis that lost it, or holds another
+        // version's, gets this build's before the first batch.
+        crate::store::functions::load(&mut self.con)
+            .await
+            .context("cannot load SecondMe's functions into Redis (FUNCTION LOAD)")?;
         let version = connection::server_version(&mut self.con).await?;
         self.acked_trim = connection::supports_acked_trim(version);
         self.personas.reset();

@@ -1,5 +1,5 @@
 //! What the server-side steps answer for each entry, parsed once at the edge:
-//! `decide.lua` gives a [`Verdict`] per entry, `commit.lua` a [`Committed`] per
+//! the decide step gives a [`Verdict`] per entry, the commit step a [`Committed`] per
 //! reply, and both may add [`ScriptReply::warnings`] about best-effort writes.
 
 use std::fmt;
@@ -21,12 +21,12 @@ pub enum Skip {
     RateLimit,
 }
 
-/// `decide.lua`'s verdict on one entry.
+/// The decide step's verdict on one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The reply written before the decision went out with it.
     Sent,
-    /// To be answered: the reply is written next and committed by `commit.lua`.
+    /// To be answered: the reply is written next and committed by the commit step.
     Answer,
     /// Handled before (a redelivery): acknowledged, nothing else.
     Duplicate,
@@ -43,7 +43,7 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// `commit.lua`'s result for one reply.
+/// The commit step's result for one reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
     /// Written to `QUEUE:responses`.
@@ -68,7 +68,7 @@ const FAILED: &str = "fail:";
 const WARNING: &str = "warn:";
 
 impl Verdict {
-    /// Parses one verdict of `decide.lua`.
+    /// Parses one verdict of the decide step.
     pub fn parse(s: &str) -> Result<Self, UnknownVerdict> {
         if let Some(why) = s.strip_prefix(FAILED) {
             return Ok(Self::Failed(why.to_owned()));
@@ -96,7 +96,7 @@ impl Verdict {
 }
 
 impl Committed {
-    /// Parses one result of `commit.lua`.
+    /// Parses one result of the commit step.
     pub fn parse(s: &str) -> Result<Self, UnknownVerdict> {
         if let Some(why) = s.strip_prefix(FAILED) {
             return Ok(Self::Failed(why.to_owned()));

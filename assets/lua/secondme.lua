@@ -1,0 +1,546 @@
+-- SecondMe's atomic server-side steps, one Redis Functions library: the worker's
+-- batch decision and commit, and the operator's controls. The library is loaded
+-- by the worker and the CLI (`FUNCTION LOAD REPLACE`) under a name that carries a
+-- hash of its text, so two SecondMe versions sharing a Redis each call their own.
+-- The key prefixes (`K`) and `VERSION` come from a prelude generated in Rust from
+-- src/schema.rs (see src/store/functions.rs): no key prefix is spelled here.
+
+-- Time from the server's clock, in ms: every worker and the CLI agree on it.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function pause_event(channel, contact, action, expires, reason)
+  local ev = { contactId = contact, action = action, reason = reason }
+  ev.expiresAt = expires or cjson.null
+  redis.call('PUBLISH', channel, cjson.encode(ev))
+end
+
+-- Whether a `PAUSE:` value holds at `now`. A value other programs wrote that is
+-- not a number (or a key of another type) still means paused: be conservative.
+local function pause_holds(v, now)
+  if not v then return false end
+  local expires = tonumber(v)
+  return expires == nil or expires > now
+end
+
+local function set_pause(contact, expires, reason)
+  redis.call('SET', K.pause .. contact, tostring(expires), 'PXAT', expires)
+  redis.call('SET', K.pause_meta .. contact, reason, 'PXAT', expires)
+end
+
+-- A call on a key of one contact, which another program may have given a type or
+-- value the call cannot use: its error becomes that entry's verdict (`fail:`)
+-- instead of aborting the batch.
+local function try(key, ...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    -- Only a key's type or value is the entry's fault. Anything else (ACL, a
+    -- read-only replica) is the server's: fail the whole step.
+    local code = r.err:match('^%S+')
+    if code ~= 'WRONGTYPE' and code ~= 'ERR' then error(r) end
+    return nil, 'fail:' .. key .. ': ' .. r.err
+  end
+  return r
+end
+
+-- A write that only informs the screens (activity scores, counters): a key
+-- another program gave a foreign type costs a warning, never a verdict.
+local function best_effort(warnings, what, ...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    warnings[#warnings + 1] = 'warn:' .. what .. ': ' .. r.err
+    return nil
+  end
+  return r
+end
+
+-- Keys every entry of a batch shares: one of a foreign type would make a call
+-- fail half-way through, after replies went out. Checked before any write; the
+-- error names the key.
+local function check_shared(list)
+  for _, s in ipairs(list) do
+    local got = redis.call('TYPE', s[1])['ok']
+    if got ~= 'none' and got ~= s[2] then
+      return redis.error_reply('SHARED_KEY ' .. s[1] .. ' holds a ' .. got .. ', not a ' .. s[2] ..
+        ': another program wrote it; rename or delete it to let the twin go on')
+    end
+  end
+  return nil
+end
+
+-- unpack() is bounded by Lua's C stack: send long lists in slices.
+local function in_slices(list, step, send)
+  for s = 1, #list, step do
+    send(unpack(list, s, math.min(s + step - 1, #list)))
+  end
+end
+
+-- `command` over `prefix .. name` for every name (as keys, or as members of
+-- `key`), in slices; returns name -> reply.
+local function fetch(list, prefix, command, key)
+  local out, names, n_out, n_names = {}, {}, 0, 0
+  for s = 1, #list, 1000 do
+    local slice, n_slice = {}, 0
+    for k = s, math.min(s + 999, #list) do
+      n_slice = n_slice + 1
+      slice[n_slice] = prefix .. list[k]
+      n_names = n_names + 1
+      names[n_names] = list[k]
+    end
+    local got
+    if key then
+      got = redis.call(command, key, unpack(slice))
+    else
+      got = redis.call(command, unpack(slice))
+    end
+    for k = 1, #got do
+      n_out = n_out + 1
+      out[n_out] = got[k]
+    end
+  end
+  local map = {}
+  for k = 1, n_names do map[names[k]] = out[k] end
+  return map
+end
+
+-- The hour buckets of `HANDLED:`: this hour's hash is written, the last hour's read.
+local function handled_keys(now, bucket_ms)
+  local bucket = math.floor(now / bucket_ms)
+  return K.handled .. bucket, K.handled .. (bucket - 1), (bucket + 2) * bucket_ms
+end
+
+-- How each message was handled before: a final state in either hour's hash wins
+-- over `seen` (decided, reply not yet committed).
+local function handled_states(mids, now_key, before_key)
+  local in_now = fetch(mids, '', 'HMGET', now_key)
+  local in_before = fetch(mids, '', 'HMGET', before_key)
+  local done_of = {}
+  for _, mid in ipairs(mids) do
+    local a, b = in_now[mid], in_before[mid]
+    if a and a ~= 'seen' then done_of[mid] = a
+    elseif b and b ~= 'seen' then done_of[mid] = b
+    else done_of[mid] = a or b end
+  end
+  return done_of
+end
+
+-- Writes the handled states (`mid, state, mid, state, ...`), kept through the next
+-- hour so every id is remembered for one to two hours.
+local function write_handled(now_key, expire_at, pairs)
+  if #pairs == 0 then return end
+  in_slices(pairs, 1000, function(...) redis.call('HSET', now_key, ...) end)
+  redis.call('PEXPIREAT', now_key, expire_at)
+end
+
+-- Pushes events onto a contact's history, the one write of a message or reply
+-- that can fail on the contact's keys (returns the `fail:` verdict then). LPUSH
+-- returns the length: trim only when the list is well over its cap, so a busy
+-- conversation is not trimmed at every message. The expiry follows the last write.
+local function push_history(contact, ttl_ms, cap, ...)
+  local h = K.history .. contact
+  local len, failed = try(h, 'LPUSH', h, ...)
+  if failed then return failed end
+  if len > cap + 10 then
+    redis.call('LTRIM', h, 0, cap - 1)
+  end
+  redis.call('PEXPIRE', h, ttl_ms)
+  return nil
+end
+
+local function add_reply(stream, cap, rid, contact, content, mid, persona, now, delay)
+  redis.call('XADD', stream, 'MAXLEN', '~', cap, '*',
+    'replyId', rid, 'contactId', contact, 'content', content, 'inReplyTo', mid,
+    'persona', persona, 'timestamp', tostring(now), 'delayMs', delay)
+end
+
+local function add_counts(warnings, stats, counts)
+  for name, n in pairs(counts) do
+    if n > 0 and not best_effort(warnings, stats, 'HINCRBY', stats, name, n) then return end
+  end
+end
+
+local function append(list, more)
+  for _, v in ipairs(more) do list[#list + 1] = v end
+  return list
+end
+
+-- Decides a whole batch of parsed queue entries in one atomic step and, for
+-- entries that come with a reply already written, sends it in the same step.
+-- KEYS[1] PAUSE:ALL  KEYS[2] OPTIN:contacts  KEYS[3] SECONDME:state  KEYS[4] QUEUE:messages
+-- KEYS[5] CONTACTS:activity  KEYS[6] SECONDME:stats  KEYS[7] QUEUE:responses
+-- ARGV[1] group  ARGV[2] takeover pause ms  ARGV[3] rate max  ARGV[4] rate window s
+-- ARGV[5] rate-limit pause ms  ARGV[6] HANDLED bucket ms  ARGV[7] history length
+-- ARGV[8] events:pause  ARGV[9] events:messages  ARGV[10] responses cap
+-- ARGV[11] 1 in sleep hours (no automated replies), else 0
+-- ARGV[12] history TTL ms of an enabled contact  ARGV[13] history TTL ms of any other
+-- ARGV[14] CONTACTS:activity cap
+-- then 11 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
+--   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
+--   the reply is written later; then an `answer` verdict waits for commit)
+-- Returns one verdict per entry: sent | answer | duplicate | echo | takeover | recorded |
+-- skip:kill_switch | skip:not_enabled | skip:paused | skip:sleep_hours | skip:rate_limit |
+-- fail:{why} (a key of this entry's contact that another program gave a type or value
+-- the step cannot use: nothing was written for the entry, which stays pending for the
+-- worker to dead-letter); then `warn:{text}` for each best-effort write that failed.
+-- A shared key of a foreign type fails the whole call with a SHARED_KEY error before
+-- anything is written.
+local function decide(KEYS, ARGV)
+  local now = now_ms()
+  local group = ARGV[1]
+  local takeover_ms, rate_max, rate_window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+  local rate_pause_ms, bucket_ms, history_len = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local ch_pause, ch_messages, cap = ARGV[8], ARGV[9], ARGV[10]
+  local asleep = ARGV[11] == '1'
+  local history_ttl_enabled, history_ttl_other = tonumber(ARGV[12]), tonumber(ARGV[13])
+  local activity_cap = tonumber(ARGV[14])
+  local FIRST, FIELDS = 15, 11
+
+  local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
+  local refused = check_shared({
+    { KEYS[2], 'set' }, { KEYS[4], 'stream' }, { KEYS[7], 'stream' },
+    { handled_now, 'hash' }, { handled_before, 'hash' },
+  })
+  if refused then return refused end
+
+  -- A Redis that lost SecondMe's state (restart without persistence) must answer
+  -- nobody until the operator says so.
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    if redis.call('SET', KEYS[1], tostring(now), 'NX') then
+      redis.call('SET', K.pause_all_meta, 'state_lost')
+      pause_event(ch_pause, K.all, 'pause', nil, 'state_lost')
+    end
+    redis.call('SET', KEYS[3], tostring(now))
+  end
+  local killed = redis.call('EXISTS', KEYS[1]) == 1
+
+  -- Read what the whole batch needs in a few calls instead of a few per entry: how
+  -- each message was handled before, the contacts' pauses and their opt-in. Writes
+  -- below keep these tables current, so a later entry of the same batch sees an
+  -- earlier one's effect. Lists grow through explicit counters: Lua's `#t` is a
+  -- search, not a field.
+  local mids, contacts, seen_contact = {}, {}, {}
+  local n_mids, n_contacts = 0, 0
+  for j = FIRST, #ARGV - FIELDS + 1, FIELDS do
+    n_mids = n_mids + 1
+    mids[n_mids] = ARGV[j + 1]
+    local c = ARGV[j + 2]
+    if not seen_contact[c] then
+      seen_contact[c] = true
+      n_contacts = n_contacts + 1
+      contacts[n_contacts] = c
+    end
+  end
+  local done_of = handled_states(mids, handled_now, handled_before)
+  local pause_of = fetch(contacts, K.pause, 'MGET')
+  -- MGET answers nil for a key of another type too, and such a pause still holds:
+  -- one EXISTS tells whether any of the batch's pause keys is one.
+  local n_found, n_exist = 0, 0
+  for _, c in ipairs(contacts) do
+    if pause_of[c] then n_found = n_found + 1 end
+  end
+  for s = 1, n_contacts, 1000 do
+    local slice, n_slice = {}, 0
+    for k = s, math.min(s + 999, n_contacts) do
+      n_slice = n_slice + 1
+      slice[n_slice] = K.pause .. contacts[k]
+    end
+    n_exist = n_exist + redis.call('EXISTS', unpack(slice))
+  end
+  if n_exist > n_found then
+    for _, c in ipairs(contacts) do
+      if not pause_of[c] and redis.call('EXISTS', K.pause .. c) == 1 then
+        pause_of[c] = 'a key of another type'
+      end
+    end
+  end
+  local optin_of = fetch(contacts, '', 'SMISMEMBER', KEYS[2])
+
+  local function paused(contact)
+    return pause_holds(pause_of[contact], now)
+  end
+
+  local function pause(contact, ms, reason)
+    local expires = now + ms
+    set_pause(contact, expires, reason)
+    pause_of[contact] = tostring(expires)
+    pause_event(ch_pause, contact, 'pause', expires, reason)
+  end
+
+  local function remember(contact, ...)
+    local ttl = optin_of[contact] == 1 and history_ttl_enabled or history_ttl_other
+    return push_history(contact, ttl, history_len, ...)
+  end
+
+  -- Acknowledgements, activity scores and handled states are sent once per batch,
+  -- not once per entry.
+  local acks, activity, handled = {}, {}, {}
+  local n_acks, n_activity, n_handled = 0, 0, 0
+  local function mark(mid, state)
+    handled[n_handled + 1] = mid
+    handled[n_handled + 2] = state
+    n_handled = n_handled + 2
+    done_of[mid] = state
+  end
+  local function ack(sid)
+    n_acks = n_acks + 1
+    acks[n_acks] = sid
+  end
+  local function finish(sid, mid, state)
+    mark(mid, state)
+    ack(sid)
+  end
+  -- `ts` stays the text the worker sent: ZADD parses it, and Lua would only format
+  -- it back.
+  local function touch(contact, ts)
+    activity[n_activity + 1] = ts
+    activity[n_activity + 2] = contact
+    n_activity = n_activity + 2
+  end
+
+  -- What an incoming message gets, from what was read above; no writes.
+  local function gate(contact, count, rid)
+    if count > rate_max and not paused(contact) then return 'skip:rate_limit'
+    elseif killed then return 'skip:kill_switch'
+    elseif optin_of[contact] == 0 then return 'skip:not_enabled'
+    elseif paused(contact) then return 'skip:paused'
+    elseif asleep then return 'skip:sleep_hours'
+    elseif rid ~= '' then return 'sent'
+    end
+    return 'answer'
+  end
+
+  local verdicts, n_verdicts = {}, 0
+  local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0, answered = 0 }
+  local i = FIRST
+  while i + FIELDS - 1 <= #ARGV do
+    local sid, mid, contact, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local ts, event = ARGV[i + 4], ARGV[i + 5]
+    local rid, rcontent, rpersona, rdelay, revent =
+      ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
+    i = i + FIELDS
+    local done = done_of[mid]
+    local verdict
+    if done and done ~= 'seen' then
+      ack(sid)
+      counts.duplicates = counts.duplicates + 1
+      verdict = 'duplicate'
+    elseif kind == 'me' then
+      if redis.call('EXISTS', K.sent .. mid) == 1 then
+        finish(sid, mid, 'echo')
+        verdict = 'echo'
+      else
+        verdict = remember(contact, event)
+        if not verdict then
+          touch(contact, ts)
+          redis.call('PUBLISH', ch_messages, event)
+          pause(contact, takeover_ms, 'takeover')
+          finish(sid, mid, 'takeover')
+          counts.takeovers = counts.takeovers + 1
+          verdict = 'takeover'
+        end
+      end
+    elseif kind == 'out' then
+      verdict = remember(contact, event)
+      if not verdict then
+        touch(contact, ts)
+        redis.call('PUBLISH', ch_messages, event)
+        finish(sid, mid, 'recorded')
+        verdict = 'recorded'
+      end
+    else
+      -- Every call that can fail on this contact's keys runs before the first write
+      -- nobody can take back (an event, a pause, a reply).
+      local fresh = done ~= 'seen'
+      local ckey = K.counter .. contact .. K.counter_suffix
+      local count, failed
+      if fresh then
+        count, failed = try(ckey, 'INCR', ckey)
+      else
+        -- Redelivered after a crash between decide and commit: counted and shown already.
+        count, failed = try(ckey, 'GET', ckey)
+        if not failed then count = tonumber(count) or 0 end
+      end
+      if not failed and fresh then
+        -- In the same atomic step, and NX so a counter left without a TTL by another
+        -- program gets one: a counter can never outlive its window.
+        redis.call('EXPIRE', ckey, rate_window, 'NX')
+      end
+      if not failed then
+        verdict = gate(contact, count, rid)
+        if fresh and verdict == 'sent' then
+          failed = remember(contact, event, revent)
+        elseif fresh then
+          failed = remember(contact, event)
+        elseif verdict == 'sent' then
+          failed = remember(contact, revent)
+        end
+      end
+      if failed then
+        verdict = failed
+      else
+        if fresh then
+          counts.received = counts.received + 1
+          touch(contact, ts)
+          redis.call('PUBLISH', ch_messages, event)
+        end
+        if verdict == 'skip:rate_limit' then
+          pause(contact, rate_pause_ms, 'rate_limit')
+          counts.rate_limited = counts.rate_limited + 1
+        end
+        if verdict == 'sent' then
+          add_reply(KEYS[7], cap, rid, contact, rcontent, mid, rpersona, now, rdelay)
+          redis.call('PUBLISH', ch_messages, revent)
+          finish(sid, mid, 'answered')
+          counts.answered = counts.answered + 1
+        elseif verdict == 'answer' then
+          mark(mid, 'seen')
+        else
+          finish(sid, mid, verdict)
+          counts.skipped = counts.skipped + 1
+        end
+      end
+    end
+    n_verdicts = n_verdicts + 1
+    verdicts[n_verdicts] = verdict
+  end
+  in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[4], group, ...) end)
+  write_handled(handled_now, handled_expiry, handled)
+  local warnings = {}
+  if n_activity > 0 then
+    local ok = true
+    in_slices(activity, 1000, function(...)
+      if ok then ok = best_effort(warnings, KEYS[5], 'ZADD', KEYS[5], 'GT', ...) ~= nil end
+    end)
+    -- Capped, so strangers writing from ever new numbers cannot grow it without end.
+    if ok and redis.call('ZCARD', KEYS[5]) > activity_cap + 100 then
+      redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(activity_cap + 1))
+    end
+  end
+  add_counts(warnings, KEYS[6], counts)
+  return append(verdicts, warnings)
+end
+
+-- Writes the replies of a batch, each exactly once, and acknowledges their entries.
+-- The pause checks run again here: a kill switch or pause set while the replies were
+-- being written withholds them.
+-- KEYS[1] PAUSE:ALL  KEYS[2] OPTIN:contacts  KEYS[3] QUEUE:messages  KEYS[4] QUEUE:responses
+-- KEYS[5] SECONDME:stats
+-- ARGV[1] group  ARGV[2] HANDLED bucket ms  ARGV[3] history length  ARGV[4] responses cap
+-- ARGV[5] events:messages  ARGV[6] 1 in sleep hours (withhold every reply), else 0
+-- ARGV[7] history TTL ms (the contact is enabled when a reply goes out)
+-- then 8 values per reply: streamId messageId contactId replyId content persona delayMs eventJson
+-- Returns one result per reply: sent | duplicate | withheld | fail:{why} (nothing
+-- written, the entry stays pending for the worker to dead-letter); then `warn:{text}`
+-- for a failed best-effort write. A shared key of a foreign type fails the whole
+-- call with a SHARED_KEY error before anything is written.
+local function commit(KEYS, ARGV)
+  local now = now_ms()
+  local group, bucket_ms, history_len, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+  local channel = ARGV[5]
+  local asleep = ARGV[6] == '1'
+  local history_ttl = tonumber(ARGV[7])
+  local FIRST, FIELDS = 8, 8
+
+  local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
+  local refused = check_shared({
+    { KEYS[2], 'set' }, { KEYS[3], 'stream' }, { KEYS[4], 'stream' },
+    { handled_now, 'hash' }, { handled_before, 'hash' },
+  })
+  if refused then return refused end
+  local killed = redis.call('EXISTS', KEYS[1]) == 1
+
+  local mids = {}
+  for j = FIRST, #ARGV - FIELDS + 1, FIELDS do mids[#mids + 1] = ARGV[j + 1] end
+  local done_of = handled_states(mids, handled_now, handled_before)
+
+  local function paused(contact)
+    local key = K.pause .. contact
+    local v, failed = try(key, 'GET', key)
+    -- A pause key of a foreign type is still a pause: withhold, conservatively.
+    return failed ~= nil or pause_holds(v, now)
+  end
+
+  local results, acks, marks = {}, {}, {}
+  local counts = { answered = 0, skipped = 0 }
+  local i = FIRST
+  while i + FIELDS - 1 <= #ARGV do
+    local sid, mid, contact, rid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local content, persona, delay, event = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+    i = i + FIELDS
+    local done = done_of[mid]
+    local result
+    if done and done ~= 'seen' then
+      result = 'duplicate'
+    elseif asleep or killed or paused(contact) or redis.call('SISMEMBER', KEYS[2], contact) == 0 then
+      append(marks, { mid, 'skip:withheld' })
+      counts.skipped = counts.skipped + 1
+      result = 'withheld'
+    else
+      -- The history first: it is the one write of this reply that can fail.
+      result = push_history(contact, history_ttl, history_len, event)
+      if not result then
+        add_reply(KEYS[4], cap, rid, contact, content, mid, persona, now, delay)
+        redis.call('PUBLISH', channel, event)
+        append(marks, { mid, 'answered' })
+        counts.answered = counts.answered + 1
+        result = 'sent'
+      end
+    end
+    if result:sub(1, 5) ~= 'fail:' then acks[#acks + 1] = sid end
+    results[#results + 1] = result
+  end
+  in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[3], group, ...) end)
+  write_handled(handled_now, handled_expiry, marks)
+  local warnings = {}
+  add_counts(warnings, KEYS[5], counts)
+  return append(results, warnings)
+end
+
+-- Operator controls, each one atomic with its event: pause, resume, kill switch.
+-- KEYS[1] PAUSE:{contactId} or PAUSE:ALL   KEYS[2] PAUSEMETA:{contactId} or PAUSEMETA:ALL
+-- KEYS[3] SECONDME:state (kill_off), CONTACTS:activity (pause)
+-- ARGV[1] op: pause | resume | kill_on | kill_off
+-- ARGV[2] contactId ("ALL" for the kill switch)  ARGV[3] duration in ms  ARGV[4] reason
+-- ARGV[5] the events:pause channel
+-- Returns the expiry (pause), the activation time (kill_on), or 1/0 whether anything changed.
+local function control(KEYS, ARGV)
+  local now = now_ms()
+  local op, contact, channel = ARGV[1], ARGV[2], ARGV[5]
+  if op == 'pause' then
+    local expires = now + tonumber(ARGV[3])
+    set_pause(contact, expires, ARGV[4])
+    -- Listed among the contacts (score 0: no activity yet) so that readers, which look
+    -- only at known contacts, see the pause of one who never wrote.
+    redis.call('ZADD', KEYS[3], 'NX', 0, contact)
+    pause_event(channel, contact, 'pause', expires, ARGV[4])
+    return expires
+  elseif op == 'resume' then
+    local removed = redis.call('DEL', KEYS[1], KEYS[2])
+    pause_event(channel, contact, 'resume', nil, ARGV[4])
+    return removed > 0 and 1 or 0
+  elseif op == 'kill_on' then
+    -- Keep the first activation time: switching on twice must not move it.
+    if redis.call('SET', KEYS[1], tostring(now), 'NX') then
+      -- Why it is on, for `secondme status`; gone with the switch.
+      redis.call('SET', KEYS[2], ARGV[4])
+      pause_event(channel, contact, 'pause', nil, ARGV[4])
+      return now
+    end
+    return tonumber(redis.call('GET', KEYS[1])) or now
+  elseif op == 'kill_off' then
+    local removed = redis.call('DEL', KEYS[1], KEYS[2])
+    -- The operator's "off" is a decision about this Redis's state: without the marker
+    -- the next batch would take the state for lost and switch the twin off again. A
+    -- later restart without persistence loses the marker, and the rule holds again.
+    redis.call('SET', KEYS[3], tostring(now), 'NX')
+    pause_event(channel, contact, 'resume', nil, ARGV[4])
+    return removed > 0 and 1 or 0
+  end
+  return redis.error_reply('unknown control op ' .. tostring(op))
+end
+
+redis.register_function('secondme_decide_' .. VERSION, decide)
+redis.register_function('secondme_commit_' .. VERSION, commit)
+redis.register_function('secondme_control_' .. VERSION, control)
