@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
@@ -28,23 +28,7 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
         too_small(model, area, buf);
         return;
     }
-    let events_h = (area.height / 4).clamp(5, 14);
-    let contacts_w = (area.width * 3 / 8).clamp(28, 48);
-    // Plain arithmetic instead of `Layout`: at the minimum size every fixed part
-    // still fits, so the split is exact, and ratatui's constraint solver (run
-    // every frame, as its cache is not enabled here) was a visible share of a frame.
-    let (status, rest) = split_rows(area, status_bar::height(model));
-    let (main, rest) = split_rows(rest, rest.height.saturating_sub(events_h + 1));
-    let (events, footer) = split_rows(rest, events_h);
-    let left = Rect {
-        width: contacts_w,
-        ..main
-    };
-    let right = Rect {
-        x: main.x + contacts_w,
-        width: main.width - contacts_w,
-        ..main
-    };
+    let [status, left, right, events, footer] = panes(area, status_bar::height(model));
     status_bar::render(model, status, buf);
     contacts::render(model, left, buf);
     conversation::render(model, right, buf);
@@ -53,19 +37,24 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
     overlays(model, area, buf);
 }
 
-/// The top `rows` rows of `area`, and what is left below them.
-fn split_rows(area: Rect, rows: u16) -> (Rect, Rect) {
-    let rows = rows.min(area.height);
-    let top = Rect {
-        height: rows,
-        ..area
-    };
-    let bottom = Rect {
-        y: area.y + rows,
-        height: area.height - rows,
-        ..area
-    };
-    (top, bottom)
+/// The status bar, contacts, conversation, event log and key hints of a screen
+/// of at least the minimum size, the status bar `status_h` rows high.
+fn panes(area: Rect, status_h: u16) -> [Rect; 5] {
+    let events_h = (area.height / 4).clamp(5, 14);
+    let contacts_w = (area.width * 3 / 8).clamp(28, 48);
+    // At the minimum size every fixed part still fits, so the split is exact. The
+    // solver's result is cached (ratatui's `layout-cache` feature), so a frame of
+    // a terminal whose size did not change does not solve the layout again.
+    let [status, main, events, footer] = Layout::vertical([
+        Constraint::Length(status_h),
+        Constraint::Fill(1),
+        Constraint::Length(events_h),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(contacts_w), Constraint::Fill(1)]).areas(main);
+    [status, left, right, events, footer]
 }
 
 fn overlays(model: &Model, area: Rect, buf: &mut Buffer) {
@@ -188,4 +177,57 @@ fn hints_width(pairs: &[(String, String)]) -> usize {
         .iter()
         .map(|(k, w)| crate::text::width(k) + crate::text::width(w) + 3)
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The split the screen had before it used `Layout`, row and column exact.
+    fn by_hand(area: Rect, status_h: u16) -> [Rect; 5] {
+        let events_h = (area.height / 4).clamp(5, 14);
+        let contacts_w = (area.width * 3 / 8).clamp(28, 48);
+        let rows = |area: Rect, rows: u16| {
+            let rows = rows.min(area.height);
+            let top = Rect {
+                height: rows,
+                ..area
+            };
+            let bottom = Rect {
+                y: area.y + rows,
+                height: area.height - rows,
+                ..area
+            };
+            (top, bottom)
+        };
+        let (status, rest) = rows(area, status_h);
+        let (main, rest) = rows(rest, rest.height.saturating_sub(events_h + 1));
+        let (events, footer) = rows(rest, events_h);
+        let left = Rect {
+            width: contacts_w,
+            ..main
+        };
+        let right = Rect {
+            x: main.x + contacts_w,
+            width: main.width - contacts_w,
+            ..main
+        };
+        [status, left, right, events, footer]
+    }
+
+    #[test]
+    fn the_layout_splits_every_size_as_the_arithmetic_did() {
+        for status_h in 2..=4 {
+            for height in MIN_HEIGHT..=90 {
+                for width in (MIN_WIDTH..=300).step_by(7) {
+                    let area = Rect::new(3, 1, width, height);
+                    assert_eq!(
+                        panes(area, status_h),
+                        by_hand(area, status_h),
+                        "{width}x{height}, status {status_h}"
+                    );
+                }
+            }
+        }
+    }
 }
