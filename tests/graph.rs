@@ -9,9 +9,8 @@ use std::process::{Command, Output};
 use common::TestDir;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use secondme::graph::{
-    self, ContactEntry, ContactNode, ContactPerson, GraphError, GraphFile, KnownPerson, Rule,
-};
+use secondme::graph::{self, ContactEntry, ContactNode, GraphError, GraphFile, KnownPerson, Rule};
+use secondme::reply::input::ContactPerson;
 use secondme::server::{self, RedisServer};
 use secondme::{connection, store};
 

@@ -5,30 +5,7 @@ use redis::aio::ConnectionManager;
 use super::error::Result;
 use super::query::Query;
 use super::reply::Cell;
-
-/// What the twin knows about one contact.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContactContext {
-    /// Display name, when known.
-    pub name: Option<String>,
-    /// `family`, `friend`, `colleague` ...
-    pub relationship_type: String,
-    /// People the contact knows, by name.
-    pub people: Vec<ContactPerson>,
-    /// Topics the contact brings up, most frequent first.
-    pub topics: Vec<String>,
-}
-
-/// A person a contact knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContactPerson {
-    /// Name.
-    pub name: String,
-    /// Job, when known.
-    pub occupation: Option<String>,
-    /// Company they work at, when known.
-    pub company: Option<String>,
-}
+use crate::reply::input::{ContactContext, ContactPerson};
 
 const PEOPLE: &str = "MATCH (:User {id: $user})-[:HAS_CONTACT]->(c:Contact {id: $id}) \
     OPTIONAL MATCH (c)-[:KNOWS]->(p:Person) \

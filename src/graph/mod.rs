@@ -18,7 +18,7 @@ mod query;
 mod reply;
 mod resolve;
 
-pub use context::{ContactContext, ContactPerson, contact_context};
+pub use context::contact_context;
 pub use error::{GraphError, Result};
 pub use file::{Company, ContactEntry, ContactNode, GraphFile, KnownPerson, Mention, UserNode};
 pub use import::{ImportSummary, import};

@@ -1,11 +1,11 @@
 //! Reply engines behind one trait: the embedded persona engine now, an LLM later.
 
+pub mod input;
 pub mod persona_engine;
 
 use std::future::Future;
 
-use crate::graph::ContactContext;
-use crate::schema::{PersonaCache, QueueMessage};
+use input::{ContactContext, PersonaCache, QueueMessage};
 
 /// What an engine gets to write one reply.
 #[derive(Debug, Clone)]
@@ -51,4 +51,36 @@ pub fn human_delay_ms(reply: &str, jitter: f64) -> u64 {
     let words = reply.split_whitespace().count() as u64;
     let pause = 2000.0 + 3000.0 * jitter.clamp(0.0, 1.0);
     words * 300 + pause as u64
+}
+
+#[cfg(test)]
+mod tests {
+    /// Engines get their inputs handed in: nothing under `src/reply` may reach
+    /// Redis or the graph, so an engine can be tested and swapped on plain data.
+    #[test]
+    fn no_engine_imports_a_module_that_talks_to_redis_or_the_graph() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/reply");
+        let mut files = vec![dir.clone()];
+        let mut checked = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).expect("read src/reply") {
+                    files.push(entry.expect("entry").path());
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read a source file");
+            // Spelled in pieces, so this file does not match itself.
+            let modules = ["graph", "store", "connection"].map(|m| format!("crate::{m}"));
+            let banned = modules
+                .iter()
+                .map(String::as_str)
+                .chain([concat!("redis", "::")]);
+            for b in banned {
+                assert!(!text.contains(b), "{} uses {b}", path.display());
+            }
+            checked += 1;
+        }
+        assert!(checked >= 3, "only {checked} files under src/reply");
+    }
 }

@@ -173,7 +173,7 @@ mod tests {
     async fn a_topic_the_graph_knows_is_picked_up() {
         let m = message("What did you think of the Q3 budget numbers?");
         let p = persona("formal");
-        let context = crate::graph::ContactContext {
+        let context = crate::reply::input::ContactContext {
             topics: vec!["Q3 budget".into()],
             ..Default::default()
         };

@@ -35,7 +35,10 @@ pub static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
 
 /// A Lua string literal of a key name from the schema (plain ASCII, no quotes).
 fn lua_str(s: &str) -> String {
-    debug_assert!(s.bytes().all(|b| b.is_ascii_graphic() && b != b'\'' && b != b'\\'));
+    debug_assert!(
+        s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'\'' && b != b'\\')
+    );
     format!("'{s}'")
 }
 

@@ -19,8 +19,8 @@ use super::{Worker, WorkerConfig};
 use crate::entry;
 use crate::reply::{ReplyEngine, ReplyRequest};
 use crate::schema::{self, Direction, MessageEvent, QueueMessage};
-use crate::store::functions::{Call, Step};
 use crate::store;
+use crate::store::functions::{Call, Step};
 
 /// An entry that will not be answered, with the reason and its raw fields.
 #[derive(Debug, Clone)]
