@@ -5,7 +5,7 @@ pub mod persona_engine;
 
 use std::future::Future;
 
-use input::{ContactContext, PersonaCache, QueueMessage};
+use input::{ContactContext, HistoryTurn, PersonaCache, QueueMessage};
 
 /// What an engine gets to write one reply.
 #[derive(Debug, Clone)]
@@ -18,6 +18,9 @@ pub struct ReplyRequest<'a> {
     pub persona: &'a PersonaCache,
     /// What the graph knows about the contact, when it knows anything.
     pub context: Option<&'a ContactContext>,
+    /// The conversation so far, oldest first (at most [`ReplyEngine::history_len`]
+    /// messages; may include `message` itself).
+    pub history: &'a [HistoryTurn],
 }
 
 /// A written reply.
@@ -41,6 +44,12 @@ pub trait ReplyEngine: Send + Sync + 'static {
     /// the worker may write them before deciding and send them in the same atomic step.
     fn instant(&self) -> bool {
         false
+    }
+
+    /// How many of the contact's latest messages (`HISTORY:{contactId}`) the engine
+    /// wants in [`ReplyRequest::history`]; 0 spares the worker reading them.
+    fn history_len(&self) -> usize {
+        0
     }
 }
 

@@ -149,6 +149,7 @@ mod tests {
             persona_id: "professional",
             persona: &p,
             context: None,
+            history: &[],
         };
         let a = engine.reply(&req).await.expect("reply");
         let b = engine.reply(&req).await.expect("reply");
@@ -163,6 +164,7 @@ mod tests {
                 persona_id: "professional",
                 persona: &p,
                 context: None,
+                history: &[],
             })
             .await
             .expect("reply");
@@ -183,6 +185,7 @@ mod tests {
                 persona_id: "professional",
                 persona: &p,
                 context: Some(&context),
+                history: &[],
             })
             .await
             .expect("reply");

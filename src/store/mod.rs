@@ -5,6 +5,7 @@ pub mod control;
 pub mod eviction;
 pub mod functions;
 pub mod handled;
+pub mod history;
 pub mod optin;
 pub mod persona;
 pub mod queue;

@@ -567,6 +567,8 @@ impl<E: ReplyEngine> Worker<E> {
             .for_contact(&mut self.con, g.contact_id())
             .await?;
         let message = g.message();
+        let wanted = self.engine.history_len();
+        let history = store::history::recent(&mut self.con, g.contact_id(), wanted).await?;
         let reply = self
             .engine
             .reply(&ReplyRequest {
@@ -574,6 +576,7 @@ impl<E: ReplyEngine> Worker<E> {
                 persona_id: &persona.persona_id,
                 persona: &persona.style,
                 context: persona.context.as_ref(),
+                history: &history,
             })
             .await
             .context("the reply engine failed")?;
