@@ -44,6 +44,15 @@ pub const CONTACTS_ACTIVITY: &str = "CONTACTS:activity";
 pub const STATE_MARKER: &str = "SECONDME:state";
 /// Hash of monotonic worker counters (added): received, answered, skipped ...
 pub const STATS: &str = "SECONDME:stats";
+/// `SECONDME:llm` (added): the language model's counters per model and its breaker.
+pub const LLM_STATS: &str = "SECONDME:llm";
+/// How long a day's token counter `SECONDME:llm:tokens:{date}` lives, s.
+pub const LLM_TOKENS_TTL_S: i64 = 3 * 24 * 60 * 60;
+
+/// `SECONDME:llm:tokens:{YYYY-MM-DD}` (added): tokens spent that UTC day, all workers.
+pub fn llm_tokens_key(date: &str) -> String {
+    format!("SECONDME:llm:tokens:{date}")
+}
 /// Messages kept per contact in `HISTORY:{contactId}` (added).
 pub const HISTORY_LEN: usize = 50;
 /// Width of a `HANDLED:{bucket}` hash in ms (added): each holds one hour's handled

@@ -1,6 +1,9 @@
-//! Reply engines behind one trait: the embedded persona engine now, an LLM later.
+//! Reply engines behind one trait: the embedded persona engine (the free offline
+//! default) and a language model (`llm`), chosen by [`engine::Engine`].
 
+pub mod engine;
 pub mod input;
+pub mod llm;
 pub mod persona_engine;
 
 use std::future::Future;

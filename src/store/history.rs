@@ -9,6 +9,10 @@ use crate::schema::{self, MessageEvent};
 
 /// The contact's latest `len` messages, oldest first; entries that are not
 /// `events:messages` payloads are skipped (the list may hold a foreign writer's).
+///
+/// The history is context, not a condition of a reply: a key another program
+/// keeps with another type (WRONGTYPE) gives no history instead of no reply.
+/// Other failures (the connection) are errors.
 pub async fn recent(
     con: &mut ConnectionManager,
     contact_id: &str,
@@ -18,11 +22,16 @@ pub async fn recent(
         return Ok(Vec::new());
     }
     let stop = isize::try_from(len).unwrap_or(isize::MAX) - 1;
-    let raw: Vec<String> = con
-        .lrange(schema::history_key(contact_id), 0, stop)
-        .await
-        .context("cannot read the conversation history")?;
-    Ok(turns(&raw))
+    let raw: redis::RedisResult<Vec<String>> =
+        con.lrange(schema::history_key(contact_id), 0, stop).await;
+    match raw {
+        Ok(raw) => Ok(turns(&raw)),
+        Err(e) if e.code() == Some("WRONGTYPE") => {
+            tracing::debug!("the history of {contact_id} is not a list: replying without it");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e).context("cannot read the conversation history"),
+    }
 }
 
 /// Parses a newest-first `HISTORY` list into turns, oldest first.

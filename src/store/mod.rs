@@ -11,6 +11,7 @@ pub mod persona;
 pub mod queue;
 pub mod session;
 pub mod snapshot;
+pub mod usage;
 
 /// Refuses a contact id that [`crate::schema::check_contact_id`] rejects, before
 /// any key is built from it: the CLI and the control room come through here.

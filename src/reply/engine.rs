@@ -1,0 +1,66 @@
+//! The engine a process runs: the template engine (free, offline, the default)
+//! or the language model when one is configured.
+
+use super::llm::config::LlmConfig;
+use super::llm::{LlmEngine, LlmShared};
+use super::persona_engine::PersonaEngine;
+use super::{Reply, ReplyEngine, ReplyRequest};
+
+/// One of the engines, chosen by the configuration.
+#[derive(Debug)]
+pub enum Engine {
+    /// The embedded persona templates.
+    Template(PersonaEngine),
+    /// A language model.
+    Llm(Box<LlmEngine>),
+}
+
+impl Engine {
+    /// The language model when `llm` is configured, else the templates.
+    pub fn from_config(llm: Option<&LlmConfig>) -> anyhow::Result<Self> {
+        match llm {
+            None => Ok(Self::Template(PersonaEngine)),
+            Some(cfg) => {
+                tracing::info!(
+                    "replies come from the language model at {} ({}; fast {}, strong {})",
+                    cfg.base_url,
+                    cfg.provider.as_str(),
+                    cfg.fast_model,
+                    cfg.strong_model
+                );
+                Ok(Self::Llm(Box::new(LlmEngine::new(cfg.clone())?)))
+            }
+        }
+    }
+
+    /// The language model's shared state (figures, breaker), if it is one.
+    pub fn llm(&self) -> Option<LlmShared> {
+        match self {
+            Self::Template(_) => None,
+            Self::Llm(e) => Some(e.shared()),
+        }
+    }
+}
+
+impl ReplyEngine for Engine {
+    async fn reply(&self, request: &ReplyRequest<'_>) -> anyhow::Result<Reply> {
+        match self {
+            Self::Template(e) => e.reply(request).await,
+            Self::Llm(e) => e.reply(request).await,
+        }
+    }
+
+    fn instant(&self) -> bool {
+        match self {
+            Self::Template(e) => e.instant(),
+            Self::Llm(e) => e.instant(),
+        }
+    }
+
+    fn history_len(&self) -> usize {
+        match self {
+            Self::Template(e) => e.history_len(),
+            Self::Llm(e) => e.history_len(),
+        }
+    }
+}

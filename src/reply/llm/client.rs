@@ -1,0 +1,179 @@
+//! One protocol client over the HTTP client, with the SDKs' retry policy:
+//! transient failures are tried again with backoff, within the reply's deadline.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::chat::{ChatRequest, Completion};
+use super::config::Provider;
+use super::error::{LlmError, classify, retry_after};
+use super::http::{Http, HttpReply};
+use super::{anthropic, openai};
+
+/// An API key; its `Debug` never shows it.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key read from the environment.
+    pub fn new(key: String) -> Self {
+        Self(key)
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// A client of one endpoint.
+#[derive(Debug, Clone)]
+pub struct ModelClient {
+    http: Http,
+    provider: Provider,
+    base_url: String,
+    api_key: Option<ApiKey>,
+    max_retries: u32,
+}
+
+/// First backoff; doubled each retry, up to [`MAX_BACKOFF`] (the OpenAI SDK's figures).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+impl ModelClient {
+    /// A client of `base_url` speaking `provider`'s protocol.
+    pub fn new(
+        http: Http,
+        provider: Provider,
+        base_url: &str,
+        api_key: Option<ApiKey>,
+        max_retries: u32,
+    ) -> Self {
+        Self {
+            http,
+            provider,
+            base_url: base_url.to_owned(),
+            api_key,
+            max_retries,
+        }
+    }
+
+    /// Asks for a completion, retrying transient failures until `deadline`.
+    pub async fn complete(
+        &self,
+        req: &ChatRequest,
+        deadline: Instant,
+    ) -> Result<Completion, LlmError> {
+        let mut attempt = 0;
+        loop {
+            let err = match self.once(req, deadline).await {
+                Ok(c) => return Ok(c),
+                Err(e) => e,
+            };
+            if !err.retryable() || attempt >= self.max_retries {
+                return Err(err);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = match &err {
+                LlmError::Status {
+                    retry_after: Some(wait),
+                    ..
+                } => {
+                    // The server's wait, or nothing: retrying sooner would be refused.
+                    if *wait >= left {
+                        return Err(LlmError::WaitTooLong { wait: *wait });
+                    }
+                    *wait
+                }
+                _ => {
+                    let wait = backoff(attempt);
+                    if wait >= left {
+                        return Err(err);
+                    }
+                    wait
+                }
+            };
+            tracing::debug!(
+                "model call failed ({err}); retry {} in {wait:?}",
+                attempt + 1
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn once(&self, req: &ChatRequest, deadline: Instant) -> Result<Completion, LlmError> {
+        let key = self.api_key.as_ref().map(|k| k.0.as_str());
+        let (url, headers, body) = match self.provider {
+            Provider::OpenAi => (
+                openai::url(&self.base_url),
+                openai::headers(key),
+                openai::body(req),
+            ),
+            Provider::Anthropic => (
+                anthropic::url(&self.base_url),
+                anthropic::headers(key),
+                anthropic::body(req),
+            ),
+        };
+        let reply = self.http.post_json(&url, headers, &body, deadline).await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(status_error(&reply));
+        }
+        match self.provider {
+            Provider::OpenAi => openai::parse(&reply.body),
+            Provider::Anthropic => anthropic::parse(&reply.body),
+        }
+    }
+}
+
+fn status_error(reply: &HttpReply) -> LlmError {
+    let (kind, message) = classify(reply.status, &reply.body);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    LlmError::Status {
+        status: reply.status,
+        kind,
+        message,
+        retry_after: retry_after(
+            reply.retry_after_ms.as_deref(),
+            reply.retry_after.as_deref(),
+            now,
+        ),
+    }
+}
+
+/// The wait before retry `attempt + 1`: doubling from 0.5 s up to 8 s, less up
+/// to a quarter at random so many workers do not retry in step.
+fn backoff(attempt: u32) -> Duration {
+    let full = FIRST_BACKOFF
+        .saturating_mul(1 << attempt.min(5))
+        .min(MAX_BACKOFF);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = 1.0 - 0.25 * (f64::from(nanos % 1000) / 1000.0);
+    full.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        for (attempt, full) in [(0, 500), (1, 1000), (2, 2000), (4, 8000), (9, 8000)] {
+            let b = backoff(attempt).as_millis() as u64;
+            assert!((full * 3 / 4..=full).contains(&b), "{attempt}: {b}");
+        }
+    }
+
+    #[test]
+    fn the_key_is_never_in_debug_output() {
+        let key = ApiKey::new("sk-very-secret".into());
+        assert!(!format!("{key:?}").contains("sk-very"));
+    }
+}

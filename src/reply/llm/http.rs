@@ -1,0 +1,125 @@
+//! The one HTTP client: reqwest over rustls with the `ring` provider, one POST
+//! with a deadline covering connect, headers and body.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use super::error::LlmError;
+
+/// Largest answer body read; past it the answer is refused.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A header to send; `secret` ones are marked sensitive (never printed by reqwest).
+pub struct Header {
+    /// Name, lowercase.
+    pub name: &'static str,
+    /// Value.
+    pub value: String,
+    /// True for credentials.
+    pub secret: bool,
+}
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    /// Status code.
+    pub status: u16,
+    /// `retry-after-ms`, when sent.
+    pub retry_after_ms: Option<String>,
+    /// `retry-after`, when sent.
+    pub retry_after: Option<String>,
+    /// The body as text (lossy).
+    pub body: String,
+}
+
+/// The HTTP client, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+}
+
+impl Http {
+    /// A client whose connections open within `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> Result<Self, LlmError> {
+        // reqwest is built without a provider of its own: it uses the process
+        // default, the same `ring` one the Redis connections use. A second
+        // install returns Err, which only means it is there.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("secondme/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| LlmError::Connection(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { client })
+    }
+
+    /// POSTs `body` as JSON; the whole exchange ends by `deadline`.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        headers: Vec<Header>,
+        body: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<HttpReply, LlmError> {
+        let mut map = HeaderMap::new();
+        for h in headers {
+            let mut value = HeaderValue::from_str(&h.value).map_err(|_| {
+                LlmError::Connection(format!("the {} header holds invalid characters", h.name))
+            })?;
+            value.set_sensitive(h.secret);
+            map.insert(HeaderName::from_static(h.name), value);
+        }
+        let limit = deadline.saturating_duration_since(Instant::now());
+        let request = self.client.post(url).headers(map).json(body);
+        tokio::time::timeout_at(deadline, exchange(request))
+            .await
+            .map_err(|_| LlmError::Timeout(limit))?
+    }
+}
+
+async fn exchange(request: reqwest::RequestBuilder) -> Result<HttpReply, LlmError> {
+    let mut response = request.send().await.map_err(transport)?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after_ms = header("retry-after-ms");
+    let retry_after = header("retry-after");
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(LlmError::Decode(format!(
+                "the answer is over {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(HttpReply {
+        status,
+        retry_after_ms,
+        retry_after,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// A transport failure, described without the request (which holds no secret
+/// but need not be repeated) and with its cause.
+fn transport(e: reqwest::Error) -> LlmError {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    LlmError::Connection(text)
+}

@@ -1,0 +1,238 @@
+//! The language-model engine: routes a message to the fast or the strong model
+//! (or the template engine), builds the prompt, calls an OpenAI-compatible or an
+//! Anthropic endpoint, cleans the answer and paces it like a person.
+
+pub mod anthropic;
+pub mod breaker;
+pub mod chat;
+pub mod clean;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod openai;
+pub mod prompt;
+pub mod route;
+pub mod usage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::persona_engine::PersonaEngine;
+use super::{Reply, ReplyEngine, ReplyRequest, human_delay_ms};
+use breaker::{Breaker, BreakerState};
+use chat::ChatRequest;
+use client::{ApiKey, ModelClient};
+use config::LlmConfig;
+use error::LlmError;
+use route::Route;
+use usage::Meter;
+
+/// The shortest "typing..." before a generated reply is sent, ms.
+pub const MIN_TYPING_MS: u64 = 2000;
+
+/// The engine.
+#[derive(Debug)]
+pub struct LlmEngine {
+    cfg: LlmConfig,
+    client: ModelClient,
+    shared: LlmShared,
+}
+
+/// What the engine shares with the side that writes its figures to Redis and
+/// shows its state: plain data behind `Arc`s.
+#[derive(Debug, Clone)]
+pub struct LlmShared {
+    /// Counts per model.
+    pub meter: Arc<Meter>,
+    /// The circuit breaker.
+    pub breaker: Arc<Breaker>,
+    /// The daily token budget (0: none).
+    pub daily_token_budget: u64,
+    /// Price per million tokens (input, output) by model.
+    pub prices: std::collections::HashMap<String, [f64; 2]>,
+}
+
+/// What the control room shows about the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmStatus {
+    /// The breaker.
+    pub breaker: BreakerState,
+    /// Tokens spent today.
+    pub spent_today: u64,
+    /// The budget (0: none).
+    pub budget: u64,
+}
+
+impl LlmShared {
+    /// The state now.
+    pub fn status(&self) -> LlmStatus {
+        LlmStatus {
+            breaker: self.breaker.state(),
+            spent_today: self.meter.spent_today(),
+            budget: self.daily_token_budget,
+        }
+    }
+}
+
+impl LlmEngine {
+    /// An engine for `cfg`, its key read from the variable `cfg.api_key_env`.
+    pub fn new(cfg: LlmConfig) -> Result<Self, LlmError> {
+        let key = std::env::var(&cfg.api_key_env)
+            .ok()
+            .filter(|k| !k.trim().is_empty());
+        if key.is_none() {
+            tracing::warn!(
+                "no API key in ${}: calling {} without one (fine for a local server)",
+                cfg.api_key_env,
+                cfg.base_url
+            );
+        }
+        Self::with_key(cfg, key)
+    }
+
+    /// An engine for `cfg` with this key.
+    pub fn with_key(cfg: LlmConfig, key: Option<String>) -> Result<Self, LlmError> {
+        let http = http::Http::new(cfg.connect_timeout)?;
+        let client = ModelClient::new(
+            http,
+            cfg.provider,
+            &cfg.base_url,
+            key.map(|k| ApiKey::new(k.trim().to_owned())),
+            cfg.max_retries,
+        );
+        let shared = LlmShared {
+            meter: Arc::new(Meter::default()),
+            breaker: Arc::new(Breaker::new(cfg.breaker_cooldown)),
+            daily_token_budget: cfg.daily_token_budget,
+            prices: cfg.prices.clone(),
+        };
+        Ok(Self {
+            cfg,
+            client,
+            shared,
+        })
+    }
+
+    /// The shared state, for the figures and the banner.
+    pub fn shared(&self) -> LlmShared {
+        self.shared.clone()
+    }
+
+    fn model_for(&self, route: Route) -> (&str, u32) {
+        match route {
+            Route::Phatic => (&self.cfg.fast_model, self.cfg.fast_max_tokens),
+            Route::Substantive => (&self.cfg.strong_model, self.cfg.strong_max_tokens),
+        }
+    }
+
+    async fn generate(&self, request: &ReplyRequest<'_>, route: Route) -> Result<String, LlmError> {
+        self.shared.breaker.check()?;
+        let budget = self.cfg.daily_token_budget;
+        if budget > 0 && self.shared.meter.spent_today() >= budget {
+            return Err(LlmError::BudgetSpent { budget });
+        }
+        let (model, max_tokens) = self.model_for(route);
+        let (system, turns) = prompt::build(&prompt::PromptInput {
+            owner: self.cfg.owner_name.as_deref(),
+            message: request.message,
+            persona: request.persona,
+            context: request.context,
+            history: request.history,
+            history_len: self.cfg.history_messages,
+            max_chars: self.cfg.max_reply_chars,
+        });
+        let chat = ChatRequest {
+            model: model.to_owned(),
+            system,
+            turns,
+            max_tokens,
+            temperature: 0.7,
+        };
+        let started = Instant::now();
+        let deadline = started + self.cfg.timeout;
+        match self.client.complete(&chat, deadline).await {
+            Ok(c) => {
+                let ms = started.elapsed().as_millis() as u64;
+                self.shared
+                    .meter
+                    .record_call(model, c.prompt_tokens, c.completion_tokens, ms);
+                tracing::info!(
+                    "{model} answered in {ms} ms ({} + {} tokens, {})",
+                    c.prompt_tokens,
+                    c.completion_tokens,
+                    c.finish_reason.as_deref().unwrap_or("no finish reason")
+                );
+                let mut names = vec![request.persona_id];
+                names.extend(self.cfg.owner_name.as_deref());
+                clean::clean(&c.text, &names, self.cfg.max_reply_chars).map_err(LlmError::Unusable)
+            }
+            Err(e) => {
+                self.shared.meter.record_error(model);
+                if e.permanent() {
+                    self.shared.breaker.trip(&e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ReplyEngine for LlmEngine {
+    async fn reply(&self, request: &ReplyRequest<'_>) -> anyhow::Result<Reply> {
+        let started = Instant::now();
+        let route = route::route(&request.message.content, request.context);
+        if route == Route::Phatic && self.cfg.phatic_to_template {
+            return PersonaEngine.reply(request).await;
+        }
+        let content = self.generate(request, route).await?;
+        let jitter = jitter(&request.message.message_id);
+        let delay_ms = typing_delay_ms(&content, jitter, started.elapsed());
+        Ok(Reply { content, delay_ms })
+    }
+
+    fn history_len(&self) -> usize {
+        self.cfg.history_messages
+    }
+}
+
+/// A stable number in `0..1` from the message id, for the human pause.
+fn jitter(message_id: &str) -> f64 {
+    let h = crate::stable_hash::fnv1a64(message_id.as_bytes());
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The "typing..." time: a person's pace for `content` less the time already
+/// spent generating it, never under [`MIN_TYPING_MS`].
+pub fn typing_delay_ms(content: &str, jitter: f64, spent: Duration) -> u64 {
+    let human = human_delay_ms(content, jitter);
+    human
+        .saturating_sub(spent.as_millis() as u64)
+        .max(MIN_TYPING_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typing_time_is_the_human_pace_less_the_generation_floored_at_2s() {
+        // 10 words: 3000 ms + a 2000 ms pause at jitter 0.
+        let text = "one two three four five six seven eight nine ten";
+        assert_eq!(typing_delay_ms(text, 0.0, Duration::ZERO), 5000);
+        assert_eq!(
+            typing_delay_ms(text, 0.0, Duration::from_millis(1500)),
+            3500
+        );
+        assert_eq!(
+            typing_delay_ms(text, 0.0, Duration::from_secs(4)),
+            MIN_TYPING_MS
+        );
+        assert_eq!(
+            typing_delay_ms("ok", 1.0, Duration::from_secs(60)),
+            MIN_TYPING_MS
+        );
+    }
+}
