@@ -32,10 +32,21 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
     match command {
         None => {
             let _log = init_file_log(&config)?;
-            control_room(&config, with_worker).await
+            if !config.gateway_whatsapp {
+                return control_room(&config, with_worker).await;
+            }
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let gateway = crate::whatsapp::spawn_beside_control_room(&config, stop_rx);
+            let result = control_room(&config, with_worker).await;
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(12), gateway).await;
+            result
         }
         Some(Command::Worker) => run_worker(config).await,
         Some(Command::Demo) => demo(config).await,
+        Some(Command::Gateway) => crate::whatsapp::gateway(config).await,
+        Some(Command::Login { phone }) => crate::whatsapp::login(config, phone.as_deref()).await,
+        Some(Command::Logout) => crate::whatsapp::logout(config).await,
         Some(Command::Pause { contact, duration }) => {
             secondme::store::ensure_contact_id(&contact)?;
             let d =
@@ -92,7 +103,7 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
     }
 }
 
-async fn connect(config: &Config) -> Result<ConnectionManager> {
+pub(crate) async fn connect(config: &Config) -> Result<ConnectionManager> {
     let client = connection::client_for(config)?;
     connection::manager(&client, None).await.with_context(|| {
         format!(
@@ -438,7 +449,7 @@ async fn seed_graph(con: &mut ConnectionManager) {
     }
 }
 
-fn init_stderr_log() {
+pub(crate) fn init_stderr_log() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SECONDME_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -469,7 +480,7 @@ async fn run_worker(config: Config) -> Result<()> {
 
 /// Resolves on the first SIGINT (Ctrl-C), SIGTERM or SIGHUP: what asks the
 /// headless worker to drain and stop.
-async fn interrupt_term_or_hangup() {
+pub(crate) async fn interrupt_term_or_hangup() {
     use tokio::signal::unix::{SignalKind, signal};
     // A signal whose handler cannot be installed is never waited for, so the
     // others still stop the worker.

@@ -30,6 +30,28 @@ use crate::sleep::SleepHours;
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// The gateway the control room runs: whatsapp or none.
+    #[arg(long, global = true, env = "SECONDME_GATEWAY", hide_env_values = true)]
+    pub gateway: Option<String>,
+    /// Let WhatsApp group chats in (each group is one contact).
+    #[arg(long, global = true, env = "SECONDME_GROUPS", hide_env_values = true)]
+    pub groups: Option<bool>,
+    /// Replies the WhatsApp gateway sends per minute at most (1-600).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_SEND_PER_MINUTE",
+        hide_env_values = true
+    )]
+    pub send_per_minute: Option<u32>,
+    /// WhatsApp device store directory (default: $XDG_DATA_HOME/secondme/whatsapp).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_WHATSAPP_DIR",
+        hide_env_values = true
+    )]
+    pub whatsapp_dir: Option<PathBuf>,
     /// Redis URL: redis://[user:password@]host:port[/db], rediss://..., unix:///path/to.sock
     #[arg(
         long,
@@ -136,6 +158,10 @@ impl Settings {
     pub fn or(self, lower: Settings) -> Settings {
         // Destructured without `..`, so a new field cannot be forgotten here.
         let Settings {
+            gateway,
+            groups,
+            send_per_minute,
+            whatsapp_dir,
             redis_url,
             user_id,
             consumer,
@@ -156,6 +182,10 @@ impl Settings {
         let mut merged_keys = lower.keys;
         merged_keys.extend(keys);
         Settings {
+            gateway: gateway.or(lower.gateway),
+            groups: groups.or(lower.groups),
+            send_per_minute: send_per_minute.or(lower.send_per_minute),
+            whatsapp_dir: whatsapp_dir.or(lower.whatsapp_dir),
             redis_url: redis_url.or(lower.redis_url),
             user_id: user_id.or(lower.user_id),
             consumer: consumer.or(lower.consumer),
@@ -213,6 +243,14 @@ impl SleepSetting {
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Run the WhatsApp gateway in the control room.
+    pub gateway_whatsapp: bool,
+    /// Group chats enter the queue.
+    pub groups: bool,
+    /// The send budget, replies per minute.
+    pub send_per_minute: u32,
+    /// The WhatsApp device store's directory.
+    pub whatsapp_dir: PathBuf,
     /// Redis URL.
     pub redis_url: String,
     /// Account owner id.
@@ -282,6 +320,10 @@ impl Config {
     pub fn resolve(s: Settings) -> Result<Self> {
         // Destructured without `..`, so a new field cannot be forgotten here.
         let Settings {
+            gateway,
+            groups,
+            send_per_minute,
+            whatsapp_dir,
             redis_url,
             user_id,
             consumer,
@@ -314,6 +356,19 @@ impl Config {
             bail!("read_ahead_mb must be between 0 and 4096, not {read_ahead_mb}");
         }
         Ok(Self {
+            gateway_whatsapp: match gateway.as_deref().map(str::trim) {
+                None | Some("none") => false,
+                Some("whatsapp") => true,
+                Some(other) => bail!("gateway must be whatsapp or none, not {other:?}"),
+            },
+            groups: groups.unwrap_or(false),
+            send_per_minute: match send_per_minute
+                .unwrap_or(crate::bridge::whatsapp::gateway::DEFAULT_SEND_PER_MINUTE)
+            {
+                n @ 1..=600 => n,
+                n => bail!("send_per_minute must be between 1 and 600, not {n}"),
+            },
+            whatsapp_dir: whatsapp_dir.unwrap_or_else(|| paths::data_dir().join("whatsapp")),
             redis_url: redis_url.unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
             user_id: user_id.unwrap_or_else(|| "user-1".into()),
             consumer: consumer.unwrap_or_else(default_consumer),
@@ -544,6 +599,18 @@ mod tests {
         assert_eq!(example.claim_idle, defaults.claim_idle);
         assert_eq!(example.theme, defaults.theme);
         assert_eq!(example.sleep_hours, defaults.sleep_hours);
+    }
+
+    #[test]
+    fn the_example_config_shows_the_gateway_defaults() {
+        let file: Settings =
+            toml::from_str(include_str!("../assets/config.example.toml")).expect("parses");
+        let example = Config::resolve(file).expect("merge");
+        let defaults = Config::resolve(Settings::default()).expect("merge");
+        assert_eq!(example.gateway_whatsapp, defaults.gateway_whatsapp);
+        assert_eq!(example.groups, defaults.groups);
+        assert_eq!(example.send_per_minute, defaults.send_per_minute);
+        assert_eq!(example.whatsapp_dir, defaults.whatsapp_dir);
     }
 
     #[test]

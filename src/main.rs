@@ -1,6 +1,7 @@
 //! The `secondme` command line: the TUI by default, the worker, and one-shot commands.
 
 mod commands;
+mod whatsapp;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,16 @@ enum Command {
     Worker,
     /// The whole system on a private Redis with simulated WhatsApp traffic.
     Demo,
+    /// Run the WhatsApp gateway headless (for systemd); stops on SIGINT/SIGTERM.
+    Gateway,
+    /// Log into WhatsApp from this terminal: scan the QR code, or type a pair code.
+    Login {
+        /// Link by phone number instead (+COUNTRYNUMBER): shows an 8-character code.
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Unlink this device from WhatsApp and delete its keys.
+    Logout,
     /// Pause the twin for a contact.
     Pause {
         /// Contact id.

@@ -68,6 +68,16 @@ impl std::fmt::Debug for SessionKey {
 }
 
 impl SessionKey {
+    /// A key for another purpose derived from this one (HMAC-SHA256 of `label`),
+    /// so one secret serves both without one use revealing the other.
+    pub fn subkey(&self, label: &str) -> [u8; 32] {
+        use hmac::{KeyInit as _, Mac};
+        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// A fresh random key.
     pub fn generate() -> Self {
         let key = Aes256Gcm::generate_key(OsRng);

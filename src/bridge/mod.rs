@@ -4,6 +4,7 @@
 //! so the echo of a twin's reply is never taken for the person typing.
 
 pub mod simulator;
+pub mod whatsapp;
 
 use std::future::Future;
 

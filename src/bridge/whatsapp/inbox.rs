@@ -1,0 +1,143 @@
+//! Where WhatsApp's messages enter Redis: the durability hook's commit. WhatsApp
+//! is acknowledged only after [`Inbox::commit`] returns `Ok`, so a message is
+//! either in `QUEUE:messages` or will be delivered again.
+//!
+//! The inbox also keeps the [`Directory`]: which address answers which contact
+//! id. It lives in a private file beside the device store, never in Redis,
+//! because addresses are phone numbers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use redis::aio::ConnectionManager;
+
+use super::link::Inbound;
+use crate::private_file;
+use crate::store::queue;
+
+/// `CONTACTS:names`: contact id to the contact's WhatsApp display name.
+pub const CONTACT_NAMES: &str = "CONTACTS:names";
+
+/// Contact id to address, kept in a 0600 JSON file.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    path: PathBuf,
+    map: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Directory {
+    /// The directory stored at `path` (empty when the file does not exist yet).
+    pub fn open(path: PathBuf) -> Result<Self> {
+        let map = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a contact directory", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        Ok(Self {
+            path,
+            map: Arc::new(Mutex::new(map)),
+        })
+    }
+
+    /// The address of `contact_id`, if the gateway has seen that contact.
+    pub fn address(&self, contact_id: &str) -> Option<String> {
+        self.map.lock().ok()?.get(contact_id).cloned()
+    }
+
+    /// Records addresses; rewrites the file only when something is new.
+    pub fn remember<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<()> {
+        let snapshot = {
+            let mut map = self
+                .map
+                .lock()
+                .map_err(|_| anyhow::anyhow!("contact directory lock poisoned"))?;
+            let mut changed = false;
+            for (id, address) in pairs {
+                if map.get(id).map(String::as_str) != Some(address) {
+                    map.insert(id.to_owned(), address.to_owned());
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(());
+            }
+            serde_json::to_vec(&*map)?
+        };
+        write_private(&self.path, &snapshot)
+    }
+}
+
+/// Writes `bytes` to `path` through a private temporary file and a rename, so a
+/// crash leaves the old file or the new one.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        private_file::create_dir(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(private_file::FILE_MODE)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The durable commit of incoming messages.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    con: ConnectionManager,
+    acked_trim: bool,
+    directory: Directory,
+}
+
+impl Inbox {
+    /// An inbox writing through `con`; `acked_trim` on Redis 8.2+.
+    pub fn new(con: ConnectionManager, acked_trim: bool, directory: Directory) -> Self {
+        Self {
+            con,
+            acked_trim,
+            directory,
+        }
+    }
+
+    /// The contact directory.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Adds the batch to `QUEUE:messages` (one atomic round trip) and records
+    /// names and addresses. `Ok` means WhatsApp may forget the messages.
+    pub async fn commit(&self, batch: &[Inbound]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.directory.remember(
+            batch
+                .iter()
+                .map(|m| (m.message.contact_id.as_str(), m.address.as_str())),
+        )?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for m in batch {
+            pipe.add_command(queue::xadd(&m.message, self.acked_trim))
+                .ignore();
+            if let Some(name) = m.push_name.as_deref().filter(|n| !n.is_empty()) {
+                pipe.hset(CONTACT_NAMES, &m.message.contact_id, name)
+                    .ignore();
+            }
+        }
+        let mut con = self.con.clone();
+        pipe.exec_async(&mut con)
+            .await
+            .context("cannot add to QUEUE:messages")
+    }
+}

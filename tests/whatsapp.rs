@@ -1,0 +1,625 @@
+//! The WhatsApp gateway against a real redis-server: its behaviour behind the
+//! `Link`/`Connector` trait with a recording fake (WhatsApp's network cannot
+//! run here), and the real binary with the real library when there is no network.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use common::{Harness, TestDir, eventually};
+use redis::AsyncCommands;
+use secondme::bridge::whatsapp::gateway::{Exit, GatewayOptions, WhatsAppGateway};
+use secondme::bridge::whatsapp::inbox::{Directory, Inbox};
+use secondme::bridge::whatsapp::link::{Connector, Inbound, Link, LinkError, LinkEvent};
+use secondme::bridge::whatsapp::status;
+use secondme::schema::{self, Direction, QueueMessage};
+use secondme::seal::{self, SessionKey};
+use tokio::sync::{mpsc, watch};
+
+const USER: &str = "user-1";
+const CONTACT: &str = "wa_0123456789abcdef01234567";
+
+/// What the fake was asked to do, in order.
+#[derive(Default)]
+struct Record {
+    calls: Vec<String>,
+    /// `SENT:` keys present when each send happened.
+    sent_marks_at_send: Vec<Vec<String>>,
+    events: Option<mpsc::Sender<LinkEvent>>,
+    inbox: Option<Inbox>,
+    connects: usize,
+}
+
+/// A connector like the library: a stored device connects, a new one shows a code.
+#[derive(Clone)]
+struct FakeConnector {
+    record: Arc<Mutex<Record>>,
+    store: PathBuf,
+    redis: redis::aio::ConnectionManager,
+}
+
+struct FakeLink {
+    record: Arc<Mutex<Record>>,
+    redis: redis::aio::ConnectionManager,
+}
+
+impl FakeConnector {
+    fn calls(&self) -> Vec<String> {
+        self.record.lock().expect("lock").calls.clone()
+    }
+
+    async fn emit(&self, event: LinkEvent) {
+        let tx = self.record.lock().expect("lock").events.clone();
+        tx.expect("connected")
+            .send(event)
+            .await
+            .expect("gateway listening");
+    }
+
+    fn inbox(&self) -> Inbox {
+        self.record
+            .lock()
+            .expect("lock")
+            .inbox
+            .clone()
+            .expect("connected")
+    }
+}
+
+impl Connector for FakeConnector {
+    type Link = FakeLink;
+
+    async fn connect(
+        &self,
+        inbox: Inbox,
+        events: mpsc::Sender<LinkEvent>,
+    ) -> anyhow::Result<FakeLink> {
+        {
+            let mut r = self.record.lock().expect("lock");
+            r.connects += 1;
+            r.events = Some(events.clone());
+            r.inbox = Some(inbox);
+        }
+        let first = if self.has_store() {
+            LinkEvent::Connected {
+                account: "wa_account".into(),
+                device: 7,
+                name: "Alice".into(),
+            }
+        } else {
+            LinkEvent::Qr {
+                code: "2@fake-code".into(),
+                expires_in: 60,
+            }
+        };
+        events.send(first).await?;
+        Ok(FakeLink {
+            record: Arc::clone(&self.record),
+            redis: self.redis.clone(),
+        })
+    }
+
+    fn has_store(&self) -> bool {
+        self.store.exists()
+    }
+
+    fn remove_store(&self) -> std::io::Result<()> {
+        std::fs::remove_file(&self.store)
+    }
+
+    fn store_path(&self) -> PathBuf {
+        self.store.clone()
+    }
+}
+
+impl FakeLink {
+    fn call(&self, text: String) {
+        self.record.lock().expect("lock").calls.push(text);
+    }
+}
+
+impl Link for FakeLink {
+    fn message_id(&self) -> String {
+        let n = self.record.lock().expect("lock").calls.len();
+        format!("FAKE{n}")
+    }
+
+    async fn send_text(&self, to: &str, id: &str, text: &str) -> Result<(), LinkError> {
+        let mut con = self.redis.clone();
+        let marks: Vec<String> = con.keys("SENT:*").await.unwrap_or_default();
+        self.record
+            .lock()
+            .expect("lock")
+            .sent_marks_at_send
+            .push(marks);
+        self.call(format!("send {to} {id} {text}"));
+        Ok(())
+    }
+
+    async fn composing(&self, to: &str) -> Result<(), LinkError> {
+        self.call(format!("composing {to}"));
+        Ok(())
+    }
+
+    async fn paused(&self, to: &str) -> Result<(), LinkError> {
+        self.call(format!("paused {to}"));
+        Ok(())
+    }
+
+    async fn set_unavailable(&self) -> Result<(), LinkError> {
+        self.call("unavailable".into());
+        Ok(())
+    }
+
+    async fn logout(&self) {
+        self.call("logout".into());
+    }
+
+    async fn shutdown(&self) {
+        self.call("shutdown".into());
+    }
+}
+
+struct Running {
+    fake: FakeConnector,
+    key: SessionKey,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<Exit>>,
+    _dir: TestDir,
+}
+
+async fn start(h: &Harness, with_store: bool) -> Running {
+    let dir = TestDir::new("wa");
+    let store = dir.join("device.db");
+    if with_store {
+        std::fs::write(&store, b"keys").expect("store");
+    }
+    let fake = FakeConnector {
+        record: Arc::default(),
+        store,
+        redis: h.con.clone(),
+    };
+    let key = SessionKey::generate();
+    let directory = Directory::open(dir.join("contacts.json")).expect("directory");
+    let inbox = Inbox::new(h.con.clone(), h.acked, directory);
+    let opts = GatewayOptions {
+        user_id: USER.into(),
+        key: key.clone(),
+        send_per_minute: 60,
+        typing_refresh: Duration::from_millis(400),
+        until_connected: false,
+        consumer: "gw-test".into(),
+    };
+    let gateway = WhatsAppGateway::new(fake.clone(), h.con.clone(), inbox, opts);
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(gateway.run(stop_rx));
+    Running {
+        fake,
+        key,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+async fn state(h: &mut Harness) -> Option<status::GatewayStatus> {
+    let json: Option<String> = h.con.get(status::key(USER)).await.ok()?;
+    serde_json::from_str(&json?).ok()
+}
+
+async fn wait_state(h: &mut Harness, want: status::State) -> status::GatewayStatus {
+    let con = h.con.clone();
+    let found = eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        async move {
+            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+            (s.state == want).then_some(s)
+        }
+    })
+    .await;
+    match found {
+        Some(s) => s,
+        None => panic!("gateway never reached {want:?}; last: {:?}", state(h).await),
+    }
+}
+
+fn inbound(id: &str, text: &str) -> Inbound {
+    Inbound {
+        message: QueueMessage {
+            message_id: format!("{CONTACT}.{id}"),
+            contact_id: CONTACT.into(),
+            content: text.into(),
+            timestamp: secondme::store::now_ms(),
+            direction: Direction::Incoming,
+            from_me: false,
+        },
+        address: "15550001111@s.whatsapp.net".into(),
+        push_name: Some("Bob".into()),
+    }
+}
+
+async fn queue_reply(h: &mut Harness, reply_id: &str, delay_ms: u64) {
+    let _: String = h
+        .con
+        .xadd(
+            schema::QUEUE_RESPONSES,
+            "*",
+            &[
+                (schema::response_fields::REPLY_ID, reply_id.to_owned()),
+                (schema::response_fields::CONTACT_ID, CONTACT.to_owned()),
+                (schema::response_fields::CONTENT, "sounds good".to_owned()),
+                (schema::response_fields::IN_REPLY_TO, "m1".to_owned()),
+                (schema::response_fields::DELAY_MS, delay_ms.to_string()),
+            ],
+        )
+        .await
+        .expect("xadd");
+}
+
+#[tokio::test]
+async fn login_codes_reach_events_qr_and_the_qr_key_then_connecting_writes_the_session() {
+    let mut h = Harness::start().await;
+    let mut events = h.subscribe().await;
+    let run = start(&h, false).await;
+    let s = wait_state(&mut h, status::State::WaitingForScan).await;
+    assert!(s.until.is_some());
+    let qr: String = h.con.get(schema::qr_key(USER)).await.expect("QR key");
+    let payload: serde_json::Value = serde_json::from_str(&qr).expect("json");
+    let code = base64::engine::general_purpose::STANDARD
+        .decode(payload["qrCode"].as_str().expect("qrCode"))
+        .expect("base64");
+    assert_eq!(code, b"2@fake-code");
+    assert_eq!(payload["expiresIn"], 60);
+    let ttl: i64 = h.con.pttl(schema::qr_key(USER)).await.expect("pttl");
+    assert!((50_000..=60_000).contains(&ttl), "{ttl}");
+    let published =
+        common::collect(&mut events, schema::CHANNEL_QR, Duration::from_millis(300)).await;
+    assert_eq!(published, vec![payload]);
+
+    run.fake
+        .emit(LinkEvent::Connected {
+            account: "wa_acc".into(),
+            device: 3,
+            name: "Alice".into(),
+        })
+        .await;
+    let s = wait_state(&mut h, status::State::Connected).await;
+    assert_eq!(s.name.as_deref(), Some("Alice"));
+    let gone: bool = h.con.exists(schema::qr_key(USER)).await.expect("exists");
+    assert!(!gone, "the code is deleted at login");
+    let token: String = h
+        .con
+        .hget(schema::session_key(USER), "token")
+        .await
+        .expect("session");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &seal::open(&run.key, &token, &schema::session_key(USER)).expect("opens"),
+    )
+    .expect("manifest");
+    assert_eq!(manifest["account"], "wa_acc");
+    assert_eq!(manifest["device"], 3);
+    assert!(
+        manifest["storePath"]
+            .as_str()
+            .expect("path")
+            .ends_with("device.db")
+    );
+    assert!(manifest["pairedAt"].as_i64().expect("pairedAt") > 0);
+    let ttl: i64 = h.con.ttl(schema::session_key(USER)).await.expect("ttl");
+    assert!(ttl > 86_000, "{ttl}");
+    assert!(
+        run.fake.calls().contains(&"unavailable".to_owned()),
+        "presence set offline"
+    );
+    let _ = run.stop.send(true);
+    assert_eq!(run.task.await.expect("join").expect("run"), Exit::Stopped);
+}
+
+#[tokio::test]
+async fn a_restart_with_a_store_connects_without_a_code() {
+    let mut h = Harness::start().await;
+    let mut events = h.subscribe().await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    assert!(
+        common::collect(&mut events, schema::CHANNEL_QR, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+    let qr: bool = h.con.exists(schema::qr_key(USER)).await.expect("exists");
+    assert!(!qr);
+    assert!(run.fake.has_store(), "the store is kept");
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+#[tokio::test]
+async fn incoming_messages_reach_the_stream_through_the_hook_commit_only() {
+    let mut h = Harness::start().await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    let len: usize = h.con.xlen(schema::QUEUE_MESSAGES).await.expect("xlen");
+    assert_eq!(len, 0, "connecting adds nothing");
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "hi there")])
+        .await
+        .expect("commit");
+    let entries = stream(&mut h, schema::QUEUE_MESSAGES).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["content"], "hi there");
+    assert_eq!(entries[0]["direction"], "incoming");
+    assert_eq!(entries[0]["fromMe"], "false");
+    let name: Option<String> = h.con.hget("CONTACTS:names", CONTACT).await.expect("names");
+    assert_eq!(name.as_deref(), Some("Bob"));
+    let all: Vec<String> = h.con.keys("*").await.expect("keys");
+    let dump = format!("{all:?} {entries:?}");
+    assert!(
+        !dump.contains("15550001111"),
+        "no phone number in Redis: {dump}"
+    );
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+async fn stream(h: &mut Harness, key: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let reply: redis::streams::StreamRangeReply = h.con.xrange_all(key).await.expect("xrange");
+    reply
+        .ids
+        .into_iter()
+        .map(|e| {
+            e.map
+                .into_iter()
+                .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reply_is_sent_once_after_typing_with_its_sent_mark_written_first() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "dinner?")])
+        .await
+        .expect("commit");
+    queue_reply(&mut h, "bot_A1", 1000).await;
+    queue_reply(&mut h, "bot_A1", 0).await; // the same reply again: never sent twice
+    let fake = run.fake.clone();
+    let sent = eventually(Duration::from_secs(6), || {
+        let calls = fake.calls();
+        async move { calls.iter().any(|c| c.starts_with("send")).then_some(calls) }
+    })
+    .await
+    .expect("the reply is sent");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let calls = run.fake.calls();
+    let sends: Vec<_> = calls.iter().filter(|c| c.starts_with("send")).collect();
+    assert_eq!(sends.len(), 1, "{calls:?}");
+    let at = sent
+        .iter()
+        .position(|c| c.starts_with("send"))
+        .expect("send");
+    assert!(
+        sent[..at]
+            .iter()
+            .any(|c| c.starts_with("composing 15550001111@s.whatsapp.net"))
+    );
+    assert!(
+        calls[at + 1..].iter().any(|c| c.starts_with("paused")),
+        "{calls:?}"
+    );
+    let wa_id = sends[0].split(' ').nth(2).expect("id").to_owned();
+    let message_id = format!("{CONTACT}.{wa_id}");
+    let marks = run
+        .fake
+        .record
+        .lock()
+        .expect("lock")
+        .sent_marks_at_send
+        .clone();
+    assert_eq!(
+        marks,
+        vec![vec![schema::sent_key(&message_id)]],
+        "SENT: before the send"
+    );
+    let entries = stream(&mut h, schema::QUEUE_MESSAGES).await;
+    let echo = entries
+        .iter()
+        .find(|e| e["fromMe"] == "true")
+        .expect("echo entry");
+    assert_eq!(echo["messageId"], message_id);
+    assert_eq!(echo["direction"], "outgoing");
+    let pending: redis::streams::StreamPendingReply = h
+        .con
+        .xpending(schema::QUEUE_RESPONSES, "secondme-gateway")
+        .await
+        .expect("xpending");
+    assert_eq!(pending.count(), 0, "both entries acknowledged");
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+#[tokio::test]
+async fn the_kill_switch_pressed_while_typing_stops_the_send() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "you there?")])
+        .await
+        .expect("commit");
+    queue_reply(&mut h, "bot_A1", 3000).await;
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let calls = fake.calls();
+        async move {
+            calls
+                .iter()
+                .any(|c| c.starts_with("composing"))
+                .then_some(())
+        }
+    })
+    .await
+    .expect("typing shown");
+    let _: () = h
+        .con
+        .set(schema::PAUSE_ALL, secondme::store::now_ms())
+        .await
+        .expect("kill");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let calls = run.fake.calls();
+    assert!(!calls.iter().any(|c| c.starts_with("send")), "{calls:?}");
+    assert!(
+        calls.iter().any(|c| c.starts_with("paused")),
+        "typing cleared: {calls:?}"
+    );
+    let marks: Vec<String> = h.con.keys("SENT:*").await.expect("keys");
+    assert!(marks.is_empty(), "nothing marked as sent");
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+#[tokio::test]
+async fn logging_out_deletes_the_store_and_the_session_and_shows_a_code_again() {
+    let mut h = Harness::start().await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    let session: bool = h
+        .con
+        .exists(schema::session_key(USER))
+        .await
+        .expect("exists");
+    assert!(session);
+    run.fake
+        .emit(LinkEvent::LoggedOut {
+            reason: "the device was unlinked".into(),
+        })
+        .await;
+    wait_state(&mut h, status::State::WaitingForScan).await;
+    assert!(!run.fake.has_store(), "store deleted");
+    let session: bool = h
+        .con
+        .exists(schema::session_key(USER))
+        .await
+        .expect("exists");
+    assert!(!session, "SESSION deleted");
+    let qr: bool = h.con.exists(schema::qr_key(USER)).await.expect("exists");
+    assert!(qr, "a new login code is up");
+    assert_eq!(run.fake.record.lock().expect("lock").connects, 2);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+#[tokio::test]
+async fn a_replaced_stream_stops_the_gateway_and_used_up_codes_wait_for_the_operator() {
+    let mut h = Harness::start().await;
+    let run = start(&h, false).await;
+    wait_state(&mut h, status::State::WaitingForScan).await;
+    run.fake.emit(LinkEvent::CodesExhausted).await;
+    wait_state(&mut h, status::State::CodesExhausted).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        run.fake.record.lock().expect("lock").connects,
+        1,
+        "no new codes unasked"
+    );
+    let _: () = h
+        .con
+        .set(status::request_key(USER), status::REQUEST_NEW_CODES)
+        .await
+        .expect("ask");
+    wait_state(&mut h, status::State::WaitingForScan).await;
+    assert_eq!(run.fake.record.lock().expect("lock").connects, 2);
+    run.fake.emit(LinkEvent::StreamReplaced).await;
+    let exit = tokio::time::timeout(Duration::from_secs(5), run.task)
+        .await
+        .expect("stops")
+        .expect("join")
+        .expect("run");
+    assert_eq!(exit, Exit::Replaced);
+    assert_eq!(
+        state(&mut h).await.map(|s| s.state),
+        Some(status::State::Replaced)
+    );
+}
+
+/// The real binary and library, with no network (as in this sandbox): the
+/// gateway says so in `GATEWAY:{userId}` and its log, and keeps trying with backoff.
+#[cfg(feature = "whatsapp")]
+#[tokio::test]
+async fn with_no_network_the_real_gateway_reports_it_and_keeps_retrying() {
+    let h = Harness::start().await;
+    let dir = TestDir::new("wa-real");
+    let log = std::fs::File::create(dir.join("stderr")).expect("log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_secondme"))
+        .arg("gateway")
+        .env("SECONDME_REDIS_URL", h.server.url())
+        .env("SECONDME_USER_ID", USER)
+        .env("SECONDME_KEY_FILE", dir.join("session.key"))
+        .env("SECONDME_WHATSAPP_DIR", dir.join("wa"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("HOME", &*dir)
+        .env("SECONDME_LOG", "info")
+        // No proxy and no resolver for WhatsApp's host: nothing can reach it.
+        .env("HTTPS_PROXY", "")
+        .stderr(log)
+        .spawn()
+        .expect("spawn secondme gateway");
+    let first = eventually(Duration::from_secs(60), || {
+        let mut con = h.con.clone();
+        async move {
+            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+            matches!(
+                s.state,
+                status::State::NoNetwork | status::State::Reconnecting
+            )
+            .then_some(s)
+        }
+    })
+    .await
+    .expect("the gateway reports the missing network");
+    assert!(first.next_try.is_some(), "{first:?}");
+    let later = eventually(Duration::from_secs(60), || {
+        let mut con = h.con.clone();
+        let since = first.next_try;
+        async move {
+            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+            (s.next_try > since).then_some(s)
+        }
+    })
+    .await
+    .expect("it tries again, later each time");
+    assert_eq!(later.since, first.since, "the trouble keeps its start time");
+    let store = dir.join("wa");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&store).expect("store dir").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
+    let file = std::fs::metadata(store.join("device.db")).expect("store file");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&file.permissions()) & 0o777,
+        0o600
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+    assert!(
+        text.contains("no network") || text.contains("reconnecting"),
+        "{text}"
+    );
+}
