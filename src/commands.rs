@@ -529,11 +529,13 @@ async fn status(config: &Config, json: bool) -> Result<()> {
     };
     // Not knowing the policy (Redis went away meanwhile) is reported as null, not guessed.
     let eviction = store::eviction::check(&mut con).await.ok();
+    let dialects = store::dialects::detect(&mut con, &config.user_id).await;
     if json {
         let mut value = serde_json::to_value(&snap).context("cannot encode status")?;
         if let Some(obj) = value.as_object_mut() {
             obj.insert("token".into(), serde_json::json!(token));
             obj.insert("eviction".into(), serde_json::json!(eviction));
+            obj.insert("dialects".into(), serde_json::json!(dialects));
         }
         let text = serde_json::to_string_pretty(&value).context("cannot encode status")?;
         println!("{}", terminal_safe_json(&text));
@@ -557,7 +559,19 @@ async fn status(config: &Config, json: bool) -> Result<()> {
             format_ms(s.expires_at - now),
             token.as_deref().unwrap_or("none")
         ),
-        None => println!("session      not logged in (scan the QR code in the TUI)"),
+        None => match &snap.gateway_session {
+            Some(g) => println!(
+                "session      {} (another gateway's, {}){}",
+                printable(&g.state),
+                secondme::schema::dialect::SESSION_INFO,
+                if g.needs_refresh {
+                    "; needs a new login"
+                } else {
+                    ""
+                }
+            ),
+            None => println!("session      not logged in (scan the QR code in the TUI)"),
+        },
     }
     match snap.kill_switch {
         Some(at) => println!(
@@ -586,12 +600,12 @@ async fn status(config: &Config, json: bool) -> Result<()> {
         println!("paused       none");
     }
     for p in &snap.paused {
-        println!(
-            "paused       {} for {} ({})",
-            p.contact_id,
-            format_ms(p.remaining_ms),
-            p.reason
-        );
+        let how_long = if p.until_resumed {
+            "until resumed".to_owned()
+        } else {
+            format!("for {}", format_ms(p.remaining_ms))
+        };
+        println!("paused       {} {how_long} ({})", p.contact_id, p.reason);
     }
     for c in &snap.counters {
         println!(
@@ -606,6 +620,12 @@ async fn status(config: &Config, json: bool) -> Result<()> {
     stats.sort();
     let stats: Vec<String> = stats.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!("worker       {}", list_or_none(&stats));
+    for line in &dialects {
+        println!("reading      {}", printable(line));
+    }
+    for key in &snap.odd_keys {
+        println!("unreadable   {}", printable(key));
+    }
     Ok(())
 }
 

@@ -80,7 +80,8 @@ pub fn check_pairs<'a>(
 }
 
 /// The strict checks, on fields looked up by name: `None` when the field is
-/// missing, else its text or why it has none.
+/// missing, else its text or why it has none. An entry without `messageId` but
+/// with a `payload` field is the original gateway's form (see [`check_payload`]).
 fn check_with<'a>(
     entry_id: &str,
     get: impl Fn(&'static str) -> Option<Result<Cow<'a, str>, String>>,
@@ -90,17 +91,152 @@ fn check_with<'a>(
         field,
         problem,
     };
+    if get("messageId").is_none()
+        && let Some(payload) = get(PAYLOAD)
+    {
+        return check_payload(entry_id, &payload.map_err(|p| fail(PAYLOAD, p))?);
+    }
     let text = |field: &'static str| -> Result<Cow<'a, str>, EntryError> {
         get(field)
             .ok_or_else(|| fail(field, "is missing".into()))?
             .map_err(|p| fail(field, p))
     };
+    check_values(
+        &fail,
+        text("messageId")?,
+        || text("contactId"),
+        || text("content"),
+        || text("timestamp"),
+        || text("direction"),
+        || text("fromMe"),
+    )
+}
 
-    let message_id = text("messageId")?;
+/// The field of the original TypeScript gateway's entries: one JSON object
+/// `{messageId, contactId, contactName, content, timestamp, hasMedia, type}`.
+pub const PAYLOAD: &str = "payload";
+
+/// Largest `payload` accepted, in bytes: the content limit with every character
+/// escaped (`\uXXXX` is 6 bytes for at most 3 of UTF-8), plus room for the rest.
+pub const MAX_PAYLOAD_BYTES: usize = 2 * MAX_CONTENT_BYTES + 8192;
+
+/// Checks an entry of the `payload` form with the same rules as the seed's
+/// fields: `direction` missing means `incoming` and `fromMe` missing means
+/// `false` (that gateway queues only incoming messages); `timestamp` is a
+/// number of ms or its text; `contactName`, `hasMedia` and `type` are optional
+/// but, when present, of their JSON type. A problem is reported on the field
+/// `payload`, naming the JSON key.
+fn check_payload<'a>(entry_id: &str, payload: &str) -> Result<CheckedEntry<'a>, EntryError> {
+    let fail = |key: &'static str, problem: String| EntryError {
+        entry_id: entry_id.to_owned(),
+        field: PAYLOAD,
+        problem: if key.is_empty() {
+            problem
+        } else {
+            format!("`{key}` {problem}")
+        },
+    };
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(fail(
+            "",
+            format!(
+                "is {} bytes, over the {MAX_PAYLOAD_BYTES} byte limit",
+                payload.len()
+            ),
+        ));
+    }
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(payload)
+        .map_err(|e| {
+            fail(
+                "",
+                format!("is not a JSON object ({})", clip(&e.to_string())),
+            )
+        })?;
+    let string = |key: &'static str| -> Result<Option<Cow<'a, str>>, EntryError> {
+        match object.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
+            Some(other) => Err(fail(key, format!("is {}, not a string", json_kind(other)))),
+        }
+    };
+    let required = |key: &'static str| -> Result<Cow<'a, str>, EntryError> {
+        string(key)?.ok_or_else(|| fail(key, "is missing".into()))
+    };
+    for key in ["contactName", "type"] {
+        string(key)?;
+    }
+    if let Some(v) = object.get("hasMedia")
+        && !v.is_boolean()
+        && !v.is_null()
+    {
+        return Err(fail(
+            "hasMedia",
+            format!("is {}, not a boolean", json_kind(v)),
+        ));
+    }
+    let timestamp = || -> Result<Cow<'a, str>, EntryError> {
+        match object.get("timestamp") {
+            None | Some(serde_json::Value::Null) => Err(fail("timestamp", "is missing".into())),
+            Some(serde_json::Value::String(s)) => Ok(Cow::Owned(s.clone())),
+            Some(serde_json::Value::Number(n)) => Ok(Cow::Owned(n.to_string())),
+            Some(other) => Err(fail(
+                "timestamp",
+                format!("is {}, not a number of ms", json_kind(other)),
+            )),
+        }
+    };
+    let from_me = || -> Result<Cow<'a, str>, EntryError> {
+        match object.get("fromMe") {
+            None | Some(serde_json::Value::Null) => Ok(Cow::Borrowed("false")),
+            Some(serde_json::Value::Bool(b)) => {
+                Ok(Cow::Borrowed(if *b { "true" } else { "false" }))
+            }
+            Some(serde_json::Value::String(s)) => Ok(Cow::Owned(s.clone())),
+            Some(other) => Err(fail(
+                "fromMe",
+                format!("is {}, not a boolean", json_kind(other)),
+            )),
+        }
+    };
+    check_values(
+        &fail,
+        required("messageId")?,
+        || required("contactId"),
+        || required("content"),
+        timestamp,
+        || Ok(string("direction")?.unwrap_or(Cow::Borrowed("incoming"))),
+        from_me,
+    )
+}
+
+/// What a JSON value is, for an error message (never the value itself).
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The rules every form shares, field by field in the seed's order (so the first
+/// field at fault is the one named); the later fields are only read once the
+/// earlier ones passed.
+fn check_values<'a>(
+    fail: &dyn Fn(&'static str, String) -> EntryError,
+    message_id: Cow<'a, str>,
+    contact_id: impl FnOnce() -> Result<Cow<'a, str>, EntryError>,
+    content: impl FnOnce() -> Result<Cow<'a, str>, EntryError>,
+    timestamp: impl FnOnce() -> Result<Cow<'a, str>, EntryError>,
+    direction: impl FnOnce() -> Result<Cow<'a, str>, EntryError>,
+    from_me: impl FnOnce() -> Result<Cow<'a, str>, EntryError>,
+) -> Result<CheckedEntry<'a>, EntryError> {
     schema::check_id(&message_id).map_err(|p| fail("messageId", p))?;
-    let contact_id = text("contactId")?;
+    let contact_id = contact_id()?;
     schema::check_contact_id(&contact_id).map_err(|p| fail("contactId", p))?;
-    let content = text("content")?;
+    let content = content()?;
     if content.len() > MAX_CONTENT_BYTES {
         return Err(fail(
             "content",
@@ -110,7 +246,7 @@ fn check_with<'a>(
             ),
         ));
     }
-    let raw_ts = text("timestamp")?;
+    let raw_ts = timestamp()?;
     let timestamp = raw_ts
         .parse::<i64>()
         .ok()
@@ -121,7 +257,7 @@ fn check_with<'a>(
                 format!("is {:?}, not a positive integer of ms", clip(&raw_ts)),
             )
         })?;
-    let raw_dir = text("direction")?;
+    let raw_dir = direction()?;
     let direction = match raw_dir.as_ref() {
         "incoming" => Direction::Incoming,
         "outgoing" => Direction::Outgoing,
@@ -135,7 +271,7 @@ fn check_with<'a>(
             ));
         }
     };
-    let raw_from_me = text("fromMe")?;
+    let raw_from_me = from_me()?;
     let from_me = match raw_from_me.as_ref() {
         "true" => true,
         "false" => false,
@@ -350,6 +486,102 @@ mod tests {
         f.insert("content".into(), Value::BulkString(vec![0xff, 0xfe]));
         let err = parse_entry("1-2", &f).expect_err("utf8");
         assert!(err.problem.contains("UTF-8"));
+    }
+
+    /// An entry of the original gateway: one `payload` field of JSON.
+    fn payload(json: &str) -> HashMap<String, Value> {
+        fields(&[("payload", json)])
+    }
+
+    const GATEWAY: &str = r#"{"messageId":"false_123456789@c.us_3EB0A1","contactId":"123456789@c.us","contactName":"Ann","content":"hi there","timestamp":1704931200000,"hasMedia":false,"type":"chat"}"#;
+
+    #[test]
+    fn the_original_gateways_payload_form_is_an_incoming_message() {
+        let m = parse_entry("1-0", &payload(GATEWAY)).expect("valid");
+        assert_eq!(m.message_id, "false_123456789@c.us_3EB0A1");
+        assert_eq!(m.contact_id, "123456789@c.us");
+        assert_eq!(m.content, "hi there");
+        assert_eq!(m.timestamp, 1_704_931_200_000);
+        assert_eq!(m.direction, Direction::Incoming);
+        assert!(!m.from_me);
+        // The raw reader's path agrees.
+        let pairs = [(&b"payload"[..], GATEWAY.as_bytes())];
+        assert_eq!(
+            check_pairs("1-0", &pairs).map(QueueMessage::from),
+            Ok(m.clone())
+        );
+        // A timestamp as text, and the seed's optional keys, are read the same way.
+        let text_ts = GATEWAY.replace("1704931200000", "\"1704931200000\"");
+        assert_eq!(parse_entry("1-0", &payload(&text_ts)), Ok(m));
+        let outgoing = r#"{"messageId":"m","contactId":"c","content":"x","timestamp":5,"direction":"outgoing","fromMe":true}"#;
+        let o = parse_entry("1-1", &payload(outgoing)).expect("outgoing");
+        assert!(o.from_me && o.direction == Direction::Outgoing);
+    }
+
+    #[test]
+    fn the_payload_form_is_as_strict_as_the_seeds() {
+        let cases = [
+            ("{", "is not a JSON object"),
+            ("[1,2]", "is not a JSON object"),
+            (
+                r#"{"contactId":"c","content":"x","timestamp":5}"#,
+                "`messageId` is missing",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"a b","content":"x","timestamp":5}"#,
+                "`contactId` contains whitespace",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"ALL","content":"x","timestamp":5}"#,
+                "`contactId` is `ALL`",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"c","content":5,"timestamp":5}"#,
+                "`content` is a number",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"c","content":"x","timestamp":-5}"#,
+                "`timestamp` is \"-5\"",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"c","content":"x","timestamp":1.5}"#,
+                "`timestamp` is \"1.5\"",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"c","content":"x","timestamp":true}"#,
+                "`timestamp` is a boolean",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"c","content":"x","timestamp":5,"fromMe":true}"#,
+                "`fromMe` is true on an incoming",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"c","content":"x","timestamp":5,"hasMedia":"no"}"#,
+                "`hasMedia` is a string",
+            ),
+            (
+                r#"{"messageId":"m","contactId":"c","content":"x","timestamp":5,"contactName":[]}"#,
+                "`contactName` is an array",
+            ),
+        ];
+        for (json, problem) in cases {
+            let err = parse_entry("8-0", &payload(json)).expect_err(json);
+            assert_eq!(err.field, PAYLOAD, "{json}");
+            assert!(err.problem.starts_with(problem), "{json}: {err}");
+        }
+        let big = format!(
+            r#"{{"messageId":"m","contactId":"c","content":"{}","timestamp":5}}"#,
+            "y".repeat(MAX_CONTENT_BYTES + 1)
+        );
+        let err = parse_entry("8-1", &payload(&big)).expect_err("big");
+        assert!(err.problem.starts_with("`content` is 65537 bytes"), "{err}");
+        let huge = "z".repeat(MAX_PAYLOAD_BYTES + 1);
+        let err = parse_entry("8-2", &payload(&huge)).expect_err("huge");
+        assert!(err.problem.len() <= MAX_PROBLEM_BYTES, "{err}");
+        // The seed's fields win over a payload: a gateway writing both is read as the seed.
+        let mut both = fields(&good());
+        both.insert("payload".into(), Value::BulkString(b"{".to_vec()));
+        assert!(parse_entry("8-3", &both).is_ok());
     }
 
     #[test]

@@ -201,6 +201,32 @@ pub fn history_key(contact_id: &str) -> String {
     format!("{HISTORY_PREFIX}{contact_id}")
 }
 
+/// Keys and a channel other programs sharing the Redis write, which SecondMe reads
+/// (documented under "Dialects we read" in docs/redis-schema.md).
+pub mod dialect {
+    /// The original gateway's session: a JSON string
+    /// `{createdAt, lastVerifiedAt, estimatedExpiryAt, state, needsRefresh}`.
+    pub const SESSION_INFO: &str = "SESSION:whatsapp:info";
+    /// Contact names kept by the original gateway and dashboards.
+    pub const CONTACTS_LIST: &str = "CONTACTS:list";
+    /// The sleep window set from the original dashboard (recognised, not obeyed).
+    pub const CONFIG_SLEEP_HOURS: &str = "CONFIG:sleep_hours";
+    /// Service statuses: `{service, status, reason?}`.
+    pub const CHANNEL_STATUS: &str = "events:status";
+    /// The original gateway's single queue-entry field (see [`crate::entry::PAYLOAD`]).
+    pub const PAYLOAD_FIELD: &str = "payload";
+}
+
+/// Prefix of SecondMe's own history key, used when another program keeps
+/// `HISTORY:{contactId}` as another type (the original gateway's sorted set).
+pub const OWN_HISTORY_PREFIX: &str = "SECONDME:history:";
+
+/// `SECONDME:history:{contactId}`: the same list as [`history_key`], for a contact
+/// whose `HISTORY:` key another program owns with another type.
+pub fn own_history_key(contact_id: &str) -> String {
+    format!("{OWN_HISTORY_PREFIX}{contact_id}")
+}
+
 /// Why a contact (or, for `ALL`, everyone) is paused: the `reason` of
 /// `events:pause` and the value of `PAUSEMETA:{contactId}`, parsed once here.
 ///
@@ -239,7 +265,8 @@ impl PauseReason {
     pub fn parse(s: &str) -> Self {
         match s {
             "manual" => Self::Manual,
-            "takeover" => Self::Takeover,
+            // The original gateway's word for the person typing on the phone.
+            "takeover" | "fromMe" => Self::Takeover,
             "rate_limit" => Self::RateLimit,
             "state_lost" => Self::StateLost,
             "unknown" => Self::Unknown,

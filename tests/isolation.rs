@@ -105,7 +105,9 @@ async fn settle(h: &Harness, n: usize, d: usize, within: Duration) {
 }
 
 /// 12 messages over 6 contacts; the 3rd and 4th contacts' keys were left by another
-/// program: a history kept as a sorted set, a counter holding text.
+/// program: a history kept as a sorted set (the original gateway's; SecondMe keeps
+/// its own history beside it and answers), a counter holding text (that contact's
+/// entries fail alone).
 async fn poisoned_batch(h: &mut Harness) -> Vec<(String, String)> {
     let contacts = ["c1", "c2", "c3", "c4", "c5", "c6"];
     h.allow(&contacts).await;
@@ -129,16 +131,15 @@ async fn poisoned_batch(h: &mut Harness) -> Vec<(String, String)> {
 async fn assert_isolated(h: &mut Harness, sent: &[(String, String)]) {
     let per = replies_per_message(h).await;
     for (id, contact) in sent {
-        let poisoned = contact == "c3" || contact == "c4";
+        let poisoned = contact == "c4";
         let n = per.get(id).copied().unwrap_or(0);
         assert_eq!(n, usize::from(!poisoned), "replies to {id}: {per:?}");
     }
     let letters = h.dead_letters().await;
-    assert_eq!(letters.len(), 4, "{letters:?}");
+    assert_eq!(letters.len(), 2, "{letters:?}");
     for l in &letters {
         let reason = &l[schema::deadletter_fields::REASON];
         match l["contactId"].as_str() {
-            "c3" => assert!(reason.contains("HISTORY:c3"), "{reason}"),
             "c4" => assert!(reason.contains("COUNTER:c4:msgs"), "{reason}"),
             other => panic!("{other} dead-lettered: {reason}"),
         }
@@ -151,15 +152,23 @@ async fn assert_isolated(h: &mut Harness, sent: &[(String, String)]) {
         .await
         .expect("TYPE");
     assert_eq!(t, "zset");
-    let members: usize = h.con.zcard("HISTORY:c3").await.expect("ZCARD");
-    assert_eq!(members, 1);
+    let members: Vec<String> = h.con.zrange("HISTORY:c3", 0, -1).await.expect("ZRANGE");
+    assert_eq!(members, [r#"{"from":"their gateway"}"#]);
+    // Ours is beside it: both messages and both replies, newest first.
+    let ours: Vec<String> = h
+        .con
+        .lrange(schema::own_history_key("c3"), 0, -1)
+        .await
+        .expect("LRANGE");
+    assert_eq!(ours.len(), 4, "{ours:?}");
+    assert!(ours[0].contains(r#""botSent":true"#), "{ours:?}");
     let counter: String = h.con.get("COUNTER:c4:msgs").await.expect("GET");
     assert_eq!(counter, "many");
 }
 
 async fn answered_at_once_afterwards(h: &mut Harness) {
     h.send(&incoming("after", "c1", "still there?")).await;
-    settle(h, 9, 4, 3 * SECOND).await;
+    settle(h, 11, 2, 3 * SECOND).await;
     assert_eq!(replies_per_message(h).await.get("after"), Some(&1));
 }
 
@@ -168,15 +177,15 @@ async fn foreign_keys_of_two_contacts_stop_only_their_entries() {
     let mut h = Harness::start().await;
     let sent = poisoned_batch(&mut h).await;
     let w = start(&h, PersonaEngine).await;
-    settle(&h, 8, 4, 10 * SECOND).await;
+    settle(&h, 10, 2, 10 * SECOND).await;
     assert_isolated(&mut h, &sent).await;
     answered_at_once_afterwards(&mut h).await;
     // Nothing more comes: no reply repeated by a retry.
     tokio::time::sleep(SECOND).await;
-    assert_eq!(h.responses().await.len(), 9);
+    assert_eq!(h.responses().await.len(), 11);
     assert_eq!(pending(&mut h.con).await, 0);
     let status = w.stop().await;
-    assert_eq!(status.dead_lettered, 4);
+    assert_eq!(status.dead_lettered, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,17 +193,19 @@ async fn foreign_keys_stop_only_their_entries_when_replies_are_written_after_dec
     let mut h = Harness::start().await;
     let sent = poisoned_batch(&mut h).await;
     let w = start(&h, Deferred).await;
-    settle(&h, 8, 4, 10 * SECOND).await;
+    settle(&h, 10, 2, 10 * SECOND).await;
     assert_isolated(&mut h, &sent).await;
     answered_at_once_afterwards(&mut h).await;
     tokio::time::sleep(SECOND).await;
-    assert_eq!(h.responses().await.len(), 9);
+    assert_eq!(h.responses().await.len(), 11);
     assert_eq!(pending(&mut h.con).await, 0);
     w.stop().await;
 }
 
+/// A history key another program keeps as a hash is never written: the takeover
+/// pauses the contact and is recorded in SecondMe's own history key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_takeover_with_a_foreign_history_is_dead_lettered_without_pausing() {
+async fn a_takeover_with_a_foreign_history_pauses_and_keeps_its_own_history() {
     let mut h = Harness::start().await;
     h.allow(&["c1", "c2"]).await;
     let _: () = h.con.hset("HISTORY:c1", "x", "y").await.expect("HSET");
@@ -202,13 +213,25 @@ async fn a_takeover_with_a_foreign_history_is_dead_lettered_without_pausing() {
         .await;
     h.send(&incoming("hi", "c2", "hi")).await;
     let w = start(&h, PersonaEngine).await;
-    settle(&h, 1, 1, 10 * SECOND).await;
-    let letters = h.dead_letters().await;
-    assert_eq!(letters[0]["messageId"], "typed");
-    assert!(letters[0][schema::deadletter_fields::REASON].contains("HISTORY:c1"));
-    // Nothing irreversible was done for the failed entry: no pause was set.
+    settle(&h, 1, 0, 10 * SECOND).await;
+    let handled = eventually(5 * SECOND, || {
+        let mut con = h.con.clone();
+        async move { common::handled(&mut con, "typed").await }
+    })
+    .await;
+    assert_eq!(handled.as_deref(), Some("takeover"));
+    assert!(h.dead_letters().await.is_empty());
     let paused: bool = h.con.exists("PAUSE:c1").await.expect("EXISTS");
-    assert!(!paused);
+    assert!(paused);
+    let theirs: HashMap<String, String> = h.con.hgetall("HISTORY:c1").await.expect("HGETALL");
+    assert_eq!(theirs, HashMap::from([("x".to_owned(), "y".to_owned())]));
+    let ours: Vec<String> = h
+        .con
+        .lrange(schema::own_history_key("c1"), 0, -1)
+        .await
+        .expect("LRANGE");
+    assert_eq!(ours.len(), 1);
+    assert!(ours[0].contains("take it from here"), "{ours:?}");
     assert_eq!(replies_per_message(&mut h).await.get("hi"), Some(&1));
     w.stop().await;
 }

@@ -68,6 +68,9 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
             Err(e) => malformed(channel, e),
         },
         schema::CHANNEL_QR => qr(payload).unwrap_or_else(|e| malformed(channel, e)),
+        schema::dialect::CHANNEL_STATUS => {
+            service_status(payload).unwrap_or_else(|e| malformed(channel, e))
+        }
         other => malformed(
             other,
             "message on a channel the dashboard did not subscribe to",
@@ -89,15 +92,41 @@ pub fn ui_reason(reason: &schema::PauseReason) -> PauseReason {
     }
 }
 
-/// `{qrCode (base64), expiresIn}` per the seed; `{qr, expiresIn?}` (plain text) from
-/// other gateways.
+/// `{service, status, reason?}` on `events:status` (other gateways').
+fn service_status(payload: &str) -> Result<Event, String> {
+    let v: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let field = |name: &str| v.get(name).and_then(serde_json::Value::as_str);
+    let (Some(service), Some(status)) = (field("service"), field("status")) else {
+        return Err("expected {service, status, reason?}".into());
+    };
+    let status = match field("reason") {
+        Some(reason) if !reason.is_empty() => format!("{status} ({reason})"),
+        _ => status.to_owned(),
+    };
+    Ok(Event::ServiceStatus {
+        service: service.to_owned(),
+        status,
+    })
+}
+
+/// `{qrCode (base64), expiresIn}` per the seed; `{qr, timestamp}` (the code's raw
+/// text, the original gateway's) and a PNG data URL in either field (other
+/// dashboards') from other programs.
 pub(super) fn qr(payload: &str) -> Result<Event, String> {
     let v: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
     let expires_in_s = v
         .get("expiresIn")
         .and_then(serde_json::Value::as_u64)
         .map_or(60, |s| s.min(3600) as u32);
-    let code = if let Some(b64) = v.get("qrCode").and_then(|c| c.as_str()) {
+    // A `data:` URL in either field is an image of the code (other dashboards'
+    // PNG): read the code from it.
+    let code = if let Some(url) = ["qrCode", "qr"]
+        .iter()
+        .filter_map(|f| v.get(*f).and_then(|c| c.as_str()))
+        .find(|c| c.starts_with("data:"))
+    {
+        super::qr_image::decode_data_url(url)?
+    } else if let Some(b64) = v.get("qrCode").and_then(|c| c.as_str()) {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|e| format!("qrCode is not base64: {e}"))?;

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod feed;
+mod qr_image;
 pub mod state;
 pub mod terminal;
 
@@ -220,13 +221,15 @@ fn apply(model: &mut Model, ev: Event) -> bool {
 /// Subscribes to the three channels, retrying until Redis answers; the manager
 /// resubscribes by itself after later reconnects.
 async fn subscribe(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
+    // The seed's three, and the service statuses other gateways publish.
+    let channels = [&schema::CHANNELS[..], &[schema::dialect::CHANNEL_STATUS]].concat();
     loop {
-        match con.subscribe(&schema::CHANNELS[..]).await {
+        match con.subscribe(&channels).await {
             Ok(()) => {
                 let _ = tx.send(Event::Log(LogEntry {
                     at_ms: store::now_ms(),
                     kind: LogKind::Connection,
-                    text: format!("subscribed to {}", schema::CHANNELS.join(", ")),
+                    text: format!("subscribed to {}", channels.join(", ")),
                 }));
                 return;
             }

@@ -76,6 +76,8 @@ pub async fn poll(
     let mut graph_seen: Option<bool> = None;
     let mut dead_seen: Option<u64> = None;
     let mut qr_seen: Option<String> = None;
+    let mut dialects_logged = false;
+    let mut odd_seen: Vec<String> = Vec::new();
     loop {
         let started = Instant::now();
         let ping: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut con).await;
@@ -100,6 +102,16 @@ pub async fn poll(
                     if let Some(fresh) = contact_names(&mut con, available).await {
                         names = fresh;
                     }
+                    // Names other programs keep (the original gateway's
+                    // `CONTACTS:list`) fill in where the graph has none.
+                    match store::dialects::contact_names(&mut con).await {
+                        Ok(listed) => {
+                            for (id, name) in listed {
+                                names.entry(id).or_insert(name);
+                            }
+                        }
+                        Err(e) => tracing::debug!("CONTACTS:list not read: {e}"),
+                    }
                 }
                 let live_ids = live.ids();
                 let reading = read(
@@ -111,8 +123,28 @@ pub async fn poll(
                     &names,
                 );
                 match reading.await {
-                    Ok(snap) => {
+                    Ok((snap, odd_keys, gateway)) => {
+                        if need_history && !dialects_logged {
+                            dialects_logged = true;
+                            for line in store::dialects::detect(&mut con, &user_id).await {
+                                if tx.send(info(format!("reading: {line}"))).is_err() {
+                                    return;
+                                }
+                            }
+                        }
                         need_history = false;
+                        if odd_keys != odd_seen {
+                            for key in odd_keys.iter().filter(|k| !odd_seen.contains(k)) {
+                                let text = format!("cannot read {key} (another program's?)");
+                                if tx.send(info(text)).is_err() {
+                                    return;
+                                }
+                            }
+                            odd_seen = odd_keys;
+                        }
+                        if tx.send(Event::GatewaySession(gateway)).is_err() {
+                            return;
+                        }
                         let dead = snap.stats.dead_letters;
                         if let Some(before) = dead_seen.filter(|b| dead > *b) {
                             for ev in dead_letter_notices(&mut con, dead - before).await {
@@ -253,6 +285,36 @@ fn disconnected(error: String) -> Event {
     })
 }
 
+/// A line for the event log.
+fn info(text: String) -> Event {
+    Event::Log(LogEntry {
+        at_ms: store::now_ms(),
+        kind: LogKind::Info,
+        text,
+    })
+}
+
+/// Another gateway's session in a few words: its state, when it expires, whether
+/// it needs a new login.
+fn gateway_text(g: &store::dialects::GatewaySession, now: i64) -> String {
+    let mut text = g.state.clone();
+    if let Some(at) = g.estimated_expiry_at {
+        let left = secondme_ui::format::remaining_secs(at, now);
+        text.push_str(&format!(
+            ", expires in {}",
+            secondme_ui::format::coarse_duration(left)
+        ));
+    }
+    if g.needs_refresh {
+        text.push_str(", needs a new login");
+    }
+    text
+}
+
+/// The dashboard's snapshot, the keys that could not be read, and another
+/// gateway's session described.
+type Read = (Snapshot, Vec<String>, Option<String>);
+
 async fn read(
     con: &mut ConnectionManager,
     user_id: &str,
@@ -260,8 +322,13 @@ async fn read(
     with_history: bool,
     last_answered: &mut Option<(Instant, i64)>,
     names: &HashMap<String, String>,
-) -> anyhow::Result<Snapshot> {
+) -> anyhow::Result<Read> {
     let snap = snapshot::read_with(con, user_id, live).await?;
+    let odd_keys = snap.odd_keys.clone();
+    let gateway = snap
+        .gateway_session
+        .as_ref()
+        .map(|g| gateway_text(g, snap.now));
     let answered = snap.stats.get("answered").copied().unwrap_or(0);
     let now = Instant::now();
     let throughput_per_s = match *last_answered {
@@ -285,7 +352,7 @@ async fn read(
             conversations.insert(id, conversation(history));
         }
     }
-    Ok(Snapshot {
+    let ui_snapshot = Snapshot {
         contacts,
         stats: Stats {
             queue_len: snap.queue_len,
@@ -306,7 +373,8 @@ async fn read(
         }),
         kill_switch: snap.kill_switch,
         conversations,
-    })
+    };
+    Ok((ui_snapshot, odd_keys, gateway))
 }
 
 fn contacts(snap: &snapshot::Snapshot, names: &HashMap<String, String>) -> Vec<Contact> {
@@ -330,7 +398,12 @@ fn contacts(snap: &snapshot::Snapshot, names: &HashMap<String, String>) -> Vec<C
     }
     for p in &snap.paused {
         entry(&mut by_id, &enabled, &p.contact_id).pause = Some(Pause {
-            expires_at_ms: p.expires_at.or(Some(snap.now + p.remaining_ms)),
+            // Another program's pause without expiry holds until resumed.
+            expires_at_ms: if p.until_resumed {
+                None
+            } else {
+                p.expires_at.or(Some(snap.now + p.remaining_ms))
+            },
             reason: feed::ui_reason(&p.reason),
         });
     }

@@ -52,6 +52,7 @@ fn prelude() -> String {
         ("handled", schema::HANDLED_PREFIX),
         ("sent", schema::SENT_PREFIX),
         ("history", schema::HISTORY_PREFIX),
+        ("own_history", schema::OWN_HISTORY_PREFIX),
         ("all", schema::PAUSE_ALL_CONTACT),
     ];
     let mut out = String::from("local K = {\n");
@@ -192,6 +193,7 @@ mod tests {
         assert!(text.starts_with(&format!("#!lua name=secondme_{}\n", LIBRARY.version)));
         assert!(text.contains("pause = 'PAUSE:'"));
         assert!(text.contains("counter_suffix = ':msgs'"));
+        assert!(text.contains("own_history = 'SECONDME:history:'"));
         assert!(text.contains("pause_all_meta = 'PAUSEMETA:ALL'"));
         assert_eq!(LIBRARY.version.len(), 16);
         assert!(Step::Decide.name().ends_with(&LIBRARY.version));

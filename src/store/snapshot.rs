@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 
-use super::session::{self, SessionInfo};
+use super::dialects::{self, GatewaySession};
+use super::session::SessionInfo;
 use crate::schema::{self, MessageEvent, PauseReason};
 
 /// A paused contact with its time left.
@@ -21,6 +22,11 @@ pub struct PausedContact {
     pub remaining_ms: i64,
     /// `manual`, `takeover`, `rate_limit`, or `unknown` when another program paused it.
     pub reason: PauseReason,
+    /// No expiry: another program's pause (the original gateway's JSON
+    /// `{pausedAt, reason}` without TTL) holds until resumed.
+    pub until_resumed: bool,
+    /// When it was paused, ms, when the value says (the JSON form).
+    pub paused_at: Option<i64>,
 }
 
 /// A contact's rate counter in the current window.
@@ -68,6 +74,11 @@ pub struct Snapshot {
     pub subscribers: Vec<(String, i64)>,
     /// Worker counters from `SECONDME:stats`.
     pub stats: HashMap<String, i64>,
+    /// The original gateway's session (`SESSION:whatsapp:info`), if it wrote one.
+    pub gateway_session: Option<GatewaySession>,
+    /// Keys of a type or value SecondMe cannot read (another program's), each with
+    /// the error: read as absent, reported instead of failing the whole read.
+    pub odd_keys: Vec<String>,
 }
 
 /// Most contacts listed in a snapshot (the busiest first).
@@ -99,8 +110,13 @@ pub async fn read_with(
     user_id: &str,
     also: &[String],
 ) -> Result<Snapshot> {
+    // One round trip, each reply on its own: a key another program gave a type of
+    // its own (OPTIN:contacts, SECONDME:stats, SESSION:{userId}, ...) is reported
+    // and read as absent, and never turns the whole read into an error.
+    let session_key = schema::session_key(user_id);
     let mut pipe = redis::pipe();
-    pipe.cmd("TIME")
+    pipe.ignore_errors()
+        .cmd("TIME")
         .get(schema::PAUSE_ALL)
         .get(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
         .xlen(schema::QUEUE_MESSAGES)
@@ -111,34 +127,38 @@ pub async fn read_with(
         .hgetall(schema::STATS)
         .cmd("PUBSUB")
         .arg("NUMSUB")
-        .arg(&schema::CHANNELS[..]);
-    #[allow(clippy::type_complexity)]
-    let (
-        time,
-        kill,
-        kill_meta,
-        queue_len,
-        dead,
-        responses,
-        mut enabled,
-        contacts,
-        stats,
-        subs,
-    ): (
-        (i64, i64),
-        Option<String>,
-        Option<String>,
-        u64,
-        u64,
-        u64,
-        Vec<String>,
-        Vec<(String, i64)>,
-        HashMap<String, i64>,
-        Vec<(String, i64)>,
-    ) = pipe
+        .arg(&schema::CHANNELS[..])
+        .hmget(&session_key, &["connectedAt", "expiresAt"])
+        .get(schema::dialect::SESSION_INFO);
+    let replies: Vec<redis::RedisResult<redis::Value>> = pipe
         .query_async(con)
         .await
         .context("cannot read the state keys")?;
+    let mut replies = replies.into_iter();
+    let time: (i64, i64) = replies
+        .next()
+        .context("no reply to TIME")?
+        .and_then(|v| redis::from_redis_value(v).map_err(redis::RedisError::from))
+        .context("cannot read the server's time")?;
+    let mut odd_keys = Vec::new();
+    let mut next = |key: &str| Reply(replies.next(), key.to_owned());
+    let kill: Option<String> = next(schema::PAUSE_ALL).read(&mut odd_keys);
+    let kill_meta: Option<String> =
+        next(&schema::pause_meta_key(schema::PAUSE_ALL_CONTACT)).read(&mut odd_keys);
+    let queue_len: u64 = next(schema::QUEUE_MESSAGES).read(&mut odd_keys);
+    let dead: u64 = next(schema::QUEUE_DEADLETTER).read(&mut odd_keys);
+    let responses: u64 = next(schema::QUEUE_RESPONSES).read(&mut odd_keys);
+    let mut enabled: Vec<String> = next(schema::OPTIN_CONTACTS).read(&mut odd_keys);
+    let contacts: Vec<(String, i64)> = next(schema::CONTACTS_ACTIVITY).read(&mut odd_keys);
+    let stats: HashMap<String, i64> = next(schema::STATS).read(&mut odd_keys);
+    let subs: Vec<(String, i64)> = next("PUBSUB NUMSUB").read(&mut odd_keys);
+    let session_times: (Option<i64>, Option<i64>) = next(&session_key).read(&mut odd_keys);
+    let session_info: Option<String> = next(schema::dialect::SESSION_INFO).read(&mut odd_keys);
+    let gateway_session = session_info.and_then(|text| {
+        dialects::parse_session_info(&text)
+            .map_err(|e| odd_keys.push(format!("{}: {e}", schema::dialect::SESSION_INFO)))
+            .ok()
+    });
     enabled.sort();
     let now = time.0 * 1000 + time.1 / 1000;
     let mut known: Vec<&str> = enabled
@@ -151,9 +171,20 @@ pub async fn read_with(
     known.sort_unstable();
     known.dedup();
     let (paused, counters) = pauses_and_counters(con, &known, now).await?;
+    let pending = pending(con).await.unwrap_or_else(|e| {
+        odd_keys.push(format!("{}: {e:#}", schema::QUEUE_MESSAGES));
+        0
+    });
+    let session = match session_times {
+        (Some(connected_at), Some(expires_at)) => Some(SessionInfo {
+            connected_at,
+            expires_at,
+        }),
+        _ => None,
+    };
     Ok(Snapshot {
         now,
-        session: session::info(con, user_id).await?,
+        session,
         // The switch is on whatever its value; a value that is no time (another
         // program's) shows as 0 rather than hiding the switch.
         kill_switch: kill.as_deref().map(|v| v.parse().unwrap_or(0)),
@@ -163,12 +194,37 @@ pub async fn read_with(
         enabled,
         contacts,
         queue_len,
-        pending: pending(con).await?,
+        pending,
         dead_letters: dead,
         responses,
         subscribers: subs,
         stats,
+        gateway_session,
+        odd_keys,
     })
+}
+
+/// One reply of the snapshot's pipeline and the key it read.
+struct Reply(Option<redis::RedisResult<redis::Value>>, String);
+
+impl Reply {
+    /// The value, or the type's default with the key and error noted in `odd`.
+    fn read<T: redis::FromRedisValue + Default>(self, odd: &mut Vec<String>) -> T {
+        let Reply(reply, key) = self;
+        let parsed = reply
+            .map(|r| r.and_then(|v| redis::from_redis_value(v).map_err(redis::RedisError::from)));
+        match parsed {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                odd.push(format!("{key}: {e}"));
+                T::default()
+            }
+            None => {
+                odd.push(format!("{key}: no reply"));
+                T::default()
+            }
+        }
+    }
 }
 
 /// The pauses and rate counters of `contacts`: one `MGET` per key family, then the
@@ -229,11 +285,23 @@ async fn pauses_and_counters(
                 (_, Some(exp)) => (exp - now).max(0),
                 _ => 0,
             };
+            // Not a time and no TTL: another program's pause that holds until
+            // resumed (the worker treats it as paused too); the original gateway
+            // writes `{pausedAt, reason}`.
+            let json = dialects::parse_json_pause(value);
+            let until_resumed = expires_at.is_none() && pttl == -1;
+            let meta = metas.get(i).cloned().flatten();
+            let reason = match (&meta, json.as_ref().and_then(|j| j.reason.clone())) {
+                (None, Some(theirs)) => theirs,
+                _ => reason(meta),
+            };
             Some(PausedContact {
                 contact_id: contacts[i].to_owned(),
                 expires_at,
                 remaining_ms,
-                reason: reason(metas.get(i).cloned().flatten()),
+                reason,
+                until_resumed,
+                paused_at: json.and_then(|j| j.paused_at),
             })
         })
         .collect();
@@ -292,18 +360,27 @@ pub async fn histories(
     if contact_ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Each contact's `HISTORY:` list and SecondMe's own, kept when another program
+    // owns `HISTORY:` with another type (a sorted set): that read fails alone.
     let mut pipe = redis::pipe();
+    pipe.ignore_errors();
     for id in contact_ids {
-        pipe.lrange(schema::history_key(id), 0, limit as isize - 1);
+        pipe.lrange(schema::history_key(id), 0, limit as isize - 1)
+            .lrange(schema::own_history_key(id), 0, limit as isize - 1);
     }
-    let raw: Vec<Vec<String>> = pipe
+    let raw: Vec<redis::RedisResult<Vec<String>>> = pipe
         .query_async(con)
         .await
         .context("cannot read conversation histories")?;
+    let mut raw = raw.into_iter();
     Ok(contact_ids
         .iter()
-        .zip(raw)
-        .map(|(id, entries)| (id.clone(), parse_history(id, &entries)))
+        .map(|id| {
+            let theirs = raw.next().and_then(Result::ok).unwrap_or_default();
+            let ours = raw.next().and_then(Result::ok).unwrap_or_default();
+            let entries = if theirs.is_empty() { ours } else { theirs };
+            (id.clone(), parse_history(id, &entries))
+        })
         .collect())
 }
 

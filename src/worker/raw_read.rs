@@ -522,15 +522,71 @@ mod tests {
         .boxed()
     }
 
+    /// A `payload` value of the original gateway's form: its JSON object built from
+    /// values good or bad, with keys left out, of the wrong JSON type, or not JSON.
+    fn payload_value() -> BoxedStrategy<Vec<u8>> {
+        let text = |name: &'static str| {
+            value(name)
+                .prop_map(|v| serde_json::Value::String(String::from_utf8_lossy(&v).into_owned()))
+        };
+        let key = |name: &'static str, v: BoxedStrategy<serde_json::Value>| {
+            prop::option::weighted(0.9, v).prop_map(move |v| (name, v))
+        };
+        let object = (
+            key("messageId", text("messageId").boxed()),
+            key("contactId", prop_oneof![4 => Just(serde_json::json!("123456789@c.us")), 1 => text("contactId")].boxed()),
+            key("content", text("content").boxed()),
+            key(
+                "timestamp",
+                prop_oneof![
+                    3 => (1_000_000_000_000i64..2_000_000_000_000).prop_map(serde_json::Value::from),
+                    1 => text("timestamp"),
+                    1 => Just(serde_json::json!(-1)),
+                    1 => Just(serde_json::json!(1.5)),
+                ]
+                .boxed(),
+            ),
+            prop::option::weighted(0.2, prop_oneof![Just(serde_json::json!("outgoing")), Just(serde_json::json!(7))]),
+            prop::option::weighted(0.2, prop_oneof![Just(serde_json::json!(false)), Just(serde_json::json!("true")), Just(serde_json::json!(true))]),
+            prop::option::weighted(0.8, prop_oneof![Just(serde_json::json!(false)), Just(serde_json::json!("no"))]),
+        )
+            .prop_map(|(mid, cid, content, ts, dir, from_me, media)| {
+                let mut o = serde_json::Map::new();
+                for (k, v) in [mid, cid, content, ts] {
+                    if let Some(v) = v {
+                        o.insert(k.into(), v);
+                    }
+                }
+                for (k, v) in [("direction", dir), ("fromMe", from_me), ("hasMedia", media)] {
+                    if let Some(v) = v {
+                        o.insert(k.into(), v);
+                    }
+                }
+                o.insert("contactName".into(), serde_json::json!("Ann"));
+                o.insert("type".into(), serde_json::json!("chat"));
+                serde_json::Value::Object(o).to_string().into_bytes()
+            });
+        prop_oneof![
+            6 => object,
+            1 => Just(b"{not json".to_vec()),
+            1 => Just(b"{\"messageId\":\"m\"}\xff".to_vec()),
+        ]
+        .boxed()
+    }
+
     fn pair() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
         prop_oneof![
             6 => prop::sample::select(NAMES.to_vec()).prop_map(|n| n.as_bytes().to_vec()),
             1 => Just(b"content\xff".to_vec()),
             1 => Just(b"note".to_vec()),
+            1 => Just(crate::entry::PAYLOAD.as_bytes().to_vec()),
         ]
         .prop_flat_map(|n| {
+            if n == crate::entry::PAYLOAD.as_bytes() {
+                return (Just(n), payload_value()).boxed();
+            }
             let field = NAMES.iter().find(|f| f.as_bytes() == n.as_slice());
-            (Just(n), value(field.copied().unwrap_or("content")))
+            (Just(n), value(field.copied().unwrap_or("content"))).boxed()
         })
     }
 
@@ -541,8 +597,14 @@ mod tests {
             .iter()
             .map(|n| (Just(n.as_bytes().to_vec()), good_value(n)))
             .collect();
+        // The seed's six fields, or the original gateway's one `payload`, or nothing.
+        let base = prop_oneof![
+            5 => base.prop_map(Some),
+            2 => payload_value().prop_map(|p| Some(vec![(crate::entry::PAYLOAD.as_bytes().to_vec(), p)])),
+            3 => Just(None),
+        ];
         (
-            prop::option::weighted(0.7, base),
+            base,
             prop::collection::vec((any::<Index>(), pair()), 0..4),
             prop::collection::vec(any::<Index>(), 0..2),
         )
@@ -817,6 +879,9 @@ mod tests {
                 "a contact id with a newline",
                 with(b"hi", b"contactId", b"c\n1"),
             ),
+            ("the original gateway's payload", vec![(b"payload".to_vec(), br#"{"messageId":"false_1@c.us_A","contactId":"123456789@c.us","contactName":"Ann","content":"hi","timestamp":1704931200000,"hasMedia":false,"type":"chat"}"#.to_vec())]),
+            ("a payload without its content", vec![(b"payload".to_vec(), br#"{"messageId":"m2","contactId":"123456789@c.us","timestamp":1704931200000}"#.to_vec())]),
+            ("a payload that is not JSON", vec![(b"payload".to_vec(), b"{\"messageId\"".to_vec())]),
             ("deleted while pending, good", good(b"bye")),
             ("deleted while pending, bad", without("timestamp")),
         ]
@@ -925,6 +990,7 @@ mod tests {
         for (w, (label, _)) in written.iter().zip(&lists) {
             let good = matches!(raw[&w.id], Verdict::Good(_));
             let expected = label.starts_with("good")
+                || *label == "the original gateway's payload"
                 || *label == "a 60 KB field name"
                 || *label == "repeated content, the last good"
                 || *label == "deleted while pending, good";

@@ -7,6 +7,8 @@ use std::collections::{HashMap, VecDeque};
 use crate::keymap::Keymap;
 use crate::theme::Theme;
 
+/// Most services whose status is kept from `events:status`.
+pub const MAX_SERVICES: usize = 8;
 /// Most log entries kept; older ones fall off the top.
 pub const MAX_EVENTS: usize = 500;
 /// Most messages kept per conversation.
@@ -52,6 +54,12 @@ pub struct Model {
     pub conversations: HashMap<String, Conversation>,
     /// Event log, oldest first, capped at [`MAX_EVENTS`].
     pub events: VecDeque<LogEntry>,
+    /// Another gateway's session as it describes it (the original gateway's
+    /// `SESSION:whatsapp:info`), shown while SecondMe knows no session of its own.
+    pub gateway_session: Option<String>,
+    /// Services' statuses from `events:status` (`service`, `status`), latest first
+    /// per service, at most [`MAX_SERVICES`].
+    pub services: Vec<(String, String)>,
     /// Pending login code, shown while there is no session.
     pub qr: Option<QrCode>,
     /// Id of the selected contact; kept by id so re-sorting keeps it.

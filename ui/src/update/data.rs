@@ -262,6 +262,29 @@ fn set_kill_switch(model: &mut Model, on: bool, reason: &PauseReason) {
     log(model, LogKind::KillSwitch, &text);
 }
 
+pub(super) fn on_gateway_session(model: &mut Model, text: Option<String>) -> UpdateResult {
+    let text = text.map(|t| sanitize::clean(&t, MAX_SHORT));
+    if text == model.gateway_session {
+        return UpdateResult::clean();
+    }
+    model.gateway_session = text;
+    UpdateResult::dirty()
+}
+
+pub(super) fn on_service_status(model: &mut Model, service: &str, status: &str) -> UpdateResult {
+    let service = sanitize::clean(service, 24);
+    let status = sanitize::clean(status, MAX_SHORT);
+    log(
+        model,
+        LogKind::Connection,
+        &format!("service {service}: {status}"),
+    );
+    model.services.retain(|(s, _)| *s != service);
+    model.services.insert(0, (service, status));
+    model.services.truncate(crate::model::MAX_SERVICES);
+    UpdateResult::dirty()
+}
+
 pub(super) fn on_session(model: &mut Model, session: Option<SessionInfo>) -> UpdateResult {
     if session == model.session {
         return UpdateResult::clean();

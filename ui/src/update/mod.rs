@@ -85,6 +85,15 @@ pub enum Event {
     },
     /// Logged in or out.
     SessionChanged(Option<SessionInfo>),
+    /// Another gateway's session, described (`None`: it wrote none).
+    GatewaySession(Option<String>),
+    /// A service's status from `events:status`.
+    ServiceStatus {
+        /// Which service (e.g. `whatsapp`).
+        service: String,
+        /// Its status, with the reason when one was given.
+        status: String,
+    },
     /// Redis link changed.
     Connection(Connection),
     /// A payload on `channel` could not be parsed.
@@ -198,6 +207,10 @@ pub fn update(model: &mut Model, event: Event) -> UpdateResult {
             expires_in_s,
         } => data::on_qr(model, payload, expires_in_s),
         Event::SessionChanged(session) => data::on_session(model, session),
+        Event::GatewaySession(text) => data::on_gateway_session(model, text),
+        Event::ServiceStatus { service, status } => {
+            data::on_service_status(model, &service, &status)
+        }
         Event::Connection(conn) => data::on_connection(model, conn),
         Event::Malformed { channel, error } => data::on_malformed(model, &channel, &error),
         Event::Log(entry) => data::on_log(model, entry),

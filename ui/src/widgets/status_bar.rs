@@ -105,6 +105,9 @@ fn session_spans(model: &Model) -> Vec<Span<'static>> {
     let t = &model.theme;
     let (now, off) = (model.now_ms, model.utc_offset_min);
     match &model.session {
+        None if model.gateway_session.is_some() || !model.services.is_empty() => {
+            gateway_spans(model)
+        }
         None if model.qr.is_some() => vec![Span::styled("not logged in - scan the code", t.warn)],
         None => vec![Span::styled("not logged in", t.warn)],
         Some(s) if s.expires_at_ms <= now => vec![Span::styled(" SESSION EXPIRED ", t.critical)],
@@ -120,6 +123,23 @@ fn session_spans(model: &Model) -> Vec<Span<'static>> {
             ),
         ],
     }
+}
+
+/// What another gateway says of its session and services (the original
+/// gateway's `SESSION:whatsapp:info` and `events:status`), in place of SecondMe's own.
+fn gateway_spans(model: &Model) -> Vec<Span<'static>> {
+    let t = &model.theme;
+    let mut spans = Vec::new();
+    if let Some(text) = &model.gateway_session {
+        spans.push(Span::styled(format!("whatsapp {text}"), t.text));
+    }
+    for (service, status) in &model.services {
+        if !spans.is_empty() {
+            spans.push(Span::styled(", ", t.dim));
+        }
+        spans.push(Span::styled(format!("{service}: {status}"), t.text));
+    }
+    spans
 }
 
 fn worker_text(worker: WorkerState) -> String {
