@@ -623,3 +623,25 @@ async fn with_no_network_the_real_gateway_reports_it_and_keeps_retrying() {
         "{text}"
     );
 }
+
+/// The control room tells the gateway's state, written by a gateway in another
+/// process: here the "no network" the real gateway reports in this sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_room_shows_the_gateway_state() {
+    let mut h = Harness::start().await;
+    let mut s = status::GatewayStatus::new(status::State::NoNetwork, secondme::store::now_ms())
+        .detail("cannot resolve web.whatsapp.com");
+    s.next_try = Some(secondme::store::now_ms() + 30_000);
+    let json = serde_json::to_string(&s).expect("json");
+    let _: () = h.con.set(status::key(USER), &json).await.expect("set");
+    let mut screen = common::pty::Screen::start_with(&h.server.url(), 30, 160, &["--no-worker"]);
+    screen.wait_for("WhatsApp: no network");
+    let connected = {
+        let mut c = status::GatewayStatus::new(status::State::Connected, secondme::store::now_ms());
+        c.name = Some("Alice".into());
+        serde_json::to_string(&c).expect("json")
+    };
+    let _: () = h.con.set(status::key(USER), &connected).await.expect("set");
+    screen.wait_for("WhatsApp: connected as Alice");
+    screen.stop();
+}

@@ -72,6 +72,11 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
 
     tokio::spawn(subscribe(con.clone(), tx.clone()));
     tokio::spawn(warn_eviction(con.clone(), tx.clone()));
+    tokio::spawn(gateway_state::watch(
+        con.clone(),
+        config.user_id.clone(),
+        tx.clone(),
+    ));
     let live = state::LiveContacts::default();
     tokio::spawn(state::poll(
         con.clone(),
@@ -240,6 +245,9 @@ async fn subscribe(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSe
         }
     }
 }
+
+// The WhatsApp gateway's state (`GATEWAY:{userId}`), logged as it changes.
+mod gateway_state;
 
 /// Warns, in the event log once and under the status bar while it lasts, when
 /// Redis may evict SecondMe's keys (its `maxmemory-policy` is not `noeviction`).
