@@ -18,7 +18,7 @@ pub async fn watch(
     tx: mpsc::UnboundedSender<Event>,
 ) {
     let key = status::key(&user_id);
-    let mut last: Option<(status::State, Option<String>, Option<String>, Option<i64>)> = None;
+    let mut last: Option<GatewayStatus> = None;
     loop {
         let read: redis::RedisResult<Option<String>> = con.get(&key).await;
         let parsed = read
@@ -26,9 +26,8 @@ pub async fn watch(
             .flatten()
             .and_then(|json| serde_json::from_str::<GatewayStatus>(&json).ok());
         if let Some(s) = parsed {
-            let seen = Some((s.state, s.detail.clone(), s.name.clone(), s.next_try));
-            if seen != last {
-                last = seen;
+            // The gateway rewrites an unchanged state every 30 s: only a change is news.
+            if last.as_ref() != Some(&s) {
                 let text = format!("WhatsApp: {}", s.line(store::now_ms()));
                 let entry = LogEntry {
                     at_ms: store::now_ms(),
@@ -38,6 +37,7 @@ pub async fn watch(
                 if tx.send(Event::Log(entry)).is_err() {
                     return;
                 }
+                last = Some(s);
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
