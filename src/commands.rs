@@ -6,7 +6,7 @@ use secondme::bridge::Gateway;
 use secondme::bridge::simulator::{Script, Simulator};
 use secondme::config::{Config, SleepSetting, parse_duration};
 use secondme::graph::{self, GraphFile};
-use secondme::reply::persona_engine::PersonaEngine;
+use secondme::reply::engine::Engine;
 use secondme::schema::PauseReason;
 use secondme::seal::SessionKey;
 use secondme::store::{control, optin, session, snapshot};
@@ -466,7 +466,12 @@ async fn run_worker(config: Config) -> Result<()> {
         tracing::info!("stop requested; draining");
         let _ = stop_tx.send(true);
     });
-    let status = worker::run_worker(&config, PersonaEngine, stop_rx).await?;
+    let engine = Engine::from_config(config.llm.as_ref())?;
+    if let Some(llm) = engine.llm() {
+        let con = connection::lazy_manager(&connection::client_for(&config)?, None)?;
+        tokio::spawn(store::usage::keep_accounts(con, llm, stop_rx.clone()));
+    }
+    let status = worker::run_worker(&config, engine, stop_rx).await?;
     tracing::info!(
         "handled {} entries: {} answered, {} skipped, {} dead-lettered, {} to review",
         status.entries,

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::paths;
+use crate::reply::llm::config::{LlmConfig, LlmSettings};
 use crate::sleep::SleepHours;
 
 /// Every setting, each optional: what the command line, the environment or the
@@ -142,6 +143,13 @@ pub struct Settings {
     /// Control-room theme: dark, light or no-color.
     #[arg(long, global = true, env = "SECONDME_THEME", hide_env_values = true)]
     pub theme: Option<String>,
+    /// Language-model endpoint (http://host:port); set, replies come from it (the `[llm]` table's base_url).
+    #[arg(long, global = true, env = "SECONDME_LLM_URL", hide_env_values = true)]
+    pub llm_url: Option<String>,
+    /// The language model: only in the file's `[llm]` table.
+    #[arg(skip)]
+    #[serde(default)]
+    pub llm: LlmSettings,
     /// Control-room key overrides, action name to keys: only in the file's `[keys]` table.
     #[arg(skip)]
     #[serde(default)]
@@ -158,6 +166,8 @@ impl Settings {
     pub fn or(self, lower: Settings) -> Settings {
         // Destructured without `..`, so a new field cannot be forgotten here.
         let Settings {
+            llm_url,
+            llm,
             gateway,
             groups,
             send_per_minute,
@@ -182,6 +192,8 @@ impl Settings {
         let mut merged_keys = lower.keys;
         merged_keys.extend(keys);
         Settings {
+            llm_url: llm_url.or(lower.llm_url),
+            llm: llm.or(lower.llm),
             gateway: gateway.or(lower.gateway),
             groups: groups.or(lower.groups),
             send_per_minute: send_per_minute.or(lower.send_per_minute),
@@ -281,6 +293,8 @@ pub struct Config {
     pub log_file: PathBuf,
     /// Theme name.
     pub theme: String,
+    /// The language model, when one is configured.
+    pub llm: Option<LlmConfig>,
     /// Key overrides.
     pub keys: HashMap<String, String>,
 }
@@ -320,6 +334,8 @@ impl Config {
     pub fn resolve(s: Settings) -> Result<Self> {
         // Destructured without `..`, so a new field cannot be forgotten here.
         let Settings {
+            llm_url,
+            llm,
             gateway,
             groups,
             send_per_minute,
@@ -369,6 +385,7 @@ impl Config {
                 n => bail!("send_per_minute must be between 1 and 600, not {n}"),
             },
             whatsapp_dir: whatsapp_dir.unwrap_or_else(|| paths::data_dir().join("whatsapp")),
+            llm: llm.resolve(llm_url)?,
             redis_url: redis_url.unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
             user_id: user_id.unwrap_or_else(|| "user-1".into()),
             consumer: consumer.unwrap_or_else(default_consumer),

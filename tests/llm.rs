@@ -589,3 +589,66 @@ async fn the_api_key_never_reaches_the_log() {
     );
     assert!(!format!("{err:#}").contains("SECRETKEY"));
 }
+
+#[test]
+fn the_llm_table_and_the_llm_url_flag_configure_the_engine() {
+    use clap::Parser;
+    use secondme::config::{Config, Settings};
+    let file: Settings = toml::from_str(
+        "[llm]\nprovider = \"anthropic\"\nfast_model = \"haiku\"\nstrong_model = \"sonnet\"\ndaily_token_budget = 5000\n",
+    )
+    .expect("the [llm] table parses");
+    let c = Config::resolve(file.clone()).expect("resolves");
+    let llm = c.llm.expect("configured by the table");
+    assert_eq!(llm.provider, Provider::Anthropic);
+    assert_eq!(llm.base_url, "https://api.anthropic.com");
+    assert_eq!(
+        (llm.fast_model.as_str(), llm.daily_token_budget),
+        ("haiku", 5000)
+    );
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+    let cli = Cli::try_parse_from(["secondme", "--llm-url", "http://127.0.0.1:11434/v1"])
+        .expect("the flag parses");
+    let c = Config::resolve(cli.settings.or(file)).expect("resolves");
+    let llm = c.llm.expect("configured");
+    assert_eq!(
+        llm.base_url, "http://127.0.0.1:11434",
+        "the flag wins over the table"
+    );
+    assert_eq!(llm.strong_model, "sonnet");
+    assert!(
+        Config::resolve(Settings::default())
+            .expect("defaults")
+            .llm
+            .is_none()
+    );
+    assert!(
+        toml::from_str::<Settings>("[llm]\napi_key = \"sk-x\"\n").is_err(),
+        "no key in the file"
+    );
+}
+
+#[test]
+fn the_shipped_provider_examples_resolve() {
+    use secondme::config::{Config, Settings};
+    for (text, provider) in [
+        (include_str!("../assets/llm-openai.toml"), Provider::OpenAi),
+        (
+            include_str!("../assets/llm-anthropic.toml"),
+            Provider::Anthropic,
+        ),
+        (include_str!("../assets/llm-local.toml"), Provider::OpenAi),
+    ] {
+        let settings: Settings = toml::from_str(text).expect("parses");
+        let llm = Config::resolve(settings)
+            .expect("resolves")
+            .llm
+            .expect("configured");
+        assert_eq!(llm.provider, provider);
+    }
+}

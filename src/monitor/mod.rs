@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::connection;
-use crate::reply::persona_engine::PersonaEngine;
+use crate::reply::engine::Engine;
 use crate::schema;
 use crate::store;
 use crate::worker::{self, Worker, WorkerConfig, WorkerStatus};
@@ -86,10 +86,18 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut worker_done = if options.worker {
+        let engine = Engine::from_config(config.llm.as_ref())?;
+        if let Some(llm) = engine.llm() {
+            tokio::spawn(store::usage::keep_accounts(
+                con.clone(),
+                llm,
+                stop_rx.clone(),
+            ));
+        }
         let w = Worker::with_connection(
             client.clone(),
             connection::lazy_manager(&client, None)?,
-            PersonaEngine,
+            engine,
             WorkerConfig::from_config(config),
         );
         tokio::spawn(forward_worker_status(w.status(), tx.clone()));

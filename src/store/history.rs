@@ -10,9 +10,10 @@ use crate::schema::{self, MessageEvent};
 /// The contact's latest `len` messages, oldest first; entries that are not
 /// `events:messages` payloads are skipped (the list may hold a foreign writer's).
 ///
-/// The history is context, not a condition of a reply: a key another program
-/// keeps with another type (WRONGTYPE) gives no history instead of no reply.
-/// Other failures (the connection) are errors.
+/// When another program keeps `HISTORY:{contactId}` with another type, the
+/// twin's own list `SECONDME:history:{contactId}` is read instead; the history
+/// is context, not a condition of a reply, so an unreadable one is empty.
+/// Connection failures are errors.
 pub async fn recent(
     con: &mut ConnectionManager,
     contact_id: &str,
@@ -27,8 +28,12 @@ pub async fn recent(
     match raw {
         Ok(raw) => Ok(turns(&raw)),
         Err(e) if e.code() == Some("WRONGTYPE") => {
-            tracing::debug!("the history of {contact_id} is not a list: replying without it");
-            Ok(Vec::new())
+            // Another program owns `HISTORY:`: ours is under `SECONDME:history:`.
+            let own: Vec<String> = con
+                .lrange(schema::own_history_key(contact_id), 0, stop)
+                .await
+                .unwrap_or_default();
+            Ok(turns(&own))
         }
         Err(e) => Err(e).context("cannot read the conversation history"),
     }
