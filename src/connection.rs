@@ -87,9 +87,7 @@ pub fn redact_url(url: &str) -> String {
         // Not a URL at all: nothing tells which part could be a secret.
         return "<unparsable URL hidden>".to_owned();
     };
-    // The authority ends at the first '/', '?' or '#'; userinfo is before its last '@'.
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
+    let (authority, tail) = rest.split_at(authority_end(rest));
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{user}:***@{host}"),
@@ -129,6 +127,18 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// Where the authority (`[userinfo@]host[:port]`) of `rest` (a URL after `://`)
+/// ends. A password may hold '/' (base64 ones do): when there is an '@' before the
+/// query, the host starts after the last one, and the authority ends at the first
+/// '/' after it; else at the first '/', '?' or '#'.
+fn authority_end(rest: &str) -> usize {
+    let query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let host_from = rest[..query].rfind('@').map_or(0, |at| at + 1);
+    rest[host_from..query]
+        .find('/')
+        .map_or(query, |slash| host_from + slash)
+}
+
 /// The secret parts of a Redis URL, as written and percent-decoded, so text that
 /// may echo them (an error of the Redis client) can be scrubbed.
 fn url_secrets(url: &str) -> Vec<String> {
@@ -137,8 +147,7 @@ fn url_secrets(url: &str) -> Vec<String> {
         found.push(url.to_owned());
         return found;
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if let Some((userinfo, _)) = rest[..end].rsplit_once('@') {
+    if let Some((userinfo, _)) = rest[..authority_end(rest)].rsplit_once('@') {
         found.push(match userinfo.split_once(':') {
             Some((_, pass)) => pass.to_owned(),
             None => userinfo.to_owned(),
@@ -394,6 +403,12 @@ mod tests {
             ),
             // An '@' inside the password must not leave part of it behind.
             ("redis://u:a@b:s3cret@host/1", "redis://u:***@host/1"),
+            // Nor a '/' (base64 passwords hold them).
+            (
+                "redis://default:s3cr/etpw@127.0.0.1:6391/2",
+                "redis://default:***@127.0.0.1:6391/2",
+            ),
+            ("redis://s3c/r3t@host", "redis://***@host"),
             ("unix:///tmp/r.sock", "unix:///tmp/r.sock"),
             ("not a url s3cret", "<unparsable URL hidden>"),
         ];

@@ -327,23 +327,41 @@ fn clip(s: &str) -> String {
 
 /// Most fields of a rejected entry copied to the dead-letter stream.
 pub const MAX_DEAD_LETTER_FIELDS: usize = 16;
-/// Most bytes of one field value copied to the dead-letter stream: a rejected
-/// entry may be of any size, and the dead-letter stream keeps 10,000 of them.
-pub const MAX_DEAD_LETTER_VALUE_BYTES: usize = MAX_CONTENT_BYTES;
+/// Most bytes of a message's `content` copied to the dead-letter stream (what a
+/// valid message may hold): a rejected entry may be of any size.
+pub const MAX_DEAD_LETTER_CONTENT_BYTES: usize = MAX_CONTENT_BYTES;
+/// Most bytes of any other field value copied to the dead-letter stream.
+pub const MAX_DEAD_LETTER_VALUE_BYTES: usize = 4096;
+/// Most bytes of a field name copied to the dead-letter stream.
+pub const MAX_DEAD_LETTER_NAME_BYTES: usize = 128;
+
+/// The bound of a field's value in a dead letter.
+fn value_limit(name: &[u8]) -> usize {
+    if name == b"content" {
+        MAX_DEAD_LETTER_CONTENT_BYTES
+    } else {
+        MAX_DEAD_LETTER_VALUE_BYTES
+    }
+}
 
 /// Renders the fields of an entry as text for the dead-letter stream (lossy on bad
-/// UTF-8), bounded by [`MAX_DEAD_LETTER_FIELDS`] and [`MAX_DEAD_LETTER_VALUE_BYTES`].
+/// UTF-8), bounded in count ([`MAX_DEAD_LETTER_FIELDS`]) and in size per name and
+/// value, so one dead letter holds at most about 128 KiB.
 pub fn raw_fields(fields: &HashMap<String, Value>) -> Vec<(String, String)> {
     let out: Vec<(String, String)> = fields
         .iter()
         .map(|(k, v)| {
+            let limit = value_limit(k.as_bytes());
             let text = match v {
-                Value::BulkString(b) => lossy_bounded(b),
-                Value::SimpleString(s) => bounded(s.clone()),
+                Value::BulkString(b) => lossy_bounded(b, limit),
+                Value::SimpleString(s) => lossy_bounded(s.as_bytes(), limit),
                 Value::Int(i) => i.to_string(),
-                other => bounded(format!("{other:?}")),
+                other => lossy_bounded(format!("{other:?}").as_bytes(), limit),
             };
-            (bounded(k.clone()), text)
+            (
+                lossy_bounded(k.as_bytes(), MAX_DEAD_LETTER_NAME_BYTES),
+                text,
+            )
         })
         .collect();
     sorted_and_capped(out)
@@ -353,7 +371,12 @@ pub fn raw_fields(fields: &HashMap<String, Value>) -> Vec<(String, String)> {
 pub fn raw_pair_fields(pairs: &[(&[u8], &[u8])]) -> Vec<(String, String)> {
     let out: Vec<(String, String)> = pairs
         .iter()
-        .map(|(k, v)| (lossy_bounded(k), lossy_bounded(v)))
+        .map(|(k, v)| {
+            (
+                lossy_bounded(k, MAX_DEAD_LETTER_NAME_BYTES),
+                lossy_bounded(v, value_limit(k)),
+            )
+        })
         .collect();
     sorted_and_capped(out)
 }
@@ -380,24 +403,13 @@ fn sorted_and_capped(mut fields: Vec<(String, String)>) -> Vec<(String, String)>
     fields
 }
 
-/// The text of `bytes`, cut to the dead-letter bound before it is copied.
-fn lossy_bounded(bytes: &[u8]) -> String {
-    if bytes.len() <= MAX_DEAD_LETTER_VALUE_BYTES {
+/// The text of `bytes`, cut to `limit` bytes before it is copied.
+fn lossy_bounded(bytes: &[u8], limit: usize) -> String {
+    if bytes.len() <= limit {
         return String::from_utf8_lossy(bytes).into_owned();
     }
-    let head = String::from_utf8_lossy(&bytes[..MAX_DEAD_LETTER_VALUE_BYTES]);
+    let head = String::from_utf8_lossy(&bytes[..limit]);
     cut_note(&head, bytes.len())
-}
-
-fn bounded(s: String) -> String {
-    if s.len() <= MAX_DEAD_LETTER_VALUE_BYTES {
-        return s;
-    }
-    let mut end = MAX_DEAD_LETTER_VALUE_BYTES;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    cut_note(&s[..end], s.len())
 }
 
 fn cut_note(head: &str, total: usize) -> String {

@@ -137,8 +137,9 @@ pub fn sent_key(message_id: &str) -> String {
     format!("{SENT_PREFIX}{message_id}")
 }
 
-/// Largest id accepted (message and contact ids), in bytes.
-pub const MAX_ID_BYTES: usize = 256;
+/// Largest id accepted (message and contact ids), in bytes: short enough that
+/// the control room shows (and acts on) every id whole.
+pub const MAX_ID_BYTES: usize = 120;
 
 /// Characters that change how text around them is shown without showing
 /// themselves (bidi overrides and isolates, zero-width marks): an id holding one
@@ -155,6 +156,14 @@ fn is_invisible_format(c: char) -> bool {
             | '\u{2066}'..='\u{206f}'
             | '\u{feff}'
             | '\u{fff9}'..='\u{fffb}'
+            | '\u{034f}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{3164}'
+            | '\u{ffa0}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{e0000}'..='\u{e007f}'
+            | '\u{e0100}'..='\u{e01ef}'
     )
 }
 

@@ -121,17 +121,22 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
     let mut quitting = false;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
+    // Set when drawing fails: the terminal is gone (a dropped SSH link gives EIO).
+    // The control room then stops drawing but still lets the worker drain.
+    let mut terminal_gone = false;
     loop {
-        if dirty && last_draw.is_none_or(|at| at.elapsed() >= FRAME_INTERVAL) {
-            guard
-                .terminal
-                .draw(|f| view(&model, f))
-                .context("cannot draw")?;
+        let mut actions = Vec::new();
+        if dirty && !terminal_gone && last_draw.is_none_or(|at| at.elapsed() >= FRAME_INTERVAL) {
+            if let Err(e) = guard.terminal.draw(|f| view(&model, f)) {
+                tracing::warn!("cannot draw ({e}): the terminal is gone; stopping");
+                terminal_gone = true;
+                input_open = false;
+                actions.push(Action::Quit);
+            }
             dirty = false;
             last_draw = Some(Instant::now());
         }
         let next_frame = last_draw.map_or_else(Instant::now, |at| at + FRAME_INTERVAL);
-        let mut actions = Vec::new();
         tokio::select! {
             ev = input.next(), if input_open => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => {
