@@ -22,8 +22,6 @@ const { getLlama, LlamaChatSession } = await import(
 
 const llama = await getLlama({ gpu: false, build: "never" });
 const model = await llama.loadModel({ modelPath });
-const context = await model.createContext({ contextSize: 2048 });
-const sequence = context.getSequence();
 const modelName = path.basename(modelPath);
 console.log(`llm-server: ${modelName} on http://127.0.0.1:${port}`);
 
@@ -42,8 +40,18 @@ async function complete(body) {
         ? { type: "model", response: [text(m)] }
         : { type: "user", text: text(m) },
   );
-  await sequence.clearHistory();
-  const session = new LlamaChatSession({ contextSequence: sequence, autoDisposeSequence: false });
+  // A fresh context per request: nothing of one conversation leaks into the next,
+  // and no session state outlives its request.
+  const context = await model.createContext({ contextSize: 2048 });
+  try {
+    return await generate(context, body, messages, history, text, last);
+  } finally {
+    await context.dispose();
+  }
+}
+
+async function generate(context, body, messages, history, text, last) {
+  const session = new LlamaChatSession({ contextSequence: context.getSequence() });
   session.setChatHistory(history);
   const maxTokens = Number.isInteger(body.max_tokens) ? body.max_tokens : 128;
   let stop = "stop";
@@ -54,7 +62,6 @@ async function complete(body) {
   const promptTokens = messages.reduce((n, m) => n + model.tokenize(text(m)).length, 0);
   const completionTokens = model.tokenize(answer).length;
   if (completionTokens >= maxTokens) stop = "length";
-  session.dispose({ disposeSequence: false });
   return {
     id: `chatcmpl-${Date.now()}`,
     object: "chat.completion",

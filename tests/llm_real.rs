@@ -30,6 +30,9 @@ async fn a_real_model_answers_through_the_openai_protocol() {
     cfg.max_retries = 0;
     cfg.owner_name = Some("Sam".into());
     cfg.history_messages = 4;
+    // Short answers: a 135M model on a shared CPU writes a few tokens a second.
+    cfg.fast_max_tokens = 20;
+    cfg.strong_max_tokens = 40;
     let engine = LlmEngine::with_key(cfg, None).expect("engine");
     let persona = PersonaCache {
         style_guide: "Short lowercase messages, no sign-off, an emoji now and then.".into(),
