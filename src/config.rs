@@ -102,6 +102,22 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub max_deliveries: Option<u64>,
+    /// Replies a slow engine (a language model) writes at once (1-1024).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_MAX_GENERATIONS",
+        hide_env_values = true
+    )]
+    pub max_generations: Option<usize>,
+    /// Quiet time in ms after a contact's last message before a slow engine replies (0-60000).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_BURST_QUIET_MS",
+        hide_env_values = true
+    )]
+    pub burst_quiet_ms: Option<u64>,
     /// Where unprocessed entries go when the worker stops (JSON lines).
     #[arg(
         long,
@@ -126,6 +142,14 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub sleep_hours: Option<String>,
+    /// Another program (the original gateway) already counts COUNTER:{contactId}:msgs: only read it.
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_RATE_COUNTED_ELSEWHERE",
+        hide_env_values = true
+    )]
+    pub rate_counted_elsewhere: Option<bool>,
     /// Session key file (default: $XDG_CONFIG_HOME/secondme/session.key).
     #[arg(long, global = true, env = "SECONDME_KEY_FILE", hide_env_values = true)]
     pub key_file: Option<PathBuf>,
@@ -180,9 +204,12 @@ impl Settings {
             batch_size,
             read_ahead_mb,
             max_deliveries,
+            max_generations,
+            burst_quiet_ms,
             review_file,
             claim_idle,
             sleep_hours,
+            rate_counted_elsewhere,
             key_file,
             tls_ca_file,
             log_file,
@@ -206,9 +233,12 @@ impl Settings {
             batch_size: batch_size.or(lower.batch_size),
             read_ahead_mb: read_ahead_mb.or(lower.read_ahead_mb),
             max_deliveries: max_deliveries.or(lower.max_deliveries),
+            max_generations: max_generations.or(lower.max_generations),
+            burst_quiet_ms: burst_quiet_ms.or(lower.burst_quiet_ms),
             review_file: review_file.or(lower.review_file),
             claim_idle: claim_idle.or(lower.claim_idle),
             sleep_hours: sleep_hours.or(lower.sleep_hours),
+            rate_counted_elsewhere: rate_counted_elsewhere.or(lower.rate_counted_elsewhere),
             key_file: key_file.or(lower.key_file),
             tls_ca_file: tls_ca_file.or(lower.tls_ca_file),
             log_file: log_file.or(lower.log_file),
@@ -279,12 +309,18 @@ pub struct Config {
     pub read_ahead_bytes: usize,
     /// Deliveries before dead-lettering.
     pub max_deliveries: u64,
+    /// Replies a slow engine writes at once.
+    pub max_generations: usize,
+    /// Quiet time after a contact's last message before a slow engine replies.
+    pub burst_quiet: Duration,
     /// Review file.
     pub review_file: PathBuf,
     /// Idle time before a pending entry of another worker is claimed.
     pub claim_idle: Duration,
     /// Sleep hours.
     pub sleep_hours: SleepSetting,
+    /// Another program counts the rate counters: the worker only reads them.
+    pub rate_counted_elsewhere: bool,
     /// Session key file.
     pub key_file: PathBuf,
     /// CA certificates for a `rediss://` server signed by a private CA.
@@ -308,6 +344,14 @@ pub const DEFAULT_BATCH_SIZE: usize = 128;
 /// 3-second burst at 75,000 a second, and the worker stays under 50 MB resident
 /// with all of it spent.
 pub const DEFAULT_READ_AHEAD_MB: usize = 32;
+
+/// Default replies a slow engine writes at once: a hosted model's rate limits
+/// allow a few requests in flight, and a local one shares the machine's cores.
+pub const DEFAULT_MAX_GENERATIONS: usize = 8;
+
+/// Default quiet time, ms, after a contact's last message: people send a thought
+/// in two or three quick messages, and one reply should answer them all.
+pub const DEFAULT_BURST_QUIET_MS: u64 = 1500;
 
 /// Default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -348,9 +392,12 @@ impl Config {
             batch_size,
             read_ahead_mb,
             max_deliveries,
+            max_generations,
+            burst_quiet_ms,
             review_file,
             claim_idle,
             sleep_hours,
+            rate_counted_elsewhere,
             key_file,
             tls_ca_file,
             log_file,
@@ -370,6 +417,14 @@ impl Config {
         let read_ahead_mb = read_ahead_mb.unwrap_or(DEFAULT_READ_AHEAD_MB);
         if read_ahead_mb > 4096 {
             bail!("read_ahead_mb must be between 0 and 4096, not {read_ahead_mb}");
+        }
+        let max_generations = max_generations.unwrap_or(DEFAULT_MAX_GENERATIONS);
+        if !(1..=1024).contains(&max_generations) {
+            bail!("max_generations must be between 1 and 1024, not {max_generations}");
+        }
+        let burst_quiet_ms = burst_quiet_ms.unwrap_or(DEFAULT_BURST_QUIET_MS);
+        if burst_quiet_ms > 60_000 {
+            bail!("burst_quiet_ms must be between 0 and 60000, not {burst_quiet_ms}");
         }
         Ok(Self {
             gateway_whatsapp: match gateway.as_deref().map(str::trim) {
@@ -394,9 +449,12 @@ impl Config {
             batch_size,
             read_ahead_bytes: read_ahead_mb * 1024 * 1024,
             max_deliveries: max_deliveries.unwrap_or(5).max(1),
+            max_generations,
+            burst_quiet: Duration::from_millis(burst_quiet_ms),
             review_file: review_file.unwrap_or_else(paths::review_file),
             claim_idle,
             sleep_hours: SleepSetting::parse(sleep_hours)?,
+            rate_counted_elsewhere: rate_counted_elsewhere.unwrap_or(false),
             key_file: key_file.unwrap_or_else(paths::key_file),
             tls_ca_file,
             log_file: log_file.unwrap_or_else(paths::log_file),
@@ -614,6 +672,8 @@ mod tests {
         assert_eq!(example.batch_size, defaults.batch_size);
         assert_eq!(example.read_ahead_bytes, defaults.read_ahead_bytes);
         assert_eq!(example.claim_idle, defaults.claim_idle);
+        assert_eq!(example.max_generations, defaults.max_generations);
+        assert_eq!(example.burst_quiet, defaults.burst_quiet);
         assert_eq!(example.theme, defaults.theme);
         assert_eq!(example.sleep_hours, defaults.sleep_hours);
     }

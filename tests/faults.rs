@@ -570,7 +570,8 @@ impl ReplyEngine for FailingEngine {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
     let mut h = Harness::start().await;
-    h.allow(&["alice", "bob"]).await;
+    // Three contacts: two quick messages of one contact would be one burst, answered once.
+    h.allow(&["alice", "bob", "carol"]).await;
     let dir = test_dir("deadletter");
     let cfg = WorkerConfig {
         group: schema::WORKER_GROUP.to_owned(),
@@ -586,12 +587,15 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         user_id: "user-1".to_owned(),
         review_file: review_path(&dir),
         sleep_hours: secondme::config::SleepSetting::Off,
+        rate_counted_elsewhere: false,
+        max_generations: 8,
+        burst_quiet: Duration::from_millis(100),
     };
     let (stop_tx, handle) = run_worker_with(&h, FailingEngine, cfg).await;
 
     h.send(&incoming("good-1", "alice", "hi")).await;
     h.send(&incoming("bad", "bob", "FAIL")).await;
-    h.send(&incoming("good-2", "alice", "still there?")).await;
+    h.send(&incoming("good-2", "carol", "still there?")).await;
 
     let dead = eventually(15 * SECOND, || {
         let mut con = h.con.clone();

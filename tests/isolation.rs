@@ -52,6 +52,8 @@ impl Running {
 async fn start<E: ReplyEngine>(h: &Harness, engine: E) -> Running {
     let mut cfg = WorkerConfig::from_config(&h.config("iso"));
     cfg.sleep_hours = secondme::config::SleepSetting::Off;
+    // Every message answered on its own: these tests count replies per message.
+    cfg.burst_quiet = Duration::ZERO;
     let client = secondme::connection::open_client(&h.server.url()).expect("client");
     let w = Worker::connect(client, engine, cfg)
         .await
@@ -364,4 +366,186 @@ async fn an_entry_for_contact_all_is_dead_lettered_and_the_kill_switch_stays_off
     let killed: bool = h.con.exists(schema::PAUSE_ALL).await.expect("EXISTS");
     assert!(!killed, "PAUSE:ALL was never set");
     w.stop().await;
+}
+
+/// A worker on `h` with `cfg` adjusted by `tune`, connecting as `url`.
+async fn start_with<E: ReplyEngine>(
+    h: &Harness,
+    engine: E,
+    url: &str,
+    tune: impl FnOnce(&mut WorkerConfig),
+) -> Running {
+    let mut cfg = WorkerConfig::from_config(&h.config("iso"));
+    cfg.sleep_hours = secondme::config::SleepSetting::Off;
+    // Every message answered on its own: these tests count replies per message.
+    cfg.burst_quiet = Duration::ZERO;
+    tune(&mut cfg);
+    let client = secondme::connection::open_client(url).expect("client");
+    let w = Worker::connect(client, engine, cfg)
+        .await
+        .expect("worker connects");
+    let status = w.status();
+    let (stop, stop_rx) = watch::channel(false);
+    Running {
+        stop,
+        status,
+        task: tokio::spawn(w.run(stop_rx)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_shared_key_fault_dead_letters_nobody_on_the_slow_path_either() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1", "c2"]).await;
+    let _: () = h
+        .con
+        .set(schema::QUEUE_RESPONSES, "not a stream")
+        .await
+        .expect("SET");
+    for i in 0..3 {
+        h.send(&incoming(
+            &format!("m{i}"),
+            if i == 1 { "c2" } else { "c1" },
+            "hi",
+        ))
+        .await;
+    }
+    // One batch at a time, re-read from the pending list after each failure, and
+    // few deliveries allowed: waiting must not count as a delivery.
+    let url = h.server.url();
+    let w = start_with(&h, Deferred, &url, |c| {
+        c.read_ahead_bytes = 0;
+        c.max_deliveries = 2;
+    })
+    .await;
+    worker_error(&w.status, "QUEUE:responses").await;
+    // Past several retries (backoff 0.2, 0.4, 0.8, 1.6, 3.2 s).
+    tokio::time::sleep(7 * SECOND).await;
+    assert_eq!(h.dead_letters().await.len(), 0, "nobody dead-lettered");
+    assert_eq!(pending(&mut h.con).await, 3, "everything still pending");
+    let _: () = h.con.del(schema::QUEUE_RESPONSES).await.expect("DEL");
+    settle(&h, 3, 0, 10 * SECOND).await;
+    let per = replies_per_message(&mut h).await;
+    assert!(per.len() == 3 && per.values().all(|n| *n == 1), "{per:?}");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_dead_letter_stream_acknowledges_nothing() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1"]).await;
+    let _: () = h
+        .con
+        .set(schema::QUEUE_DEADLETTER, "theirs")
+        .await
+        .expect("SET");
+    h.send_raw(&[("messageId", b"junk"), ("contactId", b"c1")])
+        .await;
+    let w = start(&h, PersonaEngine).await;
+    worker_error(&w.status, "QUEUE:deadletter").await;
+    assert_eq!(
+        pending(&mut h.con).await,
+        1,
+        "not acknowledged without its dead letter"
+    );
+    let _: () = h.con.del(schema::QUEUE_DEADLETTER).await.expect("DEL");
+    settle(&h, 0, 1, 10 * SECOND).await;
+    assert_eq!(pending(&mut h.con).await, 0);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_that_does_not_reach_a_key_is_the_servers_fault_not_the_entrys() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1"]).await;
+    // A worker user whose key patterns forget HISTORY:*: Redis reports a plain ERR
+    // inside the step, which must not read as this entry's fault.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("forgetful")
+        .arg("on")
+        .arg(">pw")
+        .arg("~QUEUE:*")
+        .arg("~PAUSE*")
+        .arg("~OPTIN:*")
+        .arg("~SECONDME:*")
+        .arg("~CONTACTS:*")
+        .arg("~HANDLED:*")
+        .arg("~COUNTER:*")
+        .arg("~SENT:*")
+        .arg("&*")
+        .arg("+@all")
+        .query_async(&mut h.con)
+        .await
+        .expect("ACL SETUSER");
+    h.send(&incoming("m1", "c1", "hi")).await;
+    let url = format!("{}?user=forgetful&pass=pw", h.server.url());
+    let w = start_with(&h, PersonaEngine, &url, |_| {}).await;
+    worker_error(&w.status, "ACL").await;
+    assert_eq!(h.dead_letters().await.len(), 0, "nobody dead-lettered");
+    assert_eq!(pending(&mut h.con).await, 1);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_library_is_loaded_again_when_redis_lost_it() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1"]).await;
+    let w = start(&h, PersonaEngine).await;
+    h.send(&incoming("before", "c1", "hi")).await;
+    settle(&h, 1, 0, 10 * SECOND).await;
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut h.con)
+        .await
+        .expect("FUNCTION FLUSH");
+    h.send(&incoming("after", "c1", "hi again")).await;
+    settle(&h, 2, 0, 10 * SECOND).await;
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut h.con)
+        .await
+        .expect("FUNCTION FLUSH");
+    // The operator's controls too.
+    secondme::store::control::kill_switch(&mut h.con, true)
+        .await
+        .expect("kill on after a flush");
+    let on: bool = h.con.exists(schema::PAUSE_ALL).await.expect("EXISTS");
+    assert!(on);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_queued_twice_is_answered_once_when_replies_are_written_after_deciding() {
+    let mut h = Harness::start().await;
+    h.allow(&["c1"]).await;
+    h.send(&incoming("twice", "c1", "hello")).await;
+    h.send(&incoming("twice", "c1", "hello")).await;
+    let w = start(&h, Deferred).await;
+    settle(&h, 1, 0, 10 * SECOND).await;
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(replies_per_message(&mut h).await.get("twice"), Some(&1));
+    assert_eq!(pending(&mut h.con).await, 0);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_goes_through_whole_when_the_activity_index_is_foreign() {
+    let mut h = Harness::start().await;
+    let _: () = h
+        .con
+        .set(schema::CONTACTS_ACTIVITY, "theirs")
+        .await
+        .expect("SET");
+    let mut events = h.subscribe().await;
+    let expires =
+        secondme::store::control::pause(&mut h.con, "bob", 60_000, schema::PauseReason::Manual)
+            .await
+            .expect("the pause is not stopped by a foreign index");
+    let stored: i64 = h.con.get(schema::pause_key("bob")).await.expect("GET");
+    assert_eq!(stored, expires);
+    let published = common::collect(&mut events, schema::CHANNEL_PAUSE, SECOND).await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    let kept: String = h.con.get(schema::CONTACTS_ACTIVITY).await.expect("GET");
+    assert_eq!(kept, "theirs");
 }

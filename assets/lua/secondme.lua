@@ -36,10 +36,13 @@ end
 local function try(key, ...)
   local r = redis.pcall(...)
   if type(r) == 'table' and r.err then
-    -- Only a key's type or value is the entry's fault. Anything else (ACL, a
+    -- Only a key's type or value is the entry's fault. Anything else (an ACL
+    -- that does not reach the key, which Redis reports as a plain ERR too; a
     -- read-only replica) is the server's: fail the whole step.
-    local code = r.err:match('^%S+')
-    if code ~= 'WRONGTYPE' and code ~= 'ERR' then error(r) end
+    local own = r.err:find('^WRONGTYPE') or r.err:find('^ERR value is not an integer')
+      or r.err:find('^ERR increment or decrement would overflow')
+    -- SERVER_FAULT tells the worker not to pin it on an entry; the text stays.
+    if not own then error({ err = 'SERVER_FAULT ' .. r.err }) end
     return nil, 'fail:' .. key .. ': ' .. r.err
   end
   return r
@@ -188,6 +191,7 @@ end
 -- ARGV[11] 1 in sleep hours (no automated replies), else 0
 -- ARGV[12] history TTL ms of an enabled contact  ARGV[13] history TTL ms of any other
 -- ARGV[14] CONTACTS:activity cap
+-- ARGV[15] 1 when another program counts COUNTER:{contactId}:msgs (only read here), else 0
 -- then 11 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
 --   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
 --   the reply is written later; then an `answer` verdict waits for commit)
@@ -207,7 +211,8 @@ local function decide(KEYS, ARGV)
   local asleep = ARGV[11] == '1'
   local history_ttl_enabled, history_ttl_other = tonumber(ARGV[12]), tonumber(ARGV[13])
   local activity_cap = tonumber(ARGV[14])
-  local FIRST, FIELDS = 15, 11
+  local counted_elsewhere = ARGV[15] == '1'
+  local FIRST, FIELDS = 16, 11
 
   local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
   local refused = check_shared({
@@ -367,14 +372,16 @@ local function decide(KEYS, ARGV)
       local fresh = done ~= 'seen'
       local ckey = K.counter .. contact .. K.counter_suffix
       local count, failed
-      if fresh then
+      if fresh and not counted_elsewhere then
         count, failed = try(ckey, 'INCR', ckey)
       else
-        -- Redelivered after a crash between decide and commit: counted and shown already.
+        -- Redelivered after a crash between decide and commit: counted and shown
+        -- already; or the gateway counts every message itself (counting here too
+        -- would pause a contact at half the limit).
         count, failed = try(ckey, 'GET', ckey)
         if not failed then count = tonumber(count) or 0 end
       end
-      if not failed and fresh then
+      if not failed and fresh and not counted_elsewhere then
         -- In the same atomic step, and NX so a counter left without a TTL by another
         -- program gets one: a counter can never outlive its window.
         redis.call('EXPIRE', ckey, rate_window, 'NX')
@@ -496,6 +503,8 @@ local function commit(KEYS, ARGV)
         add_reply(KEYS[4], cap, rid, contact, content, mid, persona, now, delay)
         redis.call('PUBLISH', channel, event)
         append(marks, { mid, 'answered' })
+        -- The same message twice in one call (a gateway's duplicate) is answered once.
+        done_of[mid] = 'answered'
         counts.answered = counts.answered + 1
         result = 'sent'
       end
@@ -507,6 +516,49 @@ local function commit(KEYS, ARGV)
   write_handled(handled_now, handled_expiry, marks)
   local warnings = {}
   add_counts(warnings, KEYS[5], counts)
+  return append(results, warnings)
+end
+
+-- Records entries a newer message of the same contact answers (a burst gets one
+-- reply, written for its last message): each is marked `superseded` unless it was
+-- handled already, and acknowledged, in one step.
+-- KEYS[1] QUEUE:messages  KEYS[2] SECONDME:stats
+-- ARGV[1] group  ARGV[2] HANDLED bucket ms, then 2 values per entry: streamId messageId
+-- (an empty messageId: a second entry of a message another job answers, only
+-- acknowledged). Returns one result per entry: superseded | duplicate (handled
+-- before, or no messageId: only acknowledged); then `warn:{text}` for a failed best-effort write. A shared key of
+-- a foreign type fails the whole call with a SHARED_KEY error before anything is written.
+local function supersede(KEYS, ARGV)
+  local now = now_ms()
+  local group, bucket_ms = ARGV[1], tonumber(ARGV[2])
+  local FIRST, FIELDS = 3, 2
+  local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
+  local refused = check_shared({
+    { KEYS[1], 'stream' }, { handled_now, 'hash' }, { handled_before, 'hash' },
+  })
+  if refused then return refused end
+  local mids = {}
+  for j = FIRST, #ARGV - FIELDS + 1, FIELDS do
+    if ARGV[j + 1] ~= '' then mids[#mids + 1] = ARGV[j + 1] end
+  end
+  local done_of = handled_states(mids, handled_now, handled_before)
+  local results, acks, marks = {}, {}, {}
+  for j = FIRST, #ARGV - FIELDS + 1, FIELDS do
+    local sid, mid = ARGV[j], ARGV[j + 1]
+    local done = done_of[mid]
+    if mid == '' or (done and done ~= 'seen') then
+      results[#results + 1] = 'duplicate'
+    else
+      append(marks, { mid, 'superseded' })
+      done_of[mid] = 'superseded'
+      results[#results + 1] = 'superseded'
+    end
+    acks[#acks + 1] = sid
+  end
+  in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[1], group, ...) end)
+  write_handled(handled_now, handled_expiry, marks)
+  local warnings = {}
+  add_counts(warnings, KEYS[2], { superseded = #marks / 2 })
   return append(results, warnings)
 end
 
@@ -522,10 +574,11 @@ local function control(KEYS, ARGV)
   local op, contact, channel = ARGV[1], ARGV[2], ARGV[5]
   if op == 'pause' then
     local expires = now + tonumber(ARGV[3])
-    set_pause(contact, expires, ARGV[4])
     -- Listed among the contacts (score 0: no activity yet) so that readers, which look
-    -- only at known contacts, see the pause of one who never wrote.
-    redis.call('ZADD', KEYS[3], 'NX', 0, contact)
+    -- only at known contacts, see the pause of one who never wrote. Only the screens
+    -- need it: a foreign key there must not stop (or half-write) the pause.
+    redis.pcall('ZADD', KEYS[3], 'NX', 0, contact)
+    set_pause(contact, expires, ARGV[4])
     pause_event(channel, contact, 'pause', expires, ARGV[4])
     return expires
   elseif op == 'resume' then
@@ -553,6 +606,35 @@ local function control(KEYS, ARGV)
   return redis.error_reply('unknown control op ' .. tostring(op))
 end
 
+-- Moves entries to the dead-letter stream and acknowledges them in one step, so
+-- an entry is acknowledged only with its dead letter written.
+-- KEYS[1] QUEUE:deadletter  KEYS[2] QUEUE:messages  KEYS[3] SECONDME:stats
+-- ARGV[1] group  ARGV[2] cap  ARGV[3] time ms  ARGV[4..6] the field names of the
+-- source id, the reason and the time; then per entry: streamId reason nFields and
+-- nFields name/value pairs (the entry's own fields).
+-- Returns `warn:{text}` for each best-effort write that failed.
+local function dead_letter(KEYS, ARGV)
+  local refused = check_shared({ { KEYS[1], 'stream' }, { KEYS[2], 'stream' } })
+  if refused then return refused end
+  local group, cap, at = ARGV[1], ARGV[2], ARGV[3]
+  local f_source, f_reason, f_at = ARGV[4], ARGV[5], ARGV[6]
+  local acks, i = {}, 7
+  while i + 2 <= #ARGV do
+    local sid, reason, n_fields = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+    local args = { KEYS[1], 'MAXLEN', '~', cap, '*', f_source, sid, f_reason, reason, f_at, at }
+    for k = 1, 2 * n_fields do args[#args + 1] = ARGV[i + 2 + k] end
+    redis.call('XADD', unpack(args))
+    acks[#acks + 1] = sid
+    i = i + 3 + 2 * n_fields
+  end
+  in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[2], group, ...) end)
+  local warnings = {}
+  add_counts(warnings, KEYS[3], { dead_letters = #acks })
+  return warnings
+end
+
 redis.register_function('secondme_decide_' .. VERSION, decide)
 redis.register_function('secondme_commit_' .. VERSION, commit)
 redis.register_function('secondme_control_' .. VERSION, control)
+redis.register_function('secondme_dead_letter_' .. VERSION, dead_letter)
+redis.register_function('secondme_supersede_' .. VERSION, supersede)

@@ -73,6 +73,10 @@ pub enum Step {
     Commit,
     /// The operator's pause, resume and kill switch.
     Control,
+    /// The worker's record of messages a newer one of the same contact answers.
+    Supersede,
+    /// Moving entries to the dead-letter stream with their acknowledgement.
+    DeadLetter,
 }
 
 impl Step {
@@ -81,6 +85,8 @@ impl Step {
             Self::Decide => "decide",
             Self::Commit => "commit",
             Self::Control => "control",
+            Self::Supersede => "supersede",
+            Self::DeadLetter => "dead_letter",
         };
         format!("secondme_{step}_{}", LIBRARY.version)
     }

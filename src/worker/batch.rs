@@ -14,6 +14,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::StreamId;
 
 use super::parsed_entry::ParsedEntry as Good;
+use super::personas::ContactPersona;
 use super::verdict::{Committed, ScriptReply, Verdict};
 use super::{Worker, WorkerConfig};
 use crate::entry;
@@ -100,6 +101,14 @@ impl Triaged {
             fields: message_fields(&g.message()),
         }));
         letters
+    }
+
+    /// Parsed entries to decide (again).
+    pub(super) fn from_good(good: Vec<Good>) -> Self {
+        Self {
+            good,
+            bad: Vec::new(),
+        }
     }
 
     /// Moves `other`'s entries after these.
@@ -228,7 +237,9 @@ fn set_aside_expired(batch: &mut Triaged, now: i64) {
     }));
 }
 
-/// Moves entries to `QUEUE:deadletter` and acknowledges them, atomically.
+/// Moves entries to `QUEUE:deadletter` and acknowledges them, in one step of the
+/// functions library: an entry is acknowledged only with its dead letter written,
+/// and a foreign `QUEUE:deadletter` fails the step (nothing acknowledged).
 pub async fn dead_letter(
     con: &mut ConnectionManager,
     group: &str,
@@ -237,35 +248,33 @@ pub async fn dead_letter(
     if letters.is_empty() {
         return Ok(());
     }
-    let now = store::now_ms();
-    let mut pipe = redis::pipe();
-    pipe.atomic();
+    let mut call = Call::new(Step::DeadLetter);
+    call.key(schema::QUEUE_DEADLETTER)
+        .key(schema::QUEUE_MESSAGES)
+        .key(schema::STATS)
+        .arg(group)
+        .arg(schema::QUEUE_DEADLETTER_CAP)
+        .arg(store::now_ms())
+        .arg(schema::deadletter_fields::SOURCE_ID)
+        .arg(schema::deadletter_fields::REASON)
+        .arg(schema::deadletter_fields::AT);
+    for l in letters {
+        call.arg(&l.stream_id).arg(&l.reason).arg(l.fields.len());
+        for (k, v) in &l.fields {
+            call.arg(k).arg(v);
+        }
+    }
+    let warnings: Vec<String> = call
+        .invoke(con)
+        .await
+        .context("cannot write to QUEUE:deadletter")?;
     for l in letters {
         tracing::warn!("dead-lettered: {}", l.reason);
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(schema::QUEUE_DEADLETTER)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(schema::QUEUE_DEADLETTER_CAP)
-            .arg("*")
-            .arg(schema::deadletter_fields::SOURCE_ID)
-            .arg(&l.stream_id)
-            .arg(schema::deadletter_fields::REASON)
-            .arg(&l.reason)
-            .arg(schema::deadletter_fields::AT)
-            .arg(now);
-        for (k, v) in &l.fields {
-            cmd.arg(k).arg(v);
-        }
-        pipe.add_command(cmd).ignore();
-        pipe.xack(schema::QUEUE_MESSAGES, group, &[&l.stream_id])
-            .ignore();
     }
-    pipe.hincr(schema::STATS, "dead_letters", letters.len())
-        .ignore();
-    pipe.exec_async(con)
-        .await
-        .context("cannot write to QUEUE:deadletter")
+    for w in warnings {
+        tracing::warn!("a best-effort write failed (the twin goes on): {w}");
+    }
+    Ok(())
 }
 
 fn event_json(m: QueueMessage) -> String {
@@ -315,7 +324,8 @@ async fn decide(
         .arg(if asleep { "1" } else { "0" })
         .arg(schema::HISTORY_TTL_ENABLED_MS)
         .arg(schema::HISTORY_TTL_OTHER_MS)
-        .arg(schema::CONTACTS_ACTIVITY_CAP);
+        .arg(schema::CONTACTS_ACTIVITY_CAP)
+        .arg(if cfg.rate_counted_elsewhere { "1" } else { "0" });
     for (g, reply) in entries {
         inv.arg(g.stream_id())
             .arg(g.message_id())
@@ -342,7 +352,13 @@ async fn decide(
 
 /// Server error codes that say something about the server or a key every entry
 /// shares, never about one entry: running the batch in halves cannot help.
-const GLOBAL_ERROR_CODES: [&str; 13] = [
+const GLOBAL_ERROR_CODES: [&str; 19] = [
+    "SERVER_FAULT",
+    "MISCONF",
+    "NOREPLICAS",
+    "NOAUTH",
+    "WRONGPASS",
+    "EXECABORT",
     "OOM",
     "BUSY",
     "LOADING",
@@ -361,11 +377,20 @@ const GLOBAL_ERROR_CODES: [&str; 13] = [
 /// Whether a failed script may have failed because of one of its entries: Redis
 /// answered with an error that names no global cause. Connection errors and the
 /// worker's own errors are not.
-fn may_be_one_entrys_fault(e: &anyhow::Error) -> bool {
-    e.chain()
+pub(super) fn may_be_one_entrys_fault(e: &anyhow::Error) -> bool {
+    let Some(err) = e
+        .chain()
         .find_map(|c| c.downcast_ref::<redis::RedisError>())
-        .and_then(redis::RedisError::code)
-        .is_some_and(|code| !GLOBAL_ERROR_CODES.contains(&code))
+    else {
+        return false;
+    };
+    // An ACL that does not reach a key comes as a plain ERR from inside a step
+    // ("ACL failure in script" on 8.x, "can't access at least one of the keys" on 7.x).
+    let acl = err
+        .detail()
+        .is_some_and(|d| d.contains("ACL failure") || d.contains("can't access"));
+    err.code()
+        .is_some_and(|code| !GLOBAL_ERROR_CODES.contains(&code) && !acl)
 }
 
 /// Runs a step on a batch and, when it fails for a reason that may lie in one
@@ -439,7 +464,8 @@ fn failed_reason(stream_id: &str, why: &str) -> String {
     format!("entry {stream_id}: {why}; not answered")
 }
 
-struct Written {
+/// A reply written by the engine, ready for the commit step.
+pub(super) struct Written {
     stream_id: String,
     message_id: String,
     contact_id: String,
@@ -510,6 +536,13 @@ impl<E: ReplyEngine> Worker<E> {
                 }
             }
         }
+        if self.scheduler.is_some() {
+            // A slow engine writes beside the read loop; its jobs commit themselves.
+            self.schedule(&to_write, &mut outcome).await?;
+            dead_letter(&mut self.con, &self.cfg.group, &failed).await?;
+            outcome.dead_lettered += failed.len();
+            return Ok(outcome);
+        }
         let mut written = Vec::with_capacity(to_write.len());
         for g in to_write {
             match self.write_reply(g).await {
@@ -552,7 +585,7 @@ impl<E: ReplyEngine> Worker<E> {
 
     /// Logs each best-effort write that failed, once per distinct text until the
     /// text changes, so a foreign key does not fill the log with one line a batch.
-    fn warn_once(&mut self, warnings: &[String]) {
+    pub(super) fn warn_once(&mut self, warnings: &[String]) {
         for w in warnings {
             if self.last_warning.as_deref() != Some(w) {
                 tracing::warn!("a best-effort write failed (the twin goes on): {w}");
@@ -566,46 +599,92 @@ impl<E: ReplyEngine> Worker<E> {
             .personas
             .for_contact(&mut self.con, g.contact_id())
             .await?;
-        let message = g.message();
-        let wanted = self.engine.history_len();
-        let history = store::history::recent(&mut self.con, g.contact_id(), wanted).await?;
-        let reply = self
-            .engine
-            .reply(&ReplyRequest {
-                message: &message,
-                persona_id: &persona.persona_id,
-                persona: &persona.style,
-                context: persona.context.as_ref(),
-                history: &history,
-            })
-            .await
-            .context("the reply engine failed")?;
-        let persona_id = persona.persona_id;
-        let reply_id = format!("bot_{}", g.message_id());
-        let event = serde_json::to_string(&MessageEvent {
-            message_id: reply_id.clone(),
-            contact_id: g.contact_id().to_owned(),
-            content: reply.content.clone(),
-            bot_sent: true,
-            timestamp: store::now_ms(),
-            from_me: false,
-        })
-        .context("cannot encode the reply event")?;
-        Ok(Written {
-            stream_id: g.stream_id().to_owned(),
-            message_id: g.message_id().to_owned(),
-            contact_id: g.contact_id().to_owned(),
-            reply_id,
-            content: reply.content,
-            persona: persona_id,
-            delay_ms: reply.delay_ms,
-            event,
-        })
+        generate(&*self.engine, &mut self.con, g, &persona).await
+    }
+
+    /// Hands entries to answer to the scheduler (slow engines), each with its
+    /// contact's persona. An entry whose persona cannot be read stays pending for a
+    /// retry, as one whose reply cannot be written.
+    async fn schedule(&mut self, to_write: &[&Good], outcome: &mut BatchOutcome) -> Result<()> {
+        let mut jobs = Vec::with_capacity(to_write.len());
+        for &g in to_write {
+            match self
+                .personas
+                .for_contact(&mut self.con, g.contact_id())
+                .await
+            {
+                Ok(persona) => jobs.push((g.clone(), persona)),
+                Err(e) => {
+                    outcome.failed += 1;
+                    tracing::error!(
+                        "no reply to {} (entry {}), left pending for a retry: {e:#}",
+                        g.message_id(),
+                        g.stream_id()
+                    );
+                }
+            }
+        }
+        let Some(scheduler) = self.scheduler.as_ref() else {
+            return Ok(());
+        };
+        let submitted = scheduler.submit(jobs).await?;
+        outcome.skipped += submitted.superseded;
+        if submitted.left > 0 {
+            tracing::info!(
+                "{} entries to answer left pending: the worker is stopping",
+                submitted.left
+            );
+        }
+        Ok(())
     }
 }
 
+/// Asks `engine` for the reply to `g` in `persona`'s style, with the conversation
+/// as it stands now (a burst's earlier messages included).
+pub(super) async fn generate<E: ReplyEngine>(
+    engine: &E,
+    con: &mut ConnectionManager,
+    g: &Good,
+    persona: &ContactPersona,
+) -> Result<Written> {
+    let message = g.message();
+    let wanted = engine.history_len();
+    let history = store::history::recent(con, g.contact_id(), wanted).await?;
+    let reply = engine
+        .reply(&ReplyRequest {
+            message: &message,
+            persona_id: &persona.persona_id,
+            persona: &persona.style,
+            context: persona.context.as_ref(),
+            history: &history,
+        })
+        .await
+        .context("the reply engine failed")?;
+    let persona_id = persona.persona_id.clone();
+    let reply_id = format!("bot_{}", g.message_id());
+    let event = serde_json::to_string(&MessageEvent {
+        message_id: reply_id.clone(),
+        contact_id: g.contact_id().to_owned(),
+        content: reply.content.clone(),
+        bot_sent: true,
+        timestamp: store::now_ms(),
+        from_me: false,
+    })
+    .context("cannot encode the reply event")?;
+    Ok(Written {
+        stream_id: g.stream_id().to_owned(),
+        message_id: g.message_id().to_owned(),
+        contact_id: g.contact_id().to_owned(),
+        reply_id,
+        content: reply.content,
+        persona: persona_id,
+        delay_ms: reply.delay_ms,
+        event,
+    })
+}
+
 /// Commits `written` replies with the commit step (`secondme_commit_*`).
-async fn commit(
+pub(super) async fn commit(
     con: &mut ConnectionManager,
     group: &str,
     written: &[(&Good, Written)],
@@ -648,7 +727,7 @@ async fn commit(
 }
 
 /// A parsed entry as a dead letter, with why its step failed.
-fn dead_letter_of(g: &Good, why: &str) -> DeadLetter {
+pub(super) fn dead_letter_of(g: &Good, why: &str) -> DeadLetter {
     DeadLetter {
         stream_id: g.stream_id().to_owned(),
         reason: failed_reason(g.stream_id(), why),

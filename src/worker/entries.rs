@@ -11,6 +11,18 @@ use redis::{FromRedisValue, ParsingError, Value};
 #[derive(Debug, Default)]
 pub struct ReadEntries(pub Vec<StreamId>);
 
+/// An `XRANGE` reply: the entries in the range, with their fields.
+#[derive(Debug, Default)]
+pub struct RangeEntries(pub Vec<StreamId>);
+
+impl FromRedisValue for RangeEntries {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let mut out = Vec::new();
+        push_entries(v, &mut out)?;
+        Ok(Self(out))
+    }
+}
+
 /// An `XAUTOCLAIM` reply: the entries claimed and the ids deleted from the stream.
 #[derive(Debug, Default)]
 pub struct Claimed {

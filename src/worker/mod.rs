@@ -10,9 +10,11 @@ mod raw_read;
 mod read_ahead;
 pub mod recovery;
 pub mod review;
+mod scheduler;
 pub mod verdict;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -27,6 +29,7 @@ use crate::reply::ReplyEngine;
 use crate::schema;
 use entries::ReadEntries;
 use read_ahead::ReadAhead;
+use scheduler::Scheduler;
 
 pub use batch::BatchOutcome;
 
@@ -60,6 +63,13 @@ pub struct WorkerConfig {
     pub review_file: std::path::PathBuf,
     /// Sleep hours: from the graph, off, or a fixed window.
     pub sleep_hours: SleepSetting,
+    /// Another program counts `COUNTER:{contactId}:msgs`: the decision only reads it.
+    pub rate_counted_elsewhere: bool,
+    /// Replies a slow engine writes at once.
+    pub max_generations: usize,
+    /// Quiet time after a contact's message before a slow engine replies, so a
+    /// burst gets one reply.
+    pub burst_quiet: Duration,
 }
 
 impl WorkerConfig {
@@ -79,6 +89,9 @@ impl WorkerConfig {
             user_id: c.user_id.clone(),
             review_file: c.review_file.clone(),
             sleep_hours: c.sleep_hours,
+            rate_counted_elsewhere: c.rate_counted_elsewhere,
+            max_generations: c.max_generations,
+            burst_quiet: c.burst_quiet,
         }
     }
 }
@@ -140,13 +153,18 @@ impl WorkerStatus {
 pub struct Worker<E> {
     client: Client,
     con: ConnectionManager,
-    engine: E,
+    engine: Arc<E>,
+    /// Writes a slow engine's replies beside the read loop (none for an instant engine).
+    scheduler: Option<Scheduler<E>>,
     cfg: WorkerConfig,
     acked_trim: bool,
     personas: personas::Personas,
     status: watch::Sender<WorkerStatus>,
     /// The last best-effort failure logged, so a lasting one is logged once.
     last_warning: Option<String>,
+    /// A step failed since the last successful start: own pending entries are
+    /// re-read without counting a delivery.
+    after_fault: bool,
 }
 
 impl<E: ReplyEngine> Worker<E> {
@@ -165,15 +183,20 @@ impl<E: ReplyEngine> Worker<E> {
     ) -> Self {
         let (status, _) = watch::channel(WorkerStatus::default());
         let personas = personas::Personas::new(&cfg.default_persona, &cfg.user_id);
+        let engine = Arc::new(engine);
+        let scheduler = (!engine.instant())
+            .then(|| Scheduler::new(Arc::clone(&engine), con.clone(), &cfg, status.subscribe()));
         Self {
             client,
             con,
             engine,
+            scheduler,
             cfg,
             acked_trim: false,
             personas,
             status,
             last_warning: None,
+            after_fault: false,
         }
     }
 
@@ -204,6 +227,9 @@ impl<E: ReplyEngine> Worker<E> {
         let mut ready = false;
         let mut last_claim = Instant::now();
         let mut last_trim = Instant::now();
+        if let Some(s) = self.scheduler.as_mut() {
+            s.start();
+        }
         while !*stop.borrow() {
             let step = async {
                 if !ready {
@@ -215,6 +241,11 @@ impl<E: ReplyEngine> Worker<E> {
                         ahead.start(&self.client, &self.cfg).await?;
                     }
                     self.process_read_ahead(&mut ahead).await?;
+                } else if self.scheduler.as_ref().is_some_and(Scheduler::full) {
+                    // Backpressure: the entries stay in the stream until jobs end.
+                    if let Some(s) = self.scheduler.as_ref() {
+                        s.wait_for_room(self.cfg.block).await;
+                    }
                 } else {
                     if reader.is_none() {
                         let mut r =
@@ -226,6 +257,7 @@ impl<E: ReplyEngine> Worker<E> {
                         self.read_and_process(r).await?;
                     }
                 }
+                self.finish_jobs().await?;
                 // Also when no message comes, so the status follows the clock.
                 self.asleep().await;
                 if last_claim.elapsed() >= self.cfg.claim_every {
@@ -250,6 +282,7 @@ impl<E: ReplyEngine> Worker<E> {
                     backoff = Duration::from_millis(200);
                 }
                 Err(e) => {
+                    self.after_fault = true;
                     let error = connection::describe_error(&e);
                     tracing::warn!("worker: {error}; retrying in {} ms", backoff.as_millis());
                     self.set_state(WorkerState::Disconnected { error });
@@ -268,6 +301,7 @@ impl<E: ReplyEngine> Worker<E> {
             self.unblock_reader(id).await;
         }
         ahead.stop().await;
+        self.stop_jobs().await;
         self.drain(ahead).await
     }
 
@@ -351,8 +385,18 @@ impl<E: ReplyEngine> Worker<E> {
                 connection::scrub(&e.to_string())
             ),
         }
+        // What other programs sharing this Redis write, and how it is read.
+        for line in crate::store::dialects::detect(&mut self.con, &self.cfg.user_id).await {
+            tracing::info!("reading: {line}");
+        }
+        if self.cfg.rate_counted_elsewhere {
+            tracing::info!(
+                "rate counters are counted by another program (rate_counted_elsewhere): only read"
+            );
+        }
         self.finish_read_ahead(ahead).await?;
         self.process_own_pending().await?;
+        self.after_fault = false;
         self.set_state(WorkerState::Running);
         Ok(())
     }
@@ -422,16 +466,27 @@ impl<E: ReplyEngine> Worker<E> {
             .count(self.cfg.batch_size)
     }
 
-    /// Re-reads and handles this consumer's own pending entries (after a crash or an outage).
+    /// Re-reads and handles this consumer's own pending entries. After a crash each
+    /// re-read is a delivery, so an entry that keeps failing ends in the dead-letter
+    /// stream; after a failure of the server or of a shared key (which the worker
+    /// survived) the entries are only peeked at: waiting is no entry's fault.
     async fn process_own_pending(&mut self) -> Result<()> {
         let mut cursor = "0".to_owned();
         loop {
-            let entries = recovery::read_own_pending(&mut self.con, &self.cfg, &cursor).await?;
+            let entries = if self.after_fault {
+                recovery::peek_own_pending(&mut self.con, &self.cfg, &cursor).await?
+            } else {
+                recovery::read_own_pending(&mut self.con, &self.cfg, &cursor).await?
+            };
             let Some(last) = entries.last() else {
                 return Ok(());
             };
             cursor = last.id.clone();
-            let too_many = recovery::over_delivered(&mut self.con, &self.cfg, &entries).await?;
+            let too_many = if self.after_fault {
+                HashMap::new()
+            } else {
+                recovery::over_delivered(&mut self.con, &self.cfg, &entries).await?
+            };
             let outcome = self.process(&entries, &too_many).await?;
             self.count(&outcome);
         }

@@ -6,6 +6,7 @@ use crate::entry::CheckedEntry;
 use crate::schema::{Direction, QueueMessage};
 
 /// A parsed entry waiting for its verdict.
+#[derive(Clone)]
 pub(super) struct ParsedEntry {
     /// Stream id, message id, contact id and content, one after the other.
     text: Box<str>,

@@ -12,7 +12,7 @@ use redis::{AsyncCommands, RedisError, Value};
 
 use super::WorkerConfig;
 use super::batch::Triaged;
-use super::entries::{Claimed, ReadEntries};
+use super::entries::{Claimed, RangeEntries, ReadEntries};
 use crate::schema;
 
 /// Creates the worker group (and the stream) if missing.
@@ -56,6 +56,59 @@ pub async fn read_own_pending(
         .await
         .map_err(explain_nogroup)?;
     Ok(entries)
+}
+
+/// Up to a batch of this consumer's pending entries after `cursor` ("0": from the
+/// start), read without delivering them again (`XPENDING`, then `XRANGE` of each),
+/// so the read does not count towards `max_deliveries`. For the re-read after a
+/// failure of the server or of a key every entry shares, which is no entry's fault.
+/// An entry deleted meanwhile comes back without fields, as `XREADGROUP` gives it.
+pub async fn peek_own_pending(
+    con: &mut ConnectionManager,
+    cfg: &WorkerConfig,
+    cursor: &str,
+) -> Result<Vec<StreamId>> {
+    let start = if cursor == "0" {
+        "-".to_owned()
+    } else {
+        format!("({cursor}")
+    };
+    let pending: StreamPendingCountReply = con
+        .xpending_consumer_count(
+            schema::QUEUE_MESSAGES,
+            &cfg.group,
+            &start,
+            "+",
+            cfg.batch_size,
+            &cfg.consumer,
+        )
+        .await
+        .map_err(explain_nogroup)?;
+    if pending.ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for p in &pending.ids {
+        pipe.cmd("XRANGE")
+            .arg(schema::QUEUE_MESSAGES)
+            .arg(&p.id)
+            .arg(&p.id);
+    }
+    let ranges: Vec<RangeEntries> = pipe
+        .query_async(con)
+        .await
+        .context("cannot read pending entries (XRANGE)")?;
+    Ok(pending
+        .ids
+        .iter()
+        .zip(ranges)
+        .map(|(p, RangeEntries(found))| {
+            found.into_iter().next().unwrap_or_else(|| StreamId {
+                id: p.id.clone(),
+                ..StreamId::default()
+            })
+        })
+        .collect())
 }
 
 /// Claims up to a batch of entries idle longer than `claim_idle` from any consumer.
@@ -196,7 +249,7 @@ fn smallest_pending(summary: &Value) -> Option<String> {
 
 /// A stream id's two numbers, for ordering and arithmetic (`"10-2"` sorts
 /// before `"9-0"` as text); `None` for anything but `ms-seq`.
-fn parse_id(id: &str) -> Option<(u64, u64)> {
+pub(super) fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }

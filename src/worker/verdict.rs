@@ -64,6 +64,16 @@ pub struct UnknownVerdict {
     found: String,
 }
 
+impl UnknownVerdict {
+    /// `found` is not in the vocabulary of step `script`.
+    pub fn new(script: &'static str, found: &str) -> Self {
+        Self {
+            script,
+            found: found.to_owned(),
+        }
+    }
+}
+
 const FAILED: &str = "fail:";
 const WARNING: &str = "warn:";
 
