@@ -137,26 +137,26 @@ local function write_handled(now_key, expire_at, pairs)
   redis.call('PEXPIREAT', now_key, expire_at)
 end
 
--- The history list of a contact: `HISTORY:{id}`, unless another program keeps that
--- key as another type (the original gateway's sorted set): then SecondMe's own
--- `SECONDME:history:{id}`, so a key of theirs is never written or its type changed.
-local function history_key(contact)
-  local h = K.history .. contact
-  -- Through `try`, so an ACL that does not reach the key fails the step as the
-  -- server's fault, as the write itself would.
-  local t = try(h, 'TYPE', h)['ok']
-  if t == 'none' or t == 'list' then return h end
-  return K.own_history .. contact
-end
-
 -- Pushes events onto a contact's history, the one write of a message or reply
--- that can fail on the contact's keys (returns the `fail:` verdict then). LPUSH
--- returns the length: trim only when the list is well over its cap, so a busy
--- conversation is not trimmed at every message. The expiry follows the last write.
+-- that can fail on the contact's keys (returns the `fail:` verdict then): its
+-- `HISTORY:{id}`, unless another program keeps that key as another type (the
+-- original gateway's sorted set), then SecondMe's own `SECONDME:history:{id}`, so
+-- a key of theirs is never written or its type changed. Trying the push first
+-- costs nothing extra in the common case. LPUSH returns the length: trim only when
+-- the list is well over its cap, so a busy conversation is not trimmed at every
+-- message. The expiry follows the last write.
 local function push_history(contact, ttl_ms, cap, ...)
-  local h = history_key(contact)
-  local len, failed = try(h, 'LPUSH', h, ...)
-  if failed then return failed end
+  local h = K.history .. contact
+  local len = redis.pcall('LPUSH', h, ...)
+  if type(len) == 'table' and len.err then
+    -- Anything but a foreign type (an ACL that does not reach the key) is the
+    -- server's fault, as in `try`.
+    if not len.err:find('^WRONGTYPE') then error({ err = 'SERVER_FAULT ' .. len.err }) end
+    h = K.own_history .. contact
+    local failed
+    len, failed = try(h, 'LPUSH', h, ...)
+    if failed then return failed end
+  end
   if len > cap + 10 then
     redis.call('LTRIM', h, 0, cap - 1)
   end
