@@ -50,21 +50,7 @@ impl Running {
 }
 
 async fn start<E: ReplyEngine>(h: &Harness, engine: E) -> Running {
-    let mut cfg = WorkerConfig::from_config(&h.config("iso"));
-    cfg.sleep_hours = secondme::config::SleepSetting::Off;
-    // Every message answered on its own: these tests count replies per message.
-    cfg.burst_quiet = Duration::ZERO;
-    let client = secondme::connection::open_client(&h.server.url()).expect("client");
-    let w = Worker::connect(client, engine, cfg)
-        .await
-        .expect("worker connects");
-    let status = w.status();
-    let (stop, stop_rx) = watch::channel(false);
-    Running {
-        stop,
-        status,
-        task: tokio::spawn(w.run(stop_rx)),
-    }
+    start_with(h, engine, &h.server.url(), |_| {}).await
 }
 
 /// How many replies each message got.
