@@ -295,15 +295,7 @@ async fn an_acl_user_a_password_and_a_database_reach_every_connection() {
 
 /// Runs `secondme ARGS --redis-url URL` with private config and state directories.
 fn secondme_cli(url: &str, dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_secondme"))
-        .args(args)
-        .arg("--redis-url")
-        .arg(url)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env_remove("SECONDME_CONFIG")
-        .output()
-        .expect("run secondme")
+    common::run_cli(url, dir, args)
 }
 
 /// Runs `secondme worker` until a line of its log contains `needle`; returns that line.

@@ -246,6 +246,23 @@ async fn a_pause_key_of_a_foreign_type_still_pauses() {
     w.stop().await;
 }
 
+/// A server where another program made `QUEUE:responses` a string, and three
+/// messages from two enabled contacts wait in the queue.
+async fn three_behind_a_foreign_responses_stream() -> Harness {
+    let mut h = Harness::start().await;
+    h.allow(&["c1", "c2"]).await;
+    let _: () = h
+        .con
+        .set(schema::QUEUE_RESPONSES, "not a stream")
+        .await
+        .expect("SET");
+    for i in 0..3 {
+        let contact = if i == 1 { "c2" } else { "c1" };
+        h.send(&incoming(&format!("m{i}"), contact, "hi")).await;
+    }
+    h
+}
+
 /// Waits for the worker to report an error containing `text`.
 async fn worker_error(status: &watch::Receiver<WorkerStatus>, text: &str) -> String {
     let status = status.clone();
@@ -264,21 +281,7 @@ async fn worker_error(status: &watch::Receiver<WorkerStatus>, text: &str) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_key_of_a_foreign_type_holds_everything_back_and_loses_nothing() {
-    let mut h = Harness::start().await;
-    h.allow(&["c1", "c2"]).await;
-    let _: () = h
-        .con
-        .set(schema::QUEUE_RESPONSES, "not a stream")
-        .await
-        .expect("SET");
-    for i in 0..3 {
-        h.send(&incoming(
-            &format!("m{i}"),
-            if i == 1 { "c2" } else { "c1" },
-            "hi",
-        ))
-        .await;
-    }
+    let mut h = three_behind_a_foreign_responses_stream().await;
     let w = start(&h, PersonaEngine).await;
     let error = worker_error(&w.status, "QUEUE:responses").await;
     assert!(error.contains("holds a string"), "{error}");
@@ -381,21 +384,7 @@ async fn start_with<E: ReplyEngine>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_shared_key_fault_dead_letters_nobody_on_the_slow_path_either() {
-    let mut h = Harness::start().await;
-    h.allow(&["c1", "c2"]).await;
-    let _: () = h
-        .con
-        .set(schema::QUEUE_RESPONSES, "not a stream")
-        .await
-        .expect("SET");
-    for i in 0..3 {
-        h.send(&incoming(
-            &format!("m{i}"),
-            if i == 1 { "c2" } else { "c1" },
-            "hi",
-        ))
-        .await;
-    }
+    let mut h = three_behind_a_foreign_responses_stream().await;
     // One batch at a time, re-read from the pending list after each failure, and
     // few deliveries allowed: waiting must not count as a delivery.
     let url = h.server.url();

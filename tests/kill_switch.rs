@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::{Harness, TestDir, eventually, handled, incoming};
@@ -15,15 +15,7 @@ use tokio::sync::watch;
 
 /// Runs `secondme ARGS --redis-url URL` with private config and state directories.
 fn secondme(url: &str, dir: &TestDir, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_secondme"))
-        .args(args)
-        .arg("--redis-url")
-        .arg(url)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env_remove("SECONDME_CONFIG")
-        .output()
-        .expect("run secondme");
+    let out = common::run_cli(url, dir, args);
     assert!(
         out.status.success(),
         "secondme {args:?}: {:?}\n{}",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::pty::Screen;
@@ -13,15 +13,7 @@ use redis::AsyncCommands;
 use secondme::schema;
 
 fn secondme(url: &str, dir: &TestDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_secondme"))
-        .args(args)
-        .arg("--redis-url")
-        .arg(url)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env_remove("SECONDME_CONFIG")
-        .output()
-        .expect("run secondme")
+    common::run_cli(url, dir, args)
 }
 
 async fn kill_switch_and_optin(h: &mut Harness) -> (Option<String>, Option<i64>, Vec<String>) {

@@ -193,6 +193,20 @@ async fn stream_maps(
         .collect()
 }
 
+/// Runs the real `secondme ARGS --redis-url URL` with private config and state
+/// directories under `dir`.
+pub fn run_cli(url: &str, dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_secondme"))
+        .args(args)
+        .arg("--redis-url")
+        .arg(url)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env_remove("SECONDME_CONFIG")
+        .output()
+        .expect("run secondme")
+}
+
 /// An incoming message from `contact`, stamped now.
 pub fn incoming(id: &str, contact: &str, content: &str) -> QueueMessage {
     QueueMessage {
