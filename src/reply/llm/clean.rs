@@ -19,6 +19,7 @@ const LABELS: &[&str] = &[
 ];
 
 /// Phrases that give the twin away or refuse; a reply holding one is dropped.
+/// Matched on the lowercased text with typographic apostrophes made plain.
 const GIVEAWAYS: &[&str] = &[
     "as an ai",
     "as a language model",
@@ -27,14 +28,20 @@ const GIVEAWAYS: &[&str] = &[
     "i am an ai",
     "ai language model",
     "ai assistant",
+    "language model",
+    "virtual assistant",
+    "i'm a bot",
+    "i am a bot",
+    "i'm just a bot",
+    "i'm a chatbot",
+    "i am a chatbot",
+    "as a bot",
+    "a bot designed",
     "i cannot assist",
     "i can't assist",
-    "i can’t assist",
     "i cannot help with that",
     "i can't help with that",
-    "i can’t help with that",
     "i'm sorry, but i can",
-    "i’m sorry, but i can",
     "i apologize, but i can",
     "i'm not able to help with",
 ];
@@ -43,13 +50,26 @@ const GIVEAWAYS: &[&str] = &[
 pub type Dropped = &'static str;
 
 /// Cleans `raw`; `names` are labels the model may put before its line (the
-/// person's name, the persona's). Errors say why the text was dropped.
-pub fn clean(raw: &str, names: &[&str], max_chars: usize) -> Result<String, Dropped> {
+/// person's name, the persona's); `cut_off` says the model stopped at its token
+/// cap, so the text ends mid-sentence. Errors say why the text was dropped.
+pub fn clean(
+    raw: &str,
+    names: &[&str],
+    max_chars: usize,
+    cut_off: bool,
+) -> Result<String, Dropped> {
     let text = strip_think_tags(raw);
     let text = strip_markdown(&text);
     let text = strip_label(&text, names);
     let text = strip_quotes(&text);
     let text = tidy_lines(&text);
+    // A reply cut by the token cap would reach the contact mid-word: keep its
+    // whole sentences, or nothing.
+    let text = if cut_off {
+        whole_sentences(&text).ok_or("cut off by the token cap before a sentence ended")?
+    } else {
+        text
+    };
     if text.is_empty()
         || !text
             .chars()
@@ -57,11 +77,17 @@ pub fn clean(raw: &str, names: &[&str], max_chars: usize) -> Result<String, Drop
     {
         return Err("empty");
     }
-    let lower = text.to_lowercase();
+    let lower = text.to_lowercase().replace('\u{2019}', "'");
     if GIVEAWAYS.iter().any(|g| lower.contains(g)) {
         return Err("a refusal or an AI disclaimer");
     }
     Ok(cap(&text, max_chars))
+}
+
+/// Whether a finish reason means the model hit its token cap (OpenAI's
+/// `length`, Anthropic's `max_tokens`).
+pub fn stopped_at_cap(finish_reason: Option<&str>) -> bool {
+    matches!(finish_reason, Some("length" | "max_tokens"))
 }
 
 fn strip_markdown(text: &str) -> String {
@@ -151,13 +177,30 @@ fn strip_quotes(text: &str) -> String {
     t.to_owned()
 }
 
-/// Trims each line and drops empty ones: a WhatsApp message, not a letter.
+/// Trims each line and drops empty and repeated ones: a WhatsApp message, not a
+/// letter, and small models loop.
 fn tidy_lines(text: &str) -> String {
+    let mut seen = std::collections::HashSet::new();
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && seen.insert(l.to_lowercase()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The text up to its last sentence end, or `None` without one.
+fn whole_sentences(text: &str) -> Option<String> {
+    let end = last_sentence_end(text)?;
+    Some(text[..end].trim_end().to_owned())
+}
+
+/// The byte offset just after the last `.`, `!`, `?` or `…`.
+fn last_sentence_end(text: &str) -> Option<usize> {
+    text.char_indices()
+        .filter(|&(_, c)| matches!(c, '.' | '!' | '?' | '…'))
+        .map(|(i, c)| i + c.len_utf8())
+        .next_back()
+        .filter(|&i| i > 0)
 }
 
 /// At most `max` characters, cut after the last sentence end that fits; without
@@ -168,15 +211,8 @@ fn cap(text: &str, max: usize) -> String {
     }
     let end = text.char_indices().nth(max).map_or(text.len(), |(i, _)| i);
     let head = &text[..end];
-    let sentence = head
-        .char_indices()
-        .filter(|&(_, c)| matches!(c, '.' | '!' | '?' | '…'))
-        .map(|(i, c)| i + c.len_utf8())
-        .next_back();
-    let cut = match sentence {
-        Some(i) if i > 0 => i,
-        _ => head.rfind(char::is_whitespace).unwrap_or(end),
-    };
+    let cut =
+        last_sentence_end(head).unwrap_or_else(|| head.rfind(char::is_whitespace).unwrap_or(end));
     head[..cut].trim_end().to_owned()
 }
 
@@ -187,29 +223,33 @@ mod tests {
     #[test]
     fn labels_quotes_and_markdown_go() {
         assert_eq!(
-            clean("Sam: \"sure, see you at 8!\"", &["Sam"], 300),
+            clean("Sam: \"sure, see you at 8!\"", &["Sam"], 300, false),
             Ok("sure, see you at 8!".into())
         );
         assert_eq!(
-            clean("Assistant: **yes** totally", &[], 300),
+            clean("Assistant: **yes** totally", &[], 300, false),
             Ok("yes totally".into())
         );
-        assert_eq!(clean("“ok then”", &[], 300), Ok("ok then".into()));
+        assert_eq!(clean("“ok then”", &[], 300, false), Ok("ok then".into()));
         assert_eq!(
             clean(
                 "# Plan\n- bring `snacks`\n- see [map](http://m.example)",
                 &[],
-                300
+                300,
+                false
             ),
             Ok("Plan\nbring snacks\nsee map (http://m.example)".into())
         );
         assert_eq!(
-            clean("Note: the time changed", &[], 300),
+            clean("Note: the time changed", &[], 300, false),
             Ok("Note: the time changed".into())
         );
-        assert_eq!(clean("'a' or 'b'", &[], 300), Ok("'a' or 'b'".into()));
         assert_eq!(
-            clean("<think>they want a yes</think>yes!", &[], 300),
+            clean("'a' or 'b'", &[], 300, false),
+            Ok("'a' or 'b'".into())
+        );
+        assert_eq!(
+            clean("<think>they want a yes</think>yes!", &[], 300, false),
             Ok("yes!".into())
         );
     }
@@ -218,11 +258,11 @@ mod tests {
     fn long_replies_end_at_a_sentence() {
         let text = "First one. Second one is longer! Third goes on and on and on";
         assert_eq!(
-            clean(text, &[], 40),
+            clean(text, &[], 40, false),
             Ok("First one. Second one is longer!".into())
         );
         assert_eq!(
-            clean("no stops at all in this text", &[], 12),
+            clean("no stops at all in this text", &[], 12, false),
             Ok("no stops at".into())
         );
     }
@@ -238,8 +278,46 @@ mod tests {
             "As an AI, I don't have plans.",
             "I'm sorry, but I can't help with that.",
             "Sure! As a language model I cannot meet you.",
+            "I’m sorry for any confusion, I’m a bot designed to meet your needs.",
+            "I am a bot, I can't come.",
         ] {
-            assert!(clean(bad, &[], 300).is_err(), "{bad:?}");
+            assert!(clean(bad, &[], 300, false).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_reply_cut_at_the_token_cap_keeps_its_whole_sentences_or_is_dropped() {
+        assert_eq!(
+            clean(
+                "I'm so glad you're enjoying it! I'm always happy to help with anything that",
+                &[],
+                300,
+                true
+            ),
+            Ok("I'm so glad you're enjoying it!".into())
+        );
+        assert!(clean("see you at the usual place near the", &[], 300, true).is_err());
+        // Without the cap, an open end is the model's own choice.
+        assert_eq!(
+            clean("see you at the usual place", &[], 300, false),
+            Ok("see you at the usual place".into())
+        );
+        assert!(stopped_at_cap(Some("length")));
+        assert!(stopped_at_cap(Some("max_tokens")));
+        assert!(!stopped_at_cap(Some("stop")));
+        assert!(!stopped_at_cap(None));
+    }
+
+    #[test]
+    fn a_line_the_model_repeats_is_kept_once() {
+        assert_eq!(
+            clean(
+                "srs.\nyou can't eat now.\nYou can't eat now.\nyou can't eat now.",
+                &[],
+                300,
+                false
+            ),
+            Ok("srs.\nyou can't eat now.".into())
+        );
     }
 }

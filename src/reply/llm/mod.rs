@@ -167,7 +167,9 @@ impl LlmEngine {
                 );
                 let mut names = vec![request.persona_id];
                 names.extend(self.cfg.owner_name.as_deref());
-                clean::clean(&c.text, &names, self.cfg.max_reply_chars).map_err(LlmError::Unusable)
+                let cut_off = clean::stopped_at_cap(c.finish_reason.as_deref());
+                clean::clean(&c.text, &names, self.cfg.max_reply_chars, cut_off)
+                    .map_err(LlmError::Unusable)
             }
             Err(e) => {
                 self.shared.meter.record_error(model);
