@@ -488,9 +488,25 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     {
         "invalid entry (the line is not shown: it may hold a secret)".to_owned()
     } else {
-        e.message().trim().to_owned()
+        hide_quoted(e.message().trim())
     };
     format!("line {line}, column {column}: {message}")
+}
+
+/// A message with every double-quoted value shown as `"…"`: a value spanning
+/// lines (a multi-line string) may hold a secret the erroring line doesn't name.
+fn hide_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    out.push_str(parts.next().unwrap_or(""));
+    for (i, part) in parts.enumerate() {
+        if i % 2 == 0 {
+            out.push_str("\"…\"");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// `hostname-pid`: unique per process, readable in `XINFO CONSUMERS`.
@@ -738,6 +754,13 @@ mod tests {
             text.contains("line 1") && text.contains("invalid type"),
             "{text}"
         );
+        // A multi-line string: the secret is on a line of its own, and the
+        // erroring line names no secret, yet toml quotes the value.
+        std::fs::write(&file, "batch_size = \"\"\"\nhunter2\"\"\"\n").expect("write");
+        let err = Config::load(Some(&file), Overrides::default()).expect_err("type error");
+        let text = format!("{err:#}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("invalid type"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
