@@ -608,7 +608,8 @@ end
 
 -- Moves entries to the dead-letter stream and acknowledges them in one step, so
 -- an entry is acknowledged only with its dead letter written.
--- KEYS[1] QUEUE:deadletter  KEYS[2] QUEUE:messages  KEYS[3] SECONDME:stats
+-- KEYS[1] QUEUE:deadletter  KEYS[2] the entries' stream (QUEUE:messages, or
+-- QUEUE:responses for the WhatsApp gateway's replies)  KEYS[3] SECONDME:stats
 -- ARGV[1] group  ARGV[2] cap  ARGV[3] time ms  ARGV[4..6] the field names of the
 -- source id, the reason and the time; then per entry: streamId reason nFields and
 -- nFields name/value pairs (the entry's own fields).

@@ -245,12 +245,23 @@ pub async fn dead_letter(
     group: &str,
     letters: &[DeadLetter],
 ) -> Result<()> {
+    dead_letter_from(con, schema::QUEUE_MESSAGES, group, letters).await
+}
+
+/// [`dead_letter`] for entries of `source` read in `group` (the WhatsApp gateway's
+/// replies from `QUEUE:responses`): the same step, the same dead-letter format.
+pub async fn dead_letter_from(
+    con: &mut ConnectionManager,
+    source: &str,
+    group: &str,
+    letters: &[DeadLetter],
+) -> Result<()> {
     if letters.is_empty() {
         return Ok(());
     }
     let mut call = Call::new(Step::DeadLetter);
     call.key(schema::QUEUE_DEADLETTER)
-        .key(schema::QUEUE_MESSAGES)
+        .key(source)
         .key(schema::STATS)
         .arg(group)
         .arg(schema::QUEUE_DEADLETTER_CAP)

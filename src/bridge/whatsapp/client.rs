@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{Notify, mpsc};
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::prelude::*;
+use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::ConnectFailureReason;
 
 use super::contact::{ContactHasher, Person};
@@ -25,8 +26,12 @@ use crate::store::now_ms;
 /// The device store's file name inside its directory.
 pub const STORE_FILE: &str = "device.db";
 
-/// Where WhatsApp's servers are, for the network probe.
-const PROBE_ADDRESS: &str = "web.whatsapp.com:443";
+/// WhatsApp's WebSocket endpoint, the library's default.
+pub const DEFAULT_ENDPOINT: &str = whatsapp_rust::wacore::net::WHATSAPP_WEB_WS_URL;
+
+/// Environment variable that points the client (and the network probe) at another
+/// WebSocket endpoint: for tests (a closed local port) or a relay. Unset in production.
+pub const ENDPOINT_ENV: &str = "SECONDME_WHATSAPP_ENDPOINT";
 
 /// Opens `whatsapp-rust` connections on a device store in `dir`.
 #[derive(Debug, Clone)]
@@ -35,6 +40,7 @@ pub struct WhatsAppConnector {
     hasher: ContactHasher,
     map: MapOptions,
     phone: Option<String>,
+    endpoint: String,
 }
 
 impl WhatsAppConnector {
@@ -45,7 +51,14 @@ impl WhatsAppConnector {
             hasher,
             map,
             phone: None,
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
         }
+    }
+
+    /// Connects to `url` (`wss://host/path` or `ws://host:port/path`) instead of WhatsApp.
+    pub fn with_endpoint(mut self, url: String) -> Self {
+        self.endpoint = url;
+        self
     }
 
     /// Logs in with an 8-character pair code for `digits` instead of only the QR code.
@@ -68,7 +81,10 @@ impl Connector for WhatsAppConnector {
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the device store: {e}"))?;
         private_files(&self.dir);
+        let probe_at = probe_address(&self.endpoint)
+            .with_context(|| format!("{ENDPOINT_ENV} is not a ws:// or wss:// URL"))?;
         let shared = Arc::new(Shared {
+            probe_at,
             events,
             hasher: self.hasher.clone(),
             terminal: AtomicBool::new(false),
@@ -83,6 +99,7 @@ impl Connector for WhatsAppConnector {
         let on_event = Arc::clone(&shared);
         let mut builder = Bot::builder()
             .with_backend(store)
+            .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(&self.endpoint))
             .with_inbound_durability_hook(hook)
             .with_event_delivery(EventDelivery::Ordered { capacity: 1024 })
             .skip_history_sync()
@@ -158,6 +175,8 @@ fn private_files(dir: &Path) {
 
 /// What the event handler and the reconnect loop share.
 struct Shared {
+    /// `host:port` of the endpoint, for the network probe.
+    probe_at: String,
     events: mpsc::Sender<LinkEvent>,
     hasher: ContactHasher,
     /// No more reconnecting: logged out, replaced, banned, codes used up, or shut down.
@@ -254,7 +273,7 @@ async fn supervise(bot: Bot, shared: Arc<Shared>) {
         let wait = Duration::from_secs(1u64 << step.min(8)).min(Duration::from_secs(300));
         step += 1;
         let next_try_ms = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(0);
-        let event = match probe().await {
+        let event = match probe(shared.probe_at.clone()).await {
             Err(reason) => LinkEvent::NoNetwork {
                 reason,
                 next_try_ms,
@@ -279,24 +298,48 @@ async fn supervise(bot: Bot, shared: Arc<Shared>) {
     }
 }
 
-/// Whether WhatsApp's servers can be reached at all: DNS and a TCP connection.
-async fn probe() -> Result<(), String> {
-    let attempt = tokio::task::spawn_blocking(|| {
+/// Whether WhatsApp's servers (`host:port`) can be reached at all: DNS and a TCP connection.
+async fn probe(address: String) -> Result<(), String> {
+    let attempt = tokio::task::spawn_blocking(move || {
         use std::net::ToSocketAddrs;
-        let addresses: Vec<_> = PROBE_ADDRESS
+        let host = address
+            .rsplit_once(':')
+            .map_or(address.as_str(), |(h, _)| h);
+        let addresses: Vec<_> = address
             .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve web.whatsapp.com: {e}"))?
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
             .collect();
-        let mut last = "web.whatsapp.com has no address".to_owned();
-        for address in addresses {
-            match std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)) {
+        let mut last = format!("{host} has no address");
+        for a in addresses {
+            match std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5)) {
                 Ok(_) => return Ok(()),
-                Err(e) => last = format!("cannot reach web.whatsapp.com: {e}"),
+                Err(e) => last = format!("cannot reach {host}: {e}"),
             }
         }
         Err(last)
     });
     attempt.await.map_err(|e| e.to_string())?
+}
+
+/// `host:port` of a `ws://` or `wss://` URL (default ports 80 and 443).
+fn probe_address(url: &str) -> Option<String> {
+    let (rest, port) = if let Some(rest) = url.strip_prefix("wss://") {
+        (rest, 443)
+    } else {
+        (url.strip_prefix("ws://")?, 80)
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    Some(if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{port}")
+    })
 }
 
 /// The durability hook: a batch is acknowledged to WhatsApp only once it is in Redis.
@@ -414,5 +457,26 @@ impl Link for WhatsAppLink {
         // Bounded: a flush that hangs on a dead socket must not hold the gateway.
         let _ = tokio::time::timeout(Duration::from_secs(10), self.client.disconnect()).await;
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_goes_where_the_client_connects() {
+        assert_eq!(
+            probe_address(DEFAULT_ENDPOINT).as_deref(),
+            Some("web.whatsapp.com:443")
+        );
+        assert_eq!(
+            probe_address("ws://127.0.0.1:9/ws/chat").as_deref(),
+            Some("127.0.0.1:9")
+        );
+        assert_eq!(probe_address("ws://relay").as_deref(), Some("relay:80"));
+        assert_eq!(probe_address("http://x/ws"), None);
+        assert_eq!(probe_address("wss://user@x/ws"), None);
+        assert_eq!(probe_address("wss:///ws"), None);
     }
 }

@@ -2,6 +2,7 @@
 //! `QR:{userId}`, the session manifest in `SESSION:{userId}`, the state in
 //! `GATEWAY:{userId}`, and the reply sender reading `QUEUE:responses`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,15 +10,17 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
+use redis::streams::{StreamId, StreamReadOptions};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::inbox::Inbox;
-use super::link::{Connector, Link, LinkEvent};
+use super::link::{Connector, Link, LinkError, LinkEvent};
 use super::status::{self, GatewayStatus, State};
 use crate::schema::{self, Direction, QrEvent, QueueMessage, response_fields as rf};
 use crate::seal::SessionKey;
 use crate::store::{self, session};
+use crate::worker::batch::{self, DeadLetter};
 
 /// The consumer group the gateway reads `QUEUE:responses` in.
 pub const SENDER_GROUP: &str = "secondme-gateway";
@@ -26,6 +29,17 @@ pub const SENDER_GROUP: &str = "secondme-gateway";
 pub fn sent_reply_key(reply_id: &str) -> String {
     format!("SENTREPLY:{reply_id}")
 }
+
+/// `SENDFAIL:{replyId}`: a reply's failed sends (`attempts`, `waId`, `error`).
+pub fn send_fail_key(reply_id: &str) -> String {
+    format!("SENDFAIL:{reply_id}")
+}
+
+/// Default attempts at sending one reply before it goes to `QUEUE:deadletter`.
+pub const DEFAULT_SEND_ATTEMPTS: u32 = 5;
+
+/// Default wait after a reply's first failed send (doubled after each further one).
+pub const DEFAULT_SEND_RETRY: Duration = Duration::from_secs(5);
 
 /// Default send budget: replies a minute, far below what looks like spam to WhatsApp.
 pub const DEFAULT_SEND_PER_MINUTE: u32 = 12;
@@ -44,6 +58,10 @@ pub struct GatewayOptions {
     pub send_per_minute: u32,
     /// "typing..." is sent again this often during a reply's delay.
     pub typing_refresh: Duration,
+    /// Failed sends of one reply before it is dead-lettered.
+    pub send_attempts: u32,
+    /// Wait after a reply's first failed send (doubled after each further one).
+    pub send_retry: Duration,
     /// Stop once logged in (`secondme login`) instead of serving traffic.
     pub until_connected: bool,
     /// This gateway's consumer name in [`SENDER_GROUP`].
@@ -480,6 +498,8 @@ async fn sender_loop<L: Link>(
         link,
         inbox,
         opts,
+        connected: connected.clone(),
+        deferred: HashMap::new(),
     };
     loop {
         if connected.wait_for(|c| *c).await.is_err() {
@@ -497,6 +517,9 @@ struct Sender<L: Link> {
     link: Arc<L>,
     inbox: Inbox,
     opts: GatewayOptions,
+    connected: watch::Receiver<bool>,
+    /// Replies whose send failed, by stream id: not tried again before this time.
+    deferred: HashMap<String, tokio::time::Instant>,
 }
 
 /// One reply from `QUEUE:responses`.
@@ -506,10 +529,44 @@ struct Reply {
     contact_id: String,
     content: String,
     delay: Duration,
+    /// The entry's fields, bounded, for a dead letter.
+    fields: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn of(entry: &StreamId) -> Self {
+        let get = |f: &str| entry.get::<String>(f).unwrap_or_default();
+        Self {
+            stream_id: entry.id.clone(),
+            reply_id: get(rf::REPLY_ID),
+            contact_id: get(rf::CONTACT_ID),
+            content: get(rf::CONTENT),
+            delay: Duration::from_millis(get(rf::DELAY_MS).parse().unwrap_or(0)),
+            fields: crate::entry::raw_fields(&entry.map),
+        }
+    }
+}
+
+/// What became of one reply.
+enum Delivered {
+    /// Sent, withheld or dead-lettered: acknowledged.
+    Done,
+    /// Its send failed; it stays pending and is tried again after this wait.
+    Retry(Duration),
+}
+
+/// A reply's failed send attempts so far (`SENDFAIL:{replyId}`).
+#[derive(Debug, Default)]
+struct Failures {
+    attempts: u32,
+    /// The WhatsApp id the failed attempts used; a retry sends with it again.
+    wa_id: Option<String>,
 }
 
 impl<L: Link> Sender<L> {
-    /// Own pending entries first (a restart loses none), then new ones.
+    /// Own pending entries first (a restart loses none), then new ones; replies
+    /// whose send failed are tried again when their wait is over, without
+    /// holding back the others.
     async fn serve(
         &mut self,
         budget: &mut Budget,
@@ -528,75 +585,132 @@ impl<L: Link> Sender<L> {
         {
             return Err(e).context("cannot create the gateway's group on QUEUE:responses");
         }
-        let mut cursor = "0".to_owned();
+        let mut scan = true;
         while *connected.borrow() {
+            let now = tokio::time::Instant::now();
+            if scan || self.deferred.values().any(|at| *at <= now) {
+                self.scan_pending(budget).await?;
+                scan = false;
+            }
             // Short blocks: the shared connection's response timeout is 500 ms.
-            let opts = redis::streams::StreamReadOptions::default()
-                .group(SENDER_GROUP, &self.opts.consumer)
-                .count(10)
-                .block(if cursor == "0" { 0 } else { 200 });
-            let reply: Option<redis::streams::StreamReadReply> = self
-                .con
-                .xread_options(&[schema::QUEUE_RESPONSES], &[cursor.as_str()], &opts)
-                .await
-                .context("cannot read QUEUE:responses")?;
-            let entries: Vec<_> = reply
-                .map(|r| r.keys)
-                .unwrap_or_default()
-                .into_iter()
-                .flat_map(|k| k.ids)
-                .collect();
+            let entries = self.read(">", Some(200)).await?;
             if entries.is_empty() {
-                if cursor == "0" {
-                    cursor = ">".to_owned();
-                } else {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
             }
             for entry in entries {
-                let get = |f: &str| entry.get::<String>(f).unwrap_or_default();
-                let reply = Reply {
-                    stream_id: entry.id.clone(),
-                    reply_id: get(rf::REPLY_ID),
-                    contact_id: get(rf::CONTACT_ID),
-                    content: get(rf::CONTENT),
-                    delay: Duration::from_millis(get(rf::DELAY_MS).parse().unwrap_or(0)),
-                };
-                self.deliver(&reply, budget).await?;
+                self.handle(&entry, budget).await?;
             }
         }
         Ok(())
     }
 
-    /// Sends one reply at most once; acknowledges it unless sending failed.
-    async fn deliver(&mut self, reply: &Reply, budget: &mut Budget) -> Result<()> {
-        let done: Option<String> = self.con.get(sent_reply_key(&reply.reply_id)).await?;
-        let Some(address) = self.inbox.directory().address(&reply.contact_id) else {
-            tracing::warn!(
-                "whatsapp gateway: no address for contact {}; reply {} dropped",
-                reply.contact_id,
-                reply.reply_id
-            );
-            return self.ack(reply).await;
-        };
-        if done.is_some() || !self.allowed(&reply.contact_id).await? {
-            return self.ack(reply).await;
+    /// Goes once through this consumer's pending replies, skipping those whose
+    /// retry is not due yet.
+    async fn scan_pending(&mut self, budget: &mut Budget) -> Result<()> {
+        let mut cursor = "0".to_owned();
+        loop {
+            let entries = self.read(&cursor, None).await?;
+            let Some(last) = entries.last() else {
+                return Ok(());
+            };
+            cursor = last.id.clone();
+            for entry in entries {
+                let now = tokio::time::Instant::now();
+                if self.deferred.get(&entry.id).is_some_and(|at| *at > now) {
+                    continue;
+                }
+                self.handle(&entry, budget).await?;
+            }
         }
+    }
+
+    async fn read(&mut self, cursor: &str, block_ms: Option<usize>) -> Result<Vec<StreamId>> {
+        let mut opts = StreamReadOptions::default()
+            .group(SENDER_GROUP, &self.opts.consumer)
+            .count(10);
+        if let Some(ms) = block_ms {
+            opts = opts.block(ms);
+        }
+        let reply: Option<redis::streams::StreamReadReply> = self
+            .con
+            .xread_options(&[schema::QUEUE_RESPONSES], &[cursor], &opts)
+            .await
+            .context("cannot read QUEUE:responses")?;
+        Ok(reply
+            .map(|r| r.keys)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|k| k.ids)
+            .collect())
+    }
+
+    async fn handle(&mut self, entry: &StreamId, budget: &mut Budget) -> Result<()> {
+        let reply = Reply::of(entry);
+        let delivered = if entry.map.is_empty() {
+            // Deleted from the stream while pending: nothing left to send.
+            self.ack(&reply).await?;
+            Delivered::Done
+        } else if reply.reply_id.is_empty() || reply.contact_id.is_empty() {
+            let why = format!(
+                "entry {}: not a reply (no replyId or contactId)",
+                reply.stream_id
+            );
+            self.dead_letter(&reply, why).await?;
+            Delivered::Done
+        } else {
+            self.deliver(&reply, budget).await?
+        };
+        match delivered {
+            Delivered::Done => {
+                self.deferred.remove(&reply.stream_id);
+            }
+            Delivered::Retry(wait) => {
+                self.deferred
+                    .insert(reply.stream_id, tokio::time::Instant::now() + wait);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one reply at most once: acknowledges it when sent or withheld,
+    /// dead-letters it when it cannot go, and leaves it pending after a failed send.
+    async fn deliver(&mut self, reply: &Reply, budget: &mut Budget) -> Result<Delivered> {
+        let done: Option<String> = self.con.get(sent_reply_key(&reply.reply_id)).await?;
+        if done.is_some() || !self.allowed(&reply.contact_id).await? {
+            self.ack(reply).await?;
+            return Ok(Delivered::Done);
+        }
+        let Some(address) = self.inbox.directory().address(&reply.contact_id) else {
+            let why = format!(
+                "reply {}: no WhatsApp address is known for contact {} (no message of theirs reached this gateway)",
+                reply.reply_id, reply.contact_id
+            );
+            self.dead_letter(reply, why).await?;
+            return Ok(Delivered::Done);
+        };
+        let failures = self.failures(&reply.reply_id).await?;
         let wait = budget.take();
         if !wait.is_zero() {
             tracing::info!("whatsapp gateway: send budget spent; waiting {wait:?}");
             tokio::time::sleep(wait).await;
         }
-        if !self.type_for(&address, reply).await? {
+        // A retry shows "typing..." only briefly: the contact saw the whole delay once.
+        let delay = if failures.attempts == 0 {
+            reply.delay
+        } else {
+            Duration::ZERO
+        };
+        if !self.type_for(&address, &reply.contact_id, delay).await? {
             self.link.paused(&address).await.ok();
             tracing::info!(
                 "whatsapp gateway: reply {} withheld (paused while typing)",
                 reply.reply_id
             );
-            return self.ack(reply).await;
+            self.ack(reply).await?;
+            return Ok(Delivered::Done);
         }
-        let wa_id = self.link.message_id();
+        let wa_id = failures.wa_id.unwrap_or_else(|| self.link.message_id());
         let message_id = super::message_id(&reply.contact_id, &wa_id);
         // SENT: before the send, so the echo is never taken for the person typing;
         // SENTREPLY: claims the reply, so a redelivery after a crash never sends it twice.
@@ -612,11 +726,12 @@ impl<L: Link> Sender<L> {
             .query_async(&mut self.con)
             .await?;
         if claimed.0.is_none() {
-            return self.ack(reply).await;
+            self.ack(reply).await?;
+            return Ok(Delivered::Done);
         }
         if let Err(e) = self.link.send_text(&address, &wa_id, &reply.content).await {
-            let _: redis::RedisResult<i64> = self.con.del(sent_reply_key(&reply.reply_id)).await;
-            return Err(e).context("cannot send the reply");
+            self.link.paused(&address).await.ok();
+            return self.failed_send(reply, &wa_id, &e).await;
         }
         self.link.paused(&address).await.ok();
         let echo = QueueMessage {
@@ -628,12 +743,96 @@ impl<L: Link> Sender<L> {
             from_me: true,
         };
         self.inbox.commit_echo(&echo).await?;
-        self.ack(reply).await
+        let _: redis::RedisResult<i64> = self.con.del(send_fail_key(&reply.reply_id)).await;
+        self.ack(reply).await?;
+        Ok(Delivered::Done)
     }
 
-    /// Shows "typing..." for the reply's delay, refreshed; false when a pause came meanwhile.
-    async fn type_for(&mut self, address: &str, reply: &Reply) -> Result<bool> {
-        let until = tokio::time::Instant::now() + reply.delay;
+    /// A send that returned an error. The error is ambiguous: WhatsApp may have
+    /// taken the message before it (a lost acknowledgement, a timeout). We choose
+    /// to try again, and soundly: the claim is released only here, never after a
+    /// success, so a reply known to be sent is never sent again; and every retry
+    /// reuses the failed attempt's WhatsApp id, under which WhatsApp and the phone
+    /// key the message (chat, sender, id), so a copy that did arrive is the same
+    /// message, not a second one, and its `SENT:` mark still names it. After
+    /// `send_attempts` counted failures the reply is dead-lettered (it may have
+    /// reached the contact once; the reason says so). A failure while the
+    /// connection is down is not counted: the reply waits for the reconnect.
+    async fn failed_send(
+        &mut self,
+        reply: &Reply,
+        wa_id: &str,
+        error: &LinkError,
+    ) -> Result<Delivered> {
+        let error = without_numbers(&error.to_string());
+        let counted = i64::from(*self.connected.borrow());
+        let key = send_fail_key(&reply.reply_id);
+        let (attempts,): (u32,) = redis::pipe()
+            .atomic()
+            .del(sent_reply_key(&reply.reply_id))
+            .ignore()
+            .hincr(&key, "attempts", counted)
+            .hset(&key, "waId", wa_id)
+            .ignore()
+            .hset(&key, "error", &error)
+            .ignore()
+            .expire(&key, SENT_REPLY_TTL_S as i64)
+            .ignore()
+            .query_async(&mut self.con)
+            .await
+            .context("cannot record a failed send")?;
+        if attempts >= self.opts.send_attempts {
+            let why = format!(
+                "reply {}: sending failed {attempts} times (last error: {error}); WhatsApp may have taken one attempt",
+                reply.reply_id
+            );
+            self.dead_letter(reply, why).await?;
+            let _: redis::RedisResult<i64> = self.con.del(&key).await;
+            return Ok(Delivered::Done);
+        }
+        let wait = retry_wait(self.opts.send_retry, attempts);
+        tracing::warn!(
+            "whatsapp gateway: reply {} not sent ({error}); failure {attempts} of {}, next try in {wait:?}",
+            reply.reply_id,
+            self.opts.send_attempts
+        );
+        Ok(Delivered::Retry(wait))
+    }
+
+    async fn failures(&mut self, reply_id: &str) -> Result<Failures> {
+        let (attempts, wa_id): (Option<u32>, Option<String>) = redis::cmd("HMGET")
+            .arg(send_fail_key(reply_id))
+            .arg("attempts")
+            .arg("waId")
+            .query_async(&mut self.con)
+            .await
+            .context("cannot read a reply's failed sends")?;
+        Ok(Failures {
+            attempts: attempts.unwrap_or(0),
+            wa_id: wa_id.filter(|id| !id.is_empty()),
+        })
+    }
+
+    /// Moves the reply to `QUEUE:deadletter` and acknowledges it, in the worker's
+    /// format and step.
+    async fn dead_letter(&mut self, reply: &Reply, reason: String) -> Result<()> {
+        let letter = DeadLetter {
+            stream_id: reply.stream_id.clone(),
+            reason,
+            fields: reply.fields.clone(),
+        };
+        batch::dead_letter_from(
+            &mut self.con,
+            schema::QUEUE_RESPONSES,
+            SENDER_GROUP,
+            &[letter],
+        )
+        .await
+    }
+
+    /// Shows "typing..." for `delay`, refreshed; false when a pause came meanwhile.
+    async fn type_for(&mut self, address: &str, contact_id: &str, delay: Duration) -> Result<bool> {
+        let until = tokio::time::Instant::now() + delay;
         loop {
             if let Err(e) = self.link.composing(address).await {
                 tracing::debug!("whatsapp gateway: typing: {e}");
@@ -646,12 +845,12 @@ impl<L: Link> Sender<L> {
                 let tick = (step - waited).min(Duration::from_secs(1));
                 tokio::time::sleep(tick).await;
                 waited += tick;
-                if !self.allowed(&reply.contact_id).await? {
+                if !self.allowed(contact_id).await? {
                     return Ok(false);
                 }
             }
             if tokio::time::Instant::now() >= until {
-                return self.allowed(&reply.contact_id).await;
+                return self.allowed(contact_id).await;
             }
         }
     }
@@ -677,6 +876,36 @@ impl<L: Link> Sender<L> {
     }
 }
 
+/// The wait after a reply's `failures`-th failed send: `base`, doubled after each
+/// further failure, at most 5 min.
+pub fn retry_wait(base: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    base.saturating_mul(factor).min(Duration::from_secs(300))
+}
+
+/// The library's error text with long digit runs (phone numbers in addresses)
+/// replaced, for the log and the dead-letter stream.
+pub fn without_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    for c in text.chars().chain(std::iter::once('\0')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if digits.len() >= 7 {
+            out.push_str("[number]");
+        } else {
+            out.push_str(&digits);
+        }
+        digits.clear();
+        if c != '\0' {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Inbox {
     /// Adds the echo of a reply the gateway sent, as WhatsApp would show it.
     pub async fn commit_echo(&self, echo: &QueueMessage) -> Result<()> {
@@ -689,5 +918,29 @@ impl Inbox {
             push_name: None,
         }])
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_five_minutes() {
+        let base = Duration::from_secs(5);
+        let waits: Vec<u64> = (1..=5).map(|n| retry_wait(base, n).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80]);
+        assert_eq!(retry_wait(base, 40), Duration::from_secs(300));
+        assert_eq!(retry_wait(base, 0), base);
+    }
+
+    #[test]
+    fn error_texts_lose_phone_numbers_but_keep_short_figures() {
+        assert_eq!(
+            without_numbers("send to 15550001111@s.whatsapp.net failed: 408 after 20s"),
+            "send to [number]@s.whatsapp.net failed: 408 after 20s"
+        );
+        assert_eq!(without_numbers("code 1234567"), "code [number]");
+        assert_eq!(without_numbers(""), "");
     }
 }

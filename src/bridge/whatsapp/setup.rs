@@ -32,6 +32,11 @@ fn connector(config: &Config, key: &SessionKey, phone: Option<&str>) -> Result<W
             groups: config.groups,
         },
     );
+    // A test's closed port or a relay instead of WhatsApp (see ENDPOINT_ENV).
+    let c = match std::env::var(super::client::ENDPOINT_ENV) {
+        Ok(url) if !url.is_empty() => c.with_endpoint(url),
+        _ => c,
+    };
     Ok(match phone {
         None => c,
         Some(text) => match Person::from_phone_text(text) {
@@ -67,6 +72,8 @@ pub async fn run(
         key,
         send_per_minute: config.send_per_minute,
         typing_refresh: std::time::Duration::from_secs(10),
+        send_attempts: super::gateway::DEFAULT_SEND_ATTEMPTS,
+        send_retry: super::gateway::DEFAULT_SEND_RETRY,
         until_connected,
         consumer: config.consumer.clone(),
     };
