@@ -190,6 +190,7 @@ struct Setup {
     fail_text: Option<String>,
     send_attempts: u32,
     send_retry: Duration,
+    refresh: Duration,
 }
 
 impl Default for Setup {
@@ -200,6 +201,7 @@ impl Default for Setup {
             fail_text: None,
             send_attempts: 5,
             send_retry: Duration::from_millis(300),
+            refresh: status::REFRESH,
         }
     }
 }
@@ -230,6 +232,7 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
         typing_refresh: Duration::from_millis(400),
         send_attempts: setup.send_attempts,
         send_retry: setup.send_retry,
+        refresh: setup.refresh,
         until_connected: false,
         consumer: "gw-test".into(),
     };
@@ -895,6 +898,7 @@ async fn the_control_room_shows_the_gateway_state() {
     let _: () = h.con.set(status::key(USER), &json).await.expect("set");
     let mut screen = common::pty::Screen::start_with(&h.server.url(), 30, 160, &["--no-worker"]);
     screen.wait_for("WhatsApp: no network");
+    wait_for_bar(&screen, "WA no network since");
     let connected = {
         let mut c = status::GatewayStatus::new(status::State::Connected, secondme::store::now_ms());
         c.name = Some("Alice".into());
@@ -902,5 +906,83 @@ async fn the_control_room_shows_the_gateway_state() {
     };
     let _: () = h.con.set(status::key(USER), &connected).await.expect("set");
     screen.wait_for("WhatsApp: connected as Alice");
+    wait_for_bar(&screen, "WA connected as Alice");
+    screen.stop();
+}
+
+/// Waits until the status bar (the screen's first row) shows `needle`.
+fn wait_for_bar(screen: &common::pty::Screen, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let bar: String = screen.rows().first().into_iter().flatten().collect();
+        if bar.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the status bar never showed {needle:?}: {bar:?}\n{}",
+            screen.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// At 80 columns: the bar and the login panel say the codes ran out, `n` writes
+/// `GATEWAYREQ:{userId}` = `new_codes` with its TTL; in any other state `n`
+/// writes nothing and the event log says why; a state whose key expired leaves
+/// the bar as "gateway gone".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_room_asks_for_new_codes_once_they_ran_out() {
+    let mut h = Harness::start().await;
+    let set_state = |s: status::GatewayStatus| serde_json::to_string(&s).expect("json");
+    let out = set_state(status::GatewayStatus::new(
+        status::State::CodesExhausted,
+        secondme::store::now_ms(),
+    ));
+    let _: () = h
+        .con
+        .set_ex(status::key(USER), &out, status::TTL_S)
+        .await
+        .expect("set");
+    let mut screen = common::pty::Screen::start_with(&h.server.url(), 24, 80, &["--no-worker"]);
+    wait_for_bar(&screen, "WA codes ran out: press n");
+    screen.wait_for("The login codes ran out");
+    screen.wait_for("Press n to ask for new ones.");
+    let request = status::request_key(USER);
+    let before: Option<String> = h.con.get(&request).await.expect("get");
+    assert_eq!(before, None, "nothing asked before the key");
+
+    screen.keys("n");
+    let mut con = h.con.clone();
+    let asked = eventually(Duration::from_secs(10), || {
+        let (mut con, request) = (con.clone(), request.clone());
+        async move {
+            let v: Option<String> = con.get(&request).await.ok()?;
+            v
+        }
+    })
+    .await;
+    assert_eq!(asked.as_deref(), Some(status::REQUEST_NEW_CODES));
+    let ttl: i64 = con.ttl(&request).await.expect("ttl");
+    assert!((290..=300).contains(&ttl), "TTL {ttl}");
+    screen.wait_for("asked the WhatsApp gateway for new login codes");
+
+    // Connected: the key asks for nothing and says so.
+    let _: () = con.del(&request).await.expect("del");
+    let mut c = status::GatewayStatus::new(status::State::Connected, secondme::store::now_ms());
+    c.name = Some("Alice".into());
+    let _: () = con
+        .set_ex(status::key(USER), set_state(c), status::TTL_S)
+        .await
+        .expect("set");
+    wait_for_bar(&screen, "WA connected as Alice");
+    screen.keys("n");
+    screen.wait_for("WhatsApp is connected");
+    let after: Option<String> = con.get(&request).await.expect("get");
+    assert_eq!(after, None, "n wrote a request while connected");
+
+    // The key expires (here: deleted): the bar does not keep a stale "connected".
+    let _: () = con.del(status::key(USER)).await.expect("del");
+    wait_for_bar(&screen, "WA gateway gone since");
     screen.stop();
 }

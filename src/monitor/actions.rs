@@ -6,16 +6,19 @@ use redis::aio::ConnectionManager;
 use secondme_ui::{Action, Event, LogEntry, LogKind};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::bridge::whatsapp::status;
 use crate::graph;
 use crate::schema::PauseReason;
 use crate::store::{self, control, optin};
 
-/// Runs one action in the background and reports what happened.
-pub fn spawn(con: &ConnectionManager, action: Action, tx: &UnboundedSender<Event>) {
+/// Runs one action of user `user_id`'s control room in the background and
+/// reports what happened.
+pub fn spawn(con: &ConnectionManager, user_id: &str, action: Action, tx: &UnboundedSender<Event>) {
     let mut con = con.clone();
     let tx = tx.clone();
+    let user_id = user_id.to_owned();
     tokio::spawn(async move {
-        let (kind, text) = match execute(&mut con, &action).await {
+        let (kind, text) = match execute(&mut con, &user_id, &action).await {
             Ok(Some(text)) => (LogKind::Info, text),
             Ok(None) => return,
             Err(e) => (LogKind::Connection, format!("failed: {e:#}")),
@@ -28,7 +31,11 @@ pub fn spawn(con: &ConnectionManager, action: Action, tx: &UnboundedSender<Event
     });
 }
 
-async fn execute(con: &mut ConnectionManager, action: &Action) -> anyhow::Result<Option<String>> {
+async fn execute(
+    con: &mut ConnectionManager,
+    user_id: &str,
+    action: &Action,
+) -> anyhow::Result<Option<String>> {
     Ok(match action {
         Action::Pause {
             contact_id,
@@ -68,6 +75,26 @@ async fn execute(con: &mut ConnectionManager, action: &Action) -> anyhow::Result
             control::kill_switch(con, *on).await?;
             None
         }
+        Action::RequestNewCodes => {
+            request_new_codes(con, user_id).await?;
+            Some("asked the WhatsApp gateway for new login codes".to_string())
+        }
         Action::Quit => None,
     })
+}
+
+/// How long a request for new codes waits for a gateway to take it, s: one
+/// started within that time still obeys it, a later one starts afresh.
+pub const NEW_CODES_TTL_S: u64 = 300;
+
+/// `SET GATEWAYREQ:{userId} new_codes EX 300`: the gateway, waiting after its
+/// codes ran out, starts a new round of login codes when it sees it.
+async fn request_new_codes(con: &mut ConnectionManager, user_id: &str) -> redis::RedisResult<()> {
+    redis::cmd("SET")
+        .arg(status::request_key(user_id))
+        .arg(status::REQUEST_NEW_CODES)
+        .arg("EX")
+        .arg(NEW_CODES_TTL_S)
+        .query_async(con)
+        .await
 }

@@ -208,7 +208,7 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
                     return Ok(());
                 }
             } else {
-                actions::spawn(&con, action, &tx);
+                actions::spawn(&con, &config.user_id, action, &tx);
             }
         }
     }

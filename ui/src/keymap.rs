@@ -191,13 +191,15 @@ pub enum KeyAction {
     Filter,
     /// Show all bindings.
     Help,
+    /// Ask the WhatsApp gateway for new login codes (only after they ran out).
+    NewCodes,
     /// Quit after draining the worker.
     Quit,
 }
 
 impl KeyAction {
     /// Every action, in help-screen order.
-    pub const ALL: [KeyAction; 15] = [
+    pub const ALL: [KeyAction; 16] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -212,6 +214,7 @@ impl KeyAction {
         KeyAction::KillSwitch,
         KeyAction::Filter,
         KeyAction::Help,
+        KeyAction::NewCodes,
         KeyAction::Quit,
     ];
 
@@ -232,6 +235,7 @@ impl KeyAction {
             KeyAction::KillSwitch => "kill_switch",
             KeyAction::Filter => "filter",
             KeyAction::Help => "help",
+            KeyAction::NewCodes => "new_codes",
             KeyAction::Quit => "quit",
         }
     }
@@ -253,6 +257,7 @@ impl KeyAction {
             KeyAction::KillSwitch => "kill switch on/off",
             KeyAction::Filter => "filter contacts",
             KeyAction::Help => "this help",
+            KeyAction::NewCodes => "new login codes (when they ran out)",
             KeyAction::Quit => "quit",
         }
     }
@@ -290,6 +295,7 @@ impl Default for Keymap {
             (KeyAction::KillSwitch, vec![c('K')]),
             (KeyAction::Filter, vec![c('/')]),
             (KeyAction::Help, vec![c('?')]),
+            (KeyAction::NewCodes, vec![c('n')]),
             (KeyAction::Quit, vec![c('q'), KeyInput::ctrl('c')]),
         ];
         Keymap { bindings }

@@ -18,8 +18,9 @@ pub mod widgets;
 
 pub use keymap::{KeyAction, KeyCode, KeyInput, Keymap};
 pub use model::{
-    Author, ChatMessage, Connection, Contact, Conversation, LogEntry, LogKind, Mode, Model, Pane,
-    Pause, PauseReason, QrCode, SessionInfo, Snapshot, Stats, WorkerState,
+    Author, ChatMessage, Connection, Contact, Conversation, GatewayPhase, GatewayState, LogEntry,
+    LogKind, Mode, Model, Pane, Pause, PauseReason, QrCode, SessionInfo, Snapshot, Stats,
+    WorkerState,
 };
 pub use theme::Theme;
 pub use update::{Action, Event, PauseAction, UpdateResult, update};

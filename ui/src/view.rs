@@ -9,7 +9,9 @@ use ratatui::widgets::Widget;
 
 use crate::keymap::KeyAction;
 use crate::model::{Mode, Model};
-use crate::widgets::{self, contacts, conversation, event_log, help, prompt, qr, status_bar};
+use crate::widgets::{
+    self, contacts, conversation, event_log, gateway_login, help, prompt, qr, status_bar,
+};
 
 /// Narrowest terminal the dashboard draws in.
 pub const MIN_WIDTH: u16 = 60;
@@ -58,7 +60,11 @@ fn panes(area: Rect, status_h: u16) -> [Rect; 5] {
 }
 
 fn overlays(model: &Model, area: Rect, buf: &mut Buffer) {
-    if let Some(code) = model.qr.as_ref().filter(|_| model.qr_visible()) {
+    // The gateway's own word (a pair code, codes ran out) replaces a QR code,
+    // which is stale by then.
+    if let Some(g) = gateway_login::shown(model) {
+        gateway_login::render(model, g, area, buf);
+    } else if let Some(code) = model.qr.as_ref().filter(|_| model.qr_visible()) {
         qr::render(model, code, area, buf);
     }
     match &model.mode {

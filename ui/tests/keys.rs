@@ -220,11 +220,11 @@ fn keymap_override_works() {
     let mut m = three();
     m.keymap = Keymap::from_overrides(&[
         ("pause".into(), "P".into()),
-        ("down".into(), "n, down".into()),
+        ("down".into(), "x, down".into()),
     ])
     .expect("valid overrides");
     assert!(run(&mut m, vec![key('p')]).is_empty());
-    let actions = run(&mut m, vec![key('n'), key('P'), code(KeyCode::Enter)]);
+    let actions = run(&mut m, vec![key('x'), key('P'), code(KeyCode::Enter)]);
     assert_eq!(
         actions,
         vec![Action::Pause {

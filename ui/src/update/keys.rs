@@ -79,6 +79,7 @@ fn normal_key(model: &mut Model, key: KeyInput) -> UpdateResult {
             model.mode = Mode::Help;
             UpdateResult::dirty()
         }
+        KeyAction::NewCodes => super::gateway::on_new_codes_key(model),
         KeyAction::Quit => quit(model),
     }
 }

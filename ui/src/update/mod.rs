@@ -5,6 +5,7 @@
 //! binary reads from Redis, the feed and the worker).
 
 mod data;
+mod gateway;
 mod keys;
 mod time;
 
@@ -109,6 +110,9 @@ pub enum Event {
     SetupWarning(Option<String>),
     /// Worker lifecycle update (also drives the quitting overlay).
     WorkerProgress(WorkerState),
+    /// The WhatsApp gateway's state (`GATEWAY:{userId}`) changed; `None`: its
+    /// key is gone (expired or deleted).
+    GatewayState(Option<crate::model::GatewayState>),
     /// Terminal resized; always redraw.
     Resize,
 }
@@ -140,6 +144,9 @@ pub enum Action {
         /// New state.
         on: bool,
     },
+    /// Ask the WhatsApp gateway for a new round of login codes
+    /// (`GATEWAYREQ:{userId}` = `new_codes`), after they ran out.
+    RequestNewCodes,
     /// Drain and exit. Sent again if the user insists (e.g. a second Ctrl-C).
     Quit,
 }
@@ -216,6 +223,7 @@ pub fn update(model: &mut Model, event: Event) -> UpdateResult {
         Event::Log(entry) => data::on_log(model, entry),
         Event::SetupWarning(text) => data::on_setup_warning(model, text),
         Event::WorkerProgress(state) => data::on_worker(model, state),
+        Event::GatewayState(state) => gateway::on_state(model, state),
         Event::Resize => UpdateResult::dirty(),
     }
 }

@@ -45,6 +45,17 @@ pub fn visible_clock_texts(model: &Model) -> Vec<String> {
             now,
         )));
     }
+    if let Some(g) = &model.gateway {
+        out.push(crate::widgets::status_bar::gateway_text(
+            g,
+            now,
+            model.utc_offset_min,
+            "",
+        ));
+    }
+    if let Some(left) = crate::widgets::gateway_login::pair_code_left(model) {
+        out.push(format::countdown(left));
+    }
     if let Connection::Disconnected { since_ms, .. } = model.connection {
         out.push(format::coarse_duration(format::remaining_secs(
             now, since_ms,

@@ -3,6 +3,7 @@
 pub mod contacts;
 pub mod conversation;
 pub mod event_log;
+pub mod gateway_login;
 pub mod gauge;
 pub mod help;
 pub mod prompt;

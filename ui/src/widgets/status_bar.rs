@@ -8,7 +8,7 @@ use ratatui::widgets::Widget;
 
 use super::{gauge, put_line};
 use crate::format;
-use crate::model::{Connection, Model, WorkerState};
+use crate::model::{Connection, GatewayPhase, GatewayState, Model, WorkerState};
 use crate::theme::Theme;
 
 /// Rows the bar needs: an extra banner row while the kill switch is on, and one
@@ -104,6 +104,10 @@ fn connection_spans(model: &Model) -> Vec<Span<'static>> {
 fn session_spans(model: &Model) -> Vec<Span<'static>> {
     let t = &model.theme;
     let (now, off) = (model.now_ms, model.utc_offset_min);
+    // Our own gateway's state is the WhatsApp side's word: it wins over the session key.
+    if let Some(g) = &model.gateway {
+        return vec![whatsapp_span(model, g)];
+    }
     match &model.session {
         None if model.gateway_session.is_some() || !model.services.is_empty() => {
             gateway_spans(model)
@@ -123,6 +127,80 @@ fn session_spans(model: &Model) -> Vec<Span<'static>> {
             ),
         ],
     }
+}
+
+/// The WhatsApp gateway's state, short (the event log has the full line).
+fn whatsapp_span(model: &Model, g: &GatewayState) -> Span<'static> {
+    let t = &model.theme;
+    let key = first_key(model, crate::keymap::KeyAction::NewCodes);
+    let text = gateway_text(g, model.now_ms, model.utc_offset_min, &key);
+    let style = match g.phase {
+        GatewayPhase::Connected => t.ok,
+        GatewayPhase::Connecting
+        | GatewayPhase::WaitingForScan
+        | GatewayPhase::PairCode
+        | GatewayPhase::Reconnecting
+        | GatewayPhase::NoNetwork => t.warn,
+        // The twin cannot work until someone acts.
+        GatewayPhase::CodesExhausted
+        | GatewayPhase::LoggedOut
+        | GatewayPhase::Replaced
+        | GatewayPhase::Banned
+        | GatewayPhase::Stopped
+        | GatewayPhase::Gone => t.critical,
+    };
+    Span::styled(text, style)
+}
+
+/// Longest account name shown in the bar, in columns.
+const MAX_NAME_COLS: usize = 20;
+
+/// The bar's text for the gateway's state at `now_ms`, e.g. `WA reconnecting
+/// since 21:40, next try in 5s`; `key` is the key that asks for new codes.
+/// Short enough for 80 columns beside the Redis link and the worker.
+pub fn gateway_text(state: &GatewayState, now_ms: i64, utc_offset_min: i32, key: &str) -> String {
+    let since = format::clock_hm(state.since_ms, utc_offset_min);
+    let next = |t: Option<i64>| {
+        t.map_or(String::new(), |t| {
+            format!(
+                ", next try in {}",
+                format::coarse_duration(format::remaining_secs(t, now_ms))
+            )
+        })
+    };
+    let text = match state.phase {
+        GatewayPhase::Connecting => "connecting…".to_string(),
+        GatewayPhase::WaitingForScan => "waiting for scan".to_string(),
+        GatewayPhase::PairCode => match state.until_ms {
+            Some(t) => format!(
+                "pair code {} ({} left)",
+                state.code_grouped(),
+                format::coarse_duration(format::remaining_secs(t, now_ms))
+            ),
+            None => format!("pair code {}", state.code_grouped()),
+        },
+        GatewayPhase::CodesExhausted => format!("codes ran out: press {key}"),
+        GatewayPhase::Connected => format!(
+            "connected as {}",
+            crate::text::truncate(state.name.as_deref().unwrap_or("?"), MAX_NAME_COLS)
+        ),
+        GatewayPhase::Reconnecting => {
+            format!("reconnecting since {since}{}", next(state.next_try_ms))
+        }
+        GatewayPhase::NoNetwork => format!("no network since {since}{}", next(state.next_try_ms)),
+        GatewayPhase::LoggedOut => "logged out".to_string(),
+        GatewayPhase::Replaced => "replaced by another instance".to_string(),
+        GatewayPhase::Banned => match state.until_ms {
+            Some(t) => format!(
+                "temporarily banned until {}",
+                format::clock_hm(t, utc_offset_min)
+            ),
+            None => "temporarily banned".to_string(),
+        },
+        GatewayPhase::Stopped => "stopped".to_string(),
+        GatewayPhase::Gone => format!("gateway gone since {since}"),
+    };
+    format!("WA {text}")
 }
 
 /// What another gateway says of its session and services (the original
