@@ -190,7 +190,6 @@ struct Setup {
     fail_text: Option<String>,
     send_attempts: u32,
     send_retry: Duration,
-    refresh: Duration,
 }
 
 impl Default for Setup {
@@ -201,7 +200,6 @@ impl Default for Setup {
             fail_text: None,
             send_attempts: 5,
             send_retry: Duration::from_millis(300),
-            refresh: status::REFRESH,
         }
     }
 }
@@ -232,7 +230,6 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
         typing_refresh: Duration::from_millis(400),
         send_attempts: setup.send_attempts,
         send_retry: setup.send_retry,
-        refresh: setup.refresh,
         until_connected: false,
         consumer: "gw-test".into(),
     };
@@ -326,6 +323,7 @@ async fn login_codes_reach_events_qr_and_the_qr_key_then_connecting_writes_the_s
         common::collect(&mut events, schema::CHANNEL_QR, Duration::from_millis(300)).await;
     assert_eq!(published, vec![payload]);
 
+    let before_link = secondme::store::now_ms();
     run.fake
         .emit(LinkEvent::Connected {
             account: "wa_acc".into(),
@@ -354,7 +352,10 @@ async fn login_codes_reach_events_qr_and_the_qr_key_then_connecting_writes_the_s
             .expect("path")
             .ends_with("device.db")
     );
-    assert!(manifest["pairedAt"].as_i64().expect("pairedAt") > 0);
+    assert!(
+        manifest["pairedAt"].as_i64().expect("pairedAt") >= before_link,
+        "linked by this scan: {manifest}"
+    );
     let ttl: i64 = h.con.ttl(schema::session_key(USER)).await.expect("ttl");
     assert!(ttl > 86_000, "{ttl}");
     assert!(
@@ -454,10 +455,13 @@ async fn a_reply_is_sent_once_after_typing_with_its_sent_mark_written_first() {
         .iter()
         .position(|c| c.starts_with("send"))
         .expect("send");
+    let typing = sent[..at]
+        .iter()
+        .filter(|c| c.starts_with("composing 15550001111@s.whatsapp.net"))
+        .count();
     assert!(
-        sent[..at]
-            .iter()
-            .any(|c| c.starts_with("composing 15550001111@s.whatsapp.net"))
+        typing >= 3,
+        "\"typing...\" refreshed every 400 ms of the 1 s delay: {sent:?}"
     );
     assert!(
         calls[at + 1..].iter().any(|c| c.starts_with("paused")),
@@ -740,6 +744,201 @@ async fn a_reply_to_a_contact_without_an_address_is_dead_lettered() {
     assert_eq!(pending_replies(&mut h).await, 0);
     let calls = run.fake.calls();
     assert!(!calls.iter().any(|c| c.starts_with("send")), "{calls:?}");
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+async fn manifest(h: &mut Harness, key: &SessionKey) -> serde_json::Value {
+    let token: String = h
+        .con
+        .hget(schema::session_key(USER), "token")
+        .await
+        .expect("session");
+    serde_json::from_slice(&seal::open(key, &token, &schema::session_key(USER)).expect("opens"))
+        .expect("manifest")
+}
+
+#[tokio::test]
+async fn the_session_is_rewritten_before_its_ttl_runs_out_and_keeps_the_time_the_device_was_linked()
+ {
+    let mut h = Harness::start().await;
+    let dir = TestDir::new("wa");
+    std::fs::write(dir.join("device.db"), b"keys").expect("store");
+    let linked = secondme::store::now_ms();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let setup = Setup {
+        dir: Some(dir),
+        refresh: Duration::from_millis(300),
+        ..Setup::default()
+    };
+    let run = start_with(&h, false, setup).await;
+    wait_state(&mut h, status::State::Connected).await;
+    let first = manifest(&mut h, &run.key).await;
+    let paired = first["pairedAt"].as_i64().expect("pairedAt");
+    assert!(
+        (linked - 5_000..=linked).contains(&paired),
+        "the store's creation, not this connection: {paired} vs {linked}"
+    );
+    let times = |h: &mut Harness| {
+        let mut con = h.con.clone();
+        async move {
+            let t: (i64, i64) = con
+                .hget(schema::session_key(USER), &["connectedAt", "expiresAt"])
+                .await
+                .expect("times");
+            t
+        }
+    };
+    let (connected_at, expires_at) = times(&mut h).await;
+    assert!(connected_at >= linked + 1_000, "{connected_at}");
+    let _: () = h
+        .con
+        .expire(schema::session_key(USER), 100)
+        .await
+        .expect("expire");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ttl: i64 = h.con.ttl(schema::session_key(USER)).await.expect("ttl");
+    assert!(ttl > 86_000, "the TTL is renewed: {ttl}");
+    let (connected_again, expires_again) = times(&mut h).await;
+    assert_eq!(connected_again, connected_at);
+    assert!(
+        expires_again > expires_at,
+        "expiresAt moves with the TTL: {expires_at} then {expires_again}"
+    );
+    assert_eq!(manifest(&mut h, &run.key).await, first);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+#[tokio::test]
+async fn a_contact_paused_or_disabled_while_typing_gets_no_reply() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "you there?")])
+        .await
+        .expect("commit");
+    let typing = |fake: FakeConnector, at_least: usize| async move {
+        eventually(Duration::from_secs(5), || {
+            let n = fake
+                .calls()
+                .iter()
+                .filter(|c| c.starts_with("composing"))
+                .count();
+            async move { (n >= at_least).then_some(()) }
+        })
+        .await
+        .expect("typing shown");
+    };
+    queue_reply(&mut h, "bot_A1", 3000).await;
+    typing(run.fake.clone(), 1).await;
+    let _: () = h
+        .con
+        .set_ex(schema::pause_key(CONTACT), secondme::store::now_ms() + 60_000, 60)
+        .await
+        .expect("pause");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _: () = h.con.del(schema::pause_key(CONTACT)).await.expect("resume");
+    let typed = run
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("composing"))
+        .count();
+    queue_reply(&mut h, "bot_A2", 3000).await;
+    typing(run.fake.clone(), typed + 1).await;
+    secondme::store::optin::set_enabled(&mut h.con, &[CONTACT.to_owned()], false)
+        .await
+        .expect("disable");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let calls = run.fake.calls();
+    assert!(!calls.iter().any(|c| c.starts_with("send")), "{calls:?}");
+    assert_eq!(pending_replies(&mut h).await, 0, "both withheld and acknowledged");
+    let marks: Vec<String> = h.con.keys("SENT*").await.expect("keys");
+    assert!(marks.is_empty(), "nothing marked as sent: {marks:?}");
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+#[tokio::test]
+async fn a_temporary_ban_is_shown_and_waited_out() {
+    let mut h = Harness::start().await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    let until = secondme::store::now_ms() + 1_500;
+    run.fake
+        .emit(LinkEvent::TemporaryBan {
+            until_ms: until,
+            reason: "101".into(),
+        })
+        .await;
+    let s = wait_state(&mut h, status::State::Banned).await;
+    assert_eq!(s.until, Some(until));
+    assert_eq!(run.fake.record.lock().expect("lock").connects, 1);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    wait_state(&mut h, status::State::Connected).await;
+    assert!(secondme::store::now_ms() >= until);
+    assert_eq!(
+        run.fake.record.lock().expect("lock").connects,
+        2,
+        "one new connection once the ban is over"
+    );
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// The commands Redis received, as `MONITOR` shows them, until `want` matches one.
+async fn monitor_until(url: &str, want: impl Fn(&str) -> bool) -> Option<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let address = url.trim_start_matches("redis://").trim_end_matches('/');
+    let mut socket = tokio::net::TcpStream::connect(address).await.ok()?;
+    socket
+        .write_all(b"*1\r\n$7\r\nMONITOR\r\n")
+        .await
+        .ok()?;
+    let mut lines = BufReader::new(socket).lines();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if want(&line) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test]
+async fn incoming_messages_are_added_with_acked_trimming_on_redis_8_2() {
+    let h = Harness::start().await;
+    let run = start(&h, true).await;
+    let url = h.server.url();
+    let seen = tokio::spawn(async move {
+        monitor_until(&url, |l| l.contains("\"XADD\" \"QUEUE:messages\"")).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "hi")])
+        .await
+        .expect("commit");
+    let line = seen.await.expect("join").expect("the XADD");
+    if h.acked {
+        assert!(
+            line.contains("\"XADD\" \"QUEUE:messages\" \"ACKED\" \"MAXLEN\" \"~\""),
+            "{line}"
+        );
+    } else {
+        assert!(
+            line.contains("\"XADD\" \"QUEUE:messages\" \"*\""),
+            "no trimming before 8.2: {line}"
+        );
+    }
     let _ = run.stop.send(true);
     let _ = run.task.await;
 }
