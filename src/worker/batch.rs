@@ -488,19 +488,10 @@ pub(super) struct Written {
 }
 
 impl<E: ReplyEngine> Worker<E> {
-    /// Runs one batch through the pipeline. Entries whose reply could not be
-    /// written stay pending and come back through the claim loop.
-    pub(super) async fn process(
-        &mut self,
-        entries: &[StreamId],
-        too_many: &HashMap<String, u64>,
-    ) -> Result<BatchOutcome> {
-        self.process_triaged(&mut triage(entries, too_many)).await
-    }
-
-    /// [`Self::process`] for entries already parsed. Dead letters leave `batch` once
-    /// written, so a retry does not write them twice. On an error, every entry not
-    /// yet acknowledged is still pending in Redis.
+    /// Runs one batch of parsed entries through the pipeline. Dead letters leave
+    /// `batch` once written, so a retry does not write them twice. Entries whose
+    /// reply could not be written stay pending and come back through the claim
+    /// loop; on an error, every entry not yet acknowledged is still pending in Redis.
     pub(super) async fn process_triaged(&mut self, batch: &mut Triaged) -> Result<BatchOutcome> {
         let mut outcome = BatchOutcome {
             entries: batch.len(),

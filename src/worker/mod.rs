@@ -1,35 +1,40 @@
-//! The worker: a consumer in the group on `QUEUE:messages`. It reads batches,
-//! decides and answers them (see [`batch`]), recovers its own and dead consumers'
-//! pending entries (see [`recovery`]), survives Redis going away, and drains on stop.
+//! The worker: a consumer in the group on `QUEUE:messages`. Its loop takes a batch
+//! from the next source that has one (new entries, its own and dead consumers'
+//! pending entries, entries handed back; see `sources`), decides and answers it
+//! (see [`batch`]) and reports back to the source; it survives Redis going away
+//! (see [`recovery`]) and drains on stop.
 
 pub mod batch;
+mod blocking_read;
 pub mod entries;
 mod parsed_entry;
+mod pending;
 pub mod personas;
 mod raw_read;
 mod read_ahead;
 pub mod recovery;
 pub mod review;
 mod scheduler;
+mod sources;
 pub mod verdict;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use redis::Client;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
-use redis::streams::{StreamId, StreamReadOptions};
+use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use crate::config::{Config, SleepSetting};
 use crate::connection;
 use crate::reply::ReplyEngine;
 use crate::schema;
-use entries::ReadEntries;
+use blocking_read::BlockingReader;
+use pending::{Claims, OwnPending};
 use read_ahead::ReadAhead;
 use scheduler::Scheduler;
+use sources::{Fresh, Sources};
 
 pub use batch::BatchOutcome;
 
@@ -162,9 +167,6 @@ pub struct Worker<E> {
     status: watch::Sender<WorkerStatus>,
     /// The last best-effort failure logged, so a lasting one is logged once.
     last_warning: Option<String>,
-    /// A step failed since the last successful start: own pending entries are
-    /// re-read without counting a delivery.
-    after_fault: bool,
 }
 
 impl<E: ReplyEngine> Worker<E> {
@@ -196,7 +198,6 @@ impl<E: ReplyEngine> Worker<E> {
             personas,
             status,
             last_warning: None,
-            after_fault: false,
         }
     }
 
@@ -221,11 +222,8 @@ impl<E: ReplyEngine> Worker<E> {
     /// Runs until `stop` turns true, then drains; returns the final totals.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<WorkerStatus> {
         let mut backoff = Duration::from_millis(200);
-        let mut reader: Option<(MultiplexedConnection, i64)> = None;
-        let mut ahead = ReadAhead::new(self.cfg.read_ahead_bytes, self.cfg.batch_size);
-        let reads_ahead = self.engine.instant() && self.cfg.read_ahead_bytes > 0;
+        let mut sources = self.sources();
         let mut ready = false;
-        let mut last_claim = Instant::now();
         let mut last_trim = Instant::now();
         if let Some(s) = self.scheduler.as_mut() {
             s.start();
@@ -233,42 +231,11 @@ impl<E: ReplyEngine> Worker<E> {
         while !*stop.borrow() {
             let step = async {
                 if !ready {
-                    self.prepare(&mut ahead).await?;
+                    self.start_reading(&mut sources).await?;
                     ready = true;
                 }
-                if reads_ahead {
-                    if !ahead.running() {
-                        ahead.start(&self.client, &self.cfg).await?;
-                    }
-                    self.process_read_ahead(&mut ahead).await?;
-                } else if self.scheduler.as_ref().is_some_and(Scheduler::full) {
-                    // Backpressure: the entries stay in the stream until jobs end.
-                    if let Some(s) = self.scheduler.as_ref() {
-                        s.wait_for_room(self.cfg.block).await;
-                    }
-                } else {
-                    if reader.is_none() {
-                        let mut r =
-                            connection::blocking_connection(&self.client, self.cfg.block).await?;
-                        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut r).await?;
-                        reader = Some((r, id));
-                    }
-                    if let Some((r, _)) = reader.as_mut() {
-                        self.read_and_process(r).await?;
-                    }
-                }
-                self.finish_jobs().await?;
-                // Also when no message comes, so the status follows the clock.
-                self.asleep().await;
-                if last_claim.elapsed() >= self.cfg.claim_every {
-                    last_claim = Instant::now();
-                    self.claim_stale().await?;
-                }
-                if last_trim.elapsed() >= Duration::from_secs(1) {
-                    last_trim = Instant::now();
-                    recovery::trim(&mut self.con, self.acked_trim).await?;
-                }
-                anyhow::Ok(())
+                self.next_batch(&mut sources).await?;
+                self.housekeeping(&mut sources, &mut last_trim).await
             };
             let result = tokio::select! {
                 r = step => r,
@@ -282,12 +249,10 @@ impl<E: ReplyEngine> Worker<E> {
                     backoff = Duration::from_millis(200);
                 }
                 Err(e) => {
-                    self.after_fault = true;
                     let error = connection::describe_error(&e);
                     tracing::warn!("worker: {error}; retrying in {} ms", backoff.as_millis());
                     self.set_state(WorkerState::Disconnected { error });
-                    reader = None;
-                    ahead.stop().await;
+                    sources.fault().await;
                     ready = false;
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -297,12 +262,81 @@ impl<E: ReplyEngine> Worker<E> {
                 }
             }
         }
-        if let Some((_, id)) = reader.take() {
-            self.unblock_reader(id).await;
+        sources.stop(&mut self.con).await;
+        sources.recheck(self.stop_jobs().await);
+        self.drain(sources).await
+    }
+
+    /// The worker's sources of batches: new entries read ahead for an instant
+    /// engine with a read-ahead budget, one blocking read at a time otherwise.
+    fn sources(&self) -> Sources {
+        let fresh = if self.engine.instant() && self.cfg.read_ahead_bytes > 0 {
+            Fresh::Ahead(ReadAhead::new(self.client.clone(), &self.cfg))
+        } else {
+            Fresh::Blocking(BlockingReader::new(self.client.clone(), &self.cfg))
+        };
+        Sources::new(fresh, OwnPending::new(&self.cfg), Claims::new(&self.cfg))
+    }
+
+    /// Prepares Redis, finishes what was read before, then lets new entries in.
+    async fn start_reading(&mut self, sources: &mut Sources) -> Result<()> {
+        self.prepare().await?;
+        self.recover(sources).await?;
+        sources.run();
+        self.set_state(WorkerState::Running);
+        Ok(())
+    }
+
+    /// Handles one batch of the running worker; while a slow engine's scheduler is
+    /// full, new entries stay in the stream (backpressure) until a job ends.
+    async fn next_batch(&mut self, sources: &mut Sources) -> Result<()> {
+        let room = !self.scheduler.as_ref().is_some_and(Scheduler::full);
+        if !self.step(sources, room).await? && !room {
+            self.wait_for_room().await;
         }
-        ahead.stop().await;
-        self.stop_jobs().await;
-        self.drain(ahead).await
+        Ok(())
+    }
+
+    /// Between batches: what the scheduler's jobs finished (entries to decide
+    /// again go back to the sources), the sleep hours, and trimming the queue.
+    async fn housekeeping(&mut self, sources: &mut Sources, last_trim: &mut Instant) -> Result<()> {
+        sources.recheck(self.finish_jobs().await?);
+        // Also when no message comes, so the status follows the clock.
+        self.asleep().await;
+        if last_trim.elapsed() >= Duration::from_secs(1) {
+            *last_trim = Instant::now();
+            recovery::trim(&mut self.con, self.acked_trim).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next batch from `sources`, runs it through the pipeline and
+    /// reports how it went; false when no source had one. New entries are read
+    /// only when `room`.
+    async fn step(&mut self, sources: &mut Sources, room: bool) -> Result<bool> {
+        let Some(pulled) = sources.next(&mut self.con, room).await? else {
+            return Ok(false);
+        };
+        let from = pulled.from;
+        let result = self.process_triaged(pulled.batch).await;
+        let outcome = sources.report(from, result)?;
+        self.count(&outcome);
+        Ok(true)
+    }
+
+    /// Finishes what was read before a fault or the stop: entries handed back,
+    /// those read ahead, then this consumer's pending entries.
+    async fn recover(&mut self, sources: &mut Sources) -> Result<()> {
+        sources.recover();
+        while self.step(sources, false).await? {}
+        Ok(())
+    }
+
+    /// Waits up to the block time for a slow engine's job to end.
+    async fn wait_for_room(&self) {
+        if let Some(s) = self.scheduler.as_ref() {
+            s.wait_for_room(self.cfg.block).await;
+        }
     }
 
     /// Whether now is in the sleep hours; tells the log and the status when that changes.
@@ -326,36 +360,8 @@ impl<E: ReplyEngine> Worker<E> {
         asleep.is_some()
     }
 
-    /// Ends a blocked `XREADGROUP` left behind by the stop, so Redis cannot hand
-    /// this consumer new entries after the drain has looked at its pending list.
-    async fn unblock_reader(&mut self, client_id: i64) {
-        let unblocked: redis::RedisResult<i64> = redis::cmd("CLIENT")
-            .arg("UNBLOCK")
-            .arg(client_id)
-            .query_async(&mut self.con)
-            .await;
-        match unblocked {
-            Ok(_) => {}
-            // CLIENT UNBLOCK is an admin command a least-privilege user lacks: the
-            // read then ends by itself within its block time, and whatever it was
-            // handed meanwhile is pending for this consumer, where the drain finds it.
-            Err(e) if connection::is_noperm(&e) => {
-                tracing::info!(
-                    "no permission for CLIENT UNBLOCK: waiting {} ms for the stream read to end",
-                    self.cfg.block.as_millis()
-                );
-                tokio::time::sleep(self.cfg.block + Duration::from_millis(100)).await;
-            }
-            Err(e) => tracing::warn!(
-                "could not unblock the stream reader: {}",
-                connection::scrub(&e.to_string())
-            ),
-        }
-    }
-
-    /// Creates the group, learns the server's version, finishes what was read ahead
-    /// before an outage, then re-reads own pending entries.
-    async fn prepare(&mut self, ahead: &mut ReadAhead) -> Result<()> {
+    /// Creates the group, loads the functions and learns the server's version.
+    async fn prepare(&mut self) -> Result<()> {
         recovery::ensure_group(&mut self.con, &self.cfg.group).await?;
         // Loaded at every (re)start, so a Redis that lost it, or holds another
         // version's, gets this build's before the first batch.
@@ -394,119 +400,11 @@ impl<E: ReplyEngine> Worker<E> {
                 "rate counters are counted by another program (rate_counted_elsewhere): only read"
             );
         }
-        self.finish_read_ahead(ahead).await?;
-        self.process_own_pending().await?;
-        self.after_fault = false;
-        self.set_state(WorkerState::Running);
-        Ok(())
-    }
-
-    /// Decides the oldest batch read ahead, waiting for one up to the block time.
-    /// The batch leaves the read-ahead only once handled, so a stop or an outage in
-    /// the middle finds it again.
-    async fn process_read_ahead(&mut self, ahead: &mut ReadAhead) -> Result<()> {
-        if ahead.next(self.cfg.block).await?.is_some() {
-            self.process_front(ahead).await?;
-        }
-        Ok(())
-    }
-
-    /// Decides every batch already read ahead, without reading more.
-    async fn finish_read_ahead(&mut self, ahead: &mut ReadAhead) -> Result<()> {
-        while ahead.front().is_some() {
-            self.process_front(ahead).await?;
-        }
-        Ok(())
-    }
-
-    /// Decides the oldest batch read ahead. A batch tried before first drops what
-    /// the earlier attempt finished (no longer pending). A batch is never
-    /// dead-lettered for failing as a whole: a failure that lies in one entry ends
-    /// as that entry's verdict, so what is left is the server's or a shared key's
-    /// fault, and the batch waits, pending, until that is mended.
-    async fn process_front(&mut self, ahead: &mut ReadAhead) -> Result<()> {
-        let tried_before = ahead.front_attempts() > 0;
-        let Some(batch) = ahead.front() else {
-            return Ok(());
-        };
-        if tried_before {
-            recovery::retain_pending(&mut self.con, &self.cfg, batch).await?;
-        }
-        let result = self.process_triaged(batch).await;
-        match result {
-            Ok(outcome) => {
-                ahead.finish_front();
-                self.count(&outcome);
-                Ok(())
-            }
-            Err(e) => {
-                ahead.front_failed();
-                Err(e)
-            }
-        }
-    }
-
-    /// Reads one batch of new entries, waiting up to the block time, and handles it.
-    /// Used when nothing is read ahead: a slow engine (an LLM) must not leave a batch
-    /// pending while it works, where other workers would claim it and where it could
-    /// age past the 5-minute limit.
-    async fn read_and_process(&mut self, reader: &mut MultiplexedConnection) -> Result<()> {
-        let blocking = self
-            .read_options()
-            .block(self.cfg.block.as_millis() as usize);
-        let batch = read_new(reader, &blocking).await?;
-        let outcome = self.process(&batch, &HashMap::new()).await?;
-        self.count(&outcome);
-        Ok(())
-    }
-
-    fn read_options(&self) -> StreamReadOptions {
-        StreamReadOptions::default()
-            .group(&self.cfg.group, &self.cfg.consumer)
-            .count(self.cfg.batch_size)
-    }
-
-    /// Re-reads and handles this consumer's own pending entries. After a crash each
-    /// re-read is a delivery, so an entry that keeps failing ends in the dead-letter
-    /// stream; after a failure of the server or of a shared key (which the worker
-    /// survived) the entries are only peeked at: waiting is no entry's fault.
-    async fn process_own_pending(&mut self) -> Result<()> {
-        let mut cursor = "0".to_owned();
-        loop {
-            let entries = if self.after_fault {
-                recovery::peek_own_pending(&mut self.con, &self.cfg, &cursor).await?
-            } else {
-                recovery::read_own_pending(&mut self.con, &self.cfg, &cursor).await?
-            };
-            let Some(last) = entries.last() else {
-                return Ok(());
-            };
-            cursor = last.id.clone();
-            let too_many = if self.after_fault {
-                HashMap::new()
-            } else {
-                recovery::over_delivered(&mut self.con, &self.cfg, &entries).await?
-            };
-            let outcome = self.process(&entries, &too_many).await?;
-            self.count(&outcome);
-        }
-    }
-
-    /// Claims entries other consumers left pending for too long, and handles them.
-    async fn claim_stale(&mut self) -> Result<()> {
-        let claimed = recovery::claim(&mut self.con, &self.cfg).await?;
-        if claimed.is_empty() {
-            return Ok(());
-        }
-        tracing::info!("claimed {} stale pending entries", claimed.len());
-        let too_many = recovery::over_delivered(&mut self.con, &self.cfg, &claimed).await?;
-        let outcome = self.process(&claimed, &too_many).await?;
-        self.count(&outcome);
         Ok(())
     }
 
     /// Stops reading, finishes what was delivered, and writes what is left to review.
-    async fn drain(mut self, mut ahead: ReadAhead) -> Result<WorkerStatus> {
+    async fn drain(mut self, mut sources: Sources) -> Result<WorkerStatus> {
         // What is left is this consumer's pending list (entries read ahead are in it
         // too). Without an answer from Redis the count shows 0; the drain goes on.
         let pending = match own_pending_count(&mut self.con, &self.cfg).await {
@@ -526,16 +424,12 @@ impl<E: ReplyEngine> Worker<E> {
             self.cfg.consumer
         );
         let deadline = Duration::from_secs(10);
-        let finishing = async {
-            self.finish_read_ahead(&mut ahead).await?;
-            self.process_own_pending().await
-        };
-        match tokio::time::timeout(deadline, finishing).await {
+        match tokio::time::timeout(deadline, self.recover(&mut sources)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("drain could not finish: {e:#}"),
             Err(_) => tracing::warn!("drain took longer than {} s", deadline.as_secs()),
         }
-        let mut left = ahead.take_all();
+        let mut left = sources.take_read_ahead();
         let reviewed = async {
             let mut n = review::write_read_ahead(&mut self.con, &self.cfg, &mut left).await?;
             n += review::write_leftovers(&mut self.con, &self.cfg).await?;
@@ -596,16 +490,4 @@ async fn own_pending_count(con: &mut ConnectionManager, cfg: &WorkerConfig) -> R
             .map_or(0, |c| c.pending as u64),
         _ => 0,
     })
-}
-
-/// New entries for this consumer (`>`), waiting as long as `opts` says.
-async fn read_new(
-    reader: &mut MultiplexedConnection,
-    opts: &StreamReadOptions,
-) -> Result<Vec<StreamId>> {
-    let ReadEntries(entries) =
-        redis::AsyncCommands::xread_options(reader, &[schema::QUEUE_MESSAGES], &[">"], opts)
-            .await
-            .map_err(recovery::explain_nogroup)?;
-    Ok(entries)
 }

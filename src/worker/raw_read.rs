@@ -983,7 +983,9 @@ mod tests {
             .group("redis-rs", "c")
             .count(100_000)
             .block(50);
-        let entries = super::super::read_new(&mut con, &opts).await.expect("read");
+        let entries = super::super::blocking_read::read_new(&mut con, &opts)
+            .await
+            .expect("read");
         let redis_rs = triage(&entries, &HashMap::new());
         let (raw, redis_rs) = (verdicts(&raw), verdicts(&redis_rs));
         assert_same_verdicts(&written, &raw, &redis_rs);

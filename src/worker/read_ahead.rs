@@ -23,14 +23,17 @@ use std::time::Duration;
 use anyhow::Result;
 use futures_util::future::{MaybeDone, maybe_done};
 use redis::Client;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamReadOptions};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::WorkerConfig;
 use super::batch::{Triaged, triage};
+use super::blocking_read::read_new;
 use super::raw_read::{RawReader, ReadRequest};
-use super::{WorkerConfig, read_new};
+use super::recovery;
+use super::sources::Source;
 use crate::connection;
 
 /// Entries one read may take: more than a gateway's `MAXLEN ~ 1000` leaves unread,
@@ -72,6 +75,8 @@ struct Reader {
 
 /// Batches read ahead, oldest first, and the task that reads them.
 pub(super) struct ReadAhead {
+    client: Client,
+    cfg: WorkerConfig,
     tx: mpsc::UnboundedSender<Read>,
     rx: mpsc::UnboundedReceiver<Read>,
     /// Free budget in KiB.
@@ -86,37 +91,39 @@ pub(super) struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// An idle read-ahead that may hold about `budget_bytes` of parsed entries and
-    /// hands them over in batches of up to `merge_up_to` entries.
-    pub(super) fn new(budget_bytes: usize, merge_up_to: usize) -> Self {
-        let budget_kib = u32::try_from(budget_bytes / 1024)
+    /// An idle read-ahead that may hold about `cfg.read_ahead_bytes` of parsed
+    /// entries and hands them over in batches of up to `cfg.batch_size` entries.
+    pub(super) fn new(client: Client, cfg: &WorkerConfig) -> Self {
+        let budget_kib = u32::try_from(cfg.read_ahead_bytes / 1024)
             .unwrap_or(u32::MAX)
             .clamp(1, Semaphore::MAX_PERMITS as u32);
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
+            client,
+            cfg: cfg.clone(),
             tx,
             rx,
             room: Arc::new(Semaphore::new(budget_kib as usize)),
             budget_kib,
             queue: VecDeque::new(),
             reader: None,
-            merge_up_to,
+            merge_up_to: cfg.batch_size,
         }
     }
 
     /// Whether the reading task runs.
-    pub(super) fn running(&self) -> bool {
+    fn running(&self) -> bool {
         self.reader.is_some()
     }
 
     /// Opens a connection and starts the reading task on it.
-    pub(super) async fn start(&mut self, client: &Client, cfg: &WorkerConfig) -> Result<()> {
+    async fn start(&mut self) -> Result<()> {
         self.stop().await;
-        let source = Source::open(client, cfg).await?;
+        let source = Reads::open(&self.client, &self.cfg).await?;
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(read_loop(
             source,
-            cfg.batch_size,
+            self.cfg.batch_size,
             self.tx.clone(),
             Arc::clone(&self.room),
             self.budget_kib,
@@ -145,18 +152,18 @@ impl ReadAhead {
         }
     }
 
-    /// Waits up to `wait` for the oldest unfinished batch. An error means the reading
-    /// task failed or ended (after everything it read before).
-    pub(super) async fn next(&mut self, wait: Duration) -> Result<Option<&mut Triaged>> {
+    /// Waits up to the block time for the oldest unfinished batch. An error means
+    /// the reading task failed or ended (after everything it read before).
+    async fn next(&mut self) -> Result<bool> {
         if self.queue.is_empty() {
-            match tokio::time::timeout(wait, self.rx.recv()).await {
+            match tokio::time::timeout(self.cfg.block, self.rx.recv()).await {
                 Ok(Some(read)) => self.queue.push_back(read),
                 Ok(None) | Err(_) => {
                     if self.reader.as_ref().is_some_and(|r| r.task.is_finished()) {
                         self.reader = None;
                         anyhow::bail!("the stream reader ended unexpectedly");
                     }
-                    return Ok(None);
+                    return Ok(false);
                 }
             }
         }
@@ -167,37 +174,30 @@ impl ReadAhead {
             self.reader = None;
             return Err(e);
         }
-        Ok(self.front_batch())
+        Ok(self.front_batch().is_some())
     }
 
-    /// The oldest unfinished batch already read, without waiting. Errors the task
-    /// reported are dropped: the caller is recovering from them.
-    pub(super) fn front(&mut self) -> Option<&mut Triaged> {
+    /// Hands over the oldest unfinished batch already read, without waiting or
+    /// starting to read: for the recovery after a fault and for the drain. Errors
+    /// the task reported are dropped: the caller is recovering from them.
+    pub(super) async fn fill_read(&mut self, con: &mut ConnectionManager) -> Result<bool> {
         self.take_waiting();
         while matches!(self.queue.front(), Some(Read::Failed(_))) {
             self.queue.pop_front();
         }
-        self.front_batch()
+        self.retain_if_retried(con).await
     }
 
-    /// Failed attempts to decide the oldest batch so far.
-    pub(super) fn front_attempts(&self) -> u64 {
-        match self.queue.front() {
-            Some(Read::Batch(b)) => b.attempts,
-            _ => 0,
+    /// Before a batch is tried again, drops what the earlier attempt finished (no
+    /// longer pending); false when there is no batch.
+    async fn retain_if_retried(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+        let Some(Read::Batch(b)) = self.queue.front_mut() else {
+            return Ok(false);
+        };
+        if b.attempts > 0 {
+            recovery::retain_pending(con, &self.cfg, &mut b.entries).await?;
         }
-    }
-
-    /// Counts a failed attempt to decide the oldest batch.
-    pub(super) fn front_failed(&mut self) {
-        if let Some(Read::Batch(b)) = self.queue.front_mut() {
-            b.attempts += 1;
-        }
-    }
-
-    /// Marks the oldest batch finished, giving its budget back.
-    pub(super) fn finish_front(&mut self) {
-        self.queue.pop_front();
+        Ok(true)
     }
 
     /// Takes every batch not finished yet.
@@ -242,6 +242,33 @@ impl ReadAhead {
     }
 }
 
+/// The oldest batch is handed out and leaves only once reported done, so a stop
+/// or an outage in the middle finds it again. A batch is never dead-lettered for
+/// failing as a whole: a failure that lies in one entry ends as that entry's
+/// verdict, so what is left is the server's or a shared key's fault, and the batch
+/// waits, pending, until that is mended.
+impl Source for ReadAhead {
+    async fn fill(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+        if !self.running() {
+            self.start().await?;
+        }
+        Ok(self.next().await? && self.retain_if_retried(con).await?)
+    }
+
+    fn batch(&mut self) -> Option<&mut Triaged> {
+        self.front_batch()
+    }
+
+    fn report(&mut self, done: bool) {
+        if done {
+            // Gives its budget back.
+            self.queue.pop_front();
+        } else if let Some(Read::Batch(b)) = self.queue.front_mut() {
+            b.attempts += 1;
+        }
+    }
+}
+
 impl Drop for ReadAhead {
     fn drop(&mut self) {
         if let Some(reader) = self.reader.take() {
@@ -254,7 +281,7 @@ impl Drop for ReadAhead {
 type InFlight = Pin<Box<MaybeDone<Pin<Box<dyn Future<Output = Result<Vec<StreamId>>> + Send>>>>>;
 
 /// Where the reads go.
-enum Source {
+enum Reads {
     /// TCP or a Unix socket, replies walked in place.
     Raw(RawReader),
     /// TLS, through redis-rs.
@@ -265,7 +292,7 @@ enum Source {
     },
 }
 
-impl Source {
+impl Reads {
     async fn open(client: &Client, cfg: &WorkerConfig) -> Result<Self> {
         // Reads are larger than the batches decided: a read waits in Redis behind a
         // decision or two, so it must take everything that arrived meanwhile.
@@ -337,7 +364,7 @@ fn send_read(con: &MultiplexedConnection, opts: &Arc<StreamReadOptions>) -> InFl
 }
 
 async fn read_loop(
-    mut source: Source,
+    mut source: Reads,
     batch_size: usize,
     tx: mpsc::UnboundedSender<Read>,
     room: Arc<Semaphore>,

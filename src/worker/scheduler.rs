@@ -24,7 +24,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::batch::{self, BatchOutcome, Triaged, Written};
+use super::batch::{self, BatchOutcome, Written};
 use super::parsed_entry::ParsedEntry as Good;
 use super::personas::ContactPersona;
 use super::recovery::parse_id;
@@ -367,16 +367,16 @@ impl<E> Drop for Scheduler<E> {
 }
 
 impl<E: ReplyEngine> Worker<E> {
-    /// Takes what the scheduler's jobs did since the last call: counts, dead
-    /// letters (a commit that failed on the entry's own keys), and entries to decide
-    /// again (cancelled by a pause, or expired while waiting).
-    pub(super) async fn finish_jobs(&mut self) -> Result<()> {
+    /// Takes what the scheduler's jobs did since the last call: counts and dead
+    /// letters (a commit that failed on the entry's own keys); returns the entries
+    /// to decide again (cancelled by a pause, or expired while waiting).
+    pub(super) async fn finish_jobs(&mut self) -> Result<Vec<Good>> {
         let Some(scheduler) = self.scheduler.as_mut() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let done = scheduler.take_done();
         if done.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut outcome = BatchOutcome::default();
         let mut failed = Vec::new();
@@ -409,26 +409,20 @@ impl<E: ReplyEngine> Worker<E> {
         batch::dead_letter(&mut self.con, &self.cfg.group, &failed).await?;
         outcome.dead_lettered = failed.len();
         self.count(&outcome);
-        if !recheck.is_empty() {
-            let mut again = self
-                .process_triaged(&mut Triaged::from_good(recheck))
-                .await?;
-            // Counted once already, when first read.
-            again.entries = 0;
-            self.count(&again);
-        }
-        Ok(())
+        Ok(recheck)
     }
 
     /// Stops the scheduler: generations in flight are cancelled and their entries
-    /// stay pending, for the drain and the review file.
-    pub(super) async fn stop_jobs(&mut self) {
+    /// stay pending, for the drain and the review file. Returns the entries to
+    /// decide again.
+    pub(super) async fn stop_jobs(&mut self) -> Vec<Good> {
         if let Some(s) = self.scheduler.as_mut() {
             s.stop().await;
         }
-        if let Err(e) = self.finish_jobs().await {
+        self.finish_jobs().await.unwrap_or_else(|e| {
             tracing::warn!("could not finish what the replies being written left: {e:#}");
-        }
+            Vec::new()
+        })
     }
 }
 

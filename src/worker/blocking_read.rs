@@ -1,0 +1,130 @@
+//! New entries read one batch at a time, each read blocking up to the block time
+//! on a connection of its own (redis-rs's shared connection would time out behind
+//! it). Used when nothing is read ahead: a slow engine (an LLM) must not hold
+//! entries it has not decided, where they could age past the 5-minute limit.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use redis::Client;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{StreamId, StreamReadOptions};
+
+use super::WorkerConfig;
+use super::batch::{Triaged, triage};
+use super::entries::ReadEntries;
+use super::recovery;
+use super::sources::Source;
+use crate::connection;
+use crate::schema;
+
+/// The blocking reader of new entries.
+pub(super) struct BlockingReader {
+    client: Client,
+    opts: StreamReadOptions,
+    block: Duration,
+    /// The connection and its client id (to unblock it at the stop), once opened.
+    reader: Option<(MultiplexedConnection, i64)>,
+    current: Triaged,
+}
+
+impl BlockingReader {
+    /// A reader for `cfg`'s group and consumer; it connects on its first read.
+    pub(super) fn new(client: Client, cfg: &WorkerConfig) -> Self {
+        let opts = StreamReadOptions::default()
+            .group(&cfg.group, &cfg.consumer)
+            .count(cfg.batch_size)
+            .block(cfg.block.as_millis() as usize);
+        Self {
+            client,
+            opts,
+            block: cfg.block,
+            reader: None,
+            current: Triaged::default(),
+        }
+    }
+
+    /// Drops the connection after a fault; the next read opens another.
+    pub(super) fn close(&mut self) {
+        self.reader = None;
+    }
+
+    /// Ends a read left blocked by the stop, so Redis cannot hand this consumer
+    /// new entries after the drain has looked at its pending list.
+    pub(super) async fn stop(&mut self, con: &mut ConnectionManager) {
+        let Some((_, client_id)) = self.reader.take() else {
+            return;
+        };
+        let unblocked: redis::RedisResult<i64> = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(client_id)
+            .query_async(con)
+            .await;
+        match unblocked {
+            Ok(_) => {}
+            // CLIENT UNBLOCK is an admin command a least-privilege user lacks: the
+            // read then ends by itself within its block time, and whatever it was
+            // handed meanwhile is pending for this consumer, where the drain finds it.
+            Err(e) if connection::is_noperm(&e) => {
+                tracing::info!(
+                    "no permission for CLIENT UNBLOCK: waiting {} ms for the stream read to end",
+                    self.block.as_millis()
+                );
+                tokio::time::sleep(self.block + Duration::from_millis(100)).await;
+            }
+            Err(e) => tracing::warn!(
+                "could not unblock the stream reader: {}",
+                connection::scrub(&e.to_string())
+            ),
+        }
+    }
+}
+
+impl Source for BlockingReader {
+    async fn fill(&mut self, _con: &mut ConnectionManager) -> Result<bool> {
+        let reader = open(&self.client, self.block, &mut self.reader).await?;
+        let entries = read_new(reader, &self.opts).await?;
+        self.current = triage(&entries, &HashMap::new());
+        Ok(self.current.len() > 0)
+    }
+
+    fn batch(&mut self) -> Option<&mut Triaged> {
+        Some(&mut self.current)
+    }
+
+    fn report(&mut self, _done: bool) {
+        // Whatever is not settled is pending for this consumer: the claim loop or
+        // the next recovery brings it back.
+        self.current = Triaged::default();
+    }
+}
+
+/// The reader's connection, opened (with its client id) if `slot` holds none.
+async fn open<'a>(
+    client: &Client,
+    block: Duration,
+    slot: &'a mut Option<(MultiplexedConnection, i64)>,
+) -> Result<&'a mut MultiplexedConnection> {
+    if slot.is_none() {
+        let mut r = connection::blocking_connection(client, block).await?;
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut r).await?;
+        *slot = Some((r, id));
+    }
+    match slot {
+        Some((r, _)) => Ok(r),
+        None => anyhow::bail!("the stream reader's connection is gone"),
+    }
+}
+
+/// New entries for this consumer (`>`), waiting as long as `opts` says.
+pub(super) async fn read_new(
+    reader: &mut MultiplexedConnection,
+    opts: &StreamReadOptions,
+) -> Result<Vec<StreamId>> {
+    let ReadEntries(entries) =
+        redis::AsyncCommands::xread_options(reader, &[schema::QUEUE_MESSAGES], &[">"], opts)
+            .await
+            .map_err(recovery::explain_nogroup)?;
+    Ok(entries)
+}
