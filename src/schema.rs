@@ -53,6 +53,23 @@ pub const LLM_TOKENS_TTL_S: i64 = 3 * 24 * 60 * 60;
 pub fn llm_tokens_key(date: &str) -> String {
     format!("SECONDME:llm:tokens:{date}")
 }
+/// `SECONDME:llm:latency:{model}` (added): the model's latest call latencies, ms,
+/// newest first, trimmed to [`LLM_LATENCY_SAMPLES`].
+pub fn llm_latency_key(model: &str) -> String {
+    format!("SECONDME:llm:latency:{model}")
+}
+/// Latencies kept per model in `SECONDME:llm:latency:{model}`.
+pub const LLM_LATENCY_SAMPLES: usize = crate::reply::llm::usage::LATENCY_SAMPLES;
+/// How long a model's latency list lives after its last write, s (a model no
+/// longer configured drops out).
+pub const LLM_LATENCY_TTL_S: i64 = 7 * 24 * 60 * 60;
+/// `SECONDME:llm:minute:{unixMinute}` (added): replies, tokens and errors of
+/// that minute over every worker.
+pub fn llm_minute_key(minute: i64) -> String {
+    format!("SECONDME:llm:minute:{minute}")
+}
+/// How long a minute's counts live, s: the control room shows the last hour.
+pub const LLM_MINUTE_TTL_S: i64 = 2 * 60 * 60;
 /// Messages kept per contact in `HISTORY:{contactId}` (added).
 pub const HISTORY_LEN: usize = 50;
 /// Width of a `HANDLED:{bucket}` hash in ms (added): each holds one hour's handled

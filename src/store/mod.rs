@@ -7,6 +7,7 @@ pub mod eviction;
 pub mod functions;
 pub mod handled;
 pub mod history;
+pub mod llm_figures;
 pub mod optin;
 pub mod persona;
 pub mod queue;

@@ -1,6 +1,8 @@
 //! The language model's figures in Redis: `SECONDME:llm` (counters per model,
-//! the breaker) and `SECONDME:llm:tokens:{date}` (the day's tokens over every
-//! worker, which the daily budget is held to). Written by a task beside the
+//! the breaker), `SECONDME:llm:tokens:{date}` (the day's tokens over every
+//! worker, which the daily budget is held to), and for the control room the
+//! latest latencies per model (`SECONDME:llm:latency:{model}`) and per-minute
+//! counts (`SECONDME:llm:minute:{minute}`). Written by a task beside the
 //! worker from the engine's meter, so the engine itself never touches Redis.
 
 use std::time::Duration;
@@ -10,7 +12,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use crate::reply::llm::LlmShared;
-use crate::reply::llm::usage::{ModelUsage, date};
+use crate::reply::llm::usage::{Pending, date};
 use crate::schema;
 
 /// How often the figures are written.
@@ -19,11 +21,11 @@ const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// Writes the counts since the last flush and the breaker's state; returns the
 /// day's total tokens over every worker.
 pub async fn flush(con: &mut ConnectionManager, llm: &LlmShared) -> Result<u64> {
-    let (day, pending) = llm.meter.take_pending();
-    let result = write(con, llm, day, &pending).await;
+    let pending = llm.meter.take_pending();
+    let result = write(con, llm, &pending).await;
     match result {
         Ok(total) => {
-            llm.meter.set_spent(day, total);
+            llm.meter.set_spent(pending.day, total);
             Ok(total)
         }
         Err(e) => {
@@ -33,31 +35,26 @@ pub async fn flush(con: &mut ConnectionManager, llm: &LlmShared) -> Result<u64> 
     }
 }
 
-async fn write(
-    con: &mut ConnectionManager,
-    llm: &LlmShared,
-    day: i64,
-    pending: &[(String, ModelUsage)],
-) -> Result<u64> {
-    let tokens_key = schema::llm_tokens_key(&date(day));
+async fn write(con: &mut ConnectionManager, llm: &LlmShared, pending: &Pending) -> Result<u64> {
+    let tokens_key = schema::llm_tokens_key(&date(pending.day));
     let mut pipe = redis::pipe();
-    pipe.atomic();
+    // One transaction. The control room's keys (latencies, minutes) are
+    // `ignore`d, so with `ignore_errors` a foreign key there is skipped; every
+    // other reply is checked below, so `SECONDME:llm` and the day's tokens
+    // stay all-or-retried as before.
+    pipe.atomic().ignore_errors();
     let mut tokens = 0;
-    for (model, u) in pending {
+    for (model, u) in &pending.models {
         let f = |name: &str| format!("{model}:{name}");
-        pipe.hincr(schema::LLM_STATS, f("calls"), u.calls).ignore();
-        pipe.hincr(schema::LLM_STATS, f("errors"), u.errors)
-            .ignore();
-        pipe.hincr(schema::LLM_STATS, f("prompt_tokens"), u.prompt_tokens)
-            .ignore();
+        pipe.hincr(schema::LLM_STATS, f("calls"), u.calls);
+        pipe.hincr(schema::LLM_STATS, f("errors"), u.errors);
+        pipe.hincr(schema::LLM_STATS, f("prompt_tokens"), u.prompt_tokens);
         pipe.hincr(
             schema::LLM_STATS,
             f("completion_tokens"),
             u.completion_tokens,
-        )
-        .ignore();
-        pipe.hincr(schema::LLM_STATS, f("latency_ms"), u.latency_ms)
-            .ignore();
+        );
+        pipe.hincr(schema::LLM_STATS, f("latency_ms"), u.latency_ms);
         if let Some([input, output]) = llm.prices.get(model) {
             // Micro-dollars: USD per million tokens times tokens.
             let micros = input * u.prompt_tokens as f64 + output * u.completion_tokens as f64;
@@ -65,10 +62,17 @@ async fn write(
                 schema::LLM_STATS,
                 f("cost_micro_usd"),
                 micros.round() as i64,
-            )
-            .ignore();
+            );
         }
         tokens += u.prompt_tokens + u.completion_tokens;
+        latencies(&mut pipe, model, &u.latencies);
+    }
+    for (minute, m) in &pending.minutes {
+        let key = schema::llm_minute_key(*minute);
+        pipe.hincr(&key, "replies", m.replies).ignore();
+        pipe.hincr(&key, "tokens", m.tokens).ignore();
+        pipe.hincr(&key, "errors", m.errors).ignore();
+        pipe.expire(&key, schema::LLM_MINUTE_TTL_S).ignore();
     }
     let breaker = llm.breaker.state();
     let state = if breaker.reason.is_some() {
@@ -76,25 +80,42 @@ async fn write(
     } else {
         "closed"
     };
-    pipe.hset(schema::LLM_STATS, "breaker", state).ignore();
+    pipe.hset(schema::LLM_STATS, "breaker", state);
     pipe.hset(
         schema::LLM_STATS,
         "breaker_reason",
         breaker.reason.unwrap_or_default(),
-    )
-    .ignore();
+    );
     let until = breaker
         .retry_in
         .map_or(0, |d| crate::store::now_ms() + d.as_millis() as i64);
-    pipe.hset(schema::LLM_STATS, "breaker_until", until)
-        .ignore();
+    pipe.hset(schema::LLM_STATS, "breaker_until", until);
+    pipe.expire(&tokens_key, schema::LLM_TOKENS_TTL_S);
     pipe.incr(&tokens_key, tokens);
-    pipe.expire(&tokens_key, schema::LLM_TOKENS_TTL_S).ignore();
-    let (total,): (u64,) = pipe
+    let replies: Vec<redis::RedisResult<redis::Value>> = pipe
         .query_async(con)
         .await
         .context("cannot write the language model's figures")?;
-    Ok(total)
+    let mut replies = replies.into_iter();
+    let total = replies.next_back().context("no reply to INCRBY")?;
+    for reply in replies {
+        reply.context("cannot write the language model's figures")?;
+    }
+    let total = total.context("cannot count the day's tokens")?;
+    redis::from_redis_value(total).context("the day's token count is not a number")
+}
+
+/// Pushes a model's latest latencies (oldest first, so the newest ends up at
+/// the head) and trims the list to its bound.
+fn latencies(pipe: &mut redis::Pipeline, model: &str, samples: &[u64]) {
+    if samples.is_empty() {
+        return;
+    }
+    let key = schema::llm_latency_key(model);
+    pipe.lpush(&key, samples).ignore();
+    pipe.ltrim(&key, 0, schema::LLM_LATENCY_SAMPLES as isize - 1)
+        .ignore();
+    pipe.expire(&key, schema::LLM_LATENCY_TTL_S).ignore();
 }
 
 /// Flushes every two seconds until `stop`, then once more.

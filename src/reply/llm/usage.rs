@@ -1,8 +1,17 @@
 //! Tokens, calls, errors and latency per model, kept until the worker's side
 //! writes them to Redis (`SECONDME:llm`), and the day's tokens for the budget.
+//! Also the recent calls' latencies (for percentiles) and per-minute counts
+//! (for the control room's sparklines), which sums cannot give.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+
+/// Most latencies kept per model between two flushes (and in Redis): enough
+/// for a p95 over the recent calls, bounded whatever the call rate.
+pub const LATENCY_SAMPLES: usize = 500;
+/// Most minutes kept between two flushes: a Redis outage longer than this
+/// drops the oldest minutes' counts (the sums in `ModelUsage` stay whole).
+const MAX_PENDING_MINUTES: usize = 120;
 
 /// Counts of one model since the last flush.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,21 +26,65 @@ pub struct ModelUsage {
     pub completion_tokens: u64,
     /// Sum of the answered calls' latencies, ms.
     pub latency_ms: u64,
+    /// Each answered call's latency, ms, oldest first; at most [`LATENCY_SAMPLES`].
+    pub latencies: Vec<u64>,
 }
 
 impl ModelUsage {
-    fn add(&mut self, other: &ModelUsage) {
-        self.calls += other.calls;
+    /// Adds `newer`'s counts; its latencies go after these ones.
+    fn add(&mut self, newer: &ModelUsage) {
+        self.calls += newer.calls;
+        self.errors += newer.errors;
+        self.prompt_tokens += newer.prompt_tokens;
+        self.completion_tokens += newer.completion_tokens;
+        self.latency_ms += newer.latency_ms;
+        self.latencies.extend_from_slice(&newer.latencies);
+        keep_last(&mut self.latencies, LATENCY_SAMPLES);
+    }
+}
+
+/// Replies, tokens and errors of one minute, over every model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteUsage {
+    /// Calls answered.
+    pub replies: u64,
+    /// Tokens (prompt + completion) of those calls.
+    pub tokens: u64,
+    /// Calls failed.
+    pub errors: u64,
+}
+
+impl MinuteUsage {
+    fn add(&mut self, other: MinuteUsage) {
+        self.replies += other.replies;
+        self.tokens += other.tokens;
         self.errors += other.errors;
-        self.prompt_tokens += other.prompt_tokens;
-        self.completion_tokens += other.completion_tokens;
-        self.latency_ms += other.latency_ms;
+    }
+}
+
+/// What was counted since the last flush.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// The UTC day (days since 1970) the tokens belong to.
+    pub day: i64,
+    /// Counts per model.
+    pub models: Vec<(String, ModelUsage)>,
+    /// Counts per minute (Unix minute), oldest first.
+    pub minutes: Vec<(i64, MinuteUsage)>,
+}
+
+/// Drops the oldest items so that at most `max` remain.
+fn keep_last(items: &mut Vec<u64>, max: usize) {
+    if items.len() > max {
+        items.drain(..items.len() - max);
     }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     pending: HashMap<String, ModelUsage>,
+    /// Unix minute to its counts.
+    minutes: BTreeMap<i64, MinuteUsage>,
     /// UTC day (days since 1970) the tokens below belong to.
     day: i64,
     /// Tokens spent that day: the last total read from Redis plus what was
@@ -52,6 +105,18 @@ impl Meter {
 
     /// Counts an answered call.
     pub fn record_call(&self, model: &str, prompt: u64, completion: u64, latency_ms: u64) {
+        self.record_call_at(model, prompt, completion, latency_ms, now_minute());
+    }
+
+    /// Counts an answered call in Unix minute `minute`.
+    pub fn record_call_at(
+        &self,
+        model: &str,
+        prompt: u64,
+        completion: u64,
+        latency_ms: u64,
+        minute: i64,
+    ) {
         let mut inner = self.lock();
         inner.roll(today());
         inner.spent += prompt + completion;
@@ -60,15 +125,34 @@ impl Meter {
         u.prompt_tokens += prompt;
         u.completion_tokens += completion;
         u.latency_ms += latency_ms;
+        u.latencies.push(latency_ms);
+        keep_last(&mut u.latencies, LATENCY_SAMPLES);
+        inner.count_minute(
+            minute,
+            MinuteUsage {
+                replies: 1,
+                tokens: prompt + completion,
+                errors: 0,
+            },
+        );
     }
 
     /// Counts a failed call.
     pub fn record_error(&self, model: &str) {
-        self.lock()
-            .pending
-            .entry(model.to_owned())
-            .or_default()
-            .errors += 1;
+        self.record_error_at(model, now_minute());
+    }
+
+    /// Counts a failed call in Unix minute `minute`.
+    pub fn record_error_at(&self, model: &str, minute: i64) {
+        let mut inner = self.lock();
+        inner.pending.entry(model.to_owned()).or_default().errors += 1;
+        inner.count_minute(
+            minute,
+            MinuteUsage {
+                errors: 1,
+                ..MinuteUsage::default()
+            },
+        );
     }
 
     /// Tokens spent today (UTC), as far as this process knows.
@@ -80,20 +164,26 @@ impl Meter {
 
     /// Takes the counts since the last call, for writing; with the day they
     /// belong to.
-    pub fn take_pending(&self) -> (i64, Vec<(String, ModelUsage)>) {
+    pub fn take_pending(&self) -> Pending {
         let mut inner = self.lock();
-        let day = inner.day.max(today());
-        (
-            day,
-            std::mem::take(&mut inner.pending).into_iter().collect(),
-        )
+        Pending {
+            day: inner.day.max(today()),
+            models: std::mem::take(&mut inner.pending).into_iter().collect(),
+            minutes: std::mem::take(&mut inner.minutes).into_iter().collect(),
+        }
     }
 
-    /// Puts back counts that could not be written.
-    pub fn restore(&self, pending: Vec<(String, ModelUsage)>) {
+    /// Puts back counts that could not be written (they are older than any
+    /// counted since they were taken).
+    pub fn restore(&self, pending: Pending) {
         let mut inner = self.lock();
-        for (model, u) in pending {
-            inner.pending.entry(model).or_default().add(&u);
+        for (model, older) in pending.models {
+            let slot = inner.pending.entry(model).or_default();
+            let newer = std::mem::replace(slot, older);
+            slot.add(&newer);
+        }
+        for (minute, u) in pending.minutes {
+            inner.count_minute(minute, u);
         }
     }
 
@@ -114,6 +204,21 @@ impl Inner {
             self.spent = 0;
         }
     }
+
+    /// Adds to a minute's counts, forgetting the oldest minutes past the bound.
+    fn count_minute(&mut self, minute: i64, u: MinuteUsage) {
+        self.minutes.entry(minute).or_default().add(u);
+        while self.minutes.len() > MAX_PENDING_MINUTES {
+            self.minutes.pop_first();
+        }
+    }
+}
+
+/// The current Unix minute.
+pub fn now_minute() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 60) as i64)
 }
 
 /// Today, UTC, in days since 1970-01-01.
@@ -155,16 +260,76 @@ mod tests {
         m.record_call("fast", 5, 1, 100);
         m.record_error("strong");
         assert_eq!(m.spent_today(), 18);
-        let (day, mut pending) = m.take_pending();
-        assert_eq!(day, today());
-        pending.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(pending[0].1.calls, 2);
-        assert_eq!(pending[0].1.latency_ms, 400);
-        assert_eq!(pending[1].1.errors, 1);
-        assert!(m.take_pending().1.is_empty());
+        let mut pending = m.take_pending();
+        assert_eq!(pending.day, today());
+        pending.models.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(pending.models[0].1.calls, 2);
+        assert_eq!(pending.models[0].1.latency_ms, 400);
+        assert_eq!(pending.models[0].1.latencies, vec![300, 100]);
+        assert_eq!(pending.models[1].1.errors, 1);
+        assert!(m.take_pending().models.is_empty());
         m.restore(pending);
-        assert_eq!(m.take_pending().1.len(), 2);
+        assert_eq!(m.take_pending().models.len(), 2);
         m.set_spent(today(), 1000);
         assert_eq!(m.spent_today(), 1000);
+    }
+
+    #[test]
+    fn latencies_keep_the_newest_samples_across_a_restore() {
+        let m = Meter::default();
+        for ms in 0..(LATENCY_SAMPLES as u64 + 20) {
+            m.record_call_at("fast", 1, 1, ms, 7);
+        }
+        let pending = m.take_pending();
+        let lat = &pending.models[0].1.latencies;
+        assert_eq!(lat.len(), LATENCY_SAMPLES);
+        assert_eq!(lat.first(), Some(&20));
+        m.record_call_at("fast", 1, 1, 9999, 8);
+        m.restore(pending);
+        let again = m.take_pending();
+        let lat = &again.models[0].1.latencies;
+        assert_eq!(lat.len(), LATENCY_SAMPLES);
+        // Restored samples are older: the one counted meanwhile stays newest.
+        assert_eq!(lat.last(), Some(&9999));
+        assert_eq!(again.models[0].1.calls, LATENCY_SAMPLES as u64 + 21);
+    }
+
+    #[test]
+    fn minutes_count_replies_tokens_and_errors_and_stay_bounded() {
+        let m = Meter::default();
+        m.record_call_at("fast", 10, 2, 300, 100);
+        m.record_call_at("strong", 20, 8, 900, 100);
+        m.record_error_at("strong", 101);
+        let pending = m.take_pending();
+        assert_eq!(
+            pending.minutes,
+            vec![
+                (
+                    100,
+                    MinuteUsage {
+                        replies: 2,
+                        tokens: 40,
+                        errors: 0
+                    }
+                ),
+                (
+                    101,
+                    MinuteUsage {
+                        replies: 0,
+                        tokens: 0,
+                        errors: 1
+                    }
+                ),
+            ]
+        );
+        m.restore(pending);
+        m.record_error_at("fast", 101);
+        assert_eq!(m.take_pending().minutes[1].1.errors, 2);
+        for minute in 0..(MAX_PENDING_MINUTES as i64 + 30) {
+            m.record_error_at("fast", minute);
+        }
+        let minutes = m.take_pending().minutes;
+        assert_eq!(minutes.len(), MAX_PENDING_MINUTES);
+        assert_eq!(minutes[0].0, 30);
     }
 }
