@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod feed;
+pub mod llm;
 mod qr_image;
 pub mod state;
 pub mod terminal;
@@ -72,6 +73,7 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
 
     tokio::spawn(subscribe(con.clone(), tx.clone()));
     tokio::spawn(warn_eviction(con.clone(), tx.clone()));
+    tokio::spawn(llm::watch(con.clone(), tx.clone()));
     tokio::spawn(gateway_state::watch(
         con.clone(),
         config.user_id.clone(),

@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod keymap;
+pub mod llm;
 pub mod model;
 pub mod sanitize;
 pub mod text;

@@ -40,6 +40,8 @@ pub struct Model {
     /// A lasting problem with the Redis setup, shown under the status bar until
     /// it is fixed (e.g. an eviction policy that can delete SecondMe's keys).
     pub setup_warning: Option<String>,
+    /// The language model's figures (`SECONDME:llm`), once a worker wrote some.
+    pub llm: Option<crate::llm::LlmFigures>,
     /// End of the sleep hours the worker last said it was in (minutes after
     /// midnight); kept through a disconnection so a reconnect does not log them again.
     pub asleep_until: Option<u16>,

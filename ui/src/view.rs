@@ -30,11 +30,32 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
         too_small(model, area, buf);
         return;
     }
-    let [status, left, right, events, footer] = panes(area, status_bar::height(model));
-    status_bar::render(model, status, buf);
+    // The language model's breaker banner sits under the status bar, its panel
+    // beside the event log or under the conversation (`llm::panel::place`).
+    let banner_h = crate::llm::panel::banner_height(model);
+    let status_h = status_bar::height(model);
+    let [status, mut left, mut right, mut events, footer] = panes(area, status_h + banner_h);
+    status_bar::render(
+        model,
+        Rect {
+            height: status_h,
+            ..status
+        },
+        buf,
+    );
+    let banner = Rect {
+        y: status.y + status_h,
+        height: banner_h,
+        ..status
+    };
+    crate::llm::panel::render_banner(model, banner, buf);
+    let llm = crate::llm::panel::place(model, &mut left, &mut right, &mut events);
     contacts::render(model, left, buf);
     conversation::render(model, right, buf);
     event_log::render(model, events, buf);
+    if let Some(panel) = llm {
+        crate::llm::panel::render(model, panel, buf);
+    }
     hints(model, footer, buf);
     overlays(model, area, buf);
 }

@@ -86,6 +86,8 @@ pub enum Event {
     },
     /// Logged in or out.
     SessionChanged(Option<SessionInfo>),
+    /// The language model's figures re-read (`None`: no model wrote any).
+    Llm(Option<crate::llm::LlmFigures>),
     /// Another gateway's session, described (`None`: it wrote none).
     GatewaySession(Option<String>),
     /// A service's status from `events:status`.
@@ -214,6 +216,7 @@ pub fn update(model: &mut Model, event: Event) -> UpdateResult {
             expires_in_s,
         } => data::on_qr(model, payload, expires_in_s),
         Event::SessionChanged(session) => data::on_session(model, session),
+        Event::Llm(figures) => crate::llm::on_figures(model, figures),
         Event::GatewaySession(text) => data::on_gateway_session(model, text),
         Event::ServiceStatus { service, status } => {
             data::on_service_status(model, &service, &status)
