@@ -190,6 +190,7 @@ struct Setup {
     fail_text: Option<String>,
     send_attempts: u32,
     send_retry: Duration,
+    refresh: Duration,
 }
 
 impl Default for Setup {
@@ -200,6 +201,7 @@ impl Default for Setup {
             fail_text: None,
             send_attempts: 5,
             send_retry: Duration::from_millis(300),
+            refresh: status::REFRESH,
         }
     }
 }
@@ -230,6 +232,7 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
         typing_refresh: Duration::from_millis(400),
         send_attempts: setup.send_attempts,
         send_retry: setup.send_retry,
+        refresh: setup.refresh,
         until_connected: false,
         consumer: "gw-test".into(),
     };
@@ -760,7 +763,7 @@ async fn manifest(h: &mut Harness, key: &SessionKey) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_session_is_rewritten_before_its_ttl_runs_out_and_keeps_the_time_the_device_was_linked()
- {
+{
     let mut h = Harness::start().await;
     let dir = TestDir::new("wa");
     std::fs::write(dir.join("device.db"), b"keys").expect("store");
@@ -782,8 +785,11 @@ async fn the_session_is_rewritten_before_its_ttl_runs_out_and_keeps_the_time_the
     let times = |h: &mut Harness| {
         let mut con = h.con.clone();
         async move {
-            let t: (i64, i64) = con
-                .hget(schema::session_key(USER), &["connectedAt", "expiresAt"])
+            let t: (i64, i64) = redis::cmd("HMGET")
+                .arg(schema::session_key(USER))
+                .arg("connectedAt")
+                .arg("expiresAt")
+                .query_async(&mut con)
                 .await
                 .expect("times");
             t
@@ -837,7 +843,11 @@ async fn a_contact_paused_or_disabled_while_typing_gets_no_reply() {
     typing(run.fake.clone(), 1).await;
     let _: () = h
         .con
-        .set_ex(schema::pause_key(CONTACT), secondme::store::now_ms() + 60_000, 60)
+        .set_ex(
+            schema::pause_key(CONTACT),
+            secondme::store::now_ms() + 60_000,
+            60,
+        )
         .await
         .expect("pause");
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -856,7 +866,11 @@ async fn a_contact_paused_or_disabled_while_typing_gets_no_reply() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let calls = run.fake.calls();
     assert!(!calls.iter().any(|c| c.starts_with("send")), "{calls:?}");
-    assert_eq!(pending_replies(&mut h).await, 0, "both withheld and acknowledged");
+    assert_eq!(
+        pending_replies(&mut h).await,
+        0,
+        "both withheld and acknowledged"
+    );
     let marks: Vec<String> = h.con.keys("SENT*").await.expect("keys");
     assert!(marks.is_empty(), "nothing marked as sent: {marks:?}");
     let _ = run.stop.send(true);
@@ -893,12 +907,9 @@ async fn a_temporary_ban_is_shown_and_waited_out() {
 /// The commands Redis received, as `MONITOR` shows them, until `want` matches one.
 async fn monitor_until(url: &str, want: impl Fn(&str) -> bool) -> Option<String> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let address = url.trim_start_matches("redis://").trim_end_matches('/');
-    let mut socket = tokio::net::TcpStream::connect(address).await.ok()?;
-    socket
-        .write_all(b"*1\r\n$7\r\nMONITOR\r\n")
-        .await
-        .ok()?;
+    let path = url.strip_prefix("unix://")?;
+    let mut socket = tokio::net::UnixStream::connect(path).await.ok()?;
+    socket.write_all(b"*1\r\n$7\r\nMONITOR\r\n").await.ok()?;
     let mut lines = BufReader::new(socket).lines();
     tokio::time::timeout(Duration::from_secs(5), async {
         while let Ok(Some(line)) = lines.next_line().await {

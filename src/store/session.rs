@@ -26,9 +26,22 @@ pub async fn write(
     plain_token: &[u8],
     connected_at: i64,
 ) -> Result<SessionInfo> {
+    write_at(con, user_id, key, plain_token, connected_at, connected_at).await
+}
+
+/// [`write`] at `now`: a refresh of a session connected at `connected_at`, so
+/// `expiresAt` moves with the TTL.
+pub async fn write_at(
+    con: &mut ConnectionManager,
+    user_id: &str,
+    key: &SessionKey,
+    plain_token: &[u8],
+    connected_at: i64,
+    now: i64,
+) -> Result<SessionInfo> {
     let name = schema::session_key(user_id);
     let token = seal::seal(key, plain_token, &name)?;
-    let expires_at = connected_at + schema::SESSION_TTL_S * 1000;
+    let expires_at = now + schema::SESSION_TTL_S * 1000;
     redis::pipe()
         .atomic()
         .del(&name)

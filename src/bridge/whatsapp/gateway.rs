@@ -58,6 +58,9 @@ pub struct GatewayOptions {
     pub send_per_minute: u32,
     /// "typing..." is sent again this often during a reply's delay.
     pub typing_refresh: Duration,
+    /// `GATEWAY:{userId}` and `SESSION:{userId}` are rewritten this often
+    /// ([`status::REFRESH`]), well within their TTLs.
+    pub refresh: Duration,
     /// Failed sends of one reply before it is dead-lettered.
     pub send_attempts: u32,
     /// Wait after a reply's first failed send (doubled after each further one).
@@ -89,7 +92,7 @@ pub struct Manifest {
     pub device: u16,
     /// The device store.
     pub store_path: String,
-    /// When this device was linked or last connected, ms.
+    /// When this device was linked to the account, ms.
     pub paired_at: i64,
 }
 
@@ -211,16 +214,18 @@ impl<C: Connector> WhatsAppGateway<C> {
             self.opts.clone(),
             connected_rx,
         ));
-        let mut manifest: Option<Manifest> = None;
+        let mut manifest: Option<(Manifest, i64)> = None;
+        // Codes shown on this connection: a Connected after them is a new link.
+        let mut linking = false;
         let mut last = GatewayStatus::new(State::Connecting, store::now_ms());
-        let mut refresh = tokio::time::interval(status::REFRESH);
+        let mut refresh = tokio::time::interval(self.opts.refresh);
         let outcome = loop {
             tokio::select! {
                 _ = stop.changed() => break Outcome::Stop,
                 _ = refresh.tick() => {
                     self.set_status(last.clone()).await;
-                    if let Some(m) = &manifest
-                        && let Err(e) = self.write_session(m).await
+                    if let Some((m, connected_at)) = &manifest
+                        && let Err(e) = self.write_session(m, *connected_at).await
                     {
                         tracing::warn!("whatsapp gateway: {e:#}");
                     }
@@ -233,12 +238,14 @@ impl<C: Connector> WhatsAppGateway<C> {
                     let now = store::now_ms();
                     match event {
                         LinkEvent::Qr { code, expires_in } => {
+                            linking = true;
                             self.publish_qr(&code, expires_in).await;
                             let mut s = GatewayStatus::new(State::WaitingForScan, now);
                             s.until = Some(now + i64::from(expires_in) * 1000);
                             last = s;
                         }
                         LinkEvent::PairCode { code, expires_in } => {
+                            linking = true;
                             let mut s = GatewayStatus::new(State::PairCode, now);
                             s.code = Some(code);
                             s.until = Some(now + i64::from(expires_in) * 1000);
@@ -254,16 +261,17 @@ impl<C: Connector> WhatsAppGateway<C> {
                         }
                         LinkEvent::Connected { account, device, name } => {
                             self.clear_qr().await;
+                            let store_path = self.connector.store_path();
                             let m = Manifest {
                                 account,
                                 device,
-                                store_path: self.connector.store_path().display().to_string(),
-                                paired_at: now,
+                                paired_at: if linking { now } else { linked_at(&store_path, now) },
+                                store_path: store_path.display().to_string(),
                             };
-                            if let Err(e) = self.write_session(&m).await {
+                            if let Err(e) = self.write_session(&m, now).await {
                                 tracing::warn!("whatsapp gateway: {e:#}");
                             }
-                            manifest = Some(m);
+                            manifest = Some((m, now));
                             if let Err(e) = link.set_unavailable().await {
                                 tracing::warn!("whatsapp gateway: cannot appear offline: {e}");
                             }
@@ -335,7 +343,7 @@ impl<C: Connector> WhatsAppGateway<C> {
             if matches!(asked, Ok(Some(ref v)) if v == status::REQUEST_NEW_CODES) {
                 return false;
             }
-            if refresh.elapsed() > status::REFRESH {
+            if refresh.elapsed() > self.opts.refresh {
                 refresh = tokio::time::Instant::now();
                 self.set_status(GatewayStatus::new(State::CodesExhausted, store::now_ms()))
                     .await;
@@ -374,14 +382,16 @@ impl<C: Connector> WhatsAppGateway<C> {
         let _: redis::RedisResult<i64> = self.con.del(schema::qr_key(&self.opts.user_id)).await;
     }
 
-    async fn write_session(&mut self, m: &Manifest) -> Result<()> {
+    /// Writes the manifest of a connection made at `connected_at`, with a fresh TTL.
+    async fn write_session(&mut self, m: &Manifest, connected_at: i64) -> Result<()> {
         let plain = serde_json::to_vec(m)?;
-        session::write(
+        session::write_at(
             &mut self.con,
             &self.opts.user_id,
             &self.opts.key,
             &plain,
-            m.paired_at,
+            connected_at,
+            store::now_ms(),
         )
         .await?;
         Ok(())
@@ -404,6 +414,17 @@ impl<C: Connector> WhatsAppGateway<C> {
             Err(e) => tracing::warn!("whatsapp gateway: cannot write its state: {e}"),
         }
     }
+}
+
+/// When a device connecting without codes was linked: its store is created when
+/// linking starts and deleted at a logout, so its creation time (else `now`).
+fn linked_at(store: &std::path::Path, now: i64) -> i64 {
+    std::fs::metadata(store)
+        .and_then(|m| m.created())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(now)
 }
 
 /// A retrying state, keeping the time the trouble started.
@@ -932,6 +953,20 @@ mod tests {
         assert_eq!(waits, [5, 10, 20, 40, 80]);
         assert_eq!(retry_wait(base, 40), Duration::from_secs(300));
         assert_eq!(retry_wait(base, 0), base);
+    }
+
+    #[test]
+    fn the_send_budget_lets_a_minute_s_worth_go_then_spaces_the_rest() {
+        let mut budget = Budget::new(2);
+        assert_eq!(budget.take(), Duration::ZERO);
+        assert_eq!(budget.take(), Duration::ZERO);
+        let wait = budget.take();
+        assert!(
+            (Duration::from_secs(29)..=Duration::from_secs(30)).contains(&wait),
+            "{wait:?}"
+        );
+        let next = budget.take();
+        assert!(next > wait + Duration::from_secs(29), "{next:?}");
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub async fn run(
         typing_refresh: std::time::Duration::from_secs(10),
         send_attempts: super::gateway::DEFAULT_SEND_ATTEMPTS,
         send_retry: super::gateway::DEFAULT_SEND_RETRY,
+        refresh: status::REFRESH,
         until_connected,
         consumer: config.consumer.clone(),
     };
