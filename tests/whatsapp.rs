@@ -33,6 +33,8 @@ struct Record {
     connects: usize,
     /// Sends of this text fail, as a send WhatsApp did not confirm.
     fail_text: Option<String>,
+    /// Sends of this text never return (the process dies during them).
+    hang_text: Option<String>,
     /// When each send was tried.
     send_times: Vec<std::time::Instant>,
 }
@@ -140,7 +142,11 @@ impl Link for FakeLink {
             r.send_times.push(std::time::Instant::now());
             r.fail_text.as_deref() == Some(text)
         };
+        let hang = self.record.lock().expect("lock").hang_text.as_deref() == Some(text);
         self.call(format!("send {to} {id} {text}"));
+        if hang {
+            std::future::pending::<()>().await;
+        }
         if fail {
             return Err(LinkError(
                 "timed out waiting for the server's ack to 15550001111@s.whatsapp.net".into(),
@@ -188,6 +194,7 @@ struct Setup {
     /// The session key of an earlier run, or a new one.
     key: Option<SessionKey>,
     fail_text: Option<String>,
+    hang_text: Option<String>,
     send_attempts: u32,
     send_retry: Duration,
     refresh: Duration,
@@ -199,6 +206,7 @@ impl Default for Setup {
             dir: None,
             key: None,
             fail_text: None,
+            hang_text: None,
             send_attempts: 5,
             send_retry: Duration::from_millis(300),
             refresh: status::REFRESH,
@@ -221,7 +229,11 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
         store,
         redis: h.con.clone(),
     };
-    fake.record.lock().expect("lock").fail_text = setup.fail_text;
+    {
+        let mut r = fake.record.lock().expect("lock");
+        r.fail_text = setup.fail_text;
+        r.hang_text = setup.hang_text;
+    }
     let key = setup.key.unwrap_or_else(SessionKey::generate);
     let directory = Directory::open(dir.join("contacts.json")).expect("directory");
     let inbox = Inbox::new(h.con.clone(), h.acked, directory);
@@ -725,6 +737,81 @@ async fn failed_sends_are_counted_across_a_gateway_restart() {
         "one more attempt after the restart, with the same WhatsApp id"
     );
     assert_eq!(pending_replies(&mut h).await, 0);
+    let _ = again.stop.send(true);
+    let _ = again.task.await;
+}
+
+#[tokio::test]
+async fn a_send_cut_short_by_a_crash_goes_again_after_the_restart_with_the_same_id() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            hang_text: Some("on my way".into()),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "where are you?")])
+        .await
+        .expect("commit");
+    queue_text(&mut h, "bot_A1", "on my way", 0).await;
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let ids = send_ids(&fake.calls(), "on my way");
+        async move { (!ids.is_empty()).then_some(()) }
+    })
+    .await
+    .expect("the send starts");
+    let first = send_ids(&run.fake.calls(), "on my way");
+    let claim: Option<String> = h.con.get("SENTREPLY:bot_A1").await.expect("claim");
+    let message_id = format!("{CONTACT}.{}", first[0]);
+    assert_eq!(claim, Some(format!("sending:{message_id}")));
+    // The process dies during the send: its tasks are dropped mid-call.
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+    assert_eq!(pending_replies(&mut h).await, 1);
+
+    let again = start_with(
+        &h,
+        true,
+        Setup {
+            dir: Some(run._dir),
+            key: Some(run.key),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let fake = again.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let ids = send_ids(&fake.calls(), "on my way");
+        async move { (!ids.is_empty()).then_some(()) }
+    })
+    .await
+    .expect("sent after the restart");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        send_ids(&again.fake.calls(), "on my way"),
+        first,
+        "once more, with the same WhatsApp id"
+    );
+    let claim: Option<String> = h.con.get("SENTREPLY:bot_A1").await.expect("claim");
+    assert_eq!(claim.as_deref(), Some(message_id.as_str()), "now sent");
+    let fail: bool = h.con.exists("SENDFAIL:bot_A1").await.expect("exists");
+    assert!(!fail);
+    assert_eq!(pending_replies(&mut h).await, 0);
+    let echoes: Vec<_> = stream(&mut h, schema::QUEUE_MESSAGES)
+        .await
+        .into_iter()
+        .filter(|e| e["fromMe"] == "true")
+        .collect();
+    assert_eq!(echoes.len(), 1, "{echoes:?}");
+    assert_eq!(echoes[0]["messageId"], message_id);
     let _ = again.stop.send(true);
     let _ = again.task.await;
 }

@@ -25,12 +25,17 @@ use crate::worker::batch::{self, DeadLetter};
 /// The consumer group the gateway reads `QUEUE:responses` in.
 pub const SENDER_GROUP: &str = "secondme-gateway";
 
-/// `SENTREPLY:{replyId}`: the message id a reply was sent as (a reply is sent once).
+/// `SENTREPLY:{replyId}`: the message id a reply was sent as (a reply is sent once),
+/// `sending:{messageId}` while it is being sent.
 pub fn sent_reply_key(reply_id: &str) -> String {
     format!("SENTREPLY:{reply_id}")
 }
 
-/// `SENDFAIL:{replyId}`: a reply's failed sends (`attempts`, `waId`, `error`).
+/// What `SENTREPLY:{replyId}` holds, before the id, while the reply is being sent.
+pub const SENDING: &str = "sending:";
+
+/// `SENDFAIL:{replyId}`: the WhatsApp id a reply goes out with (`waId`, written
+/// before its first send) and its failed sends (`attempts`, `error`).
 pub fn send_fail_key(reply_id: &str) -> String {
     format!("SENDFAIL:{reply_id}")
 }
@@ -697,8 +702,9 @@ impl<L: Link> Sender<L> {
     /// Sends one reply at most once: acknowledges it when sent or withheld,
     /// dead-letters it when it cannot go, and leaves it pending after a failed send.
     async fn deliver(&mut self, reply: &Reply, budget: &mut Budget) -> Result<Delivered> {
-        let done: Option<String> = self.con.get(sent_reply_key(&reply.reply_id)).await?;
-        if done.is_some() || !self.allowed(&reply.contact_id).await? {
+        let claim: Option<String> = self.con.get(sent_reply_key(&reply.reply_id)).await?;
+        let sent = claim.is_some_and(|c| !c.starts_with(SENDING));
+        if sent || !self.allowed(&reply.contact_id).await? {
             self.ack(reply).await?;
             return Ok(Delivered::Done);
         }
@@ -733,20 +739,31 @@ impl<L: Link> Sender<L> {
         }
         let wa_id = failures.wa_id.unwrap_or_else(|| self.link.message_id());
         let message_id = super::message_id(&reply.contact_id, &wa_id);
-        // SENT: before the send, so the echo is never taken for the person typing;
-        // SENTREPLY: claims the reply, so a redelivery after a crash never sends it twice.
-        let claimed: (Option<String>, ()) = redis::pipe()
+        let sending = format!("{SENDING}{message_id}");
+        // SENT: before the send, so the echo is never taken for the person typing.
+        // SENTREPLY: claims the reply as `sending:{messageId}` (ours when it already
+        // says so: an earlier attempt of this gateway), and SENDFAIL: keeps the
+        // WhatsApp id, so a send cut short by a crash goes again after the restart
+        // with the same id (see `failed_send`). Once sent, SENTREPLY: is the id.
+        let fail_key = send_fail_key(&reply.reply_id);
+        let (previous, ()): (Option<String>, ()) = redis::pipe()
             .atomic()
             .cmd("SET")
             .arg(sent_reply_key(&reply.reply_id))
-            .arg(&message_id)
+            .arg(&sending)
             .arg("NX")
+            .arg("GET")
             .arg("EX")
             .arg(SENT_REPLY_TTL_S)
+            .hset(&fail_key, "waId", &wa_id)
+            .ignore()
+            .expire(&fail_key, SENT_REPLY_TTL_S as i64)
+            .ignore()
             .set_ex(schema::sent_key(&message_id), 1, schema::SENT_TTL_S as u64)
             .query_async(&mut self.con)
             .await?;
-        if claimed.0.is_none() {
+        if previous.is_some_and(|p| p != sending) {
+            // Sent already, or being sent under another id: never a second message.
             self.ack(reply).await?;
             return Ok(Delivered::Done);
         }
@@ -763,22 +780,35 @@ impl<L: Link> Sender<L> {
             direction: Direction::Outgoing,
             from_me: true,
         };
+        let sent: redis::RedisResult<()> = redis::pipe()
+            .atomic()
+            .set_ex(
+                sent_reply_key(&reply.reply_id),
+                &echo.message_id,
+                SENT_REPLY_TTL_S,
+            )
+            .ignore()
+            .del(&fail_key)
+            .ignore()
+            .exec_async(&mut self.con)
+            .await;
+        sent.context("cannot record a sent reply")?;
         self.inbox.commit_echo(&echo).await?;
-        let _: redis::RedisResult<i64> = self.con.del(send_fail_key(&reply.reply_id)).await;
         self.ack(reply).await?;
         Ok(Delivered::Done)
     }
 
     /// A send that returned an error. The error is ambiguous: WhatsApp may have
     /// taken the message before it (a lost acknowledgement, a timeout). We choose
-    /// to try again, and soundly: the claim is released only here, never after a
-    /// success, so a reply known to be sent is never sent again; and every retry
+    /// to try again, and soundly: the claim stays `sending:` (only a success turns
+    /// it into the id, and then nothing sends the reply again); and every retry
     /// reuses the failed attempt's WhatsApp id, under which WhatsApp and the phone
     /// key the message (chat, sender, id), so a copy that did arrive is the same
     /// message, not a second one, and its `SENT:` mark still names it. After
-    /// `send_attempts` counted failures the reply is dead-lettered (it may have
-    /// reached the contact once; the reason says so). A failure while the
-    /// connection is down is not counted: the reply waits for the reconnect.
+    /// `send_attempts` counted failures the reply is dead-lettered and its claim
+    /// dropped (it may have reached the contact once; the reason says so). A
+    /// failure while the connection is down is not counted: the reply waits for
+    /// the reconnect.
     async fn failed_send(
         &mut self,
         reply: &Reply,
@@ -790,8 +820,6 @@ impl<L: Link> Sender<L> {
         let key = send_fail_key(&reply.reply_id);
         let (attempts,): (u32,) = redis::pipe()
             .atomic()
-            .del(sent_reply_key(&reply.reply_id))
-            .ignore()
             .hincr(&key, "attempts", counted)
             .hset(&key, "waId", wa_id)
             .ignore()
@@ -808,7 +836,8 @@ impl<L: Link> Sender<L> {
                 reply.reply_id
             );
             self.dead_letter(reply, why).await?;
-            let _: redis::RedisResult<i64> = self.con.del(&key).await;
+            let _: redis::RedisResult<i64> =
+                self.con.del(&[key, sent_reply_key(&reply.reply_id)]).await;
             return Ok(Delivered::Done);
         }
         let wait = retry_wait(self.opts.send_retry, attempts);
