@@ -1136,18 +1136,31 @@ async fn with_no_network_the_real_gateway_reports_it_and_keeps_retrying() {
             .is_some_and(|d| d.contains("cannot reach 127.0.0.1") && d.contains("refused")),
         "{first:?}"
     );
-    let later = eventually(Duration::from_secs(60), || {
-        let mut con = h.con.clone();
-        let since = first.next_try;
+    let next_report = |after: Option<i64>| {
+        let con = h.con.clone();
         async move {
-            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
-            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
-            (s.next_try > since).then_some(s)
+            eventually(Duration::from_secs(60), || {
+                let mut con = con.clone();
+                async move {
+                    let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+                    let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+                    (s.next_try > after).then_some(s)
+                }
+            })
+            .await
+            .expect("it tries again")
         }
-    })
-    .await
-    .expect("it tries again, later each time");
+    };
+    let later = next_report(first.next_try).await;
     assert_eq!(later.since, first.since, "the trouble keeps its start time");
+    let third = next_report(later.next_try).await;
+    let gap = |a: &status::GatewayStatus, b: &status::GatewayStatus| {
+        b.next_try.unwrap_or(0) - a.next_try.unwrap_or(0)
+    };
+    assert!(
+        gap(&later, &third) > gap(&first, &later),
+        "the wait grows (backoff): {first:?} {later:?} {third:?}"
+    );
     let store = dir.join("wa");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&store).expect("store dir").permissions(),
