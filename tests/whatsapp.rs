@@ -195,6 +195,8 @@ struct Setup {
     key: Option<SessionKey>,
     fail_text: Option<String>,
     hang_text: Option<String>,
+    /// The gateway's Redis connection (another user), or the harness's.
+    con: Option<redis::aio::ConnectionManager>,
     send_attempts: u32,
     send_retry: Duration,
     refresh: Duration,
@@ -207,6 +209,7 @@ impl Default for Setup {
             key: None,
             fail_text: None,
             hang_text: None,
+            con: None,
             send_attempts: 5,
             send_retry: Duration::from_millis(300),
             refresh: status::REFRESH,
@@ -236,7 +239,8 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
     }
     let key = setup.key.unwrap_or_else(SessionKey::generate);
     let directory = Directory::open(dir.join("contacts.json")).expect("directory");
-    let inbox = Inbox::new(h.con.clone(), h.acked, directory);
+    let con = setup.con.unwrap_or_else(|| h.con.clone());
+    let inbox = Inbox::new(con.clone(), h.acked, directory);
     let opts = GatewayOptions {
         user_id: USER.into(),
         key: key.clone(),
@@ -248,7 +252,7 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
         until_connected: false,
         consumer: "gw-test".into(),
     };
-    let gateway = WhatsAppGateway::new(fake.clone(), h.con.clone(), inbox, opts);
+    let gateway = WhatsAppGateway::new(fake.clone(), con, inbox, opts);
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(gateway.run(stop_rx));
     Running {
@@ -814,6 +818,112 @@ async fn a_send_cut_short_by_a_crash_goes_again_after_the_restart_with_the_same_
     assert_eq!(echoes[0]["messageId"], message_id);
     let _ = again.stop.send(true);
     let _ = again.task.await;
+}
+
+/// The gateway's rules of docs/redis-schema.md ("ACL users").
+const GATEWAY_ACL: &[&str] = &[
+    "~QUEUE:*",
+    "~SESSION:*",
+    "~QR:*",
+    "~SENT:*",
+    "~SENTREPLY:*",
+    "~SENDFAIL:*",
+    "~GATEWAY*",
+    "~CONTACTS:names",
+    "~OPTIN:contacts",
+    "~PAUSE:*",
+    "~PAUSEMETA:*",
+    "~HISTORY:*",
+    "~SECONDME:stats",
+    "&events:*",
+    "+@all",
+    "-@dangerous",
+    "-@admin",
+];
+
+/// As a Redis user with only the documented rules, the gateway logs in, takes a
+/// message, sends a reply and dead-letters a failing one, and Redis refuses it nothing.
+#[tokio::test]
+async fn the_documented_gateway_acl_is_enough() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let mut setuser = redis::cmd("ACL");
+    setuser.arg("SETUSER").arg("gw").arg("on").arg(">gw-pass");
+    for rule in GATEWAY_ACL {
+        setuser.arg(*rule);
+    }
+    let _: () = setuser.query_async(&mut h.con).await.expect("ACL SETUSER");
+    let _: () = redis::cmd("ACL")
+        .arg("LOG")
+        .arg("RESET")
+        .query_async(&mut h.con)
+        .await
+        .expect("ACL LOG RESET");
+    // A fresh server: the functions library is loaded by the gateway's first dead letter.
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut h.con)
+        .await
+        .expect("FUNCTION FLUSH");
+    let url = format!("{}?user=gw&pass=gw-pass", h.server.url());
+    let client = secondme::connection::open_client(&url).expect("client");
+    let con = secondme::connection::manager(&client, None)
+        .await
+        .expect("connect as gw");
+    let mut probe = con.clone();
+    let setup = Setup {
+        con: Some(con),
+        fail_text: Some("will fail".into()),
+        send_attempts: 1,
+        ..Setup::default()
+    };
+    let run = start_with(&h, false, setup).await;
+    wait_state(&mut h, status::State::WaitingForScan).await;
+    run.fake
+        .emit(LinkEvent::Connected {
+            account: "wa_acc".into(),
+            device: 3,
+            name: "Alice".into(),
+        })
+        .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "dinner?")])
+        .await
+        .expect("commit as gw");
+    queue_text(&mut h, "bot_A1", "sounds good", 0).await;
+    queue_text(&mut h, "bot_A2", "will fail", 0).await;
+    let letters = dead_letters(&mut h).await;
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]["reason"].contains("reply bot_A2: sending failed 1 times"),
+        "{letters:?}"
+    );
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let ids = send_ids(&fake.calls(), "sounds good");
+        async move { (ids.len() == 1).then_some(()) }
+    })
+    .await
+    .expect("the reply is sent");
+    assert_eq!(pending_replies(&mut h).await, 0);
+    let session: bool = h
+        .con
+        .exists(schema::session_key(USER))
+        .await
+        .expect("exists");
+    assert!(session);
+    let refused: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(&mut h.con)
+        .await
+        .expect("ACL LOG");
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let other: redis::RedisResult<Option<String>> = probe.get(schema::STATE_MARKER).await;
+    assert!(other.is_err(), "the connection is the limited user");
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
 }
 
 #[tokio::test]
