@@ -10,6 +10,9 @@
 //! cut off while it holds entries: asked to stop, it hands over everything it has
 //! read, budget or not, and the worker decides or reviews it.
 //!
+//! As a source of the worker's batches (see [`super::sources`]) it hands out its
+//! oldest batch, which leaves only once reported done.
+//!
 //! Over TCP and Unix sockets the task reads through [`super::raw_read`], which
 //! walks each reply in place; over TLS it reads through redis-rs.
 
