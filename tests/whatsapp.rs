@@ -1185,11 +1185,25 @@ async fn logging_out_deletes_the_store_and_the_session_and_shows_a_code_again() 
 #[tokio::test]
 async fn a_replaced_stream_stops_the_gateway_and_used_up_codes_wait_for_the_operator() {
     let mut h = Harness::start().await;
-    let run = start(&h, false).await;
+    let setup = Setup {
+        refresh: Duration::from_millis(200),
+        ..Setup::default()
+    };
+    let run = start_with(&h, false, setup).await;
     wait_state(&mut h, status::State::WaitingForScan).await;
     run.fake.emit(LinkEvent::CodesExhausted).await;
-    wait_state(&mut h, status::State::CodesExhausted).await;
+    let waiting = wait_state(&mut h, status::State::CodesExhausted).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
+    // Refreshed (the TTL renewed) but the same state: nobody watching sees news.
+    assert_eq!(state(&mut h).await, Some(waiting.clone()));
+    assert!(
+        waiting
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("GATEWAYREQ:"),
+        "{waiting:?}"
+    );
     assert_eq!(
         run.fake.record.lock().expect("lock").connects,
         1,

@@ -330,14 +330,14 @@ impl<C: Connector> WhatsAppGateway<C> {
 
     /// Waits until the operator asks for new codes (`GATEWAYREQ:{userId}`); true when stopped.
     async fn wait_for_new_codes(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
-        self.set_status(
-            GatewayStatus::new(State::CodesExhausted, store::now_ms()).detail(format!(
-                "no code was scanned; ask for new ones: SET {} {} EX 300",
-                status::request_key(&self.opts.user_id),
-                status::REQUEST_NEW_CODES
-            )),
-        )
-        .await;
+        // One state for the whole wait, refreshed unchanged: a new `since` at each
+        // refresh would read as news to everyone watching the key.
+        let waiting = GatewayStatus::new(State::CodesExhausted, store::now_ms()).detail(format!(
+            "no code was scanned; ask for new ones: SET {} {} EX 300",
+            status::request_key(&self.opts.user_id),
+            status::REQUEST_NEW_CODES
+        ));
+        self.set_status(waiting.clone()).await;
         let key = status::request_key(&self.opts.user_id);
         let mut refresh = tokio::time::Instant::now();
         loop {
@@ -350,8 +350,7 @@ impl<C: Connector> WhatsAppGateway<C> {
             }
             if refresh.elapsed() > self.opts.refresh {
                 refresh = tokio::time::Instant::now();
-                self.set_status(GatewayStatus::new(State::CodesExhausted, store::now_ms()))
-                    .await;
+                self.set_status(waiting.clone()).await;
             }
             if sleep_or_stop(Duration::from_millis(500), stop).await {
                 return true;
