@@ -28,8 +28,11 @@ const GIVEAWAYS: &[&str] = &[
     "i am an ai",
     "ai language model",
     "ai assistant",
-    "language model",
-    "virtual assistant",
+    "i'm a language model",
+    "i am a language model",
+    "i'm a virtual assistant",
+    "i am a virtual assistant",
+    "as a virtual assistant",
     "i'm a bot",
     "i am a bot",
     "i'm just a bot",
@@ -188,19 +191,35 @@ fn tidy_lines(text: &str) -> String {
         .join("\n")
 }
 
-/// The text up to its last sentence end, or `None` without one.
+/// The text up to its last sentence end, or `None` without one. The text was
+/// cut by the token cap, so a `.` at its very end may be a decimal point
+/// ("at 7." of "at 7.45"): only `!`, `?` and `…` end it there.
 fn whole_sentences(text: &str) -> Option<String> {
-    let end = last_sentence_end(text)?;
+    let at_end = text
+        .trim_end()
+        .ends_with(['!', '?', '…'])
+        .then_some(text.len());
+    let end = at_end.or_else(|| last_sentence_end(text, text.len()))?;
     Some(text[..end].trim_end().to_owned())
 }
 
-/// The byte offset just after the last `.`, `!`, `?` or `…`.
-fn last_sentence_end(text: &str) -> Option<usize> {
-    text.char_indices()
-        .filter(|&(_, c)| matches!(c, '.' | '!' | '?' | '…'))
-        .map(|(i, c)| i + c.len_utf8())
-        .next_back()
-        .filter(|&i| i > 0)
+/// The byte offset just after the last sentence end at or before `limit`: a
+/// `.`, `!`, `?` or `…` followed by whitespace, so "7.45" and "example.com"
+/// are not ends.
+fn last_sentence_end(text: &str, limit: usize) -> Option<usize> {
+    let mut chars = text.char_indices().peekable();
+    let mut last = None;
+    while let Some((i, c)) = chars.next() {
+        let end = i + c.len_utf8();
+        if end > limit {
+            break;
+        }
+        let followed_by_space = chars.peek().is_some_and(|&(_, n)| n.is_whitespace());
+        if matches!(c, '.' | '!' | '?' | '…') && followed_by_space {
+            last = Some(end);
+        }
+    }
+    last
 }
 
 /// At most `max` characters, cut after the last sentence end that fits; without
@@ -211,8 +230,8 @@ fn cap(text: &str, max: usize) -> String {
     }
     let end = text.char_indices().nth(max).map_or(text.len(), |(i, _)| i);
     let head = &text[..end];
-    let cut =
-        last_sentence_end(head).unwrap_or_else(|| head.rfind(char::is_whitespace).unwrap_or(end));
+    let cut = last_sentence_end(text, end)
+        .unwrap_or_else(|| head.rfind(char::is_whitespace).unwrap_or(end));
     head[..cut].trim_end().to_owned()
 }
 
@@ -306,6 +325,49 @@ mod tests {
         assert!(stopped_at_cap(Some("max_tokens")));
         assert!(!stopped_at_cap(Some("stop")));
         assert!(!stopped_at_cap(None));
+    }
+
+    #[test]
+    fn a_decimal_point_or_a_domain_is_no_sentence_end() {
+        for cut in [
+            "Sure, meet at 7.45 by the",
+            "ok see you at 8.30 at the",
+            "check example.com for the",
+            "meet at 7.",
+        ] {
+            assert!(clean(cut, &[], 300, true).is_err(), "{cut:?}");
+        }
+        assert_eq!(
+            clean("Sure! Meet at 7.45 by the", &[], 300, true),
+            Ok("Sure!".into())
+        );
+        assert_eq!(
+            clean("see you then?", &[], 300, true),
+            Ok("see you then?".into())
+        );
+        assert_eq!(
+            clean(
+                "Meet at 7.45 tonight. Bring the map from example.com please",
+                &[],
+                40,
+                false
+            ),
+            Ok("Meet at 7.45 tonight.".into())
+        );
+    }
+
+    #[test]
+    fn talking_about_language_models_is_no_confession() {
+        assert_eq!(
+            clean(
+                "what is a language model anyway? it predicts words",
+                &[],
+                300,
+                false
+            ),
+            Ok("what is a language model anyway? it predicts words".into())
+        );
+        assert!(clean("I'm a language model, so no.", &[], 300, false).is_err());
     }
 
     #[test]
