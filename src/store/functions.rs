@@ -120,19 +120,24 @@ pub async fn prune_others<C: ConnectionLike + Send>(con: &mut C) -> RedisResult<
         .filter(|n| *n != ours && is_build_library(n))
         .collect();
     for name in &others {
-        // Gone already (another worker pruned it first) is fine.
-        let deleted: RedisResult<()> = redis::cmd("FUNCTION")
-            .arg("DELETE")
-            .arg(name)
-            .query_async(&mut *con)
-            .await;
-        if let Err(e) = deleted
-            && !e.detail().is_some_and(|d| d.contains("not exist"))
-        {
-            return Err(e);
-        }
+        delete_library(&mut *con, name).await?;
     }
     Ok(others)
+}
+
+/// Deletes one library; false when it was gone already (another worker
+/// starting at the same time pruned it first).
+async fn delete_library<C: ConnectionLike + Send>(con: &mut C, name: &str) -> RedisResult<bool> {
+    let deleted: RedisResult<()> = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg(name)
+        .query_async(con)
+        .await;
+    match deleted {
+        Ok(()) => Ok(true),
+        Err(e) if e.detail().is_some_and(|d| d.contains("Library not found")) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// `secondme_` and 16 hex digits: a name this code gives, never a library of
@@ -233,6 +238,29 @@ impl Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::{RedisServer, find_binary};
+
+    #[tokio::test]
+    async fn a_library_already_gone_is_no_error_but_other_failures_are() {
+        let server = RedisServer::start(find_binary().expect("a redis-server"), false)
+            .expect("start redis-server");
+        let client = crate::connection::open_client(&server.url()).expect("client");
+        let mut con = crate::connection::manager(&client, None)
+            .await
+            .expect("connect");
+        load(&mut con).await.expect("load");
+        let name = format!("secondme_{}", LIBRARY.version);
+        assert!(matches!(delete_library(&mut con, &name).await, Ok(true)));
+        assert!(matches!(delete_library(&mut con, &name).await, Ok(false)));
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("-function")
+            .query_async(&mut con)
+            .await
+            .expect("ACL SETUSER");
+        assert!(delete_library(&mut con, &name).await.is_err());
+    }
 
     #[test]
     fn the_body_spells_no_key_prefix_of_its_own() {
