@@ -311,6 +311,7 @@ impl Keymap {
     /// a key bound to two actions.
     pub fn from_overrides(overrides: &[(String, String)]) -> Result<Keymap, String> {
         let mut map = Keymap::default();
+        let mut chosen: Vec<KeyAction> = Vec::new();
         for (action_name, keys) in overrides {
             let action = KeyAction::from_name(action_name)
                 .ok_or_else(|| format!("unknown key action {action_name:?}"))?;
@@ -318,9 +319,28 @@ impl Keymap {
             if let Some(slot) = map.bindings.iter_mut().find(|(a, _)| *a == action) {
                 slot.1 = parsed;
             }
+            chosen.push(action);
         }
+        map.yield_to(&chosen);
         map.check_conflicts()?;
         Ok(map)
+    }
+
+    /// A key the user gave an action leaves the default binding of any action
+    /// the user did not rebind: a new default (one added by an upgrade) never
+    /// makes a working config invalid. The user's own bindings may still clash.
+    fn yield_to(&mut self, chosen: &[KeyAction]) {
+        let taken: Vec<KeyInput> = self
+            .bindings
+            .iter()
+            .filter(|(a, _)| chosen.contains(a))
+            .flat_map(|(_, keys)| keys.iter().copied())
+            .collect();
+        for (action, keys) in &mut self.bindings {
+            if !chosen.contains(action) {
+                keys.retain(|k| !taken.contains(k));
+            }
+        }
     }
 
     fn check_conflicts(&self) -> Result<(), String> {
@@ -515,11 +535,31 @@ mod tests {
     }
 
     #[test]
+    fn a_users_key_wins_over_a_default_added_later() {
+        // A config from before `n` asked for new login codes still loads.
+        let map = Keymap::from_overrides(&[("resume".into(), "n".into())]).unwrap();
+        assert_eq!(
+            map.action_for(&KeyInput::char('n')),
+            Some(KeyAction::Resume)
+        );
+        assert!(map.keys_for(KeyAction::NewCodes).is_empty());
+        assert_eq!(map.keys_label(KeyAction::NewCodes), "(unbound)");
+        // A default's other keys stay.
+        let map = Keymap::from_overrides(&[("pause".into(), "j".into())]).unwrap();
+        assert_eq!(map.action_for(&KeyInput::char('j')), Some(KeyAction::Pause));
+        assert!(!map.keys_for(KeyAction::Down).is_empty());
+    }
+
+    #[test]
     fn overrides_replace_and_detect_conflicts() {
         let map = Keymap::from_overrides(&[("pause".into(), "P, f2".into())]).unwrap();
         assert_eq!(map.action_for(&KeyInput::char('P')), Some(KeyAction::Pause));
         assert_eq!(map.action_for(&KeyInput::char('p')), None);
-        assert!(Keymap::from_overrides(&[("pause".into(), "j".into())]).is_err());
+        // Two of the user's own bindings on one key clash.
+        assert!(
+            Keymap::from_overrides(&[("pause".into(), "x".into()), ("resume".into(), "x".into())])
+                .is_err()
+        );
         assert!(Keymap::from_overrides(&[("nope".into(), "x".into())]).is_err());
         assert!(Keymap::from_overrides(&[("pause".into(), "".into())]).is_err());
     }
