@@ -211,3 +211,17 @@ fn hostile_model_names_are_cleaned() {
     assert!(!text.contains('\u{1b}') && !text.contains('\u{202e}'));
     assert!(text.contains("evil"));
 }
+
+#[test]
+fn huge_counts_from_redis_draw_without_overflowing() {
+    let mut f = figures();
+    f.replies_per_min = vec![u64::MAX; 60];
+    f.tokens_per_min = vec![u64::MAX - 1; 60];
+    f.models[0].calls = u64::MAX;
+    let m = with_figures(f);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let text = rows(&draw(&m, w, h)).join("\n");
+        // The saturated sum, however much of it the label has room for.
+        assert!(text.contains("18446744"), "{text}");
+    }
+}

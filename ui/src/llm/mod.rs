@@ -112,10 +112,15 @@ pub fn buckets(series: &[u64], cells: usize) -> Vec<u64> {
     let per = series.len().div_ceil(cells);
     let mut out: Vec<u64> = series
         .rchunks(per)
-        .map(|c| c.iter().sum::<u64>().div_ceil(c.len() as u64))
+        .map(|c| total(c).div_ceil(c.len() as u64))
         .collect();
     out.reverse();
     out
+}
+
+/// The sum of `series`, saturating: values come from Redis, any size.
+pub fn total(series: &[u64]) -> u64 {
+    series.iter().fold(0, |sum, &v| sum.saturating_add(v))
 }
 
 /// A count in at most five characters: `950`, `12.3k`, `4.1M`.
@@ -177,6 +182,14 @@ mod tests {
         series[10] = 1;
         let cells = buckets(&series, 12);
         assert_eq!(cells.iter().filter(|&&v| v > 0).count(), 1);
+    }
+
+    #[test]
+    fn huge_counts_saturate_instead_of_overflowing() {
+        let huge = [u64::MAX - 1, u64::MAX, 7];
+        assert_eq!(total(&huge), u64::MAX);
+        assert_eq!(buckets(&huge, 1), vec![u64::MAX.div_ceil(3)]);
+        assert_eq!(compact(total(&huge)), "18446744073.7G");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Sparkline, Widget};
 
-use super::{BreakerOpen, LlmFigures, ModelFigures, buckets, compact, dollars, latency};
+use super::{BreakerOpen, LlmFigures, ModelFigures, buckets, compact, dollars, latency, total};
 use crate::format;
 use crate::model::Model;
 use crate::theme::Theme;
@@ -122,8 +122,8 @@ fn render_compact(model: &Model, f: &LlmFigures, area: Rect, buf: &mut Buffer) {
     } else {
         "◆ model ".to_string()
     };
-    let replies = format!(" {}/h ", compact(f.replies_per_min.iter().sum()));
-    let tokens = format!(" {} tok/h", compact(f.tokens_per_min.iter().sum()));
+    let replies = format!(" {}/h ", compact(total(&f.replies_per_min)));
+    let tokens = format!(" {} tok/h", compact(total(&f.tokens_per_min)));
     let fixed = crate::text::width(&title) + "replies ".len() + replies.len() + tokens.len();
     let cells = (usize::from(area.width).saturating_sub(fixed) / 2).min(60);
     let mut x = put(&title, t.title, area.x, area, buf);
@@ -252,7 +252,7 @@ fn render_wide(model: &Model, f: &LlmFigures, area: Rect, buf: &mut Buffer) {
             height: spark_h.min(inner.bottom() - y),
             ..inner
         };
-        let label = format!("{what} {}/h", compact(data.iter().sum()));
+        let label = format!("{what} {}/h", compact(total(data)));
         put_line(buf, row, row.height - 1, &Line::styled(label, t.text));
         let rect = Rect {
             x: row.x + LABEL_COLS,
