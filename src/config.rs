@@ -495,16 +495,28 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 
 /// A message with every double-quoted value shown as `"…"`: a value spanning
 /// lines (a multi-line string) may hold a secret the erroring line doesn't name.
+/// A quote escaped inside a value (`\"`, as toml quotes it) does not end it.
 fn hide_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut parts = message.split('"');
-    out.push_str(parts.next().unwrap_or(""));
-    for (i, part) in parts.enumerate() {
-        if i % 2 == 0 {
-            out.push_str("\"…\"");
+    let mut inside = false;
+    let mut escaped = false;
+    for c in message.chars() {
+        if inside {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    inside = false;
+                    out.push_str("…\"");
+                }
+                _ => escaped = false,
+            }
         } else {
-            out.push_str(part);
+            out.push(c);
+            inside = c == '"';
         }
+    }
+    if inside {
+        out.push('…');
     }
     out
 }
@@ -761,6 +773,11 @@ mod tests {
         let text = format!("{err:#}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("invalid type"), "{text}");
+        // A quote inside the value, which toml escapes when quoting it.
+        std::fs::write(&file, "batch_size = '''\na\"b hunter2'''\n").expect("write");
+        let err = Config::load(Some(&file), Overrides::default()).expect_err("type error");
+        let text = format!("{err:#}");
+        assert!(!text.contains("hunter2"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
