@@ -1,7 +1,7 @@
 // A small OpenAI-compatible server (POST /v1/chat/completions, non-streaming)
 // around node-llama-cpp and a local GGUF model, for trying SecondMe with a real
 // model offline. Install both with scripts/llm-local.sh, then:
-//   node scripts/llm-server.mjs [--port 8181] [--model .venv/llm/SmolLM2-135M-Instruct.Q4_1.gguf]
+//   node scripts/llm-server.mjs [--port 8181] [--threads 1] [--model .venv/llm/SmolLM2-135M-Instruct.Q4_1.gguf]
 // Requests are answered one at a time (one context on the CPU).
 import http from "node:http";
 import path from "node:path";
@@ -20,7 +20,11 @@ const { getLlama, LlamaChatSession } = await import(
   createRequire(modules).resolve("node-llama-cpp")
 );
 
-const llama = await getLlama({ gpu: false, build: "never" });
+// Threads: node-llama-cpp defaults to at least 4, and its math threads spin while
+// they wait: on a small or shared CPU more threads than free cores make every
+// token many times slower, so one thread unless told otherwise.
+const threads = Number(arg("threads", process.env.LLM_SERVER_THREADS ?? "1"));
+const llama = await getLlama({ gpu: false, build: "never", maxThreads: threads });
 const model = await llama.loadModel({ modelPath });
 const modelName = path.basename(modelPath);
 console.log(`llm-server: ${modelName} on http://127.0.0.1:${port}`);
