@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use common::{Harness, TestDir, eventually};
 use redis::AsyncCommands;
-use secondme::bridge::whatsapp::gateway::{Exit, GatewayOptions, WhatsAppGateway};
+use secondme::bridge::whatsapp::gateway::{self, Exit, GatewayOptions, WhatsAppGateway};
 use secondme::bridge::whatsapp::inbox::{Directory, Inbox};
 use secondme::bridge::whatsapp::link::{Connector, Inbound, Link, LinkError, LinkEvent};
 use secondme::bridge::whatsapp::status;
@@ -37,6 +37,8 @@ struct Record {
     hang_text: Option<String>,
     /// When each send was tried.
     send_times: Vec<std::time::Instant>,
+    /// Connecting fails, as with WhatsApp out of reach.
+    fail_connect: bool,
 }
 
 /// A connector like the library: a stored device connects, a new one shows a code.
@@ -65,6 +67,11 @@ impl FakeConnector {
             .expect("gateway listening");
     }
 
+    /// The connection ends by itself: its event channel closes.
+    fn drop_link(&self) {
+        self.record.lock().expect("lock").events = None;
+    }
+
     fn inbox(&self) -> Inbox {
         self.record
             .lock()
@@ -86,6 +93,9 @@ impl Connector for FakeConnector {
         {
             let mut r = self.record.lock().expect("lock");
             r.connects += 1;
+            if r.fail_connect {
+                anyhow::bail!("connection refused");
+            }
             r.events = Some(events.clone());
             r.inbox = Some(inbox);
         }
@@ -200,6 +210,8 @@ struct Setup {
     send_attempts: u32,
     send_retry: Duration,
     refresh: Duration,
+    /// The gateway's consumer name in its group.
+    consumer: String,
 }
 
 impl Default for Setup {
@@ -213,6 +225,7 @@ impl Default for Setup {
             send_attempts: 5,
             send_retry: Duration::from_millis(300),
             refresh: status::REFRESH,
+            consumer: "gw-test".into(),
         }
     }
 }
@@ -250,7 +263,7 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
         send_retry: setup.send_retry,
         refresh: setup.refresh,
         until_connected: false,
-        consumer: "gw-test".into(),
+        consumer: setup.consumer,
     };
     let gateway = WhatsAppGateway::new(fake.clone(), con, inbox, opts);
     let (stop, stop_rx) = watch::channel(false);
@@ -839,6 +852,8 @@ const GATEWAY_ACL: &[&str] = &[
     "+@all",
     "-@dangerous",
     "-@admin",
+    "-@scripting",
+    "+fcall",
 ];
 
 /// As a Redis user with only the documented rules, the gateway logs in, takes a
@@ -859,12 +874,15 @@ async fn the_documented_gateway_acl_is_enough() {
         .query_async(&mut h.con)
         .await
         .expect("ACL LOG RESET");
-    // A fresh server: the functions library is loaded by the gateway's first dead letter.
+    // The library as the worker leaves it: loaded at its start, by its own user.
     let _: () = redis::cmd("FUNCTION")
         .arg("FLUSH")
         .query_async(&mut h.con)
         .await
         .expect("FUNCTION FLUSH");
+    secondme::store::functions::load(&mut h.con)
+        .await
+        .expect("the worker loads the library");
     let url = format!("{}?user=gw&pass=gw-pass", h.server.url());
     let client = secondme::connection::open_client(&url).expect("client");
     let con = secondme::connection::manager(&client, None)
@@ -922,6 +940,30 @@ async fn the_documented_gateway_acl_is_enough() {
     assert!(refused.is_empty(), "refused: {refused:?}");
     let other: redis::RedisResult<Option<String>> = probe.get(schema::STATE_MARKER).await;
     assert!(other.is_err(), "the connection is the limited user");
+    // Nor can it change the code the worker runs with the worker's rights.
+    let library = &secondme::store::functions::LIBRARY;
+    let name = format!("secondme_{}", library.version);
+    let attempts: [&[&str]; 3] = [
+        &["LOAD", "REPLACE", library.text.as_str()],
+        &["DELETE", name.as_str()],
+        &["FLUSH"],
+    ];
+    for args in attempts {
+        let refused: redis::RedisResult<redis::Value> = redis::cmd("FUNCTION")
+            .arg(args)
+            .query_async(&mut probe)
+            .await;
+        let code = refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.code().map(str::to_owned));
+        assert_eq!(
+            code.as_deref(),
+            Some("NOPERM"),
+            "FUNCTION {}: {refused:?}",
+            args[0]
+        );
+    }
     let _ = run.stop.send(true);
     let _ = run.task.await;
 }
@@ -1510,4 +1552,403 @@ async fn the_control_room_asks_for_new_codes_once_they_ran_out() {
     let _: () = con.del(status::key(USER)).await.expect("del");
     wait_for_bar(&screen, "WA gateway gone since");
     screen.stop();
+}
+
+/// The consumers of the gateway's group, by name.
+async fn gateway_consumers(h: &mut Harness) -> Vec<String> {
+    let info: redis::streams::StreamInfoConsumersReply = h
+        .con
+        .xinfo_consumers(schema::QUEUE_RESPONSES, "secondme-gateway")
+        .await
+        .expect("XINFO CONSUMERS");
+    info.consumers.into_iter().map(|c| c.name).collect()
+}
+
+/// A reply whose send failed under an older consumer name (before names were
+/// stable, or another `consumer`) is not stranded: the next gateway takes it
+/// over, sends it once with the same WhatsApp id, and removes the old consumer.
+#[tokio::test]
+async fn replies_left_pending_under_another_consumer_name_are_sent_after_a_restart() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            fail_text: Some("see you".into()),
+            send_retry: Duration::from_secs(60),
+            consumer: "oldhost-4242".into(),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "tomorrow?")])
+        .await
+        .expect("commit");
+    queue_text(&mut h, "bot_A1", "see you", 0).await;
+    let con = h.con.clone();
+    eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        async move {
+            let n: Option<String> = con.hget("SENDFAIL:bot_A1", "attempts").await.ok()?;
+            (n.as_deref() == Some("1")).then_some(())
+        }
+    })
+    .await
+    .expect("one failure recorded");
+    let first = send_ids(&run.fake.calls(), "see you");
+    assert_eq!(first.len(), 1);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+    assert_eq!(pending_replies(&mut h).await, 1);
+    // The old consumer idle long enough to be removed once empty.
+    tokio::time::sleep(gateway::IDLE_BEFORE_REMOVAL + Duration::from_millis(200)).await;
+
+    let again = start_with(
+        &h,
+        true,
+        Setup {
+            dir: Some(run._dir),
+            key: Some(run.key),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let fake = again.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let ids = send_ids(&fake.calls(), "see you");
+        async move { (!ids.is_empty()).then_some(()) }
+    })
+    .await
+    .expect("sent after the restart");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        send_ids(&again.fake.calls(), "see you"),
+        first,
+        "once, with the first attempt's WhatsApp id"
+    );
+    let claim: Option<String> = h.con.get("SENTREPLY:bot_A1").await.expect("claim");
+    assert_eq!(claim, Some(format!("{CONTACT}.{}", first[0])));
+    assert_eq!(pending_replies(&mut h).await, 0);
+    assert_eq!(gateway_consumers(&mut h).await, ["gw-test"]);
+    let _ = again.stop.send(true);
+    let _ = again.task.await;
+}
+
+#[test]
+fn the_gateway_s_consumer_name_is_the_same_at_every_start() {
+    assert_eq!(gateway::consumer_name(USER), "gateway-user-1");
+}
+
+/// `GATEWAY:{userId}` is rewritten during a wait longer than its TTL, unchanged.
+async fn assert_kept_fresh(h: &mut Harness, shown: &status::GatewayStatus, wait: Duration) {
+    let _: () = h.con.expire(status::key(USER), 5).await.expect("expire");
+    tokio::time::sleep(wait).await;
+    let ttl: i64 = h.con.ttl(status::key(USER)).await.expect("ttl");
+    assert!(ttl > 80, "the TTL is renewed: {ttl}");
+    assert_eq!(state(h).await.as_ref(), Some(shown), "the same state");
+}
+
+#[tokio::test]
+async fn a_long_ban_keeps_its_state_fresh_and_unchanged() {
+    let mut h = Harness::start().await;
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            refresh: Duration::from_millis(150),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .emit(LinkEvent::TemporaryBan {
+            until_ms: secondme::store::now_ms() + 3_000,
+            reason: "101".into(),
+        })
+        .await;
+    let banned = wait_state(&mut h, status::State::Banned).await;
+    assert_kept_fresh(&mut h, &banned, Duration::from_millis(500)).await;
+    assert_kept_fresh(&mut h, &banned, Duration::from_millis(500)).await;
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+#[tokio::test]
+async fn a_lost_connection_and_the_reconnect_backoff_keep_their_state_fresh_and_unchanged() {
+    let mut h = Harness::start().await;
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            refresh: Duration::from_millis(150),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake.record.lock().expect("lock").fail_connect = true;
+    run.fake.drop_link();
+    // Lost: 1 s before the next try.
+    let lost = wait_state(&mut h, status::State::Reconnecting).await;
+    assert!(lost.next_try.is_some(), "{lost:?}");
+    assert_kept_fresh(&mut h, &lost, Duration::from_millis(400)).await;
+    // That try fails: 2 s before the next.
+    let con = h.con.clone();
+    let refused = eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        async move {
+            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+            s.detail
+                .as_deref()
+                .is_some_and(|d| d.contains("connection refused"))
+                .then_some(s)
+        }
+    })
+    .await
+    .expect("the failed reconnect shown");
+    assert_eq!(refused.state, status::State::Reconnecting);
+    assert_kept_fresh(&mut h, &refused, Duration::from_millis(600)).await;
+    assert_eq!(run.fake.record.lock().expect("lock").connects, 2);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// A connection as a Redis user with the gateway's documented rules.
+async fn as_gateway_user(h: &mut Harness) -> redis::aio::ConnectionManager {
+    let mut setuser = redis::cmd("ACL");
+    setuser.arg("SETUSER").arg("gw").arg("on").arg(">gw-pass");
+    for rule in GATEWAY_ACL {
+        setuser.arg(*rule);
+    }
+    let _: () = setuser.query_async(&mut h.con).await.expect("ACL SETUSER");
+    let url = format!("{}?user=gw&pass=gw-pass", h.server.url());
+    let client = secondme::connection::open_client(&url).expect("client");
+    secondme::connection::manager(&client, None)
+        .await
+        .expect("connect as gw")
+}
+
+/// With the functions library missing (the worker not started yet), the
+/// gateway may not load it: a reply out of attempts stays pending, is not sent
+/// again, and is dead-lettered once the worker has loaded the library.
+#[tokio::test]
+async fn a_dead_letter_without_the_library_waits_pending_until_it_is_loaded() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let con = as_gateway_user(&mut h).await;
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut h.con)
+        .await
+        .expect("FUNCTION FLUSH");
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            con: Some(con),
+            fail_text: Some("will fail".into()),
+            send_attempts: 1,
+            send_retry: Duration::from_millis(200),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "dinner?")])
+        .await
+        .expect("commit");
+    let failing = queue_text(&mut h, "bot_A1", "will fail", 0).await;
+    queue_text(&mut h, "bot_A2", "sounds good", 0).await;
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let ids = send_ids(&fake.calls(), "sounds good");
+        async move { (ids.len() == 1).then_some(()) }
+    })
+    .await
+    .expect("the other reply is sent meanwhile");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let letters: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("xlen");
+    assert_eq!(letters, 0);
+    assert_eq!(pending_replies(&mut h).await, 1, "kept pending");
+    assert_eq!(
+        send_ids(&run.fake.calls(), "will fail").len(),
+        1,
+        "not sent again"
+    );
+    let fail: bool = h.con.exists("SENDFAIL:bot_A1").await.expect("exists");
+    assert!(fail, "its failures kept for the next try");
+
+    secondme::store::functions::load(&mut h.con)
+        .await
+        .expect("the worker loads the library");
+    let letters = dead_letters(&mut h).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["sourceId"], failing);
+    assert!(
+        letters[0]["reason"].contains("sending failed 1 times"),
+        "{letters:?}"
+    );
+    assert!(!letters[0]["reason"].contains("15550001111"), "{letters:?}");
+    assert_eq!(pending_replies(&mut h).await, 0);
+    assert_eq!(send_ids(&run.fake.calls(), "will fail").len(), 1);
+    let claims: (bool, bool) = redis::pipe()
+        .exists("SENTREPLY:bot_A1")
+        .exists("SENDFAIL:bot_A1")
+        .query_async(&mut h.con)
+        .await
+        .expect("exists");
+    assert_eq!(claims, (false, false));
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// A second press of the new-codes key, landing after the gateway took the
+/// first, is dropped when codes show or run out, so it starts no round later.
+#[tokio::test]
+async fn a_second_press_for_new_codes_starts_no_round_unasked() {
+    let mut h = Harness::start().await;
+    let run = start_with(
+        &h,
+        false,
+        Setup {
+            refresh: Duration::from_millis(200),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::WaitingForScan).await;
+    run.fake.emit(LinkEvent::CodesExhausted).await;
+    wait_state(&mut h, status::State::CodesExhausted).await;
+    let press = |h: &mut Harness| {
+        let mut con = h.con.clone();
+        async move {
+            let _: () = con
+                .set_ex(status::request_key(USER), status::REQUEST_NEW_CODES, 300)
+                .await
+                .expect("ask");
+        }
+    };
+    press(&mut h).await;
+    wait_state(&mut h, status::State::WaitingForScan).await;
+    assert_eq!(run.fake.record.lock().expect("lock").connects, 2);
+    // The second press, late: the next code drops it.
+    press(&mut h).await;
+    run.fake
+        .emit(LinkEvent::Qr {
+            code: "2@second".into(),
+            expires_in: 20,
+        })
+        .await;
+    let con = h.con.clone();
+    eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        async move {
+            let asked: bool = con.exists(status::request_key(USER)).await.ok()?;
+            (!asked).then_some(())
+        }
+    })
+    .await
+    .expect("the stale request is dropped when a code shows");
+    // Again, and the codes run out at once: dropped too, no new round.
+    press(&mut h).await;
+    run.fake.emit(LinkEvent::CodesExhausted).await;
+    wait_state(&mut h, status::State::CodesExhausted).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        state(&mut h).await.map(|s| s.state),
+        Some(status::State::CodesExhausted)
+    );
+    assert_eq!(
+        run.fake.record.lock().expect("lock").connects,
+        2,
+        "no round unasked"
+    );
+    let asked: bool = h
+        .con
+        .exists(status::request_key(USER))
+        .await
+        .expect("exists");
+    assert!(!asked);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// How many commands Redis receives during `window` that match `want` (`MONITOR`).
+async fn monitor_count(url: &str, window: Duration, want: impl Fn(&str) -> bool) -> usize {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let path = url.strip_prefix("unix://").expect("a unix socket");
+    let mut socket = tokio::net::UnixStream::connect(path)
+        .await
+        .expect("connect");
+    socket
+        .write_all(b"*1\r\n$7\r\nMONITOR\r\n")
+        .await
+        .expect("MONITOR");
+    let mut lines = BufReader::new(socket).lines();
+    let mut n = 0;
+    let _ = tokio::time::timeout(window, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if want(&line) {
+                n += 1;
+            }
+        }
+    })
+    .await;
+    n
+}
+
+/// A reply waiting for its retry that leaves the pending list another way
+/// (acknowledged by hand here) is forgotten at the next scan, not scanned for
+/// again and again.
+#[tokio::test]
+async fn a_deferred_reply_acknowledged_elsewhere_is_forgotten() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            fail_text: Some("will fail".into()),
+            send_retry: Duration::from_millis(300),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "dinner?")])
+        .await
+        .expect("commit");
+    let failing = queue_text(&mut h, "bot_A1", "will fail", 0).await;
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let ids = send_ids(&fake.calls(), "will fail");
+        async move { (ids.len() == 1).then_some(()) }
+    })
+    .await
+    .expect("the first send");
+    let _: i64 = h
+        .con
+        .xack(schema::QUEUE_RESPONSES, "secondme-gateway", &[&failing])
+        .await
+        .expect("xack");
+    // Past its retry time: one scan finds it gone.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let scans = monitor_count(&h.server.url(), Duration::from_millis(2500), |l| {
+        l.contains("\"XREADGROUP\"") && l.ends_with("\"QUEUE:responses\" \"0\"")
+    })
+    .await;
+    assert!(scans <= 1, "scanned {scans} times for a reply gone");
+    assert_eq!(send_ids(&run.fake.calls(), "will fail").len(), 1);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
 }

@@ -2,7 +2,7 @@
 //! `QR:{userId}`, the session manifest in `SESSION:{userId}`, the state in
 //! `GATEWAY:{userId}`, and the reply sender reading `QUEUE:responses`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,13 @@ use crate::worker::batch::{self, DeadLetter};
 
 /// The consumer group the gateway reads `QUEUE:responses` in.
 pub const SENDER_GROUP: &str = "secondme-gateway";
+
+/// The gateway's consumer name in [`SENDER_GROUP`]: one per account (only one
+/// gateway per account runs; WhatsApp replaces any other), the same after every
+/// restart, so the replies it left pending are its own again.
+pub fn consumer_name(user_id: &str) -> String {
+    format!("gateway-{user_id}")
+}
 
 /// `SENTREPLY:{replyId}`: the message id a reply was sent as (a reply is sent once),
 /// `sending:{messageId}` while it is being sent.
@@ -48,6 +55,10 @@ pub const DEFAULT_SEND_RETRY: Duration = Duration::from_secs(5);
 
 /// Default send budget: replies a minute, far below what looks like spam to WhatsApp.
 pub const DEFAULT_SEND_PER_MINUTE: u32 = 12;
+
+/// How long another consumer of [`SENDER_GROUP`] must have been idle before a
+/// starting gateway removes it (a live one reads every half second).
+pub const IDLE_BEFORE_REMOVAL: Duration = Duration::from_secs(2);
 
 /// How long `SENTREPLY:` is kept, s.
 pub const SENT_REPLY_TTL_S: u64 = 24 * 60 * 60;
@@ -108,8 +119,10 @@ enum Outcome {
     LoggedOut,
     Replaced,
     CodesExhausted,
-    Banned(i64),
-    Lost,
+    /// Banned; the state shown (`until` the end of the ban).
+    Banned(GatewayStatus),
+    /// The connection ended by itself; the last state shown.
+    Lost(GatewayStatus),
 }
 
 /// The gateway: one connector, one Redis.
@@ -156,8 +169,7 @@ impl<C: Connector> WhatsAppGateway<C> {
                     let mut s = GatewayStatus::new(State::Reconnecting, store::now_ms())
                         .detail(format!("{e:#}"));
                     s.next_try = Some(store::now_ms() + millis(wait));
-                    self.set_status(s).await;
-                    if sleep_or_stop(wait, &mut stop).await {
+                    if self.wait_out(s, wait, &mut stop).await {
                         return Ok(self.stopped().await);
                     }
                     continue;
@@ -182,15 +194,25 @@ impl<C: Connector> WhatsAppGateway<C> {
                         return Ok(self.stopped().await);
                     }
                 }
-                Outcome::Banned(until) => {
+                Outcome::Banned(banned) => {
+                    let until = banned.until.unwrap_or(0);
                     let wait =
                         Duration::from_millis(u64::try_from(until - store::now_ms()).unwrap_or(0));
-                    if sleep_or_stop(wait, &mut stop).await {
+                    if self.wait_out(banned, wait, &mut stop).await {
                         return Ok(self.stopped().await);
                     }
                 }
-                Outcome::Lost => {
-                    if sleep_or_stop(backoff.next(), &mut stop).await {
+                Outcome::Lost(last) => {
+                    let wait = backoff.next();
+                    let now = store::now_ms();
+                    let s = retrying(
+                        State::Reconnecting,
+                        &last,
+                        now,
+                        "the connection ended".to_owned(),
+                        now + millis(wait),
+                    );
+                    if self.wait_out(s, wait, &mut stop).await {
                         return Ok(self.stopped().await);
                     }
                 }
@@ -236,7 +258,7 @@ impl<C: Connector> WhatsAppGateway<C> {
                     }
                 }
                 event = events.recv() => {
-                    let Some(event) = event else { break Outcome::Lost };
+                    let Some(event) = event else { break Outcome::Lost(last) };
                     if let Some(tap) = &self.tap {
                         let _ = tap.send(event.clone());
                     }
@@ -251,6 +273,7 @@ impl<C: Connector> WhatsAppGateway<C> {
                         }
                         LinkEvent::PairCode { code, expires_in } => {
                             linking = true;
+                            self.drop_request().await;
                             let mut s = GatewayStatus::new(State::PairCode, now);
                             s.code = Some(code);
                             s.until = Some(now + i64::from(expires_in) * 1000);
@@ -306,8 +329,8 @@ impl<C: Connector> WhatsAppGateway<C> {
                         LinkEvent::TemporaryBan { until_ms, reason } => {
                             let mut s = GatewayStatus::new(State::Banned, now).detail(reason);
                             s.until = Some(until_ms);
-                            self.set_status(s).await;
-                            break Outcome::Banned(until_ms);
+                            // Written (and kept fresh) by the wait for its end.
+                            break Outcome::Banned(s);
                         }
                     }
                     self.set_status(last.clone()).await;
@@ -358,6 +381,35 @@ impl<C: Connector> WhatsAppGateway<C> {
         }
     }
 
+    /// Shows `s` for `wait`, rewriting it unchanged every `refresh` so its key
+    /// outlives a wait longer than its TTL (a ban, a long backoff); true when stopped.
+    async fn wait_out(
+        &self,
+        s: GatewayStatus,
+        wait: Duration,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            self.set_status(s.clone()).await;
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return *stop.borrow();
+            }
+            if sleep_or_stop(left.min(self.opts.refresh), stop).await {
+                return true;
+            }
+        }
+    }
+
+    /// Deletes `GATEWAYREQ:{userId}`: a request is meant only while the codes
+    /// ran out, so one still there when codes show (a second press of the key)
+    /// would start a round nobody asked for the next time they run out.
+    async fn drop_request(&mut self) {
+        let key = status::request_key(&self.opts.user_id);
+        let _: redis::RedisResult<i64> = self.con.del(key).await;
+    }
+
     async fn publish_qr(&mut self, code: &str, expires_in: u32) {
         let payload = QrEvent {
             qr_code: base64::engine::general_purpose::STANDARD.encode(code),
@@ -375,6 +427,8 @@ impl<C: Connector> WhatsAppGateway<C> {
             .ignore()
             .publish(schema::CHANNEL_QR, &payload)
             .ignore()
+            .del(status::request_key(&self.opts.user_id))
+            .ignore()
             .exec_async(&mut self.con)
             .await;
         if let Err(e) = result {
@@ -382,8 +436,14 @@ impl<C: Connector> WhatsAppGateway<C> {
         }
     }
 
+    /// Deletes the code on screen, and any request for new codes made while
+    /// codes were still showing (see [`Self::drop_request`]).
     async fn clear_qr(&mut self) {
-        let _: redis::RedisResult<i64> = self.con.del(schema::qr_key(&self.opts.user_id)).await;
+        let keys = [
+            schema::qr_key(&self.opts.user_id),
+            status::request_key(&self.opts.user_id),
+        ];
+        let _: redis::RedisResult<i64> = self.con.del(&keys).await;
     }
 
     /// Writes the manifest of a connection made at `connected_at`, with a fresh TTL.
@@ -586,6 +646,8 @@ struct Failures {
     attempts: u32,
     /// The WhatsApp id the failed attempts used; a retry sends with it again.
     wa_id: Option<String>,
+    /// The last failure's error.
+    error: Option<String>,
 }
 
 impl<L: Link> Sender<L> {
@@ -610,6 +672,7 @@ impl<L: Link> Sender<L> {
         {
             return Err(e).context("cannot create the gateway's group on QUEUE:responses");
         }
+        self.take_over().await?;
         let mut scan = true;
         while *connected.borrow() {
             let now = tokio::time::Instant::now();
@@ -630,17 +693,83 @@ impl<L: Link> Sender<L> {
         Ok(())
     }
 
+    /// Takes over the replies other consumers of the group left pending (this
+    /// gateway under an older name, or another `consumer`), then removes those
+    /// consumers once empty. Only one gateway per account runs, so nobody else
+    /// is sending them. A consumer is removed only when idle for
+    /// [`IDLE_BEFORE_REMOVAL`] too: a live one reads every half second, and what
+    /// it read between our look and the removal would be lost with it.
+    async fn take_over(&mut self) -> Result<()> {
+        let others = self.other_consumers().await?;
+        if others.iter().any(|c| c.pending > 0) {
+            let mut cursor = "0-0".to_owned();
+            loop {
+                let reply: Vec<redis::Value> = redis::cmd("XAUTOCLAIM")
+                    .arg(schema::QUEUE_RESPONSES)
+                    .arg(SENDER_GROUP)
+                    .arg(&self.opts.consumer)
+                    .arg(0)
+                    .arg(&cursor)
+                    .arg("COUNT")
+                    .arg(100)
+                    .arg("JUSTID")
+                    .query_async(&mut self.con)
+                    .await
+                    .context("cannot take over the replies left pending")?;
+                cursor = match reply.first() {
+                    Some(next) => redis::from_redis_value_ref(next)?,
+                    None => break,
+                };
+                if cursor == "0-0" {
+                    break;
+                }
+            }
+        }
+        let idle = millis(IDLE_BEFORE_REMOVAL);
+        for c in self.other_consumers().await? {
+            if c.pending == 0 && i64::try_from(c.idle).unwrap_or(i64::MAX) >= idle {
+                let _: i64 = redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(schema::QUEUE_RESPONSES)
+                    .arg(SENDER_GROUP)
+                    .arg(&c.name)
+                    .query_async(&mut self.con)
+                    .await
+                    .context("cannot remove an old consumer")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The group's consumers but this gateway.
+    async fn other_consumers(&mut self) -> Result<Vec<redis::streams::StreamInfoConsumer>> {
+        let info: redis::streams::StreamInfoConsumersReply = self
+            .con
+            .xinfo_consumers(schema::QUEUE_RESPONSES, SENDER_GROUP)
+            .await
+            .context("cannot list the gateway's consumers")?;
+        Ok(info
+            .consumers
+            .into_iter()
+            .filter(|c| c.name != self.opts.consumer)
+            .collect())
+    }
+
     /// Goes once through this consumer's pending replies, skipping those whose
-    /// retry is not due yet.
+    /// retry is not due yet. A deferred reply no longer pending (acknowledged
+    /// elsewhere, its consumer removed, the group recreated) is forgotten.
     async fn scan_pending(&mut self, budget: &mut Budget) -> Result<()> {
         let mut cursor = "0".to_owned();
+        let mut pending = HashSet::new();
         loop {
             let entries = self.read(&cursor, None).await?;
             let Some(last) = entries.last() else {
+                self.deferred.retain(|id, _| pending.contains(id));
                 return Ok(());
             };
             cursor = last.id.clone();
             for entry in entries {
+                pending.insert(entry.id.clone());
                 let now = tokio::time::Instant::now();
                 if self.deferred.get(&entry.id).is_some_and(|at| *at > now) {
                     continue;
@@ -681,8 +810,7 @@ impl<L: Link> Sender<L> {
                 "entry {}: not a reply (no replyId or contactId)",
                 reply.stream_id
             );
-            self.dead_letter(&reply, why).await?;
-            Delivered::Done
+            self.give_up(&reply, why).await?
         } else {
             self.deliver(&reply, budget).await?
         };
@@ -712,10 +840,14 @@ impl<L: Link> Sender<L> {
                 "reply {}: no WhatsApp address is known for contact {} (no message of theirs reached this gateway)",
                 reply.reply_id, reply.contact_id
             );
-            self.dead_letter(reply, why).await?;
-            return Ok(Delivered::Done);
+            return self.give_up(reply, why).await;
         };
         let failures = self.failures(&reply.reply_id).await?;
+        if failures.attempts >= self.opts.send_attempts {
+            // Out of attempts, its dead letter failed before: that goes again, no send.
+            let error = failures.error.unwrap_or_default();
+            return self.abandon(reply, failures.attempts, &error).await;
+        }
         let wait = budget.take();
         if !wait.is_zero() {
             tracing::info!("whatsapp gateway: send budget spent; waiting {wait:?}");
@@ -830,14 +962,7 @@ impl<L: Link> Sender<L> {
             .await
             .context("cannot record a failed send")?;
         if attempts >= self.opts.send_attempts {
-            let why = format!(
-                "reply {}: sending failed {attempts} times (last error: {error}); WhatsApp may have taken one attempt",
-                reply.reply_id
-            );
-            self.dead_letter(reply, why).await?;
-            let _: redis::RedisResult<i64> =
-                self.con.del(&[key, sent_reply_key(&reply.reply_id)]).await;
-            return Ok(Delivered::Done);
+            return self.abandon(reply, attempts, &error).await;
         }
         let wait = retry_wait(self.opts.send_retry, attempts);
         tracing::warn!(
@@ -848,17 +973,56 @@ impl<L: Link> Sender<L> {
         Ok(Delivered::Retry(wait))
     }
 
+    /// Dead-letters a reply out of attempts and drops its claim and failures;
+    /// when the dead letter fails they stay, and so does the reply, for later.
+    async fn abandon(&mut self, reply: &Reply, attempts: u32, error: &str) -> Result<Delivered> {
+        let why = format!(
+            "reply {}: sending failed {attempts} times (last error: {error}); WhatsApp may have taken one attempt",
+            reply.reply_id
+        );
+        let done = self.give_up(reply, why).await?;
+        if matches!(done, Delivered::Done) {
+            let keys = [
+                send_fail_key(&reply.reply_id),
+                sent_reply_key(&reply.reply_id),
+            ];
+            let _: redis::RedisResult<i64> = self.con.del(&keys).await;
+        }
+        Ok(done)
+    }
+
+    /// Dead-letters a reply that cannot go. When that fails (the functions
+    /// library not loaded, which this gateway's ACL user may not do: the worker
+    /// loads it at its start) the reply stays pending and is tried again later,
+    /// without holding back the others.
+    async fn give_up(&mut self, reply: &Reply, why: String) -> Result<Delivered> {
+        match self.dead_letter(reply, why).await {
+            Ok(()) => Ok(Delivered::Done),
+            Err(e) => {
+                let wait = retry_wait(self.opts.send_retry, self.opts.send_attempts);
+                tracing::warn!(
+                    "whatsapp gateway: reply {} kept pending, next try in {wait:?}: {e:#}",
+                    reply.stream_id
+                );
+                Ok(Delivered::Retry(wait))
+            }
+        }
+    }
+
     async fn failures(&mut self, reply_id: &str) -> Result<Failures> {
-        let (attempts, wa_id): (Option<u32>, Option<String>) = redis::cmd("HMGET")
-            .arg(send_fail_key(reply_id))
-            .arg("attempts")
-            .arg("waId")
-            .query_async(&mut self.con)
-            .await
-            .context("cannot read a reply's failed sends")?;
+        let (attempts, wa_id, error): (Option<u32>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(send_fail_key(reply_id))
+                .arg("attempts")
+                .arg("waId")
+                .arg("error")
+                .query_async(&mut self.con)
+                .await
+                .context("cannot read a reply's failed sends")?;
         Ok(Failures {
             attempts: attempts.unwrap_or(0),
             wa_id: wa_id.filter(|id| !id.is_empty()),
+            error,
         })
     }
 

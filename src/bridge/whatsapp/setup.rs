@@ -76,7 +76,7 @@ pub async fn run(
         send_retry: super::gateway::DEFAULT_SEND_RETRY,
         refresh: status::REFRESH,
         until_connected,
-        consumer: config.consumer.clone(),
+        consumer: super::gateway::consumer_name(&config.user_id),
     };
     let mut gateway = WhatsAppGateway::new(connector, con, inbox, opts);
     if let Some(tap) = tap {
