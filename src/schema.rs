@@ -70,6 +70,14 @@ pub fn llm_minute_key(minute: i64) -> String {
 }
 /// How long a minute's counts live, s: the control room shows the last hour.
 pub const LLM_MINUTE_TTL_S: i64 = 2 * 60 * 60;
+/// `SECONDME:llm:breakers` (added): each worker's open breaker, field = the
+/// worker's engine id, value `{seenMs} {untilMs} {reason}` (server clock).
+pub const LLM_BREAKERS: &str = "SECONDME:llm:breakers";
+/// An entry of `SECONDME:llm:breakers` not written again for this long is a
+/// worker gone away: not shown, and pruned by the next flush, ms.
+pub const LLM_BREAKER_STALE_MS: i64 = 10_000;
+/// TTL of `SECONDME:llm:breakers`, renewed by each open breaker's flush, s.
+pub const LLM_BREAKERS_TTL_S: i64 = 10;
 /// Messages kept per contact in `HISTORY:{contactId}` (added).
 pub const HISTORY_LEN: usize = 50;
 /// Width of a `HANDLED:{bucket}` hash in ms (added): each holds one hour's handled

@@ -1,7 +1,8 @@
 //! The language model's figures for the control room against a real server:
 //! a flush writes the latency lists and per-minute counts with their bounds
-//! and TTLs, the monitor reads them into the dashboard, and keys of another
-//! type under the same names break neither the flush nor the read.
+//! and TTLs, the monitor reads them into the dashboard, keys of another type
+//! under the same names break neither the flush nor the read and never make a
+//! flush count twice, and two workers' breakers do not flap the banner.
 
 mod common;
 
@@ -145,9 +146,16 @@ async fn a_flush_writes_bounded_latencies_and_minutes_that_the_control_room_show
         "{text}"
     );
     assert!(text.contains("401 invalid api key"));
+    let entry: String = h
+        .con
+        .hget(schema::LLM_BREAKERS, llm.breaker.id())
+        .await
+        .expect("the worker's breaker entry");
+    assert!(entry.ends_with(" 401 invalid api key"), "{entry}");
+    // The worker gone: its entry expires with the key.
     let _: () = h
         .con
-        .hset(schema::LLM_STATS, "breaker", "closed")
+        .hdel(schema::LLM_BREAKERS, llm.breaker.id())
         .await
         .expect("close");
     for ev in monitor_llm::read(&mut h.con, &mut Vec::new())
@@ -174,8 +182,9 @@ async fn keys_of_another_type_break_neither_the_flush_nor_the_read() {
         .expect("seed");
     llm.meter.record_call_at("fast", 10, 5, 700, now);
     llm.meter.record_call_at("slow", 10, 5, 20, now - 2);
-    let total = usage::flush(&mut h.con, &llm).await.expect("flush");
-    assert_eq!(total, 30, "the day's tokens are counted");
+    let flushed = usage::flush(&mut h.con, &llm).await.expect("flush");
+    assert_eq!(flushed.total, Some(30), "the day's tokens are counted");
+    assert_eq!(flushed.problems.len(), 2, "{:?}", flushed.problems);
     let calls: String = h
         .con
         .hget(schema::LLM_STATS, "fast:calls")
@@ -188,6 +197,10 @@ async fn keys_of_another_type_break_neither_the_flush_nor_the_read() {
         .await
         .expect("get");
     assert_eq!(theirs, "another program's", "left alone");
+    for key in [schema::llm_latency_key("fast"), schema::llm_minute_key(now)] {
+        let ttl: i64 = h.con.ttl(&key).await.expect("ttl");
+        assert_eq!(ttl, -1, "{key} gets no TTL either");
+    }
 
     let (figures, odd) = llm_figures::read(&mut h.con).await.expect("read");
     let figures = figures.expect("figures");
@@ -239,4 +252,178 @@ async fn keys_of_another_type_break_neither_the_flush_nor_the_read() {
     secondme::store::snapshot::read(&mut h.con, "user-1")
         .await
         .expect("the snapshot still reads");
+}
+
+fn day_tokens_key() -> String {
+    schema::llm_tokens_key(&secondme::reply::llm::usage::date(
+        secondme::reply::llm::usage::today(),
+    ))
+}
+
+/// The day's tokens and the minute's replies and tokens.
+async fn day_and_minute(h: &mut Harness, minute: i64) -> (u64, u64, u64) {
+    let day: u64 = h.con.get(day_tokens_key()).await.expect("day");
+    let m: HashMap<String, u64> = h
+        .con
+        .hgetall(schema::llm_minute_key(minute))
+        .await
+        .expect("minute");
+    (day, m["replies"], m["tokens"])
+}
+
+#[tokio::test]
+async fn the_day_s_tokens_get_their_ttl_on_the_first_flush() {
+    let mut h = Harness::start().await;
+    let llm = shared();
+    llm.meter.record_call_at("fast", 10, 5, 700, now_minute());
+    let flushed = usage::flush(&mut h.con, &llm).await.expect("flush");
+    assert_eq!(
+        flushed,
+        usage::Flushed {
+            total: Some(15),
+            problems: vec![]
+        }
+    );
+    let ttl: i64 = h.con.ttl(day_tokens_key()).await.expect("ttl");
+    assert!(ttl > 0 && ttl <= schema::LLM_TOKENS_TTL_S, "{ttl}");
+}
+
+#[tokio::test]
+async fn a_foreign_stats_key_never_makes_a_flush_count_twice() {
+    let mut h = Harness::start().await;
+    let llm = shared();
+    let now = now_minute();
+    let _: () = h.con.set(schema::LLM_STATS, "x").await.expect("set");
+    llm.meter.record_call_at("fast", 10, 5, 700, now);
+    let first = usage::flush(&mut h.con, &llm).await.expect("flush");
+    assert_eq!(first.total, Some(15));
+    assert!(
+        first.problems[0].starts_with("SECONDME:llm holds another program's type"),
+        "{:?}",
+        first.problems
+    );
+    let second = usage::flush(&mut h.con, &llm).await.expect("flush");
+    assert_eq!(second.total, Some(15));
+    assert_eq!(day_and_minute(&mut h, now).await, (15, 1, 15));
+    let samples: usize = h
+        .con
+        .llen(schema::llm_latency_key("fast"))
+        .await
+        .expect("llen");
+    assert_eq!(samples, 1);
+    let theirs: String = h.con.get(schema::LLM_STATS).await.expect("get");
+    assert_eq!(theirs, "x", "left alone");
+}
+
+#[tokio::test]
+async fn a_refused_counter_drops_that_flush_instead_of_counting_the_rest_again() {
+    let mut h = Harness::start().await;
+    let llm = shared();
+    let now = now_minute();
+    // Passes the type check; HINCRBY fails inside the transaction, after the
+    // other commands of it were applied.
+    let _: () = h
+        .con
+        .hset(schema::LLM_STATS, "fast:calls", "many")
+        .await
+        .expect("seed");
+    llm.meter.record_call_at("fast", 10, 5, 700, now);
+    let first = usage::flush(&mut h.con, &llm).await.expect("flush");
+    assert_eq!(first.total, Some(15));
+    assert!(
+        first
+            .problems
+            .iter()
+            .any(|p| p.starts_with("SECONDME:llm fast:calls: ")),
+        "{:?}",
+        first.problems
+    );
+    let second = usage::flush(&mut h.con, &llm).await.expect("flush");
+    assert!(second.problems.is_empty(), "{:?}", second.problems);
+    assert_eq!(day_and_minute(&mut h, now).await, (15, 1, 15));
+    let prompt: u64 = h
+        .con
+        .hget(schema::LLM_STATS, "fast:prompt_tokens")
+        .await
+        .expect("hget");
+    assert_eq!(prompt, 10);
+    let cost: u64 = h
+        .con
+        .hget(schema::LLM_STATS, "fast:cost_micro_usd")
+        .await
+        .expect("hget");
+    assert_eq!(cost, 5, "10 x 0.15 + 5 x 0.60, once");
+}
+
+#[tokio::test]
+async fn two_workers_one_tripped_keep_the_banner_steady() {
+    let mut h = Harness::start().await;
+    let tripped = shared();
+    let tripped = LlmShared {
+        breaker: Arc::new(Breaker::new(Duration::from_millis(1500))),
+        ..tripped
+    };
+    let fine = shared();
+    // A worker gone long ago left an entry: pruned by the next flush.
+    let _: () = h
+        .con
+        .hset(schema::LLM_BREAKERS, "1-gone", "1000 2000 old")
+        .await
+        .expect("seed");
+    tripped.meter.record_error("fast");
+    tripped.breaker.trip("401 invalid api key");
+    let mut model = Model::new(Theme::dark(), Default::default(), secondme::store::now_ms());
+    let before = model.events.len();
+    let mut seen = Vec::new();
+    for round in 0..6 {
+        let llm = if round % 2 == 0 { &tripped } else { &fine };
+        usage::flush(&mut h.con, llm).await.expect("flush");
+        for ev in monitor_llm::read(&mut h.con, &mut seen)
+            .await
+            .expect("events")
+        {
+            update(&mut model, ev);
+        }
+        let text = screen(&model, 160, 40);
+        assert!(
+            text.contains("LANGUAGE MODEL FAILING"),
+            "round {round}: {text}"
+        );
+        assert!(text.contains("401 invalid api key"), "round {round}");
+    }
+    let gone: Option<String> = h
+        .con
+        .hget(schema::LLM_BREAKERS, "1-gone")
+        .await
+        .expect("hget");
+    assert_eq!(gone, None, "a stale entry is pruned");
+    let ttl: i64 = h.con.ttl(schema::LLM_BREAKERS).await.expect("ttl");
+    assert!(ttl > 0 && ttl <= schema::LLM_BREAKERS_TTL_S, "{ttl}");
+
+    // The cool-down over: its next flush removes the entry, the banner goes.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    usage::flush(&mut h.con, &tripped).await.expect("flush");
+    usage::flush(&mut h.con, &fine).await.expect("flush");
+    for ev in monitor_llm::read(&mut h.con, &mut seen)
+        .await
+        .expect("events")
+    {
+        update(&mut model, ev);
+    }
+    assert!(!screen(&model, 160, 40).contains("LANGUAGE MODEL FAILING"));
+    let logged: Vec<&str> = model
+        .events
+        .iter()
+        .skip(before)
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "language model off: 401 invalid api key",
+            "language model on again: its breaker closed"
+        ]
+    );
+    let exists: bool = h.con.exists(schema::LLM_BREAKERS).await.expect("exists");
+    assert!(!exists, "no open breaker, no entry");
 }

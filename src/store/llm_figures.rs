@@ -1,5 +1,6 @@
-//! Reads the language model's figures for the control room: the counters and
-//! breaker of `SECONDME:llm`, each model's latest latencies
+//! Reads the language model's figures for the control room: the counters of
+//! `SECONDME:llm`, the workers' breakers (`SECONDME:llm:breakers`, and the
+//! fields older workers write in `SECONDME:llm`), each model's latest latencies
 //! (`SECONDME:llm:latency:{model}`, for p50/p95) and the last hour's
 //! per-minute counts (`SECONDME:llm:minute:{minute}`). Other programs share
 //! the Redis: a key of another type or a value that is no number is reported
@@ -73,22 +74,26 @@ pub async fn read(con: &mut ConnectionManager) -> Result<(Option<Figures>, Vec<S
         .ignore_errors()
         .cmd("TIME")
         .hgetall(schema::LLM_STATS)
+        .hgetall(schema::LLM_BREAKERS)
         .query_async(con)
         .await
         .context("cannot read the language model's figures")?;
     let mut replies = replies.into_iter();
     let time: (i64, i64) = convert(replies.next()).context("cannot read the server's time")?;
-    let hash: redis::RedisResult<BTreeMap<String, String>> = convert(replies.next());
     let now_ms = time.0 * 1000 + time.1 / 1000;
-    let hash = match hash {
-        Ok(h) if !h.is_empty() => h,
-        Ok(_) => return Ok((None, odd)),
-        Err(e) => {
-            odd.push(format!("{}: {e}", schema::LLM_STATS));
-            return Ok((None, odd));
-        }
+    let mut hash_or_odd = |key: &str| {
+        convert::<BTreeMap<String, String>>(replies.next()).unwrap_or_else(|e| {
+            odd.push(format!("{key}: {e}"));
+            BTreeMap::new()
+        })
     };
-    let (mut models, breaker) = parse_stats(&hash, now_ms);
+    let hash = hash_or_odd(schema::LLM_STATS);
+    let breakers = hash_or_odd(schema::LLM_BREAKERS);
+    let (mut models, legacy) = parse_stats(&hash, now_ms);
+    let breaker = live_breaker(&breakers, now_ms).or(legacy);
+    if hash.is_empty() && breaker.is_none() {
+        return Ok((None, odd));
+    }
     let now_minute = now_ms.div_euclid(60_000);
     let first_minute = now_minute - SERIES_MINUTES as i64 + 1;
     let mut pipe = redis::pipe();
@@ -210,7 +215,27 @@ pub fn parse_stats(
     (models, breaker(hash, now_ms))
 }
 
-/// The breaker when `breaker` is `open` and its retry time is not long past.
+/// The open breaker of the live workers' entries in `SECONDME:llm:breakers`
+/// (`{seenMs} {untilMs} {reason}`, written lately): the one retrying last, so
+/// the banner stays while any worker's breaker is open.
+pub fn live_breaker(entries: &BTreeMap<String, String>, now_ms: i64) -> Option<BreakerOpen> {
+    entries
+        .values()
+        .filter_map(|v| {
+            let mut parts = v.splitn(3, ' ');
+            let seen = parts.next()?.parse::<i64>().ok()?;
+            let until = parts.next()?.parse::<i64>().ok()?;
+            let reason = parts.next().unwrap_or_default();
+            (seen >= now_ms - schema::LLM_BREAKER_STALE_MS).then(|| BreakerOpen {
+                reason: reason.to_owned(),
+                until_ms: (until > 0).then_some(until),
+            })
+        })
+        .max_by_key(|b| b.until_ms.unwrap_or(i64::MAX))
+}
+
+/// The breaker older workers write in `SECONDME:llm`, when `breaker` is
+/// `open` and its retry time is not long past.
 fn breaker(hash: &BTreeMap<String, String>, now_ms: i64) -> Option<BreakerOpen> {
     if hash.get("breaker").map(|s| s.trim()) != Some("open") {
         return None;
@@ -306,6 +331,27 @@ mod tests {
         assert_eq!(parse_stats(&open, 200_000).1, None);
         let no_time = hash(&[("breaker", "open"), ("breaker_until", "soon")]);
         assert_eq!(parse_stats(&no_time, 5).1.and_then(|b| b.until_ms), None);
+    }
+
+    #[test]
+    fn a_live_open_breaker_shows_and_a_stale_one_does_not() {
+        let entries = hash(&[
+            ("1-a", "95000 400000 401 invalid key"),
+            ("2-b", "99000 300000 403 no quota"),
+            ("3-c", "10000 900000 gone away"),
+            ("4-d", "garbage"),
+        ]);
+        assert_eq!(
+            live_breaker(&entries, 100_000),
+            Some(BreakerOpen {
+                reason: "401 invalid key".into(),
+                until_ms: Some(400_000)
+            })
+        );
+        assert_eq!(live_breaker(&entries, 200_000), None);
+        let untimed = hash(&[("1-a", "95000 0 404 model")]);
+        let b = live_breaker(&untimed, 100_000).expect("open");
+        assert_eq!((b.reason.as_str(), b.until_ms), ("404 model", None));
     }
 
     #[test]

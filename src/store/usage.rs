@@ -1,10 +1,12 @@
-//! The language model's figures in Redis: `SECONDME:llm` (counters per model,
-//! the breaker), `SECONDME:llm:tokens:{date}` (the day's tokens over every
-//! worker, which the daily budget is held to), and for the control room the
-//! latest latencies per model (`SECONDME:llm:latency:{model}`) and per-minute
-//! counts (`SECONDME:llm:minute:{minute}`). Written by a task beside the
-//! worker from the engine's meter, so the engine itself never touches Redis.
+//! The language model's figures in Redis: `SECONDME:llm` (counters per
+//! model), `SECONDME:llm:tokens:{date}` (the day's tokens over every worker,
+//! which the daily budget is held to), each worker's open breaker
+//! (`SECONDME:llm:breakers`), and for the control room the latest latencies
+//! per model (`SECONDME:llm:latency:{model}`) and per-minute counts
+//! (`SECONDME:llm:minute:{minute}`). Written by a task beside the worker from
+//! the engine's meter, so the engine itself never touches Redis.
 
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -18,104 +20,278 @@ use crate::schema;
 /// How often the figures are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
-/// Writes the counts since the last flush and the breaker's state; returns the
-/// day's total tokens over every worker.
-pub async fn flush(con: &mut ConnectionManager, llm: &LlmShared) -> Result<u64> {
+/// What a flush wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// The day's tokens over every worker; `None` when the day's key could
+    /// not be counted (another program's type, or refused).
+    pub total: Option<u64>,
+    /// What was not written: keys of another type (left alone, TTL included)
+    /// and commands Redis refused inside the transaction. Those counts are
+    /// dropped, never retried: the rest of the transaction was applied, and
+    /// retrying would count it twice.
+    pub problems: Vec<String>,
+}
+
+/// Writes the counts since the last flush and this worker's breaker. The
+/// counts are put back for the next flush only when nothing was sent; once
+/// the transaction is sent they are never counted again, even when its reply
+/// is lost (Redis may have applied it): a lost reply loses one flush's
+/// figures at worst, which figures can afford and the daily budget cannot
+/// afford the other way round.
+pub async fn flush(con: &mut ConnectionManager, llm: &LlmShared) -> Result<Flushed> {
     let pending = llm.meter.take_pending();
-    let result = write(con, llm, &pending).await;
-    match result {
-        Ok(total) => {
-            llm.meter.set_spent(pending.day, total);
-            Ok(total)
-        }
+    let survey = match survey(con, &pending).await {
+        Ok(survey) => survey,
         Err(e) => {
             llm.meter.restore(pending);
-            Err(e)
+            return Err(e.context("kept for the next try"));
         }
+    };
+    let flushed = write(con, llm, &pending, &survey)
+        .await
+        .context("its counts are dropped (they may have been written)")?;
+    if let Some(total) = flushed.total {
+        llm.meter.set_spent(pending.day, total);
+    }
+    Ok(flushed)
+}
+
+/// What the flush reads before writing: the server's time (the breakers'
+/// clock), the keys holding another program's type, and the breaker entries
+/// of workers gone away.
+struct Survey {
+    now_ms: i64,
+    foreign: Vec<String>,
+    stale_breakers: Vec<String>,
+}
+
+impl Survey {
+    fn usable(&self, key: &str) -> bool {
+        !self.foreign.iter().any(|k| k == key)
     }
 }
 
-async fn write(con: &mut ConnectionManager, llm: &LlmShared, pending: &Pending) -> Result<u64> {
-    let tokens_key = schema::llm_tokens_key(&date(pending.day));
-    let mut pipe = redis::pipe();
-    // One transaction. The control room's keys (latencies, minutes) are
-    // `ignore`d, so with `ignore_errors` a foreign key there is skipped; every
-    // other reply is checked below, so `SECONDME:llm` and the day's tokens
-    // stay all-or-retried as before.
-    pipe.atomic().ignore_errors();
-    let mut tokens = 0;
+/// Every key the flush would write with the type it must have.
+fn keys(pending: &Pending) -> Vec<(String, &'static str)> {
+    let mut keys = vec![
+        (schema::LLM_STATS.to_owned(), "hash"),
+        (schema::llm_tokens_key(&date(pending.day)), "string"),
+        (schema::LLM_BREAKERS.to_owned(), "hash"),
+    ];
     for (model, u) in &pending.models {
-        let f = |name: &str| format!("{model}:{name}");
-        pipe.hincr(schema::LLM_STATS, f("calls"), u.calls);
-        pipe.hincr(schema::LLM_STATS, f("errors"), u.errors);
-        pipe.hincr(schema::LLM_STATS, f("prompt_tokens"), u.prompt_tokens);
-        pipe.hincr(
-            schema::LLM_STATS,
-            f("completion_tokens"),
-            u.completion_tokens,
-        );
-        pipe.hincr(schema::LLM_STATS, f("latency_ms"), u.latency_ms);
-        if let Some([input, output]) = llm.prices.get(model) {
-            // Micro-dollars: USD per million tokens times tokens.
-            let micros = input * u.prompt_tokens as f64 + output * u.completion_tokens as f64;
-            pipe.hincr(
-                schema::LLM_STATS,
-                f("cost_micro_usd"),
-                micros.round() as i64,
-            );
+        if !u.latencies.is_empty() {
+            keys.push((schema::llm_latency_key(model), "list"));
         }
-        tokens += u.prompt_tokens + u.completion_tokens;
-        latencies(&mut pipe, model, &u.latencies);
     }
-    for (minute, m) in &pending.minutes {
-        let key = schema::llm_minute_key(*minute);
-        pipe.hincr(&key, "replies", m.replies).ignore();
-        pipe.hincr(&key, "tokens", m.tokens).ignore();
-        pipe.hincr(&key, "errors", m.errors).ignore();
-        pipe.expire(&key, schema::LLM_MINUTE_TTL_S).ignore();
+    for (minute, _) in &pending.minutes {
+        keys.push((schema::llm_minute_key(*minute), "hash"));
     }
-    let breaker = llm.breaker.state();
-    let state = if breaker.reason.is_some() {
-        "open"
-    } else {
-        "closed"
-    };
-    pipe.hset(schema::LLM_STATS, "breaker", state);
-    pipe.hset(
-        schema::LLM_STATS,
-        "breaker_reason",
-        breaker.reason.unwrap_or_default(),
-    );
-    let until = breaker
-        .retry_in
-        .map_or(0, |d| crate::store::now_ms() + d.as_millis() as i64);
-    pipe.hset(schema::LLM_STATS, "breaker_until", until);
-    pipe.expire(&tokens_key, schema::LLM_TOKENS_TTL_S);
-    pipe.incr(&tokens_key, tokens);
+    let mut seen = HashSet::new();
+    keys.retain(|(k, _)| seen.insert(k.clone()));
+    keys
+}
+
+/// Reads only: a failure here means nothing was written.
+async fn survey(con: &mut ConnectionManager, pending: &Pending) -> Result<Survey> {
+    let keys = keys(pending);
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors().cmd("TIME");
+    for (key, _) in &keys {
+        pipe.cmd("TYPE").arg(key);
+    }
+    pipe.hgetall(schema::LLM_BREAKERS);
     let replies: Vec<redis::RedisResult<redis::Value>> = pipe
         .query_async(con)
         .await
-        .context("cannot write the language model's figures")?;
+        .context("cannot read the language model's figures' keys")?;
     let mut replies = replies.into_iter();
-    let total = replies.next_back().context("no reply to INCRBY")?;
-    for reply in replies {
-        reply.context("cannot write the language model's figures")?;
+    let time: (i64, i64) = value(replies.next()).context("cannot read the server's time")?;
+    let now_ms = time.0 * 1000 + time.1 / 1000;
+    let mut foreign = Vec::new();
+    for (key, wanted) in keys {
+        let found: String = value(replies.next()).context("cannot read a key's type")?;
+        if found != "none" && found != wanted {
+            foreign.push(key);
+        }
     }
-    let total = total.context("cannot count the day's tokens")?;
-    redis::from_redis_value(total).context("the day's token count is not a number")
+    // Another program's type is already in `foreign`: no entries then.
+    let entries: BTreeMap<String, String> = value(replies.next()).unwrap_or_default();
+    let stale_breakers = entries
+        .into_iter()
+        .filter(|(_, v)| !breaker_entry_is_live(v, now_ms))
+        .map(|(writer, _)| writer)
+        .collect();
+    Ok(Survey {
+        now_ms,
+        foreign,
+        stale_breakers,
+    })
+}
+
+/// A pipeline reply converted.
+fn value<T: redis::FromRedisValue>(reply: Option<redis::RedisResult<redis::Value>>) -> Result<T> {
+    let reply = reply.context("no reply in the pipeline")??;
+    Ok(redis::from_redis_value(reply)?)
+}
+
+/// Whether a `SECONDME:llm:breakers` value was written lately.
+fn breaker_entry_is_live(v: &str, now_ms: i64) -> bool {
+    v.split(' ')
+        .next()
+        .and_then(|seen| seen.parse::<i64>().ok())
+        .is_some_and(|seen| seen >= now_ms - schema::LLM_BREAKER_STALE_MS)
+}
+
+/// One transaction and what each of its commands is, for the report.
+#[derive(Default)]
+struct Tx {
+    pipe: redis::Pipeline,
+    what: Vec<String>,
+}
+
+impl Tx {
+    fn add(&mut self, what: impl Into<String>, cmd: redis::Cmd) {
+        self.pipe.add_command(cmd);
+        self.what.push(what.into());
+    }
+}
+
+async fn write(
+    con: &mut ConnectionManager,
+    llm: &LlmShared,
+    pending: &Pending,
+    survey: &Survey,
+) -> Result<Flushed> {
+    let mut tx = Tx::default();
+    // A command Redis refuses at run time does not undo the others, so every
+    // reply is looked at, and none of the counts is ever retried.
+    tx.pipe.atomic().ignore_errors();
+    let mut tokens = 0;
+    for (model, u) in &pending.models {
+        tokens += u.prompt_tokens + u.completion_tokens;
+        if survey.usable(schema::LLM_STATS) {
+            counters(&mut tx, llm, model, u);
+        }
+        let key = schema::llm_latency_key(model);
+        if survey.usable(&key) {
+            latencies(&mut tx, &key, &u.latencies);
+        }
+    }
+    for (minute, m) in &pending.minutes {
+        let key = schema::llm_minute_key(*minute);
+        if !survey.usable(&key) {
+            continue;
+        }
+        tx.add(&key, redis::Cmd::hincr(&key, "replies", m.replies));
+        tx.add(&key, redis::Cmd::hincr(&key, "tokens", m.tokens));
+        tx.add(&key, redis::Cmd::hincr(&key, "errors", m.errors));
+        tx.add(&key, redis::Cmd::expire(&key, schema::LLM_MINUTE_TTL_S));
+    }
+    if survey.usable(schema::LLM_BREAKERS) {
+        breaker(&mut tx, llm, survey);
+    }
+    let tokens_key = schema::llm_tokens_key(&date(pending.day));
+    let incr_at = survey.usable(&tokens_key).then(|| {
+        // INCRBY first: it creates the day's key, which EXPIRE then finds.
+        tx.add(&tokens_key, redis::Cmd::incr(&tokens_key, tokens));
+        tx.add(
+            &tokens_key,
+            redis::Cmd::expire(&tokens_key, schema::LLM_TOKENS_TTL_S),
+        );
+        tx.what.len() - 2
+    });
+    let mut problems: Vec<String> = survey
+        .foreign
+        .iter()
+        .map(|k| format!("{k} holds another program's type: left alone"))
+        .collect();
+    if tx.what.is_empty() {
+        return Ok(Flushed {
+            total: None,
+            problems,
+        });
+    }
+    let replies: Vec<redis::RedisResult<redis::Value>> = tx
+        .pipe
+        .query_async(con)
+        .await
+        .context("no reply to the language model's figures' transaction")?;
+    let mut total = None;
+    for (i, (reply, what)) in replies.into_iter().zip(&tx.what).enumerate() {
+        match reply {
+            Ok(v) if Some(i) == incr_at => match redis::from_redis_value::<u64>(v) {
+                Ok(n) => total = Some(n),
+                Err(e) => problems.push(format!("{what}: {e}")),
+            },
+            Ok(_) => {}
+            Err(e) => problems.push(format!("{what}: {e}")),
+        }
+    }
+    problems.dedup();
+    Ok(Flushed { total, problems })
+}
+
+/// A model's sums in `SECONDME:llm`.
+fn counters(tx: &mut Tx, llm: &LlmShared, model: &str, u: &crate::reply::llm::usage::ModelUsage) {
+    let mut add = |name: &str, n: i64| {
+        let field = format!("{model}:{name}");
+        let what = format!("{} {field}", schema::LLM_STATS);
+        tx.add(what, redis::Cmd::hincr(schema::LLM_STATS, field, n));
+    };
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    add("calls", n(u.calls));
+    add("errors", n(u.errors));
+    add("prompt_tokens", n(u.prompt_tokens));
+    add("completion_tokens", n(u.completion_tokens));
+    add("latency_ms", n(u.latency_ms));
+    if let Some([input, output]) = llm.prices.get(model) {
+        // Micro-dollars: USD per million tokens times tokens.
+        let micros = input * u.prompt_tokens as f64 + output * u.completion_tokens as f64;
+        add("cost_micro_usd", micros.round() as i64);
+    }
+}
+
+/// This worker's entry in `SECONDME:llm:breakers`: written while open (with
+/// the key's TTL renewed), removed when closed; entries of workers gone away
+/// are pruned.
+fn breaker(tx: &mut Tx, llm: &LlmShared, survey: &Survey) {
+    let key = schema::LLM_BREAKERS;
+    let id = llm.breaker.id();
+    let state = llm.breaker.state();
+    let mut gone: Vec<&str> = survey
+        .stale_breakers
+        .iter()
+        .map(String::as_str)
+        .filter(|w| *w != id)
+        .collect();
+    match state.reason {
+        Some(reason) => {
+            let until = state
+                .retry_in
+                .map_or(0, |d| survey.now_ms + d.as_millis() as i64);
+            let entry = format!("{} {until} {reason}", survey.now_ms);
+            tx.add(key, redis::Cmd::hset(key, id, entry));
+            tx.add(key, redis::Cmd::expire(key, schema::LLM_BREAKERS_TTL_S));
+        }
+        None => gone.push(id),
+    }
+    // HDEL needs a field: without one the whole transaction is refused.
+    if !gone.is_empty() {
+        tx.add(key, redis::Cmd::hdel(key, gone));
+    }
 }
 
 /// Pushes a model's latest latencies (oldest first, so the newest ends up at
 /// the head) and trims the list to its bound.
-fn latencies(pipe: &mut redis::Pipeline, model: &str, samples: &[u64]) {
+fn latencies(tx: &mut Tx, key: &str, samples: &[u64]) {
     if samples.is_empty() {
         return;
     }
-    let key = schema::llm_latency_key(model);
-    pipe.lpush(&key, samples).ignore();
-    pipe.ltrim(&key, 0, schema::LLM_LATENCY_SAMPLES as isize - 1)
-        .ignore();
-    pipe.expire(&key, schema::LLM_LATENCY_TTL_S).ignore();
+    tx.add(key, redis::Cmd::lpush(key, samples));
+    let last = schema::LLM_LATENCY_SAMPLES as isize - 1;
+    tx.add(key, redis::Cmd::ltrim(key, 0, last));
+    tx.add(key, redis::Cmd::expire(key, schema::LLM_LATENCY_TTL_S));
 }
 
 /// Flushes every two seconds until `stop`, then once more.
@@ -124,19 +300,26 @@ pub async fn keep_accounts(
     llm: LlmShared,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut failing = false;
+    // A problem is logged when it changes, not every two seconds.
+    let mut last: Option<String> = None;
     loop {
         let stopping = tokio::select! {
             _ = tokio::time::sleep(FLUSH_EVERY) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
-        match flush(&mut con, &llm).await {
-            Ok(_) => failing = false,
-            Err(e) if !failing => {
-                tracing::warn!("{e:#} (kept for the next try)");
-                failing = true;
+        let report = match flush(&mut con, &llm).await {
+            Ok(f) if f.problems.is_empty() => None,
+            Ok(f) => Some(format!(
+                "language model figures partly not written (those counts dropped): {}",
+                f.problems.join("; ")
+            )),
+            Err(e) => Some(format!("language model figures not written: {e:#}")),
+        };
+        if report != last {
+            if let Some(r) = &report {
+                tracing::warn!("{r}");
             }
-            Err(_) => {}
+            last = report;
         }
         if stopping {
             return;

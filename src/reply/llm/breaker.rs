@@ -26,6 +26,7 @@ struct Open {
 /// new engine, and so a closed breaker).
 #[derive(Debug)]
 pub struct Breaker {
+    id: String,
     cooldown: Duration,
     open: Mutex<Option<Open>>,
 }
@@ -34,9 +35,16 @@ impl Breaker {
     /// A closed breaker that stays open `cooldown` once tripped.
     pub fn new(cooldown: Duration) -> Self {
         Self {
+            id: new_id(),
             cooldown,
             open: Mutex::new(None),
         }
+    }
+
+    /// Whose breaker this is: unique per engine, across processes and hosts,
+    /// so each worker's state has its own entry in Redis.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Ok when calls may go out; closes the breaker once its time is over.
@@ -84,6 +92,17 @@ impl Breaker {
     }
 }
 
+/// A fresh engine id: the process id and a random number (std's hasher keys
+/// are random per process; the counter tells two engines of one apart).
+fn new_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ENGINES: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(ENGINES.fetch_add(1, Ordering::Relaxed));
+    format!("{}-{:016x}", std::process::id(), h.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +118,12 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(b.check().is_ok());
         assert_eq!(b.state(), BreakerState::default());
+    }
+
+    #[test]
+    fn each_breaker_has_its_own_id() {
+        let (a, b) = (Breaker::new(Duration::ZERO), Breaker::new(Duration::ZERO));
+        assert_ne!(a.id(), b.id());
+        assert!(a.id().starts_with(&format!("{}-", std::process::id())));
     }
 }
