@@ -39,6 +39,8 @@ const GIVEAWAYS: &[&str] = &[
     "i'm a chatbot",
     "i am a chatbot",
     "as a bot",
+    "as a chatbot",
+    "as an assistant",
     "a bot designed",
     "i cannot assist",
     "i can't assist",
@@ -299,6 +301,7 @@ mod tests {
             "Sure! As a language model I cannot meet you.",
             "I’m sorry for any confusion, I’m a bot designed to meet your needs.",
             "I am a bot, I can't come.",
+            "I'm sorry for any confusion, but as a chatbot, I don't have the capability to send messages.",
         ] {
             assert!(clean(bad, &[], 300, false).is_err(), "{bad:?}");
         }
