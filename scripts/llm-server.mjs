@@ -32,7 +32,7 @@ console.log(`llm-server: ${modelName} on http://127.0.0.1:${port}`);
 // One generation at a time: requests wait in this chain.
 let chain = Promise.resolve();
 
-async function complete(body) {
+async function complete(body, signal) {
   const messages = Array.isArray(body.messages) ? body.messages : [];
   const text = (m) => (typeof m.content === "string" ? m.content : "");
   const last = messages.length > 0 ? messages[messages.length - 1] : null;
@@ -48,13 +48,13 @@ async function complete(body) {
   // and no session state outlives its request.
   const context = await model.createContext({ contextSize: 2048 });
   try {
-    return await generate(context, body, messages, history, text, last);
+    return await generate(context, body, messages, history, text, last, signal);
   } finally {
     await context.dispose();
   }
 }
 
-async function generate(context, body, messages, history, text, last) {
+async function generate(context, body, messages, history, text, last, signal) {
   const session = new LlamaChatSession({ contextSequence: context.getSequence() });
   session.setChatHistory(history);
   const maxTokens = Number.isInteger(body.max_tokens) ? body.max_tokens : 128;
@@ -62,6 +62,7 @@ async function generate(context, body, messages, history, text, last) {
   const answer = await session.prompt(text(last), {
     maxTokens,
     temperature: typeof body.temperature === "number" ? body.temperature : 0.7,
+    signal,
   });
   const promptTokens = messages.reduce((n, m) => n + model.tokenize(text(m)).length, 0);
   const completionTokens = model.tokenize(answer).length;
@@ -107,10 +108,21 @@ http
       } catch {
         return send(res, 400, { error: { message: "invalid JSON", type: "invalid_request_error" } });
       }
+      // A client that gives up (the worker cancels a reply a newer message
+      // supersedes, or a pause) frees the CPU: its turn is skipped, or its
+      // generation stopped, instead of queueing work nobody will read.
+      const gone = new AbortController();
+      res.on("close", () => {
+        if (!res.writableEnded) gone.abort(new Error("the client went away"));
+      });
       chain = chain
-        .then(() => complete(body))
-        .then((out) => send(res, 200, out))
-        .catch((e) => send(res, 400, { error: { message: String(e.message ?? e), type: "invalid_request_error" } }));
+        .then(() => (gone.signal.aborted ? null : complete(body, gone.signal)))
+        .then((out) => out && send(res, 200, out))
+        .catch((e) => {
+          if (!gone.signal.aborted) {
+            send(res, 400, { error: { message: String(e.message ?? e), type: "invalid_request_error" } });
+          }
+        });
     });
   })
   .listen(port, "127.0.0.1");
