@@ -105,11 +105,14 @@ fn text_char(c: char, keep_newlines: bool, out: &mut String, count: &mut usize) 
     State::Text
 }
 
-/// Controls and invisible direction overrides that must never reach the screen.
+/// Controls and invisible direction overrides that must never reach the screen,
+/// and the emoji presentation selector (U+FE0F): with it the layout counts a
+/// text-default symbol such as ❤ two columns wide while many terminals (tmux
+/// among them) draw one, so every border after it on that row shifts.
 fn is_dropped(c: char) -> bool {
     c.is_control() // C0, DEL and C1
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}')
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{fe0f}')
 }
 
 fn after_escape(c: char) -> State {
@@ -150,6 +153,15 @@ mod tests {
     #[test]
     fn keeps_plain_text_and_unicode() {
         assert_eq!(clean("héllo 世界 👍", 100), "héllo 世界 👍");
+    }
+
+    #[test]
+    fn an_emoji_selector_goes_so_widths_agree_with_the_terminal() {
+        assert_eq!(
+            clean("Dad says hi \u{2764}\u{fe0f}", 100),
+            "Dad says hi \u{2764}"
+        );
+        assert_eq!(clean("ok \u{1f44d}\u{fe0f}", 100), "ok \u{1f44d}");
     }
 
     #[test]
