@@ -496,55 +496,6 @@ async fn the_library_is_loaded_again_when_redis_lost_it() {
     w.stop().await;
 }
 
-/// The library names in Redis, sorted.
-async fn libraries(con: &mut ConnectionManager) -> Vec<String> {
-    let listed: Vec<HashMap<String, redis::Value>> = redis::cmd("FUNCTION")
-        .arg("LIST")
-        .query_async(con)
-        .await
-        .expect("FUNCTION LIST");
-    let mut names: Vec<String> = listed
-        .iter()
-        .filter_map(|l| redis::from_redis_value_ref(l.get("library_name")?).ok())
-        .collect();
-    names.sort();
-    names
-}
-
-async fn load_library(con: &mut ConnectionManager, name: &str, function: &str) {
-    let code = format!(
-        "#!lua name={name}\nredis.register_function('{function}', function() return 1 end)"
-    );
-    let _: String = redis::cmd("FUNCTION")
-        .arg("LOAD")
-        .arg(code)
-        .query_async(con)
-        .await
-        .expect("FUNCTION LOAD");
-}
-
-#[tokio::test]
-async fn a_worker_start_removes_other_builds_libraries_and_nothing_else() {
-    let mut h = Harness::start().await;
-    h.allow(&["c1"]).await;
-    load_library(
-        &mut h.con,
-        "secondme_00000000deadbeef",
-        "secondme_decide_00000000deadbeef",
-    )
-    .await;
-    load_library(&mut h.con, "secondme_tools", "secondme_tools_hello").await;
-    load_library(&mut h.con, "other_lib", "other_hello").await;
-    let w = start(&h, PersonaEngine).await;
-    h.send(&incoming("m1", "c1", "hi")).await;
-    settle(&h, 1, 0, 10 * SECOND).await;
-    let ours = format!("secondme_{}", secondme::store::functions::LIBRARY.version);
-    let mut want = vec![ours, "other_lib".to_owned(), "secondme_tools".to_owned()];
-    want.sort();
-    assert_eq!(libraries(&mut h.con).await, want);
-    w.stop().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_queued_twice_is_answered_once_when_replies_are_written_after_deciding() {
     let mut h = Harness::start().await;

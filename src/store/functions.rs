@@ -103,74 +103,6 @@ pub async fn load<C: ConnectionLike + Send>(con: &mut C) -> RedisResult<()> {
         .map(drop)
 }
 
-/// Deletes the libraries other SecondMe builds left (`secondme_{hash}` but
-/// not this build's); returns their names. Only at a worker's start: a build
-/// still running elsewhere loads its own again at its next call, and two
-/// builds that both prune at start do not delete each other in a loop.
-pub async fn prune_others<C: ConnectionLike + Send>(con: &mut C) -> RedisResult<Vec<String>> {
-    let listed: redis::Value = redis::cmd("FUNCTION")
-        .arg("LIST")
-        .arg("LIBRARYNAME")
-        .arg("secondme_*")
-        .query_async(&mut *con)
-        .await?;
-    let ours = format!("secondme_{}", LIBRARY.version);
-    let others: Vec<String> = library_names(&listed)
-        .into_iter()
-        .filter(|n| *n != ours && is_build_library(n))
-        .collect();
-    for name in &others {
-        delete_library(&mut *con, name).await?;
-    }
-    Ok(others)
-}
-
-/// Deletes one library; false when it was gone already (another worker
-/// starting at the same time pruned it first).
-async fn delete_library<C: ConnectionLike + Send>(con: &mut C, name: &str) -> RedisResult<bool> {
-    let deleted: RedisResult<()> = redis::cmd("FUNCTION")
-        .arg("DELETE")
-        .arg(name)
-        .query_async(con)
-        .await;
-    match deleted {
-        Ok(()) => Ok(true),
-        Err(e) if e.detail().is_some_and(|d| d.contains("Library not found")) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// `secondme_` and 16 hex digits: a name this code gives, never a library of
-/// another program that happens to start with `secondme_`.
-fn is_build_library(name: &str) -> bool {
-    name.strip_prefix("secondme_")
-        .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// The `library_name` of each entry of a `FUNCTION LIST` reply (RESP2 pairs
-/// or RESP3 maps).
-fn library_names(listed: &redis::Value) -> Vec<String> {
-    let redis::Value::Array(libraries) = listed else {
-        return Vec::new();
-    };
-    libraries
-        .iter()
-        .filter_map(|library| {
-            let pairs: Vec<(&redis::Value, &redis::Value)> = match library {
-                redis::Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
-                redis::Value::Array(a) => a.chunks_exact(2).map(|p| (&p[0], &p[1])).collect(),
-                _ => return None,
-            };
-            pairs.into_iter().find_map(|(k, v)| {
-                let key: String = redis::from_redis_value_ref(k).ok()?;
-                (key == "library_name")
-                    .then(|| redis::from_redis_value_ref(v).ok())
-                    .flatten()
-            })
-        })
-        .collect()
-}
-
 /// Whether Redis does not know the function called: a restart without
 /// persistence, a `FUNCTION FLUSH`, or a first call.
 fn is_missing_function(e: &RedisError) -> bool {
@@ -238,29 +170,6 @@ impl Call {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::{RedisServer, find_binary};
-
-    #[tokio::test]
-    async fn a_library_already_gone_is_no_error_but_other_failures_are() {
-        let server = RedisServer::start(find_binary().expect("a redis-server"), false)
-            .expect("start redis-server");
-        let client = crate::connection::open_client(&server.url()).expect("client");
-        let mut con = crate::connection::manager(&client, None)
-            .await
-            .expect("connect");
-        load(&mut con).await.expect("load");
-        let name = format!("secondme_{}", LIBRARY.version);
-        assert!(matches!(delete_library(&mut con, &name).await, Ok(true)));
-        assert!(matches!(delete_library(&mut con, &name).await, Ok(false)));
-        let _: () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("default")
-            .arg("-function")
-            .query_async(&mut con)
-            .await
-            .expect("ACL SETUSER");
-        assert!(delete_library(&mut con, &name).await.is_err());
-    }
 
     #[test]
     fn the_body_spells_no_key_prefix_of_its_own() {

@@ -368,16 +368,6 @@ impl<E: ReplyEngine> Worker<E> {
         crate::store::functions::load(&mut self.con)
             .await
             .context("cannot load SecondMe's functions into Redis (FUNCTION LOAD)")?;
-        match crate::store::functions::prune_others(&mut self.con).await {
-            Ok(gone) if !gone.is_empty() => {
-                tracing::info!(
-                    "removed other SecondMe builds' functions: {}",
-                    gone.join(", ")
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("cannot remove other SecondMe builds' functions: {e}"),
-        }
         let version = connection::server_version(&mut self.con).await?;
         self.acked_trim = connection::supports_acked_trim(version);
         self.personas.reset();
