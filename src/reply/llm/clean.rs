@@ -18,29 +18,12 @@ const LABELS: &[&str] = &[
     "message",
 ];
 
-/// Phrases that give the twin away or refuse; a reply holding one is dropped.
+/// Refusals and phrases that give the twin away; a reply holding one is dropped.
 /// Matched on the lowercased text with typographic apostrophes made plain.
+/// Self-descriptions ("I'm a large language model") are found by
+/// [`says_it_is_a_machine`].
 const GIVEAWAYS: &[&str] = &[
-    "as an ai",
-    "as a language model",
-    "as an artificial intelligence",
-    "i'm an ai",
-    "i am an ai",
     "ai language model",
-    "ai assistant",
-    "i'm a language model",
-    "i am a language model",
-    "i'm a virtual assistant",
-    "i am a virtual assistant",
-    "as a virtual assistant",
-    "i'm a bot",
-    "i am a bot",
-    "i'm just a bot",
-    "i'm a chatbot",
-    "i am a chatbot",
-    "as a bot",
-    "as a chatbot",
-    "as an assistant",
     "a bot designed",
     "i cannot assist",
     "i can't assist",
@@ -50,6 +33,47 @@ const GIVEAWAYS: &[&str] = &[
     "i apologize, but i can",
     "i'm not able to help with",
 ];
+
+/// What the twin must never say it is, as words.
+const MACHINES: &[&[&str]] = &[
+    &["ai"],
+    &["llm"],
+    &["bot"],
+    &["chatbot"],
+    &["robot"],
+    &["language", "model"],
+    &["artificial", "intelligence"],
+    &["virtual", "assistant"],
+    &["digital", "assistant"],
+    &["ai", "assistant"],
+    &["computer", "program"],
+];
+
+/// Whether the text says, in the first person, that it is a machine: "I'm a
+/// bot", "as an AI", "I am just a large language model". "what is a language
+/// model?" or "I worked as an assistant" is no confession.
+fn says_it_is_a_machine(lower: &str) -> bool {
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    (0..words.len()).any(|i| {
+        let rest = match &words[i..] {
+            ["i'm" | "im", rest @ ..] | ["i", "am", rest @ ..] | ["as", rest @ ..] => rest,
+            _ => return false,
+        };
+        let rest = match rest {
+            ["just" | "only" | "merely" | "simply", rest @ ..] => rest,
+            _ => rest,
+        };
+        let ["a" | "an", rest @ ..] = rest else {
+            return false;
+        };
+        // Up to two words between the article and the noun ("large", "helpful").
+        (0..=2.min(rest.len()))
+            .any(|skip| MACHINES.iter().any(|noun| rest[skip..].starts_with(noun)))
+    })
+}
 
 /// Why a text was dropped.
 pub type Dropped = &'static str;
@@ -83,7 +107,7 @@ pub fn clean(
         return Err("empty");
     }
     let lower = text.to_lowercase().replace('\u{2019}', "'");
-    if GIVEAWAYS.iter().any(|g| lower.contains(g)) {
+    if GIVEAWAYS.iter().any(|g| lower.contains(g)) || says_it_is_a_machine(&lower) {
         return Err("a refusal or an AI disclaimer");
     }
     Ok(cap(&text, max_chars))
@@ -357,6 +381,37 @@ mod tests {
             ),
             Ok("Meet at 7.45 tonight.".into())
         );
+    }
+
+    #[test]
+    fn every_way_of_saying_it_is_a_machine_is_dropped() {
+        for bad in [
+            "I'm a large language model, trained by Google.",
+            "As a large language model, I can't meet you.",
+            "I am just a language model.",
+            "I'm only a virtual assistant",
+            "As an LLM I don't eat.",
+            "Im an AI lol",
+            "i am an ai",
+            "As an AI, I don't have plans.",
+            "I'm a friendly chatbot!",
+            "I am a computer program.",
+        ] {
+            assert!(clean(bad, &[], 300, false).is_err(), "{bad:?}");
+        }
+        for fine in [
+            "I worked as an assistant at the vet for 3 years",
+            "I'm an assistant manager now",
+            "the bot in that game was so annoying",
+            "as a kid I loved robots",
+            "I'm a big fan of AI art tbh",
+        ] {
+            assert_eq!(
+                clean(fine, &[], 300, false),
+                Ok(fine.to_owned()),
+                "{fine:?}"
+            );
+        }
     }
 
     #[test]
