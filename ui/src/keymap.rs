@@ -302,6 +302,10 @@ impl Default for Keymap {
     }
 }
 
+/// Actions whose default keys came after users had configs: a user's binding
+/// of the same key takes it from them instead of being refused.
+const YIELDING: &[KeyAction] = &[KeyAction::NewCodes];
+
 impl Keymap {
     /// Defaults with some actions rebound, from `(action_name, keys)` pairs.
     ///
@@ -326,9 +330,11 @@ impl Keymap {
         Ok(map)
     }
 
-    /// A key the user gave an action leaves the default binding of any action
-    /// the user did not rebind: a new default (one added by an upgrade) never
-    /// makes a working config invalid. The user's own bindings may still clash.
+    /// A key the user gave an action leaves the default binding of an action
+    /// added after configs existed ([`YIELDING`]), so an upgrade never makes a
+    /// working config invalid; any other clash, with the user's bindings or
+    /// the defaults, is still refused (an action like quit, help or the kill
+    /// switch must never lose its key quietly).
     fn yield_to(&mut self, chosen: &[KeyAction]) {
         let taken: Vec<KeyInput> = self
             .bindings
@@ -337,7 +343,7 @@ impl Keymap {
             .flat_map(|(_, keys)| keys.iter().copied())
             .collect();
         for (action, keys) in &mut self.bindings {
-            if !chosen.contains(action) {
+            if YIELDING.contains(action) && !chosen.contains(action) {
                 keys.retain(|k| !taken.contains(k));
             }
         }
@@ -544,10 +550,14 @@ mod tests {
         );
         assert!(map.keys_for(KeyAction::NewCodes).is_empty());
         assert_eq!(map.keys_label(KeyAction::NewCodes), "(unbound)");
-        // A default's other keys stay.
-        let map = Keymap::from_overrides(&[("pause".into(), "j".into())]).unwrap();
-        assert_eq!(map.action_for(&KeyInput::char('j')), Some(KeyAction::Pause));
-        assert!(!map.keys_for(KeyAction::Down).is_empty());
+        // A key of an older default is still a clash: help, the kill switch
+        // or resume never lose their key quietly.
+        for (action, key) in [("filter", "?"), ("bottom", "K"), ("pause", "r")] {
+            assert!(
+                Keymap::from_overrides(&[(action.into(), key.into())]).is_err(),
+                "{action} = {key}"
+            );
+        }
     }
 
     #[test]
