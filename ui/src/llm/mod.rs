@@ -139,7 +139,8 @@ pub fn latency(ms: Option<u64>) -> String {
         None => "-".to_string(),
         Some(ms @ 0..1_000) => format!("{ms}ms"),
         Some(ms @ 1_000..9_950) => format!("{:.1}s", ms as f64 / 1e3),
-        Some(ms) => format!("{}s", (ms + 500) / 1000),
+        // Saturating: the samples come from Redis, where anything may be written.
+        Some(ms) => format!("{}s", ms.saturating_add(500) / 1000),
     }
 }
 
@@ -190,6 +191,7 @@ mod tests {
         assert_eq!(total(&huge), u64::MAX);
         assert_eq!(buckets(&huge, 1), vec![u64::MAX.div_ceil(3)]);
         assert_eq!(compact(total(&huge)), "18446744073.7G");
+        assert_eq!(latency(Some(u64::MAX)), "18446744073709551s");
     }
 
     #[test]
