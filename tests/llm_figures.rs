@@ -427,3 +427,35 @@ async fn two_workers_one_tripped_keep_the_banner_steady() {
     let exists: bool = h.con.exists(schema::LLM_BREAKERS).await.expect("exists");
     assert!(!exists, "no open breaker, no entry");
 }
+
+#[tokio::test]
+async fn a_transaction_redis_refused_whole_is_counted_at_the_next_flush_once() {
+    let mut h = Harness::start().await;
+    let llm = shared();
+    let now = now_minute();
+    llm.meter.record_call_at("fast", 10, 5, 700, now);
+    // Out of memory: every write is refused while queueing, so EXEC discards
+    // the whole transaction (EXECABORT) and nothing was applied.
+    let config = |args: &[&str]| {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg(args);
+        cmd
+    };
+    let _: () = config(&["maxmemory-policy", "noeviction"])
+        .query_async(&mut h.con)
+        .await
+        .expect("policy");
+    let _: () = config(&["maxmemory", "1"])
+        .query_async(&mut h.con)
+        .await
+        .expect("maxmemory");
+    let refused = usage::flush(&mut h.con, &llm).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let _: () = config(&["maxmemory", "0"])
+        .query_async(&mut h.con)
+        .await
+        .expect("maxmemory");
+    let flushed = usage::flush(&mut h.con, &llm).await.expect("flush");
+    assert_eq!(flushed.total, Some(15));
+    assert_eq!(day_and_minute(&mut h, now).await, (15, 1, 15));
+}

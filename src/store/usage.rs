@@ -48,13 +48,32 @@ pub async fn flush(con: &mut ConnectionManager, llm: &LlmShared) -> Result<Flush
             return Err(e.context("kept for the next try"));
         }
     };
-    let flushed = write(con, llm, &pending, &survey)
-        .await
-        .context("its counts are dropped (they may have been written)")?;
+    let flushed = match write(con, llm, &pending, &survey).await {
+        Ok(flushed) => flushed,
+        Err(Unwritten::NotApplied(e)) => {
+            llm.meter.restore(pending);
+            return Err(anyhow::Error::new(e)
+                .context("Redis refused the language model's figures; kept for the next try"));
+        }
+        Err(Unwritten::MaybeApplied(e)) => {
+            return Err(anyhow::Error::new(e).context(
+                "no reply to the language model's figures' transaction; its counts are \
+                 dropped (they may have been written)",
+            ));
+        }
+    };
     if let Some(total) = flushed.total {
         llm.meter.set_spent(pending.day, total);
     }
     Ok(flushed)
+}
+
+/// Why the transaction left no figures behind, and whether it may still have.
+enum Unwritten {
+    /// Redis discarded the whole transaction: the counts can be tried again.
+    NotApplied(redis::RedisError),
+    /// The reply was lost: Redis may have applied it.
+    MaybeApplied(redis::RedisError),
 }
 
 /// What the flush reads before writing: the server's time (the breakers'
@@ -162,7 +181,7 @@ async fn write(
     llm: &LlmShared,
     pending: &Pending,
     survey: &Survey,
-) -> Result<Flushed> {
+) -> Result<Flushed, Unwritten> {
     let mut tx = Tx::default();
     // A command Redis refuses at run time does not undo the others, so every
     // reply is looked at, and none of the counts is ever retried.
@@ -212,11 +231,16 @@ async fn write(
             problems,
         });
     }
-    let replies: Vec<redis::RedisResult<redis::Value>> = tx
-        .pipe
-        .query_async(con)
-        .await
-        .context("no reply to the language model's figures' transaction")?;
+    let replies: Vec<redis::RedisResult<redis::Value>> =
+        tx.pipe.query_async(con).await.map_err(|e| {
+            // EXECABORT: a command was refused while queueing (OOM, ACL), so
+            // Redis applied none of the transaction.
+            if e.code() == Some("EXECABORT") {
+                Unwritten::NotApplied(e)
+            } else {
+                Unwritten::MaybeApplied(e)
+            }
+        })?;
     let mut total = None;
     for (i, (reply, what)) in replies.into_iter().zip(&tx.what).enumerate() {
         match reply {
