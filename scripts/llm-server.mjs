@@ -24,6 +24,10 @@ const { getLlama, LlamaChatSession } = await import(
 // they wait: on a small or shared CPU more threads than free cores make every
 // token many times slower, so one thread unless told otherwise.
 const threads = Number(arg("threads", process.env.LLM_SERVER_THREADS ?? "1"));
+if (!Number.isInteger(threads) || threads < 1) {
+  console.error(`llm-server: --threads must be a whole number of at least 1, not ${JSON.stringify(String(arg("threads", process.env.LLM_SERVER_THREADS ?? "")))}`);
+  process.exit(2);
+}
 const llama = await getLlama({ gpu: false, build: "never", maxThreads: threads });
 const model = await llama.loadModel({ modelPath });
 const modelName = path.basename(modelPath);
