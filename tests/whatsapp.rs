@@ -1952,3 +1952,287 @@ async fn a_deferred_reply_acknowledged_elsewhere_is_forgotten() {
     let _ = run.stop.send(true);
     let _ = run.task.await;
 }
+
+/// The reply lease's holder as the test sees it: `GATEWAYLOCK:{userId}`'s value.
+async fn lease_holder(h: &mut Harness) -> Option<String> {
+    h.con
+        .get(secondme::bridge::whatsapp::lease::key(USER))
+        .await
+        .expect("GET lease")
+}
+
+/// Waits until `run`'s fake has sent `text` `n` times; its sends' WhatsApp ids.
+async fn sent_times(run: &Running, text: &str, n: usize) -> Vec<String> {
+    let fake = run.fake.clone();
+    let text = text.to_owned();
+    eventually(Duration::from_secs(8), || {
+        let ids = send_ids(&fake.calls(), &text);
+        async move { (ids.len() >= n).then_some(ids) }
+    })
+    .await
+    .unwrap_or_else(|| panic!("{n} sends of {text:?}: {:?}", run.fake.calls()))
+}
+
+/// Two gateways of one account (same user, same consumer name, one pending
+/// list): only the holder of `GATEWAYLOCK:{userId}` sends, each attempt of a
+/// failing reply goes out once and with one WhatsApp id; the other says it
+/// waits, and takes over when the first stops (the lease released) or crashes
+/// (the lease expired).
+#[tokio::test]
+async fn two_gateways_of_one_account_send_each_attempt_once_and_hand_over_by_the_lease() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let setup = || Setup {
+        fail_text: Some("will fail".into()),
+        send_attempts: 50,
+        send_retry: Duration::from_millis(300),
+        ..Setup::default()
+    };
+    let first = start_with(&h, true, setup()).await;
+    wait_state(&mut h, status::State::Connected).await;
+    let con = h.con.clone();
+    let holder = eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        async move {
+            let v: Option<String> = con
+                .get(secondme::bridge::whatsapp::lease::key(USER))
+                .await
+                .ok()?;
+            v
+        }
+    })
+    .await
+    .expect("the first gateway takes the lease");
+    let second = start_with(&h, true, setup()).await;
+    let waiting = eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        async move {
+            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+            s.detail
+                .filter(|d| d.contains("GATEWAYLOCK:user-1") && d.contains("waits"))
+        }
+    })
+    .await;
+    assert!(waiting.is_some(), "the second says it waits");
+    for run in [&first, &second] {
+        run.fake
+            .inbox()
+            .commit(&[inbound("A1", "dinner?")])
+            .await
+            .expect("commit");
+    }
+    queue_text(&mut h, "bot_A1", "will fail", 0).await;
+    let ids = sent_times(&first, "will fail", 3).await;
+    assert_eq!(
+        send_ids(&second.fake.calls(), "will fail"),
+        Vec::<String>::new()
+    );
+    assert_eq!(lease_holder(&mut h).await, Some(holder.clone()));
+
+    // A clean stop releases the lease: the second takes over at once.
+    let _ = first.stop.send(true);
+    let _ = first.task.await;
+    let by_first = send_ids(&first.fake.calls(), "will fail");
+    let taken = sent_times(&second, "will fail", 1).await;
+    assert_eq!(taken[0], ids[0], "the same WhatsApp id");
+    let held = lease_holder(&mut h).await;
+    assert!(held.is_some() && held != Some(holder), "{held:?}");
+    let attempts: Option<usize> = h
+        .con
+        .hget("SENDFAIL:bot_A1", "attempts")
+        .await
+        .expect("attempts");
+    let by_second = send_ids(&second.fake.calls(), "will fail");
+    assert_eq!(
+        attempts,
+        Some(by_first.len() + by_second.len()),
+        "one send per attempt: {by_first:?} then {by_second:?}"
+    );
+
+    // A crash leaves the lease until it expires; then the third takes over.
+    let third = start_with(&h, true, setup()).await;
+    let fake = third.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let up = fake.record.lock().expect("lock").inbox.is_some();
+        async move { up.then_some(()) }
+    })
+    .await
+    .expect("the third connects");
+    third
+        .fake
+        .inbox()
+        .commit(&[inbound("A1", "dinner?")])
+        .await
+        .expect("commit");
+    second.task.abort();
+    let _ = second.task.await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        send_ids(&third.fake.calls(), "will fail"),
+        Vec::<String>::new()
+    );
+    let ttl: i64 = h
+        .con
+        .pttl(secondme::bridge::whatsapp::lease::key(USER))
+        .await
+        .expect("pttl");
+    assert!((1..=90_000).contains(&ttl), "kept until it expires: {ttl}");
+    // Its 90 s run out.
+    let _: bool = h
+        .con
+        .pexpire(secondme::bridge::whatsapp::lease::key(USER), 1)
+        .await
+        .expect("pexpire");
+    let taken = sent_times(&third, "will fail", 1).await;
+    assert_eq!(taken[0], ids[0], "still the same WhatsApp id");
+    let _ = third.stop.send(true);
+    let _ = third.task.await;
+    assert_eq!(
+        lease_holder(&mut h).await,
+        None,
+        "released at the clean stop"
+    );
+}
+
+/// The reconnect backoff starts over after a connection: a loss after
+/// reconnecting waits 1 s again, not twice the last wait.
+#[tokio::test]
+async fn the_reconnect_backoff_starts_over_once_connected() {
+    let mut h = Harness::start().await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake.drop_link();
+    let lost = wait_state(&mut h, status::State::Reconnecting).await;
+    let first_wait = lost.next_try.expect("next try") - lost.since;
+    assert!((900..=1100).contains(&first_wait), "{lost:?}");
+    let con = h.con.clone();
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        let connects = fake.record.lock().expect("lock").connects;
+        async move {
+            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+            (connects == 2 && s.state == status::State::Connected).then_some(())
+        }
+    })
+    .await
+    .expect("connected again");
+    run.fake.drop_link();
+    let again = wait_state(&mut h, status::State::Reconnecting).await;
+    let second_wait = again.next_try.expect("next try") - again.since;
+    assert!(
+        (900..=1100).contains(&second_wait),
+        "1 s again after a connection: {again:?}"
+    );
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// Failed connections in a row keep the `since` of the loss that began the
+/// trouble.
+#[tokio::test]
+async fn failed_reconnects_keep_the_time_the_trouble_began() {
+    let mut h = Harness::start().await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake.record.lock().expect("lock").fail_connect = true;
+    run.fake.drop_link();
+    let lost = wait_state(&mut h, status::State::Reconnecting).await;
+    // Two tries fail (after 1 s, then 2 s more).
+    let con = h.con.clone();
+    let fake = run.fake.clone();
+    let after = eventually(Duration::from_secs(8), || {
+        let mut con = con.clone();
+        let connects = fake.record.lock().expect("lock").connects;
+        async move {
+            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+            (connects == 3 && s.detail.as_deref() == Some("connection refused")).then_some(s)
+        }
+    })
+    .await
+    .expect("two failed reconnects");
+    assert_eq!(after.state, status::State::Reconnecting);
+    assert_eq!(
+        after.since, lost.since,
+        "since the loss: {lost:?} {after:?}"
+    );
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// A reply waiting for its dead letter (the library missing) keeps its claim
+/// and its failures alive at each retry, so they never expire into a fresh
+/// claim that would send the old reply again.
+#[tokio::test]
+async fn a_reply_waiting_for_its_dead_letter_keeps_its_claim_and_is_not_sent_again() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let con = as_gateway_user(&mut h).await;
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut h.con)
+        .await
+        .expect("FUNCTION FLUSH");
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            con: Some(con),
+            fail_text: Some("will fail".into()),
+            send_attempts: 1,
+            send_retry: Duration::from_millis(200),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "dinner?")])
+        .await
+        .expect("commit");
+    queue_text(&mut h, "bot_A1", "will fail", 0).await;
+    sent_times(&run, "will fail", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // As if most of their 24 h had passed.
+    for key in ["SENTREPLY:bot_A1", "SENDFAIL:bot_A1"] {
+        let set: bool = h.con.pexpire(key, 1500).await.expect("pexpire");
+        assert!(set, "{key} exists");
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for key in ["SENTREPLY:bot_A1", "SENDFAIL:bot_A1"] {
+        let ttl: i64 = h.con.pttl(key).await.expect("pttl");
+        assert!(ttl > 60_000, "{key} renewed at each retry: {ttl}");
+    }
+    assert_eq!(
+        send_ids(&run.fake.calls(), "will fail").len(),
+        1,
+        "not sent again"
+    );
+    assert_eq!(pending_replies(&mut h).await, 1, "still pending");
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// A reply's "typing..." lasts its `delayMs`, at most a minute: a huge one
+/// (hostile or a bug) would hold every later reply behind it.
+#[test]
+fn the_typing_delay_is_capped_at_a_minute() {
+    assert_eq!(gateway::MAX_TYPING_DELAY, Duration::from_secs(60));
+    assert_eq!(gateway::typing_delay("1500"), Duration::from_millis(1500));
+    assert_eq!(gateway::typing_delay("60000"), Duration::from_secs(60));
+    assert_eq!(gateway::typing_delay("60001"), gateway::MAX_TYPING_DELAY);
+    assert_eq!(
+        gateway::typing_delay(&u64::MAX.to_string()),
+        gateway::MAX_TYPING_DELAY
+    );
+    assert_eq!(
+        gateway::typing_delay("99999999999999999999999"),
+        Duration::ZERO
+    );
+    assert_eq!(gateway::typing_delay("-5"), Duration::ZERO);
+    assert_eq!(gateway::typing_delay(""), Duration::ZERO);
+}

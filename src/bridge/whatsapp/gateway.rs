@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::inbox::Inbox;
+use super::lease::{self, Lease};
 use super::link::{Connector, Link, LinkError, LinkEvent};
 use super::status::{self, GatewayStatus, State};
 use crate::schema::{self, Direction, QrEvent, QueueMessage, response_fields as rf};
@@ -25,9 +26,10 @@ use crate::worker::batch::{self, DeadLetter};
 /// The consumer group the gateway reads `QUEUE:responses` in.
 pub const SENDER_GROUP: &str = "secondme-gateway";
 
-/// The gateway's consumer name in [`SENDER_GROUP`]: one per account (only one
-/// gateway per account runs; WhatsApp replaces any other), the same after every
-/// restart, so the replies it left pending are its own again.
+/// The gateway's consumer name in [`SENDER_GROUP`]: one per account (two
+/// gateways of one account share it, and only the holder of the reply lease,
+/// [`super::lease`], reads with it), the same after every restart, so the
+/// replies it left pending are its own again.
 pub fn consumer_name(user_id: &str) -> String {
     format!("gateway-{user_id}")
 }
@@ -132,6 +134,8 @@ pub struct WhatsAppGateway<C: Connector> {
     inbox: Inbox,
     opts: GatewayOptions,
     tap: Option<mpsc::UnboundedSender<LinkEvent>>,
+    /// Only its holder sends replies.
+    lease: Lease,
 }
 
 impl<C: Connector> WhatsAppGateway<C> {
@@ -141,6 +145,7 @@ impl<C: Connector> WhatsAppGateway<C> {
             connector,
             con,
             inbox,
+            lease: Lease::new(&opts.user_id),
             opts,
             tap: None,
         }
@@ -155,28 +160,41 @@ impl<C: Connector> WhatsAppGateway<C> {
     /// Runs connections until stopped, replaced, or (with `until_connected`) logged in.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<Exit> {
         let mut backoff = Backoff::default();
+        // The last state shown between connections: while it is a retry, the
+        // next try keeps its `since` (when the trouble began).
+        let mut shown = GatewayStatus::new(State::Connecting, store::now_ms());
         loop {
             if *stop.borrow() {
                 return Ok(self.stopped().await);
             }
-            self.set_status(GatewayStatus::new(State::Connecting, store::now_ms()))
-                .await;
+            if !is_retrying(&shown) {
+                shown = GatewayStatus::new(State::Connecting, store::now_ms());
+                self.set_status(shown.clone()).await;
+            }
             let (tx, rx) = mpsc::channel(64);
             let link = match self.connector.connect(self.inbox.clone(), tx).await {
                 Ok(link) => Arc::new(link),
                 Err(e) => {
                     let wait = backoff.next();
-                    let mut s = GatewayStatus::new(State::Reconnecting, store::now_ms())
-                        .detail(format!("{e:#}"));
-                    s.next_try = Some(store::now_ms() + millis(wait));
-                    if self.wait_out(s, wait, &mut stop).await {
+                    let now = store::now_ms();
+                    shown = retrying(
+                        State::Reconnecting,
+                        &shown,
+                        now,
+                        format!("{e:#}"),
+                        now + millis(wait),
+                    );
+                    if self.wait_out(shown.clone(), wait, &mut stop).await {
                         return Ok(self.stopped().await);
                     }
                     continue;
                 }
             };
-            let outcome = self.connection(&link, rx, &mut stop).await;
+            let outcome = self
+                .connection(&link, rx, &mut stop, &mut backoff, shown.clone())
+                .await;
             link.shutdown().await;
+            shown = GatewayStatus::new(State::Connecting, store::now_ms());
             match outcome {
                 Outcome::Stop => return Ok(self.stopped().await),
                 Outcome::LoggedIn => return Ok(Exit::LoggedIn),
@@ -205,14 +223,14 @@ impl<C: Connector> WhatsAppGateway<C> {
                 Outcome::Lost(last) => {
                     let wait = backoff.next();
                     let now = store::now_ms();
-                    let s = retrying(
+                    shown = retrying(
                         State::Reconnecting,
                         &last,
                         now,
                         "the connection ended".to_owned(),
                         now + millis(wait),
                     );
-                    if self.wait_out(s, wait, &mut stop).await {
+                    if self.wait_out(shown.clone(), wait, &mut stop).await {
                         return Ok(self.stopped().await);
                     }
                 }
@@ -227,28 +245,44 @@ impl<C: Connector> WhatsAppGateway<C> {
     }
 
     /// Serves one connection: its events, the session refresh and the sender.
+    /// `shown` is the state on screen as it starts (a retry keeps its `since`);
+    /// the backoff starts over once connected.
     async fn connection(
         &mut self,
         link: &Arc<C::Link>,
         mut events: mpsc::Receiver<LinkEvent>,
         stop: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+        shown: GatewayStatus,
     ) -> Outcome {
         let (connected_tx, connected_rx) = watch::channel(false);
-        let sender = tokio::spawn(sender_loop(
+        let (leased_tx, leased_rx) = watch::channel(false);
+        let sender = AbortOnDrop(tokio::spawn(sender_loop(
             self.con.clone(),
             Arc::clone(link),
             self.inbox.clone(),
             self.opts.clone(),
             connected_rx,
-        ));
+            leased_rx,
+        )));
         let mut manifest: Option<(Manifest, i64)> = None;
         // Codes shown on this connection: a Connected after them is a new link.
         let mut linking = false;
-        let mut last = GatewayStatus::new(State::Connecting, store::now_ms());
+        let mut last = shown;
         let mut refresh = tokio::time::interval(self.opts.refresh);
+        let mut lease_check = tokio::time::interval(lease::RETRY);
+        // When the lease was last renewed: it is renewed with the state refresh.
+        let mut renewed: Option<tokio::time::Instant> = None;
         let outcome = loop {
             tokio::select! {
                 _ = stop.changed() => break Outcome::Stop,
+                _ = lease_check.tick() => {
+                    let due = renewed.is_none_or(|at| at.elapsed() >= self.opts.refresh);
+                    if *connected_tx.borrow() && !self.opts.until_connected && due {
+                        let held = self.hold_lease(&leased_tx, &mut last).await;
+                        renewed = held.then(tokio::time::Instant::now);
+                    }
+                }
                 _ = refresh.tick() => {
                     self.set_status(last.clone()).await;
                     if let Some((m, connected_at)) = &manifest
@@ -303,6 +337,7 @@ impl<C: Connector> WhatsAppGateway<C> {
                             if let Err(e) = link.set_unavailable().await {
                                 tracing::warn!("whatsapp gateway: cannot appear offline: {e}");
                             }
+                            backoff.reset();
                             let mut s = GatewayStatus::new(State::Connected, now);
                             s.name = Some(name);
                             last = s;
@@ -311,13 +346,20 @@ impl<C: Connector> WhatsAppGateway<C> {
                                 self.set_status(last.clone()).await;
                                 break Outcome::LoggedIn;
                             }
+                            let held = self.hold_lease(&leased_tx, &mut last).await;
+                            renewed = held.then(tokio::time::Instant::now);
                         }
                         LinkEvent::Reconnecting { reason, next_try_ms } => {
                             let _ = connected_tx.send(false);
+                            // Taken again once connected (it may expire meanwhile).
+                            let _ = leased_tx.send(false);
+                            renewed = None;
                             last = retrying(State::Reconnecting, &last, now, reason, next_try_ms);
                         }
                         LinkEvent::NoNetwork { reason, next_try_ms } => {
                             let _ = connected_tx.send(false);
+                            let _ = leased_tx.send(false);
+                            renewed = None;
                             last = retrying(State::NoNetwork, &last, now, reason, next_try_ms);
                         }
                         LinkEvent::LoggedOut { reason } => {
@@ -337,8 +379,45 @@ impl<C: Connector> WhatsAppGateway<C> {
                 }
             }
         };
-        sender.abort();
+        // The sender is gone before the lease is, so nothing is sent after it.
+        sender.stop().await;
+        let _ = leased_tx.send(false);
+        if let Err(e) = self.lease.release(&mut self.con).await {
+            tracing::warn!("whatsapp gateway: cannot release the reply lease: {e}");
+        }
         outcome
+    }
+
+    /// Takes or renews the reply lease and tells the sender; while another
+    /// gateway holds it, the connected state says so (and the log, once).
+    async fn hold_lease(&mut self, leased: &watch::Sender<bool>, last: &mut GatewayStatus) -> bool {
+        let held = match self.lease.hold(&mut self.con).await {
+            Ok(held) => held,
+            Err(e) => {
+                // Unknown: better no sender for a while than two.
+                tracing::warn!("whatsapp gateway: cannot check the reply lease: {e}");
+                false
+            }
+        };
+        let was = leased.send_replace(held);
+        if last.state == State::Connected {
+            let waiting = (!held).then(|| {
+                format!(
+                    "another gateway of this account sends the replies ({}); this one waits",
+                    lease::key(&self.opts.user_id)
+                )
+            });
+            if waiting != last.detail {
+                if let Some(w) = &waiting {
+                    tracing::warn!("whatsapp gateway: {w}");
+                } else if !was {
+                    tracing::info!("whatsapp gateway: took the reply lease; sending replies");
+                }
+                last.detail = waiting;
+                self.set_status(last.clone()).await;
+            }
+        }
+        held
     }
 
     /// After a logout: the store and the session go, so the next connection shows codes.
@@ -491,6 +570,11 @@ fn linked_at(store: &std::path::Path, now: i64) -> i64 {
         .unwrap_or(now)
 }
 
+/// Whether `s` is a retry after trouble (its `since` is when the trouble began).
+fn is_retrying(s: &GatewayStatus) -> bool {
+    matches!(s.state, State::Reconnecting | State::NoNetwork)
+}
+
 /// A retrying state, keeping the time the trouble started.
 fn retrying(
     state: State,
@@ -499,11 +583,7 @@ fn retrying(
     reason: String,
     next_try_ms: i64,
 ) -> GatewayStatus {
-    let since = if matches!(last.state, State::Reconnecting | State::NoNetwork) {
-        last.since
-    } else {
-        now
-    };
+    let since = if is_retrying(last) { last.since } else { now };
     let mut s = GatewayStatus::new(state, since).detail(reason);
     s.next_try = Some(next_try_ms);
     s
@@ -532,6 +612,29 @@ impl Backoff {
         let d = Duration::from_secs(1u64 << self.step.min(8)).min(Duration::from_secs(300));
         self.step += 1;
         d
+    }
+
+    /// Starts over from 1 s (a connection was made: the next loss is new trouble).
+    fn reset(&mut self) {
+        self.step = 0;
+    }
+}
+
+/// The sender's task, aborted when dropped too (the gateway's future dropped
+/// mid-run must not leave a sender behind).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Aborts the task and waits until it is gone.
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -575,7 +678,8 @@ async fn sender_loop<L: Link>(
     link: Arc<L>,
     inbox: Inbox,
     opts: GatewayOptions,
-    mut connected: watch::Receiver<bool>,
+    connected: watch::Receiver<bool>,
+    mut leased: watch::Receiver<bool>,
 ) {
     let mut budget = Budget::new(opts.send_per_minute);
     let mut sender = Sender {
@@ -583,14 +687,20 @@ async fn sender_loop<L: Link>(
         link,
         inbox,
         opts,
-        connected: connected.clone(),
+        connected,
+        leased: leased.clone(),
         deferred: HashMap::new(),
     };
     loop {
-        if connected.wait_for(|c| *c).await.is_err() {
+        // The lease is taken only while connected, and dropped with the connection.
+        if leased.wait_for(|held| *held).await.is_err() {
             return;
         }
-        if let Err(e) = sender.serve(&mut budget, &mut connected).await {
+        if !sender.serving() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        if let Err(e) = sender.serve(&mut budget).await {
             tracing::warn!("whatsapp gateway (sender): {e:#}; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -603,6 +713,8 @@ struct Sender<L: Link> {
     inbox: Inbox,
     opts: GatewayOptions,
     connected: watch::Receiver<bool>,
+    /// Whether this gateway holds the reply lease ([`lease`]).
+    leased: watch::Receiver<bool>,
     /// Replies whose send failed, by stream id: not tried again before this time.
     deferred: HashMap<String, tokio::time::Instant>,
 }
@@ -626,10 +738,22 @@ impl Reply {
             reply_id: get(rf::REPLY_ID),
             contact_id: get(rf::CONTACT_ID),
             content: get(rf::CONTENT),
-            delay: Duration::from_millis(get(rf::DELAY_MS).parse().unwrap_or(0)),
+            delay: typing_delay(&get(rf::DELAY_MS)),
             fields: crate::entry::raw_fields(&entry.map),
         }
     }
+}
+
+/// The longest "typing..." shown before a reply. The serial sender holds every
+/// later reply behind the one typing, so an entry with a huge `delayMs` (a bug
+/// or hostile input) must not type for days; a minute is already far longer
+/// than any human-looking delay the worker asks for.
+pub const MAX_TYPING_DELAY: Duration = Duration::from_secs(60);
+
+/// How long a reply shows "typing...": its `delayMs` (0 when not a number), at
+/// most [`MAX_TYPING_DELAY`].
+pub fn typing_delay(delay_ms: &str) -> Duration {
+    Duration::from_millis(delay_ms.trim().parse().unwrap_or(0)).min(MAX_TYPING_DELAY)
 }
 
 /// What became of one reply.
@@ -654,11 +778,7 @@ impl<L: Link> Sender<L> {
     /// Own pending entries first (a restart loses none), then new ones; replies
     /// whose send failed are tried again when their wait is over, without
     /// holding back the others.
-    async fn serve(
-        &mut self,
-        budget: &mut Budget,
-        connected: &mut watch::Receiver<bool>,
-    ) -> Result<()> {
+    async fn serve(&mut self, budget: &mut Budget) -> Result<()> {
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(schema::QUEUE_RESPONSES)
@@ -674,7 +794,7 @@ impl<L: Link> Sender<L> {
         }
         self.take_over().await?;
         let mut scan = true;
-        while *connected.borrow() {
+        while self.serving() {
             let now = tokio::time::Instant::now();
             if scan || self.deferred.values().any(|at| *at <= now) {
                 self.scan_pending(budget).await?;
@@ -693,10 +813,15 @@ impl<L: Link> Sender<L> {
         Ok(())
     }
 
+    /// Connected and holding the reply lease.
+    fn serving(&self) -> bool {
+        *self.connected.borrow() && *self.leased.borrow()
+    }
+
     /// Takes over the replies other consumers of the group left pending (this
     /// gateway under an older name, or another `consumer`), then removes those
-    /// consumers once empty. Only one gateway per account runs, so nobody else
-    /// is sending them. A consumer is removed only when idle for
+    /// consumers once empty. Only the lease holder serves, so nobody else is
+    /// sending them. A consumer is removed only when idle for
     /// [`IDLE_BEFORE_REMOVAL`] too: a live one reads every half second, and what
     /// it read between our look and the removal would be lost with it.
     async fn take_over(&mut self) -> Result<()> {
@@ -868,17 +993,28 @@ impl<L: Link> Sender<L> {
             self.ack(reply).await?;
             return Ok(Delivered::Done);
         }
+        if !*self.leased.borrow() {
+            // The lease went while this reply waited: its next holder sends it.
+            return Ok(Delivered::Retry(self.opts.send_retry));
+        }
+        let reused = failures.wa_id.is_some();
         let wa_id = failures.wa_id.unwrap_or_else(|| self.link.message_id());
         let message_id = super::message_id(&reply.contact_id, &wa_id);
         let sending = format!("{SENDING}{message_id}");
         // SENT: before the send, so the echo is never taken for the person typing.
         // SENTREPLY: claims the reply as `sending:{messageId}` (ours when it already
-        // says so: an earlier attempt of this gateway), and SENDFAIL: keeps the
-        // WhatsApp id, so a send cut short by a crash goes again after the restart
-        // with the same id (see `failed_send`). Once sent, SENTREPLY: is the id.
+        // says so: an earlier attempt with this WhatsApp id), and SENDFAIL: keeps
+        // the WhatsApp id, so a send cut short by a crash goes again after the
+        // restart with the same id (see `failed_send`). Once sent, SENTREPLY: is
+        // the id. The id is written with HSETNX in the claim's transaction: when
+        // the claim is won it is ours (or already the claim's), and a lost claim
+        // never overwrites the winner's.
         let fail_key = send_fail_key(&reply.reply_id);
+        let sent_mark = schema::sent_key(&message_id);
         let (previous, ()): (Option<String>, ()) = redis::pipe()
             .atomic()
+            .hset_nx(&fail_key, "waId", &wa_id)
+            .ignore()
             .cmd("SET")
             .arg(sent_reply_key(&reply.reply_id))
             .arg(&sending)
@@ -886,17 +1022,13 @@ impl<L: Link> Sender<L> {
             .arg("GET")
             .arg("EX")
             .arg(SENT_REPLY_TTL_S)
-            .hset(&fail_key, "waId", &wa_id)
-            .ignore()
             .expire(&fail_key, SENT_REPLY_TTL_S as i64)
             .ignore()
-            .set_ex(schema::sent_key(&message_id), 1, schema::SENT_TTL_S as u64)
+            .set_ex(&sent_mark, 1, schema::SENT_TTL_S as u64)
             .query_async(&mut self.con)
             .await?;
-        if previous.is_some_and(|p| p != sending) {
-            // Sent already, or being sent under another id: never a second message.
-            self.ack(reply).await?;
-            return Ok(Delivered::Done);
+        if let Some(previous) = previous.filter(|p| *p != sending) {
+            return self.lost_claim(reply, &previous, &sent_mark, reused).await;
         }
         if let Err(e) = self.link.send_text(&address, &wa_id, &reply.content).await {
             self.link.paused(&address).await.ok();
@@ -925,6 +1057,42 @@ impl<L: Link> Sender<L> {
             .await;
         sent.context("cannot record a sent reply")?;
         self.inbox.commit_echo(&echo).await?;
+        self.ack(reply).await?;
+        Ok(Delivered::Done)
+    }
+
+    /// The claim was someone else's: never a second message. A sent reply is
+    /// acknowledged; one being sent under another WhatsApp id stays pending (if
+    /// its sender dies, the next try reads that id from `SENDFAIL:` and sends
+    /// with it), unless our id came from `SENDFAIL:` already (`reused`): then
+    /// the claim and the failures disagree (an older gateway overwrote the id)
+    /// and no id is known to be safe, so it is dead-lettered. The marks the
+    /// lost claim wrote for our id go.
+    async fn lost_claim(
+        &mut self,
+        reply: &Reply,
+        previous: &str,
+        sent_mark: &str,
+        reused: bool,
+    ) -> Result<Delivered> {
+        let being_sent = previous.starts_with(SENDING);
+        let mut cleanup = redis::pipe();
+        cleanup.del(sent_mark).ignore();
+        if !being_sent {
+            // Sent: its failures were deleted then; HSETNX made them anew.
+            cleanup.del(send_fail_key(&reply.reply_id)).ignore();
+        }
+        let _: redis::RedisResult<()> = cleanup.exec_async(&mut self.con).await;
+        if being_sent && reused {
+            let why = format!(
+                "reply {}: claimed under another WhatsApp id than its failures name; WhatsApp may have taken it",
+                reply.reply_id
+            );
+            return self.give_up(reply, why).await;
+        }
+        if being_sent {
+            return Ok(Delivered::Retry(self.opts.send_retry));
+        }
         self.ack(reply).await?;
         Ok(Delivered::Done)
     }
@@ -981,12 +1149,24 @@ impl<L: Link> Sender<L> {
             reply.reply_id
         );
         let done = self.give_up(reply, why).await?;
+        let keys = [
+            send_fail_key(&reply.reply_id),
+            sent_reply_key(&reply.reply_id),
+        ];
         if matches!(done, Delivered::Done) {
-            let keys = [
-                send_fail_key(&reply.reply_id),
-                sent_reply_key(&reply.reply_id),
-            ];
             let _: redis::RedisResult<i64> = self.con.del(&keys).await;
+        } else {
+            // Still waiting for its dead letter: the claim and the count must
+            // outlive the wait, or once they expired the next try would take a
+            // fresh claim and send the old reply again.
+            let mut renew = redis::pipe();
+            for key in &keys {
+                renew.expire(key, SENT_REPLY_TTL_S as i64).ignore();
+            }
+            renew
+                .exec_async(&mut self.con)
+                .await
+                .context("cannot keep a reply's claim while it waits")?;
         }
         Ok(done)
     }

@@ -5,6 +5,7 @@
 //! - `link`: the narrow trait the gateway talks to, with plain data only;
 //! - `inbox`: the durable commit of incoming messages to `QUEUE:messages`;
 //! - `gateway`: login codes, session, state, and the reply sender, over any link;
+//! - `lease`: `GATEWAYLOCK:{userId}`, so one gateway per account sends replies;
 //! - `status`: the state other programs read (`GATEWAY:{userId}`, `events:gateway`);
 //! - `client`: the only code that drives the library (feature `whatsapp`);
 //! - `setup`: the gateway built from the configuration (commands, control room).
@@ -14,6 +15,7 @@ pub mod client;
 pub mod contact;
 pub mod gateway;
 pub mod inbox;
+pub mod lease;
 pub mod link;
 #[cfg(feature = "whatsapp")]
 pub mod mapping;

@@ -1,0 +1,89 @@
+//! `GATEWAYLOCK:{userId}`: the lease that lets one gateway per account send
+//! replies. Two gateways of one account (`secondme login` while the service
+//! runs, a second host) share one consumer name and one pending list; without
+//! the lease both would send the same retry.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+/// `GATEWAYLOCK:{userId}`.
+pub fn key(user_id: &str) -> String {
+    format!("GATEWAYLOCK:{user_id}")
+}
+
+/// How long the lease outlives its holder's last renewal: a crashed gateway's
+/// replies wait this long for another one.
+pub const TTL: Duration = Duration::from_secs(90);
+
+/// How often a gateway without the lease tries to take it.
+pub const RETRY: Duration = Duration::from_secs(2);
+
+/// One gateway's claim on the lease, by a value unique to it.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    key: String,
+    owner: String,
+}
+
+impl Lease {
+    /// The lease of `user_id`'s account, held under a value no other gateway uses
+    /// (process id, time, and a counter for several gateways in one process).
+    pub fn new(user_id: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Self {
+            key: key(user_id),
+            owner: format!("{}-{nanos:x}-{n}", std::process::id()),
+        }
+    }
+
+    /// Takes the lease when free, renews it when ours; true when we hold it.
+    ///
+    /// `SET NX GET` takes a free lease and tells who holds a taken one; when it
+    /// is ours, `PEXPIRE` renews it. Scripts are refused to the gateway's ACL
+    /// user, and WATCH needs a connection of its own (the shared one
+    /// interleaves other tasks' transactions), so the check and the renewal
+    /// are two commands: the lease could only change hands between them by
+    /// expiring there, after missing [`TTL`] of renewals; the renewal would
+    /// then lengthen the new holder's lease, and the next check finds it isn't ours.
+    pub async fn hold(&self, con: &mut ConnectionManager) -> redis::RedisResult<bool> {
+        let ttl_ms = u64::try_from(TTL.as_millis()).unwrap_or(u64::MAX);
+        let holder: Option<String> = redis::cmd("SET")
+            .arg(&self.key)
+            .arg(&self.owner)
+            .arg("NX")
+            .arg("GET")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(con)
+            .await?;
+        match holder {
+            None => Ok(true),
+            Some(h) if h == self.owner => {
+                let renewed: bool = redis::cmd("PEXPIRE")
+                    .arg(&self.key)
+                    .arg(ttl_ms)
+                    .query_async(con)
+                    .await?;
+                Ok(renewed)
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
+    /// Gives the lease up when ours (a clean stop), so another gateway takes
+    /// over at once rather than after [`TTL`].
+    pub async fn release(&self, con: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let holder: Option<String> = redis::cmd("GET").arg(&self.key).query_async(con).await?;
+        if holder.as_deref() == Some(self.owner.as_str()) {
+            let _: i64 = redis::cmd("DEL").arg(&self.key).query_async(con).await?;
+        }
+        Ok(())
+    }
+}
