@@ -1737,18 +1737,18 @@ async fn as_gateway_user(h: &mut Harness) -> redis::aio::ConnectionManager {
 /// With the functions library missing (the worker not started yet), the
 /// gateway may not load it: a reply out of attempts stays pending, is not sent
 /// again, and is dead-lettered once the worker has loaded the library.
-#[tokio::test]
-async fn a_dead_letter_without_the_library_waits_pending_until_it_is_loaded() {
-    let mut h = Harness::start().await;
+/// A gateway as its ACL user, with the functions library gone (it may not
+/// load it), connected, a message in, and every send of its reply failing once.
+async fn a_failing_reply_without_the_library(h: &mut Harness) -> Running {
     h.allow(&[CONTACT]).await;
-    let con = as_gateway_user(&mut h).await;
+    let con = as_gateway_user(h).await;
     let _: () = redis::cmd("FUNCTION")
         .arg("FLUSH")
         .query_async(&mut h.con)
         .await
         .expect("FUNCTION FLUSH");
     let run = start_with(
-        &h,
+        h,
         true,
         Setup {
             con: Some(con),
@@ -1759,12 +1759,19 @@ async fn a_dead_letter_without_the_library_waits_pending_until_it_is_loaded() {
         },
     )
     .await;
-    wait_state(&mut h, status::State::Connected).await;
+    wait_state(h, status::State::Connected).await;
     run.fake
         .inbox()
         .commit(&[inbound("A1", "dinner?")])
         .await
         .expect("commit");
+    run
+}
+
+#[tokio::test]
+async fn a_dead_letter_without_the_library_waits_pending_until_it_is_loaded() {
+    let mut h = Harness::start().await;
+    let run = a_failing_reply_without_the_library(&mut h).await;
     let failing = queue_text(&mut h, "bot_A1", "will fail", 0).await;
     queue_text(&mut h, "bot_A2", "sounds good", 0).await;
     let fake = run.fake.clone();
@@ -2169,31 +2176,7 @@ async fn failed_reconnects_keep_the_time_the_trouble_began() {
 #[tokio::test]
 async fn a_reply_waiting_for_its_dead_letter_keeps_its_claim_and_is_not_sent_again() {
     let mut h = Harness::start().await;
-    h.allow(&[CONTACT]).await;
-    let con = as_gateway_user(&mut h).await;
-    let _: () = redis::cmd("FUNCTION")
-        .arg("FLUSH")
-        .query_async(&mut h.con)
-        .await
-        .expect("FUNCTION FLUSH");
-    let run = start_with(
-        &h,
-        true,
-        Setup {
-            con: Some(con),
-            fail_text: Some("will fail".into()),
-            send_attempts: 1,
-            send_retry: Duration::from_millis(200),
-            ..Setup::default()
-        },
-    )
-    .await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "dinner?")])
-        .await
-        .expect("commit");
+    let run = a_failing_reply_without_the_library(&mut h).await;
     queue_text(&mut h, "bot_A1", "will fail", 0).await;
     sent_times(&run, "will fail", 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
