@@ -4,6 +4,7 @@
 use anyhow::Result;
 use secondme::config::Config;
 
+#[cfg(feature = "whatsapp")]
 use crate::commands::{connect, init_stderr_log, interrupt_term_or_hangup};
 
 #[cfg(not(feature = "whatsapp"))]
