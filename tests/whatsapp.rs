@@ -39,6 +39,12 @@ struct Record {
     send_times: Vec<std::time::Instant>,
     /// Connecting fails, as with WhatsApp out of reach.
     fail_connect: bool,
+    /// A send of this text succeeds, then Redis refuses writes for this long
+    /// (`CLIENT PAUSE … WRITE`), past the connection's response timeout.
+    pause_writes_after: Option<(String, u64)>,
+    /// Keys set the first time "typing..." is shown (another gateway's writes
+    /// landing meanwhile).
+    on_composing: Vec<(String, String)>,
 }
 
 /// A connector like the library: a stored device connects, a new one shows a code.
@@ -162,11 +168,26 @@ impl Link for FakeLink {
                 "timed out waiting for the server's ack to 15550001111@s.whatsapp.net".into(),
             ));
         }
+        let pause = self.record.lock().expect("lock").pause_writes_after.clone();
+        if let Some((_, ms)) = pause.filter(|(t, _)| t == text) {
+            let _: () = redis::cmd("CLIENT")
+                .arg("PAUSE")
+                .arg(ms)
+                .arg("WRITE")
+                .query_async(&mut con)
+                .await
+                .expect("CLIENT PAUSE");
+        }
         Ok(())
     }
 
     async fn composing(&self, to: &str) -> Result<(), LinkError> {
         self.call(format!("composing {to}"));
+        let writes = std::mem::take(&mut self.record.lock().expect("lock").on_composing);
+        let mut con = self.redis.clone();
+        for (key, value) in writes {
+            let _: () = con.set(&key, &value).await.expect("SET");
+        }
         Ok(())
     }
 
@@ -2218,4 +2239,330 @@ fn the_typing_delay_is_capped_at_a_minute() {
     );
     assert_eq!(gateway::typing_delay("-5"), Duration::ZERO);
     assert_eq!(gateway::typing_delay(""), Duration::ZERO);
+}
+
+/// A reply WhatsApp took is recorded even when Redis refuses writes right after
+/// the send (longer than the connection's 3 s response timeout): the gateway
+/// keeps trying to record it instead of going round and sending it again.
+#[tokio::test]
+async fn a_sent_reply_redis_could_not_record_at_once_is_not_sent_again() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start(&h, true).await;
+    run.fake.record.lock().expect("lock").pause_writes_after = Some(("on my way".into(), 4500));
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "where are you?")])
+        .await
+        .expect("commit");
+    queue_text(&mut h, "bot_A1", "on my way", 0).await;
+    let con = h.con.clone();
+    let recorded = eventually(Duration::from_secs(15), || {
+        let mut con = con.clone();
+        async move {
+            let claim: Option<String> = con.get("SENTREPLY:bot_A1").await.ok()?;
+            claim.filter(|c| !c.starts_with("sending:"))
+        }
+    })
+    .await
+    .expect("recorded as sent once Redis takes writes again");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ids = send_ids(&run.fake.calls(), "on my way");
+    assert_eq!(ids.len(), 1, "sent once: {:?}", run.fake.calls());
+    assert_eq!(recorded, format!("{CONTACT}.{}", ids[0]));
+    assert_eq!(pending_replies(&mut h).await, 0);
+    let echoes = stream(&mut h, schema::QUEUE_MESSAGES)
+        .await
+        .into_iter()
+        .filter(|e| e["fromMe"] == "true")
+        .count();
+    assert_eq!(echoes, 1);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// A reply left unsent for over a day without a claim (a gateway down that
+/// long: an earlier attempt's claim may have expired after WhatsApp took it) is
+/// dead-lettered, never sent late under a fresh id.
+#[tokio::test]
+async fn a_reply_older_than_its_claims_can_live_is_dead_lettered_not_sent() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "where are you?")])
+        .await
+        .expect("commit");
+    let day_ago = secondme::store::now_ms() - 25 * 60 * 60 * 1000;
+    let _: String = h
+        .con
+        .xadd(
+            schema::QUEUE_RESPONSES,
+            format!("{day_ago}-0"),
+            &[
+                (schema::response_fields::REPLY_ID, "bot_old"),
+                (schema::response_fields::CONTACT_ID, CONTACT),
+                (schema::response_fields::CONTENT, "on my way"),
+                (schema::response_fields::DELAY_MS, "0"),
+            ],
+        )
+        .await
+        .expect("xadd");
+    let letters = dead_letters(&mut h).await;
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]["reason"].contains("bot_old") && letters[0]["reason"].contains("after a day"),
+        "{letters:?}"
+    );
+    assert!(send_ids(&run.fake.calls(), "on my way").is_empty());
+    assert_eq!(pending_replies(&mut h).await, 0);
+    assert!(!gateway::too_old_to_claim(
+        &format!("{}-0", secondme::store::now_ms() - 60_000),
+        secondme::store::now_ms()
+    ));
+    assert!(!gateway::too_old_to_claim("not-an-id", 0));
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// The lease taken by another gateway while a reply shows "typing...": the
+/// reply is not sent, its "typing..." is cleared, nothing more is typed, sent
+/// or dead-lettered without the lease; once it is back, each reply goes once.
+#[tokio::test]
+async fn a_lease_lost_while_typing_sends_nothing_and_clears_the_typing() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            refresh: Duration::from_millis(300),
+            ..Setup::default()
+        },
+    )
+    .await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "where are you?")])
+        .await
+        .expect("commit");
+    let lease = secondme::bridge::whatsapp::lease::key(USER);
+    eventually(Duration::from_secs(5), || {
+        let mut con = h.con.clone();
+        let lease = lease.clone();
+        async move { con.exists::<_, bool>(&lease).await.ok()?.then_some(()) }
+    })
+    .await
+    .expect("the lease taken");
+    queue_text(&mut h, "bot_A1", "on my way", 3000).await;
+    queue_text(&mut h, "bot_A2", "see you", 0).await;
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let typing = fake.calls().iter().any(|c| c.starts_with("composing"));
+        async move { typing.then_some(()) }
+    })
+    .await
+    .expect("typing");
+    let _: () = h.con.set(&lease, "another-gateway").await.expect("SET");
+    // The lease check (every 2 s) sees it; the 3 s typing ends after it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let calls = run.fake.calls();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("send")),
+        "nothing sent without the lease: {calls:?}"
+    );
+    let last_typing = calls
+        .iter()
+        .rposition(|c| c.starts_with("composing") || c.starts_with("paused"))
+        .expect("typing calls");
+    assert!(
+        calls[last_typing].starts_with("paused"),
+        "typing cleared and not shown again: {calls:?}"
+    );
+    assert_eq!(pending_replies(&mut h).await, 2);
+    let letters: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("xlen");
+    assert_eq!(letters, 0);
+
+    let _: () = h.con.del(&lease).await.expect("DEL");
+    sent_times(&run, "on my way", 1).await;
+    sent_times(&run, "see you", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(send_ids(&run.fake.calls(), "on my way").len(), 1);
+    assert_eq!(send_ids(&run.fake.calls(), "see you").len(), 1);
+    assert_eq!(pending_replies(&mut h).await, 0);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// The lease is never renewed for, nor released from under, another gateway:
+/// a release leaves another's lease and one of ours about to expire.
+#[tokio::test]
+async fn the_lease_is_never_renewed_or_released_for_another_gateway() {
+    use secondme::bridge::whatsapp::lease::{self, Lease};
+    let mut h = Harness::start().await;
+    let key = lease::key(USER);
+    let ours = Lease::new(USER);
+    assert!(ours.hold(&mut h.con).await.expect("take"));
+    assert!(ours.hold(&mut h.con).await.expect("renew"));
+    let ttl: i64 = h.con.pttl(&key).await.expect("pttl");
+    assert!(ttl > 80_000, "{ttl}");
+
+    let _: () = h.con.set_ex(&key, "other", 60).await.expect("SET");
+    assert!(!ours.hold(&mut h.con).await.expect("check"));
+    ours.release(&mut h.con).await.expect("release");
+    assert_eq!(lease_holder(&mut h).await.as_deref(), Some("other"));
+
+    let _: () = h.con.del(&key).await.expect("DEL");
+    assert!(ours.hold(&mut h.con).await.expect("take"));
+    let _: bool = h.con.pexpire(&key, 2000).await.expect("pexpire");
+    ours.release(&mut h.con).await.expect("release");
+    let left: i64 = h.con.pttl(&key).await.expect("pttl");
+    assert!(
+        left > 0,
+        "a lease about to expire is left to expire: {left}"
+    );
+
+    let _: () = h.con.del(&key).await.expect("DEL");
+    assert!(ours.hold(&mut h.con).await.expect("take"));
+    ours.release(&mut h.con).await.expect("release");
+    assert_eq!(lease_holder(&mut h).await, None, "released");
+}
+
+/// Another gateway sends the reply under the same WhatsApp id while this one
+/// types it (both read the id from `SENDFAIL:`): this one's lost claim leaves
+/// the `SENT:` mark the winner's echo needs, sends nothing and acknowledges.
+#[tokio::test]
+async fn a_claim_lost_to_a_send_under_the_same_id_keeps_its_sent_mark() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "where are you?")])
+        .await
+        .expect("commit");
+    let message_id = format!("{CONTACT}.X1");
+    let _: () = h
+        .con
+        .hset_multiple(
+            "SENDFAIL:bot_A1",
+            &[("attempts", "1"), ("waId", "X1"), ("error", "timeout")],
+        )
+        .await
+        .expect("HSET");
+    run.fake.record.lock().expect("lock").on_composing = vec![
+        ("SENTREPLY:bot_A1".into(), message_id.clone()),
+        (format!("SENT:{message_id}"), "1".into()),
+    ];
+    queue_text(&mut h, "bot_A1", "on my way", 0).await;
+    let con = h.con.clone();
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        let typed = fake.calls().iter().any(|c| c.starts_with("composing"));
+        async move {
+            let pending: redis::streams::StreamPendingReply = con
+                .xpending(schema::QUEUE_RESPONSES, "secondme-gateway")
+                .await
+                .ok()?;
+            (typed && pending.count() == 0).then_some(())
+        }
+    })
+    .await
+    .expect("acknowledged");
+    assert!(send_ids(&run.fake.calls(), "on my way").is_empty());
+    let mark: bool = h
+        .con
+        .exists(format!("SENT:{message_id}"))
+        .await
+        .expect("exists");
+    assert!(mark, "the winner's SENT: mark stays");
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// A contact another gateway of the account met first (its address only in
+/// the shared directory file) is answered, not dead-lettered.
+#[tokio::test]
+async fn a_contact_met_by_another_gateway_is_found_in_the_directory_file() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    let other = Directory::open(run._dir.join("contacts.json")).expect("directory");
+    other
+        .remember([(CONTACT, "15550001111@s.whatsapp.net")])
+        .expect("remember");
+    queue_text(&mut h, "bot_A1", "on my way", 0).await;
+    let ids = sent_times(&run, "on my way", 1).await;
+    assert_eq!(ids.len(), 1);
+    assert!(
+        run.fake
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("send 15550001111@s.whatsapp.net")),
+        "{:?}",
+        run.fake.calls()
+    );
+    let letters: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("xlen");
+    assert_eq!(letters, 0);
+    let _ = run.stop.send(true);
+    let _ = run.task.await;
+}
+
+/// The dead-letter step writes a letter only for an entry still pending in
+/// the group: one another consumer acknowledged meanwhile (sent by another
+/// gateway) was handled, not lost.
+#[tokio::test]
+async fn an_entry_acknowledged_meanwhile_gets_no_dead_letter() {
+    use secondme::worker::batch::{self, DeadLetter};
+    let mut h = Harness::start().await;
+    secondme::store::functions::load(&mut h.con)
+        .await
+        .expect("library");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(schema::QUEUE_RESPONSES)
+        .arg("g")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut h.con)
+        .await
+        .expect("group");
+    let a = queue_text(&mut h, "bot_A1", "one", 0).await;
+    let b = queue_text(&mut h, "bot_A2", "two", 0).await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c")
+        .arg("STREAMS")
+        .arg(schema::QUEUE_RESPONSES)
+        .arg(">")
+        .query_async(&mut h.con)
+        .await
+        .expect("read");
+    let _: i64 = h
+        .con
+        .xack(schema::QUEUE_RESPONSES, "g", &[&a])
+        .await
+        .expect("ack");
+    let letters: Vec<DeadLetter> = [&a, &b]
+        .into_iter()
+        .map(|id| DeadLetter {
+            stream_id: id.clone(),
+            reason: format!("test {id}"),
+            fields: vec![],
+        })
+        .collect();
+    batch::dead_letter_from(&mut h.con, schema::QUEUE_RESPONSES, "g", &letters)
+        .await
+        .expect("dead letter");
+    let written = stream(&mut h, schema::QUEUE_DEADLETTER).await;
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0]["reason"], format!("test {b}"));
 }

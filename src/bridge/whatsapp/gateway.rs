@@ -257,14 +257,18 @@ impl<C: Connector> WhatsAppGateway<C> {
     ) -> Outcome {
         let (connected_tx, connected_rx) = watch::channel(false);
         let (leased_tx, leased_rx) = watch::channel(false);
-        let sender = AbortOnDrop(tokio::spawn(sender_loop(
-            self.con.clone(),
-            Arc::clone(link),
-            self.inbox.clone(),
-            self.opts.clone(),
-            connected_rx,
-            leased_rx,
-        )));
+        let recording = Arc::new(tokio::sync::Mutex::new(()));
+        let sender = SenderTask {
+            task: tokio::spawn(sender_loop(
+                self.con.clone(),
+                Arc::clone(link),
+                self.inbox.clone(),
+                self.opts.clone(),
+                (connected_rx, leased_rx),
+                Arc::clone(&recording),
+            )),
+            recording,
+        };
         let mut manifest: Option<(Manifest, i64)> = None;
         // Codes shown on this connection: a Connected after them is a new link.
         let mut linking = false;
@@ -279,8 +283,7 @@ impl<C: Connector> WhatsAppGateway<C> {
                 _ = lease_check.tick() => {
                     let due = renewed.is_none_or(|at| at.elapsed() >= self.opts.refresh);
                     if *connected_tx.borrow() && !self.opts.until_connected && due {
-                        let held = self.hold_lease(&leased_tx, &mut last).await;
-                        renewed = held.then(tokio::time::Instant::now);
+                        self.hold_lease(&leased_tx, &mut last, &mut renewed).await;
                     }
                 }
                 _ = refresh.tick() => {
@@ -346,8 +349,7 @@ impl<C: Connector> WhatsAppGateway<C> {
                                 self.set_status(last.clone()).await;
                                 break Outcome::LoggedIn;
                             }
-                            let held = self.hold_lease(&leased_tx, &mut last).await;
-                            renewed = held.then(tokio::time::Instant::now);
+                            self.hold_lease(&leased_tx, &mut last, &mut renewed).await;
                         }
                         LinkEvent::Reconnecting { reason, next_try_ms } => {
                             let _ = connected_tx.send(false);
@@ -390,13 +392,23 @@ impl<C: Connector> WhatsAppGateway<C> {
 
     /// Takes or renews the reply lease and tells the sender; while another
     /// gateway holds it, the connected state says so (and the log, once).
-    async fn hold_lease(&mut self, leased: &watch::Sender<bool>, last: &mut GatewayStatus) -> bool {
+    /// `renewed` is when it was last renewed: a check that fails (a Redis
+    /// timeout) keeps a lease renewed recently enough to be surely ours still,
+    /// and drops it before it could have expired on the server.
+    async fn hold_lease(
+        &mut self,
+        leased: &watch::Sender<bool>,
+        last: &mut GatewayStatus,
+        renewed: &mut Option<tokio::time::Instant>,
+    ) {
         let held = match self.lease.hold(&mut self.con).await {
-            Ok(held) => held,
+            Ok(held) => {
+                *renewed = held.then(tokio::time::Instant::now);
+                held
+            }
             Err(e) => {
-                // Unknown: better no sender for a while than two.
                 tracing::warn!("whatsapp gateway: cannot check the reply lease: {e}");
-                false
+                renewed.is_some_and(|at| at.elapsed() < lease::SURELY_HELD)
             }
         };
         let was = leased.send_replace(held);
@@ -417,7 +429,6 @@ impl<C: Connector> WhatsAppGateway<C> {
                 self.set_status(last.clone()).await;
             }
         }
-        held
     }
 
     /// After a logout: the store and the session go, so the next connection shows codes.
@@ -622,19 +633,34 @@ impl Backoff {
 
 /// The sender's task, aborted when dropped too (the gateway's future dropped
 /// mid-run must not leave a sender behind).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct SenderTask {
+    task: tokio::task::JoinHandle<()>,
+    /// Held by the sender from a send until it is recorded.
+    recording: Arc<tokio::sync::Mutex<()>>,
+}
 
-impl AbortOnDrop {
-    /// Aborts the task and waits until it is gone.
+/// How long a stop waits for a send in progress to be recorded.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+impl SenderTask {
+    /// Lets a send in progress be recorded (at most [`STOP_GRACE`]: Redis may
+    /// be gone), then aborts the task and waits until it is gone.
     async fn stop(mut self) {
-        self.0.abort();
-        let _ = (&mut self.0).await;
+        let recording = Arc::clone(&self.recording);
+        let settled = tokio::time::timeout(STOP_GRACE, recording.lock()).await;
+        if settled.is_err() {
+            tracing::warn!(
+                "whatsapp gateway: stopped while a sent reply was not recorded yet; it goes again, with the same id, after the restart"
+            );
+        }
+        self.task.abort();
+        let _ = (&mut self.task).await;
     }
 }
 
-impl Drop for AbortOnDrop {
+impl Drop for SenderTask {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -678,8 +704,8 @@ async fn sender_loop<L: Link>(
     link: Arc<L>,
     inbox: Inbox,
     opts: GatewayOptions,
-    connected: watch::Receiver<bool>,
-    mut leased: watch::Receiver<bool>,
+    (connected, mut leased): (watch::Receiver<bool>, watch::Receiver<bool>),
+    recording: Arc<tokio::sync::Mutex<()>>,
 ) {
     let mut budget = Budget::new(opts.send_per_minute);
     let mut sender = Sender {
@@ -690,6 +716,7 @@ async fn sender_loop<L: Link>(
         connected,
         leased: leased.clone(),
         deferred: HashMap::new(),
+        recording,
     };
     loop {
         // The lease is taken only while connected, and dropped with the connection.
@@ -717,7 +744,15 @@ struct Sender<L: Link> {
     leased: watch::Receiver<bool>,
     /// Replies whose send failed, by stream id: not tried again before this time.
     deferred: HashMap<String, tokio::time::Instant>,
+    /// Held from a send until it is recorded ([`SenderTask::stop`] waits for it).
+    recording: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// The longest wait between tries to record a sent reply.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Tries to add a sent reply's echo before it is given up.
+const ECHO_ATTEMPTS: u32 = 3;
 
 /// One reply from `QUEUE:responses`.
 struct Reply {
@@ -800,7 +835,7 @@ impl<L: Link> Sender<L> {
                 self.scan_pending(budget).await?;
                 scan = false;
             }
-            // Short blocks: the shared connection's response timeout is 500 ms.
+            // Short blocks: the shared connection's response timeout is 3 s.
             let entries = self.read(">", Some(200)).await?;
             if entries.is_empty() {
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -925,6 +960,13 @@ impl<L: Link> Sender<L> {
     }
 
     async fn handle(&mut self, entry: &StreamId, budget: &mut Budget) -> Result<()> {
+        if !self.serving() {
+            // The connection or the lease went mid-scan: nothing is typed, sent or
+            // dead-lettered without them. The entry stays pending for the holder.
+            let later = tokio::time::Instant::now() + self.opts.send_retry;
+            self.deferred.insert(entry.id.clone(), later);
+            return Ok(());
+        }
         let reply = Reply::of(entry);
         let delivered = if entry.map.is_empty() {
             // Deleted from the stream while pending: nothing left to send.
@@ -955,12 +997,19 @@ impl<L: Link> Sender<L> {
     /// dead-letters it when it cannot go, and leaves it pending after a failed send.
     async fn deliver(&mut self, reply: &Reply, budget: &mut Budget) -> Result<Delivered> {
         let claim: Option<String> = self.con.get(sent_reply_key(&reply.reply_id)).await?;
+        if claim.is_none() && too_old_to_claim(&reply.stream_id, store::now_ms()) {
+            let why = format!(
+                "reply {}: still unsent after a day; not sent so late (an earlier attempt's claim may have expired)",
+                reply.reply_id
+            );
+            return self.give_up(reply, why).await;
+        }
         let sent = claim.is_some_and(|c| !c.starts_with(SENDING));
         if sent || !self.allowed(&reply.contact_id).await? {
             self.ack(reply).await?;
             return Ok(Delivered::Done);
         }
-        let Some(address) = self.inbox.directory().address(&reply.contact_id) else {
+        let Some(address) = self.address(&reply.contact_id) else {
             let why = format!(
                 "reply {}: no WhatsApp address is known for contact {} (no message of theirs reached this gateway)",
                 reply.reply_id, reply.contact_id
@@ -993,8 +1042,10 @@ impl<L: Link> Sender<L> {
             self.ack(reply).await?;
             return Ok(Delivered::Done);
         }
-        if !*self.leased.borrow() {
-            // The lease went while this reply waited: its next holder sends it.
+        if !self.serving() {
+            // The lease or the connection went while this reply waited: its next
+            // holder sends it.
+            self.link.paused(&address).await.ok();
             return Ok(Delivered::Retry(self.opts.send_retry));
         }
         let reused = failures.wa_id.is_some();
@@ -1028,13 +1079,17 @@ impl<L: Link> Sender<L> {
             .query_async(&mut self.con)
             .await?;
         if let Some(previous) = previous.filter(|p| *p != sending) {
-            return self.lost_claim(reply, &previous, &sent_mark, reused).await;
+            return self.lost_claim(reply, &previous, &message_id, reused).await;
         }
+        // From the send to its record nothing may stop this task: a stop waits
+        // for the guard (bounded), so a clean stop never leaves a sent reply
+        // recorded as `sending:` to go again after the restart.
+        let guard = Arc::clone(&self.recording);
+        let _recording = guard.lock().await;
         if let Err(e) = self.link.send_text(&address, &wa_id, &reply.content).await {
             self.link.paused(&address).await.ok();
             return self.failed_send(reply, &wa_id, &e).await;
         }
-        self.link.paused(&address).await.ok();
         let echo = QueueMessage {
             message_id,
             contact_id: reply.contact_id.clone(),
@@ -1043,22 +1098,74 @@ impl<L: Link> Sender<L> {
             direction: Direction::Outgoing,
             from_me: true,
         };
-        let sent: redis::RedisResult<()> = redis::pipe()
-            .atomic()
-            .set_ex(
-                sent_reply_key(&reply.reply_id),
-                &echo.message_id,
-                SENT_REPLY_TTL_S,
-            )
-            .ignore()
-            .del(&fail_key)
-            .ignore()
-            .exec_async(&mut self.con)
-            .await;
-        sent.context("cannot record a sent reply")?;
-        self.inbox.commit_echo(&echo).await?;
+        self.record_sent(&reply.reply_id, &echo.message_id).await;
+        self.commit_echo(&echo).await;
+        self.link.paused(&address).await.ok();
         self.ack(reply).await?;
         Ok(Delivered::Done)
+    }
+
+    /// Records a sent reply (`SENTREPLY:` = its message id, failures gone),
+    /// trying again in place until Redis takes it: returning an error here would
+    /// send the reply a second time on the next pass.
+    async fn record_sent(&mut self, reply_id: &str, message_id: &str) {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            let recorded: redis::RedisResult<()> = redis::pipe()
+                .atomic()
+                .set_ex(sent_reply_key(reply_id), message_id, SENT_REPLY_TTL_S)
+                .ignore()
+                .del(send_fail_key(reply_id))
+                .ignore()
+                .exec_async(&mut self.con)
+                .await;
+            match recorded {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(
+                        "whatsapp gateway: reply {reply_id} was sent but cannot be recorded yet: {e}; trying again in {wait:?}"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RECORD_RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Adds the sent reply's echo to `QUEUE:messages`, a few tries; an echo that
+    /// still cannot be added is said in the log (the conversation's history will
+    /// lack the twin's message), never a reason to send again.
+    async fn commit_echo(&mut self, echo: &QueueMessage) {
+        for attempt in 1..=ECHO_ATTEMPTS {
+            match self.inbox.commit_echo(echo).await {
+                Ok(()) => return,
+                Err(e) if attempt == ECHO_ATTEMPTS => {
+                    tracing::error!(
+                        "whatsapp gateway: the echo of sent message {} is lost (the history lacks it): {e:#}",
+                        echo.message_id
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "whatsapp gateway: echo of {}: {e:#}; trying again",
+                        echo.message_id
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// The address of a contact; a contact another gateway of this account met
+    /// first is looked up again in the shared directory file.
+    fn address(&self, contact_id: &str) -> Option<String> {
+        let directory = self.inbox.directory();
+        directory.address(contact_id).or_else(|| {
+            if let Err(e) = directory.reload() {
+                tracing::warn!("whatsapp gateway: {e:#}");
+            }
+            directory.address(contact_id)
+        })
     }
 
     /// The claim was someone else's: never a second message. A sent reply is
@@ -1067,17 +1174,20 @@ impl<L: Link> Sender<L> {
     /// with it), unless our id came from `SENDFAIL:` already (`reused`): then
     /// the claim and the failures disagree (an older gateway overwrote the id)
     /// and no id is known to be safe, so it is dead-lettered. The marks the
-    /// lost claim wrote for our id go.
+    /// lost claim wrote for our id go, unless the winner sends under that id too
+    /// (it read it from `SENDFAIL:`): its echo needs the `SENT:` mark.
     async fn lost_claim(
         &mut self,
         reply: &Reply,
         previous: &str,
-        sent_mark: &str,
+        message_id: &str,
         reused: bool,
     ) -> Result<Delivered> {
         let being_sent = previous.starts_with(SENDING);
         let mut cleanup = redis::pipe();
-        cleanup.del(sent_mark).ignore();
+        if previous.trim_start_matches(SENDING) != message_id {
+            cleanup.del(schema::sent_key(message_id)).ignore();
+        }
         if !being_sent {
             // Sent: its failures were deleted then; HSETNX made them anew.
             cleanup.del(send_fail_key(&reply.reply_id)).ignore();
@@ -1267,6 +1377,20 @@ impl<L: Link> Sender<L> {
             .await?;
         Ok(())
     }
+}
+
+/// Whether a reply entry is too old to claim: a claim lives [`SENT_REPLY_TTL_S`]
+/// from when it was taken, so an unclaimed entry older than that may be one
+/// whose claim expired after a send (a gateway down for a day), and claiming it
+/// afresh would send it a second time under a new id.
+pub fn too_old_to_claim(stream_id: &str, now_ms: i64) -> bool {
+    let Some(created) = stream_id
+        .split_once('-')
+        .and_then(|(ms, _)| ms.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    now_ms.saturating_sub(created) >= SENT_REPLY_TTL_S as i64 * 1000
 }
 
 /// The wait after a reply's `failures`-th failed send: `base`, doubled after each

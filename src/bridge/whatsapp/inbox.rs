@@ -30,16 +30,26 @@ pub struct Directory {
 impl Directory {
     /// The directory stored at `path` (empty when the file does not exist yet).
     pub fn open(path: PathBuf) -> Result<Self> {
-        let map = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a contact directory", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
+        let map = read_map(&path)?;
         Ok(Self {
             path,
             map: Arc::new(Mutex::new(map)),
         })
+    }
+
+    /// Adds the addresses the file holds and this directory lacks: another
+    /// gateway of the account (a `secondme login`, a second host sharing the
+    /// data directory) may have met a contact first.
+    pub fn reload(&self) -> Result<()> {
+        let stored = read_map(&self.path)?;
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| anyhow::anyhow!("contact directory lock poisoned"))?;
+        for (id, address) in stored {
+            map.entry(id).or_insert(address);
+        }
+        Ok(())
     }
 
     /// The address of `contact_id`, if the gateway has seen that contact.
@@ -67,6 +77,16 @@ impl Directory {
             serde_json::to_vec(&*map)?
         };
         write_private(&self.path, &snapshot)
+    }
+}
+
+/// The directory file's map (empty when there is no file yet).
+fn read_map(path: &std::path::Path) -> Result<HashMap<String, String>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a contact directory", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 

@@ -17,6 +17,14 @@ pub fn key(user_id: &str) -> String {
 /// replies wait this long for another one.
 pub const TTL: Duration = Duration::from_secs(90);
 
+/// How long after its last renewal a lease is surely still ours: a failed
+/// check keeps it until then, well before the server could let it expire.
+pub const SURELY_HELD: Duration = Duration::from_secs(60);
+
+/// A release leaves a lease with less than this left to expire on its own:
+/// between our look and the delete it could pass to another gateway.
+const RELEASE_MARGIN_MS: i64 = 5_000;
+
 /// How often a gateway without the lease tries to take it.
 pub const RETRY: Duration = Duration::from_secs(2);
 
@@ -46,12 +54,13 @@ impl Lease {
     /// Takes the lease when free, renews it when ours; true when we hold it.
     ///
     /// `SET NX GET` takes a free lease and tells who holds a taken one; when it
-    /// is ours, `PEXPIRE` renews it. Scripts are refused to the gateway's ACL
-    /// user, and WATCH needs a connection of its own (the shared one
-    /// interleaves other tasks' transactions), so the check and the renewal
-    /// are two commands: the lease could only change hands between them by
-    /// expiring there, after missing [`TTL`] of renewals; the renewal would
-    /// then lengthen the new holder's lease, and the next check finds it isn't ours.
+    /// is ours, `PEXPIRE` renews it and a `GET` in the same transaction checks
+    /// it still was. Scripts are refused to the gateway's ACL user, and WATCH
+    /// needs a connection of its own (the shared one interleaves other tasks'
+    /// transactions), so the check and the renewal are two round trips: should
+    /// the lease expire between them (after missing [`TTL`] of renewals) and
+    /// pass to another gateway, the renewal lengthens that gateway's fresh
+    /// lease, harmlessly, and the `GET` tells us it isn't ours.
     pub async fn hold(&self, con: &mut ConnectionManager) -> redis::RedisResult<bool> {
         let ttl_ms = u64::try_from(TTL.as_millis()).unwrap_or(u64::MAX);
         let holder: Option<String> = redis::cmd("SET")
@@ -66,22 +75,32 @@ impl Lease {
         match holder {
             None => Ok(true),
             Some(h) if h == self.owner => {
-                let renewed: bool = redis::cmd("PEXPIRE")
+                let (holder,): (Option<String>,) = redis::pipe()
+                    .atomic()
+                    .cmd("PEXPIRE")
                     .arg(&self.key)
                     .arg(ttl_ms)
+                    .ignore()
+                    .get(&self.key)
                     .query_async(con)
                     .await?;
-                Ok(renewed)
+                Ok(holder.as_deref() == Some(self.owner.as_str()))
             }
             Some(_) => Ok(false),
         }
     }
 
     /// Gives the lease up when ours (a clean stop), so another gateway takes
-    /// over at once rather than after [`TTL`].
+    /// over at once rather than after [`TTL`]. One about to expire is left to
+    /// expire: deleting it could delete the next holder's.
     pub async fn release(&self, con: &mut ConnectionManager) -> redis::RedisResult<()> {
-        let holder: Option<String> = redis::cmd("GET").arg(&self.key).query_async(con).await?;
-        if holder.as_deref() == Some(self.owner.as_str()) {
+        let (holder, left_ms): (Option<String>, i64) = redis::pipe()
+            .atomic()
+            .get(&self.key)
+            .pttl(&self.key)
+            .query_async(con)
+            .await?;
+        if holder.as_deref() == Some(self.owner.as_str()) && left_ms > RELEASE_MARGIN_MS {
             let _: i64 = redis::cmd("DEL").arg(&self.key).query_async(con).await?;
         }
         Ok(())
