@@ -615,25 +615,28 @@ end
 -- nFields name/value pairs (the entry's own fields).
 -- An entry no longer pending in the group (acknowledged meanwhile by another
 -- consumer, e.g. sent by another gateway) gets no dead letter: it was handled.
+-- The letters are written before any acknowledgement, so a failing XADD (the
+-- script is not rolled back) leaves every entry pending.
 -- Returns `warn:{text}` for each best-effort write that failed.
 local function dead_letter(KEYS, ARGV)
   local refused = check_shared({ { KEYS[1], 'stream' }, { KEYS[2], 'stream' } })
   if refused then return refused end
   local group, cap, at = ARGV[1], ARGV[2], ARGV[3]
   local f_source, f_reason, f_at = ARGV[4], ARGV[5], ARGV[6]
-  local lettered, i = 0, 7
+  local acks, i = {}, 7
   while i + 2 <= #ARGV do
     local sid, reason, n_fields = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-    if redis.call('XACK', KEYS[2], group, sid) == 1 then
+    if #redis.call('XPENDING', KEYS[2], group, sid, sid, 1) > 0 then
       local args = { KEYS[1], 'MAXLEN', '~', cap, '*', f_source, sid, f_reason, reason, f_at, at }
       for k = 1, 2 * n_fields do args[#args + 1] = ARGV[i + 2 + k] end
       redis.call('XADD', unpack(args))
-      lettered = lettered + 1
+      acks[#acks + 1] = sid
     end
     i = i + 3 + 2 * n_fields
   end
+  in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[2], group, ...) end)
   local warnings = {}
-  add_counts(warnings, KEYS[3], { dead_letters = lettered })
+  add_counts(warnings, KEYS[3], { dead_letters = #acks })
   return warnings
 end
 

@@ -381,9 +381,10 @@ impl<C: Connector> WhatsAppGateway<C> {
                 }
             }
         };
-        // The sender is gone before the lease is, so nothing is sent after it.
-        sender.stop().await;
+        // The sender is gone before the lease is, so nothing is sent after it;
+        // told first, it starts nothing new while a sent reply is recorded.
         let _ = leased_tx.send(false);
+        sender.stop().await;
         if let Err(e) = self.lease.release(&mut self.con).await {
             tracing::warn!("whatsapp gateway: cannot release the reply lease: {e}");
         }
@@ -639,8 +640,9 @@ struct SenderTask {
     recording: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// How long a stop waits for a send in progress to be recorded.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a stop waits for a sent reply to be recorded (the control room
+/// gives the whole gateway 12 s to stop).
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl SenderTask {
     /// Lets a send in progress be recorded (at most [`STOP_GRACE`]: Redis may
@@ -650,7 +652,7 @@ impl SenderTask {
         let settled = tokio::time::timeout(STOP_GRACE, recording.lock()).await;
         if settled.is_err() {
             tracing::warn!(
-                "whatsapp gateway: stopped while a sent reply was not recorded yet; it goes again, with the same id, after the restart"
+                "whatsapp gateway: stopped while a sent reply was being recorded (Redis slow or gone): without its record it goes again after the restart, with the same WhatsApp id, and its echo may be missing from the history"
             );
         }
         self.task.abort();
@@ -751,8 +753,9 @@ struct Sender<L: Link> {
 /// The longest wait between tries to record a sent reply.
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(10);
 
-/// Tries to add a sent reply's echo before it is given up.
-const ECHO_ATTEMPTS: u32 = 3;
+/// Tries to add a sent reply's echo before it is given up (within [`STOP_GRACE`]
+/// when Redis answers).
+const ECHO_ATTEMPTS: u32 = 2;
 
 /// One reply from `QUEUE:responses`.
 struct Reply {
@@ -1081,15 +1084,16 @@ impl<L: Link> Sender<L> {
         if let Some(previous) = previous.filter(|p| *p != sending) {
             return self.lost_claim(reply, &previous, &message_id, reused).await;
         }
-        // From the send to its record nothing may stop this task: a stop waits
-        // for the guard (bounded), so a clean stop never leaves a sent reply
-        // recorded as `sending:` to go again after the restart.
-        let guard = Arc::clone(&self.recording);
-        let _recording = guard.lock().await;
         if let Err(e) = self.link.send_text(&address, &wa_id, &reply.content).await {
             self.link.paused(&address).await.ok();
             return self.failed_send(reply, &wa_id, &e).await;
         }
+        // From here to the echo nothing may stop this task: a stop waits for the
+        // guard (bounded), so a clean stop never leaves a sent reply recorded as
+        // `sending:`, to go again after the restart. (A stop during the send
+        // itself does not wait: that send goes again with the same id.)
+        let guard = Arc::clone(&self.recording);
+        let recording = guard.lock().await;
         let echo = QueueMessage {
             message_id,
             contact_id: reply.contact_id.clone(),
@@ -1100,6 +1104,7 @@ impl<L: Link> Sender<L> {
         };
         self.record_sent(&reply.reply_id, &echo.message_id).await;
         self.commit_echo(&echo).await;
+        drop(recording);
         self.link.paused(&address).await.ok();
         self.ack(reply).await?;
         Ok(Delivered::Done)
@@ -1333,7 +1338,10 @@ impl<L: Link> Sender<L> {
         .await
     }
 
-    /// Shows "typing..." for `delay`, refreshed; false when a pause came meanwhile.
+    /// Shows "typing..." for `delay`, refreshed; false when a pause came
+    /// meanwhile. It ends early when the lease or the connection goes (the
+    /// caller then leaves the reply pending), so the next holder's "typing..."
+    /// is not shown twice, nor cleared by ours.
     async fn type_for(&mut self, address: &str, contact_id: &str, delay: Duration) -> Result<bool> {
         let until = tokio::time::Instant::now() + delay;
         loop {
@@ -1348,6 +1356,9 @@ impl<L: Link> Sender<L> {
                 let tick = (step - waited).min(Duration::from_secs(1));
                 tokio::time::sleep(tick).await;
                 waited += tick;
+                if !self.serving() {
+                    return Ok(true);
+                }
                 if !self.allowed(contact_id).await? {
                     return Ok(false);
                 }
@@ -1380,9 +1391,10 @@ impl<L: Link> Sender<L> {
 }
 
 /// Whether a reply entry is too old to claim: a claim lives [`SENT_REPLY_TTL_S`]
-/// from when it was taken, so an unclaimed entry older than that may be one
+/// from when it was taken, so an unclaimed entry nearly that old may be one
 /// whose claim expired after a send (a gateway down for a day), and claiming it
-/// afresh would send it a second time under a new id.
+/// afresh would send it a second time under a new id. An hour is left for the
+/// clocks of Redis (which stamped the id) and this host to differ.
 pub fn too_old_to_claim(stream_id: &str, now_ms: i64) -> bool {
     let Some(created) = stream_id
         .split_once('-')
@@ -1390,8 +1402,11 @@ pub fn too_old_to_claim(stream_id: &str, now_ms: i64) -> bool {
     else {
         return false;
     };
-    now_ms.saturating_sub(created) >= SENT_REPLY_TTL_S as i64 * 1000
+    now_ms.saturating_sub(created) >= (SENT_REPLY_TTL_S as i64 - CLOCK_MARGIN_S) * 1000
 }
+
+/// How far apart the clocks of Redis and the gateway's host may be.
+const CLOCK_MARGIN_S: i64 = 60 * 60;
 
 /// The wait after a reply's `failures`-th failed send: `base`, doubled after each
 /// further failure, at most 5 min.
