@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use anyhow::{Context, Result};
 use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use crossterm::{cursor, execute};
 use ratatui::Terminal;
@@ -54,6 +54,8 @@ pub fn restore() {
     let _ = execute!(
         out,
         DisableBracketedPaste,
+        cursor::MoveTo(0, 0),
+        Clear(ClearType::All),
         LeaveAlternateScreen,
         cursor::Show
     );

@@ -151,13 +151,19 @@ impl Screen {
         }
     }
 
-    /// Asserts the program's last output left the alternate screen and showed the cursor.
+    /// Asserts the program's last output cleared and left the alternate screen
+    /// and showed the cursor. Cleared first: tmux (3.3) copies what the
+    /// alternate screen holds over the shell's screen when the width changed
+    /// while the program ran (an SSH client reattached at another size).
     pub fn assert_terminal_restored(&self, what: &str) {
         let raw = self.raw.lock().expect("raw").clone();
         let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(64)..]).into_owned();
+        let cleared = tail.rfind("\u{1b}[2J");
+        let left = tail.rfind("\u{1b}[?1049l");
+        assert!(left.is_some(), "{what}: alternate screen left: {tail:?}");
         assert!(
-            tail.contains("\u{1b}[?1049l"),
-            "{what}: alternate screen left: {tail:?}"
+            cleared.is_some_and(|c| Some(c) < left),
+            "{what}: alternate screen cleared before leaving it: {tail:?}"
         );
         assert!(
             tail.contains("\u{1b}[?25h"),
