@@ -298,6 +298,19 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
     }
 }
 
+/// A gateway connected with a store, after `CONTACT` wrote `text` (so the
+/// gateway knows the contact's address).
+async fn met_a_contact(h: &mut Harness, setup: Setup, text: &str) -> Running {
+    let run = start_with(h, true, setup).await;
+    wait_state(h, status::State::Connected).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", text)])
+        .await
+        .expect("commit");
+    run
+}
+
 async fn state(h: &mut Harness) -> Option<status::GatewayStatus> {
     let json: Option<String> = h.con.get(status::key(USER)).await.ok()?;
     serde_json::from_str(&json?).ok()
@@ -484,13 +497,7 @@ async fn stream(h: &mut Harness, key: &str) -> Vec<std::collections::HashMap<Str
 async fn a_reply_is_sent_once_after_typing_with_its_sent_mark_written_first() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start(&h, true).await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "dinner?")])
-        .await
-        .expect("commit");
+    let run = met_a_contact(&mut h, Setup::default(), "dinner?").await;
     queue_reply(&mut h, "bot_A1", 1000).await;
     queue_reply(&mut h, "bot_A1", 0).await; // the same reply again: never sent twice
     let fake = run.fake.clone();
@@ -555,13 +562,7 @@ async fn a_reply_is_sent_once_after_typing_with_its_sent_mark_written_first() {
 async fn the_kill_switch_pressed_while_typing_stops_the_send() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start(&h, true).await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "you there?")])
-        .await
-        .expect("commit");
+    let run = met_a_contact(&mut h, Setup::default(), "you there?").await;
     queue_reply(&mut h, "bot_A1", 3000).await;
     let fake = run.fake.clone();
     eventually(Duration::from_secs(5), || {
@@ -783,21 +784,15 @@ async fn failed_sends_are_counted_across_a_gateway_restart() {
 async fn a_send_cut_short_by_a_crash_goes_again_after_the_restart_with_the_same_id() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start_with(
-        &h,
-        true,
+    let run = met_a_contact(
+        &mut h,
         Setup {
             hang_text: Some("on my way".into()),
             ..Setup::default()
         },
+        "where are you?",
     )
     .await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "where are you?")])
-        .await
-        .expect("commit");
     queue_text(&mut h, "bot_A1", "on my way", 0).await;
     let fake = run.fake.clone();
     eventually(Duration::from_secs(5), || {
@@ -1080,13 +1075,7 @@ async fn the_session_is_rewritten_before_its_ttl_runs_out_and_keeps_the_time_the
 async fn a_contact_paused_or_disabled_while_typing_gets_no_reply() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start(&h, true).await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "you there?")])
-        .await
-        .expect("commit");
+    let run = met_a_contact(&mut h, Setup::default(), "you there?").await;
     let typing = |fake: FakeConnector, at_least: usize| async move {
         eventually(Duration::from_secs(5), || {
             let n = fake
@@ -1592,23 +1581,17 @@ async fn gateway_consumers(h: &mut Harness) -> Vec<String> {
 async fn replies_left_pending_under_another_consumer_name_are_sent_after_a_restart() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start_with(
-        &h,
-        true,
+    let run = met_a_contact(
+        &mut h,
         Setup {
             fail_text: Some("see you".into()),
             send_retry: Duration::from_secs(60),
             consumer: "oldhost-4242".into(),
             ..Setup::default()
         },
+        "tomorrow?",
     )
     .await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "tomorrow?")])
-        .await
-        .expect("commit");
     queue_text(&mut h, "bot_A1", "see you", 0).await;
     let con = h.con.clone();
     eventually(Duration::from_secs(5), || {
@@ -1940,22 +1923,16 @@ async fn monitor_count(url: &str, window: Duration, want: impl Fn(&str) -> bool)
 async fn a_deferred_reply_acknowledged_elsewhere_is_forgotten() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start_with(
-        &h,
-        true,
+    let run = met_a_contact(
+        &mut h,
         Setup {
             fail_text: Some("will fail".into()),
             send_retry: Duration::from_millis(300),
             ..Setup::default()
         },
+        "dinner?",
     )
     .await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "dinner?")])
-        .await
-        .expect("commit");
     let failing = queue_text(&mut h, "bot_A1", "will fail", 0).await;
     let fake = run.fake.clone();
     eventually(Duration::from_secs(5), || {
@@ -2289,13 +2266,7 @@ async fn a_sent_reply_redis_could_not_record_at_once_is_not_sent_again() {
 async fn a_reply_older_than_its_claims_can_live_is_dead_lettered_not_sent() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start(&h, true).await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "where are you?")])
-        .await
-        .expect("commit");
+    let run = met_a_contact(&mut h, Setup::default(), "where are you?").await;
     let day_ago = secondme::store::now_ms() - 25 * 60 * 60 * 1000;
     let _: String = h
         .con
@@ -2335,21 +2306,15 @@ async fn a_reply_older_than_its_claims_can_live_is_dead_lettered_not_sent() {
 async fn a_lease_lost_while_typing_sends_nothing_and_clears_the_typing() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start_with(
-        &h,
-        true,
+    let run = met_a_contact(
+        &mut h,
         Setup {
             refresh: Duration::from_millis(300),
             ..Setup::default()
         },
+        "where are you?",
     )
     .await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "where are you?")])
-        .await
-        .expect("commit");
     let lease = secondme::bridge::whatsapp::lease::key(USER);
     eventually(Duration::from_secs(5), || {
         let mut con = h.con.clone();
@@ -2448,13 +2413,7 @@ async fn the_lease_is_never_renewed_or_released_for_another_gateway() {
 async fn a_claim_lost_to_a_send_under_the_same_id_keeps_its_sent_mark() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
-    let run = start(&h, true).await;
-    wait_state(&mut h, status::State::Connected).await;
-    run.fake
-        .inbox()
-        .commit(&[inbound("A1", "where are you?")])
-        .await
-        .expect("commit");
+    let run = met_a_contact(&mut h, Setup::default(), "where are you?").await;
     let message_id = format!("{CONTACT}.X1");
     let _: () = h
         .con
