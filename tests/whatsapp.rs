@@ -218,6 +218,14 @@ struct Running {
     _dir: TestDir,
 }
 
+impl Running {
+    /// Stops the gateway and waits until it is gone, whatever it returned.
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 /// How a test gateway starts, beyond the defaults of [`start`].
 struct Setup {
     /// The directory of an earlier run (its store and contacts), or a new one.
@@ -446,8 +454,7 @@ async fn a_restart_with_a_store_connects_without_a_code() {
     let qr: bool = h.con.exists(schema::qr_key(USER)).await.expect("exists");
     assert!(!qr);
     assert!(run.fake.has_store(), "the store is kept");
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -475,8 +482,7 @@ async fn incoming_messages_reach_the_stream_through_the_hook_commit_only() {
         !dump.contains("15550001111"),
         "no phone number in Redis: {dump}"
     );
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 async fn stream(h: &mut Harness, key: &str) -> Vec<std::collections::HashMap<String, String>> {
@@ -554,8 +560,7 @@ async fn a_reply_is_sent_once_after_typing_with_its_sent_mark_written_first() {
         .await
         .expect("xpending");
     assert_eq!(pending.count(), 0, "both entries acknowledged");
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -590,8 +595,7 @@ async fn the_kill_switch_pressed_while_typing_stops_the_send() {
     );
     let marks: Vec<String> = h.con.keys("SENT:*").await.expect("keys");
     assert!(marks.is_empty(), "nothing marked as sent");
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 async fn dead_letters(h: &mut Harness) -> Vec<std::collections::HashMap<String, String>> {
@@ -715,8 +719,7 @@ async fn a_reply_that_keeps_failing_is_retried_with_backoff_then_dead_lettered_w
         3,
         "nothing after the dead letter"
     );
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -776,8 +779,7 @@ async fn failed_sends_are_counted_across_a_gateway_restart() {
         "one more attempt after the restart, with the same WhatsApp id"
     );
     assert_eq!(pending_replies(&mut h).await, 0);
-    let _ = again.stop.send(true);
-    let _ = again.task.await;
+    again.finish().await;
 }
 
 #[tokio::test]
@@ -845,8 +847,7 @@ async fn a_send_cut_short_by_a_crash_goes_again_after_the_restart_with_the_same_
         .collect();
     assert_eq!(echoes.len(), 1, "{echoes:?}");
     assert_eq!(echoes[0]["messageId"], message_id);
-    let _ = again.stop.send(true);
-    let _ = again.task.await;
+    again.finish().await;
 }
 
 /// The gateway's rules of docs/redis-schema.md ("ACL users").
@@ -980,8 +981,7 @@ async fn the_documented_gateway_acl_is_enough() {
             args[0]
         );
     }
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -1002,8 +1002,7 @@ async fn a_reply_to_a_contact_without_an_address_is_dead_lettered() {
     assert_eq!(pending_replies(&mut h).await, 0);
     let calls = run.fake.calls();
     assert!(!calls.iter().any(|c| c.starts_with("send")), "{calls:?}");
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 async fn manifest(h: &mut Harness, key: &SessionKey) -> serde_json::Value {
@@ -1067,8 +1066,7 @@ async fn the_session_is_rewritten_before_its_ttl_runs_out_and_keeps_the_time_the
         "expiresAt moves with the TTL: {expires_at} then {expires_again}"
     );
     assert_eq!(manifest(&mut h, &run.key).await, first);
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -1122,8 +1120,7 @@ async fn a_contact_paused_or_disabled_while_typing_gets_no_reply() {
     );
     let marks: Vec<String> = h.con.keys("SENT*").await.expect("keys");
     assert!(marks.is_empty(), "nothing marked as sent: {marks:?}");
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -1149,8 +1146,7 @@ async fn a_temporary_ban_is_shown_and_waited_out() {
         2,
         "one new connection once the ban is over"
     );
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// The commands Redis received, as `MONITOR` shows them, until `want` matches one.
@@ -1199,8 +1195,7 @@ async fn incoming_messages_are_added_with_acked_trimming_on_redis_8_2() {
             "no trimming before 8.2: {line}"
         );
     }
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -1230,8 +1225,7 @@ async fn logging_out_deletes_the_store_and_the_session_and_shows_a_code_again() 
     let qr: bool = h.con.exists(schema::qr_key(USER)).await.expect("exists");
     assert!(qr, "a new login code is up");
     assert_eq!(run.fake.record.lock().expect("lock").connects, 2);
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -1638,8 +1632,7 @@ async fn replies_left_pending_under_another_consumer_name_are_sent_after_a_resta
     assert_eq!(claim, Some(format!("{CONTACT}.{}", first[0])));
     assert_eq!(pending_replies(&mut h).await, 0);
     assert_eq!(gateway_consumers(&mut h).await, ["gw-test"]);
-    let _ = again.stop.send(true);
-    let _ = again.task.await;
+    again.finish().await;
 }
 
 #[test]
@@ -1678,8 +1671,7 @@ async fn a_long_ban_keeps_its_state_fresh_and_unchanged() {
     let banned = wait_state(&mut h, status::State::Banned).await;
     assert_kept_fresh(&mut h, &banned, Duration::from_millis(500)).await;
     assert_kept_fresh(&mut h, &banned, Duration::from_millis(500)).await;
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 #[tokio::test]
@@ -1719,8 +1711,7 @@ async fn a_lost_connection_and_the_reconnect_backoff_keep_their_state_fresh_and_
     assert_eq!(refused.state, status::State::Reconnecting);
     assert_kept_fresh(&mut h, &refused, Duration::from_millis(600)).await;
     assert_eq!(run.fake.record.lock().expect("lock").connects, 2);
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// A connection as a Redis user with the gateway's documented rules.
@@ -1817,8 +1808,7 @@ async fn a_dead_letter_without_the_library_waits_pending_until_it_is_loaded() {
         .await
         .expect("exists");
     assert_eq!(claims, (false, false));
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// A second press of the new-codes key, landing after the gateway took the
@@ -1888,8 +1878,7 @@ async fn a_second_press_for_new_codes_starts_no_round_unasked() {
         .await
         .expect("exists");
     assert!(!asked);
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// How many commands Redis receives during `window` that match `want` (`MONITOR`).
@@ -1954,8 +1943,7 @@ async fn a_deferred_reply_acknowledged_elsewhere_is_forgotten() {
     .await;
     assert!(scans <= 1, "scanned {scans} times for a reply gone");
     assert_eq!(send_ids(&run.fake.calls(), "will fail").len(), 1);
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// The reply lease's holder as the test sees it: `GATEWAYLOCK:{userId}`'s value.
@@ -2091,8 +2079,7 @@ async fn two_gateways_of_one_account_send_each_attempt_once_and_hand_over_by_the
         .expect("pexpire");
     let taken = sent_times(&third, "will fail", 1).await;
     assert_eq!(taken[0], ids[0], "still the same WhatsApp id");
-    let _ = third.stop.send(true);
-    let _ = third.task.await;
+    third.finish().await;
     assert_eq!(
         lease_holder(&mut h).await,
         None,
@@ -2131,8 +2118,7 @@ async fn the_reconnect_backoff_starts_over_once_connected() {
         (900..=1100).contains(&second_wait),
         "1 s again after a connection: {again:?}"
     );
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// Failed connections in a row keep the `since` of the loss that began the
@@ -2164,8 +2150,7 @@ async fn failed_reconnects_keep_the_time_the_trouble_began() {
         after.since, lost.since,
         "since the loss: {lost:?} {after:?}"
     );
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// A reply waiting for its dead letter (the library missing) keeps its claim
@@ -2194,8 +2179,7 @@ async fn a_reply_waiting_for_its_dead_letter_keeps_its_claim_and_is_not_sent_aga
         "not sent again"
     );
     assert_eq!(pending_replies(&mut h).await, 1, "still pending");
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// A reply's "typing..." lasts its `delayMs`, at most a minute: a huge one
@@ -2255,8 +2239,7 @@ async fn a_sent_reply_redis_could_not_record_at_once_is_not_sent_again() {
         .filter(|e| e["fromMe"] == "true")
         .count();
     assert_eq!(echoes, 1);
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// A reply left unsent for over a day without a claim (a gateway down that
@@ -2295,8 +2278,7 @@ async fn a_reply_older_than_its_claims_can_live_is_dead_lettered_not_sent() {
         secondme::store::now_ms()
     ));
     assert!(!gateway::too_old_to_claim("not-an-id", 0));
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// The lease taken by another gateway while a reply shows "typing...": the
@@ -2368,8 +2350,7 @@ async fn a_lease_lost_while_typing_sends_nothing_and_clears_the_typing() {
     assert_eq!(send_ids(&run.fake.calls(), "on my way").len(), 1);
     assert_eq!(send_ids(&run.fake.calls(), "see you").len(), 1);
     assert_eq!(pending_replies(&mut h).await, 0);
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// The lease is never renewed for, nor released from under, another gateway:
@@ -2450,8 +2431,7 @@ async fn a_claim_lost_to_a_send_under_the_same_id_keeps_its_sent_mark() {
         .await
         .expect("exists");
     assert!(mark, "the winner's SENT: mark stays");
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// A contact another gateway of the account met first (its address only in
@@ -2479,8 +2459,7 @@ async fn a_contact_met_by_another_gateway_is_found_in_the_directory_file() {
     );
     let letters: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("xlen");
     assert_eq!(letters, 0);
-    let _ = run.stop.send(true);
-    let _ = run.task.await;
+    run.finish().await;
 }
 
 /// The dead-letter step writes a letter only for an entry still pending in
