@@ -263,6 +263,16 @@ async fn start(h: &Harness, with_store: bool) -> Running {
     start_with(h, with_store, Setup::default()).await
 }
 
+/// The gateway started again on an earlier run's store, contacts and key.
+async fn start_again(h: &Harness, dir: TestDir, key: SessionKey) -> Running {
+    let setup = Setup {
+        dir: Some(dir),
+        key: Some(key),
+        ..Setup::default()
+    };
+    start_with(h, true, setup).await
+}
+
 async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
     let dir = setup.dir.unwrap_or_else(|| TestDir::new("wa"));
     let store = dir.join("device.db");
@@ -796,13 +806,7 @@ async fn a_send_cut_short_by_a_crash_goes_again_after_the_restart_with_the_same_
     )
     .await;
     queue_text(&mut h, "bot_A1", "on my way", 0).await;
-    let fake = run.fake.clone();
-    eventually(Duration::from_secs(5), || {
-        let ids = send_ids(&fake.calls(), "on my way");
-        async move { (!ids.is_empty()).then_some(()) }
-    })
-    .await
-    .expect("the send starts");
+    sent_times(&run, "on my way", 1).await;
     let first = send_ids(&run.fake.calls(), "on my way");
     let claim: Option<String> = h.con.get("SENTREPLY:bot_A1").await.expect("claim");
     let message_id = format!("{CONTACT}.{}", first[0]);
@@ -812,23 +816,8 @@ async fn a_send_cut_short_by_a_crash_goes_again_after_the_restart_with_the_same_
     let _ = run.task.await;
     assert_eq!(pending_replies(&mut h).await, 1);
 
-    let again = start_with(
-        &h,
-        true,
-        Setup {
-            dir: Some(run._dir),
-            key: Some(run.key),
-            ..Setup::default()
-        },
-    )
-    .await;
-    let fake = again.fake.clone();
-    eventually(Duration::from_secs(5), || {
-        let ids = send_ids(&fake.calls(), "on my way");
-        async move { (!ids.is_empty()).then_some(()) }
-    })
-    .await
-    .expect("sent after the restart");
+    let again = start_again(&h, run._dir, run.key).await;
+    sent_times(&again, "on my way", 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         send_ids(&again.fake.calls(), "on my way"),
@@ -1605,23 +1594,8 @@ async fn replies_left_pending_under_another_consumer_name_are_sent_after_a_resta
     // The old consumer idle long enough to be removed once empty.
     tokio::time::sleep(gateway::IDLE_BEFORE_REMOVAL + Duration::from_millis(200)).await;
 
-    let again = start_with(
-        &h,
-        true,
-        Setup {
-            dir: Some(run._dir),
-            key: Some(run.key),
-            ..Setup::default()
-        },
-    )
-    .await;
-    let fake = again.fake.clone();
-    eventually(Duration::from_secs(5), || {
-        let ids = send_ids(&fake.calls(), "see you");
-        async move { (!ids.is_empty()).then_some(()) }
-    })
-    .await
-    .expect("sent after the restart");
+    let again = start_again(&h, run._dir, run.key).await;
+    sent_times(&again, "see you", 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         send_ids(&again.fake.calls(), "see you"),
