@@ -241,6 +241,8 @@ struct Setup {
     refresh: Duration,
     /// The gateway's consumer name in its group.
     consumer: String,
+    /// Replies sent per minute at most.
+    send_per_minute: u32,
 }
 
 impl Default for Setup {
@@ -255,6 +257,7 @@ impl Default for Setup {
             send_retry: Duration::from_millis(300),
             refresh: status::REFRESH,
             consumer: "gw-test".into(),
+            send_per_minute: 60,
         }
     }
 }
@@ -296,7 +299,7 @@ async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running {
     let opts = GatewayOptions {
         user_id: USER.into(),
         key: key.clone(),
-        send_per_minute: 60,
+        send_per_minute: setup.send_per_minute,
         typing_refresh: Duration::from_millis(400),
         send_attempts: setup.send_attempts,
         send_retry: setup.send_retry,
@@ -1345,10 +1348,6 @@ async fn with_no_network_the_real_gateway_reports_it_and_keeps_retrying() {
 /// local port (nothing answers on any machine).
 #[cfg(feature = "whatsapp")]
 fn real_command(h: &Harness, dir: &TestDir, args: &[&str]) -> std::process::Command {
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address").port()
-    };
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_secondme"));
     command
         .args(args)
@@ -1360,10 +1359,7 @@ fn real_command(h: &Harness, dir: &TestDir, args: &[&str]) -> std::process::Comm
         .env("XDG_STATE_HOME", dir.join("state"))
         .env("HOME", &**dir)
         .env("SECONDME_LOG", "info")
-        .env(
-            "SECONDME_WHATSAPP_ENDPOINT",
-            format!("ws://127.0.0.1:{closed}/ws/chat"),
-        )
+        .env("SECONDME_WHATSAPP_ENDPOINT", closed_endpoint())
         .env("HTTPS_PROXY", "")
         .env_remove("SECONDME_CONFIG");
     command
@@ -2486,4 +2482,296 @@ async fn an_entry_acknowledged_meanwhile_gets_no_dead_letter() {
     let written = stream(&mut h, schema::QUEUE_DEADLETTER).await;
     assert_eq!(written.len(), 1, "{written:?}");
     assert_eq!(written[0]["reason"], format!("test {b}"));
+}
+
+/// Waits until `run`'s fake made its `n`-th connection and the gateway shows it connected.
+async fn connected_again(h: &mut Harness, run: &Running, n: usize) {
+    let con = h.con.clone();
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        let connects = fake.record.lock().expect("lock").connects;
+        async move {
+            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
+            (connects == n && s.state == status::State::Connected).then_some(())
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("connection {n} never came"));
+}
+
+/// How many sends `fake` was asked for.
+fn sends(fake: &FakeConnector) -> usize {
+    fake.calls()
+        .iter()
+        .filter(|c| c.starts_with("send "))
+        .count()
+}
+
+/// The send budget belongs to the gateway's run, not to one connection: a
+/// connection that drops and comes back three times within a minute sends no
+/// more than `send_per_minute` in that minute.
+#[tokio::test]
+async fn a_flapping_connection_sends_no_more_than_the_budget_in_a_minute() {
+    let mut h = Harness::start().await;
+    h.allow(&[CONTACT]).await;
+    let setup = Setup {
+        send_per_minute: 2,
+        ..Setup::default()
+    };
+    let run = met_a_contact(&mut h, setup, "are you free?").await;
+    let started = std::time::Instant::now();
+    for n in 0..6 {
+        queue_text(&mut h, &format!("bot_R{n}"), &format!("reply {n}"), 0).await;
+    }
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(8), || {
+        let n = sends(&fake);
+        async move { (n >= 2).then_some(()) }
+    })
+    .await
+    .expect("the budget's two replies go at once");
+    for connection in 2..=4 {
+        run.fake.drop_link();
+        connected_again(&mut h, &run, connection).await;
+        // Long enough for a new connection's sender to send whatever it may.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "within the half minute the next token needs"
+    );
+    assert_eq!(sends(&run.fake), 2, "{:?}", run.fake.calls());
+    run.finish().await;
+}
+
+/// A contact id as the gateway makes them.
+fn contact_id(phone: &str) -> String {
+    use secondme::bridge::whatsapp::contact::{ContactHasher, Person};
+    ContactHasher::new([5; 32]).id(&Person::Phone(phone.into()))
+}
+
+/// WhatsApp ids the queue once refused (over 92 bytes: the message id went over
+/// the 120-byte limit) or merged (no letters or digits), and a usual one, which
+/// is kept as it is.
+#[test]
+fn long_and_odd_whatsapp_ids_get_valid_distinct_message_ids() {
+    use secondme::bridge::whatsapp::message_id;
+    let contact = contact_id("15550001111");
+    for len in [92, 93, 120, 128, 4096] {
+        let id = message_id(&contact, &"A".repeat(len));
+        assert!(schema::check_id(&id).is_ok(), "{len}: {id}");
+    }
+    assert_ne!(
+        message_id(&contact, &"A".repeat(128)),
+        message_id(&contact, &"A".repeat(129))
+    );
+    let odd = [
+        "",
+        "!",
+        "??",
+        "++",
+        "--",
+        "__",
+        "\u{1f600}",
+        "\u{202e}",
+        "é",
+    ];
+    let ids: std::collections::HashSet<String> =
+        odd.iter().map(|w| message_id(&contact, w)).collect();
+    assert_eq!(ids.len(), odd.len(), "{ids:?}");
+    assert!(ids.iter().all(|id| schema::check_id(id).is_ok()), "{ids:?}");
+    assert_eq!(
+        message_id(&contact, "3EB0C767D26A8F8B2D4A"),
+        format!("{contact}.3EB0C767D26A8F8B2D4A")
+    );
+}
+
+/// WhatsApp ids as they may come: usual ones, long ones, ones without letters
+/// or digits, and anything at all.
+fn whatsapp_id() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        "[A-Za-z0-9_-]{0,70}",
+        "[A-Za-z0-9]{88,140}",
+        "[^A-Za-z0-9]{0,12}",
+        "[-_.!? ]{0,6}",
+        any::<String>(),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(1024))]
+
+    /// Any two distinct WhatsApp ids (and an id and its near twin), in one chat
+    /// or two, map to distinct message ids, each valid (within the 120-byte
+    /// limit) and the same every time.
+    #[test]
+    fn distinct_whatsapp_ids_map_to_distinct_valid_stable_message_ids(
+        a in whatsapp_id(),
+        b in whatsapp_id(),
+        tail in "[A-Za-z0-9!é]{1,3}",
+    ) {
+        use secondme::bridge::whatsapp::message_id;
+        let (one, two) = (contact_id("15550001111"), contact_id("15550002222"));
+        let near = format!("{a}{tail}");
+        for w in [&a, &b, &near] {
+            let id = message_id(&one, w);
+            proptest::prop_assert!(schema::check_id(&id).is_ok(), "{:?} -> {}", w, id);
+            proptest::prop_assert!(id.len() <= schema::MAX_ID_BYTES);
+            proptest::prop_assert_eq!(&id, &message_id(&one, w));
+            proptest::prop_assert_ne!(&id, &message_id(&two, w));
+        }
+        proptest::prop_assert_ne!(message_id(&one, &a), message_id(&one, &near));
+        if a != b {
+            proptest::prop_assert_ne!(message_id(&one, &a), message_id(&one, &b));
+            proptest::prop_assert_ne!(message_id(&one, &a), message_id(&two, &b));
+        }
+    }
+}
+
+/// A `ws://` endpoint on a closed local port: nothing answers, on any machine.
+#[cfg(feature = "whatsapp")]
+fn closed_endpoint() -> String {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    format!("ws://127.0.0.1:{closed}/ws/chat")
+}
+
+/// Mode bits of `path`.
+#[cfg(feature = "whatsapp")]
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A directory of the user's in the gateway's: a file (0640) and a folder
+/// (0750) holding a file.
+#[cfg(feature = "whatsapp")]
+fn user_things(wa: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let photos = wa.join("photos");
+    std::fs::create_dir_all(&photos).expect("dirs");
+    std::fs::write(photos.join("beach.jpg"), b"jpg").expect("photo");
+    std::fs::write(wa.join("notes.txt"), b"mine").expect("notes");
+    for (path, mode) in [(photos, 0o750), (wa.join("notes.txt"), 0o640)] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
+
+/// What [`user_things`] made is all there, with its modes.
+#[cfg(feature = "whatsapp")]
+fn user_things_kept(wa: &std::path::Path) {
+    assert_eq!(
+        mode_of(&wa.join("photos")),
+        0o750,
+        "the folder stays usable"
+    );
+    assert_eq!(
+        std::fs::read(wa.join("photos").join("beach.jpg")).expect("the photo is kept"),
+        b"jpg"
+    );
+    assert_eq!(mode_of(&wa.join("notes.txt")), 0o640);
+    assert_eq!(
+        std::fs::read(wa.join("notes.txt")).expect("the file is kept"),
+        b"mine"
+    );
+}
+
+/// The gateway's directory may hold things of the user's: a start (the real
+/// library opening its SQLite store) makes only the gateway's files 0600, and
+/// deleting the store (at a logout) removes only those.
+#[cfg(feature = "whatsapp")]
+#[tokio::test]
+async fn the_gateway_tightens_and_deletes_only_its_own_files() {
+    use secondme::bridge::whatsapp::client::{
+        CONTACTS_FILE, OWN_FILES, STORE_FILE, WhatsAppConnector,
+    };
+    use secondme::bridge::whatsapp::contact::ContactHasher;
+    use secondme::bridge::whatsapp::mapping::MapOptions;
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::start().await;
+    let dir = TestDir::new("wa-own");
+    let wa = dir.join("wa");
+    user_things(&wa);
+    let contacts = wa.join(CONTACTS_FILE);
+    std::fs::write(&contacts, b"{}").expect("contacts");
+    std::fs::set_permissions(&contacts, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let connector = WhatsAppConnector::new(
+        wa.clone(),
+        ContactHasher::new([1; 32]),
+        MapOptions::default(),
+    )
+    .with_endpoint(closed_endpoint());
+    let inbox = Inbox::new(
+        h.con.clone(),
+        h.acked,
+        Directory::open(contacts.clone()).expect("directory"),
+    );
+    let (tx, _events) = mpsc::channel(64);
+    let link = connector.connect(inbox, tx).await.expect("the store opens");
+    link.shutdown().await;
+    user_things_kept(&wa);
+    assert_eq!(mode_of(&wa.join(STORE_FILE)), 0o600);
+    assert_eq!(
+        mode_of(&contacts),
+        0o600,
+        "an older, looser file is tightened"
+    );
+    for name in OWN_FILES {
+        if wa.join(name).exists() {
+            assert_eq!(mode_of(&wa.join(name)), 0o600, "{name}");
+        }
+    }
+    // What a crash may leave behind is the gateway's too.
+    for leftover in ["device.db-journal", "contacts.tmp"] {
+        std::fs::write(wa.join(leftover), b"x").expect("leftover");
+    }
+    assert!(connector.has_store());
+    connector.remove_store().expect("deleted");
+    for name in OWN_FILES {
+        assert!(!wa.join(name).exists(), "{name} is deleted");
+    }
+    assert!(!connector.has_store());
+    user_things_kept(&wa);
+}
+
+/// `secondme logout` deletes the gateway's files and leaves the user's.
+#[cfg(feature = "whatsapp")]
+#[tokio::test]
+async fn secondme_logout_leaves_what_is_not_the_gateway_s() {
+    let h = Harness::start().await;
+    let dir = TestDir::new("wa-logout-own");
+    let wa = dir.join("wa");
+    user_things(&wa);
+    let own = [
+        "contacts.json",
+        "contacts.tmp",
+        "device.db-wal",
+        "device.db-shm",
+        "device.db-journal",
+    ];
+    for name in own {
+        std::fs::write(wa.join(name), b"x").expect("file");
+    }
+    let out = real_command(&h, &dir, &["logout"])
+        .output()
+        .expect("run secondme logout");
+    assert!(
+        out.status.success(),
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in own {
+        assert!(!wa.join(name).exists(), "{name} is deleted");
+    }
+    user_things_kept(&wa);
 }

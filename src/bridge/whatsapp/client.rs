@@ -26,6 +26,24 @@ use crate::store::now_ms;
 /// The device store's file name inside its directory.
 pub const STORE_FILE: &str = "device.db";
 
+/// The contact directory's file name (contact id to address), beside the store.
+pub const CONTACTS_FILE: &str = "contacts.json";
+
+/// Every file the gateway makes in its directory, and only those: `logout`
+/// deletes them and a start makes them 0600, leaving anything else there alone.
+/// The store is SQLite's database with its journals (write-ahead log and shared
+/// memory in WAL mode, the library's default; a rollback journal otherwise);
+/// the contact directory is written through a temporary file and a rename
+/// ([`super::inbox::Directory`]).
+pub const OWN_FILES: [&str; 6] = [
+    STORE_FILE,
+    "device.db-wal",
+    "device.db-shm",
+    "device.db-journal",
+    CONTACTS_FILE,
+    "contacts.tmp",
+];
+
 /// WhatsApp's WebSocket endpoint, the library's default.
 pub const DEFAULT_ENDPOINT: &str = whatsapp_rust::wacore::net::WHATSAPP_WEB_WS_URL;
 
@@ -133,9 +151,26 @@ impl Connector for WhatsAppConnector {
     }
 
     fn remove_store(&self) -> std::io::Result<()> {
-        match std::fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
+        use std::io::ErrorKind;
+        for name in OWN_FILES {
+            let path = self.dir.join(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != ErrorKind::NotFound => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", path.display()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        // The directory was made for the store: it goes too, unless the user keeps
+        // something else in it.
+        match std::fs::remove_dir(&self.dir) {
+            Err(e) if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) => {
+                Err(e)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -159,17 +194,23 @@ fn prepare_store(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// SQLite's journal files are created with the process's umask: make them 0600 too.
+/// SQLite's journal files are created with the process's umask: the gateway's
+/// files ([`OWN_FILES`]) are made 0600 too. Nothing else in the directory is
+/// touched, and a link or folder under one of those names is not followed.
 fn private_files(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let _ = std::fs::set_permissions(
-            entry.path(),
-            std::fs::Permissions::from_mode(private_file::FILE_MODE),
-        );
+    for name in OWN_FILES {
+        let path = dir.join(name);
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let private = std::fs::Permissions::from_mode(private_file::FILE_MODE);
+        if let Err(e) = std::fs::set_permissions(&path, private) {
+            tracing::warn!(
+                "whatsapp gateway: cannot make {} private: {e}",
+                path.display()
+            );
+        }
     }
 }
 

@@ -136,6 +136,8 @@ pub struct WhatsAppGateway<C: Connector> {
     tap: Option<mpsc::UnboundedSender<LinkEvent>>,
     /// Only its holder sends replies.
     lease: Lease,
+    /// The send budget of the whole run: a reconnect does not refill it.
+    budget: Arc<tokio::sync::Mutex<Budget>>,
 }
 
 impl<C: Connector> WhatsAppGateway<C> {
@@ -146,6 +148,7 @@ impl<C: Connector> WhatsAppGateway<C> {
             con,
             inbox,
             lease: Lease::new(&opts.user_id),
+            budget: Arc::new(tokio::sync::Mutex::new(Budget::new(opts.send_per_minute))),
             opts,
             tap: None,
         }
@@ -266,6 +269,7 @@ impl<C: Connector> WhatsAppGateway<C> {
                 self.opts.clone(),
                 (connected_rx, leased_rx),
                 Arc::clone(&recording),
+                Arc::clone(&self.budget),
             )),
             recording,
         };
@@ -667,6 +671,7 @@ impl Drop for SenderTask {
 }
 
 /// The send budget: a token bucket of `per_minute` tokens refilled continuously.
+/// One per gateway run, shared by its connections' senders.
 #[derive(Debug)]
 pub struct Budget {
     per_minute: f64,
@@ -685,17 +690,25 @@ impl Budget {
         }
     }
 
-    /// How long to wait before the next send may go (zero when it may go now); takes the token.
-    pub fn take(&mut self) -> Duration {
-        let now = tokio::time::Instant::now();
+    /// Takes a token when one is left, else says how long until one is and takes
+    /// nothing: a sender stopped while it waits (its connection lost) leaves no debt.
+    pub fn try_take(&mut self) -> Result<(), Duration> {
+        self.try_take_at(tokio::time::Instant::now())
+    }
+
+    /// [`Self::try_take`] at time `now` (not before the last take).
+    pub fn try_take_at(&mut self, now: tokio::time::Instant) -> Result<(), Duration> {
         let refill = now.duration_since(self.at).as_secs_f64() * self.per_minute / 60.0;
         self.tokens = (self.tokens + refill).min(self.per_minute);
         self.at = now;
-        self.tokens -= 1.0;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
         } else {
-            Duration::from_secs_f64(-self.tokens * 60.0 / self.per_minute)
+            // At most a minute: fewer than one token is missing.
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) * 60.0 / self.per_minute,
+            ))
         }
     }
 }
@@ -708,8 +721,8 @@ async fn sender_loop<L: Link>(
     opts: GatewayOptions,
     (connected, mut leased): (watch::Receiver<bool>, watch::Receiver<bool>),
     recording: Arc<tokio::sync::Mutex<()>>,
+    budget: Arc<tokio::sync::Mutex<Budget>>,
 ) {
-    let mut budget = Budget::new(opts.send_per_minute);
     let mut sender = Sender {
         con,
         link,
@@ -719,6 +732,7 @@ async fn sender_loop<L: Link>(
         leased: leased.clone(),
         deferred: HashMap::new(),
         recording,
+        budget,
     };
     loop {
         // The lease is taken only while connected, and dropped with the connection.
@@ -729,7 +743,7 @@ async fn sender_loop<L: Link>(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        if let Err(e) = sender.serve(&mut budget).await {
+        if let Err(e) = sender.serve().await {
             tracing::warn!("whatsapp gateway (sender): {e:#}; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -748,6 +762,8 @@ struct Sender<L: Link> {
     deferred: HashMap<String, tokio::time::Instant>,
     /// Held from a send until it is recorded ([`SenderTask::stop`] waits for it).
     recording: Arc<tokio::sync::Mutex<()>>,
+    /// The gateway run's send budget.
+    budget: Arc<tokio::sync::Mutex<Budget>>,
 }
 
 /// The longest wait between tries to record a sent reply.
@@ -816,7 +832,7 @@ impl<L: Link> Sender<L> {
     /// Own pending entries first (a restart loses none), then new ones; replies
     /// whose send failed are tried again when their wait is over, without
     /// holding back the others.
-    async fn serve(&mut self, budget: &mut Budget) -> Result<()> {
+    async fn serve(&mut self) -> Result<()> {
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(schema::QUEUE_RESPONSES)
@@ -835,7 +851,7 @@ impl<L: Link> Sender<L> {
         while self.serving() {
             let now = tokio::time::Instant::now();
             if scan || self.deferred.values().any(|at| *at <= now) {
-                self.scan_pending(budget).await?;
+                self.scan_pending().await?;
                 scan = false;
             }
             // Short blocks: the shared connection's response timeout is 3 s.
@@ -845,7 +861,7 @@ impl<L: Link> Sender<L> {
                 continue;
             }
             for entry in entries {
-                self.handle(&entry, budget).await?;
+                self.handle(&entry).await?;
             }
         }
         Ok(())
@@ -921,7 +937,7 @@ impl<L: Link> Sender<L> {
     /// Goes once through this consumer's pending replies, skipping those whose
     /// retry is not due yet. A deferred reply no longer pending (acknowledged
     /// elsewhere, its consumer removed, the group recreated) is forgotten.
-    async fn scan_pending(&mut self, budget: &mut Budget) -> Result<()> {
+    async fn scan_pending(&mut self) -> Result<()> {
         let mut cursor = "0".to_owned();
         let mut pending = HashSet::new();
         loop {
@@ -937,7 +953,7 @@ impl<L: Link> Sender<L> {
                 if self.deferred.get(&entry.id).is_some_and(|at| *at > now) {
                     continue;
                 }
-                self.handle(&entry, budget).await?;
+                self.handle(&entry).await?;
             }
         }
     }
@@ -962,7 +978,7 @@ impl<L: Link> Sender<L> {
             .collect())
     }
 
-    async fn handle(&mut self, entry: &StreamId, budget: &mut Budget) -> Result<()> {
+    async fn handle(&mut self, entry: &StreamId) -> Result<()> {
         if !self.serving() {
             // The connection or the lease went mid-scan: nothing is typed, sent or
             // dead-lettered without them. The entry stays pending for the holder.
@@ -982,7 +998,7 @@ impl<L: Link> Sender<L> {
             );
             self.give_up(&reply, why).await?
         } else {
-            self.deliver(&reply, budget).await?
+            self.deliver(&reply).await?
         };
         match delivered {
             Delivered::Done => {
@@ -998,7 +1014,7 @@ impl<L: Link> Sender<L> {
 
     /// Sends one reply at most once: acknowledges it when sent or withheld,
     /// dead-letters it when it cannot go, and leaves it pending after a failed send.
-    async fn deliver(&mut self, reply: &Reply, budget: &mut Budget) -> Result<Delivered> {
+    async fn deliver(&mut self, reply: &Reply) -> Result<Delivered> {
         let claim: Option<String> = self.con.get(sent_reply_key(&reply.reply_id)).await?;
         if claim.is_none() && too_old_to_claim(&reply.stream_id, store::now_ms()) {
             let why = format!(
@@ -1025,11 +1041,7 @@ impl<L: Link> Sender<L> {
             let error = failures.error.unwrap_or_default();
             return self.abandon(reply, failures.attempts, &error).await;
         }
-        let wait = budget.take();
-        if !wait.is_zero() {
-            tracing::info!("whatsapp gateway: send budget spent; waiting {wait:?}");
-            tokio::time::sleep(wait).await;
-        }
+        self.spend_budget().await;
         // A retry shows "typing..." only briefly: the contact saw the whole delay once.
         let delay = if failures.attempts == 0 {
             reply.delay
@@ -1108,6 +1120,22 @@ impl<L: Link> Sender<L> {
         self.link.paused(&address).await.ok();
         self.ack(reply).await?;
         Ok(Delivered::Done)
+    }
+
+    /// Waits until the send budget has a token, and takes it.
+    async fn spend_budget(&self) {
+        let mut told = false;
+        loop {
+            let wait = match self.budget.lock().await.try_take() {
+                Ok(()) => return,
+                Err(wait) => wait,
+            };
+            if !told {
+                tracing::info!("whatsapp gateway: send budget spent; waiting {wait:?}");
+                told = true;
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Records a sent reply (`SENTREPLY:` = its message id, failures gone),
@@ -1469,15 +1497,18 @@ mod tests {
     #[test]
     fn the_send_budget_lets_a_minute_s_worth_go_then_spaces_the_rest() {
         let mut budget = Budget::new(2);
-        assert_eq!(budget.take(), Duration::ZERO);
-        assert_eq!(budget.take(), Duration::ZERO);
-        let wait = budget.take();
-        assert!(
-            (Duration::from_secs(29)..=Duration::from_secs(30)).contains(&wait),
-            "{wait:?}"
+        let start = tokio::time::Instant::now();
+        assert_eq!(budget.try_take_at(start), Ok(()));
+        assert_eq!(budget.try_take_at(start), Ok(()));
+        let wait = budget.try_take_at(start).expect_err("spent");
+        assert_eq!(wait, Duration::from_secs(30));
+        assert_eq!(
+            budget.try_take_at(start),
+            Err(wait),
+            "a refused take costs nothing"
         );
-        let next = budget.take();
-        assert!(next > wait + Duration::from_secs(29), "{next:?}");
+        assert_eq!(budget.try_take_at(start + wait), Ok(()));
+        assert!(budget.try_take_at(start + wait).is_err());
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub trait Connector: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<Self::Link>> + Send;
     /// Whether a device store (a logged-in account's keys) exists.
     fn has_store(&self) -> bool;
-    /// Deletes the device store.
+    /// Deletes the device store and the gateway's other files, nothing else.
     fn remove_store(&self) -> std::io::Result<()>;
     /// Where the device store lives (for the session manifest).
     fn store_path(&self) -> std::path::PathBuf;

@@ -61,7 +61,7 @@ pub async fn run(
     let connector = connector(config, &key, phone)?;
     let mut probe = con.clone();
     let version = connection::server_version(&mut probe).await?;
-    let directory = Directory::open(config.whatsapp_dir.join("contacts.json"))?;
+    let directory = Directory::open(config.whatsapp_dir.join(super::client::CONTACTS_FILE))?;
     let inbox = Inbox::new(
         con.clone(),
         connection::supports_acked_trim(version),
@@ -96,7 +96,7 @@ pub async fn logout(
     let connector = connector(config, &key, None)?;
     let mut told = false;
     if connector.has_store() {
-        let directory = Directory::open(config.whatsapp_dir.join("contacts.json"))?;
+        let directory = Directory::open(config.whatsapp_dir.join(super::client::CONTACTS_FILE))?;
         let inbox = Inbox::new(con.clone(), false, directory);
         let (tx, mut rx) = mpsc::channel(64);
         let link = connector.connect(inbox, tx).await?;
