@@ -1,7 +1,8 @@
 //! The worker with a slow engine (a language model's pace) against a real
 //! redis-server: generations beside the read loop, a burst answered once, the kill
 //! switch cancelling what is being written, engine failures ending in the
-//! dead-letter stream, two workers, and a stop in the middle of a generation.
+//! dead-letter stream (a panic in the engine too), two workers, and a stop in the
+//! middle of a generation.
 
 mod common;
 
@@ -22,8 +23,9 @@ use tokio::sync::watch;
 const SECOND: Duration = Duration::from_secs(1);
 
 /// Stands in for a paid language model: answers after `delay`, counts its calls,
-/// fails while told to, and counts the calls dropped before they returned (the
-/// worker cancelled them).
+/// fails while told to, panics on the messages of `panics_for` (a bug some input
+/// trips), and counts the calls dropped before they returned (the worker
+/// cancelled them).
 #[derive(Clone, Default)]
 struct SlowEngine(Arc<Inner>);
 
@@ -31,6 +33,7 @@ struct SlowEngine(Arc<Inner>);
 struct Inner {
     delay: Duration,
     fail: AtomicBool,
+    panics_for: &'static [&'static str],
     calls: AtomicUsize,
     cancelled: AtomicUsize,
     returned: AtomicUsize,
@@ -71,6 +74,12 @@ impl ReplyEngine for SlowEngine {
         let mut watch = DropWatch(inner, false);
         tokio::time::sleep(inner.delay).await;
         watch.1 = true;
+        if inner
+            .panics_for
+            .contains(&request.message.contact_id.as_str())
+        {
+            panic!("the engine trips on this message");
+        }
         inner.returned.fetch_add(1, Ordering::SeqCst);
         if inner.fail.load(Ordering::SeqCst) {
             anyhow::bail!("503 Service Unavailable: the model is overloaded");
@@ -310,6 +319,82 @@ async fn an_engine_error_ends_in_the_dead_letter_stream_never_in_a_reply() {
     let status = w.stop(10 * SECOND).await;
     assert_eq!(status.answered, 0);
     assert_eq!(status.dead_lettered, 1);
+}
+
+/// A panic in the engine frees the contact's slot like any failure: with one
+/// generation at a time, four panicking replies used to hold the scheduler full
+/// for good (their entries kept claimed, never retried), so nothing more was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_that_panic_are_dead_lettered_and_the_worker_answers_the_others() {
+    const PANICKING: &[&str] = &["p1", "p2", "p3", "p4"];
+    let mut h = Harness::start().await;
+    h.allow(&["p1", "p2", "p3", "p4", "n1", "n2"]).await;
+    let engine = SlowEngine(Arc::new(Inner {
+        delay: Duration::from_millis(50),
+        panics_for: PANICKING,
+        ..Inner::default()
+    }));
+    let mut cfg = config(&h, "panic", Duration::ZERO);
+    cfg.max_generations = 1;
+    cfg.max_deliveries = 2;
+    let w = start(&h, engine.clone(), cfg).await;
+    for (i, c) in PANICKING.iter().enumerate() {
+        h.send(&incoming(&format!("pm{i}"), c, "this one trips the engine"))
+            .await;
+    }
+    // Every panicking reply was tried before anyone else writes.
+    until_calls(&engine, PANICKING.len()).await;
+    h.send(&incoming("n1-1", "n1", "lunch?")).await;
+    h.send(&incoming("n2-1", "n2", "call me")).await;
+
+    let settled = eventually(30 * SECOND, || {
+        let mut con = h.con.clone();
+        async move {
+            let letters: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
+            let replies: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+            (letters == PANICKING.len() && replies == 2).then_some(())
+        }
+    })
+    .await;
+    let per = replies_per_message(&mut h).await;
+    assert!(
+        settled.is_some(),
+        "the others answered and the panicking ones dead-lettered: replies {per:?}, {} letters",
+        h.dead_letters().await.len()
+    );
+    assert_eq!(
+        per,
+        HashMap::from([("n1-1".to_owned(), 1), ("n2-1".to_owned(), 1)])
+    );
+    let mut dead: Vec<String> = h
+        .dead_letters()
+        .await
+        .into_iter()
+        .map(|l| l["messageId"].clone())
+        .collect();
+    dead.sort();
+    assert_eq!(dead, ["pm0", "pm1", "pm2", "pm3"]);
+    // The worker still reads and answers.
+    h.send(&incoming("n1-2", "n1", "still there?")).await;
+    let again = eventually(10 * SECOND, || {
+        let mut con = h.con.clone();
+        async move {
+            common::handled(&mut con, "n1-2")
+                .await
+                .filter(|s| s == "answered")
+        }
+    })
+    .await;
+    assert!(again.is_some(), "a message after the panics is answered");
+    assert_eq!(
+        engine.calls(),
+        PANICKING.len() * 2 + 3,
+        "each panicking message tried once per delivery, up to max_deliveries"
+    );
+    assert_eq!(pending(&mut h.con).await, 0);
+    let status = w.stop(10 * SECOND).await;
+    assert_eq!(status.answered, 3);
+    assert_eq!(status.dead_lettered, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,15 @@
 //! The terminal's state while the control room runs, restored on every way out:
 //! normal quit, error, panic, signal, and a closed input stream (SSH dropped).
+//!
+//! A panic puts the terminal back only when the program ends with it: one on the
+//! thread that holds the terminal (the control room's loop), or any under
+//! `panic = "abort"`. A panic elsewhere (a task, whose handle catches it) goes to
+//! the log only, while the control room goes on drawing.
 
 use std::io::{self, Write};
+use std::panic::PanicHookInfo;
+use std::sync::{Mutex, Once, PoisonError};
+use std::thread::{self, ThreadId};
 
 use anyhow::{Context, Result};
 use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
@@ -15,6 +23,9 @@ use ratatui::backend::CrosstermBackend;
 /// The ratatui terminal on stdout.
 pub type Term = Terminal<CrosstermBackend<io::Stdout>>;
 
+/// The thread that put the terminal in the control room's mode, while it is in it.
+static HOLDER: Mutex<Option<ThreadId>> = Mutex::new(None);
+
 /// Puts the terminal in full-screen mode; dropping it puts everything back.
 pub struct TerminalGuard {
     /// The terminal to draw on.
@@ -22,10 +33,12 @@ pub struct TerminalGuard {
 }
 
 impl TerminalGuard {
-    /// Enters raw mode and the alternate screen, with a panic hook that restores them.
+    /// Enters raw mode and the alternate screen, with a panic hook that restores
+    /// them when a panic ends the program.
     pub fn enter() -> Result<Self> {
         install_panic_hook();
         enable_raw_mode().context("cannot put the terminal in raw mode (is this a terminal?)")?;
+        *holder() = Some(thread::current().id());
         let mut out = io::stdout();
         if let Err(e) = execute!(
             out,
@@ -47,8 +60,13 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Leaves raw mode and the alternate screen and shows the cursor; safe to call twice.
+/// Leaves raw mode and the alternate screen and shows the cursor, once per
+/// [`TerminalGuard::enter`]: a second call (the guard dropped while a panic
+/// unwinds, after the hook restored) would clear the shell's screen.
 pub fn restore() {
+    if holder().take().is_none() {
+        return;
+    }
     let _ = disable_raw_mode();
     let mut out = io::stdout();
     let _ = execute!(
@@ -62,12 +80,93 @@ pub fn restore() {
     let _ = out.flush();
 }
 
+fn holder() -> std::sync::MutexGuard<'static, Option<ThreadId>> {
+    // Only a plain value is kept under the lock: a poisoned one is still right.
+    HOLDER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the panic hook does with one panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnPanic {
+    /// The terminal is the shell's: log, and report on stderr as Rust does.
+    Report,
+    /// The program ends with this panic: put the terminal back, log and report.
+    RestoreAndReport,
+    /// The program goes on (the panic's thread or task handle catches it): log
+    /// only, since stderr is the control room's screen.
+    LogOnly,
+}
+
+/// For a panic on thread `on` while `holder` holds the terminal; `aborts` when
+/// every panic ends the process.
+fn on_panic(holder: Option<ThreadId>, on: ThreadId, aborts: bool) -> OnPanic {
+    match holder {
+        None => OnPanic::Report,
+        Some(h) if h == on || aborts => OnPanic::RestoreAndReport,
+        Some(_) => OnPanic::LogOnly,
+    }
+}
+
 fn install_panic_hook() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        restore();
-        // The screen is gone with the alternate screen: the log keeps the cause.
-        tracing::error!("panic: {info}");
-        previous(info);
-    }));
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let held = *holder();
+            let action = on_panic(held, thread::current().id(), cfg!(panic = "abort"));
+            if action == OnPanic::RestoreAndReport {
+                restore();
+            }
+            log_panic(info);
+            if action != OnPanic::LogOnly {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Logs where a panic happened, and what it says when that is text fixed in the
+/// code: a formatted message may quote a contact's message, which no log holds.
+fn log_panic(info: &PanicHookInfo<'_>) {
+    let current = thread::current();
+    let name = current.name().unwrap_or("unnamed");
+    let place = info
+        .location()
+        .map_or_else(|| "an unknown place".to_owned(), ToString::to_string);
+    match fixed_text(info.payload()) {
+        Some(text) => tracing::error!("panic in thread {name} at {place}: {text}"),
+        None => tracing::error!(
+            "panic in thread {name} at {place} (its message is not logged: it may quote private data)"
+        ),
+    }
+}
+
+/// A panic's message when it is a literal (`panic!("...")`), not formatted.
+fn fixed_text(payload: &(dyn std::any::Any + Send)) -> Option<&'static str> {
+    payload.downcast_ref::<&'static str>().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_panic_that_ends_the_program_restores_the_terminal() {
+        let ui = thread::current().id();
+        let task = thread::spawn(|| thread::current().id())
+            .join()
+            .expect("a thread's id");
+        assert_eq!(on_panic(None, task, false), OnPanic::Report);
+        assert_eq!(on_panic(Some(ui), ui, false), OnPanic::RestoreAndReport);
+        assert_eq!(on_panic(Some(ui), task, false), OnPanic::LogOnly);
+        assert_eq!(on_panic(Some(ui), task, true), OnPanic::RestoreAndReport);
+    }
+
+    #[test]
+    fn a_formatted_panic_message_is_not_logged() {
+        let literal: Box<dyn std::any::Any + Send> = Box::new("fixed text");
+        assert_eq!(fixed_text(&*literal), Some("fixed text"));
+        let quoted: Box<dyn std::any::Any + Send> = Box::new(format!("byte 3 of {:?}", "hi"));
+        assert_eq!(fixed_text(&*quoted), None);
+    }
 }

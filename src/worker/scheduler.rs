@@ -15,11 +15,13 @@
 //! worker's claim loop takes them while their reply is written.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use futures_util::FutureExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -100,8 +102,8 @@ pub(super) enum Done {
         /// Best-effort writes that failed.
         warnings: Vec<String>,
     },
-    /// The engine or Redis failed: the entry stays pending for the claim loop,
-    /// which dead-letters it after `max_deliveries`.
+    /// The engine or Redis failed, or the job's task panicked: the entry stays
+    /// pending for the claim loop, which dead-letters it after `max_deliveries`.
     Failed {
         /// The entry.
         entry: Good,
@@ -461,7 +463,21 @@ async fn run_job<E: ReplyEngine>(shared: Arc<Shared<E>>, mut job: Job) {
     }
     // The quiet window: a message of the same contact within it cancels this job.
     tokio::time::sleep(shared.quiet).await;
-    let done = generate_and_commit(&shared, &job).await;
+    // A panic (in the engine, say, on a model's odd answer) must free the slot like
+    // any failure, or the contact's entry is kept claimed, never retried nor
+    // dead-lettered, and its slot holds the scheduler's capacity for good. Nothing
+    // the task shares is left half-changed by an unwind: the permit is released
+    // by its drop, and the state's lock is not held across the work.
+    let done = AssertUnwindSafe(generate_and_commit(&shared, &job))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            // Not the payload, which may quote the message; the panic hook reported where.
+            Some(Done::Failed {
+                entry: job.entry.clone(),
+                error: anyhow::anyhow!("the reply's task panicked"),
+            })
+        });
     shared.finish(job.entry.contact_id(), job.id);
     if let Some(done) = done {
         let _ = shared.done.send(done);
