@@ -61,15 +61,64 @@ fn a_contact_seen_live_survives_the_next_snapshot_with_what_is_known() {
     // Past the horizon, neither the live-only contact nor those an earlier
     // snapshot listed and this one does not are kept.
     let mut old = three();
+    update(&mut old, message("stranger", "s1", NOW - MIN));
     update(
         &mut old,
         Event::Tick {
             now_ms: NOW + LIVE_ONLY_KEEP_MS + MIN,
         },
     );
-    update(&mut old, message("stranger", "s1", NOW - MIN));
     update(&mut old, snapshot_of(&["111@s.whatsapp.net"]));
     assert_eq!(ids(&old), ["111@s.whatsapp.net"]);
+}
+
+#[test]
+fn a_contact_is_kept_from_when_it_was_seen_not_from_the_time_its_sender_claims() {
+    // A phone that was offline for a year, or a gateway writing seconds for ms.
+    const YEAR: i64 = 365 * 24 * 60 * MIN;
+    for claimed in [NOW - YEAR, (NOW - YEAR) / 1000] {
+        let mut m = empty();
+        update(&mut m, message("offline-phone", "o1", claimed));
+        update(&mut m, snapshot_of(&["known"]));
+        assert!(
+            m.contact("offline-phone").is_some(),
+            "seen just now, claimed {claimed}: {:?}",
+            ids(&m)
+        );
+        update(
+            &mut m,
+            Event::Tick {
+                now_ms: NOW + LIVE_ONLY_KEEP_MS - MIN,
+            },
+        );
+        update(&mut m, snapshot_of(&["known"]));
+        assert!(m.contact("offline-phone").is_some(), "kept a day from when seen");
+        update(
+            &mut m,
+            Event::Tick {
+                now_ms: NOW + LIVE_ONLY_KEEP_MS + MIN,
+            },
+        );
+        update(&mut m, snapshot_of(&["known"]));
+        assert!(m.contact("offline-phone").is_none(), "then it ages out");
+    }
+}
+
+#[test]
+fn a_listed_contact_seen_live_keeps_that_when_the_keys_stop_listing_it() {
+    let mut m = empty();
+    update(&mut m, message("friend", "f1", NOW - 400 * 24 * 60 * MIN));
+    // A day later, the keys still list it (as active 5 minutes before `NOW`),
+    // then stop: the time it was seen here is what keeps it a minute more.
+    update(
+        &mut m,
+        Event::Tick {
+            now_ms: NOW + LIVE_ONLY_KEEP_MS - MIN,
+        },
+    );
+    update(&mut m, snapshot_of(&["friend", "known"]));
+    update(&mut m, snapshot_of(&["known"]));
+    assert!(m.contact("friend").is_some(), "{:?}", ids(&m));
 }
 
 #[test]

@@ -14,7 +14,7 @@ const MAX_NAME: usize = 60;
 /// Longest breaker reason kept, in chars.
 const MAX_REASON: usize = 200;
 
-/// One model's figures.
+/// One model's figures; mirrors the engine's `store::llm_figures::ModelFigures`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelFigures {
     /// The model's name (untrusted text: cleaned on the way in).
@@ -35,7 +35,8 @@ pub struct ModelFigures {
     pub p95_ms: Option<u64>,
 }
 
-/// The circuit breaker while open: the model is not called.
+/// The circuit breaker while open: the model is not called. Mirrors the
+/// engine's `store::llm_figures::BreakerOpen`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BreakerOpen {
     /// The permanent error that opened it (cleaned on the way in).
@@ -44,7 +45,8 @@ pub struct BreakerOpen {
     pub until_ms: Option<i64>,
 }
 
-/// Everything the control room shows of the language model.
+/// Everything the control room shows of the language model; mirrors the
+/// engine's `store::llm_figures::Figures`, its minutes split into two series.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LlmFigures {
     /// Models, busiest first.

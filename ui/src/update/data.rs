@@ -82,18 +82,21 @@ pub(super) fn on_setup_warning(model: &mut Model, text: Option<String>) -> Updat
 pub(super) fn on_snapshot(model: &mut Model, snap: Snapshot) -> UpdateResult {
     let mut listed = HashSet::with_capacity(snap.contacts.len());
     let mut contacts = Vec::with_capacity(snap.contacts.len());
-    for c in snap.contacts.into_iter().map(clean_contact) {
+    for mut c in snap.contacts.into_iter().map(clean_contact) {
         // Two raw ids can clean to one; the list shows each id once.
         if listed.insert(c.id.clone()) {
+            c.seen_live_ms = model.contact(&c.id).map_or(0, |old| old.seen_live_ms);
             contacts.push(c);
         }
     }
     // A contact the feed showed but no key lists (another gateway's or worker's)
-    // keeps what is known of it until it ages out, instead of vanishing here.
+    // keeps what is known of it until it ages out, instead of vanishing here. Its
+    // age runs from when it was seen here: a sender's clock (an offline phone, a
+    // gateway writing seconds) can claim any time.
     let horizon = model.now_ms.saturating_sub(LIVE_ONLY_KEEP_MS);
     let mut live_only: Vec<Contact> = std::mem::take(&mut model.contacts)
         .into_iter()
-        .filter(|c| !listed.contains(&c.id) && c.last_activity_ms > horizon)
+        .filter(|c| !listed.contains(&c.id) && c.seen_live_ms.max(c.last_activity_ms) > horizon)
         .collect();
     live_only.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
     live_only.truncate(MAX_LIVE_ONLY);
@@ -154,16 +157,20 @@ fn keep_selection_valid(model: &mut Model) {
 fn on_message(model: &mut Model, contact_id: &str, msg: ChatMessage) -> UpdateResult {
     let contact_id = sanitize::clean(contact_id, MAX_SHORT);
     let at = msg.timestamp_ms;
-    match model.contact_slot(&contact_id) {
-        Some(slot) => model.touch(slot, at),
-        // Unknown until the next snapshot says otherwise; show it meanwhile.
-        None => {
-            model.add_contact(Contact {
-                last_activity_ms: at,
-                enabled: false,
-                ..Contact::new(&contact_id)
-            });
+    let slot = match model.contact_slot(&contact_id) {
+        Some(slot) => {
+            model.touch(slot, at);
+            slot
         }
+        // Unknown until the next snapshot says otherwise; show it meanwhile.
+        None => model.add_contact(Contact {
+            last_activity_ms: at,
+            enabled: false,
+            ..Contact::new(&contact_id)
+        }),
+    };
+    if let Some(c) = model.contacts.get_mut(slot) {
+        c.seen_live_ms = model.now_ms;
     }
     let is_selected_conv = model.selected_contact().is_some_and(|c| c.id == contact_id);
     let added = model.conversations.entry(contact_id).or_default().push(msg);

@@ -27,7 +27,7 @@ const MAX_CUSTOM_DIGITS: usize = 5;
 /// Rows moved by PageUp/PageDown.
 const PAGE: usize = 10;
 
-/// Whether a pause event pauses or resumes.
+/// Whether a pause event pauses or resumes; mirrors the engine's `schema::PauseAction`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PauseAction {
     /// Pause the contact (or turn the kill switch on for `ALL`).
@@ -51,7 +51,7 @@ pub enum Event {
     /// Full state re-read from Redis; replaces contacts, stats, session, kill switch and history.
     /// The worker state and the malformed-payload count stay: only this process knows them.
     Snapshot(Snapshot),
-    /// A message was received or sent.
+    /// A message was received or sent (the engine's `schema::MessageEvent`).
     MessageEvent {
         /// Message id (for de-duplication).
         message_id: String,
@@ -66,7 +66,8 @@ pub enum Event {
         /// When it was sent.
         timestamp_ms: i64,
     },
-    /// A contact (or `ALL`, the kill switch) was paused or resumed.
+    /// A contact (or `ALL`, the kill switch) was paused or resumed (the engine's
+    /// `schema::PauseEvent`).
     PauseEvent {
         /// Contact id, or `ALL`.
         contact_id: String,
@@ -77,7 +78,8 @@ pub enum Event {
         /// Why; `Manual` when the payload gave none (the seed's gives none).
         reason: PauseReason,
     },
-    /// A new login code arrived; its clock starts at the model's `now_ms`.
+    /// A new login code arrived (the engine's `schema::QrEvent`); its clock
+    /// starts at the model's `now_ms`.
     QrEvent {
         /// String to encode.
         payload: String,

@@ -1,0 +1,65 @@
+//! How the operator is interacting: the focused pane and the active overlay or prompt.
+
+/// Pane with keyboard focus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Pane {
+    /// Contacts list.
+    #[default]
+    Contacts,
+    /// Selected contact's messages.
+    Conversation,
+    /// Event log.
+    Events,
+}
+
+impl Pane {
+    /// The pane after this one in Tab order.
+    pub fn next(self) -> Pane {
+        match self {
+            Pane::Contacts => Pane::Conversation,
+            Pane::Conversation => Pane::Events,
+            Pane::Events => Pane::Contacts,
+        }
+    }
+
+    /// The pane before this one in Tab order.
+    pub fn prev(self) -> Pane {
+        self.next().next()
+    }
+}
+
+/// Choices offered by the pause prompt, in display order.
+pub const PAUSE_CHOICES: [(&str, u64); 3] = [("15 minutes", 15), ("1 hour", 60), ("8 hours", 480)];
+/// Index of the "custom minutes" row in the pause prompt.
+pub const PAUSE_CUSTOM_INDEX: usize = PAUSE_CHOICES.len();
+
+/// Interaction mode: normal browsing or one overlay/prompt.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Browsing.
+    #[default]
+    Normal,
+    /// Typing into the contact filter.
+    Filter,
+    /// Help overlay.
+    Help,
+    /// Choosing how long to pause `contact_id`.
+    PauseDurationPrompt {
+        /// Contact the pause will apply to (fixed when the prompt opened).
+        contact_id: String,
+        /// Highlighted row; [`PAUSE_CUSTOM_INDEX`] is the custom row.
+        selected: usize,
+        /// Digits typed for the custom number of minutes.
+        custom: String,
+    },
+    /// Asking to confirm turning the kill switch `on` (or off).
+    ConfirmKill {
+        /// The state that `y` will request.
+        on: bool,
+    },
+    /// Quit requested; waiting for the worker to drain.
+    Quitting {
+        /// Progress text shown to the user.
+        progress: String,
+    },
+}
