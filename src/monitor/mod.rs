@@ -8,8 +8,11 @@
 
 pub mod actions;
 pub mod feed;
+// The WhatsApp gateway's state (`GATEWAY:{userId}`), logged as it changes.
+mod gateway_state;
 pub mod llm;
 mod qr_image;
+mod setup;
 pub mod state;
 pub mod terminal;
 
@@ -18,18 +21,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures_util::StreamExt;
-use secondme_ui::{
-    Action, Event, KeyInput, Keymap, LogEntry, LogKind, Model, Theme, WorkerState, update, view,
-};
-use tokio::sync::{mpsc, oneshot, watch};
+use secondme_ui::{Action, Event, KeyInput, Keymap, Model, Theme, update, view};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::connection;
-use crate::reply::engine::Engine;
-use crate::schema;
 use crate::store;
-use crate::worker::{self, Worker, WorkerConfig, WorkerStatus};
+use crate::worker::WorkerStatus;
+use setup::Wiring;
 
 /// Shortest time between two frames. Pushes can arrive thousands a second;
 /// drawing once per event would spend a core on frames nobody can read, so a
@@ -65,53 +64,23 @@ pub fn initial_model(config: &Config) -> Result<Model> {
 
 /// Runs the control room until the operator quits (or the terminal goes away).
 pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
-    let mut model = initial_model(config)?;
-    let client = connection::client_for(config)?;
-    let (push_tx, mut push_rx) = mpsc::unbounded_channel();
-    let con = connection::lazy_manager(&client, Some(push_tx))?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let model = initial_model(config)?;
+    let wiring = setup::start(config, options)?;
+    event_loop(config, model, wiring).await
+}
 
-    tokio::spawn(subscribe(con.clone(), tx.clone()));
-    tokio::spawn(warn_eviction(con.clone(), tx.clone()));
-    tokio::spawn(llm::watch(con.clone(), tx.clone()));
-    tokio::spawn(gateway_state::watch(
-        con.clone(),
-        config.user_id.clone(),
-        tx.clone(),
-    ));
-    let live = state::LiveContacts::default();
-    tokio::spawn(state::poll(
-        con.clone(),
-        config.user_id.clone(),
-        live.clone(),
-        tx.clone(),
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut worker_done = if options.worker {
-        let engine = Engine::from_config(config.llm.as_ref())?;
-        if let Some(llm) = engine.llm() {
-            tokio::spawn(store::usage::keep_accounts(
-                con.clone(),
-                llm,
-                stop_rx.clone(),
-            ));
-        }
-        let w = Worker::with_connection(
-            client.clone(),
-            connection::lazy_manager(&client, None)?,
-            engine,
-            WorkerConfig::from_config(config),
-        );
-        tokio::spawn(forward_worker_status(w.status(), tx.clone()));
-        let (done_tx, done_rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let _ = done_tx.send(w.run(stop_rx).await);
-        });
-        Some(done_rx)
-    } else {
-        None
-    };
-
+/// Takes the terminal and runs the `select!` loop: input, pushes and events in,
+/// frames and actions out, until the operator quits and the embedded worker has
+/// drained.
+async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result<()> {
+    let Wiring {
+        con,
+        mut pushes,
+        events_tx,
+        mut events,
+        live,
+        mut worker,
+    } = wiring;
     let mut guard = terminal::TerminalGuard::enter()?;
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -167,7 +136,7 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
                     actions.push(Action::Quit);
                 }
             },
-            Some(push) = push_rx.recv() => {
+            Some(push) = pushes.recv() => {
                 if let Some(ev) = feed::translate(push, store::now_ms()) {
                     if let Event::MessageEvent { contact_id, .. }
                     | Event::PauseEvent { contact_id, .. } = &ev
@@ -177,7 +146,7 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
                     dirty |= apply(&mut model, ev);
                 }
             },
-            Some(ev) = rx.recv() => {
+            Some(ev) = events.recv() => {
                 dirty |= apply(&mut model, ev);
             },
             _ = tick.tick() => {
@@ -190,8 +159,8 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
             // A change held back by the frame interval is drawn when it ends.
             () = tokio::time::sleep_until(next_frame), if dirty => {},
             done = async {
-                match worker_done.as_mut() {
-                    Some(rx) => rx.await,
+                match worker.as_mut() {
+                    Some(w) => w.done().await,
                     None => std::future::pending().await,
                 }
             }, if quitting => {
@@ -203,20 +172,23 @@ pub async fn run(config: &Config, options: MonitorOptions) -> Result<()> {
             if action == Action::Quit {
                 if !quitting {
                     quitting = true;
-                    let _ = stop_tx.send(true);
+                    if let Some(w) = &worker {
+                        w.stop();
+                    }
                     dirty = true;
                 }
-                if worker_done.is_none() {
+                if worker.is_none() {
                     return Ok(());
                 }
             } else {
-                actions::spawn(&con, &config.user_id, action, &tx);
+                actions::spawn(&con, &config.user_id, action, &events_tx);
             }
         }
     }
     Ok(())
 }
 
+/// Logs how the embedded worker ended.
 fn report_worker_end(done: Result<Result<WorkerStatus>, oneshot::error::RecvError>) {
     match done {
         Ok(Ok(s)) => tracing::info!(
@@ -236,105 +208,6 @@ fn apply(model: &mut Model, ev: Event) -> bool {
         tracing::warn!("malformed payload on {channel}: {error}");
     }
     update(model, ev).dirty
-}
-
-/// Subscribes to the three channels, retrying until Redis answers; the manager
-/// resubscribes by itself after later reconnects.
-async fn subscribe(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
-    // The seed's three, and the service statuses other gateways publish.
-    let channels = [&schema::CHANNELS[..], &[schema::dialect::CHANNEL_STATUS]].concat();
-    loop {
-        match con.subscribe(&channels).await {
-            Ok(()) => {
-                let _ = tx.send(Event::Log(LogEntry {
-                    at_ms: store::now_ms(),
-                    kind: LogKind::Connection,
-                    text: format!("subscribed to {}", channels.join(", ")),
-                }));
-                return;
-            }
-            Err(e) => {
-                tracing::warn!("subscribe failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
-// The WhatsApp gateway's state (`GATEWAY:{userId}`), logged as it changes.
-mod gateway_state;
-
-/// Warns, in the event log once and under the status bar while it lasts, when
-/// Redis may evict SecondMe's keys (its `maxmemory-policy` is not `noeviction`).
-/// Re-read every minute, so the line goes once the policy is fixed.
-async fn warn_eviction(mut con: redis::aio::ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
-    let mut logged = false;
-    loop {
-        let mut wait = Duration::from_secs(2);
-        // Redis not there yet: nothing is known, so nothing is said.
-        if let Ok(check) = store::eviction::check(&mut con).await {
-            wait = Duration::from_secs(60);
-            if let (Some(warning), false) = (&check.warning, logged) {
-                logged = true;
-                let _ = tx.send(Event::Log(LogEntry {
-                    at_ms: store::now_ms(),
-                    kind: LogKind::Connection,
-                    text: secondme_ui::sanitize::clean(&format!("WARNING {warning}"), 400),
-                }));
-            }
-            let bar = check.policy.filter(|_| !check.safe).map(|p| {
-                format!(
-                    "Redis may evict SecondMe's keys (maxmemory-policy {p}): \
-                     CONFIG SET maxmemory-policy {}",
-                    store::eviction::SAFE_POLICY
-                )
-            });
-            if tx.send(Event::SetupWarning(bar)).is_err() {
-                return;
-            }
-        }
-        tokio::time::sleep(wait).await;
-    }
-}
-
-async fn forward_worker_status(
-    mut status: watch::Receiver<WorkerStatus>,
-    tx: mpsc::UnboundedSender<Event>,
-) {
-    let mut last_error = None;
-    loop {
-        let (state, asleep, left) = {
-            let s = status.borrow_and_update();
-            (s.state.clone(), s.asleep, s.left())
-        };
-        // "worker off" alone hides why; a missing permission must be read on screen.
-        if let worker::WorkerState::Disconnected { error } = &state
-            && last_error.as_ref() != Some(error)
-        {
-            last_error = Some(error.clone());
-            let _ = tx.send(Event::Log(LogEntry {
-                at_ms: store::now_ms(),
-                kind: LogKind::Connection,
-                text: secondme_ui::sanitize::clean(&format!("worker off: {error}"), 400),
-            }));
-        }
-        let shown = match state {
-            worker::WorkerState::Starting | worker::WorkerState::Disconnected { .. } => {
-                WorkerState::Off
-            }
-            worker::WorkerState::Running => match asleep {
-                Some(w) => WorkerState::Asleep {
-                    until_minute: w.end_minute(),
-                },
-                None => WorkerState::Running,
-            },
-            worker::WorkerState::Draining => WorkerState::Draining { left },
-            worker::WorkerState::Stopped => WorkerState::Stopped,
-        };
-        if tx.send(Event::WorkerProgress(shown)).is_err() || status.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 /// SIGTERM and SIGHUP as streams (Ctrl-C arrives as a key in raw mode).

@@ -27,7 +27,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::batch::{self, BatchOutcome, Written};
-use super::parsed_entry::ParsedEntry as Good;
+use super::parsed_entry::ParsedEntry;
 use super::personas::ContactPersona;
 use super::recovery::parse_id;
 use super::verdict::{Committed, ScriptReply, UnknownVerdict};
@@ -46,11 +46,20 @@ const STOP_WAIT: Duration = Duration::from_secs(3);
 /// every permit finds a job past its quiet window.
 const HELD_PER_PERMIT: usize = 4;
 
-/// Where a job is; only a job not yet committing can be cancelled.
-const WAITING: u8 = 0;
-const GENERATING: u8 = 1;
-const COMMITTING: u8 = 2;
-const CANCELLED: u8 = 3;
+/// Where a job is; only a job not yet committing can be cancelled. Stored as
+/// its `u8` in an atomic, so the order of the variants is the order of the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+enum JobState {
+    /// Queued behind a generation permit or the contact's quiet window.
+    Waiting = 0,
+    /// The engine is writing the reply.
+    Generating = 1,
+    /// The commit step runs: too late to cancel.
+    Committing = 2,
+    /// Cancelled (superseded, paused, stopping) before it committed.
+    Cancelled = 3,
+}
 
 /// A job's state, shared between its task and whoever may cancel it.
 #[derive(Debug, Default)]
@@ -61,15 +70,15 @@ impl Control {
     fn cancel(&self) -> bool {
         self.0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
-                (s < COMMITTING).then_some(CANCELLED)
+                (s < JobState::Committing as u8).then_some(JobState::Cancelled as u8)
             })
             .is_ok()
     }
 
     /// Moves from `from` to `to`; false when the job was cancelled meanwhile.
-    fn advance(&self, from: u8, to: u8) -> bool {
+    fn advance(&self, from: JobState, to: JobState) -> bool {
         self.0
-            .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(from as u8, to as u8, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
     }
 }
@@ -77,7 +86,7 @@ impl Control {
 /// A contact's job.
 struct Slot {
     id: u64,
-    entry: Good,
+    entry: ParsedEntry,
     control: Arc<Control>,
     task: JoinHandle<()>,
     /// Ends when the task does: the contact's next job waits for it.
@@ -96,7 +105,7 @@ pub(super) enum Done {
     /// The commit step ran: its result and warnings.
     Committed {
         /// The entry answered.
-        entry: Good,
+        entry: ParsedEntry,
         /// What the step did.
         result: Committed,
         /// Best-effort writes that failed.
@@ -106,12 +115,12 @@ pub(super) enum Done {
     /// pending for the claim loop, which dead-letters it after `max_deliveries`.
     Failed {
         /// The entry.
-        entry: Good,
+        entry: ParsedEntry,
         /// Why.
         error: anyhow::Error,
     },
     /// Cancelled by a pause, or too old by the time a permit came: to be decided again.
-    Recheck(Good),
+    Recheck(ParsedEntry),
 }
 
 /// What the jobs share.
@@ -243,7 +252,7 @@ impl<E: ReplyEngine> Scheduler<E> {
     /// Entries a newer one of the same contact answers are recorded `superseded`
     /// (and acknowledged) here; returns how many, and the entries not taken
     /// because the scheduler stopped (they stay pending).
-    pub(super) async fn submit(&self, jobs: Vec<(Good, ContactPersona)>) -> Result<Submitted> {
+    pub(super) async fn submit(&self, jobs: Vec<(ParsedEntry, ContactPersona)>) -> Result<Submitted> {
         let mut superseded: Vec<Superseded> = Vec::new();
         let mut left = 0;
         {
@@ -277,7 +286,7 @@ impl<E: ReplyEngine> Scheduler<E> {
     }
 
     /// Gives `entry` its contact's job; returns the entry this makes superseded.
-    fn place(&self, st: &mut State, entry: Good, persona: ContactPersona) -> Option<Superseded> {
+    fn place(&self, st: &mut State, entry: ParsedEntry, persona: ContactPersona) -> Option<Superseded> {
         let contact = entry.contact_id().to_owned();
         let mut wait = None;
         let mut superseded = None;
@@ -372,7 +381,7 @@ impl<E: ReplyEngine> Worker<E> {
     /// Takes what the scheduler's jobs did since the last call: counts and dead
     /// letters (a commit that failed on the entry's own keys); returns the entries
     /// to decide again (cancelled by a pause, or expired while waiting).
-    pub(super) async fn finish_jobs(&mut self) -> Result<Vec<Good>> {
+    pub(super) async fn finish_jobs(&mut self) -> Result<Vec<ParsedEntry>> {
         let Some(scheduler) = self.scheduler.as_mut() else {
             return Ok(Vec::new());
         };
@@ -417,7 +426,7 @@ impl<E: ReplyEngine> Worker<E> {
     /// Stops the scheduler: generations in flight are cancelled and their entries
     /// stay pending, for the drain and the review file. Returns the entries to
     /// decide again.
-    pub(super) async fn stop_jobs(&mut self) -> Vec<Good> {
+    pub(super) async fn stop_jobs(&mut self) -> Vec<ParsedEntry> {
         if let Some(s) = self.scheduler.as_mut() {
             s.stop().await;
         }
@@ -440,15 +449,15 @@ pub(super) struct Submitted {
 /// An entry another job answers.
 enum Superseded {
     /// An older message of the contact: recorded `superseded`.
-    Older(Good),
+    Older(ParsedEntry),
     /// The same message queued again: only acknowledged.
-    Duplicate(Good),
+    Duplicate(ParsedEntry),
 }
 
 /// What one job's task owns.
 struct Job {
     id: u64,
-    entry: Good,
+    entry: ParsedEntry,
     persona: ContactPersona,
     control: Arc<Control>,
     /// The contact's previous job, which ends first.
@@ -494,7 +503,7 @@ async fn generate_and_commit<E: ReplyEngine>(shared: &Shared<E>, job: &Job) -> O
         // Deciding it again dead-letters it as expired.
         return Some(Done::Recheck(entry.clone()));
     }
-    if !job.control.advance(WAITING, GENERATING) {
+    if !job.control.advance(JobState::Waiting, JobState::Generating) {
         return None;
     }
     let mut con = shared.con.clone();
@@ -508,14 +517,14 @@ async fn generate_and_commit<E: ReplyEngine>(shared: &Shared<E>, job: &Job) -> O
             });
         }
     };
-    if !job.control.advance(GENERATING, COMMITTING) {
+    if !job.control.advance(JobState::Generating, JobState::Committing) {
         return None;
     }
     Some(commit_one(shared, entry, written).await)
 }
 
 /// Commits one reply; a failure that may lie in the entry becomes its result.
-async fn commit_one<E>(shared: &Shared<E>, entry: &Good, written: Written) -> Done {
+async fn commit_one<E>(shared: &Shared<E>, entry: &ParsedEntry, written: Written) -> Done {
     let asleep = shared.status.borrow().asleep.is_some();
     let mut con = shared.con.clone();
     let pair = [(entry, written)];
@@ -675,15 +684,15 @@ mod tests {
     #[test]
     fn a_job_committing_cannot_be_cancelled_and_a_cancelled_one_cannot_commit() {
         let c = Control::default();
-        assert!(c.advance(WAITING, GENERATING));
-        assert!(c.advance(GENERATING, COMMITTING));
+        assert!(c.advance(JobState::Waiting, JobState::Generating));
+        assert!(c.advance(JobState::Generating, JobState::Committing));
         assert!(!c.cancel(), "committing is past cancelling");
         let c = Control::default();
         assert!(c.cancel());
-        assert!(!c.advance(WAITING, GENERATING));
+        assert!(!c.advance(JobState::Waiting, JobState::Generating));
         let c = Control::default();
-        assert!(c.advance(WAITING, GENERATING));
+        assert!(c.advance(JobState::Waiting, JobState::Generating));
         assert!(c.cancel());
-        assert!(!c.advance(GENERATING, COMMITTING));
+        assert!(!c.advance(JobState::Generating, JobState::Committing));
     }
 }

@@ -1,0 +1,187 @@
+//! The arguments of the server-side steps a batch calls (decide, commit,
+//! dead-letter): their KEYS and ARGV in the order the functions library reads
+//! them, and the parse of each step's reply.
+
+use anyhow::{Context, Result};
+use redis::aio::ConnectionManager;
+
+use super::Written;
+use super::triage::DeadLetter;
+use crate::schema::{self, Direction, MessageEvent, QueueMessage};
+use crate::store;
+use crate::store::functions::{Call, Step};
+use crate::worker::WorkerConfig;
+use crate::worker::parsed_entry::ParsedEntry;
+use crate::worker::verdict::{Committed, ScriptReply, Verdict};
+
+/// Moves entries to `QUEUE:deadletter` and acknowledges them, in one step of the
+/// functions library: an entry is acknowledged only with its dead letter written,
+/// and a foreign `QUEUE:deadletter` fails the step (nothing acknowledged).
+pub async fn dead_letter(
+    con: &mut ConnectionManager,
+    group: &str,
+    letters: &[DeadLetter],
+) -> Result<()> {
+    dead_letter_from(con, schema::QUEUE_MESSAGES, group, letters).await
+}
+
+/// [`dead_letter`] for entries of `source` read in `group` (the WhatsApp gateway's
+/// replies from `QUEUE:responses`): the same step, the same dead-letter format.
+pub async fn dead_letter_from(
+    con: &mut ConnectionManager,
+    source: &str,
+    group: &str,
+    letters: &[DeadLetter],
+) -> Result<()> {
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let mut call = Call::new(Step::DeadLetter);
+    call.key(schema::QUEUE_DEADLETTER)
+        .key(source)
+        .key(schema::STATS)
+        .arg(group)
+        .arg(schema::QUEUE_DEADLETTER_CAP)
+        .arg(store::now_ms())
+        .arg(schema::deadletter_fields::SOURCE_ID)
+        .arg(schema::deadletter_fields::REASON)
+        .arg(schema::deadletter_fields::AT);
+    for l in letters {
+        call.arg(&l.stream_id).arg(&l.reason).arg(l.fields.len());
+        for (k, v) in &l.fields {
+            call.arg(k).arg(v);
+        }
+    }
+    let warnings: Vec<String> = call
+        .invoke(con)
+        .await
+        .context("cannot write to QUEUE:deadletter")?;
+    for l in letters {
+        tracing::warn!("dead-lettered: {}", l.reason);
+    }
+    for w in warnings {
+        tracing::warn!("a best-effort write failed (the twin goes on): {w}");
+    }
+    Ok(())
+}
+
+/// The message as the event the decide step publishes and keeps in the history.
+fn event_json(m: QueueMessage) -> String {
+    let ev = MessageEvent {
+        message_id: m.message_id,
+        contact_id: m.contact_id,
+        content: m.content,
+        bot_sent: false,
+        timestamp: m.timestamp,
+        from_me: m.from_me,
+    };
+    serde_json::to_string(&ev).unwrap_or_default()
+}
+
+/// The entry's kind as the decide step reads it: the owner's own message, another
+/// outgoing one, or an incoming one.
+fn kind(g: &ParsedEntry) -> &'static str {
+    match (g.direction(), g.is_from_me()) {
+        (Direction::Outgoing, true) => "me",
+        (Direction::Outgoing, false) => "out",
+        (Direction::Incoming, _) => "in",
+    }
+}
+
+/// Decides `entries` with the decide step, each with its reply when an instant
+/// engine wrote one before the decision.
+pub(super) async fn decide(
+    con: &mut ConnectionManager,
+    cfg: &WorkerConfig,
+    entries: &[(&ParsedEntry, Option<Written>)],
+    asleep: bool,
+) -> Result<ScriptReply<Verdict>> {
+    let mut inv = Call::new(Step::Decide);
+    inv.key(schema::PAUSE_ALL)
+        .key(schema::OPTIN_CONTACTS)
+        .key(schema::STATE_MARKER)
+        .key(schema::QUEUE_MESSAGES)
+        .key(schema::CONTACTS_ACTIVITY)
+        .key(schema::STATS)
+        .key(schema::QUEUE_RESPONSES)
+        .arg(&cfg.group)
+        .arg(cfg.takeover_ms)
+        .arg(schema::RATE_LIMIT_MAX)
+        .arg(schema::RATE_LIMIT_WINDOW_S)
+        .arg(schema::RATE_LIMIT_PAUSE_MS)
+        .arg(schema::HANDLED_BUCKET_MS)
+        .arg(schema::HISTORY_LEN)
+        .arg(schema::CHANNEL_PAUSE)
+        .arg(schema::CHANNEL_MESSAGES)
+        .arg(schema::QUEUE_RESPONSES_CAP)
+        .arg(if asleep { "1" } else { "0" })
+        .arg(schema::HISTORY_TTL_ENABLED_MS)
+        .arg(schema::HISTORY_TTL_OTHER_MS)
+        .arg(schema::CONTACTS_ACTIVITY_CAP)
+        .arg(if cfg.rate_counted_elsewhere { "1" } else { "0" });
+    for (g, reply) in entries {
+        inv.arg(g.stream_id())
+            .arg(g.message_id())
+            .arg(g.contact_id())
+            .arg(kind(g))
+            .arg(g.timestamp())
+            .arg(event_json(g.message()));
+        match reply {
+            Some(w) => inv
+                .arg(&w.reply_id)
+                .arg(&w.content)
+                .arg(&w.persona)
+                .arg(w.delay_ms)
+                .arg(&w.event),
+            None => inv.arg("").arg("").arg("").arg("").arg(""),
+        };
+    }
+    let raw: Vec<String> = inv
+        .invoke(con)
+        .await
+        .context("the batch decision script failed")?;
+    ScriptReply::parse(raw, entries.len(), Verdict::parse)
+}
+
+/// Commits `written` replies with the commit step (`secondme_commit_*`).
+pub(in crate::worker) async fn commit(
+    con: &mut ConnectionManager,
+    group: &str,
+    written: &[(&ParsedEntry, Written)],
+    asleep: bool,
+) -> Result<ScriptReply<Committed>> {
+    if written.is_empty() {
+        return Ok(ScriptReply {
+            items: Vec::new(),
+            warnings: Vec::new(),
+        });
+    }
+    let mut inv = Call::new(Step::Commit);
+    inv.key(schema::PAUSE_ALL)
+        .key(schema::OPTIN_CONTACTS)
+        .key(schema::QUEUE_MESSAGES)
+        .key(schema::QUEUE_RESPONSES)
+        .key(schema::STATS)
+        .arg(group)
+        .arg(schema::HANDLED_BUCKET_MS)
+        .arg(schema::HISTORY_LEN)
+        .arg(schema::QUEUE_RESPONSES_CAP)
+        .arg(schema::CHANNEL_MESSAGES)
+        .arg(if asleep { "1" } else { "0" })
+        .arg(schema::HISTORY_TTL_ENABLED_MS);
+    for (_, w) in written {
+        inv.arg(&w.stream_id)
+            .arg(&w.message_id)
+            .arg(&w.contact_id)
+            .arg(&w.reply_id)
+            .arg(&w.content)
+            .arg(&w.persona)
+            .arg(w.delay_ms)
+            .arg(&w.event);
+    }
+    let raw: Vec<String> = inv
+        .invoke(con)
+        .await
+        .context("the reply commit script failed")?;
+    ScriptReply::parse(raw, written.len(), Committed::parse)
+}
