@@ -39,6 +39,9 @@ pub enum Step {
     },
     /// Closes the connection at once, with a TCP reset.
     Reset,
+    /// These bytes as the whole response (status line, headers, body), then
+    /// a close: for headers no well-behaved server sends.
+    Raw(Vec<u8>),
 }
 
 impl Step {
@@ -178,6 +181,10 @@ async fn serve(
                 let _ = stream.flush().await;
                 tokio::time::sleep(every).await;
             }
+        }
+        Step::Raw(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
         }
         Step::Reset => {
             // SO_LINGER 0: close sends RST instead of FIN.

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::chat::{ChatRequest, Completion, alternate, strip_think_tags};
 use super::error::LlmError;
 use super::http::Header;
+use super::usage::token_count;
 
 /// The API version sent.
 pub const VERSION: &str = "2023-06-01";
@@ -67,16 +68,16 @@ struct Block {
     text: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Usage {
-    #[serde(default)]
-    input_tokens: Option<u64>,
-    #[serde(default)]
-    output_tokens: Option<u64>,
-    #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "token_count")]
+    input_tokens: u64,
+    #[serde(default, deserialize_with = "token_count")]
+    output_tokens: u64,
+    #[serde(default, deserialize_with = "token_count")]
+    cache_creation_input_tokens: u64,
+    #[serde(default, deserialize_with = "token_count")]
+    cache_read_input_tokens: u64,
 }
 
 /// Reads a 2xx body: the `text` blocks joined; `thinking`, `redacted_thinking`
@@ -90,25 +91,17 @@ pub fn parse(body: &str) -> Result<Completion, LlmError> {
         .filter(|b| b.kind == "text")
         .filter_map(|b| b.text.as_deref())
         .collect();
-    let usage = r.usage.unwrap_or(Usage {
-        input_tokens: None,
-        output_tokens: None,
-        cache_creation_input_tokens: None,
-        cache_read_input_tokens: None,
-    });
-    let prompt = [
-        usage.input_tokens,
-        usage.cache_creation_input_tokens,
-        usage.cache_read_input_tokens,
-    ]
-    .into_iter()
-    .flatten()
-    .sum();
+    let usage = r.usage.unwrap_or_default();
+    // The server's numbers: a sum that overflowed would panic.
+    let prompt = usage
+        .input_tokens
+        .saturating_add(usage.cache_creation_input_tokens)
+        .saturating_add(usage.cache_read_input_tokens);
     Ok(Completion {
         text: strip_think_tags(&text.join("")),
         finish_reason: r.stop_reason,
         prompt_tokens: prompt,
-        completion_tokens: usage.output_tokens.unwrap_or(0),
+        completion_tokens: usage.output_tokens,
     })
 }
 
@@ -148,5 +141,15 @@ mod tests {
         assert_eq!(c.finish_reason.as_deref(), Some("brand_new_reason"));
         assert_eq!((c.prompt_tokens, c.completion_tokens), (25, 4));
         assert_eq!(parse(r#"{"content":[]}"#).expect("parses").text, "");
+    }
+
+    #[test]
+    fn token_counts_that_would_overflow_saturate() {
+        let max = u64::MAX;
+        let c = parse(&format!(
+            r#"{{"content":[{{"type":"text","text":"ok"}}],"usage":{{"input_tokens":{max},"cache_read_input_tokens":{max},"output_tokens":"many"}}}}"#
+        ))
+        .expect("parses");
+        assert_eq!((c.prompt_tokens, c.completion_tokens), (max, 0));
     }
 }

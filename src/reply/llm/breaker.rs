@@ -16,10 +16,23 @@ pub struct BreakerState {
     pub retry_in: Option<Duration>,
 }
 
+/// The longest cool-down: a longer one from the config is this one.
+pub const LONGEST_COOLDOWN: Duration = Duration::from_secs(365 * 86_400);
+
 #[derive(Debug)]
 struct Open {
     reason: String,
-    until: Instant,
+    /// When it tripped: the time left is measured from here, never added to
+    /// it (a cool-down of any length from the config cannot overflow an `Instant`).
+    since: Instant,
+}
+
+impl Open {
+    /// Time left of `cooldown`, `None` once it is over.
+    fn left(&self, cooldown: Duration) -> Option<Duration> {
+        let gone = Instant::now().saturating_duration_since(self.since);
+        cooldown.checked_sub(gone).filter(|d| !d.is_zero())
+    }
 }
 
 /// The breaker of one engine (one configuration: a new configuration makes a
@@ -32,11 +45,13 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    /// A closed breaker that stays open `cooldown` once tripped.
+    /// A closed breaker that stays open `cooldown` (at most [`LONGEST_COOLDOWN`]) once tripped.
     pub fn new(cooldown: Duration) -> Self {
         Self {
             id: new_id(),
-            cooldown,
+            // Bounded so that the time left, shown and written to Redis as
+            // milliseconds since 1970, stays far from any integer's limit.
+            cooldown: cooldown.min(LONGEST_COOLDOWN),
             open: Mutex::new(None),
         }
     }
@@ -50,13 +65,13 @@ impl Breaker {
     /// Ok when calls may go out; closes the breaker once its time is over.
     pub fn check(&self) -> Result<(), LlmError> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        match open.as_ref() {
-            Some(o) if o.until > now => Err(LlmError::BreakerOpen {
+        let left = open.as_ref().map(|o| (o, o.left(self.cooldown)));
+        match left {
+            Some((o, Some(retry_in))) => Err(LlmError::BreakerOpen {
                 reason: o.reason.clone(),
-                retry_in: o.until - now,
+                retry_in,
             }),
-            Some(_) => {
+            Some((_, None)) => {
                 *open = None;
                 tracing::info!("the language model's cool-down is over: trying it again");
                 Ok(())
@@ -74,20 +89,22 @@ impl Breaker {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         *open = Some(Open {
             reason: reason.to_owned(),
-            until: Instant::now() + self.cooldown,
+            since: Instant::now(),
         });
     }
 
     /// The state now.
     pub fn state(&self) -> BreakerState {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        match open.as_ref() {
-            Some(o) if o.until > now => BreakerState {
+        match open
+            .as_ref()
+            .and_then(|o| Some((o, o.left(self.cooldown)?)))
+        {
+            Some((o, retry_in)) => BreakerState {
                 reason: Some(o.reason.clone()),
-                retry_in: Some(o.until - now),
+                retry_in: Some(retry_in),
             },
-            _ => BreakerState::default(),
+            None => BreakerState::default(),
         }
     }
 }
@@ -118,6 +135,19 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(b.check().is_ok());
         assert_eq!(b.state(), BreakerState::default());
+    }
+
+    #[test]
+    fn a_cool_down_too_long_for_an_instant_keeps_it_open_without_a_panic() {
+        let b = Breaker::new(Duration::MAX);
+        b.trip("401 invalid key");
+        let err = b.check().expect_err("open");
+        assert!(matches!(err, LlmError::BreakerOpen { .. }), "{err}");
+        let left = b.state().retry_in.expect("open");
+        assert!(
+            left <= LONGEST_COOLDOWN && left > LONGEST_COOLDOWN - Duration::from_secs(60),
+            "{left:?}"
+        );
     }
 
     #[test]

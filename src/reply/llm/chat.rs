@@ -77,30 +77,33 @@ pub fn alternate(turns: &[Turn]) -> Vec<Turn> {
 }
 
 /// Removes `<think>...</think>` sections; an unclosed `<think>` hides the rest.
+/// Tags match in any case. Time is linear in the text, whatever it holds: a
+/// hostile server may send a megabyte of empty tag pairs.
 pub fn strip_think_tags(text: &str) -> String {
+    const OPEN: &str = "<think>";
+    const CLOSE: &str = "</think>";
+    // ASCII lowercasing keeps every byte where it was, so an offset found in
+    // `lower` cuts `text` at the same place (and on a char boundary).
+    let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut at = 0;
     loop {
-        let Some(start) = find_ci(rest, "<think>") else {
-            out.push_str(rest);
+        let Some(start) = lower[at..].find(OPEN).map(|i| at + i) else {
+            out.push_str(&text[at..]);
             break;
         };
-        out.push_str(&rest[..start]);
-        let after = &rest[start + "<think>".len()..];
-        match find_ci(after, "</think>") {
-            Some(end) => rest = &after[end + "</think>".len()..],
+        out.push_str(&text[at..start]);
+        let after = start + OPEN.len();
+        match lower[after..].find(CLOSE) {
+            Some(end) => at = after + end + CLOSE.len(),
             None => break,
         }
     }
     // A model that starts with the closing tag (its template opened the block).
-    match find_ci(&out, "</think>") {
-        Some(end) => out[end + "</think>".len()..].trim().to_owned(),
+    match out.to_ascii_lowercase().find(CLOSE) {
+        Some(end) => out[end + CLOSE.len()..].trim().to_owned(),
         None => out.trim().to_owned(),
     }
-}
-
-fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
-    haystack.to_ascii_lowercase().find(needle)
 }
 
 #[cfg(test)]
@@ -143,5 +146,24 @@ mod tests {
         assert_eq!(strip_think_tags("<think>never closed"), "");
         assert_eq!(strip_think_tags("reasoning...</think> ok then"), "ok then");
         assert_eq!(strip_think_tags("plain"), "plain");
+        assert_eq!(strip_think_tags("é<Think>x</tHiNk>ü ok"), "éü ok");
+        assert_eq!(strip_think_tags("<think>a</think>b</think>c"), "c");
+    }
+
+    /// The old search lowercased what was left of the text at every tag, which
+    /// made a megabyte of empty pairs cost minutes in a debug build.
+    #[test]
+    fn a_megabyte_of_empty_think_pairs_strips_within_seconds() {
+        let pair = "<think></think>";
+        let text = pair.repeat((1 << 20) / pair.len()) + "ok";
+        let started = std::time::Instant::now();
+        let out = strip_think_tags(&text);
+        let took = started.elapsed();
+        assert_eq!(out, "ok");
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "took {took:?} for {} bytes",
+            text.len()
+        );
     }
 }

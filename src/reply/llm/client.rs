@@ -1,5 +1,6 @@
 //! One protocol client over the HTTP client, with the SDKs' retry policy:
 //! transient failures are tried again with backoff, within the reply's deadline.
+//! Every error leaving it has had the key (and anything key-shaped) removed.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use tokio::time::Instant;
 
 use super::chat::{ChatRequest, Completion};
 use super::config::Provider;
-use super::error::{LlmError, classify, retry_after};
+use super::error::{LlmError, classify, redact, retry_after};
 use super::http::{Http, HttpReply};
 use super::{anthropic, openai};
 
@@ -19,6 +20,11 @@ impl ApiKey {
     /// Wraps a key read from the environment.
     pub fn new(key: String) -> Self {
         Self(key)
+    }
+
+    /// The key, for the request and for removing it from texts.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
@@ -68,9 +74,10 @@ impl ModelClient {
     ) -> Result<Completion, LlmError> {
         let mut attempt = 0;
         loop {
+            // Redacted here, before the retry log below and before any caller sees it.
             let err = match self.once(req, deadline).await {
                 Ok(c) => return Ok(c),
-                Err(e) => e,
+                Err(e) => e.redacted(self.key()),
             };
             if !err.retryable() || attempt >= self.max_retries {
                 return Err(err);
@@ -104,8 +111,12 @@ impl ModelClient {
         }
     }
 
+    fn key(&self) -> Option<&str> {
+        self.api_key.as_ref().map(ApiKey::expose)
+    }
+
     async fn once(&self, req: &ChatRequest, deadline: Instant) -> Result<Completion, LlmError> {
-        let key = self.api_key.as_ref().map(|k| k.0.as_str());
+        let key = self.key();
         let (url, headers, body) = match self.provider {
             Provider::OpenAi => (
                 openai::url(&self.base_url),
@@ -120,7 +131,7 @@ impl ModelClient {
         };
         let reply = self.http.post_json(&url, headers, &body, deadline).await?;
         if !(200..300).contains(&reply.status) {
-            return Err(status_error(&reply));
+            return Err(status_error(&reply, key));
         }
         match self.provider {
             Provider::OpenAi => openai::parse(&reply.body),
@@ -129,8 +140,10 @@ impl ModelClient {
     }
 }
 
-fn status_error(reply: &HttpReply) -> LlmError {
-    let (kind, message) = classify(reply.status, &reply.body);
+/// The error of a non-2xx answer. The key is removed from the body before its
+/// message is cut to length, which could leave a piece too short to recognise.
+fn status_error(reply: &HttpReply, key: Option<&str>) -> LlmError {
+    let (kind, message) = classify(reply.status, &redact(&reply.body, key));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

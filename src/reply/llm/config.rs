@@ -85,6 +85,8 @@ pub struct LlmSettings {
     pub max_reply_chars: Option<usize>,
     /// The person's name, for the prompt.
     pub owner_name: Option<String>,
+    /// Sends the API key over plain `http://` to a host that is not this machine.
+    pub allow_insecure_http: Option<bool>,
     /// Price per million tokens, model to `[input, output]` in USD, for the cost figures.
     #[serde(default)]
     pub prices: HashMap<String, [f64; 2]>,
@@ -133,6 +135,8 @@ pub struct LlmConfig {
     pub max_reply_chars: usize,
     /// The person's name.
     pub owner_name: Option<String>,
+    /// The key may go in clear over plain `http://` to another machine.
+    pub allow_insecure_http: bool,
     /// Prices per million tokens (input, output), by model.
     pub prices: HashMap<String, [f64; 2]>,
 }
@@ -162,6 +166,7 @@ impl LlmSettings {
             strong_max_tokens: self.strong_max_tokens.or(lower.strong_max_tokens),
             max_reply_chars: self.max_reply_chars.or(lower.max_reply_chars),
             owner_name: self.owner_name.or(lower.owner_name),
+            allow_insecure_http: self.allow_insecure_http.or(lower.allow_insecure_http),
             prices,
         }
     }
@@ -187,11 +192,20 @@ impl LlmSettings {
             (Some(one), None) | (None, Some(one)) => (one.clone(), one),
             (None, None) => (fast.to_owned(), strong.to_owned()),
         };
-        let duration = |v: Option<String>, default: &str, name: &str| {
+        // Bounded: a deadline is an `Instant` plus this, which panics past its range.
+        let duration = |v: Option<String>, default: &str, name: &str, most: Duration| {
             let text = v.unwrap_or_else(|| default.to_owned());
-            crate::config::parse_duration(&text)
-                .map_err(|e| ConfigError::Invalid(format!("invalid llm.{name} {text:?}: {e:#}")))
+            let d = crate::config::parse_duration(&text)
+                .map_err(|e| ConfigError::Invalid(format!("invalid llm.{name} {text:?}: {e:#}")))?;
+            if d > most {
+                return Err(ConfigError::Invalid(format!(
+                    "llm.{name} must be at most {}s, not {text:?}",
+                    most.as_secs()
+                )));
+            }
+            Ok(d)
         };
+        const HOUR: Duration = Duration::from_secs(3600);
         let history_messages = self.history_messages.unwrap_or(12);
         if history_messages > crate::schema::HISTORY_LEN {
             return Err(ConfigError::Invalid(format!(
@@ -207,17 +221,23 @@ impl LlmSettings {
             api_key_env: self
                 .api_key_env
                 .unwrap_or_else(|| DEFAULT_API_KEY_ENV.to_owned()),
-            timeout: duration(self.timeout, "30s", "timeout")?,
-            connect_timeout: duration(self.connect_timeout, "5s", "connect_timeout")?,
+            timeout: duration(self.timeout, "30s", "timeout", HOUR)?,
+            connect_timeout: duration(self.connect_timeout, "5s", "connect_timeout", HOUR)?,
             max_retries: self.max_retries.unwrap_or(2).min(10),
             daily_token_budget: self.daily_token_budget.unwrap_or(0),
             phatic_to_template: self.phatic_to_template.unwrap_or(false),
             history_messages,
-            breaker_cooldown: duration(self.breaker_cooldown, "10m", "breaker_cooldown")?,
+            breaker_cooldown: duration(
+                self.breaker_cooldown,
+                "10m",
+                "breaker_cooldown",
+                super::breaker::LONGEST_COOLDOWN,
+            )?,
             fast_max_tokens: self.fast_max_tokens.unwrap_or(60).max(1),
             strong_max_tokens: self.strong_max_tokens.unwrap_or(300).max(1),
             max_reply_chars: self.max_reply_chars.unwrap_or(600).max(20),
             owner_name: self.owner_name.filter(|n| !n.trim().is_empty()),
+            allow_insecure_http: self.allow_insecure_http.unwrap_or(false),
             prices: self.prices,
         }))
     }
@@ -247,6 +267,27 @@ pub fn normalize_base_url(url: &str) -> Result<String, ConfigError> {
     Ok(url.to_owned())
 }
 
+/// Whether `url` is plain `http://` to a host other than loopback
+/// (127.0.0.0/8, ::1, `localhost`); an address that does not parse counts as another host.
+fn key_in_clear(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return url.trim().to_ascii_lowercase().starts_with("http://");
+    };
+    if parsed.scheme() != "http" {
+        return false;
+    }
+    let host = parsed.host_str().unwrap_or("");
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    };
+    !loopback
+}
+
 impl LlmConfig {
     /// A configuration for `url` with every default (tests, `--llm-url` alone).
     pub fn for_url(provider: Provider, url: &str) -> Result<Self, ConfigError> {
@@ -257,6 +298,23 @@ impl LlmConfig {
         settings
             .resolve(Some(url.to_owned()))?
             .ok_or_else(|| ConfigError::Invalid("no LLM URL".into()))
+    }
+
+    /// Refuses a key that would cross a network in clear (plain `http://` to a
+    /// host that is not loopback) unless `allow_insecure_http`; `Ok(true)` when
+    /// it is allowed so, for the caller to warn. A keyless endpoint (a local
+    /// network's Ollama) is always fine.
+    pub fn check_key_transport(&self, has_key: bool) -> Result<bool, ConfigError> {
+        if !has_key || !key_in_clear(&self.base_url) {
+            return Ok(false);
+        }
+        if self.allow_insecure_http {
+            return Ok(true);
+        }
+        Err(ConfigError::Invalid(format!(
+            "the LLM URL {} is plain http:// to another machine, so the API key in ${} would cross the network in clear: use https://, or set allow_insecure_http = true in the [llm] table if that network is trusted",
+            self.base_url, self.api_key_env
+        )))
     }
 
     /// A fingerprint of what decides the endpoint's answers: a changed one closes
@@ -329,5 +387,69 @@ mod tests {
             ..LlmSettings::default()
         };
         assert!(p.resolve(None).is_err());
+    }
+
+    #[test]
+    fn durations_past_their_bound_are_refused() {
+        for (name, text) in [
+            ("timeout", "2h"),
+            ("timeout", "999999999999999d"),
+            ("connect_timeout", "61m"),
+            ("breaker_cooldown", "366d"),
+        ] {
+            let mut table: LlmSettings = toml::from_str(&format!("{name} = {text:?}")).expect(name);
+            table.provider = Some("openai".into());
+            let e = table.resolve(None).expect_err(text).to_string();
+            assert!(e.contains(name) && e.contains("at most"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_key_goes_in_clear_only_to_this_machine_or_when_allowed() {
+        let check = |url: &str, allow: bool, has_key: bool| {
+            let mut c = LlmConfig::for_url(Provider::OpenAi, url).expect(url);
+            c.allow_insecure_http = allow;
+            c.check_key_transport(has_key)
+        };
+        for url in [
+            "http://127.0.0.1:11434",
+            "http://127.9.8.7",
+            "http://127.1:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+            "http://[::1]:8080",
+            "http://[::ffff:127.0.0.1]:80",
+            "https://192.168.1.20",
+            "https://api.openai.com",
+        ] {
+            assert!(!check(url, false, true).expect(url), "{url}");
+        }
+        for url in [
+            "http://192.168.1.20:11434",
+            "http://10.0.0.1",
+            "http://api.openai.com",
+            "http://localhost.evil.example",
+            "http://[fe80::1]:80",
+            "http://0.0.0.0:8080",
+        ] {
+            let e = check(url, false, true).expect_err(url).to_string();
+            assert!(e.contains("allow_insecure_http"), "{e}");
+            assert!(!check(url, false, false).expect(url), "keyless {url}");
+            assert!(check(url, true, true).expect(url), "allowed {url}");
+        }
+    }
+
+    #[test]
+    fn allow_insecure_http_comes_from_the_table() {
+        let table: LlmSettings =
+            toml::from_str("allow_insecure_http = true\nbase_url = \"http://10.0.0.2:8080\"\n")
+                .expect("parses");
+        let c = table.resolve(None).expect("ok").expect("configured");
+        assert!(c.allow_insecure_http);
+        let plain = LlmSettings::default()
+            .resolve(Some("http://10.0.0.2".into()))
+            .expect("ok")
+            .expect("configured");
+        assert!(!plain.allow_insecure_http, "off unless set");
     }
 }

@@ -33,6 +33,20 @@ pub enum LlmError {
     /// A 2xx answer that is not the protocol's JSON.
     #[error("the model server's answer cannot be read: {0}")]
     Decode(String),
+    /// A 3xx answer: redirects are never followed (the prompt and the key
+    /// would go to wherever it points), so the configured URL is wrong.
+    #[error(
+        "the model server redirected ({status}) to {location}; redirects are not followed: set llm.base_url to the address that answers"
+    )]
+    Redirect {
+        /// HTTP status.
+        status: u16,
+        /// Where it pointed, without credentials, query or fragment.
+        location: String,
+    },
+    /// The configuration cannot be used safely.
+    #[error("the language model's configuration is refused: {0}")]
+    Config(String),
     /// The model answered nothing usable (empty, a refusal, "as an AI ...").
     #[error("the model's answer was dropped: {0}")]
     Unusable(&'static str),
@@ -93,9 +107,94 @@ impl LlmError {
             Self::Status {
                 kind: StatusKind::Permanent,
                 ..
-            }
+            } | Self::Redirect { .. }
+                | Self::Config(_)
         )
     }
+
+    /// This error with `key` and anything shaped like a credential removed
+    /// from its texts, so that no log, Redis entry or screen gets them.
+    pub fn redacted(self, key: Option<&str>) -> Self {
+        let r = |text: String| redact(&text, key);
+        // Every variant is listed: a new one with a text must be thought about.
+        match self {
+            Self::Status {
+                status,
+                kind,
+                message,
+                retry_after,
+            } => Self::Status {
+                status,
+                kind,
+                message: r(message),
+                retry_after,
+            },
+            Self::Connection(text) => Self::Connection(r(text)),
+            Self::Decode(text) => Self::Decode(r(text)),
+            Self::Redirect { status, location } => Self::Redirect {
+                status,
+                location: r(location),
+            },
+            Self::Config(text) => Self::Config(r(text)),
+            Self::BreakerOpen { reason, retry_in } => Self::BreakerOpen {
+                reason: r(reason),
+                retry_in,
+            },
+            Self::Timeout(d) => Self::Timeout(d),
+            Self::WaitTooLong { wait } => Self::WaitTooLong { wait },
+            Self::Unusable(why) => Self::Unusable(why),
+            Self::BudgetSpent { budget } => Self::BudgetSpent { budget },
+        }
+    }
+}
+
+/// What stands in for a removed secret.
+const REDACTED: &str = "[redacted]";
+
+/// `text` without `key` (trimmed, when not empty) and without any word that
+/// looks like a credential: `sk-...`/`sk_...` (OpenAI, `sk-ant-` Anthropic), a
+/// masked `abc***xyz`, the word after `Bearer`, or a piece of the key of 8
+/// characters or more (a 401 may quote part of the key it refused).
+pub fn redact(text: &str, key: Option<&str>) -> String {
+    let key = key.map(str::trim).filter(|k| !k.is_empty());
+    let text = match key {
+        Some(k) => text.replace(k, REDACTED),
+        None => text.to_owned(),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    let mut after_bearer = false;
+    while let Some(start) = rest.find(is_word_char) {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail.find(|c| !is_word_char(c)).unwrap_or(tail.len());
+        let word = &tail[..end];
+        let already = word == &REDACTED[1..REDACTED.len() - 1];
+        if !already && (after_bearer || secret_like(word, key)) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(word);
+        }
+        after_bearer = word.eq_ignore_ascii_case("bearer");
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The characters of a token: keys are base64, base64url or hex, with `-`,
+/// `_` and `.` as separators and `*` in a masked one.
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*' | '+' | '/' | '=')
+}
+
+fn secret_like(word: &str, key: Option<&str>) -> bool {
+    let lower = word.to_ascii_lowercase();
+    if lower.starts_with("sk-") || lower.starts_with("sk_") || word.contains("**") {
+        return true;
+    }
+    let core = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    key.is_some_and(|k| core.len() >= 8 && k.contains(core))
 }
 
 /// Classifies an error status and its body (OpenAI `{"error":{"code","type","message"}}`,
@@ -156,60 +255,78 @@ fn strip_tags(html: &str) -> String {
 }
 
 /// At most 200 characters of a server's message, on one line, with anything
-/// that looks like a key (`sk-...`, a masked `abc***xyz`) replaced: a 401 may
-/// quote part of the key it refused.
+/// that looks like a key replaced (before the cut, which could leave a piece
+/// of one too short to recognise).
 fn shorten(text: &str) -> String {
-    let words: Vec<&str> = text
+    let clean = redact(text, None);
+    let words: Vec<&str> = clean
         .split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|w| !w.is_empty())
-        .map(|w| {
-            let keyish = w.starts_with("sk-") || w.starts_with("sk_") || w.contains("**");
-            if keyish { "[redacted]" } else { w }
-        })
         .collect();
     words.join(" ").chars().take(200).collect()
 }
 
 /// The wait a server asks for: `retry-after-ms` (milliseconds), else
-/// `retry-after` as seconds or an HTTP date (relative to `now_unix_s`).
+/// `retry-after` as seconds or an HTTP date (relative to `now_unix_s`). A wait
+/// too long for a `Duration` (`1e30`, `inf`) is [`Duration::MAX`], which no
+/// deadline allows; a negative or unreadable value is no wait asked for.
 pub fn retry_after(ms: Option<&str>, after: Option<&str>, now_unix_s: i64) -> Option<Duration> {
-    if let Some(ms) = ms.and_then(|v| v.trim().parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+    if let Some(ms) = ms.and_then(seconds) {
+        return Some(secs_f64(ms / 1000.0));
     }
     let after = after?.trim();
-    if let Ok(secs) = after.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    if let Some(secs) = seconds(after) {
+        return Some(secs_f64(secs));
     }
     let at = parse_http_date(after)?;
     Some(Duration::from_secs(
-        u64::try_from(at - now_unix_s).unwrap_or(0),
+        u64::try_from(at.saturating_sub(now_unix_s)).unwrap_or(0),
     ))
 }
 
-/// Unix seconds of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+/// A non-negative number (`inf` included); `None` for NaN, a negative or a non-number.
+fn seconds(text: &str) -> Option<f64> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| !v.is_nan() && *v >= 0.0)
+        // -0 becomes 0, which every conversion takes.
+        .map(f64::abs)
+}
+
+/// `secs` as a `Duration`, saturating at [`Duration::MAX`] where
+/// `Duration::from_secs_f64` would panic.
+fn secs_f64(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
+
+/// Unix seconds of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`); `None`
+/// for any field out of its range (which also keeps the arithmetic in range).
 pub fn parse_http_date(text: &str) -> Option<i64> {
     let parts: Vec<&str> = text.split_whitespace().collect();
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
         return None;
     };
-    let day: i64 = day.parse().ok()?;
+    let in_range = |text: &str, range: std::ops::RangeInclusive<i64>| {
+        text.parse::<i64>().ok().filter(|v| range.contains(v))
+    };
+    let day = in_range(day, 1..=31)?;
     let month = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ]
     .iter()
     .position(|m| m.eq_ignore_ascii_case(month))? as i64
         + 1;
-    let year: i64 = year.parse().ok()?;
-    let hms: Vec<i64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
+    let year = in_range(year, 1..=9999)?;
+    let hms: Vec<&str> = time.split(':').collect();
     let [h, m, s] = hms.as_slice() else {
         return None;
     };
+    let (h, m, s) = (
+        in_range(h, 0..=23)?,
+        in_range(m, 0..=59)?,
+        in_range(s, 0..=60)?,
+    );
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
 }
 
@@ -296,5 +413,107 @@ mod tests {
         );
         assert_eq!(retry_after(Some("soon"), Some("later"), now), None);
         assert_eq!(retry_after(None, Some("-3"), now), None);
+    }
+
+    #[test]
+    fn a_wait_too_long_for_a_duration_is_the_longest_not_a_panic() {
+        let now = 784_111_777;
+        for (ms, after) in [
+            (None, Some("1e30")),
+            (Some("1e300"), None),
+            (Some("1e300"), Some("1")),
+            (None, Some("inf")),
+            (Some("+Infinity"), None),
+            (None, Some("18446744073709551616")),
+        ] {
+            assert_eq!(
+                retry_after(ms, after, now),
+                Some(Duration::MAX),
+                "{ms:?} {after:?}"
+            );
+        }
+        assert_eq!(retry_after(None, Some("-0"), now), Some(Duration::ZERO));
+        assert_eq!(retry_after(Some("NaN"), Some("nan"), now), None);
+        assert_eq!(retry_after(None, Some("-1e30"), now), None);
+    }
+
+    #[test]
+    fn http_dates_out_of_range_are_refused_not_overflowed() {
+        for date in [
+            "Sun, 06 Nov 99999999999999999 08:49:37 GMT",
+            "Sun, 9223372036854775807 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 9223372036854775807:00:00 GMT",
+            "Sun, 06 Nov 1994 08:-1:37 GMT",
+            "Sun, 00 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(date), None, "{date}");
+            assert_eq!(retry_after(None, Some(date), i64::MIN), None, "{date}");
+        }
+        let far = "Fri, 31 Dec 9999 23:59:59 GMT";
+        assert!(retry_after(None, Some(far), i64::MIN).is_some());
+    }
+
+    #[test]
+    fn the_key_and_key_shaped_words_are_redacted() {
+        let key = Some("key-ABCDEF123456");
+        let r = |t: &str| redact(t, key);
+        assert_eq!(
+            r("Invalid API key key-ABCDEF123456 for project p1."),
+            "Invalid API key [redacted] for project p1."
+        );
+        // A piece of the key, as a cut or a masked quote leaves it.
+        assert_eq!(
+            r("key ending ABCDEF1234, retry"),
+            "key ending [redacted], retry"
+        );
+        assert_eq!(
+            r("auth: Bearer abc.def-ghi and sk-ant-api03-xyz; x sk_live_1 y a1***z9"),
+            "auth: Bearer [redacted] and [redacted]; x [redacted] y [redacted]"
+        );
+        assert_eq!(r("Bearer key-ABCDEF123456"), "Bearer [redacted]");
+        assert_eq!(
+            r("keys are fine, short 1234 too"),
+            "keys are fine, short 1234 too"
+        );
+        assert_eq!(redact("no key: sk-x", Some("  ")), "no key: [redacted]");
+    }
+
+    #[test]
+    fn every_text_of_an_error_is_redacted() {
+        let key = "0123456789abcdef";
+        let errors = [
+            LlmError::Status {
+                status: 401,
+                kind: StatusKind::Permanent,
+                message: format!("bad {key}"),
+                retry_after: None,
+            },
+            LlmError::Connection(format!("reset {key}")),
+            LlmError::Decode(format!("odd {key}")),
+            LlmError::Redirect {
+                status: 307,
+                location: format!("https://x/{key}"),
+            },
+            LlmError::Config(format!("url {key}")),
+            LlmError::BreakerOpen {
+                reason: format!("401 {key}"),
+                retry_in: Duration::from_secs(1),
+            },
+        ];
+        for e in errors {
+            let text = e.redacted(Some(key)).to_string();
+            assert!(!text.contains(key) && text.contains("[redacted]"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_and_a_refused_config_are_permanent() {
+        let redirect = LlmError::Redirect {
+            status: 307,
+            location: "https://elsewhere/".into(),
+        };
+        assert!(redirect.permanent() && !redirect.retryable());
+        let config = LlmError::Config("no".into());
+        assert!(config.permanent() && !config.retryable());
     }
 }

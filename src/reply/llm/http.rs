@@ -1,5 +1,6 @@
 //! The one HTTP client: reqwest over rustls with the `ring` provider, one POST
-//! with a deadline covering connect, headers and body.
+//! with a deadline covering connect, headers and body. It follows no redirect:
+//! the prompt (and the key) go to the configured address or nowhere.
 
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ impl Http {
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("secondme/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| LlmError::Connection(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { client })
@@ -93,12 +95,21 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<HttpReply, LlmErro
     let retry_after_ms = header("retry-after-ms");
     let retry_after = header("retry-after");
     let status = response.status().as_u16();
+    if response.status().is_redirection() {
+        return Err(LlmError::Redirect {
+            status,
+            location: redirect_target(response.url(), header("location").as_deref()),
+        });
+    }
+    if let Some(announced) = response.content_length()
+        && announced > MAX_BODY_BYTES as u64
+    {
+        return Err(too_long());
+    }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(LlmError::Decode(format!(
-                "the answer is over {MAX_BODY_BYTES} bytes"
-            )));
+        if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
+            return Err(too_long());
         }
         body.extend_from_slice(&chunk);
     }
@@ -108,6 +119,27 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<HttpReply, LlmErro
         retry_after,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
+}
+
+fn too_long() -> LlmError {
+    LlmError::Decode(format!("the answer is over {MAX_BODY_BYTES} bytes"))
+}
+
+/// Where a redirect pointed, resolved against the request's URL, without
+/// userinfo, query or fragment (where a token would be), at most 200 characters.
+fn redirect_target(from: &reqwest::Url, location: Option<&str>) -> String {
+    let Some(location) = location else {
+        return "no readable Location".to_owned();
+    };
+    let Ok(mut url) = from.join(location.trim()) else {
+        return "an unreadable Location".to_owned();
+    };
+    // Only a URL that cannot have them refuses these, and it has none to remove.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.as_str().chars().take(200).collect()
 }
 
 /// A transport failure, described without the request (which holds no secret

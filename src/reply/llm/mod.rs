@@ -93,14 +93,25 @@ impl LlmEngine {
         Self::with_key(cfg, key)
     }
 
-    /// An engine for `cfg` with this key.
+    /// An engine for `cfg` with this key; refused when the key would cross a
+    /// network in clear and the config does not say `allow_insecure_http`.
     pub fn with_key(cfg: LlmConfig, key: Option<String>) -> Result<Self, LlmError> {
+        let key = key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+        let in_clear = cfg
+            .check_key_transport(key.is_some())
+            .map_err(|e| LlmError::Config(e.to_string()).redacted(key.as_deref()))?;
+        if in_clear {
+            tracing::warn!(
+                "allow_insecure_http = true: the API key goes in clear over plain http:// to {}",
+                cfg.base_url
+            );
+        }
         let http = http::Http::new(cfg.connect_timeout)?;
         let client = ModelClient::new(
             http,
             cfg.provider,
             &cfg.base_url,
-            key.map(|k| ApiKey::new(k.trim().to_owned())),
+            key.map(ApiKey::new),
             cfg.max_retries,
         );
         let shared = LlmShared {
@@ -167,9 +178,15 @@ impl LlmEngine {
                 );
                 let mut names = vec![request.persona_id];
                 names.extend(self.cfg.owner_name.as_deref());
+                let guard = clean::Guard {
+                    names: &names,
+                    system: &chat.system,
+                    examples: &request.persona.example_messages,
+                    contact: request.context.and_then(|c| c.name.as_deref()),
+                    max_chars: self.cfg.max_reply_chars,
+                };
                 let cut_off = clean::stopped_at_cap(c.finish_reason.as_deref());
-                clean::clean(&c.text, &names, self.cfg.max_reply_chars, cut_off)
-                    .map_err(LlmError::Unusable)
+                clean::clean(&c.text, &guard, cut_off).map_err(LlmError::Unusable)
             }
             Err(e) => {
                 self.shared.meter.record_error(model);

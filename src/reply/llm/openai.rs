@@ -6,6 +6,7 @@ use serde_json::json;
 use super::chat::{ChatRequest, Completion, strip_think_tags};
 use super::error::LlmError;
 use super::http::Header;
+use super::usage::token_count;
 
 /// The URL of the endpoint.
 pub fn url(base: &str) -> String {
@@ -65,10 +66,10 @@ struct Message {
 
 #[derive(Deserialize)]
 struct Usage {
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "token_count")]
+    prompt_tokens: u64,
+    #[serde(default, deserialize_with = "token_count")]
+    completion_tokens: u64,
 }
 
 /// Reads a 2xx body; unknown fields and values are ignored, a null content is
@@ -85,8 +86,8 @@ pub fn parse(body: &str) -> Result<Completion, LlmError> {
     Ok(Completion {
         text: strip_think_tags(content.as_deref().unwrap_or("")),
         finish_reason,
-        prompt_tokens: usage.as_ref().and_then(|u| u.prompt_tokens).unwrap_or(0),
-        completion_tokens: usage.and_then(|u| u.completion_tokens).unwrap_or(0),
+        prompt_tokens: usage.as_ref().map_or(0, |u| u.prompt_tokens),
+        completion_tokens: usage.map_or(0, |u| u.completion_tokens),
     })
 }
 
@@ -125,5 +126,18 @@ mod tests {
                 .expect("parses");
         assert_eq!(null.text, "");
         assert!(parse(r#"{"choices":[{"message":{"content":"cut"#).is_err());
+    }
+
+    #[test]
+    fn odd_token_counts_are_unknown_not_a_lost_reply() {
+        let c = parse(r#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":1e300,"completion_tokens":-4}}"#)
+            .expect("parses");
+        assert_eq!(
+            (c.text.as_str(), c.prompt_tokens, c.completion_tokens),
+            ("hi", 0, 0)
+        );
+        let c = parse(r#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":18446744073709551616,"completion_tokens":null}}"#)
+            .expect("parses");
+        assert_eq!((c.prompt_tokens, c.completion_tokens), (0, 0));
     }
 }

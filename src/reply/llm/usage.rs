@@ -33,11 +33,13 @@ pub struct ModelUsage {
 impl ModelUsage {
     /// Adds `newer`'s counts; its latencies go after these ones.
     fn add(&mut self, newer: &ModelUsage) {
-        self.calls += newer.calls;
-        self.errors += newer.errors;
-        self.prompt_tokens += newer.prompt_tokens;
-        self.completion_tokens += newer.completion_tokens;
-        self.latency_ms += newer.latency_ms;
+        self.calls = self.calls.saturating_add(newer.calls);
+        self.errors = self.errors.saturating_add(newer.errors);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(newer.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(newer.completion_tokens);
+        self.latency_ms = self.latency_ms.saturating_add(newer.latency_ms);
         self.latencies.extend_from_slice(&newer.latencies);
         keep_last(&mut self.latencies, LATENCY_SAMPLES);
     }
@@ -56,9 +58,9 @@ pub struct MinuteUsage {
 
 impl MinuteUsage {
     fn add(&mut self, other: MinuteUsage) {
-        self.replies += other.replies;
-        self.tokens += other.tokens;
-        self.errors += other.errors;
+        self.replies = self.replies.saturating_add(other.replies);
+        self.tokens = self.tokens.saturating_add(other.tokens);
+        self.errors = self.errors.saturating_add(other.errors);
     }
 }
 
@@ -108,7 +110,8 @@ impl Meter {
         self.record_call_at(model, prompt, completion, latency_ms, now_minute());
     }
 
-    /// Counts an answered call in Unix minute `minute`.
+    /// Counts an answered call in Unix minute `minute`. Token counts come from
+    /// the server, so every sum saturates.
     pub fn record_call_at(
         &self,
         model: &str,
@@ -117,21 +120,24 @@ impl Meter {
         latency_ms: u64,
         minute: i64,
     ) {
+        let tokens = prompt.saturating_add(completion);
         let mut inner = self.lock();
         inner.roll(today());
-        inner.spent += prompt + completion;
+        inner.spent = inner.spent.saturating_add(tokens);
         let u = inner.pending.entry(model.to_owned()).or_default();
-        u.calls += 1;
-        u.prompt_tokens += prompt;
-        u.completion_tokens += completion;
-        u.latency_ms += latency_ms;
-        u.latencies.push(latency_ms);
-        keep_last(&mut u.latencies, LATENCY_SAMPLES);
+        u.add(&ModelUsage {
+            calls: 1,
+            errors: 0,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            latency_ms,
+            latencies: vec![latency_ms],
+        });
         inner.count_minute(
             minute,
             MinuteUsage {
                 replies: 1,
-                tokens: prompt + completion,
+                tokens,
                 errors: 0,
             },
         );
@@ -145,7 +151,8 @@ impl Meter {
     /// Counts a failed call in Unix minute `minute`.
     pub fn record_error_at(&self, model: &str, minute: i64) {
         let mut inner = self.lock();
-        inner.pending.entry(model.to_owned()).or_default().errors += 1;
+        let u = inner.pending.entry(model.to_owned()).or_default();
+        u.errors = u.errors.saturating_add(1);
         inner.count_minute(
             minute,
             MinuteUsage {
@@ -214,6 +221,17 @@ impl Inner {
     }
 }
 
+/// A token count as a server wrote it: a number that is not a whole
+/// non-negative `u64` (negative, fractional, past `u64::MAX`, a string, null) is
+/// an unknown count, 0, rather than a reply lost for its accounting.
+pub fn token_count<'de, D>(d: D) -> Result<u64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+    Ok(value.as_u64().unwrap_or(0))
+}
+
 /// The current Unix minute.
 pub fn now_minute() -> i64 {
     std::time::SystemTime::now()
@@ -272,6 +290,21 @@ mod tests {
         assert_eq!(m.take_pending().models.len(), 2);
         m.set_spent(today(), 1000);
         assert_eq!(m.spent_today(), 1000);
+    }
+
+    #[test]
+    fn token_counts_from_a_server_saturate() {
+        let m = Meter::default();
+        m.record_call_at("fast", u64::MAX, u64::MAX, 1, 7);
+        m.record_call_at("fast", u64::MAX, 1, 1, 7);
+        assert_eq!(m.spent_today(), u64::MAX);
+        let pending = m.take_pending();
+        m.record_call_at("fast", u64::MAX, 0, 1, 7);
+        m.restore(pending);
+        let again = m.take_pending();
+        assert_eq!(again.models[0].1.prompt_tokens, u64::MAX);
+        assert_eq!(again.minutes[0].1.tokens, u64::MAX);
+        assert_eq!(again.models[0].1.calls, 3);
     }
 
     #[test]
