@@ -162,6 +162,42 @@ pub fn sent_key(message_id: &str) -> String {
     format!("{SENT_PREFIX}{message_id}")
 }
 
+// The WhatsApp gateway's own keys, channel and group (added; `src/bridge/whatsapp`).
+
+/// Channel carrying each change of the WhatsApp gateway's state: the `GATEWAY:{userId}` value.
+pub const CHANNEL_GATEWAY: &str = "events:gateway";
+/// Consumer group the WhatsApp gateway reads `QUEUE:responses` in.
+pub const GATEWAY_GROUP: &str = "secondme-gateway";
+/// `CONTACTS:names`: contact id to the contact's WhatsApp display name (push name).
+pub const CONTACT_NAMES: &str = "CONTACTS:names";
+
+/// `GATEWAY:{userId}`: the WhatsApp gateway's state, JSON, refreshed while it runs.
+pub fn gateway_key(user_id: &str) -> String {
+    format!("GATEWAY:{user_id}")
+}
+
+/// `GATEWAYREQ:{userId}`: what the operator asks of the gateway (`new_codes`).
+pub fn gateway_request_key(user_id: &str) -> String {
+    format!("GATEWAYREQ:{user_id}")
+}
+
+/// `GATEWAYLOCK:{userId}`: the reply lease, so one gateway per account sends replies.
+pub fn gateway_lock_key(user_id: &str) -> String {
+    format!("GATEWAYLOCK:{user_id}")
+}
+
+/// `SENTREPLY:{replyId}`: the message id a reply was sent as (a reply is sent
+/// once), `sending:{messageId}` while it is being sent.
+pub fn sent_reply_key(reply_id: &str) -> String {
+    format!("SENTREPLY:{reply_id}")
+}
+
+/// `SENDFAIL:{replyId}`: the WhatsApp id a reply goes out with (`waId`, written
+/// before its first send) and its failed sends (`attempts`, `error`).
+pub fn send_fail_key(reply_id: &str) -> String {
+    format!("SENDFAIL:{reply_id}")
+}
+
 /// Largest id accepted (message and contact ids), in bytes: short enough that
 /// the control room shows (and acts on) every id whole.
 pub const MAX_ID_BYTES: usize = 120;
@@ -276,6 +312,9 @@ pub enum PauseReason {
     RateLimit,
     /// Redis lost its state; the worker switched the kill switch on.
     StateLost,
+    /// The model wrote what must never reach a contact (its instructions, "I am
+    /// an AI", a message for someone else): the twin steps back for the operator.
+    Refused,
     /// A pause with no `PAUSEMETA` beside it: another program set it.
     Unknown,
     /// Any other program's reason, as it was written (clean it before printing).
@@ -290,6 +329,7 @@ impl PauseReason {
             Self::Takeover => "takeover",
             Self::RateLimit => "rate_limit",
             Self::StateLost => "state_lost",
+            Self::Refused => "refused",
             Self::Unknown => "unknown",
             Self::Other(text) => text,
         }
@@ -303,6 +343,7 @@ impl PauseReason {
             "takeover" | "fromMe" => Self::Takeover,
             "rate_limit" => Self::RateLimit,
             "state_lost" => Self::StateLost,
+            "refused" => Self::Refused,
             "unknown" => Self::Unknown,
             other => Self::Other(other.to_owned()),
         }

@@ -493,10 +493,10 @@ async fn a_reset_connection_is_retried() {
 
 #[tokio::test]
 async fn a_refusal_or_an_empty_answer_never_becomes_a_reply() {
-    for text in [
-        "As an AI language model, I cannot meet anyone.",
-        "   ",
-        "<think>hmm",
+    for (text, refused) in [
+        ("As an AI language model, I cannot meet anyone.", true),
+        ("   ", false),
+        ("<think>hmm", false),
     ] {
         let fake = FakeLlm::start(vec![Step::ok(&openai_ok(text))]).await;
         let err = ask(
@@ -505,7 +505,12 @@ async fn a_refusal_or_an_empty_answer_never_becomes_a_reply() {
         )
         .await
         .expect_err(text);
-        assert!(matches!(llm_error(&err), LlmError::Unusable(_)), "{err:#}");
+        let error = llm_error(&err);
+        if refused {
+            assert!(matches!(error, LlmError::Refused(_)), "{err:#}");
+        } else {
+            assert!(matches!(error, LlmError::Unusable(_)), "{err:#}");
+        }
     }
     let fake = FakeLlm::start(vec![Step::ok(
         r#"{"choices":[{"message":{"content":null},"finish_reason":"content_filter"}]}"#,

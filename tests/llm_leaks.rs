@@ -121,7 +121,7 @@ async fn dropped(text: &str, answer: &str) -> (String, String) {
         .await
         .expect_err("no reply may come of it");
     let why = match err.downcast_ref::<LlmError>() {
-        Some(LlmError::Unusable(why)) => why.to_string(),
+        Some(LlmError::Refused(why)) => why.to_string(),
         _ => panic!("not dropped by the cleaner: {err:#}"),
     };
     let sent = fake.requests()[0].body["messages"][0]["content"]
@@ -234,15 +234,15 @@ impl Running {
     }
 }
 
-/// A worker answering with the model at `url`, the persona of `persona()`, and
-/// one delivery per entry: a dropped reply is dead-lettered at its next claim.
+/// A worker answering with the model at `url` and the persona of `persona()`,
+/// with the default deliveries per entry: a refused reply is dead-lettered at
+/// once, not generated again at each claim.
 async fn start_worker(h: &mut Harness, url: &str) -> Running {
     let mut cfg = WorkerConfig::from_config(&h.config("leaks"));
     cfg.sleep_hours = secondme::config::SleepSetting::Off;
     cfg.block = Duration::from_millis(200);
     cfg.claim_every = Duration::from_millis(200);
     cfg.burst_quiet = Duration::ZERO;
-    cfg.max_deliveries = 1;
     persona::store(&mut h.con, &cfg.default_persona, &persona())
         .await
         .expect("persona");
@@ -290,7 +290,23 @@ async fn a_confession_is_never_sent_and_its_reason_is_logged() {
     until_dead_letters(&h, 1).await;
     let letters = h.dead_letters().await;
     assert_eq!(letters[0]["messageId"], "a1");
+    assert!(
+        letters[0]["reason"].contains("reply refused: says the writer is an AI"),
+        "the operator sees why: {:?}",
+        letters[0]["reason"]
+    );
+    assert!(
+        !letters[0]["reason"].contains("actually an AI"),
+        "the reason is the cleaner's, never the model's words"
+    );
     assert!(h.responses().await.is_empty(), "nothing sent");
+    // The contact is left to the operator: paused, with the reason shown.
+    let meta: Option<String> = h.con.get(schema::pause_meta_key("alice")).await.expect("get");
+    assert_eq!(meta.as_deref(), Some("refused"));
+    let ttl: i64 = h.con.pttl(schema::pause_key("alice")).await.expect("pttl");
+    assert!(ttl > 0 && ttl <= schema::DEFAULT_PAUSE_MS, "{ttl}");
+    // Past the claim interval: still one generation, not one per delivery.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(fake.requests().len(), 1, "one generation, no retry");
     let status = w.stop().await;
     assert_eq!((status.answered, status.dead_lettered), (0, 1));

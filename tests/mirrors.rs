@@ -70,6 +70,7 @@ fn pause_reasons_pair_variant_for_variant() {
         schema::PauseReason::Takeover => PauseReason::Takeover,
         schema::PauseReason::RateLimit => PauseReason::RateLimit,
         schema::PauseReason::StateLost => PauseReason::StateLost,
+        schema::PauseReason::Refused => PauseReason::Refused,
         schema::PauseReason::Unknown => PauseReason::Unknown,
     }
     engine also: schema::PauseReason::Other(_),

@@ -86,6 +86,7 @@ pub fn ui_reason(reason: &schema::PauseReason) -> PauseReason {
         schema::PauseReason::Takeover => PauseReason::Takeover,
         schema::PauseReason::RateLimit => PauseReason::RateLimit,
         schema::PauseReason::StateLost => PauseReason::StateLost,
+        schema::PauseReason::Refused => PauseReason::Refused,
         schema::PauseReason::Unknown => PauseReason::Unknown,
         // Cleaned by the dashboard before it is kept or shown.
         schema::PauseReason::Other(text) => PauseReason::Other(text.clone()),
@@ -194,6 +195,7 @@ mod tests {
             ("takeover", PauseReason::Takeover),
             ("rate_limit", PauseReason::RateLimit),
             ("state_lost", PauseReason::StateLost),
+            ("refused", PauseReason::Refused),
             ("unknown", PauseReason::Unknown),
             ("on holiday", PauseReason::Other("on holiday".into())),
         ] {

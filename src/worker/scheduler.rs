@@ -33,6 +33,7 @@ use super::recovery::parse_id;
 use super::verdict::{Committed, ScriptReply, UnknownVerdict};
 use super::{Worker, WorkerConfig, WorkerStatus};
 use crate::reply::ReplyEngine;
+use crate::reply::llm::error::LlmError;
 use crate::schema::{self, Direction};
 use crate::store;
 use crate::store::functions::{Call, Step};
@@ -119,8 +120,26 @@ pub(super) enum Done {
         /// Why.
         error: anyhow::Error,
     },
+    /// The engine refused what the model wrote (it leaked its instructions, said
+    /// it is an AI, wrote to someone else): never sent, dead-lettered with the
+    /// reason, and the contact paused for the operator. Another call would cost
+    /// money for the same risk.
+    Refused {
+        /// The entry.
+        entry: ParsedEntry,
+        /// The cleaner's reason: a fixed text, never the model's words.
+        why: &'static str,
+    },
     /// Cancelled by a pause, or too old by the time a permit came: to be decided again.
     Recheck(ParsedEntry),
+}
+
+/// The cleaner's reason when `error` is a refused reply.
+fn refusal(error: &anyhow::Error) -> Option<&'static str> {
+    match error.downcast_ref::<LlmError>() {
+        Some(LlmError::Refused(why)) => Some(why),
+        _ => None,
+    }
 }
 
 /// What the jobs share.
@@ -414,6 +433,10 @@ impl<E: ReplyEngine> Worker<E> {
                         entry.stream_id()
                     );
                 }
+                Done::Refused { entry, why } => {
+                    self.leave_to_the_operator(&entry, why).await;
+                    failed.push(batch::dead_letter_of(&entry, &format!("reply refused: {why}")));
+                }
                 Done::Recheck(entry) => recheck.push(entry),
             }
         }
@@ -421,6 +444,29 @@ impl<E: ReplyEngine> Worker<E> {
         outcome.dead_lettered = failed.len();
         self.count(&outcome);
         Ok(recheck)
+    }
+
+    /// Pauses the contact of a refused reply (reason `refused`, the default pause
+    /// length), before its dead letter: were the letter written and the pause not,
+    /// the contact's next message would be one more call for the same risk. A
+    /// failed pause is said in the log; the letter is still written.
+    async fn leave_to_the_operator(&mut self, entry: &ParsedEntry, why: &str) {
+        let contact = entry.contact_id();
+        tracing::warn!(
+            "the model's reply to {} (entry {}) was refused ({why}); nothing sent, {contact} paused for the operator",
+            entry.message_id(),
+            entry.stream_id()
+        );
+        let paused = store::control::pause(
+            &mut self.con,
+            contact,
+            schema::DEFAULT_PAUSE_MS,
+            schema::PauseReason::Refused,
+        )
+        .await;
+        if let Err(e) = paused {
+            tracing::error!("could not pause {contact} after a refused reply: {e:#}");
+        }
     }
 
     /// Stops the scheduler: generations in flight are cancelled and their entries
@@ -511,9 +557,15 @@ async fn generate_and_commit<E: ReplyEngine>(shared: &Shared<E>, job: &Job) -> O
     let written = match generated {
         Ok(w) => w,
         Err(error) => {
-            return Some(Done::Failed {
-                entry: entry.clone(),
-                error,
+            return Some(match refusal(&error) {
+                Some(why) => Done::Refused {
+                    entry: entry.clone(),
+                    why,
+                },
+                None => Done::Failed {
+                    entry: entry.clone(),
+                    error,
+                },
             });
         }
     };

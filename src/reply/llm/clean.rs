@@ -42,6 +42,17 @@ const GIVEAWAYS: &[&str] = &[
 /// Why a text was dropped.
 pub type Dropped = &'static str;
 
+/// The text was empty once cleaned.
+const EMPTY: Dropped = "empty";
+/// The model stopped at its token cap before any sentence ended.
+const CUT_OFF: Dropped = "cut off by the token cap before a sentence ended";
+
+/// Whether `why` refuses what the text says (the instructions, a confession, a
+/// message for someone else), as opposed to a text with nothing to send.
+pub fn is_refusal(why: Dropped) -> bool {
+    why != EMPTY && why != CUT_OFF
+}
+
 /// What a reply is checked against besides itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Guard<'a> {
@@ -69,7 +80,7 @@ pub fn clean(raw: &str, guard: &Guard<'_>, cut_off: bool) -> Result<String, Drop
     // A reply cut by the token cap would reach the contact mid-word: keep its
     // whole sentences, or nothing.
     let text = if cut_off {
-        whole_sentences(&text).ok_or("cut off by the token cap before a sentence ended")?
+        whole_sentences(&text).ok_or(CUT_OFF)?
     } else {
         text
     };
@@ -78,7 +89,7 @@ pub fn clean(raw: &str, guard: &Guard<'_>, cut_off: bool) -> Result<String, Drop
             .chars()
             .any(|c| !c.is_whitespace() && !c.is_ascii_punctuation())
     {
-        return Err("empty");
+        return Err(EMPTY);
     }
     // More than the cap keeps is judged: a model that went on into its
     // instructions is not to be trusted with the start. Not all of it: a

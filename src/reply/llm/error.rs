@@ -47,9 +47,13 @@ pub enum LlmError {
     /// The configuration cannot be used safely.
     #[error("the language model's configuration is refused: {0}")]
     Config(String),
-    /// The model answered nothing usable (empty, a refusal, "as an AI ...").
+    /// The model answered nothing usable (empty, cut off mid-sentence, a refusal to help).
     #[error("the model's answer was dropped: {0}")]
     Unusable(&'static str),
+    /// The model wrote what must never reach a contact: its instructions, that
+    /// the writer is an AI, a message for someone else. Not worth another call.
+    #[error("the model's answer was refused: {0}")]
+    Refused(&'static str),
     /// The engine is off after a permanent error.
     #[error(
         "the language model is off after a permanent error ({reason}); it retries in {retry_in:?} or when the config changes"
@@ -143,6 +147,7 @@ impl LlmError {
             Self::Timeout(d) => Self::Timeout(d),
             Self::WaitTooLong { wait } => Self::WaitTooLong { wait },
             Self::Unusable(why) => Self::Unusable(why),
+            Self::Refused(why) => Self::Refused(why),
             Self::BudgetSpent { budget } => Self::BudgetSpent { budget },
         }
     }

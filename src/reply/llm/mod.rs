@@ -186,7 +186,13 @@ impl LlmEngine {
                     max_chars: self.cfg.max_reply_chars,
                 };
                 let cut_off = clean::stopped_at_cap(c.finish_reason.as_deref());
-                clean::clean(&c.text, &guard, cut_off).map_err(LlmError::Unusable)
+                clean::clean(&c.text, &guard, cut_off).map_err(|why| {
+                    if clean::is_refusal(why) {
+                        LlmError::Refused(why)
+                    } else {
+                        LlmError::Unusable(why)
+                    }
+                })
             }
             Err(e) => {
                 self.shared.meter.record_error(model);

@@ -27,6 +27,8 @@ pub enum PauseReason {
     RateLimit,
     /// Redis lost SecondMe's state, so the worker switched the kill switch on.
     StateLost,
+    /// The model's reply was refused (it leaked or confessed); left for the operator.
+    Refused,
     /// Paused by another program that left no reason.
     Unknown,
     /// Another program's reason, free text (cleaned before it is kept).
@@ -41,6 +43,7 @@ impl PauseReason {
             PauseReason::Takeover => "takeover",
             PauseReason::RateLimit => "rate limit",
             PauseReason::StateLost => "state_lost",
+            PauseReason::Refused => "reply refused",
             PauseReason::Unknown => "unknown",
             PauseReason::Other(s) => s,
         }

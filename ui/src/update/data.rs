@@ -241,6 +241,7 @@ fn pause_log_kind(reason: &PauseReason) -> LogKind {
         PauseReason::RateLimit => LogKind::RateLimit,
         PauseReason::Manual
         | PauseReason::StateLost
+        | PauseReason::Refused
         | PauseReason::Unknown
         | PauseReason::Other(_) => LogKind::Pause,
     }
