@@ -301,7 +301,11 @@ async fn a_confession_is_never_sent_and_its_reason_is_logged() {
     );
     assert!(h.responses().await.is_empty(), "nothing sent");
     // The contact is left to the operator: paused, with the reason shown.
-    let meta: Option<String> = h.con.get(schema::pause_meta_key("alice")).await.expect("get");
+    let meta: Option<String> = h
+        .con
+        .get(schema::pause_meta_key("alice"))
+        .await
+        .expect("get");
     assert_eq!(meta.as_deref(), Some("refused"));
     let ttl: i64 = h.con.pttl(schema::pause_key("alice")).await.expect("pttl");
     assert!(ttl > 0 && ttl <= schema::DEFAULT_PAUSE_MS, "{ttl}");

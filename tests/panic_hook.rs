@@ -212,3 +212,36 @@ impl Drop for Child {
         let _ = self.process.wait();
     }
 }
+
+/// Set for the headless child.
+const HEADLESS_CHILD: &str = "SECONDME_TEST_PANIC_HOOK_HEADLESS";
+const HEADLESS_TEST: &str = "a_headless_panic_says_where_but_never_what_it_quotes";
+
+#[test]
+fn a_headless_panic_says_where_but_never_what_it_quotes() {
+    let private = "meet me at the station at 9";
+    if std::env::var_os(HEADLESS_CHILD).is_some() {
+        // What `secondme worker` does first; its stderr is a service's journal.
+        secondme::monitor::terminal::install_panic_hook();
+        let message = private.to_owned();
+        panic!("cannot slice {message:?} at byte 4");
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("this test's binary"))
+        .args([HEADLESS_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(HEADLESS_CHILD, "1")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the child runs");
+    assert!(!out.status.success(), "the child panicked");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("secondme: panic in thread")
+            && stderr.contains("tests/panic_hook.rs:")
+            && stderr.contains("withheld"),
+        "where it happened is said: {stderr}"
+    );
+    assert!(
+        !stderr.contains(private) && !String::from_utf8_lossy(&out.stdout).contains(private),
+        "the message's text is not: {stderr}"
+    );
+}

@@ -26,6 +26,7 @@ use args::{Command, ContactAction, PersonaAction};
 
 /// Runs one command on a fresh tokio runtime.
 pub(crate) fn run(command: Option<Command>, config: Config, with_worker: bool) -> Result<()> {
+    secondme::monitor::terminal::install_panic_hook();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -107,36 +107,40 @@ fn on_panic(holder: Option<ThreadId>, on: ThreadId, aborts: bool) -> OnPanic {
     }
 }
 
-fn install_panic_hook() {
+/// Installs the process's panic hook (once; every command calls it, the control
+/// room again on entering): it restores the terminal when the panic ends the
+/// program, and says where a panic happened without a formatted message, which
+/// may quote a contact's message, on stderr (a service's journal) as in the log.
+pub fn install_panic_hook() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
-        let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let held = *holder();
             let action = on_panic(held, thread::current().id(), cfg!(panic = "abort"));
             if action == OnPanic::RestoreAndReport {
                 restore();
             }
-            log_panic(info);
+            let text = panic_text(info);
+            tracing::error!("{text}");
             if action != OnPanic::LogOnly {
-                previous(info);
+                eprintln!("secondme: {text}");
             }
         }));
     });
 }
 
-/// Logs where a panic happened, and what it says when that is text fixed in the
+/// Where a panic happened, and what it says when that is text fixed in the
 /// code: a formatted message may quote a contact's message, which no log holds.
-fn log_panic(info: &PanicHookInfo<'_>) {
+fn panic_text(info: &PanicHookInfo<'_>) -> String {
     let current = thread::current();
     let name = current.name().unwrap_or("unnamed");
     let place = info
         .location()
         .map_or_else(|| "an unknown place".to_owned(), ToString::to_string);
     match fixed_text(info.payload()) {
-        Some(text) => tracing::error!("panic in thread {name} at {place}: {text}"),
-        None => tracing::error!(
-            "panic in thread {name} at {place} (its message is not logged: it may quote private data)"
+        Some(text) => format!("panic in thread {name} at {place}: {text}"),
+        None => format!(
+            "panic in thread {name} at {place} (its message is withheld: it may quote private data)"
         ),
     }
 }

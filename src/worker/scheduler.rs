@@ -271,7 +271,10 @@ impl<E: ReplyEngine> Scheduler<E> {
     /// Entries a newer one of the same contact answers are recorded `superseded`
     /// (and acknowledged) here; returns how many, and the entries not taken
     /// because the scheduler stopped (they stay pending).
-    pub(super) async fn submit(&self, jobs: Vec<(ParsedEntry, ContactPersona)>) -> Result<Submitted> {
+    pub(super) async fn submit(
+        &self,
+        jobs: Vec<(ParsedEntry, ContactPersona)>,
+    ) -> Result<Submitted> {
         let mut superseded: Vec<Superseded> = Vec::new();
         let mut left = 0;
         {
@@ -305,7 +308,12 @@ impl<E: ReplyEngine> Scheduler<E> {
     }
 
     /// Gives `entry` its contact's job; returns the entry this makes superseded.
-    fn place(&self, st: &mut State, entry: ParsedEntry, persona: ContactPersona) -> Option<Superseded> {
+    fn place(
+        &self,
+        st: &mut State,
+        entry: ParsedEntry,
+        persona: ContactPersona,
+    ) -> Option<Superseded> {
         let contact = entry.contact_id().to_owned();
         let mut wait = None;
         let mut superseded = None;
@@ -435,7 +443,10 @@ impl<E: ReplyEngine> Worker<E> {
                 }
                 Done::Refused { entry, why } => {
                     self.leave_to_the_operator(&entry, why).await;
-                    failed.push(batch::dead_letter_of(&entry, &format!("reply refused: {why}")));
+                    failed.push(batch::dead_letter_of(
+                        &entry,
+                        &format!("reply refused: {why}"),
+                    ));
                 }
                 Done::Recheck(entry) => recheck.push(entry),
             }
@@ -569,7 +580,10 @@ async fn generate_and_commit<E: ReplyEngine>(shared: &Shared<E>, job: &Job) -> O
             });
         }
     };
-    if !job.control.advance(JobState::Generating, JobState::Committing) {
+    if !job
+        .control
+        .advance(JobState::Generating, JobState::Committing)
+    {
         return None;
     }
     Some(commit_one(shared, entry, written).await)
