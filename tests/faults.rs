@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::{Harness, TestDir, eventually, incoming};
+use common::{Harness, TestDir, eventually, incoming, streams};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secondme::reply::persona_engine::PersonaEngine;
@@ -242,26 +242,13 @@ async fn responses_len(con: &mut ConnectionManager) -> usize {
     con.xlen(schema::QUEUE_RESPONSES).await.unwrap_or(0)
 }
 
-/// Entries of the worker group still pending (delivered, not acknowledged); none
-/// before a worker has created the group.
-async fn group_pending(con: &mut ConnectionManager) -> u64 {
-    let reply: redis::RedisResult<redis::streams::StreamPendingReply> = con
-        .xpending(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
-        .await;
-    match reply {
-        Ok(reply) => reply.count() as u64,
-        Err(e) if e.code() == Some("NOGROUP") => 0,
-        Err(e) => panic!("XPENDING: {e}"),
-    }
-}
-
 /// Waits until `n` responses exist and nothing is pending; panics with the counts if not.
 async fn wait_all_answered(con: &ConnectionManager, n: usize, within: Duration) {
     let done = eventually(within, || {
         let mut con = con.clone();
         async move {
             let answered = responses_len(&mut con).await;
-            (answered >= n && group_pending(&mut con).await == 0).then_some(())
+            (answered >= n && streams::workers_pending(&mut con).await == 0).then_some(())
         }
     })
     .await;
@@ -271,7 +258,7 @@ async fn wait_all_answered(con: &ConnectionManager, n: usize, within: Duration) 
             "not all answered within {} s: {} responses of {n}, {} pending",
             within.as_secs(),
             responses_len(&mut con).await,
-            group_pending(&mut con).await
+            streams::workers_pending(&mut con).await
         );
     }
 }
@@ -292,7 +279,11 @@ async fn assert_exactly_once(con: &mut ConnectionManager, n: usize) {
         .collect();
     assert!(missing.is_empty(), "never answered (first 10): {missing:?}");
     assert_eq!(ids.len(), n, "one response per message, no more");
-    assert_eq!(group_pending(con).await, 0, "nothing left pending");
+    assert_eq!(
+        streams::workers_pending(con).await,
+        0,
+        "nothing left pending"
+    );
 }
 
 async fn enable(h: &mut Harness, n: usize) {
@@ -529,7 +520,7 @@ async fn graceful_stop_writes_leftovers_to_the_review_file() {
         .take(10)
         .collect();
     assert!(lost.is_empty(), "lost (first 10): {lost:?}");
-    assert_eq!(group_pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
 }
 
 /// `messageId`s in the review file (absent file: none), checking each line's shape.
@@ -620,7 +611,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
     assert_eq!(answered, ["good-1", "good-2"]);
     let dl_len: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("XLEN");
     assert_eq!(dl_len, 1, "dead-lettered once");
-    assert_eq!(group_pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
 
     let status = stop_worker(&stop_tx, handle, 15 * SECOND).await;
     assert_eq!(status.answered, 2);
@@ -747,13 +738,13 @@ async fn burst_past_a_small_cap(h: &Harness, n: usize) {
         let sent = (start + 100).min(n) as u64;
         let delivered = eventually(10 * SECOND, || {
             let mut con = con.clone();
-            async move { (group_pending(&mut con).await >= sent).then_some(()) }
+            async move { (streams::workers_pending(&mut con).await >= sent).then_some(()) }
         })
         .await;
         assert!(
             delivered.is_some(),
             "the worker stopped reading at {} of {sent} while its decisions were held",
-            group_pending(&mut con).await
+            streams::workers_pending(&mut con).await
         );
     }
     let len: usize = con.xlen(schema::QUEUE_MESSAGES).await.expect("XLEN");
@@ -798,7 +789,7 @@ async fn a_stop_writes_entries_read_ahead_to_the_review_file_even_when_trimmed()
     assert_eq!(status.reviewed, N as u64, "each written once");
     assert_eq!(responses_len(&mut g.h.con).await, 0);
     assert_eq!(
-        group_pending(&mut g.h.con).await,
+        streams::workers_pending(&mut g.h.con).await,
         0,
         "reviewed entries are acknowledged"
     );
@@ -823,5 +814,9 @@ async fn a_stop_with_the_read_ahead_budget_spent_hands_over_everything_it_read()
     assert_eq!(unique.len(), reviewed.len(), "each written once");
     assert!(reviewed.len() >= 200, "{} reviewed", reviewed.len());
     assert_eq!(status.reviewed, reviewed.len() as u64);
-    assert_eq!(group_pending(&mut g.h.con).await, 0, "nothing left pending");
+    assert_eq!(
+        streams::workers_pending(&mut g.h.con).await,
+        0,
+        "nothing left pending"
+    );
 }

@@ -8,9 +8,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Harness, eventually, incoming, typed_by_person};
+use common::{Harness, eventually, incoming, streams, typed_by_person};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::reply::{Reply, ReplyEngine, ReplyRequest};
 use secondme::schema;
@@ -51,27 +50,6 @@ impl Running {
 
 async fn start<E: ReplyEngine>(h: &Harness, engine: E) -> Running {
     start_with(h, engine, &h.server.url(), |_| {}).await
-}
-
-/// How many replies each message got.
-async fn replies_per_message(h: &mut Harness) -> HashMap<String, usize> {
-    let mut per = HashMap::new();
-    for r in h.responses().await {
-        let to = r.get("inReplyTo").cloned().unwrap_or_default();
-        *per.entry(to).or_insert(0) += 1;
-    }
-    per
-}
-
-async fn pending(con: &mut ConnectionManager) -> u64 {
-    let reply: redis::RedisResult<redis::streams::StreamPendingReply> = con
-        .xpending(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
-        .await;
-    match reply {
-        Ok(r) => r.count() as u64,
-        Err(e) if e.code() == Some("NOGROUP") => 0,
-        Err(e) => panic!("XPENDING: {e}"),
-    }
 }
 
 /// Waits until `n` replies and `d` dead letters are in Redis.
@@ -117,7 +95,7 @@ async fn poisoned_batch(h: &mut Harness) -> Vec<(String, String)> {
 }
 
 async fn assert_isolated(h: &mut Harness, sent: &[(String, String)]) {
-    let per = replies_per_message(h).await;
+    let per = streams::replies_per_message(&mut h.con).await;
     for (id, contact) in sent {
         let poisoned = contact == "c4";
         let n = per.get(id).copied().unwrap_or(0);
@@ -157,7 +135,10 @@ async fn assert_isolated(h: &mut Harness, sent: &[(String, String)]) {
 async fn answered_at_once_afterwards(h: &mut Harness) {
     h.send(&incoming("after", "c1", "still there?")).await;
     settle(h, 11, 2, 3 * SECOND).await;
-    assert_eq!(replies_per_message(h).await.get("after"), Some(&1));
+    assert_eq!(
+        streams::replies_per_message(&mut h.con).await.get("after"),
+        Some(&1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +152,7 @@ async fn foreign_keys_of_two_contacts_stop_only_their_entries() {
     // Nothing more comes: no reply repeated by a retry.
     tokio::time::sleep(SECOND).await;
     assert_eq!(h.responses().await.len(), 11);
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     let status = w.stop().await;
     assert_eq!(status.dead_lettered, 2);
 }
@@ -186,7 +167,7 @@ async fn foreign_keys_stop_only_their_entries_when_replies_are_written_after_dec
     answered_at_once_afterwards(&mut h).await;
     tokio::time::sleep(SECOND).await;
     assert_eq!(h.responses().await.len(), 11);
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     w.stop().await;
 }
 
@@ -220,7 +201,10 @@ async fn a_takeover_with_a_foreign_history_pauses_and_keeps_its_own_history() {
         .expect("LRANGE");
     assert_eq!(ours.len(), 1);
     assert!(ours[0].contains("take it from here"), "{ours:?}");
-    assert_eq!(replies_per_message(&mut h).await.get("hi"), Some(&1));
+    assert_eq!(
+        streams::replies_per_message(&mut h.con).await.get("hi"),
+        Some(&1)
+    );
     w.stop().await;
 }
 
@@ -240,7 +224,10 @@ async fn a_pause_key_of_a_foreign_type_still_pauses() {
     .await;
     assert_eq!(handled.as_deref(), Some("skip:paused"));
     assert_eq!(
-        replies_per_message(&mut h).await.keys().collect::<Vec<_>>(),
+        streams::replies_per_message(&mut h.con)
+            .await
+            .keys()
+            .collect::<Vec<_>>(),
         ["to-active"]
     );
     w.stop().await;
@@ -287,12 +274,16 @@ async fn a_shared_key_of_a_foreign_type_holds_everything_back_and_loses_nothing(
     assert!(error.contains("holds a string"), "{error}");
     tokio::time::sleep(SECOND).await;
     assert_eq!(h.dead_letters().await.len(), 0, "nobody dead-lettered");
-    assert_eq!(pending(&mut h.con).await, 3, "everything still pending");
+    assert_eq!(
+        streams::workers_pending(&mut h.con).await,
+        3,
+        "everything still pending"
+    );
     let kept: String = h.con.get(schema::QUEUE_RESPONSES).await.expect("GET");
     assert_eq!(kept, "not a stream", "their key is untouched");
     let _: () = h.con.del(schema::QUEUE_RESPONSES).await.expect("DEL");
     settle(&h, 3, 0, 10 * SECOND).await;
-    let per = replies_per_message(&mut h).await;
+    let per = streams::replies_per_message(&mut h.con).await;
     assert_eq!(per.len(), 3);
     assert!(per.values().all(|n| *n == 1), "{per:?}");
     w.stop().await;
@@ -332,7 +323,7 @@ async fn out_of_memory_holds_everything_back_and_loses_nothing() {
         .await
         .expect("CONFIG SET");
     settle(&h, 4, 0, 10 * SECOND).await;
-    let per = replies_per_message(&mut h).await;
+    let per = streams::replies_per_message(&mut h.con).await;
     assert!(per.len() == 4 && per.values().all(|n| *n == 1), "{per:?}");
     w.stop().await;
 }
@@ -397,10 +388,14 @@ async fn a_long_shared_key_fault_dead_letters_nobody_on_the_slow_path_either() {
     // Past several retries (backoff 0.2, 0.4, 0.8, 1.6, 3.2 s).
     tokio::time::sleep(7 * SECOND).await;
     assert_eq!(h.dead_letters().await.len(), 0, "nobody dead-lettered");
-    assert_eq!(pending(&mut h.con).await, 3, "everything still pending");
+    assert_eq!(
+        streams::workers_pending(&mut h.con).await,
+        3,
+        "everything still pending"
+    );
     let _: () = h.con.del(schema::QUEUE_RESPONSES).await.expect("DEL");
     settle(&h, 3, 0, 10 * SECOND).await;
-    let per = replies_per_message(&mut h).await;
+    let per = streams::replies_per_message(&mut h.con).await;
     assert!(per.len() == 3 && per.values().all(|n| *n == 1), "{per:?}");
     w.stop().await;
 }
@@ -419,13 +414,13 @@ async fn a_foreign_dead_letter_stream_acknowledges_nothing() {
     let w = start(&h, PersonaEngine).await;
     worker_error(&w.status, "QUEUE:deadletter").await;
     assert_eq!(
-        pending(&mut h.con).await,
+        streams::workers_pending(&mut h.con).await,
         1,
         "not acknowledged without its dead letter"
     );
     let _: () = h.con.del(schema::QUEUE_DEADLETTER).await.expect("DEL");
     settle(&h, 0, 1, 10 * SECOND).await;
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     w.stop().await;
 }
 
@@ -464,7 +459,7 @@ async fn an_acl_that_does_not_reach_a_key_is_the_servers_fault_not_the_entrys() 
     );
     tokio::time::sleep(SECOND).await;
     assert_eq!(h.dead_letters().await.len(), 0, "nobody dead-lettered");
-    assert_eq!(pending(&mut h.con).await, 1);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 1);
     w.stop().await;
 }
 
@@ -505,8 +500,11 @@ async fn a_message_queued_twice_is_answered_once_when_replies_are_written_after_
     let w = start(&h, Deferred).await;
     settle(&h, 1, 0, 10 * SECOND).await;
     tokio::time::sleep(SECOND).await;
-    assert_eq!(replies_per_message(&mut h).await.get("twice"), Some(&1));
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(
+        streams::replies_per_message(&mut h.con).await.get("twice"),
+        Some(&1)
+    );
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     w.stop().await;
 }
 

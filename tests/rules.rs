@@ -202,18 +202,7 @@ async fn the_same_message_twice_is_answered_once() {
         common::handled(&mut h.con, "dup-1").await.as_deref(),
         Some("answered")
     );
-    let pending: redis::Value = redis::cmd("XPENDING")
-        .arg(schema::QUEUE_MESSAGES)
-        .arg(schema::WORKER_GROUP)
-        .query_async(&mut h.con)
-        .await
-        .expect("xpending");
-    assert_eq!(
-        redis::from_redis_value::<(u64, Option<String>, Option<String>, redis::Value)>(pending)
-            .expect("summary")
-            .0,
-        0
-    );
+    assert_eq!(common::streams::workers_pending(&mut h.con).await, 0);
     stop(tx, handle).await;
 }
 

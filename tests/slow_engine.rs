@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Harness, eventually, incoming};
+use common::{Harness, eventually, incoming, streams};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use secondme::reply::{Reply, ReplyEngine, ReplyRequest};
 use secondme::schema;
 use secondme::store;
@@ -129,23 +128,6 @@ async fn start(h: &Harness, engine: SlowEngine, cfg: WorkerConfig) -> Running {
     }
 }
 
-async fn pending(con: &mut ConnectionManager) -> u64 {
-    let reply: redis::streams::StreamPendingReply = con
-        .xpending(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
-        .await
-        .expect("XPENDING");
-    reply.count() as u64
-}
-
-/// How many replies each message got.
-async fn replies_per_message(h: &mut Harness) -> HashMap<String, usize> {
-    let mut per = HashMap::new();
-    for r in h.responses().await {
-        *per.entry(r["inReplyTo"].clone()).or_insert(0) += 1;
-    }
-    per
-}
-
 /// Waits until the engine has been called `n` times.
 async fn until_calls(engine: &SlowEngine, n: usize) {
     let called = eventually(10 * SECOND, || async {
@@ -195,7 +177,7 @@ async fn a_kill_switch_during_generation_cancels_it_and_sends_nothing() {
     tokio::time::sleep(5 * SECOND).await;
     assert!(h.responses().await.is_empty(), "nothing sent");
     assert_eq!(engine.0.returned.load(Ordering::SeqCst), 0);
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     let status = w.stop(10 * SECOND).await;
     assert_eq!(status.answered, 0);
     println!("cancelled {} ms after the kill switch", within.as_millis());
@@ -223,7 +205,7 @@ async fn a_second_message_during_generation_gets_the_one_reply_and_the_first_is_
     assert!(answered.is_some(), "the burst is answered");
     // Long enough for a second reply to the first message, if there were one.
     tokio::time::sleep(3 * SECOND).await;
-    let per = replies_per_message(&mut h).await;
+    let per = streams::replies_per_message(&mut h.con).await;
     assert_eq!(
         per,
         HashMap::from([("b2".to_owned(), 1)]),
@@ -243,7 +225,7 @@ async fn a_second_message_during_generation_gets_the_one_reply_and_the_first_is_
     assert_eq!(engine.calls(), 2);
     let stats: HashMap<String, i64> = h.con.hgetall(schema::STATS).await.expect("stats");
     assert_eq!(stats.get("superseded"), Some(&1), "{stats:?}");
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     let status = w.stop(10 * SECOND).await;
     assert_eq!(status.answered, 1);
 }
@@ -272,7 +254,7 @@ async fn a_burst_within_the_quiet_window_is_generated_once() {
     })
     .await;
     assert!(answered.is_some(), "the last message is answered");
-    let per = replies_per_message(&mut h).await;
+    let per = streams::replies_per_message(&mut h.con).await;
     assert_eq!(per, HashMap::from([("c3".to_owned(), 1)]));
     assert_eq!(engine.calls(), 1, "one generation for the burst");
     for id in ["c1", "c2"] {
@@ -315,7 +297,7 @@ async fn an_engine_error_ends_in_the_dead_letter_stream_never_in_a_reply() {
         "one call per delivery, up to max_deliveries"
     );
     assert!(h.responses().await.is_empty(), "no error text as a reply");
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     let status = w.stop(10 * SECOND).await;
     assert_eq!(status.answered, 0);
     assert_eq!(status.dead_lettered, 1);
@@ -356,7 +338,7 @@ async fn replies_that_panic_are_dead_lettered_and_the_worker_answers_the_others(
         }
     })
     .await;
-    let per = replies_per_message(&mut h).await;
+    let per = streams::replies_per_message(&mut h.con).await;
     assert!(
         settled.is_some(),
         "the others answered and the panicking ones dead-lettered: replies {per:?}, {} letters",
@@ -391,7 +373,7 @@ async fn replies_that_panic_are_dead_lettered_and_the_worker_answers_the_others(
         PANICKING.len() * 2 + 3,
         "each panicking message tried once per delivery, up to max_deliveries"
     );
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     let status = w.stop(10 * SECOND).await;
     assert_eq!(status.answered, 3);
     assert_eq!(status.dead_lettered, 4);
@@ -421,10 +403,10 @@ async fn two_workers_give_one_reply_per_message() {
     .await;
     assert!(all.is_some(), "every message answered within 20 s");
     tokio::time::sleep(2 * SECOND).await;
-    let per = replies_per_message(&mut h).await;
+    let per = streams::replies_per_message(&mut h.con).await;
     assert_eq!(per.len(), 24);
     assert!(per.values().all(|&n| n == 1), "{per:?}");
-    assert_eq!(pending(&mut h.con).await, 0);
+    assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     let sa = a.stop(10 * SECOND).await;
     let sb = b.stop(10 * SECOND).await;
     assert_eq!(sa.answered + sb.answered, 24);
@@ -449,7 +431,7 @@ async fn a_stop_mid_generation_drains_in_time_and_loses_nothing() {
     assert!(h.responses().await.is_empty());
     // Not lost: pending in the group, or in the review file for the operator.
     let reviewed = std::fs::read_to_string(&review).unwrap_or_default();
-    let still_pending = pending(&mut h.con).await;
+    let still_pending = streams::workers_pending(&mut h.con).await;
     assert!(
         reviewed.contains("\"e1\"") || still_pending == 1,
         "e1 is neither pending nor reviewed: {reviewed:?}"

@@ -421,16 +421,8 @@ async fn signals_drain_the_embedded_worker_into_the_review_file() {
             .collect();
         assert_eq!(ids, ["sig-0", "sig-1", "sig-2"], "{signal}: {lines:?}");
         // Written down, so no longer pending: nobody answers them behind the reviewer's back.
-        let pending: redis::Value = redis::cmd("XPENDING")
-            .arg(schema::QUEUE_MESSAGES)
-            .arg(schema::WORKER_GROUP)
-            .query_async(&mut h.con)
-            .await
-            .expect("xpending");
-        assert!(
-            matches!(&pending, redis::Value::Array(a) if a.first() == Some(&redis::Value::Int(0))),
-            "{signal}: still pending: {pending:?}"
-        );
+        let pending = common::streams::workers_pending(&mut h.con).await;
+        assert_eq!(pending, 0, "{signal}: still pending: {pending}");
     }
 }
 

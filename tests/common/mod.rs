@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pty;
+pub mod streams;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -133,12 +134,12 @@ impl Harness {
 
     /// Entries of `QUEUE:responses` as field maps.
     pub async fn responses(&mut self) -> Vec<std::collections::HashMap<String, String>> {
-        stream_maps(&mut self.con, schema::QUEUE_RESPONSES).await
+        streams::entries(&mut self.con, schema::QUEUE_RESPONSES).await
     }
 
     /// Entries of `QUEUE:deadletter` as field maps.
     pub async fn dead_letters(&mut self) -> Vec<std::collections::HashMap<String, String>> {
-        stream_maps(&mut self.con, schema::QUEUE_DEADLETTER).await
+        streams::entries(&mut self.con, schema::QUEUE_DEADLETTER).await
     }
 
     /// Subscribes to every channel; returns (channel, payload) pairs as they arrive.
@@ -171,26 +172,6 @@ fn write_empty_config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(&path, "").expect("config");
     path
-}
-
-async fn stream_maps(
-    con: &mut ConnectionManager,
-    key: &str,
-) -> Vec<std::collections::HashMap<String, String>> {
-    let reply: redis::streams::StreamRangeReply = con.xrange_all(key).await.expect("xrange");
-    reply
-        .ids
-        .into_iter()
-        .map(|e| {
-            e.map
-                .into_iter()
-                .map(|(k, v)| {
-                    let s: String = redis::from_redis_value(v).unwrap_or_default();
-                    (k, s)
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// Runs the real `secondme ARGS --redis-url URL` with private config and state

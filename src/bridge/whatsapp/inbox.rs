@@ -15,10 +15,8 @@ use redis::aio::ConnectionManager;
 
 use super::link::Inbound;
 use crate::private_file;
+use crate::schema::{self, QueueMessage};
 use crate::store::queue;
-
-/// `CONTACTS:names`: contact id to the contact's WhatsApp display name.
-pub const CONTACT_NAMES: &str = "CONTACTS:names";
 
 /// Contact id to address, kept in a 0600 JSON file.
 #[derive(Debug, Clone)]
@@ -151,13 +149,26 @@ impl Inbox {
             pipe.add_command(queue::xadd(&m.message, self.acked_trim))
                 .ignore();
             if let Some(name) = m.push_name.as_deref().filter(|n| !n.is_empty()) {
-                pipe.hset(CONTACT_NAMES, &m.message.contact_id, name)
+                pipe.hset(schema::CONTACT_NAMES, &m.message.contact_id, name)
                     .ignore();
             }
         }
         let mut con = self.con.clone();
         pipe.exec_async(&mut con)
             .await
-            .context("cannot add to QUEUE:messages")
+            .with_context(|| format!("cannot add to {}", schema::QUEUE_MESSAGES))
+    }
+
+    /// Adds the echo of a reply the gateway sent, as WhatsApp would show it.
+    pub async fn commit_echo(&self, echo: &QueueMessage) -> Result<()> {
+        self.commit(&[Inbound {
+            message: echo.clone(),
+            address: self
+                .directory()
+                .address(&echo.contact_id)
+                .unwrap_or_default(),
+            push_name: None,
+        }])
+        .await
     }
 }

@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-/// `GATEWAYLOCK:{userId}`.
-pub fn key(user_id: &str) -> String {
-    format!("GATEWAYLOCK:{user_id}")
-}
+use crate::schema;
 
 /// How long the lease outlives its holder's last renewal: a crashed gateway's
 /// replies wait this long for another one.
@@ -46,7 +43,7 @@ impl Lease {
             .unwrap_or(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         Self {
-            key: key(user_id),
+            key: schema::gateway_lock_key(user_id),
             owner: format!("{}-{nanos:x}-{n}", std::process::id()),
         }
     }

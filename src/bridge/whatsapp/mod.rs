@@ -3,8 +3,11 @@
 //! - `contact`: keyed contact ids (phone and `@lid` forms of a person, one id);
 //! - `mapping`: a WhatsApp message to a queue entry, or why it is skipped (pure);
 //! - `link`: the narrow trait the gateway talks to, with plain data only;
-//! - `inbox`: the durable commit of incoming messages to `QUEUE:messages`;
-//! - `gateway`: login codes, session, state, and the reply sender, over any link;
+//! - `inbox`: the durable commit of incoming messages (and sent replies' echoes)
+//!   to `QUEUE:messages`;
+//! - `gateway`: connections over any link, their events, login codes, session and state;
+//! - `sender`: the reply sender reading `QUEUE:responses`, each reply sent once;
+//! - `pacing`: the send budget, "typing..." delays, retry waits, reconnect backoff;
 //! - `lease`: `GATEWAYLOCK:{userId}`, so one gateway per account sends replies;
 //! - `status`: the state other programs read (`GATEWAY:{userId}`, `events:gateway`);
 //! - `client`: the only code that drives the library (feature `whatsapp`);
@@ -19,6 +22,8 @@ pub mod lease;
 pub mod link;
 #[cfg(feature = "whatsapp")]
 pub mod mapping;
+pub mod pacing;
+pub mod sender;
 #[cfg(feature = "whatsapp")]
 pub mod setup;
 pub mod status;

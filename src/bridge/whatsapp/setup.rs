@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::client::WhatsAppConnector;
 use super::contact::{ContactHasher, KEY_LABEL, Person};
-use super::gateway::{Exit, GatewayOptions, WhatsAppGateway};
+use super::gateway::{self, Exit, GatewayOptions, WhatsAppGateway};
 use super::inbox::{Directory, Inbox};
 use super::link::{Connector, Link, LinkEvent};
 use super::mapping::MapOptions;
@@ -72,11 +72,11 @@ pub async fn run(
         key,
         send_per_minute: config.send_per_minute,
         typing_refresh: std::time::Duration::from_secs(10),
-        send_attempts: super::gateway::DEFAULT_SEND_ATTEMPTS,
-        send_retry: super::gateway::DEFAULT_SEND_RETRY,
+        send_attempts: gateway::DEFAULT_SEND_ATTEMPTS,
+        send_retry: gateway::DEFAULT_SEND_RETRY,
         refresh: status::REFRESH,
         until_connected,
-        consumer: super::gateway::consumer_name(&config.user_id),
+        consumer: super::sender::consumer_name(&config.user_id),
     };
     let mut gateway = WhatsAppGateway::new(connector, con, inbox, opts);
     if let Some(tap) = tap {
@@ -122,15 +122,8 @@ pub async fn logout(
         .remove_store()
         .with_context(|| format!("cannot delete {}", config.whatsapp_dir.display()))?;
     session::remove(&mut con, &config.user_id).await?;
-    let json = serde_json::to_string(
-        &GatewayStatus::new(State::LoggedOut, now_ms()).detail("logged out with `secondme logout`"),
-    )?;
-    let _: () = redis::pipe()
-        .set_ex(status::key(&config.user_id), &json, status::TTL_S)
-        .ignore()
-        .publish(status::CHANNEL, &json)
-        .ignore()
-        .query_async(&mut con)
-        .await?;
+    let out =
+        GatewayStatus::new(State::LoggedOut, now_ms()).detail("logged out with `secondme logout`");
+    status::publish(&mut con, &config.user_id, &out).await?;
     Ok(told)
 }

@@ -2,23 +2,25 @@
 //! refreshed while the gateway runs, gone 90 s after it stops) and the same
 //! payload on `events:gateway`.
 
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-/// `GATEWAY:{userId}`.
+use crate::schema;
+
+/// `GATEWAY:{userId}`, built by [`schema::gateway_key`]; here too for the
+/// state's readers, which find the key beside its payload.
 pub fn key(user_id: &str) -> String {
-    format!("GATEWAY:{user_id}")
+    schema::gateway_key(user_id)
 }
 
-/// `GATEWAYREQ:{userId}`: what the operator asks of the gateway (`new_codes`).
+/// `GATEWAYREQ:{userId}`, built by [`schema::gateway_request_key`]; here too
+/// beside [`REQUEST_NEW_CODES`], the value the control room writes to it.
 pub fn request_key(user_id: &str) -> String {
-    format!("GATEWAYREQ:{user_id}")
+    schema::gateway_request_key(user_id)
 }
 
 /// The value of [`request_key`] asking for a fresh round of login codes.
 pub const REQUEST_NEW_CODES: &str = "new_codes";
-
-/// Channel carrying every state change.
-pub const CHANNEL: &str = "events:gateway";
 
 /// How long `GATEWAY:{userId}` outlives the last refresh, s.
 pub const TTL_S: u64 = 90;
@@ -136,6 +138,24 @@ impl GatewayStatus {
         }
         text
     }
+}
+
+/// Writes `s` to `GATEWAY:{userId}` with its TTL and publishes it on
+/// `events:gateway`, in one round trip.
+pub async fn publish(
+    con: &mut ConnectionManager,
+    user_id: &str,
+    s: &GatewayStatus,
+) -> anyhow::Result<()> {
+    let json = serde_json::to_string(s)?;
+    redis::pipe()
+        .set_ex(schema::gateway_key(user_id), &json, TTL_S)
+        .ignore()
+        .publish(schema::CHANNEL_GATEWAY, &json)
+        .ignore()
+        .exec_async(con)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,279 @@
+//! The gateway over any [`Connector`]: connections one after another until it
+//! is stopped, replaced or (for `secondme login`) logged in, and the waits
+//! between them (the reconnect backoff, a ban, the operator's request for new
+//! login codes).
+//!
+//! - `connection`: one connection's events, the reply lease and the sender's life;
+//! - `publish`: what other programs read: the state, the login code, the session.
+
+mod connection;
+mod publish;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, watch};
+
+use crate::bridge::whatsapp::inbox::Inbox;
+use crate::bridge::whatsapp::lease::Lease;
+use crate::bridge::whatsapp::link::{Connector, Link, LinkEvent};
+use crate::bridge::whatsapp::pacing::{self, Backoff, Budget};
+use crate::bridge::whatsapp::status::{self, GatewayStatus, State};
+use crate::schema;
+use crate::seal::SessionKey;
+use crate::store::{self, session};
+use connection::Outcome;
+
+/// Default attempts at sending one reply before it goes to `QUEUE:deadletter`.
+pub const DEFAULT_SEND_ATTEMPTS: u32 = 5;
+
+/// Default wait after a reply's first failed send (doubled after each further one).
+pub const DEFAULT_SEND_RETRY: Duration = Duration::from_secs(5);
+
+/// Default send budget: replies a minute, far below what looks like spam to WhatsApp.
+pub const DEFAULT_SEND_PER_MINUTE: u32 = 12;
+
+/// How the gateway behaves.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Account owner (`SESSION:{userId}`, `QR:{userId}`, `GATEWAY:{userId}`).
+    pub user_id: String,
+    /// Seals the session manifest.
+    pub key: SessionKey,
+    /// Replies sent per minute at most (the send budget).
+    pub send_per_minute: u32,
+    /// "typing..." is sent again this often during a reply's delay.
+    pub typing_refresh: Duration,
+    /// `GATEWAY:{userId}` and `SESSION:{userId}` are rewritten this often
+    /// ([`status::REFRESH`]), well within their TTLs.
+    pub refresh: Duration,
+    /// Failed sends of one reply before it is dead-lettered.
+    pub send_attempts: u32,
+    /// Wait after a reply's first failed send (doubled after each further one).
+    pub send_retry: Duration,
+    /// Stop once logged in (`secondme login`) instead of serving traffic.
+    pub until_connected: bool,
+    /// This gateway's consumer name in [`schema::GATEWAY_GROUP`].
+    pub consumer: String,
+}
+
+/// Why the gateway stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop.
+    Stopped,
+    /// Logged in (with `until_connected`).
+    LoggedIn,
+    /// Another instance uses the account.
+    Replaced,
+}
+
+/// The gateway: one connector, one Redis.
+pub struct WhatsAppGateway<C: Connector> {
+    connector: C,
+    con: ConnectionManager,
+    inbox: Inbox,
+    opts: GatewayOptions,
+    tap: Option<mpsc::UnboundedSender<LinkEvent>>,
+    /// Only its holder sends replies.
+    lease: Lease,
+    /// The send budget of the whole run: a reconnect does not refill it.
+    budget: Arc<tokio::sync::Mutex<Budget>>,
+}
+
+impl<C: Connector> WhatsAppGateway<C> {
+    /// A gateway writing through `con`, committing messages through `inbox`.
+    pub fn new(connector: C, con: ConnectionManager, inbox: Inbox, opts: GatewayOptions) -> Self {
+        Self {
+            connector,
+            con,
+            inbox,
+            lease: Lease::new(&opts.user_id),
+            budget: Arc::new(tokio::sync::Mutex::new(Budget::new(opts.send_per_minute))),
+            opts,
+            tap: None,
+        }
+    }
+
+    /// Also sends every connection event to `tap` (the login command prints them).
+    pub fn with_tap(mut self, tap: mpsc::UnboundedSender<LinkEvent>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// Runs connections until stopped, replaced, or (with `until_connected`) logged in.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<Exit> {
+        let mut backoff = Backoff::default();
+        // The last state shown between connections: while it is a retry, the
+        // next try keeps its `since` (when the trouble began).
+        let mut shown = GatewayStatus::new(State::Connecting, store::now_ms());
+        loop {
+            if *stop.borrow() {
+                return Ok(self.stopped().await);
+            }
+            if !is_retrying(&shown) {
+                shown = GatewayStatus::new(State::Connecting, store::now_ms());
+                self.set_status(shown.clone()).await;
+            }
+            let (tx, rx) = mpsc::channel(64);
+            let link = match self.connector.connect(self.inbox.clone(), tx).await {
+                Ok(link) => Arc::new(link),
+                Err(e) => {
+                    let wait = backoff.next();
+                    let now = store::now_ms();
+                    shown = retrying(
+                        State::Reconnecting,
+                        &shown,
+                        now,
+                        format!("{e:#}"),
+                        now + pacing::millis(wait),
+                    );
+                    if self.wait_out(shown.clone(), wait, &mut stop).await {
+                        return Ok(self.stopped().await);
+                    }
+                    continue;
+                }
+            };
+            let outcome = self
+                .connection(&link, rx, &mut stop, &mut backoff, shown.clone())
+                .await;
+            link.shutdown().await;
+            shown = GatewayStatus::new(State::Connecting, store::now_ms());
+            match outcome {
+                Outcome::Stop => return Ok(self.stopped().await),
+                Outcome::LoggedIn => return Ok(Exit::LoggedIn),
+                Outcome::Replaced => {
+                    self.set_status(
+                        GatewayStatus::new(State::Replaced, store::now_ms())
+                            .detail("another program uses this device; stop it or log in again"),
+                    )
+                    .await;
+                    return Ok(Exit::Replaced);
+                }
+                Outcome::LoggedOut => self.forget_login().await,
+                Outcome::CodesExhausted => {
+                    if self.wait_for_new_codes(&mut stop).await {
+                        return Ok(self.stopped().await);
+                    }
+                }
+                Outcome::Banned(banned) => {
+                    let until = banned.until.unwrap_or(0);
+                    let wait =
+                        Duration::from_millis(u64::try_from(until - store::now_ms()).unwrap_or(0));
+                    if self.wait_out(banned, wait, &mut stop).await {
+                        return Ok(self.stopped().await);
+                    }
+                }
+                Outcome::Lost(last) => {
+                    let wait = backoff.next();
+                    let now = store::now_ms();
+                    shown = retrying(
+                        State::Reconnecting,
+                        &last,
+                        now,
+                        "the connection ended".to_owned(),
+                        now + pacing::millis(wait),
+                    );
+                    if self.wait_out(shown.clone(), wait, &mut stop).await {
+                        return Ok(self.stopped().await);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stopped(&self) -> Exit {
+        self.set_status(GatewayStatus::new(State::Stopped, store::now_ms()))
+            .await;
+        Exit::Stopped
+    }
+
+    /// After a logout: the store and the session go, so the next connection shows codes.
+    async fn forget_login(&mut self) {
+        if let Err(e) = self.connector.remove_store() {
+            tracing::warn!("whatsapp gateway: cannot delete the device store: {e}");
+        }
+        if let Err(e) = session::remove(&mut self.con, &self.opts.user_id).await {
+            tracing::warn!("whatsapp gateway: {e:#}");
+        }
+    }
+
+    /// Waits until the operator asks for new codes (`GATEWAYREQ:{userId}`); true when stopped.
+    async fn wait_for_new_codes(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let key = schema::gateway_request_key(&self.opts.user_id);
+        // One state for the whole wait, refreshed unchanged: a new `since` at each
+        // refresh would read as news to everyone watching the key.
+        let waiting = GatewayStatus::new(State::CodesExhausted, store::now_ms()).detail(format!(
+            "no code was scanned; ask for new ones: SET {key} {} EX 300",
+            status::REQUEST_NEW_CODES
+        ));
+        self.set_status(waiting.clone()).await;
+        let mut refresh = tokio::time::Instant::now();
+        loop {
+            let asked: redis::RedisResult<Option<String>> = redis::cmd("GETDEL")
+                .arg(&key)
+                .query_async(&mut self.con)
+                .await;
+            if matches!(asked, Ok(Some(ref v)) if v == status::REQUEST_NEW_CODES) {
+                return false;
+            }
+            if refresh.elapsed() > self.opts.refresh {
+                refresh = tokio::time::Instant::now();
+                self.set_status(waiting.clone()).await;
+            }
+            if sleep_or_stop(Duration::from_millis(500), stop).await {
+                return true;
+            }
+        }
+    }
+
+    /// Shows `s` for `wait`, rewriting it unchanged every `refresh` so its key
+    /// outlives a wait longer than its TTL (a ban, a long backoff); true when stopped.
+    async fn wait_out(
+        &self,
+        s: GatewayStatus,
+        wait: Duration,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            self.set_status(s.clone()).await;
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return *stop.borrow();
+            }
+            if sleep_or_stop(left.min(self.opts.refresh), stop).await {
+                return true;
+            }
+        }
+    }
+}
+
+/// Whether `s` is a retry after trouble (its `since` is when the trouble began).
+fn is_retrying(s: &GatewayStatus) -> bool {
+    matches!(s.state, State::Reconnecting | State::NoNetwork)
+}
+
+/// A retrying state, keeping the time the trouble started.
+fn retrying(
+    state: State,
+    last: &GatewayStatus,
+    now: i64,
+    reason: String,
+    next_try_ms: i64,
+) -> GatewayStatus {
+    let since = if is_retrying(last) { last.since } else { now };
+    let mut s = GatewayStatus::new(state, since).detail(reason);
+    s.next_try = Some(next_try_ms);
+    s
+}
+
+/// Sleeps `d` unless stopped first; true when stopped.
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}

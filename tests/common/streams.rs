@@ -1,0 +1,54 @@
+//! Streams and consumer groups as the tests read them: a stream's entries as
+//! field maps, the replies per message, and what a group holds pending.
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use secondme::schema;
+
+/// Entries of stream `key`, oldest first, each as its fields by name (a value
+/// that is not text reads as empty).
+pub async fn entries(con: &mut ConnectionManager, key: &str) -> Vec<HashMap<String, String>> {
+    let reply: redis::streams::StreamRangeReply = con.xrange_all(key).await.expect("xrange");
+    reply
+        .ids
+        .into_iter()
+        .map(|e| {
+            e.map
+                .into_iter()
+                .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
+                .collect()
+        })
+        .collect()
+}
+
+/// How many entries of `QUEUE:responses` answer each message (by `inReplyTo`).
+pub async fn replies_per_message(con: &mut ConnectionManager) -> HashMap<String, usize> {
+    let mut per = HashMap::new();
+    for r in entries(con, schema::QUEUE_RESPONSES).await {
+        let to = r
+            .get(schema::response_fields::IN_REPLY_TO)
+            .cloned()
+            .unwrap_or_default();
+        *per.entry(to).or_insert(0) += 1;
+    }
+    per
+}
+
+/// How many entries `group` has delivered on `stream` and not acknowledged
+/// (`XPENDING`'s count); none before a reader has created the group.
+pub async fn pending(con: &mut ConnectionManager, stream: &str, group: &str) -> u64 {
+    let reply: redis::RedisResult<redis::streams::StreamPendingReply> =
+        con.xpending(stream, group).await;
+    match reply {
+        Ok(reply) => reply.count() as u64,
+        Err(e) if e.code() == Some("NOGROUP") => 0,
+        Err(e) => panic!("XPENDING {stream} {group}: {e}"),
+    }
+}
+
+/// [`pending`] of the workers' group on `QUEUE:messages`.
+pub async fn workers_pending(con: &mut ConnectionManager) -> u64 {
+    pending(con, schema::QUEUE_MESSAGES, schema::WORKER_GROUP).await
+}

@@ -1,0 +1,88 @@
+//! Incoming messages: committed to `QUEUE:messages` through the durability
+//! hook only, with the contact's name and without their number.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use secondme::bridge::whatsapp::status;
+use secondme::schema;
+
+use crate::common::{Harness, streams};
+use crate::setup::{CONTACT, inbound, start, wait_state};
+
+#[tokio::test]
+async fn incoming_messages_reach_the_stream_through_the_hook_commit_only() {
+    let mut h = Harness::start().await;
+    let run = start(&h, true).await;
+    wait_state(&mut h, status::State::Connected).await;
+    let len: usize = h.con.xlen(schema::QUEUE_MESSAGES).await.expect("xlen");
+    assert_eq!(len, 0, "connecting adds nothing");
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "hi there")])
+        .await
+        .expect("commit");
+    let entries = streams::entries(&mut h.con, schema::QUEUE_MESSAGES).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["content"], "hi there");
+    assert_eq!(entries[0]["direction"], "incoming");
+    assert_eq!(entries[0]["fromMe"], "false");
+    let name: Option<String> = h.con.hget("CONTACTS:names", CONTACT).await.expect("names");
+    assert_eq!(name.as_deref(), Some("Bob"));
+    let all: Vec<String> = h.con.keys("*").await.expect("keys");
+    let dump = format!("{all:?} {entries:?}");
+    assert!(
+        !dump.contains("15550001111"),
+        "no phone number in Redis: {dump}"
+    );
+    run.finish().await;
+}
+
+/// The commands Redis received, as `MONITOR` shows them, until `want` matches one.
+async fn monitor_until(url: &str, want: impl Fn(&str) -> bool) -> Option<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let path = url.strip_prefix("unix://")?;
+    let mut socket = tokio::net::UnixStream::connect(path).await.ok()?;
+    socket.write_all(b"*1\r\n$7\r\nMONITOR\r\n").await.ok()?;
+    let mut lines = BufReader::new(socket).lines();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if want(&line) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test]
+async fn incoming_messages_are_added_with_acked_trimming_on_redis_8_2() {
+    let h = Harness::start().await;
+    let run = start(&h, true).await;
+    let url = h.server.url();
+    let seen = tokio::spawn(async move {
+        monitor_until(&url, |l| l.contains("\"XADD\" \"QUEUE:messages\"")).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "hi")])
+        .await
+        .expect("commit");
+    let line = seen.await.expect("join").expect("the XADD");
+    if h.acked {
+        assert!(
+            line.contains("\"XADD\" \"QUEUE:messages\" \"ACKED\" \"MAXLEN\" \"~\""),
+            "{line}"
+        );
+    } else {
+        assert!(
+            line.contains("\"XADD\" \"QUEUE:messages\" \"*\""),
+            "no trimming before 8.2: {line}"
+        );
+    }
+    run.finish().await;
+}
