@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod config;
 pub mod connection;
+pub mod duration;
 pub mod entry;
 pub mod graph;
 pub mod monitor;

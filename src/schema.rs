@@ -59,7 +59,7 @@ pub fn llm_latency_key(model: &str) -> String {
     format!("SECONDME:llm:latency:{model}")
 }
 /// Latencies kept per model in `SECONDME:llm:latency:{model}`.
-pub const LLM_LATENCY_SAMPLES: usize = crate::reply::llm::usage::LATENCY_SAMPLES;
+pub const LLM_LATENCY_SAMPLES: usize = 500;
 /// How long a model's latency list lives after its last write, s (a model no
 /// longer configured drops out).
 pub const LLM_LATENCY_TTL_S: i64 = 7 * 24 * 60 * 60;

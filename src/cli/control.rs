@@ -1,7 +1,8 @@
 //! The switches: `pause`, `resume`, `kill`, `enable` and `disable`.
 
 use anyhow::{Context, Result};
-use secondme::config::{Config, parse_duration};
+use secondme::config::Config;
+use secondme::duration::parse_duration;
 use secondme::graph;
 use secondme::schema::PauseReason;
 use secondme::store::{self, control, optin};

@@ -187,7 +187,7 @@ impl GatewayReport {
 
 /// Reads the gateway's state; a failed read or a foreign value is reported, never fatal.
 async fn gateway_state(con: &mut ConnectionManager, user_id: &str) -> GatewayReport {
-    let key = gateway_status::key(user_id);
+    let key = secondme::schema::gateway_key(user_id);
     let raw: redis::RedisResult<Option<String>> = redis::AsyncCommands::get(con, &key).await;
     match raw {
         Ok(None) => GatewayReport::Absent,

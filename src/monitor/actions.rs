@@ -91,7 +91,7 @@ pub const NEW_CODES_TTL_S: u64 = 300;
 /// codes ran out, starts a new round of login codes when it sees it.
 async fn request_new_codes(con: &mut ConnectionManager, user_id: &str) -> redis::RedisResult<()> {
     redis::cmd("SET")
-        .arg(status::request_key(user_id))
+        .arg(crate::schema::gateway_request_key(user_id))
         .arg(status::REQUEST_NEW_CODES)
         .arg("EX")
         .arg(NEW_CODES_TTL_S)

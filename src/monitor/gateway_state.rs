@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 use secondme_ui::{Event, GatewayPhase, GatewayState, LogEntry, LogKind};
 use tokio::sync::mpsc;
 
-use crate::bridge::whatsapp::status::{self, GatewayStatus, State};
+use crate::bridge::whatsapp::status::{GatewayStatus, State};
 use crate::store;
 
 /// Polls the gateway's state; logs each change ("WhatsApp: no network ...") and
@@ -19,7 +19,7 @@ pub async fn watch(
     user_id: String,
     tx: mpsc::UnboundedSender<Event>,
 ) {
-    let key = status::key(&user_id);
+    let key = crate::schema::gateway_key(&user_id);
     // The raw value last seen: the gateway rewrites an unchanged state every 30 s,
     // and only a change is news.
     let mut last: Option<Option<String>> = None;

@@ -2,6 +2,7 @@
 //! takes the shared [`redis::aio::ConnectionManager`] and returns errors with context.
 
 pub mod control;
+pub mod deadletter;
 pub mod dialects;
 pub mod eviction;
 pub mod functions;

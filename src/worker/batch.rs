@@ -22,14 +22,13 @@ use super::verdict::{Committed, Verdict};
 use crate::reply::{ReplyEngine, ReplyRequest};
 use crate::schema::{Direction, MessageEvent};
 use crate::store;
+use crate::store::deadletter;
 use isolation::Isolation;
 use step_args::decide;
 use triage::set_aside_expired;
 
 pub(super) use isolation::may_be_one_entrys_fault;
 pub(super) use step_args::commit;
-pub use step_args::{dead_letter, dead_letter_from};
-pub use triage::DeadLetter;
 pub(super) use triage::{RawEntry, Triaged, dead_letter_of, triage, triage_raw};
 
 /// What happened to a batch.
@@ -70,7 +69,7 @@ impl<E: ReplyEngine> Worker<E> {
             ..BatchOutcome::default()
         };
         set_aside_expired(batch, store::now_ms());
-        dead_letter(&mut self.con, &self.cfg.group, &batch.bad).await?;
+        deadletter::from_queue(&mut self.con, &self.cfg.group, &batch.bad).await?;
         outcome.dead_lettered = batch.bad.len();
         batch.bad.clear();
         let good: Vec<&ParsedEntry> = batch.good.iter().collect();
@@ -113,7 +112,7 @@ impl<E: ReplyEngine> Worker<E> {
         if self.scheduler.is_some() {
             // A slow engine writes beside the read loop; its jobs commit themselves.
             self.schedule(&to_write, &mut outcome).await?;
-            dead_letter(&mut self.con, &self.cfg.group, &failed).await?;
+            deadletter::from_queue(&mut self.con, &self.cfg.group, &failed).await?;
             outcome.dead_lettered += failed.len();
             return Ok(outcome);
         }
@@ -152,7 +151,7 @@ impl<E: ReplyEngine> Worker<E> {
                 Committed::Duplicate | Committed::Withheld => outcome.skipped += 1,
             }
         }
-        dead_letter(&mut self.con, &self.cfg.group, &failed).await?;
+        deadletter::from_queue(&mut self.con, &self.cfg.group, &failed).await?;
         outcome.dead_lettered += failed.len();
         Ok(outcome)
     }

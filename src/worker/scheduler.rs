@@ -451,7 +451,7 @@ impl<E: ReplyEngine> Worker<E> {
                 Done::Recheck(entry) => recheck.push(entry),
             }
         }
-        batch::dead_letter(&mut self.con, &self.cfg.group, &failed).await?;
+        store::deadletter::from_queue(&mut self.con, &self.cfg.group, &failed).await?;
         outcome.dead_lettered = failed.len();
         self.count(&outcome);
         Ok(recheck)

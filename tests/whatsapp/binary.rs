@@ -25,7 +25,7 @@ async fn with_no_network_the_real_gateway_reports_it_and_keeps_retrying() {
     let first = eventually(Duration::from_secs(60), || {
         let mut con = h.con.clone();
         async move {
-            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
             let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
             (s.state == status::State::NoNetwork).then_some(s)
         }
@@ -46,7 +46,7 @@ async fn with_no_network_the_real_gateway_reports_it_and_keeps_retrying() {
             eventually(Duration::from_secs(60), || {
                 let mut con = con.clone();
                 async move {
-                    let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+                    let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
                     let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
                     (s.next_try > after).then_some(s)
                 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use secondme::bridge::whatsapp::link::LinkEvent;
 use secondme::bridge::whatsapp::status;
+use secondme::schema;
 
 use crate::common::{Harness, eventually};
 use crate::setup::{Setup, USER, start, start_with, state, wait_state};
@@ -38,9 +39,13 @@ async fn a_temporary_ban_is_shown_and_waited_out() {
 
 /// `GATEWAY:{userId}` is rewritten during a wait longer than its TTL, unchanged.
 async fn assert_kept_fresh(h: &mut Harness, shown: &status::GatewayStatus, wait: Duration) {
-    let _: () = h.con.expire(status::key(USER), 5).await.expect("expire");
+    let _: () = h
+        .con
+        .expire(schema::gateway_key(USER), 5)
+        .await
+        .expect("expire");
     tokio::time::sleep(wait).await;
-    let ttl: i64 = h.con.ttl(status::key(USER)).await.expect("ttl");
+    let ttl: i64 = h.con.ttl(schema::gateway_key(USER)).await.expect("ttl");
     assert!(ttl > 80, "the TTL is renewed: {ttl}");
     assert_eq!(state(h).await.as_ref(), Some(shown), "the same state");
 }
@@ -94,7 +99,7 @@ async fn a_lost_connection_and_the_reconnect_backoff_keep_their_state_fresh_and_
     let refused = eventually(Duration::from_secs(5), || {
         let mut con = con.clone();
         async move {
-            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
             let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
             s.detail
                 .as_deref()
@@ -127,7 +132,7 @@ async fn the_reconnect_backoff_starts_over_once_connected() {
         let mut con = con.clone();
         let connects = fake.record.lock().expect("lock").connects;
         async move {
-            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
             let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
             (connects == 2 && s.state == status::State::Connected).then_some(())
         }
@@ -161,7 +166,7 @@ async fn failed_reconnects_keep_the_time_the_trouble_began() {
         let mut con = con.clone();
         let connects = fake.record.lock().expect("lock").connects;
         async move {
-            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
             let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
             (connects == 3 && s.detail.as_deref() == Some("connection refused")).then_some(s)
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use secondme::bridge::whatsapp::status;
+use secondme::schema;
 
 use crate::common::{self, Harness, eventually};
 use crate::setup::USER;
@@ -18,7 +19,11 @@ async fn the_control_room_shows_the_gateway_state() {
         .detail("cannot resolve web.whatsapp.com");
     s.next_try = Some(secondme::store::now_ms() + 30_000);
     let json = serde_json::to_string(&s).expect("json");
-    let _: () = h.con.set(status::key(USER), &json).await.expect("set");
+    let _: () = h
+        .con
+        .set(schema::gateway_key(USER), &json)
+        .await
+        .expect("set");
     let mut screen = common::pty::Screen::start_with(&h.server.url(), 30, 160, &["--no-worker"]);
     screen.wait_for("WhatsApp: no network");
     wait_for_bar(&screen, "WA no network since");
@@ -27,7 +32,11 @@ async fn the_control_room_shows_the_gateway_state() {
         c.name = Some("Alice".into());
         serde_json::to_string(&c).expect("json")
     };
-    let _: () = h.con.set(status::key(USER), &connected).await.expect("set");
+    let _: () = h
+        .con
+        .set(schema::gateway_key(USER), &connected)
+        .await
+        .expect("set");
     screen.wait_for("WhatsApp: connected as Alice");
     wait_for_bar(&screen, "WA connected as Alice");
     screen.stop();
@@ -64,14 +73,14 @@ async fn the_control_room_asks_for_new_codes_once_they_ran_out() {
     ));
     let _: () = h
         .con
-        .set_ex(status::key(USER), &out, status::TTL_S)
+        .set_ex(schema::gateway_key(USER), &out, status::TTL_S)
         .await
         .expect("set");
     let mut screen = common::pty::Screen::start_with(&h.server.url(), 24, 80, &["--no-worker"]);
     wait_for_bar(&screen, "WA codes ran out: press n");
     screen.wait_for("The login codes ran out");
     screen.wait_for("Press n to ask for new ones.");
-    let request = status::request_key(USER);
+    let request = schema::gateway_request_key(USER);
     let before: Option<String> = h.con.get(&request).await.expect("get");
     assert_eq!(before, None, "nothing asked before the key");
 
@@ -95,7 +104,7 @@ async fn the_control_room_asks_for_new_codes_once_they_ran_out() {
     let mut c = status::GatewayStatus::new(status::State::Connected, secondme::store::now_ms());
     c.name = Some("Alice".into());
     let _: () = con
-        .set_ex(status::key(USER), set_state(c), status::TTL_S)
+        .set_ex(schema::gateway_key(USER), set_state(c), status::TTL_S)
         .await
         .expect("set");
     wait_for_bar(&screen, "WA connected as Alice");
@@ -105,7 +114,7 @@ async fn the_control_room_asks_for_new_codes_once_they_ran_out() {
     assert_eq!(after, None, "n wrote a request while connected");
 
     // The key expires (here: deleted): the bar does not keep a stale "connected".
-    let _: () = con.del(status::key(USER)).await.expect("del");
+    let _: () = con.del(schema::gateway_key(USER)).await.expect("del");
     wait_for_bar(&screen, "WA gateway gone since");
     screen.stop();
 }

@@ -375,7 +375,7 @@ async fn a_claim_lost_to_a_send_under_the_same_id_keeps_its_sent_mark() {
 /// gateway) was handled, not lost.
 #[tokio::test]
 async fn an_entry_acknowledged_meanwhile_gets_no_dead_letter() {
-    use secondme::worker::batch::{self, DeadLetter};
+    use secondme::store::deadletter::{self, DeadLetter};
     let mut h = Harness::start().await;
     secondme::store::functions::load(&mut h.con)
         .await
@@ -414,7 +414,7 @@ async fn an_entry_acknowledged_meanwhile_gets_no_dead_letter() {
             fields: vec![],
         })
         .collect();
-    batch::dead_letter_from(&mut h.con, schema::QUEUE_RESPONSES, "g", &letters)
+    deadletter::write(&mut h.con, schema::QUEUE_RESPONSES, "g", &letters)
         .await
         .expect("dead letter");
     let written = streams::entries(&mut h.con, schema::QUEUE_DEADLETTER).await;

@@ -52,7 +52,7 @@ async fn two_gateways_of_one_account_send_each_attempt_once_and_hand_over_by_the
     let waiting = eventually(Duration::from_secs(5), || {
         let mut con = con.clone();
         async move {
-            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
             let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
             s.detail
                 .filter(|d| d.contains("GATEWAYLOCK:user-1") && d.contains("waits"))

@@ -217,7 +217,7 @@ async fn a_replaced_stream_stops_the_gateway_and_used_up_codes_wait_for_the_oper
     );
     let _: () = h
         .con
-        .set(status::request_key(USER), status::REQUEST_NEW_CODES)
+        .set(schema::gateway_request_key(USER), status::REQUEST_NEW_CODES)
         .await
         .expect("ask");
     wait_state(&mut h, status::State::WaitingForScan).await;
@@ -256,7 +256,11 @@ async fn a_second_press_for_new_codes_starts_no_round_unasked() {
         let mut con = h.con.clone();
         async move {
             let _: () = con
-                .set_ex(status::request_key(USER), status::REQUEST_NEW_CODES, 300)
+                .set_ex(
+                    schema::gateway_request_key(USER),
+                    status::REQUEST_NEW_CODES,
+                    300,
+                )
                 .await
                 .expect("ask");
         }
@@ -276,7 +280,7 @@ async fn a_second_press_for_new_codes_starts_no_round_unasked() {
     eventually(Duration::from_secs(5), || {
         let mut con = con.clone();
         async move {
-            let asked: bool = con.exists(status::request_key(USER)).await.ok()?;
+            let asked: bool = con.exists(schema::gateway_request_key(USER)).await.ok()?;
             (!asked).then_some(())
         }
     })
@@ -298,7 +302,7 @@ async fn a_second_press_for_new_codes_starts_no_round_unasked() {
     );
     let asked: bool = h
         .con
-        .exists(status::request_key(USER))
+        .exists(schema::gateway_request_key(USER))
         .await
         .expect("exists");
     assert!(!asked);

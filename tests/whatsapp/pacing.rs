@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use secondme::bridge::whatsapp::{pacing, status};
+use secondme::schema;
 
 use crate::common::{Harness, eventually};
 use crate::fake::FakeConnector;
@@ -38,7 +39,7 @@ async fn connected_again(h: &mut Harness, run: &Running, n: usize) {
         let mut con = con.clone();
         let connects = fake.record.lock().expect("lock").connects;
         async move {
-            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
             let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
             (connects == n && s.state == status::State::Connected).then_some(())
         }

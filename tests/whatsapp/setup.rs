@@ -154,7 +154,7 @@ pub async fn met_a_contact(h: &mut Harness, setup: Setup, text: &str) -> Running
 
 /// The state `GATEWAY:{userId}` holds now.
 pub async fn state(h: &mut Harness) -> Option<status::GatewayStatus> {
-    let json: Option<String> = h.con.get(status::key(USER)).await.ok()?;
+    let json: Option<String> = h.con.get(schema::gateway_key(USER)).await.ok()?;
     serde_json::from_str(&json?).ok()
 }
 
@@ -164,7 +164,7 @@ pub async fn wait_state(h: &mut Harness, want: status::State) -> status::Gateway
     let found = eventually(Duration::from_secs(5), || {
         let mut con = con.clone();
         async move {
-            let json: Option<String> = con.get(status::key(USER)).await.ok()?;
+            let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
             let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
             (s.state == want).then_some(s)
         }

@@ -7,18 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::schema;
 
-/// `GATEWAY:{userId}`, built by [`schema::gateway_key`]; here too for the
-/// state's readers, which find the key beside its payload.
-pub fn key(user_id: &str) -> String {
-    schema::gateway_key(user_id)
-}
-
-/// `GATEWAYREQ:{userId}`, built by [`schema::gateway_request_key`]; here too
-/// beside [`REQUEST_NEW_CODES`], the value the control room writes to it.
-pub fn request_key(user_id: &str) -> String {
-    schema::gateway_request_key(user_id)
-}
-
 /// The value of [`request_key`] asking for a fresh round of login codes.
 pub const REQUEST_NEW_CODES: &str = "new_codes";
 

@@ -195,7 +195,7 @@ impl LlmSettings {
         // Bounded: a deadline is an `Instant` plus this, which panics past its range.
         let duration = |v: Option<String>, default: &str, name: &str, most: Duration| {
             let text = v.unwrap_or_else(|| default.to_owned());
-            let d = crate::config::parse_duration(&text)
+            let d = crate::duration::parse_duration(&text)
                 .map_err(|e| ConfigError::Invalid(format!("invalid llm.{name} {text:?}: {e:#}")))?;
             if d > most {
                 return Err(ConfigError::Invalid(format!(

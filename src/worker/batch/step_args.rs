@@ -6,64 +6,11 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 
 use super::Written;
-use super::triage::DeadLetter;
 use crate::schema::{self, Direction, MessageEvent, QueueMessage};
-use crate::store;
 use crate::store::functions::{Call, Step};
 use crate::worker::WorkerConfig;
 use crate::worker::parsed_entry::ParsedEntry;
 use crate::worker::verdict::{Committed, ScriptReply, Verdict};
-
-/// Moves entries to `QUEUE:deadletter` and acknowledges them, in one step of the
-/// functions library: an entry is acknowledged only with its dead letter written,
-/// and a foreign `QUEUE:deadletter` fails the step (nothing acknowledged).
-pub async fn dead_letter(
-    con: &mut ConnectionManager,
-    group: &str,
-    letters: &[DeadLetter],
-) -> Result<()> {
-    dead_letter_from(con, schema::QUEUE_MESSAGES, group, letters).await
-}
-
-/// [`dead_letter`] for entries of `source` read in `group` (the WhatsApp gateway's
-/// replies from `QUEUE:responses`): the same step, the same dead-letter format.
-pub async fn dead_letter_from(
-    con: &mut ConnectionManager,
-    source: &str,
-    group: &str,
-    letters: &[DeadLetter],
-) -> Result<()> {
-    if letters.is_empty() {
-        return Ok(());
-    }
-    let mut call = Call::new(Step::DeadLetter);
-    call.key(schema::QUEUE_DEADLETTER)
-        .key(source)
-        .key(schema::STATS)
-        .arg(group)
-        .arg(schema::QUEUE_DEADLETTER_CAP)
-        .arg(store::now_ms())
-        .arg(schema::deadletter_fields::SOURCE_ID)
-        .arg(schema::deadletter_fields::REASON)
-        .arg(schema::deadletter_fields::AT);
-    for l in letters {
-        call.arg(&l.stream_id).arg(&l.reason).arg(l.fields.len());
-        for (k, v) in &l.fields {
-            call.arg(k).arg(v);
-        }
-    }
-    let warnings: Vec<String> = call
-        .invoke(con)
-        .await
-        .context("cannot write to QUEUE:deadletter")?;
-    for l in letters {
-        tracing::warn!("dead-lettered: {}", l.reason);
-    }
-    for w in warnings {
-        tracing::warn!("a best-effort write failed (the twin goes on): {w}");
-    }
-    Ok(())
-}
 
 /// The message as the event the decide step publishes and keeps in the history.
 fn event_json(m: QueueMessage) -> String {

@@ -8,18 +8,8 @@ use redis::streams::StreamId;
 
 use crate::entry;
 use crate::schema::{self, Direction, QueueMessage};
+use crate::store::deadletter::DeadLetter;
 use crate::worker::parsed_entry::ParsedEntry;
-
-/// An entry that will not be answered, with the reason and its raw fields.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    /// Stream id of the entry.
-    pub stream_id: String,
-    /// Why.
-    pub reason: String,
-    /// The entry's fields as text.
-    pub fields: Vec<(String, String)>,
-}
 
 /// Entries read from the queue, split into parsed ones and ones to dead-letter.
 #[derive(Default)]

@@ -11,7 +11,7 @@ use super::{Delivered, Reply, Sender};
 use crate::bridge::whatsapp::link::{Link, LinkError};
 use crate::bridge::whatsapp::pacing;
 use crate::schema;
-use crate::worker::batch::{self, DeadLetter};
+use crate::store::deadletter::{self, DeadLetter};
 
 /// A reply's failed send attempts so far (`SENDFAIL:{replyId}`).
 #[derive(Debug, Default)]
@@ -187,7 +187,7 @@ impl<L: Link> Sender<L> {
             reason,
             fields: reply.fields.clone(),
         };
-        batch::dead_letter_from(
+        deadletter::write(
             &mut self.con,
             schema::QUEUE_RESPONSES,
             schema::GATEWAY_GROUP,
