@@ -4,9 +4,11 @@
 pub mod bridge;
 pub mod config;
 pub mod connection;
+pub mod conversation;
 pub mod duration;
 pub mod entry;
 pub mod graph;
+pub mod llm_usage;
 pub mod monitor;
 pub mod paths;
 pub mod private_file;

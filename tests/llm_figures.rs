@@ -255,7 +255,7 @@ async fn keys_of_another_type_break_neither_the_flush_nor_the_read() {
 }
 
 fn day_tokens_key() -> String {
-    schema::llm_tokens_key(&secondme::reply::llm::usage::date(
+    schema::llm_tokens_key(&secondme::llm_usage::date(
         secondme::reply::llm::usage::today(),
     ))
 }

@@ -14,8 +14,8 @@ use std::fmt::Debug;
 
 use base64::Engine;
 use secondme::bridge::whatsapp::status::{GatewayStatus, State};
+use secondme::llm_usage::MinuteUsage;
 use secondme::monitor::{feed, llm};
-use secondme::reply::llm::usage::MinuteUsage;
 use secondme::schema;
 use secondme::store::llm_figures;
 use secondme_ui::model::{ALL_CONTACTS, RATE_LIMIT};

@@ -5,7 +5,7 @@ use redis::aio::ConnectionManager;
 use super::error::Result;
 use super::query::Query;
 use super::reply::Cell;
-use crate::reply::input::{ContactContext, ContactPerson};
+use crate::conversation::{ContactContext, ContactPerson};
 
 const PEOPLE: &str = "MATCH (:User {id: $user})-[:HAS_CONTACT]->(c:Contact {id: $id}) \
     OPTIONAL MATCH (c)-[:KNOWS]->(p:Person) \

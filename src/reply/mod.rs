@@ -67,32 +67,108 @@ pub fn human_delay_ms(reply: &str, jitter: f64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    /// Engines get their inputs handed in: nothing under `src/reply` may reach
-    /// Redis or the graph, so an engine can be tested and swapped on plain data.
-    #[test]
-    fn no_engine_imports_a_module_that_talks_to_redis_or_the_graph() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/reply");
-        let mut files = vec![dir.clone()];
-        let mut checked = 0;
+    use std::path::PathBuf;
+
+    /// Every file under `src/{dir}` with its text.
+    fn sources(dir: &str) -> Vec<(PathBuf, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![root.join(dir)];
+        let mut found = Vec::new();
         while let Some(path) = files.pop() {
             if path.is_dir() {
-                for entry in std::fs::read_dir(&path).expect("read src/reply") {
+                for entry in std::fs::read_dir(&path).expect("read a source folder") {
                     files.push(entry.expect("entry").path());
                 }
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("read a source file");
-            // Spelled in pieces, so this file does not match itself.
-            let modules = ["graph", "store", "connection"].map(|m| format!("crate::{m}"));
-            let banned = modules
-                .iter()
-                .map(String::as_str)
-                .chain([concat!("redis", "::")]);
-            for b in banned {
-                assert!(!text.contains(b), "{} uses {b}", path.display());
-            }
-            checked += 1;
+            found.push((path, text));
         }
-        assert!(checked >= 3, "only {checked} files under src/reply");
+        found
+    }
+
+    /// The modules of this crate that `text` names: the first segment of each
+    /// path from the crate's root, and each item of a group there, so that
+    /// `{schema, reply}` after the root names `reply` as a path to it would.
+    fn crate_modules(text: &str) -> Vec<&str> {
+        // Spelled in pieces, so this file does not match itself.
+        let root = concat!("crate", "::");
+        let mut names = Vec::new();
+        for (at, _) in text.match_indices(root) {
+            let rest = &text[at + root.len()..];
+            let Some(group) = rest.strip_prefix('{') else {
+                names.push(first_segment(rest));
+                continue;
+            };
+            let (mut depth, mut start) = (0, 0);
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth > 0 => depth -= 1,
+                    ',' | '}' if depth == 0 => {
+                        names.push(first_segment(&group[start..i]));
+                        if c == '}' {
+                            break;
+                        }
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        names.retain(|n| !n.is_empty());
+        names
+    }
+
+    /// The leading identifier of a path.
+    fn first_segment(path: &str) -> &str {
+        let path = path.trim_start();
+        let end = path
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(path.len());
+        &path[..end]
+    }
+
+    #[test]
+    fn crate_paths_and_groups_name_their_modules() {
+        let text = concat!(
+            "use crate",
+            "::alpha::x;\nuse crate",
+            "::{\n    beta::{y, z},\n    gamma,\n};\nlet v = crate",
+            "::delta(1);"
+        );
+        assert_eq!(crate_modules(text), ["alpha", "beta", "gamma", "delta"]);
+    }
+
+    /// Engines get their inputs handed in: nothing under `src/reply` may reach
+    /// Redis or the graph, so an engine can be tested and swapped on plain data.
+    #[test]
+    fn no_engine_imports_a_module_that_talks_to_redis_or_the_graph() {
+        let files = sources("reply");
+        for (path, text) in &files {
+            for m in crate_modules(text) {
+                let banned = ["graph", "store", "connection"].contains(&m);
+                assert!(!banned, "{} uses the crate's {m}", path.display());
+            }
+            // Spelled in pieces, so this file does not match itself.
+            let redis = concat!("redis", "::");
+            assert!(!text.contains(redis), "{} uses {redis}", path.display());
+        }
+        let n = files.len();
+        assert!(n >= 3, "only {n} files under src/reply");
+    }
+
+    /// The store writes plain data of the lower layer (the usage figures, the
+    /// conversation's turns): nothing under `src/store` may import an engine,
+    /// which sits beside it, not below.
+    #[test]
+    fn the_store_imports_no_engine() {
+        let files = sources("store");
+        for (path, text) in &files {
+            let engines = crate_modules(text).contains(&"reply");
+            assert!(!engines, "{} uses the crate's reply", path.display());
+        }
+        let n = files.len();
+        assert!(n >= 3, "only {n} files under src/store");
     }
 }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
-use crate::reply::input::HistoryTurn;
+use crate::conversation::HistoryTurn;
 use crate::schema::{self, MessageEvent};
 
 /// The contact's latest `len` messages, oldest first; entries that are not
@@ -52,7 +52,7 @@ pub fn turns(newest_first: &[String]) -> Vec<HistoryTurn> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reply::input::Speaker;
+    use crate::conversation::Speaker;
 
     #[test]
     fn newest_first_becomes_oldest_first_and_garbage_is_skipped() {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 
-use crate::reply::llm::usage::MinuteUsage;
+use crate::llm_usage::MinuteUsage;
 use crate::schema;
 
 /// Minutes of the per-minute series: the last hour, the current minute last.

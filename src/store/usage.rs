@@ -4,7 +4,8 @@
 //! (`SECONDME:llm:breakers`), and for the control room the latest latencies
 //! per model (`SECONDME:llm:latency:{model}`) and per-minute counts
 //! (`SECONDME:llm:minute:{minute}`). Written by a task beside the worker from
-//! the engine's meter, so the engine itself never touches Redis.
+//! what the engine counted, taken through [`Accounts`]: the engine never
+//! touches Redis, and this module never sees the engine.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -13,8 +14,7 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
-use crate::reply::llm::LlmShared;
-use crate::reply::llm::usage::{Pending, date};
+use crate::llm_usage::{Accounts, ModelUsage, Pending, date};
 use crate::schema;
 
 /// How often the figures are written.
@@ -39,19 +39,19 @@ pub struct Flushed {
 /// is lost (Redis may have applied it): a lost reply loses one flush's
 /// figures at worst, which figures can afford and the daily budget cannot
 /// afford the other way round.
-pub async fn flush(con: &mut ConnectionManager, llm: &LlmShared) -> Result<Flushed> {
-    let pending = llm.meter.take_pending();
+pub async fn flush(con: &mut ConnectionManager, llm: &impl Accounts) -> Result<Flushed> {
+    let pending = llm.take_pending();
     let survey = match survey(con, &pending).await {
         Ok(survey) => survey,
         Err(e) => {
-            llm.meter.restore(pending);
+            llm.restore(pending);
             return Err(e.context("kept for the next try"));
         }
     };
     let flushed = match write(con, llm, &pending, &survey).await {
         Ok(flushed) => flushed,
         Err(Unwritten::NotApplied(e)) => {
-            llm.meter.restore(pending);
+            llm.restore(pending);
             return Err(anyhow::Error::new(e)
                 .context("Redis refused the language model's figures; kept for the next try"));
         }
@@ -63,7 +63,7 @@ pub async fn flush(con: &mut ConnectionManager, llm: &LlmShared) -> Result<Flush
         }
     };
     if let Some(total) = flushed.total {
-        llm.meter.set_spent(pending.day, total);
+        llm.set_spent(pending.day, total);
     }
     Ok(flushed)
 }
@@ -178,7 +178,7 @@ impl Tx {
 
 async fn write(
     con: &mut ConnectionManager,
-    llm: &LlmShared,
+    llm: &impl Accounts,
     pending: &Pending,
     survey: &Survey,
 ) -> Result<Flushed, Unwritten> {
@@ -257,7 +257,7 @@ async fn write(
 }
 
 /// A model's sums in `SECONDME:llm`.
-fn counters(tx: &mut Tx, llm: &LlmShared, model: &str, u: &crate::reply::llm::usage::ModelUsage) {
+fn counters(tx: &mut Tx, llm: &impl Accounts, model: &str, u: &ModelUsage) {
     let mut add = |name: &str, n: i64| {
         let field = format!("{model}:{name}");
         let what = format!("{} {field}", schema::LLM_STATS);
@@ -269,7 +269,7 @@ fn counters(tx: &mut Tx, llm: &LlmShared, model: &str, u: &crate::reply::llm::us
     add("prompt_tokens", n(u.prompt_tokens));
     add("completion_tokens", n(u.completion_tokens));
     add("latency_ms", n(u.latency_ms));
-    if let Some([input, output]) = llm.prices.get(model) {
+    if let Some([input, output]) = llm.price(model) {
         // Micro-dollars: USD per million tokens times tokens.
         let micros = input * u.prompt_tokens as f64 + output * u.completion_tokens as f64;
         add("cost_micro_usd", micros.round() as i64);
@@ -279,10 +279,10 @@ fn counters(tx: &mut Tx, llm: &LlmShared, model: &str, u: &crate::reply::llm::us
 /// This worker's entry in `SECONDME:llm:breakers`: written while open (with
 /// the key's TTL renewed), removed when closed; entries of workers gone away
 /// are pruned.
-fn breaker(tx: &mut Tx, llm: &LlmShared, survey: &Survey) {
+fn breaker(tx: &mut Tx, llm: &impl Accounts, survey: &Survey) {
     let key = schema::LLM_BREAKERS;
-    let id = llm.breaker.id();
-    let state = llm.breaker.state();
+    let id = llm.breaker_id();
+    let state = llm.breaker_state();
     let mut gone: Vec<&str> = survey
         .stale_breakers
         .iter()
@@ -321,7 +321,7 @@ fn latencies(tx: &mut Tx, key: &str, samples: &[u64]) {
 /// Flushes every two seconds until `stop`, then once more.
 pub async fn keep_accounts(
     mut con: ConnectionManager,
-    llm: LlmShared,
+    llm: impl Accounts,
     mut stop: watch::Receiver<bool>,
 ) {
     // A problem is logged when it changes, not every two seconds.

@@ -12,8 +12,8 @@ use anyhow::Result;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
+use crate::conversation::ContactContext;
 use crate::graph::{self, GraphError, ResolvedGraph};
-use crate::reply::input::ContactContext;
 use crate::schema::{self, PersonaCache};
 use crate::sleep::SleepHours;
 use crate::store::{self, persona};

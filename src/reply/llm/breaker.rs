@@ -6,15 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::error::LlmError;
-
-/// What the control room shows.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct BreakerState {
-    /// Why it is open; `None` when closed.
-    pub reason: Option<String>,
-    /// Time left before it closes again.
-    pub retry_in: Option<Duration>,
-}
+use crate::llm_usage::BreakerState;
 
 /// The longest cool-down: a longer one from the config is this one.
 pub const LONGEST_COOLDOWN: Duration = Duration::from_secs(365 * 86_400);

@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 use super::persona_engine::PersonaEngine;
 use super::{Reply, ReplyEngine, ReplyRequest, human_delay_ms};
-use breaker::{Breaker, BreakerState};
+use crate::llm_usage::{Accounts, BreakerState, Pending};
+use breaker::Breaker;
 use chat::ChatRequest;
 use client::{ApiKey, ModelClient};
 use config::LlmConfig;
@@ -74,6 +75,32 @@ impl LlmShared {
             spent_today: self.meter.spent_today(),
             budget: self.daily_token_budget,
         }
+    }
+}
+
+impl Accounts for LlmShared {
+    fn take_pending(&self) -> Pending {
+        self.meter.take_pending()
+    }
+
+    fn restore(&self, pending: Pending) {
+        self.meter.restore(pending);
+    }
+
+    fn set_spent(&self, day: i64, total: u64) {
+        self.meter.set_spent(day, total);
+    }
+
+    fn breaker_id(&self) -> &str {
+        self.breaker.id()
+    }
+
+    fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    fn price(&self, model: &str) -> Option<[f64; 2]> {
+        self.prices.get(model).copied()
     }
 }
 

@@ -2,85 +2,16 @@
 //! writes them to Redis (`SECONDME:llm`), and the day's tokens for the budget.
 //! Also the recent calls' latencies (for percentiles) and per-minute counts
 //! (for the control room's sparklines), which sums cannot give.
+//! The figures themselves are plain data in [`crate::llm_usage`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-/// Most latencies kept per model between two flushes (and in Redis): enough
-/// for a p95 over the recent calls, bounded whatever the call rate.
-pub const LATENCY_SAMPLES: usize = 500;
+use crate::llm_usage::{MinuteUsage, ModelUsage, Pending};
+
 /// Most minutes kept between two flushes: a Redis outage longer than this
 /// drops the oldest minutes' counts (the sums in `ModelUsage` stay whole).
 const MAX_PENDING_MINUTES: usize = 120;
-
-/// Counts of one model since the last flush.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ModelUsage {
-    /// Calls answered.
-    pub calls: u64,
-    /// Calls failed.
-    pub errors: u64,
-    /// Prompt tokens.
-    pub prompt_tokens: u64,
-    /// Completion tokens.
-    pub completion_tokens: u64,
-    /// Sum of the answered calls' latencies, ms.
-    pub latency_ms: u64,
-    /// Each answered call's latency, ms, oldest first; at most [`LATENCY_SAMPLES`].
-    pub latencies: Vec<u64>,
-}
-
-impl ModelUsage {
-    /// Adds `newer`'s counts; its latencies go after these ones.
-    fn add(&mut self, newer: &ModelUsage) {
-        self.calls = self.calls.saturating_add(newer.calls);
-        self.errors = self.errors.saturating_add(newer.errors);
-        self.prompt_tokens = self.prompt_tokens.saturating_add(newer.prompt_tokens);
-        self.completion_tokens = self
-            .completion_tokens
-            .saturating_add(newer.completion_tokens);
-        self.latency_ms = self.latency_ms.saturating_add(newer.latency_ms);
-        self.latencies.extend_from_slice(&newer.latencies);
-        keep_last(&mut self.latencies, LATENCY_SAMPLES);
-    }
-}
-
-/// Replies, tokens and errors of one minute, over every model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MinuteUsage {
-    /// Calls answered.
-    pub replies: u64,
-    /// Tokens (prompt + completion) of those calls.
-    pub tokens: u64,
-    /// Calls failed.
-    pub errors: u64,
-}
-
-impl MinuteUsage {
-    fn add(&mut self, other: MinuteUsage) {
-        self.replies = self.replies.saturating_add(other.replies);
-        self.tokens = self.tokens.saturating_add(other.tokens);
-        self.errors = self.errors.saturating_add(other.errors);
-    }
-}
-
-/// What was counted since the last flush.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Pending {
-    /// The UTC day (days since 1970) the tokens belong to.
-    pub day: i64,
-    /// Counts per model.
-    pub models: Vec<(String, ModelUsage)>,
-    /// Counts per minute (Unix minute), oldest first.
-    pub minutes: Vec<(i64, MinuteUsage)>,
-}
-
-/// Drops the oldest items so that at most `max` remain.
-fn keep_last(items: &mut Vec<u64>, max: usize) {
-    if items.len() > max {
-        items.drain(..items.len() - max);
-    }
-}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -246,30 +177,10 @@ pub fn today() -> i64 {
         .map_or(0, |d| (d.as_secs() / 86_400) as i64)
 }
 
-/// `YYYY-MM-DD` of a day since 1970-01-01 (Howard Hinnant's algorithm).
-pub fn date(day: i64) -> String {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(19_782), "2024-02-29");
-        assert_eq!(date(20_454), "2026-01-01");
-    }
+    use crate::schema::LLM_LATENCY_SAMPLES;
 
     #[test]
     fn counts_are_taken_once_and_restored_on_failure() {
@@ -310,21 +221,21 @@ mod tests {
     #[test]
     fn latencies_keep_the_newest_samples_across_a_restore() {
         let m = Meter::default();
-        for ms in 0..(LATENCY_SAMPLES as u64 + 20) {
+        for ms in 0..(LLM_LATENCY_SAMPLES as u64 + 20) {
             m.record_call_at("fast", 1, 1, ms, 7);
         }
         let pending = m.take_pending();
         let lat = &pending.models[0].1.latencies;
-        assert_eq!(lat.len(), LATENCY_SAMPLES);
+        assert_eq!(lat.len(), LLM_LATENCY_SAMPLES);
         assert_eq!(lat.first(), Some(&20));
         m.record_call_at("fast", 1, 1, 9999, 8);
         m.restore(pending);
         let again = m.take_pending();
         let lat = &again.models[0].1.latencies;
-        assert_eq!(lat.len(), LATENCY_SAMPLES);
+        assert_eq!(lat.len(), LLM_LATENCY_SAMPLES);
         // Restored samples are older: the one counted meanwhile stays newest.
         assert_eq!(lat.last(), Some(&9999));
-        assert_eq!(again.models[0].1.calls, LATENCY_SAMPLES as u64 + 21);
+        assert_eq!(again.models[0].1.calls, LLM_LATENCY_SAMPLES as u64 + 21);
     }
 
     #[test]
