@@ -46,7 +46,7 @@ const CONTACTS: u64 = 200_000;
 /// Messages of each floor run, and how many runs (median).
 const FLOOR_MESSAGES: u64 = 50_000;
 const FLOOR_RUNS: usize = 3;
-/// Budget from the issue.
+/// Budget from issue 2.
 const BUDGET_RATE: u64 = 50_000;
 const BUDGET_P99_MS: f64 = 20.0;
 const BUDGET_RSS_MB: f64 = 50.0;

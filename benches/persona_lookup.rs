@@ -14,7 +14,7 @@ use secondme::{connection, store};
 
 const LOOKUPS: usize = 1000;
 const WARM_UP: usize = 50;
-/// Budgets from the issue.
+/// Budgets from issue 4.
 const BUDGET_CACHE_P95_MS: f64 = 5.0;
 const BUDGET_GRAPH_P95_MS: f64 = 50.0;
 

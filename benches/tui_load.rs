@@ -29,7 +29,7 @@ const IDLE: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_secs(2);
 /// How often the publisher writes one pipelined batch.
 const BATCH_EVERY: Duration = Duration::from_millis(10);
-/// Budgets from the issue.
+/// Budgets from issue 3.
 const BUDGET_FIRST_FRAME_MS: f64 = 200.0;
 const BUDGET_CPU_PCT: f64 = 25.0;
 const BUDGET_RSS_MB: f64 = 100.0;

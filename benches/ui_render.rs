@@ -2,7 +2,7 @@
 //! messages, drawn into ratatui's `TestBackend` at two terminal sizes, plus the
 //! cost of `update()` for the events the control room handles most.
 //!
-//! Run with `cargo bench --bench ui_render`. Budget from the issue: a frame in
+//! Run with `cargo bench --bench ui_render`. Budget from issue 3: a frame in
 //! under 2 ms at p99.
 
 use std::collections::HashMap;

@@ -21,3 +21,6 @@ pub mod sleep;
 pub mod stable_hash;
 pub mod store;
 pub mod worker;
+
+#[cfg(test)]
+mod architecture;

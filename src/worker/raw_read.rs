@@ -811,7 +811,7 @@ mod tests {
         }
     }
 
-    /// Entries written by hand for the cases the issue names, by label.
+    /// Entries written by hand for the cases issue 10 names, by label.
     fn named_cases() -> Vec<(&'static str, Fields)> {
         let good = |content: &[u8]| -> Fields {
             [
