@@ -67,8 +67,8 @@ async fn round(worker: bool) -> Result<f64> {
 async fn prefill(con: &mut MultiplexedConnection) -> Result<()> {
     let ids: Vec<String> = (0..BACKLOG).map(|i| format!("c{i}")).collect();
     let _: () = redis::pipe()
-        .set(schema::STATE_MARKER, 1)
-        .sadd(schema::OPTIN_CONTACTS, &ids)
+        .set(schema::state_marker(), 1)
+        .sadd(schema::optin_contacts(), &ids)
         .query_async(con)
         .await?;
     let now = secondme::store::now_ms();
@@ -111,7 +111,7 @@ async fn drain_with_worker(url: &str, con: &mut MultiplexedConnection) -> Result
         .context("start the worker")?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let result = loop {
-        let answered: Option<u64> = con.hget(schema::STATS, "answered").await?;
+        let answered: Option<u64> = con.hget(schema::stats(), "answered").await?;
         if answered.unwrap_or(0) >= BACKLOG {
             break Ok(());
         }
@@ -137,7 +137,7 @@ async fn drain_seed_style(con: &mut MultiplexedConnection) -> Result<()> {
     while done < BACKLOG {
         let reply: Option<redis::streams::StreamReadReply> = con
             .xread_options(
-                &[schema::QUEUE_MESSAGES],
+                &[schema::queue_messages()],
                 &[last.as_str()],
                 &redis::streams::StreamReadOptions::default().count(100),
             )
@@ -154,7 +154,7 @@ async fn drain_seed_style(con: &mut MultiplexedConnection) -> Result<()> {
         for e in entries {
             last = e.id.clone();
             let contact: String = e.get("contactId").unwrap_or_default();
-            let global: bool = con.exists(schema::PAUSE_ALL).await?;
+            let global: bool = con.exists(schema::pause_all()).await?;
             let paused: Option<String> = con.get(schema::pause_key(&contact)).await?;
             let key = schema::counter_key(&contact);
             let count: i64 = con.incr(&key, 1).await?;
@@ -162,9 +162,9 @@ async fn drain_seed_style(con: &mut MultiplexedConnection) -> Result<()> {
                 let _: () = con.expire(&key, 60).await?;
             }
             if !global && paused.is_none() {
-                let _: i64 = con.publish(schema::CHANNEL_MESSAGES, "{}").await?;
+                let _: i64 = con.publish(schema::channel_messages(), "{}").await?;
             }
-            let _: i64 = con.xdel(schema::QUEUE_MESSAGES, &[&e.id]).await?;
+            let _: i64 = con.xdel(schema::queue_messages(), &[&e.id]).await?;
             done += 1;
         }
     }

@@ -215,7 +215,7 @@ async fn run() -> Result<()> {
         .last();
     let at_5k = results.iter().find(|r| r.rate == 5_000);
     let hwm_mb = common::memory_mb(worker.0.id(), "VmHWM:");
-    let stats: HashMap<String, i64> = con.hgetall(schema::STATS).await.unwrap_or_default();
+    let stats: HashMap<String, i64> = con.hgetall(schema::stats()).await.unwrap_or_default();
 
     println!();
     match best {
@@ -374,11 +374,11 @@ fn cores() -> usize {
 
 /// The twin may answer: state marker, no kill switch, every bench contact enabled.
 async fn prepare(con: &mut MultiplexedConnection) -> Result<()> {
-    let _: () = con.set(schema::STATE_MARKER, "bench").await?;
-    let _: () = con.del(schema::PAUSE_ALL).await?;
+    let _: () = con.set(schema::state_marker(), "bench").await?;
+    let _: () = con.del(schema::pause_all()).await?;
     let ids: Vec<String> = (0..CONTACTS).map(contact).collect();
     for chunk in ids.chunks(10_000) {
-        let _: () = con.sadd(schema::OPTIN_CONTACTS, chunk).await?;
+        let _: () = con.sadd(schema::optin_contacts(), chunk).await?;
     }
     Ok(())
 }
@@ -433,7 +433,7 @@ async fn wait_for_consumer(
             bail!("the worker exited at start");
         }
         let consumers: redis::RedisResult<redis::streams::StreamInfoConsumersReply> = con
-            .xinfo_consumers(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
+            .xinfo_consumers(schema::queue_messages(), schema::WORKER_GROUP)
             .await;
         if consumers.is_ok_and(|c| !c.consumers.is_empty()) {
             return Ok(());
@@ -451,7 +451,7 @@ async fn subscribe(
     seen: Arc<Mutex<Seen>>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(schema::CHANNEL_MESSAGES).await?;
+    pubsub.subscribe(schema::channel_messages()).await?;
     Ok(tokio::spawn(async move {
         let mut stream = pubsub.into_on_message();
         while let Some(msg) = stream.next().await {
@@ -520,7 +520,7 @@ async fn generate(
         for _ in sent..due {
             let seq = *next_id;
             *next_id += 1;
-            let xadd = pipe.cmd("XADD").arg(schema::QUEUE_MESSAGES);
+            let xadd = pipe.cmd("XADD").arg(schema::queue_messages());
             if acked {
                 xadd.arg("ACKED");
             }

@@ -134,8 +134,8 @@ impl Running {
 async fn send(con: &mut MultiplexedConnection, prefix: &str, n: usize) -> Result<()> {
     let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
     let _: () = redis::pipe()
-        .set(schema::STATE_MARKER, 1)
-        .sadd(schema::OPTIN_CONTACTS, &ids)
+        .set(schema::state_marker(), 1)
+        .sadd(schema::optin_contacts(), &ids)
         .query_async(con)
         .await?;
     let now = store::now_ms();
@@ -159,7 +159,7 @@ async fn send(con: &mut MultiplexedConnection, prefix: &str, n: usize) -> Result
 async fn watch_replies(url: &str) -> Result<Arc<Mutex<HashMap<String, Instant>>>> {
     let client = redis::Client::open(url)?;
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(schema::CHANNEL_MESSAGES).await?;
+    pubsub.subscribe(schema::channel_messages()).await?;
     let seen = Arc::new(Mutex::new(HashMap::new()));
     let out = Arc::clone(&seen);
     tokio::spawn(async move {
@@ -198,7 +198,7 @@ async fn throughput(server: &RedisServer, dir: &std::path::Path) -> Result<()> {
     send(&mut con, "c", CONTACTS).await?;
     let deadline = started + Duration::from_secs(300);
     loop {
-        let n: usize = con.xlen(schema::QUEUE_RESPONSES).await?;
+        let n: usize = con.xlen(schema::queue_responses()).await?;
         if n >= CONTACTS {
             break;
         }
@@ -250,7 +250,7 @@ async fn kill_switch(server: &RedisServer, dir: &std::path::Path) -> Result<()> 
     let client = redis::Client::open(url.as_str())?;
     let mut con = client.get_multiplexed_async_connection().await?;
     let manager = secondme::connection::manager(&client, None).await?;
-    let before: usize = con.xlen(schema::QUEUE_RESPONSES).await?;
+    let before: usize = con.xlen(schema::queue_responses()).await?;
     let model = FakeModel::default();
     let mut cfg = worker_config(&url, dir, "bench-k", IN_FLIGHT_AT_KILL)?;
     cfg.burst_quiet = Duration::ZERO;
@@ -266,7 +266,7 @@ async fn kill_switch(server: &RedisServer, dir: &std::path::Path) -> Result<()> 
     let in_flight = IN_FLIGHT_AT_KILL - model.returned.lock().map(|r| r.len()).unwrap_or(0);
     store::control::kill_switch(&mut manager.clone(), true).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after: usize = con.xlen(schema::QUEUE_RESPONSES).await?;
+    let after: usize = con.xlen(schema::queue_responses()).await?;
     let returned = model.returned.lock().map(|r| r.len()).unwrap_or(0);
     worker.stop().await?;
     let got_out = after - before;

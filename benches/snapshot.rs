@@ -58,9 +58,9 @@ async fn seed_contacts(con: &mut ConnectionManager) -> Result<()> {
     optin::set_enabled(con, &ids, true).await?;
     let now = store::now_ms();
     let mut pipe = redis::pipe();
-    pipe.set(schema::STATE_MARKER, now);
+    pipe.set(schema::state_marker(), now);
     for (i, id) in ids.iter().enumerate() {
-        pipe.zadd(schema::CONTACTS_ACTIVITY, id, now - i as i64 * 1000);
+        pipe.zadd(schema::contacts_activity(), id, now - i as i64 * 1000);
         if i % 3 == 0 {
             pipe.set_ex(schema::counter_key(id), i % 10, 60);
         }

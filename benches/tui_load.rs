@@ -184,7 +184,7 @@ async fn publish_load(
             let now = now_ms();
             let mut pipe = redis::pipe();
             for n in sent..due {
-                pipe.publish(schema::CHANNEL_MESSAGES, payload(n, now))
+                pipe.publish(schema::channel_messages(), payload(n, now))
                     .ignore();
             }
             pipe.query_async::<()>(con).await.context("publish")?;

@@ -2,29 +2,145 @@
 //! `docs/redis-schema.md` (the seed's keys and the ones SecondMe adds).
 //!
 //! Nothing else in the crate spells a key name or a channel name: it calls a
-//! builder here, so the contract can be read and changed in one file.
+//! builder here, and every builder reads the one [`Names`] value, so the
+//! contract can be read and changed in one file.
+
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+/// Every key and channel name of the contract, made once in `Names::new`:
+/// the one place a name is spelled, and the one value every builder below
+/// reads.
+///
+/// A namespace (issue 22) will set the prefix here and nowhere else; without
+/// one (the default) every name is the seed's, byte for byte.
+#[derive(Debug)]
+pub struct Names {
+    queue_messages: String,
+    queue_responses: String,
+    queue_deadletter: String,
+    pause_all: String,
+    optin_contacts: String,
+    contacts_activity: String,
+    state_marker: String,
+    stats: String,
+    llm_stats: String,
+    llm_breakers: String,
+    channel_pause: String,
+    channel_messages: String,
+    channel_qr: String,
+    channel_gateway: String,
+    contact_names: String,
+    graph: String,
+    pause_prefix: String,
+    pause_meta_prefix: String,
+    counter_prefix: String,
+    handled_prefix: String,
+    sent_prefix: String,
+    history_prefix: String,
+    own_history_prefix: String,
+    session_prefix: String,
+    persona_cache_prefix: String,
+    qr_prefix: String,
+    gateway_prefix: String,
+    gateway_request_prefix: String,
+    gateway_lock_prefix: String,
+    sent_reply_prefix: String,
+    send_fail_prefix: String,
+    llm_tokens_prefix: String,
+    llm_latency_prefix: String,
+    llm_minute_prefix: String,
+    dialect_session_info: String,
+    dialect_contacts_list: String,
+    dialect_config_sleep_hours: String,
+    dialect_channel_status: String,
+}
+
+impl Names {
+    /// Suffix of `COUNTER:{contactId}:msgs` (a namespace leaves it alone).
+    pub const COUNTER_SUFFIX: &str = ":msgs";
+
+    /// Every name, each behind `prefix`.
+    fn new(prefix: &str) -> Self {
+        let name = |base: &str| format!("{prefix}{base}");
+        let pause_prefix = name("PAUSE:");
+        Self {
+            queue_messages: name("QUEUE:messages"),
+            queue_responses: name("QUEUE:responses"),
+            queue_deadletter: name("QUEUE:deadletter"),
+            pause_all: format!("{pause_prefix}{PAUSE_ALL_CONTACT}"),
+            optin_contacts: name("OPTIN:contacts"),
+            contacts_activity: name("CONTACTS:activity"),
+            state_marker: name("SECONDME:state"),
+            stats: name("SECONDME:stats"),
+            llm_stats: name("SECONDME:llm"),
+            llm_breakers: name("SECONDME:llm:breakers"),
+            channel_pause: name("events:pause"),
+            channel_messages: name("events:messages"),
+            channel_qr: name("events:qr"),
+            channel_gateway: name("events:gateway"),
+            contact_names: name("CONTACTS:names"),
+            graph: name("secondme"),
+            pause_prefix,
+            pause_meta_prefix: name("PAUSEMETA:"),
+            counter_prefix: name("COUNTER:"),
+            handled_prefix: name("HANDLED:"),
+            sent_prefix: name("SENT:"),
+            history_prefix: name("HISTORY:"),
+            own_history_prefix: name("SECONDME:history:"),
+            session_prefix: name("SESSION:"),
+            persona_cache_prefix: name("CACHE:persona:"),
+            qr_prefix: name("QR:"),
+            gateway_prefix: name("GATEWAY:"),
+            gateway_request_prefix: name("GATEWAYREQ:"),
+            gateway_lock_prefix: name("GATEWAYLOCK:"),
+            sent_reply_prefix: name("SENTREPLY:"),
+            send_fail_prefix: name("SENDFAIL:"),
+            llm_tokens_prefix: name("SECONDME:llm:tokens:"),
+            llm_latency_prefix: name("SECONDME:llm:latency:"),
+            llm_minute_prefix: name("SECONDME:llm:minute:"),
+            dialect_session_info: name("SESSION:whatsapp:info"),
+            dialect_contacts_list: name("CONTACTS:list"),
+            dialect_config_sleep_hours: name("CONFIG:sleep_hours"),
+            dialect_channel_status: name("events:status"),
+        }
+    }
+}
+
+/// The names this process uses: no namespace yet, so the seed's.
+pub fn names() -> &'static Names {
+    static NAMES: OnceLock<Names> = OnceLock::new();
+    NAMES.get_or_init(|| Names::new(""))
+}
+
 /// Stream the gateway writes every WhatsApp message to (seed).
-pub const QUEUE_MESSAGES: &str = "QUEUE:messages";
+pub fn queue_messages() -> &'static str {
+    &names().queue_messages
+}
 /// Seed cap of `QUEUE:messages`; trimming never removes unacknowledged work.
 pub const QUEUE_MESSAGES_CAP: usize = 1000;
 /// Seed age limit of a queue entry: older ones go to review instead of an answer.
 pub const QUEUE_ENTRY_MAX_AGE_MS: i64 = 5 * 60 * 1000;
 /// Stream of replies for the gateway to send (upstream design; silent in the seed).
-pub const QUEUE_RESPONSES: &str = "QUEUE:responses";
+pub fn queue_responses() -> &'static str {
+    &names().queue_responses
+}
 /// Approximate cap of `QUEUE:responses`.
 pub const QUEUE_RESPONSES_CAP: usize = 10_000;
 /// Stream of entries that could not be answered, each with the reason (added).
-pub const QUEUE_DEADLETTER: &str = "QUEUE:deadletter";
+pub fn queue_deadletter() -> &'static str {
+    &names().queue_deadletter
+}
 /// Approximate cap of `QUEUE:deadletter`.
 pub const QUEUE_DEADLETTER_CAP: usize = 10_000;
 /// Consumer group every SecondMe worker joins on `QUEUE:messages` (added).
 pub const WORKER_GROUP: &str = "secondme-workers";
 
-/// Global kill switch (seed): activation time in ms, no TTL.
-pub const PAUSE_ALL: &str = "PAUSE:ALL";
+/// Global kill switch `PAUSE:ALL` (seed): activation time in ms, no TTL.
+pub fn pause_all() -> &'static str {
+    &names().pause_all
+}
 /// The `contactId` that pause events carry for the kill switch.
 pub const PAUSE_ALL_CONTACT: &str = "ALL";
 /// Default pause length (seed: 60 minutes).
@@ -36,27 +152,37 @@ pub const RATE_LIMIT_MAX: i64 = 10;
 /// Rate-limit window in seconds (seed).
 pub const RATE_LIMIT_WINDOW_S: i64 = 60;
 
-/// Set of contact ids the person enabled the twin for (added; opt-in).
-pub const OPTIN_CONTACTS: &str = "OPTIN:contacts";
-/// Sorted set of contact ids scored by last activity in ms (added).
-pub const CONTACTS_ACTIVITY: &str = "CONTACTS:activity";
-/// Marker that this Redis still holds SecondMe's state (added; no TTL).
-pub const STATE_MARKER: &str = "SECONDME:state";
-/// Hash of monotonic worker counters (added): received, answered, skipped ...
-pub const STATS: &str = "SECONDME:stats";
+/// `OPTIN:contacts`: contact ids the person enabled the twin for (added; opt-in).
+pub fn optin_contacts() -> &'static str {
+    &names().optin_contacts
+}
+/// `CONTACTS:activity`: contact ids scored by last activity in ms (added).
+pub fn contacts_activity() -> &'static str {
+    &names().contacts_activity
+}
+/// `SECONDME:state`: this Redis still holds SecondMe's state (added; no TTL).
+pub fn state_marker() -> &'static str {
+    &names().state_marker
+}
+/// `SECONDME:stats`: monotonic worker counters (added): received, answered, skipped ...
+pub fn stats() -> &'static str {
+    &names().stats
+}
 /// `SECONDME:llm` (added): the language model's counters per model and its breaker.
-pub const LLM_STATS: &str = "SECONDME:llm";
+pub fn llm_stats() -> &'static str {
+    &names().llm_stats
+}
 /// How long a day's token counter `SECONDME:llm:tokens:{date}` lives, s.
 pub const LLM_TOKENS_TTL_S: i64 = 3 * 24 * 60 * 60;
 
 /// `SECONDME:llm:tokens:{YYYY-MM-DD}` (added): tokens spent that UTC day, all workers.
 pub fn llm_tokens_key(date: &str) -> String {
-    format!("SECONDME:llm:tokens:{date}")
+    format!("{}{date}", names().llm_tokens_prefix)
 }
 /// `SECONDME:llm:latency:{model}` (added): the model's latest call latencies, ms,
 /// newest first, trimmed to [`LLM_LATENCY_SAMPLES`].
 pub fn llm_latency_key(model: &str) -> String {
-    format!("SECONDME:llm:latency:{model}")
+    format!("{}{model}", names().llm_latency_prefix)
 }
 /// Latencies kept per model in `SECONDME:llm:latency:{model}`.
 pub const LLM_LATENCY_SAMPLES: usize = 500;
@@ -66,13 +192,15 @@ pub const LLM_LATENCY_TTL_S: i64 = 7 * 24 * 60 * 60;
 /// `SECONDME:llm:minute:{unixMinute}` (added): replies, tokens and errors of
 /// that minute over every worker.
 pub fn llm_minute_key(minute: i64) -> String {
-    format!("SECONDME:llm:minute:{minute}")
+    format!("{}{minute}", names().llm_minute_prefix)
 }
 /// How long a minute's counts live, s: the control room shows the last hour.
 pub const LLM_MINUTE_TTL_S: i64 = 2 * 60 * 60;
 /// `SECONDME:llm:breakers` (added): each worker's open breaker, field = the
 /// worker's engine id, value `{seenMs} {untilMs} {reason}` (server clock).
-pub const LLM_BREAKERS: &str = "SECONDME:llm:breakers";
+pub fn llm_breakers() -> &'static str {
+    &names().llm_breakers
+}
 /// An entry of `SECONDME:llm:breakers` not written again for this long is a
 /// worker gone away: not shown, and pruned by the next flush, ms.
 pub const LLM_BREAKER_STALE_MS: i64 = 10_000;
@@ -91,59 +219,78 @@ pub const SESSION_TTL_S: i64 = 24 * 60 * 60;
 /// Persona cache lifetime (seed: 30 minutes).
 pub const PERSONA_CACHE_TTL_S: i64 = 30 * 60;
 
-/// Pause and resume events (seed).
-pub const CHANNEL_PAUSE: &str = "events:pause";
-/// Every message of a conversation, incoming, typed by the person or sent by the twin (seed).
-pub const CHANNEL_MESSAGES: &str = "events:messages";
-/// Login QR codes (seed).
-pub const CHANNEL_QR: &str = "events:qr";
+/// `events:pause`: pause and resume events (seed).
+pub fn channel_pause() -> &'static str {
+    &names().channel_pause
+}
+/// `events:messages`: every message of a conversation, incoming, typed by the
+/// person or sent by the twin (seed).
+pub fn channel_messages() -> &'static str {
+    &names().channel_messages
+}
+/// `events:qr`: login QR codes (seed).
+pub fn channel_qr() -> &'static str {
+    &names().channel_qr
+}
 /// All three channels, in the order a dashboard subscribes to them.
-pub const CHANNELS: [&str; 3] = [CHANNEL_PAUSE, CHANNEL_MESSAGES, CHANNEL_QR];
+pub fn channels() -> [&'static str; 3] {
+    [channel_pause(), channel_messages(), channel_qr()]
+}
 
 /// Prefix of `PAUSE:{contactId}`.
-pub const PAUSE_PREFIX: &str = "PAUSE:";
+pub fn pause_prefix() -> &'static str {
+    &names().pause_prefix
+}
 /// Prefix of `PAUSEMETA:{contactId}`.
-pub const PAUSE_META_PREFIX: &str = "PAUSEMETA:";
+pub fn pause_meta_prefix() -> &'static str {
+    &names().pause_meta_prefix
+}
 /// Prefix of `COUNTER:{contactId}:msgs`.
-pub const COUNTER_PREFIX: &str = "COUNTER:";
-/// Suffix of `COUNTER:{contactId}:msgs`.
-pub const COUNTER_SUFFIX: &str = ":msgs";
+pub fn counter_prefix() -> &'static str {
+    &names().counter_prefix
+}
 /// Prefix of `HANDLED:{bucket}`.
-pub const HANDLED_PREFIX: &str = "HANDLED:";
+pub fn handled_prefix() -> &'static str {
+    &names().handled_prefix
+}
 /// Prefix of `SENT:{messageId}`.
-pub const SENT_PREFIX: &str = "SENT:";
+pub fn sent_prefix() -> &'static str {
+    &names().sent_prefix
+}
 /// Prefix of `HISTORY:{contactId}`.
-pub const HISTORY_PREFIX: &str = "HISTORY:";
+pub fn history_prefix() -> &'static str {
+    &names().history_prefix
+}
 
 /// `PAUSE:{contactId}` (seed): expiry time in ms, TTL matching it.
 pub fn pause_key(contact_id: &str) -> String {
-    format!("{PAUSE_PREFIX}{contact_id}")
+    format!("{}{contact_id}", pause_prefix())
 }
 
 /// `PAUSEMETA:{contactId}` (added): why the contact is paused, same TTL as the pause.
 pub fn pause_meta_key(contact_id: &str) -> String {
-    format!("{PAUSE_META_PREFIX}{contact_id}")
+    format!("{}{contact_id}", pause_meta_prefix())
 }
 
 /// `COUNTER:{contactId}:msgs` (seed): messages in the current one-minute window.
 pub fn counter_key(contact_id: &str) -> String {
-    format!("{COUNTER_PREFIX}{contact_id}{COUNTER_SUFFIX}")
+    format!("{}{contact_id}{}", counter_prefix(), Names::COUNTER_SUFFIX)
 }
 
 /// `SESSION:{userId}` (seed): the WhatsApp session hash.
 pub fn session_key(user_id: &str) -> String {
-    format!("SESSION:{user_id}")
+    format!("{}{user_id}", names().session_prefix)
 }
 
 /// `CACHE:persona:{personaId}` (seed): persona JSON, 30 minute TTL.
 pub fn persona_cache_key(persona_id: &str) -> String {
-    format!("CACHE:persona:{persona_id}")
+    format!("{}{persona_id}", names().persona_cache_prefix)
 }
 
 /// `HANDLED:{bucket}` (added): hash of message id -> how it was handled, for the
 /// hour `bucket` (ms since the epoch / [`HANDLED_BUCKET_MS`]); makes redelivery harmless.
 pub fn handled_key(bucket: i64) -> String {
-    format!("{HANDLED_PREFIX}{bucket}")
+    format!("{}{bucket}", handled_prefix())
 }
 
 /// The `HANDLED:` bucket of a time in ms.
@@ -154,48 +301,57 @@ pub fn handled_bucket(at_ms: i64) -> i64 {
 /// `QR:{userId}` (added): the login code on screen now, as its `events:qr` payload,
 /// expiring with it, so a dashboard that starts after the publish still shows it.
 pub fn qr_key(user_id: &str) -> String {
-    format!("QR:{user_id}")
+    format!("{}{user_id}", names().qr_prefix)
 }
 
 /// `SENT:{messageId}` (added): the gateway sent this message for the twin.
 pub fn sent_key(message_id: &str) -> String {
-    format!("{SENT_PREFIX}{message_id}")
+    format!("{}{message_id}", sent_prefix())
+}
+
+/// `secondme` (added): the FalkorDB graph of persons, personas and contacts.
+pub fn graph() -> &'static str {
+    &names().graph
 }
 
 // The WhatsApp gateway's own keys, channel and group (added; `src/bridge/whatsapp`).
 
-/// Channel carrying each change of the WhatsApp gateway's state: the `GATEWAY:{userId}` value.
-pub const CHANNEL_GATEWAY: &str = "events:gateway";
+/// `events:gateway`: each change of the WhatsApp gateway's state, the `GATEWAY:{userId}` value.
+pub fn channel_gateway() -> &'static str {
+    &names().channel_gateway
+}
 /// Consumer group the WhatsApp gateway reads `QUEUE:responses` in.
 pub const GATEWAY_GROUP: &str = "secondme-gateway";
 /// `CONTACTS:names`: contact id to the contact's WhatsApp display name (push name).
-pub const CONTACT_NAMES: &str = "CONTACTS:names";
+pub fn contact_names() -> &'static str {
+    &names().contact_names
+}
 
 /// `GATEWAY:{userId}`: the WhatsApp gateway's state, JSON, refreshed while it runs.
 pub fn gateway_key(user_id: &str) -> String {
-    format!("GATEWAY:{user_id}")
+    format!("{}{user_id}", names().gateway_prefix)
 }
 
 /// `GATEWAYREQ:{userId}`: what the operator asks of the gateway (`new_codes`).
 pub fn gateway_request_key(user_id: &str) -> String {
-    format!("GATEWAYREQ:{user_id}")
+    format!("{}{user_id}", names().gateway_request_prefix)
 }
 
 /// `GATEWAYLOCK:{userId}`: the reply lease, so one gateway per account sends replies.
 pub fn gateway_lock_key(user_id: &str) -> String {
-    format!("GATEWAYLOCK:{user_id}")
+    format!("{}{user_id}", names().gateway_lock_prefix)
 }
 
 /// `SENTREPLY:{replyId}`: the message id a reply was sent as (a reply is sent
 /// once), `sending:{messageId}` while it is being sent.
 pub fn sent_reply_key(reply_id: &str) -> String {
-    format!("SENTREPLY:{reply_id}")
+    format!("{}{reply_id}", names().sent_reply_prefix)
 }
 
 /// `SENDFAIL:{replyId}`: the WhatsApp id a reply goes out with (`waId`, written
 /// before its first send) and its failed sends (`attempts`, `error`).
 pub fn send_fail_key(reply_id: &str) -> String {
-    format!("SENDFAIL:{reply_id}")
+    format!("{}{reply_id}", names().send_fail_prefix)
 }
 
 /// Largest id accepted (message and contact ids), in bytes: short enough that
@@ -252,7 +408,8 @@ pub fn check_contact_id(id: &str) -> Result<(), String> {
     check_id(id)?;
     if id == PAUSE_ALL_CONTACT {
         return Err(format!(
-            "is `{PAUSE_ALL_CONTACT}`, reserved for the kill switch ({PAUSE_ALL})"
+            "is `{PAUSE_ALL_CONTACT}`, reserved for the kill switch ({})",
+            pause_all()
         ));
     }
     Ok(())
@@ -268,33 +425,45 @@ pub const CONTACTS_ACTIVITY_CAP: usize = 10_000;
 
 /// `HISTORY:{contactId}` (added): newest-first list of `events:messages` payloads.
 pub fn history_key(contact_id: &str) -> String {
-    format!("{HISTORY_PREFIX}{contact_id}")
+    format!("{}{contact_id}", history_prefix())
 }
 
 /// Keys and a channel other programs sharing the Redis write, which SecondMe reads
 /// (documented under "Dialects we read" in docs/redis-schema.md).
 pub mod dialect {
-    /// The original gateway's session: a JSON string
+    /// `SESSION:whatsapp:info`, the original gateway's session: a JSON string
     /// `{createdAt, lastVerifiedAt, estimatedExpiryAt, state, needsRefresh}`.
-    pub const SESSION_INFO: &str = "SESSION:whatsapp:info";
-    /// Contact names kept by the original gateway and dashboards.
-    pub const CONTACTS_LIST: &str = "CONTACTS:list";
-    /// The sleep window set from the original dashboard (recognised, not obeyed).
-    pub const CONFIG_SLEEP_HOURS: &str = "CONFIG:sleep_hours";
-    /// Service statuses: `{service, status, reason?}`.
-    pub const CHANNEL_STATUS: &str = "events:status";
+    pub fn session_info() -> &'static str {
+        &super::names().dialect_session_info
+    }
+    /// `CONTACTS:list`: contact names kept by the original gateway and dashboards.
+    pub fn contacts_list() -> &'static str {
+        &super::names().dialect_contacts_list
+    }
+    /// `CONFIG:sleep_hours`: the sleep window set from the original dashboard
+    /// (recognised, not obeyed).
+    pub fn config_sleep_hours() -> &'static str {
+        &super::names().dialect_config_sleep_hours
+    }
+    /// `events:status`: service statuses, `{service, status, reason?}`.
+    pub fn channel_status() -> &'static str {
+        &super::names().dialect_channel_status
+    }
     /// The original gateway's single queue-entry field (see [`crate::entry::PAYLOAD`]).
     pub const PAYLOAD_FIELD: &str = "payload";
 }
 
-/// Prefix of SecondMe's own history key, used when another program keeps
-/// `HISTORY:{contactId}` as another type (the original gateway's sorted set).
-pub const OWN_HISTORY_PREFIX: &str = "SECONDME:history:";
+/// Prefix of SecondMe's own history key `SECONDME:history:{contactId}`, used
+/// when another program keeps `HISTORY:{contactId}` as another type (the
+/// original gateway's sorted set).
+pub fn own_history_prefix() -> &'static str {
+    &names().own_history_prefix
+}
 
 /// `SECONDME:history:{contactId}`: the same list as [`history_key`], for a contact
 /// whose `HISTORY:` key another program owns with another type.
 pub fn own_history_key(contact_id: &str) -> String {
-    format!("{OWN_HISTORY_PREFIX}{contact_id}")
+    format!("{}{contact_id}", own_history_prefix())
 }
 
 /// Why a contact (or, for `ALL`, everyone) is paused: the `reason` of
@@ -526,4 +695,273 @@ pub mod deadletter_fields {
     pub const REASON: &str = "reason";
     /// When it was dead-lettered, ms.
     pub const AT: &str = "at";
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every name of `n`; the pattern lists every field, so a name added to
+    /// [`Names`] without being added here does not compile.
+    fn every_name(n: &Names) -> Vec<&str> {
+        let Names {
+            queue_messages,
+            queue_responses,
+            queue_deadletter,
+            pause_all,
+            optin_contacts,
+            contacts_activity,
+            state_marker,
+            stats,
+            llm_stats,
+            llm_breakers,
+            channel_pause,
+            channel_messages,
+            channel_qr,
+            channel_gateway,
+            contact_names,
+            graph,
+            pause_prefix,
+            pause_meta_prefix,
+            counter_prefix,
+            handled_prefix,
+            sent_prefix,
+            history_prefix,
+            own_history_prefix,
+            session_prefix,
+            persona_cache_prefix,
+            qr_prefix,
+            gateway_prefix,
+            gateway_request_prefix,
+            gateway_lock_prefix,
+            sent_reply_prefix,
+            send_fail_prefix,
+            llm_tokens_prefix,
+            llm_latency_prefix,
+            llm_minute_prefix,
+            dialect_session_info,
+            dialect_contacts_list,
+            dialect_config_sleep_hours,
+            dialect_channel_status,
+        } = n;
+        [
+            queue_messages,
+            queue_responses,
+            queue_deadletter,
+            pause_all,
+            optin_contacts,
+            contacts_activity,
+            state_marker,
+            stats,
+            llm_stats,
+            llm_breakers,
+            channel_pause,
+            channel_messages,
+            channel_qr,
+            channel_gateway,
+            contact_names,
+            graph,
+            pause_prefix,
+            pause_meta_prefix,
+            counter_prefix,
+            handled_prefix,
+            sent_prefix,
+            history_prefix,
+            own_history_prefix,
+            session_prefix,
+            persona_cache_prefix,
+            qr_prefix,
+            gateway_prefix,
+            gateway_request_prefix,
+            gateway_lock_prefix,
+            sent_reply_prefix,
+            send_fail_prefix,
+            llm_tokens_prefix,
+            llm_latency_prefix,
+            llm_minute_prefix,
+            dialect_session_info,
+            dialect_contacts_list,
+            dialect_config_sleep_hours,
+            dialect_channel_status,
+        ]
+        .into_iter()
+        .map(String::as_str)
+        .collect()
+    }
+
+    #[test]
+    fn the_fixed_names_are_the_seeds() {
+        let names = [
+            (queue_messages(), "QUEUE:messages"),
+            (queue_responses(), "QUEUE:responses"),
+            (queue_deadletter(), "QUEUE:deadletter"),
+            (pause_all(), "PAUSE:ALL"),
+            (optin_contacts(), "OPTIN:contacts"),
+            (contacts_activity(), "CONTACTS:activity"),
+            (state_marker(), "SECONDME:state"),
+            (stats(), "SECONDME:stats"),
+            (llm_stats(), "SECONDME:llm"),
+            (llm_breakers(), "SECONDME:llm:breakers"),
+            (channel_pause(), "events:pause"),
+            (channel_messages(), "events:messages"),
+            (channel_qr(), "events:qr"),
+            (channel_gateway(), "events:gateway"),
+            (contact_names(), "CONTACTS:names"),
+            (graph(), "secondme"),
+            (pause_prefix(), "PAUSE:"),
+            (pause_meta_prefix(), "PAUSEMETA:"),
+            (counter_prefix(), "COUNTER:"),
+            (handled_prefix(), "HANDLED:"),
+            (sent_prefix(), "SENT:"),
+            (history_prefix(), "HISTORY:"),
+            (own_history_prefix(), "SECONDME:history:"),
+            (dialect::session_info(), "SESSION:whatsapp:info"),
+            (dialect::contacts_list(), "CONTACTS:list"),
+            (dialect::config_sleep_hours(), "CONFIG:sleep_hours"),
+            (dialect::channel_status(), "events:status"),
+        ];
+        for (built, seed) in names {
+            assert_eq!(built, seed);
+        }
+        assert_eq!(channels(), ["events:pause", "events:messages", "events:qr"]);
+        assert_eq!(Names::COUNTER_SUFFIX, ":msgs");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn every_builder_yields_the_seeds_name_for_any_id(id in any::<String>(), n in any::<i64>()) {
+            prop_assert_eq!(pause_key(&id), format!("PAUSE:{id}"));
+            prop_assert_eq!(pause_meta_key(&id), format!("PAUSEMETA:{id}"));
+            prop_assert_eq!(counter_key(&id), format!("COUNTER:{id}:msgs"));
+            prop_assert_eq!(session_key(&id), format!("SESSION:{id}"));
+            prop_assert_eq!(persona_cache_key(&id), format!("CACHE:persona:{id}"));
+            prop_assert_eq!(handled_key(n), format!("HANDLED:{n}"));
+            prop_assert_eq!(qr_key(&id), format!("QR:{id}"));
+            prop_assert_eq!(sent_key(&id), format!("SENT:{id}"));
+            prop_assert_eq!(gateway_key(&id), format!("GATEWAY:{id}"));
+            prop_assert_eq!(gateway_request_key(&id), format!("GATEWAYREQ:{id}"));
+            prop_assert_eq!(gateway_lock_key(&id), format!("GATEWAYLOCK:{id}"));
+            prop_assert_eq!(sent_reply_key(&id), format!("SENTREPLY:{id}"));
+            prop_assert_eq!(send_fail_key(&id), format!("SENDFAIL:{id}"));
+            prop_assert_eq!(history_key(&id), format!("HISTORY:{id}"));
+            prop_assert_eq!(own_history_key(&id), format!("SECONDME:history:{id}"));
+            prop_assert_eq!(llm_tokens_key(&id), format!("SECONDME:llm:tokens:{id}"));
+            prop_assert_eq!(llm_latency_key(&id), format!("SECONDME:llm:latency:{id}"));
+            prop_assert_eq!(llm_minute_key(n), format!("SECONDME:llm:minute:{n}"));
+        }
+    }
+
+    /// A prefix given to [`Names`] reaches every name and changes nothing else:
+    /// the one place a namespace will be set.
+    #[test]
+    fn a_prefix_goes_before_every_name_and_nothing_else_changes() {
+        let prefixed = Names::new("{alice}:");
+        let seed = every_name(names());
+        let with_prefix = every_name(&prefixed);
+        assert_eq!(seed.len(), with_prefix.len());
+        for (seed, name) in seed.into_iter().zip(with_prefix) {
+            assert_eq!(name.strip_prefix("{alice}:"), Some(seed), "{name}");
+        }
+    }
+
+    /// The start of every key and channel name, up to its first `:` (the
+    /// graph's name has none and is not looked for), and the counter's suffix.
+    fn key_prefixes() -> Vec<String> {
+        let mut found: Vec<String> = every_name(names())
+            .into_iter()
+            .filter_map(|n| n.find(':').map(|end| n[..=end].to_owned()))
+            .chain([Names::COUNTER_SUFFIX.to_owned()])
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Every file under `dir` whose name ends in `ext`.
+    fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+        let (mut todo, mut found) = (vec![dir.to_path_buf()], Vec::new());
+        while let Some(path) = todo.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).expect("read a folder") {
+                    todo.push(entry.expect("a folder entry").path());
+                }
+            } else if path.extension().is_some_and(|e| e == ext) {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    /// The production part of a Rust file: without its test module (unit-test
+    /// data may spell a key) and, for this file, without `impl Names`.
+    fn production(path: &Path, text: &str) -> String {
+        let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
+        if !path.ends_with("src/schema.rs") {
+            return text.to_owned();
+        }
+        let start = text.find("\nimpl Names {\n").expect("impl Names");
+        let end = start + 1 + text[start + 1..].find("\n}\n").expect("its end");
+        format!("{}{}", &text[..start], &text[end..])
+    }
+
+    /// Each line of `text` outside comments (`//` in Rust, `--` in Lua) that
+    /// opens a string literal with one of `prefixes`.
+    fn spellings(path: &Path, text: &str, prefixes: &[String]) -> Vec<String> {
+        let mut found = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") || code.starts_with("--") {
+                continue;
+            }
+            for p in prefixes {
+                if line.contains(&format!("\"{p}")) || line.contains(&format!("'{p}")) {
+                    found.push(format!("{}:{}: {}", path.display(), n + 1, code));
+                }
+            }
+        }
+        found
+    }
+
+    /// No code outside `impl Names` spells a key or channel prefix in a
+    /// string literal, Rust or the Lua library: a name is built in one place.
+    #[test]
+    fn no_key_prefix_is_spelled_outside_the_names() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let prefixes = key_prefixes();
+        assert!(prefixes.len() >= 15, "only {prefixes:?}");
+        let rust = files(&root.join("src"), "rs");
+        let lua = files(&root.join("assets/lua"), "lua");
+        assert!(rust.len() >= 50 && !lua.is_empty(), "{rust:?} {lua:?}");
+        let mut found = Vec::new();
+        for path in rust.iter().chain(&lua) {
+            let text = std::fs::read_to_string(path).expect("read a source file");
+            let rust = path.extension().is_some_and(|e| e == "rs");
+            let text = if rust { production(path, &text) } else { text };
+            found.extend(spellings(path, &text, &prefixes));
+        }
+        assert!(
+            found.is_empty(),
+            "key names spelled outside impl Names:\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn a_spelled_prefix_is_found_in_code_and_not_in_comments() {
+        let prefixes = ["QUEUE:".to_owned()];
+        let path = Path::new("x.rs");
+        let text =
+            "// \"QUEUE:x\"\n    -- 'QUEUE:x'\nlet k = \"QUEUE:x\";\nlocal k = 'QUEUE:' .. id\n";
+        assert_eq!(spellings(path, text, &prefixes).len(), 2);
+    }
 }

@@ -72,7 +72,7 @@ async fn the_activity_index_keeps_only_the_most_recent_contacts() {
     let mut pipe = redis::pipe();
     for chunk in (0..over).collect::<Vec<_>>().chunks(1000) {
         let mut cmd = redis::cmd("ZADD");
-        cmd.arg(schema::CONTACTS_ACTIVITY);
+        cmd.arg(schema::contacts_activity());
         for i in chunk {
             cmd.arg(*i as i64 + 1).arg(format!("old-{i}"));
         }
@@ -82,17 +82,21 @@ async fn the_activity_index_keeps_only_the_most_recent_contacts() {
     let stop = run_worker(&h).await;
     h.send(&incoming("new", "friend", "hi")).await;
     wait_handled(&h, "new").await;
-    let n: usize = h.con.zcard(schema::CONTACTS_ACTIVITY).await.expect("ZCARD");
+    let n: usize = h
+        .con
+        .zcard(schema::contacts_activity())
+        .await
+        .expect("ZCARD");
     assert_eq!(n, schema::CONTACTS_ACTIVITY_CAP);
     let newest: Option<f64> = h
         .con
-        .zscore(schema::CONTACTS_ACTIVITY, "friend")
+        .zscore(schema::contacts_activity(), "friend")
         .await
         .expect("ZSCORE");
     assert!(newest.is_some(), "the newest contact is kept");
     let oldest: Option<f64> = h
         .con
-        .zscore(schema::CONTACTS_ACTIVITY, "old-0")
+        .zscore(schema::contacts_activity(), "old-0")
         .await
         .expect("ZSCORE");
     assert!(oldest.is_none(), "the oldest went");
@@ -124,7 +128,7 @@ async fn a_dead_letter_keeps_a_bounded_copy_of_a_huge_entry() {
     let letters = eventually(10 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let n: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
+            let n: usize = con.xlen(schema::queue_deadletter()).await.ok()?;
             (n > 0).then_some(())
         }
     })

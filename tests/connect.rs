@@ -225,7 +225,7 @@ async fn rediss_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
 /// Runs a worker on `config` until it has answered one message written to the
 /// database `con` is on.
 async fn worker_answers_one_message(config: Config, con: &mut redis::aio::ConnectionManager) {
-    let _: () = con.set(schema::STATE_MARKER, "1").await.expect("marker");
+    let _: () = con.set(schema::state_marker(), "1").await.expect("marker");
     store::optin::set_enabled(con, &["alice".to_owned()], true)
         .await
         .expect("enable");
@@ -239,7 +239,7 @@ async fn worker_answers_one_message(config: Config, con: &mut redis::aio::Connec
     let answered = eventually(Duration::from_secs(10), || {
         let mut con = con.clone();
         async move {
-            let n: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+            let n: usize = con.xlen(schema::queue_responses()).await.ok()?;
             (n == 1).then_some(())
         }
     })
@@ -289,7 +289,7 @@ async fn an_acl_user_a_password_and_a_database_reach_every_connection() {
     let db0 = connection::open_client(&format!("redis://twin:s3cret@127.0.0.1:{}", server.port))
         .expect("client");
     let mut db0 = connection::manager(&db0, None).await.expect("connect");
-    let in_db0: usize = db0.xlen(schema::QUEUE_RESPONSES).await.expect("xlen");
+    let in_db0: usize = db0.xlen(schema::queue_responses()).await.expect("xlen");
     assert_eq!(in_db0, 0, "the reply went to database 3, not 0");
 }
 

@@ -42,9 +42,9 @@ async fn their_keys(con: &mut redis::aio::ConnectionManager) -> Vec<(String, Str
         format!("HISTORY:{ANN}"),
         format!("COUNTER:{ANN}:msgs"),
         format!("PAUSE:{CY}"),
-        dialect::CONTACTS_LIST.to_owned(),
-        dialect::SESSION_INFO.to_owned(),
-        dialect::CONFIG_SLEEP_HOURS.to_owned(),
+        dialect::contacts_list().to_owned(),
+        dialect::session_info().to_owned(),
+        dialect::config_sleep_hours().to_owned(),
     ];
     let mut out = Vec::new();
     for key in keys {
@@ -111,7 +111,7 @@ async fn write_gateway_state(h: &mut Harness, now: i64) {
     let _: () = h
         .con
         .hset_multiple(
-            dialect::CONTACTS_LIST,
+            dialect::contacts_list(),
             &[
                 (ANN, "Ann Original"),
                 (BOB, "Bob Original"),
@@ -123,7 +123,7 @@ async fn write_gateway_state(h: &mut Harness, now: i64) {
     let _: () = h
         .con
         .set(
-            dialect::SESSION_INFO,
+            dialect::session_info(),
             format!(
                 r#"{{"createdAt":{now},"lastVerifiedAt":{now},"estimatedExpiryAt":{},"state":"connected","needsRefresh":false}}"#,
                 now + 20 * 3_600_000
@@ -134,7 +134,7 @@ async fn write_gateway_state(h: &mut Harness, now: i64) {
     let _: () = h
         .con
         .set(
-            dialect::CONFIG_SLEEP_HOURS,
+            dialect::config_sleep_hours(),
             r#"{"start":"23:00","end":"07:00"}"#,
         )
         .await
@@ -205,7 +205,7 @@ async fn beside_the_original_gateway_its_forms_are_read_and_its_keys_left_alone(
         let mut con = con.clone();
         async move {
             let r: redis::streams::StreamRangeReply =
-                con.xrange_all(schema::QUEUE_RESPONSES).await.ok()?;
+                con.xrange_all(schema::queue_responses()).await.ok()?;
             (r.ids.len() >= 2).then_some(r)
         }
     })
@@ -274,7 +274,7 @@ async fn beside_the_original_gateway_its_forms_are_read_and_its_keys_left_alone(
     for (code, payload) in &forms {
         let _: i64 = h
             .con
-            .publish(schema::CHANNEL_QR, payload)
+            .publish(schema::channel_qr(), payload)
             .await
             .expect("publish");
         let lines = qr::render_lines(code).expect("encodable");
@@ -300,7 +300,7 @@ async fn status_names_the_dialects_and_survives_foreign_keys() {
     h.send_raw(&[("payload", json.as_bytes())]).await;
     let _: () = h
         .con
-        .zadd_multiple(schema::CONTACTS_ACTIVITY, &[(now, CY), (now, ANN)])
+        .zadd_multiple(schema::contacts_activity(), &[(now, CY), (now, ANN)])
         .await
         .expect("ZADD");
     // Another program's session key of another type.

@@ -148,7 +148,7 @@ fn signal(pid: &str, sig: &str) {
 /// Entries delivered to `consumer` and not yet acknowledged.
 async fn consumer_pending(con: &mut ConnectionManager, consumer: &str) -> u64 {
     let reply: Result<redis::streams::StreamInfoConsumersReply, _> = con
-        .xinfo_consumers(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
+        .xinfo_consumers(schema::queue_messages(), schema::WORKER_GROUP)
         .await;
     reply
         .map(|r| {
@@ -225,7 +225,7 @@ async fn trickle(mut con: ConnectionManager, acked: bool, n: usize) {
 /// `inReplyTo` of every entry in `QUEUE:responses`, in order.
 async fn replied_ids(con: &mut ConnectionManager) -> Vec<String> {
     let reply: redis::streams::StreamRangeReply = con
-        .xrange_all(schema::QUEUE_RESPONSES)
+        .xrange_all(schema::queue_responses())
         .await
         .expect("XRANGE responses");
     reply
@@ -239,7 +239,7 @@ async fn replied_ids(con: &mut ConnectionManager) -> Vec<String> {
 }
 
 async fn responses_len(con: &mut ConnectionManager) -> usize {
-    con.xlen(schema::QUEUE_RESPONSES).await.unwrap_or(0)
+    con.xlen(schema::queue_responses()).await.unwrap_or(0)
 }
 
 /// Waits until `n` responses exist and nothing is pending; panics with the counts if not.
@@ -383,7 +383,7 @@ async fn restart_redis_under_a_running_worker_it_reconnects_and_goes_on() {
     let killed = eventually(15 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let v: Option<String> = con.get(schema::PAUSE_ALL).await.ok()?;
+            let v: Option<String> = con.get(schema::pause_all()).await.ok()?;
             v
         }
     })
@@ -400,7 +400,7 @@ async fn restart_redis_under_a_running_worker_it_reconnects_and_goes_on() {
     assert_eq!(verdict.as_deref(), Some("skip:kill_switch"));
     let marker: bool = h
         .con
-        .exists(schema::STATE_MARKER)
+        .exists(schema::state_marker())
         .await
         .expect("EXISTS marker");
     assert!(marker, "the worker marks the new Redis as holding state");
@@ -439,7 +439,7 @@ async fn several_workers_share_the_load_and_answer_each_message_once() {
         let mut con = h.con.clone();
         async move {
             let v: redis::streams::StreamInfoConsumersReply = con
-                .xinfo_consumers(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
+                .xinfo_consumers(schema::queue_messages(), schema::WORKER_GROUP)
                 .await
                 .ok()?;
             (v.consumers.len() == 3).then_some(())
@@ -482,7 +482,7 @@ async fn graceful_stop_writes_leftovers_to_the_review_file() {
     assert!(status.success(), "SIGTERM exit: {status}\n{}", a.log_text());
     let consumers: redis::streams::StreamInfoConsumersReply = h
         .con
-        .xinfo_consumers(schema::QUEUE_MESSAGES, schema::WORKER_GROUP)
+        .xinfo_consumers(schema::queue_messages(), schema::WORKER_GROUP)
         .await
         .expect("XINFO CONSUMERS");
     let a_pending = consumers
@@ -592,7 +592,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         let mut con = h.con.clone();
         async move {
             let reply: redis::streams::StreamRangeReply =
-                con.xrange_all(schema::QUEUE_DEADLETTER).await.ok()?;
+                con.xrange_all(schema::queue_deadletter()).await.ok()?;
             let e = reply.ids.into_iter().next()?;
             Some(e)
         }
@@ -609,7 +609,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
     let mut answered = replied_ids(&mut h.con).await;
     answered.sort();
     assert_eq!(answered, ["good-1", "good-2"]);
-    let dl_len: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("XLEN");
+    let dl_len: usize = h.con.xlen(schema::queue_deadletter()).await.expect("XLEN");
     assert_eq!(dl_len, 1, "dead-lettered once");
     assert_eq!(streams::workers_pending(&mut h.con).await, 0);
 
@@ -715,7 +715,7 @@ async fn send_capped(con: &mut ConnectionManager, range: std::ops::Range<usize>)
     for i in range {
         let m = numbered(i);
         let mut cmd = redis::cmd("XADD");
-        cmd.arg(schema::QUEUE_MESSAGES)
+        cmd.arg(schema::queue_messages())
             .arg("MAXLEN")
             .arg("~")
             .arg(100)
@@ -747,7 +747,7 @@ async fn burst_past_a_small_cap(h: &Harness, n: usize) {
             streams::workers_pending(&mut con).await
         );
     }
-    let len: usize = con.xlen(schema::QUEUE_MESSAGES).await.expect("XLEN");
+    let len: usize = con.xlen(schema::queue_messages()).await.expect("XLEN");
     assert!(
         len < n / 2,
         "the gateway's cap trimmed the stream ({len} of {n} entries left)"

@@ -31,7 +31,12 @@ async fn codes_rotate_until_scanned_and_come_back_when_the_session_goes() {
     let (stop_tx, stop_rx) = watch::channel(false);
     let gateway = tokio::spawn(sim.run(stop_rx));
 
-    let codes = collect(&mut events, schema::CHANNEL_QR, Duration::from_millis(400)).await;
+    let codes = collect(
+        &mut events,
+        schema::channel_qr(),
+        Duration::from_millis(400),
+    )
+    .await;
     assert!(!codes.is_empty(), "a login code is published");
     assert_eq!(codes[0]["expiresIn"], 60, "the first code lasts about 60 s");
     let text = base64::engine::general_purpose::STANDARD
@@ -67,7 +72,7 @@ async fn codes_rotate_until_scanned_and_come_back_when_the_session_goes() {
 
     // Logging out (or expiry) brings the codes back.
     let _: () = h.con.del("SESSION:user-1").await.expect("logout");
-    let again = collect(&mut events, schema::CHANNEL_QR, Duration::from_secs(3)).await;
+    let again = collect(&mut events, schema::channel_qr(), Duration::from_secs(3)).await;
     assert!(
         !again.is_empty(),
         "codes come back after the session is gone"

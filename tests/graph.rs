@@ -12,7 +12,7 @@ use redis::aio::ConnectionManager;
 use secondme::graph::{self, ContactEntry, ContactNode, GraphError, GraphFile, KnownPerson, Rule};
 use secondme::reply::input::ContactPerson;
 use secondme::server::{self, RedisServer};
-use secondme::{connection, store};
+use secondme::{connection, schema, store};
 
 /// A server, a connection to it, and a directory for the test's files.
 struct Graph {
@@ -438,7 +438,7 @@ async fn bot_enabled_is_mirrored_into_the_graph() {
             .expect("names")
             .is_empty()
     );
-    let exists: bool = g.con.exists(graph::GRAPH).await.expect("exists");
+    let exists: bool = g.con.exists(schema::graph()).await.expect("exists");
     assert!(
         !exists,
         "reads and skipped writes must not create the graph key"
@@ -673,7 +673,7 @@ async fn the_graphs_sleep_hours_hold_replies_back() {
     let night = common::sleep_window(true).to_string();
     let (start, end) = night.split_once('-').expect("HH:MM-HH:MM");
     let _: redis::Value = redis::cmd("GRAPH.QUERY")
-        .arg(secondme::graph::GRAPH)
+        .arg(schema::graph())
         .arg(format!(
             "MATCH (u:User) SET u.sleepHoursStart = '{start}', u.sleepHoursEnd = '{end}'"
         ))

@@ -58,8 +58,8 @@ async fn settle(h: &Harness, n: usize, d: usize, within: Duration) {
     let done = eventually(within, || {
         let mut con = con.clone();
         async move {
-            let r: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
-            let dl: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
+            let r: usize = con.xlen(schema::queue_responses()).await.ok()?;
+            let dl: usize = con.xlen(schema::queue_deadletter()).await.ok()?;
             (r >= n && dl >= d).then_some(())
         }
     })
@@ -240,7 +240,7 @@ async fn three_behind_a_foreign_responses_stream() -> Harness {
     h.allow(&["c1", "c2"]).await;
     let _: () = h
         .con
-        .set(schema::QUEUE_RESPONSES, "not a stream")
+        .set(schema::queue_responses(), "not a stream")
         .await
         .expect("SET");
     for i in 0..3 {
@@ -279,9 +279,9 @@ async fn a_shared_key_of_a_foreign_type_holds_everything_back_and_loses_nothing(
         3,
         "everything still pending"
     );
-    let kept: String = h.con.get(schema::QUEUE_RESPONSES).await.expect("GET");
+    let kept: String = h.con.get(schema::queue_responses()).await.expect("GET");
     assert_eq!(kept, "not a stream", "their key is untouched");
-    let _: () = h.con.del(schema::QUEUE_RESPONSES).await.expect("DEL");
+    let _: () = h.con.del(schema::queue_responses()).await.expect("DEL");
     settle(&h, 3, 0, 10 * SECOND).await;
     let per = streams::replies_per_message(&mut h.con).await;
     assert_eq!(per.len(), 3);
@@ -311,9 +311,9 @@ async fn out_of_memory_holds_everything_back_and_loses_nothing() {
     let _: () = pipe.query_async(&mut h.con).await.expect("MULTI");
     worker_error(&w.status, "OOM").await;
     tokio::time::sleep(SECOND).await;
-    let dl: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("XLEN");
+    let dl: usize = h.con.xlen(schema::queue_deadletter()).await.expect("XLEN");
     assert_eq!(dl, 0, "nobody dead-lettered for the server's state");
-    let sent: usize = h.con.xlen(schema::QUEUE_RESPONSES).await.expect("XLEN");
+    let sent: usize = h.con.xlen(schema::queue_responses()).await.expect("XLEN");
     assert_eq!(sent, 0);
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -343,7 +343,7 @@ async fn an_entry_for_contact_all_is_dead_lettered_and_the_kill_switch_stays_off
         let reason = &l[schema::deadletter_fields::REASON];
         assert!(reason.contains("reserved for the kill switch"), "{reason}");
     }
-    let killed: bool = h.con.exists(schema::PAUSE_ALL).await.expect("EXISTS");
+    let killed: bool = h.con.exists(schema::pause_all()).await.expect("EXISTS");
     assert!(!killed, "PAUSE:ALL was never set");
     w.stop().await;
 }
@@ -393,7 +393,7 @@ async fn a_long_shared_key_fault_dead_letters_nobody_on_the_slow_path_either() {
         3,
         "everything still pending"
     );
-    let _: () = h.con.del(schema::QUEUE_RESPONSES).await.expect("DEL");
+    let _: () = h.con.del(schema::queue_responses()).await.expect("DEL");
     settle(&h, 3, 0, 10 * SECOND).await;
     let per = streams::replies_per_message(&mut h.con).await;
     assert!(per.len() == 3 && per.values().all(|n| *n == 1), "{per:?}");
@@ -406,7 +406,7 @@ async fn a_foreign_dead_letter_stream_acknowledges_nothing() {
     h.allow(&["c1"]).await;
     let _: () = h
         .con
-        .set(schema::QUEUE_DEADLETTER, "theirs")
+        .set(schema::queue_deadletter(), "theirs")
         .await
         .expect("SET");
     h.send_raw(&[("messageId", b"junk"), ("contactId", b"c1")])
@@ -418,7 +418,7 @@ async fn a_foreign_dead_letter_stream_acknowledges_nothing() {
         1,
         "not acknowledged without its dead letter"
     );
-    let _: () = h.con.del(schema::QUEUE_DEADLETTER).await.expect("DEL");
+    let _: () = h.con.del(schema::queue_deadletter()).await.expect("DEL");
     settle(&h, 0, 1, 10 * SECOND).await;
     assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     w.stop().await;
@@ -486,7 +486,7 @@ async fn the_library_is_loaded_again_when_redis_lost_it() {
     secondme::store::control::kill_switch(&mut h.con, true)
         .await
         .expect("kill on after a flush");
-    let on: bool = h.con.exists(schema::PAUSE_ALL).await.expect("EXISTS");
+    let on: bool = h.con.exists(schema::pause_all()).await.expect("EXISTS");
     assert!(on);
     w.stop().await;
 }
@@ -513,7 +513,7 @@ async fn a_pause_goes_through_whole_when_the_activity_index_is_foreign() {
     let mut h = Harness::start().await;
     let _: () = h
         .con
-        .set(schema::CONTACTS_ACTIVITY, "theirs")
+        .set(schema::contacts_activity(), "theirs")
         .await
         .expect("SET");
     let mut events = h.subscribe().await;
@@ -523,8 +523,8 @@ async fn a_pause_goes_through_whole_when_the_activity_index_is_foreign() {
             .expect("the pause is not stopped by a foreign index");
     let stored: i64 = h.con.get(schema::pause_key("bob")).await.expect("GET");
     assert_eq!(stored, expires);
-    let published = common::collect(&mut events, schema::CHANNEL_PAUSE, SECOND).await;
+    let published = common::collect(&mut events, schema::channel_pause(), SECOND).await;
     assert_eq!(published.len(), 1, "{published:?}");
-    let kept: String = h.con.get(schema::CONTACTS_ACTIVITY).await.expect("GET");
+    let kept: String = h.con.get(schema::contacts_activity()).await.expect("GET");
     assert_eq!(kept, "theirs");
 }

@@ -43,7 +43,7 @@ async fn kill_off_on_a_new_redis_holds_and_status_says_why_the_switch_is_on() {
     let url = h.server.url();
     secondme(&url, &dir, &["enable", "alice"]);
     secondme(&url, &dir, &["kill", "off"]);
-    let marker: Option<String> = h.con.get(schema::STATE_MARKER).await.expect("get");
+    let marker: Option<String> = h.con.get(schema::state_marker()).await.expect("get");
     assert!(marker.is_some(), "kill off marks the state as known");
 
     // The first message after it is answered; the switch stays off.
@@ -58,7 +58,7 @@ async fn kill_off_on_a_new_redis_holds_and_status_says_why_the_switch_is_on() {
     })
     .await;
     assert_eq!(state.as_deref(), Some("answered"));
-    let kill: bool = h.con.exists(schema::PAUSE_ALL).await.expect("exists");
+    let kill: bool = h.con.exists(schema::pause_all()).await.expect("exists");
     assert!(
         !kill,
         "PAUSE:ALL stays absent after the operator's kill off"
@@ -126,7 +126,8 @@ async fn status_says_what_the_gateway_says_of_itself() {
 
     // The gateway runs but WhatsApp is out of reach: the same words as the status bar.
     let now = secondme::store::now_ms();
-    let state = serde_json::json!({"state": "no_network", "since": now - 5_000, "nextTry": now + 20_000});
+    let state =
+        serde_json::json!({"state": "no_network", "since": now - 5_000, "nextTry": now + 20_000});
     let _: () = h
         .con
         .set_ex("GATEWAY:user-1", state.to_string(), 90)

@@ -148,14 +148,14 @@ async fn a_flush_writes_bounded_latencies_and_minutes_that_the_control_room_show
     assert!(text.contains("401 invalid api key"));
     let entry: String = h
         .con
-        .hget(schema::LLM_BREAKERS, llm.breaker.id())
+        .hget(schema::llm_breakers(), llm.breaker.id())
         .await
         .expect("the worker's breaker entry");
     assert!(entry.ends_with(" 401 invalid api key"), "{entry}");
     // The worker gone: its entry expires with the key.
     let _: () = h
         .con
-        .hdel(schema::LLM_BREAKERS, llm.breaker.id())
+        .hdel(schema::llm_breakers(), llm.breaker.id())
         .await
         .expect("close");
     for ev in monitor_llm::read(&mut h.con, &mut Vec::new())
@@ -187,7 +187,7 @@ async fn keys_of_another_type_break_neither_the_flush_nor_the_read() {
     assert_eq!(flushed.problems.len(), 2, "{:?}", flushed.problems);
     let calls: String = h
         .con
-        .hget(schema::LLM_STATS, "fast:calls")
+        .hget(schema::llm_stats(), "fast:calls")
         .await
         .expect("hget");
     assert_eq!(calls, "1", "SECONDME:llm is written");
@@ -226,8 +226,8 @@ async fn keys_of_another_type_break_neither_the_flush_nor_the_read() {
 
     // The hash itself of another type: no figures, the key named once, and the
     // control room's snapshot goes on.
-    let _: () = h.con.del(schema::LLM_STATS).await.expect("del");
-    let _: () = h.con.set(schema::LLM_STATS, "x").await.expect("set");
+    let _: () = h.con.del(schema::llm_stats()).await.expect("del");
+    let _: () = h.con.set(schema::llm_stats(), "x").await.expect("set");
     let mut seen = Vec::new();
     let events = monitor_llm::read(&mut h.con, &mut seen)
         .await
@@ -293,7 +293,7 @@ async fn a_foreign_stats_key_never_makes_a_flush_count_twice() {
     let mut h = Harness::start().await;
     let llm = shared();
     let now = now_minute();
-    let _: () = h.con.set(schema::LLM_STATS, "x").await.expect("set");
+    let _: () = h.con.set(schema::llm_stats(), "x").await.expect("set");
     llm.meter.record_call_at("fast", 10, 5, 700, now);
     let first = usage::flush(&mut h.con, &llm).await.expect("flush");
     assert_eq!(first.total, Some(15));
@@ -311,7 +311,7 @@ async fn a_foreign_stats_key_never_makes_a_flush_count_twice() {
         .await
         .expect("llen");
     assert_eq!(samples, 1);
-    let theirs: String = h.con.get(schema::LLM_STATS).await.expect("get");
+    let theirs: String = h.con.get(schema::llm_stats()).await.expect("get");
     assert_eq!(theirs, "x", "left alone");
 }
 
@@ -324,7 +324,7 @@ async fn a_refused_counter_drops_that_flush_instead_of_counting_the_rest_again()
     // other commands of it were applied.
     let _: () = h
         .con
-        .hset(schema::LLM_STATS, "fast:calls", "many")
+        .hset(schema::llm_stats(), "fast:calls", "many")
         .await
         .expect("seed");
     llm.meter.record_call_at("fast", 10, 5, 700, now);
@@ -343,13 +343,13 @@ async fn a_refused_counter_drops_that_flush_instead_of_counting_the_rest_again()
     assert_eq!(day_and_minute(&mut h, now).await, (15, 1, 15));
     let prompt: u64 = h
         .con
-        .hget(schema::LLM_STATS, "fast:prompt_tokens")
+        .hget(schema::llm_stats(), "fast:prompt_tokens")
         .await
         .expect("hget");
     assert_eq!(prompt, 10);
     let cost: u64 = h
         .con
-        .hget(schema::LLM_STATS, "fast:cost_micro_usd")
+        .hget(schema::llm_stats(), "fast:cost_micro_usd")
         .await
         .expect("hget");
     assert_eq!(cost, 5, "10 x 0.15 + 5 x 0.60, once");
@@ -367,7 +367,7 @@ async fn two_workers_one_tripped_keep_the_banner_steady() {
     // A worker gone long ago left an entry: pruned by the next flush.
     let _: () = h
         .con
-        .hset(schema::LLM_BREAKERS, "1-gone", "1000 2000 old")
+        .hset(schema::llm_breakers(), "1-gone", "1000 2000 old")
         .await
         .expect("seed");
     tripped.meter.record_error("fast");
@@ -393,11 +393,11 @@ async fn two_workers_one_tripped_keep_the_banner_steady() {
     }
     let gone: Option<String> = h
         .con
-        .hget(schema::LLM_BREAKERS, "1-gone")
+        .hget(schema::llm_breakers(), "1-gone")
         .await
         .expect("hget");
     assert_eq!(gone, None, "a stale entry is pruned");
-    let ttl: i64 = h.con.ttl(schema::LLM_BREAKERS).await.expect("ttl");
+    let ttl: i64 = h.con.ttl(schema::llm_breakers()).await.expect("ttl");
     assert!(ttl > 0 && ttl <= schema::LLM_BREAKERS_TTL_S, "{ttl}");
 
     // The cool-down over: its next flush removes the entry, the banner goes.
@@ -424,7 +424,7 @@ async fn two_workers_one_tripped_keep_the_banner_steady() {
             "language model on again: its breaker closed"
         ]
     );
-    let exists: bool = h.con.exists(schema::LLM_BREAKERS).await.expect("exists");
+    let exists: bool = h.con.exists(schema::llm_breakers()).await.expect("exists");
     assert!(!exists, "no open breaker, no entry");
 }
 

@@ -267,7 +267,7 @@ async fn a_key_echoed_by_the_server_reaches_no_error_log_or_breaker_entry() {
         .expect("flush");
     let entry: String = h
         .con
-        .hget(schema::LLM_BREAKERS, shared.breaker.id())
+        .hget(schema::llm_breakers(), shared.breaker.id())
         .await
         .expect("the breaker's entry");
     assert!(entry.contains("401"), "{entry}");
@@ -329,7 +329,7 @@ async fn a_worker_whose_server_echoes_the_key_keeps_it_out_of_its_log_and_redis(
         let mut con = con.clone();
         async move {
             let all: std::collections::HashMap<String, String> =
-                con.hgetall(schema::LLM_BREAKERS).await.ok()?;
+                con.hgetall(schema::llm_breakers()).await.ok()?;
             all.into_values().next()
         }
     })

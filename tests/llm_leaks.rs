@@ -262,7 +262,7 @@ async fn until_dead_letters(h: &Harness, n: usize) {
     let dead = eventually(20 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let len: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
+            let len: usize = con.xlen(schema::queue_deadletter()).await.ok()?;
             (len >= n).then_some(())
         }
     })
@@ -362,7 +362,7 @@ async fn through_the_worker_no_obeyed_injection_reaches_queue_responses() {
     let answered = eventually(10 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let n: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+            let n: usize = con.xlen(schema::queue_responses()).await.ok()?;
             (n > 0).then_some(())
         }
     })

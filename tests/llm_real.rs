@@ -90,7 +90,12 @@ async fn a_real_model_answers_through_the_openai_protocol() {
                 answered += 1;
             }
             // The protocol worked; the tiny model's text was dropped by the cleaner.
-            Err(e) if matches!(e.downcast_ref(), Some(LlmError::Unusable(_) | LlmError::Refused(_))) => {
+            Err(e)
+                if matches!(
+                    e.downcast_ref(),
+                    Some(LlmError::Unusable(_) | LlmError::Refused(_))
+                ) =>
+            {
                 eprintln!("{text:?} -> dropped: {e:#}");
             }
             Err(e) => panic!("{text:?}: {e:#}"),

@@ -100,7 +100,7 @@ fn pause_events_and_their_actions_pair_field_for_field() {
             reason: Some(schema::PauseReason::Takeover),
         };
         let payload = serde_json::to_string(&sent).expect("pause event as JSON");
-        match feed::on_message(schema::CHANNEL_PAUSE, &payload) {
+        match feed::on_message(schema::channel_pause(), &payload) {
             Event::PauseEvent {
                 contact_id,
                 action,
@@ -130,7 +130,7 @@ fn message_events_pair_field_for_field() {
             from_me,
         };
         let payload = serde_json::to_string(&sent).expect("message event as JSON");
-        match feed::on_message(schema::CHANNEL_MESSAGES, &payload) {
+        match feed::on_message(schema::channel_messages(), &payload) {
             Event::MessageEvent {
                 message_id,
                 contact_id,
@@ -159,7 +159,7 @@ fn login_code_events_pair_field_for_field() {
         expires_in: 45,
     };
     let payload = serde_json::to_string(&sent).expect("QR event as JSON");
-    match feed::on_message(schema::CHANNEL_QR, &payload) {
+    match feed::on_message(schema::channel_qr(), &payload) {
         Event::QrEvent {
             payload,
             expires_in_s,

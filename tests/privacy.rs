@@ -136,13 +136,13 @@ async fn status_never_lets_strings_from_redis_drive_the_terminal() {
     let ids = [osc52, clear, c1, bidi];
     let _: () = h
         .con
-        .sadd(schema::OPTIN_CONTACTS, &ids[..])
+        .sadd(schema::optin_contacts(), &ids[..])
         .await
         .expect("sadd");
     for (i, id) in ids.iter().enumerate() {
         let _: () = h
             .con
-            .zadd(schema::CONTACTS_ACTIVITY, *id, 1_000 + i as i64)
+            .zadd(schema::contacts_activity(), *id, 1_000 + i as i64)
             .await
             .expect("zadd");
         let _: () = h
@@ -168,7 +168,7 @@ async fn status_never_lets_strings_from_redis_drive_the_terminal() {
         .expect("reason");
     let _: () = h
         .con
-        .hset(schema::STATS, "answered\u{1b}[31m\u{9d}", 5)
+        .hset(schema::stats(), "answered\u{1b}[31m\u{9d}", 5)
         .await
         .expect("stats");
 

@@ -17,11 +17,11 @@ fn secondme(url: &str, dir: &TestDir, args: &[&str]) -> Output {
 }
 
 async fn kill_switch_and_optin(h: &mut Harness) -> (Option<String>, Option<i64>, Vec<String>) {
-    let value: Option<String> = h.con.get(schema::PAUSE_ALL).await.expect("GET");
-    let ttl: i64 = h.con.pttl(schema::PAUSE_ALL).await.expect("PTTL");
+    let value: Option<String> = h.con.get(schema::pause_all()).await.expect("GET");
+    let ttl: i64 = h.con.pttl(schema::pause_all()).await.expect("PTTL");
     let mut optin: Vec<String> = h
         .con
-        .smembers(schema::OPTIN_CONTACTS)
+        .smembers(schema::optin_contacts())
         .await
         .expect("SMEMBERS");
     optin.sort();
@@ -32,7 +32,7 @@ async fn kill_switch_and_optin(h: &mut Harness) -> (Option<String>, Option<i64>,
 async fn the_command_line_refuses_all_and_ids_the_queue_would_reject() {
     let mut h = Harness::start().await;
     h.allow(&["alice"]).await;
-    let _: () = h.con.set(schema::PAUSE_ALL, "1").await.expect("kill on");
+    let _: () = h.con.set(schema::pause_all(), "1").await.expect("kill on");
     let before = kill_switch_and_optin(&mut h).await;
     let dir = TestDir::new("reserved-cli");
     let url = h.server.url();
@@ -82,10 +82,10 @@ async fn the_control_room_refuses_to_resume_pause_or_enable_a_contact_named_all(
     h.allow(&[]).await;
     let _: () = h
         .con
-        .sadd(schema::OPTIN_CONTACTS, "ALL")
+        .sadd(schema::optin_contacts(), "ALL")
         .await
         .expect("SADD");
-    let _: () = h.con.set(schema::PAUSE_ALL, "1").await.expect("kill on");
+    let _: () = h.con.set(schema::pause_all(), "1").await.expect("kill on");
     let before = kill_switch_and_optin(&mut h).await;
     let mut screen = Screen::start_with(&h.server.url(), 30, 140, &["--no-worker"]);
     screen.wait_for("KILL SWITCH ON");

@@ -39,7 +39,7 @@ async fn stop(
 }
 
 async fn responses_len(h: &mut Harness) -> usize {
-    h.con.xlen(schema::QUEUE_RESPONSES).await.expect("xlen")
+    h.con.xlen(schema::queue_responses()).await.expect("xlen")
 }
 
 #[tokio::test]
@@ -65,7 +65,7 @@ async fn pause_sets_expiry_with_matching_ttl_and_publishes() {
     let exists: bool = h.con.exists("PAUSE:c1").await.expect("exists");
     assert!(!exists);
 
-    let got = collect(&mut events, schema::CHANNEL_PAUSE, SECOND / 2).await;
+    let got = collect(&mut events, schema::channel_pause(), SECOND / 2).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0]["contactId"], "c1");
     assert_eq!(got[0]["action"], "pause");
@@ -96,10 +96,10 @@ async fn kill_switch_holds_activation_time_without_ttl() {
     let mut h = Harness::start().await;
     let mut events = h.subscribe().await;
     let at = control::kill_switch(&mut h.con, true).await.expect("on");
-    let value: i64 = h.con.get(schema::PAUSE_ALL).await.expect("get");
+    let value: i64 = h.con.get(schema::pause_all()).await.expect("get");
     assert_eq!(value, at);
     assert!((store::now_ms() - at).abs() < 2000);
-    let ttl: i64 = h.con.ttl(schema::PAUSE_ALL).await.expect("ttl");
+    let ttl: i64 = h.con.ttl(schema::pause_all()).await.expect("ttl");
     assert_eq!(ttl, -1, "PAUSE:ALL has no TTL");
     tokio::time::sleep(Duration::from_millis(20)).await;
     let again = control::kill_switch(&mut h.con, true)
@@ -110,9 +110,9 @@ async fn kill_switch_holds_activation_time_without_ttl() {
         "switching on twice keeps the first activation time"
     );
     control::kill_switch(&mut h.con, false).await.expect("off");
-    let exists: bool = h.con.exists(schema::PAUSE_ALL).await.expect("exists");
+    let exists: bool = h.con.exists(schema::pause_all()).await.expect("exists");
     assert!(!exists);
-    let got = collect(&mut events, schema::CHANNEL_PAUSE, SECOND / 2).await;
+    let got = collect(&mut events, schema::channel_pause(), SECOND / 2).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0]["contactId"], "ALL");
     assert_eq!(got[0]["action"], "pause");
@@ -131,7 +131,7 @@ async fn replies_are_queued_published_and_kept_in_history() {
         eventually(5 * SECOND, || {
             let mut con = h.con.clone();
             async move {
-                let n: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+                let n: usize = con.xlen(schema::queue_responses()).await.ok()?;
                 (n == 1).then_some(())
             }
         })
@@ -149,7 +149,7 @@ async fn replies_are_queued_published_and_kept_in_history() {
     let delay: u64 = r["delayMs"].parse().expect("delay");
     assert!(delay >= 2000, "never an instant reply: {delay}");
 
-    let msgs = collect(&mut events, schema::CHANNEL_MESSAGES, SECOND / 2).await;
+    let msgs = collect(&mut events, schema::channel_messages(), SECOND / 2).await;
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert_eq!(msgs[0]["messageId"], "m1");
     assert_eq!(msgs[0]["botSent"], false);
@@ -259,7 +259,7 @@ async fn rate_limit_counts_atomically_and_auto_pauses_for_an_hour() {
         answered,
         "one reply per answered message"
     );
-    let pauses = collect(&mut events, schema::CHANNEL_PAUSE, SECOND / 2).await;
+    let pauses = collect(&mut events, schema::channel_pause(), SECOND / 2).await;
     assert_eq!(pauses.len(), 1, "one auto-pause event: {pauses:?}");
     assert_eq!(pauses[0]["reason"], "rate_limit");
     assert_eq!(pauses[0]["contactId"], "spammer");
@@ -313,7 +313,7 @@ async fn the_person_typing_pauses_the_contact_but_the_twins_echo_does_not() {
     assert_eq!(done, "skip:paused");
     assert_eq!(responses_len(&mut h).await, 0);
 
-    let pauses = collect(&mut events, schema::CHANNEL_PAUSE, SECOND / 2).await;
+    let pauses = collect(&mut events, schema::channel_pause(), SECOND / 2).await;
     assert_eq!(pauses.len(), 1, "{pauses:?}");
     assert_eq!(pauses[0]["reason"], "takeover");
     let _ = tx.send(true);
@@ -356,7 +356,7 @@ async fn in_sleep_hours_messages_are_shown_but_not_answered() {
     let state = handled_soon(&h, "n1").await;
     assert_eq!(state, "skip:sleep_hours");
     assert_eq!(responses_len(&mut h).await, 0);
-    let shown = collect(&mut events, schema::CHANNEL_MESSAGES, SECOND / 2).await;
+    let shown = collect(&mut events, schema::channel_messages(), SECOND / 2).await;
     assert_eq!(shown.len(), 1, "the message is shown, no reply: {shown:?}");
     assert_eq!(shown[0]["messageId"], "n1");
     let status = stop(tx, handle).await;
@@ -386,9 +386,9 @@ async fn after_redis_lost_its_state_the_twin_answers_nobody_until_told() {
     handled_soon(&h, "e1").await;
     let done = common::handled(&mut h.con, "e1").await.expect("done");
     assert_eq!(done, "skip:kill_switch");
-    let kill: Option<i64> = h.con.get(schema::PAUSE_ALL).await.expect("get");
+    let kill: Option<i64> = h.con.get(schema::pause_all()).await.expect("get");
     assert!(kill.is_some(), "the worker switched the kill switch on");
-    let pauses = collect(&mut events, schema::CHANNEL_PAUSE, SECOND / 2).await;
+    let pauses = collect(&mut events, schema::channel_pause(), SECOND / 2).await;
     assert_eq!(pauses[0]["contactId"], "ALL");
     assert_eq!(pauses[0]["reason"], "state_lost");
 
@@ -419,7 +419,7 @@ async fn kill_switch_withholds_replies_and_too_old_entries_go_to_review() {
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let n: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
+            let n: usize = con.xlen(schema::queue_deadletter()).await.ok()?;
             let done = common::handled(&mut con, "k1").await;
             (n == 1 && done.is_some()).then_some(())
         }
@@ -520,7 +520,7 @@ async fn malformed_entries_are_dead_lettered_with_reasons_and_good_ones_answered
     eventually(5 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let n: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+            let n: usize = con.xlen(schema::queue_responses()).await.ok()?;
             (n == 2).then_some(())
         }
     })

@@ -197,7 +197,7 @@ async fn a_second_message_during_generation_gets_the_one_reply_and_the_first_is_
     let answered = eventually(10 * SECOND, || {
         let mut h2 = h.con.clone();
         async move {
-            let n: usize = h2.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+            let n: usize = h2.xlen(schema::queue_responses()).await.ok()?;
             (n > 0).then_some(())
         }
     })
@@ -223,7 +223,7 @@ async fn a_second_message_during_generation_gets_the_one_reply_and_the_first_is_
     );
     assert_eq!(engine.cancelled(), 1, "b1's generation was dropped");
     assert_eq!(engine.calls(), 2);
-    let stats: HashMap<String, i64> = h.con.hgetall(schema::STATS).await.expect("stats");
+    let stats: HashMap<String, i64> = h.con.hgetall(schema::stats()).await.expect("stats");
     assert_eq!(stats.get("superseded"), Some(&1), "{stats:?}");
     assert_eq!(streams::workers_pending(&mut h.con).await, 0);
     let status = w.stop(10 * SECOND).await;
@@ -280,7 +280,7 @@ async fn an_engine_error_ends_in_the_dead_letter_stream_never_in_a_reply() {
     let dead = eventually(20 * SECOND, || {
         let mut h2 = h.con.clone();
         async move {
-            let n: usize = h2.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
+            let n: usize = h2.xlen(schema::queue_deadletter()).await.ok()?;
             (n > 0).then_some(())
         }
     })
@@ -332,8 +332,8 @@ async fn replies_that_panic_are_dead_lettered_and_the_worker_answers_the_others(
     let settled = eventually(30 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let letters: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
-            let replies: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+            let letters: usize = con.xlen(schema::queue_deadletter()).await.ok()?;
+            let replies: usize = con.xlen(schema::queue_responses()).await.ok()?;
             (letters == PANICKING.len() && replies == 2).then_some(())
         }
     })
@@ -396,7 +396,7 @@ async fn two_workers_give_one_reply_per_message() {
     let all = eventually(20 * SECOND, || {
         let mut con = h.con.clone();
         async move {
-            let got: usize = con.xlen(schema::QUEUE_RESPONSES).await.ok()?;
+            let got: usize = con.xlen(schema::queue_responses()).await.ok()?;
             (got >= n).then_some(())
         }
     })

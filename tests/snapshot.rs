@@ -19,7 +19,7 @@ async fn the_snapshot_reads_known_contacts_without_scanning_the_keyspace() {
     let far = now + 3_600_000;
     let _: () = redis::pipe()
         // A contact whose id looks like a key prefix: its pause key is PAUSE:PAUSE:x.
-        .zadd(schema::CONTACTS_ACTIVITY, "PAUSE:x", now)
+        .zadd(schema::contacts_activity(), "PAUSE:x", now)
         .set(schema::pause_key("PAUSE:x"), far)
         .pexpire(schema::pause_key("PAUSE:x"), 3_600_000)
         .set(schema::pause_meta_key("PAUSE:x"), "takeover")
@@ -92,6 +92,6 @@ async fn the_snapshot_reads_known_contacts_without_scanning_the_keyspace() {
         "{:?}",
         snap.paused
     );
-    let exists: bool = h.con.exists(schema::PAUSE_ALL).await.expect("exists");
+    let exists: bool = h.con.exists(schema::pause_all()).await.expect("exists");
     assert!(!exists && snap.kill_switch.is_none() && snap.kill_reason.is_none());
 }

@@ -25,7 +25,7 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
     let _: i64 = h
         .con
         .publish(
-            schema::CHANNEL_MESSAGES,
+            schema::channel_messages(),
             r#"{"messageId":"m1","contactId":"alice","content":"hello \u001b[2J\u001b]0;pwned\u0007there \u202eevil","botSent":false,"timestamp":1704931200000}"#,
         )
         .await
@@ -37,7 +37,7 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
     // A bad payload is reported, not fatal.
     let _: i64 = h
         .con
-        .publish(schema::CHANNEL_PAUSE, "{not json")
+        .publish(schema::channel_pause(), "{not json")
         .await
         .expect("publish");
     screen.wait_for("events:pause");
@@ -76,7 +76,7 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
     screen.keys("y");
     let mut kill: Option<i64> = None;
     for _ in 0..100 {
-        kill = h.con.get(schema::PAUSE_ALL).await.expect("get");
+        kill = h.con.get(schema::pause_all()).await.expect("get");
         if kill.is_some() {
             break;
         }
@@ -102,7 +102,7 @@ async fn the_control_room_shows_live_state_and_steers_the_twin() {
         let _: Result<i64, _> = h
             .con
             .publish(
-                schema::CHANNEL_MESSAGES,
+                schema::channel_messages(),
                 r#"{"messageId":"m-after","contactId":"alice","content":"back after the restart","botSent":false,"timestamp":1704931300000}"#,
             )
             .await;
@@ -172,7 +172,7 @@ async fn a_published_login_code_shows_as_a_scannable_code() {
     let _: i64 = h
         .con
         .publish(
-            schema::CHANNEL_MESSAGES,
+            schema::channel_messages(),
             r#"{"messageId":"h1","contactId":"mallory\u001b]0;pwned\u0007\u001b[31m\u001b[2J-x","content":"hi","botSent":false,"timestamp":1704931200000}"#,
         )
         .await
@@ -183,7 +183,7 @@ async fn a_published_login_code_shows_as_a_scannable_code() {
     let code = "2@test-payload,abc,def";
     let _: i64 = h
         .con
-        .publish(schema::CHANNEL_QR, qr_payload(code, 20))
+        .publish(schema::channel_qr(), qr_payload(code, 20))
         .await
         .expect("publish");
     let lines = qr::render_lines(code).expect("encodable");
@@ -194,7 +194,7 @@ async fn a_published_login_code_shows_as_a_scannable_code() {
     let hostile = "2@\u{1b}]0;qrpwned\u{7}\u{1b}[2J,abc";
     let _: i64 = h
         .con
-        .publish(schema::CHANNEL_QR, qr_payload(hostile, 20))
+        .publish(schema::channel_qr(), qr_payload(hostile, 20))
         .await
         .expect("publish");
     let hostile_lines = qr::render_lines(hostile).expect("encodable");
@@ -224,7 +224,7 @@ async fn a_login_code_too_big_for_the_terminal_asks_for_room() {
     assert!(lines.len() + 2 > 24, "the test code must not fit in 80x24");
     let _: i64 = h
         .con
-        .publish(schema::CHANNEL_QR, qr_payload(&code, 20))
+        .publish(schema::channel_qr(), qr_payload(&code, 20))
         .await
         .expect("publish");
     let text = screen.wait_for("Enlarge the terminal");
@@ -275,7 +275,7 @@ async fn huge_and_invalid_payloads_keep_the_screen_whole() {
     );
     let _: i64 = h
         .con
-        .publish(schema::CHANNEL_MESSAGES, huge)
+        .publish(schema::channel_messages(), huge)
         .await
         .expect("publish");
     let mut invalid = br#"{"messageId":"bin","contactId":"alice","content":"bytes "#.to_vec();
@@ -283,7 +283,7 @@ async fn huge_and_invalid_payloads_keep_the_screen_whole() {
     invalid.extend_from_slice(br#"","botSent":false,"timestamp":1704931200002}"#);
     let _: i64 = h
         .con
-        .publish(schema::CHANNEL_MESSAGES, invalid)
+        .publish(schema::channel_messages(), invalid)
         .await
         .expect("publish");
     // (vt100 drops U+FFFD from its screen, so look for the start of the line and
@@ -308,7 +308,7 @@ async fn huge_and_invalid_payloads_keep_the_screen_whole() {
 async fn the_conversation_starts_with_the_stored_history() {
     let mut h = Harness::start().await;
     let _: () = redis::pipe()
-        .zadd(schema::CONTACTS_ACTIVITY, "carol", 1_704_931_200_000i64)
+        .zadd(schema::contacts_activity(), "carol", 1_704_931_200_000i64)
         .lpush(
             schema::history_key("carol"),
             r#"{"messageId":"h1","contactId":"carol","content":"from before the start","botSent":false,"timestamp":1704931100000}"#,
@@ -345,7 +345,7 @@ async fn signals_drain_the_embedded_worker_into_the_review_file() {
         let consumer = "tui-drain";
         let _: () = redis::cmd("XGROUP")
             .arg("CREATE")
-            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::queue_messages())
             .arg(schema::WORKER_GROUP)
             .arg("0")
             .query_async(&mut h.con)
@@ -358,7 +358,7 @@ async fn signals_drain_the_embedded_worker_into_the_review_file() {
             .arg("COUNT")
             .arg(10)
             .arg("STREAMS")
-            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::queue_messages())
             .arg(">")
             .query_async(&mut h.con)
             .await
@@ -446,7 +446,7 @@ async fn kill_off_in_the_control_room_holds_on_a_new_redis() {
     let marker = common::eventually(Duration::from_secs(5), || {
         let mut con = h.con.clone();
         async move {
-            let m: Option<String> = con.get(schema::STATE_MARKER).await.ok()?;
+            let m: Option<String> = con.get(schema::state_marker()).await.ok()?;
             m
         }
     })
@@ -464,7 +464,7 @@ async fn kill_off_in_the_control_room_holds_on_a_new_redis() {
     })
     .await;
     assert_eq!(state.as_deref(), Some("answered"));
-    let kill: bool = h.con.exists(schema::PAUSE_ALL).await.expect("exists");
+    let kill: bool = h.con.exists(schema::pause_all()).await.expect("exists");
     assert!(!kill, "PAUSE:ALL stays absent");
     screen.keys("q");
     assert!(screen.wait_exit(Duration::from_secs(15), "q").success());

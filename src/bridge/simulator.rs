@@ -103,7 +103,7 @@ impl Simulator {
                     u64::from(expires_in) * 1000,
                 )
                 .await?;
-            let _: i64 = self.con.publish(schema::CHANNEL_QR, payload).await?;
+            let _: i64 = self.con.publish(schema::channel_qr(), payload).await?;
             n += 1;
             let wait = Duration::from_secs(u64::from(expires_in)).min(self.scan_after);
             tokio::time::sleep(wait.saturating_sub(started.elapsed().min(wait))).await;
@@ -156,7 +156,7 @@ impl Simulator {
         loop {
             let opts = StreamReadOptions::default().count(100).block(1000);
             let reply: Option<StreamReadReply> = con
-                .xread_options(&[schema::QUEUE_RESPONSES], &[last.as_str()], &opts)
+                .xread_options(&[schema::queue_responses()], &[last.as_str()], &opts)
                 .await?;
             for entry in reply
                 .map(|r| r.keys)

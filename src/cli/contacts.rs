@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use secondme::config::Config;
-use secondme::graph;
 use secondme::store::optin;
+use secondme::{graph, schema};
 
 use super::common::connect_graph;
 use super::output::print_table;
@@ -16,7 +16,7 @@ pub(super) async fn list(config: &Config) -> Result<()> {
     if contacts.is_empty() {
         println!(
             "no contacts in the graph `{}`: load some with `secondme persona import FILE`",
-            graph::GRAPH
+            schema::graph()
         );
         return Ok(());
     }

@@ -27,7 +27,7 @@ pub(super) async fn run(mut config: Config) -> Result<()> {
     let script = Script::shipped()?;
     let mut con = connect(&config).await?;
     let version = connection::server_version(&mut con).await?;
-    let _: () = redis::AsyncCommands::set(&mut con, schema::STATE_MARKER, store::now_ms())
+    let _: () = redis::AsyncCommands::set(&mut con, schema::state_marker(), store::now_ms())
         .await
         .context("cannot seed the demo")?;
     optin::set_enabled(&mut con, &script.enabled, true).await?;
@@ -63,7 +63,7 @@ async fn seed_graph(con: &mut ConnectionManager) {
     match imported {
         Ok(s) => tracing::info!(
             "graph `{}` seeded from assets/graph.json: {} personas, {} contacts",
-            graph::GRAPH,
+            schema::graph(),
             s.personas.len(),
             s.contacts.len()
         ),

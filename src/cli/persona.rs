@@ -3,6 +3,7 @@
 use anyhow::Result;
 use secondme::config::Config;
 use secondme::graph::{self, GraphFile};
+use secondme::schema;
 
 use super::common::connect_graph;
 use super::output::{list_or_none, print_table, printable};
@@ -15,7 +16,7 @@ pub(super) async fn import(config: &Config, path: &std::path::Path) -> Result<()
     println!(
         "imported {} into the graph `{}`",
         path.display(),
-        graph::GRAPH
+        schema::graph()
     );
     println!(
         "  user      {} (default persona {})",
@@ -50,7 +51,7 @@ pub(super) async fn list(config: &Config) -> Result<()> {
     if personas.is_empty() {
         println!(
             "no personas in the graph `{}`: load some with `secondme persona import FILE`",
-            graph::GRAPH
+            schema::graph()
         );
         return Ok(());
     }

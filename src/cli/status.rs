@@ -58,7 +58,7 @@ pub(super) async fn run(config: &Config, json: bool) -> Result<()> {
             Some(g) => println!(
                 "session      {} (another gateway's, {}){}",
                 printable(&g.state),
-                secondme::schema::dialect::SESSION_INFO,
+                secondme::schema::dialect::session_info(),
                 if g.needs_refresh {
                     "; needs a new login"
                 } else {

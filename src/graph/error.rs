@@ -30,7 +30,7 @@ pub enum GraphError {
         detail: String,
     },
     /// A node the caller named is not in the graph.
-    #[error("no {kind} `{id}` in the graph `{graph}`", graph = super::GRAPH)]
+    #[error("no {kind} `{id}` in the graph `{graph}`", graph = crate::schema::graph())]
     NotFound {
         /// `persona`, `contact` ...
         kind: &'static str,
@@ -40,7 +40,7 @@ pub enum GraphError {
     /// The graph has no user (nothing was imported yet), so nothing resolves.
     #[error(
         "the graph `{graph}` has no user with a default persona: import one with `secondme persona import FILE`",
-        graph = super::GRAPH
+        graph = crate::schema::graph()
     )]
     NoUser,
     /// A value that cannot be stored (for example a NUL byte in a name).

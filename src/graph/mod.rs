@@ -1,7 +1,7 @@
 //! The person's knowledge graph in FalkorDB: who the contacts are, which persona
 //! answers each of them, and what the twin knows about them.
 //!
-//! Everything lives in one graph, [`GRAPH`] (`secondme`), queried with
+//! Everything lives in one graph, [`crate::schema::graph`] (`secondme`), queried with
 //! `GRAPH.QUERY` / `GRAPH.RO_QUERY`. Values always travel as `CYPHER name=value`
 //! parameters, never spliced into query text, so contact data cannot change a
 //! query's meaning. Callers check [`available`] first and fall back to the shipped
@@ -31,6 +31,3 @@ pub use resolve::{
 
 /// Personas as the graph holds them: the same shape as the shipped ones.
 pub use crate::store::persona::Persona;
-
-/// The Redis key of the graph.
-pub const GRAPH: &str = "secondme";

@@ -3,10 +3,10 @@
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
-use super::GRAPH;
 use super::error::{GraphError, Result};
 use super::query::Query;
 use super::reply::Cell;
+use crate::schema;
 
 /// Sets `botEnabled` of a contact; returns false when the graph has no such
 /// contact (it is not created: contacts come from imports).
@@ -18,7 +18,7 @@ pub async fn set_bot_enabled(
     let what = format!("cannot set botEnabled of `{contact_id}` in the graph");
     // A write query on a missing key would create an empty graph; skip instead.
     let exists: bool = con
-        .exists(GRAPH)
+        .exists(schema::graph())
         .await
         .map_err(|source| GraphError::Redis {
             what: what.clone(),

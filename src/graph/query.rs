@@ -4,9 +4,9 @@
 
 use redis::aio::ConnectionManager;
 
-use super::GRAPH;
 use super::error::{GraphError, Result};
 use super::reply::Reply;
+use crate::schema;
 
 /// A value passed as a query parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +114,7 @@ async fn run(
 ) -> Result<Reply> {
     let text = query.render()?;
     let value: redis::Value = redis::cmd(command)
-        .arg(GRAPH)
+        .arg(schema::graph())
         .arg(text)
         .arg("--compact")
         .query_async(con)

@@ -43,7 +43,8 @@ fn malformed(channel: &str, error: impl std::fmt::Display) -> Event {
 /// Parses a payload of one of the three channels.
 pub fn on_message(channel: &str, payload: &str) -> Event {
     match channel {
-        schema::CHANNEL_MESSAGES => match serde_json::from_str::<MessageEvent>(payload) {
+        c if c == schema::channel_messages() => match serde_json::from_str::<MessageEvent>(payload)
+        {
             Ok(m) => Event::MessageEvent {
                 message_id: m.message_id,
                 contact_id: m.contact_id,
@@ -54,7 +55,7 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
             },
             Err(e) => malformed(channel, e),
         },
-        schema::CHANNEL_PAUSE => match serde_json::from_str::<PauseEvent>(payload) {
+        c if c == schema::channel_pause() => match serde_json::from_str::<PauseEvent>(payload) {
             Ok(p) => Event::PauseEvent {
                 contact_id: p.contact_id,
                 action: match p.action {
@@ -67,8 +68,8 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
             },
             Err(e) => malformed(channel, e),
         },
-        schema::CHANNEL_QR => qr(payload).unwrap_or_else(|e| malformed(channel, e)),
-        schema::dialect::CHANNEL_STATUS => {
+        c if c == schema::channel_qr() => qr(payload).unwrap_or_else(|e| malformed(channel, e)),
+        c if c == schema::dialect::channel_status() => {
             service_status(payload).unwrap_or_else(|e| malformed(channel, e))
         }
         other => malformed(

@@ -136,7 +136,11 @@ fn start_worker(
 /// resubscribes by itself after later reconnects.
 async fn subscribe(mut con: ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
     // The seed's three, and the service statuses other gateways publish.
-    let channels = [&schema::CHANNELS[..], &[schema::dialect::CHANNEL_STATUS]].concat();
+    let channels = [
+        &schema::channels()[..],
+        &[schema::dialect::channel_status()],
+    ]
+    .concat();
     loop {
         match con.subscribe(&channels).await {
             Ok(()) => {

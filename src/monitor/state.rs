@@ -110,7 +110,9 @@ pub async fn poll(
                                 names.entry(id).or_insert(name);
                             }
                         }
-                        Err(e) => tracing::debug!("CONTACTS:list not read: {e}"),
+                        Err(e) => {
+                            tracing::debug!("{} not read: {e}", schema::dialect::contacts_list())
+                        }
                     }
                 }
                 let live_ids = live.ids();
@@ -230,7 +232,7 @@ const DEAD_LETTERS_SHOWN: u64 = 5;
 async fn dead_letter_notices(con: &mut ConnectionManager, new: u64) -> Vec<Event> {
     let shown = new.min(DEAD_LETTERS_SHOWN);
     let reply: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XREVRANGE")
-        .arg(schema::QUEUE_DEADLETTER)
+        .arg(schema::queue_deadletter())
         .arg("+")
         .arg("-")
         .arg("COUNT")

@@ -18,12 +18,12 @@ pub async fn pause(
     Call::new(Step::Control)
         .key(schema::pause_key(contact_id))
         .key(schema::pause_meta_key(contact_id))
-        .key(schema::CONTACTS_ACTIVITY)
+        .key(schema::contacts_activity())
         .arg("pause")
         .arg(contact_id)
         .arg(duration_ms)
         .arg(reason.as_str())
-        .arg(schema::CHANNEL_PAUSE)
+        .arg(schema::channel_pause())
         .invoke(con)
         .await
         .with_context(|| format!("cannot pause {contact_id}"))
@@ -39,7 +39,7 @@ pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<boo
         .arg(contact_id)
         .arg(0)
         .arg(PauseReason::Manual.as_str())
-        .arg(schema::CHANNEL_PAUSE)
+        .arg(schema::channel_pause())
         .invoke(con)
         .await
         .with_context(|| format!("cannot resume {contact_id}"))?;
@@ -51,14 +51,14 @@ pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<boo
 /// so the lost-state rule does not switch it on again at the next message.
 pub async fn kill_switch(con: &mut ConnectionManager, on: bool) -> Result<i64> {
     Call::new(Step::Control)
-        .key(schema::PAUSE_ALL)
+        .key(schema::pause_all())
         .key(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
-        .key(schema::STATE_MARKER)
+        .key(schema::state_marker())
         .arg(if on { "kill_on" } else { "kill_off" })
         .arg(schema::PAUSE_ALL_CONTACT)
         .arg(0)
         .arg(PauseReason::Manual.as_str())
-        .arg(schema::CHANNEL_PAUSE)
+        .arg(schema::channel_pause())
         .invoke(con)
         .await
         .with_context(|| {

@@ -28,7 +28,7 @@ pub async fn from_queue(
     group: &str,
     letters: &[DeadLetter],
 ) -> Result<()> {
-    write(con, schema::QUEUE_MESSAGES, group, letters).await
+    write(con, schema::queue_messages(), group, letters).await
 }
 
 /// [`from_queue`] for entries of `source` read in `group` (the WhatsApp gateway's
@@ -43,9 +43,9 @@ pub async fn write(
         return Ok(());
     }
     let mut call = Call::new(Step::DeadLetter);
-    call.key(schema::QUEUE_DEADLETTER)
+    call.key(schema::queue_deadletter())
         .key(source)
-        .key(schema::STATS)
+        .key(schema::stats())
         .arg(group)
         .arg(schema::QUEUE_DEADLETTER_CAP)
         .arg(super::now_ms())

@@ -114,7 +114,7 @@ const MAX_NAMES: isize = 10_000;
 /// an array of contacts), or a list, set or sorted set of JSON contacts
 /// (`{id|contactId, name|contactName}`). Empty when the key is absent.
 pub async fn contact_names(con: &mut ConnectionManager) -> Result<HashMap<String, String>, String> {
-    let key = dialect::CONTACTS_LIST;
+    let key = dialect::contacts_list();
     let kind = key_type(con, key).await.map_err(|e| e.to_string())?;
     let q = |cmd: &mut redis::Cmd| cmd.clone();
     let values: Vec<String> = match kind.as_str() {
@@ -216,7 +216,7 @@ pub async fn detect(con: &mut ConnectionManager, user_id: &str) -> Vec<String> {
         found.push(format!(
             "{}: {n} of the newest entries are one `payload` JSON field (the original \
              gateway's form): read as incoming messages",
-            schema::QUEUE_MESSAGES
+            schema::queue_messages()
         ));
     }
     let session = schema::session_key(user_id);
@@ -226,26 +226,26 @@ pub async fn detect(con: &mut ConnectionManager, user_id: &str) -> Vec<String> {
             "{session} is a {other}, not the seed's hash: not read as a session"
         )),
     }
-    if let Ok("string") = key_type(con, dialect::SESSION_INFO).await.as_deref() {
+    if let Ok("string") = key_type(con, dialect::session_info()).await.as_deref() {
         found.push(format!(
             "{}: the original gateway's session (JSON), shown as the session state",
-            dialect::SESSION_INFO
+            dialect::session_info()
         ));
     }
-    match key_type(con, dialect::CONTACTS_LIST).await.as_deref() {
+    match key_type(con, dialect::contacts_list()).await.as_deref() {
         Ok("none") | Err(_) => {}
         Ok(kind) => found.push(format!(
             "{} ({kind}): contact names shown in the control room",
-            dialect::CONTACTS_LIST
+            dialect::contacts_list()
         )),
     }
-    if let Ok(kind) = key_type(con, dialect::CONFIG_SLEEP_HOURS).await
+    if let Ok(kind) = key_type(con, dialect::config_sleep_hours()).await
         && kind != "none"
     {
         found.push(format!(
             "{} is set by another dashboard: not obeyed (SecondMe's sleep hours come \
              from the sleep_hours setting or the graph)",
-            dialect::CONFIG_SLEEP_HOURS
+            dialect::config_sleep_hours()
         ));
     }
     found.extend(contact_keys(con).await);
@@ -255,7 +255,7 @@ pub async fn detect(con: &mut ConnectionManager, user_id: &str) -> Vec<String> {
 /// How many of the newest `QUEUE:messages` entries are of the `payload` form.
 async fn payload_entries(con: &mut ConnectionManager) -> redis::RedisResult<usize> {
     let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-        .arg(schema::QUEUE_MESSAGES)
+        .arg(schema::queue_messages())
         .arg("+")
         .arg("-")
         .arg("COUNT")
@@ -269,10 +269,13 @@ async fn payload_entries(con: &mut ConnectionManager) -> redis::RedisResult<usiz
         .count())
 }
 
+/// The placeholder for a contact id in the keys an operator message names.
+const CONTACT_ID: &str = "{contactId}";
+
 /// Histories and pauses of the most recent contacts kept in other programs' forms.
 async fn contact_keys(con: &mut ConnectionManager) -> Vec<String> {
     let ids: Vec<String> = redis::cmd("ZREVRANGE")
-        .arg(schema::CONTACTS_ACTIVITY)
+        .arg(schema::contacts_activity())
         .arg(0)
         .arg(CHECKED_CONTACTS - 1)
         .query_async(con)
@@ -307,17 +310,19 @@ async fn contact_keys(con: &mut ConnectionManager) -> Vec<String> {
         .into_iter()
         .map(|(kind, n)| {
             format!(
-                "HISTORY:{{contactId}} kept as a {kind} by another program ({n} contacts): \
-                 read and left alone; SecondMe keeps its own under {}{{contactId}}",
-                schema::OWN_HISTORY_PREFIX
+                "{} kept as a {kind} by another program ({n} contacts): \
+                 read and left alone; SecondMe keeps its own under {}",
+                schema::history_key(CONTACT_ID),
+                schema::own_history_key(CONTACT_ID)
             )
         })
         .collect();
     out.sort();
     if pauses > 0 {
         out.push(format!(
-            "PAUSE:{{contactId}} as JSON {{pausedAt, reason}} without expiry ({pauses} \
-             contacts): paused until resumed"
+            "{} as JSON {{pausedAt, reason}} without expiry ({pauses} \
+             contacts): paused until resumed",
+            schema::pause_key(CONTACT_ID)
         ));
     }
     out

@@ -73,8 +73,8 @@ pub async fn read(con: &mut ConnectionManager) -> Result<(Option<Figures>, Vec<S
     let replies: Vec<redis::RedisResult<redis::Value>> = redis::pipe()
         .ignore_errors()
         .cmd("TIME")
-        .hgetall(schema::LLM_STATS)
-        .hgetall(schema::LLM_BREAKERS)
+        .hgetall(schema::llm_stats())
+        .hgetall(schema::llm_breakers())
         .query_async(con)
         .await
         .context("cannot read the language model's figures")?;
@@ -87,8 +87,8 @@ pub async fn read(con: &mut ConnectionManager) -> Result<(Option<Figures>, Vec<S
             BTreeMap::new()
         })
     };
-    let hash = hash_or_odd(schema::LLM_STATS);
-    let breakers = hash_or_odd(schema::LLM_BREAKERS);
+    let hash = hash_or_odd(schema::llm_stats());
+    let breakers = hash_or_odd(schema::llm_breakers());
     let (mut models, legacy) = parse_stats(&hash, now_ms);
     let breaker = live_breaker(&breakers, now_ms).or(legacy);
     if hash.is_empty() && breaker.is_none() {

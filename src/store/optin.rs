@@ -19,9 +19,9 @@ pub async fn set_enabled(
         super::ensure_contact_id(id)?;
     }
     let changed: usize = if enabled {
-        con.sadd(schema::OPTIN_CONTACTS, contact_ids).await
+        con.sadd(schema::optin_contacts(), contact_ids).await
     } else {
-        con.srem(schema::OPTIN_CONTACTS, contact_ids).await
+        con.srem(schema::optin_contacts(), contact_ids).await
     }
     .context("cannot update OPTIN:contacts")?;
     Ok(changed)
@@ -30,7 +30,7 @@ pub async fn set_enabled(
 /// Every enabled contact, sorted.
 pub async fn enabled(con: &mut ConnectionManager) -> Result<Vec<String>> {
     let mut ids: Vec<String> = con
-        .smembers(schema::OPTIN_CONTACTS)
+        .smembers(schema::optin_contacts())
         .await
         .context("cannot read OPTIN:contacts")?;
     ids.sort();

@@ -10,7 +10,7 @@ use crate::schema::{self, QueueMessage};
 /// worker, which only removes entries every group has acknowledged.
 pub fn xadd(message: &QueueMessage, acked_trim: bool) -> Cmd {
     let mut cmd = redis::cmd("XADD");
-    cmd.arg(schema::QUEUE_MESSAGES);
+    cmd.arg(schema::queue_messages());
     if acked_trim {
         cmd.arg("ACKED")
             .arg("MAXLEN")

@@ -117,19 +117,19 @@ pub async fn read_with(
     let mut pipe = redis::pipe();
     pipe.ignore_errors()
         .cmd("TIME")
-        .get(schema::PAUSE_ALL)
+        .get(schema::pause_all())
         .get(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
-        .xlen(schema::QUEUE_MESSAGES)
-        .xlen(schema::QUEUE_DEADLETTER)
-        .xlen(schema::QUEUE_RESPONSES)
-        .smembers(schema::OPTIN_CONTACTS)
-        .zrevrange_withscores(schema::CONTACTS_ACTIVITY, 0, MAX_CONTACTS - 1)
-        .hgetall(schema::STATS)
+        .xlen(schema::queue_messages())
+        .xlen(schema::queue_deadletter())
+        .xlen(schema::queue_responses())
+        .smembers(schema::optin_contacts())
+        .zrevrange_withscores(schema::contacts_activity(), 0, MAX_CONTACTS - 1)
+        .hgetall(schema::stats())
         .cmd("PUBSUB")
         .arg("NUMSUB")
-        .arg(&schema::CHANNELS[..])
+        .arg(&schema::channels()[..])
         .hmget(&session_key, &["connectedAt", "expiresAt"])
-        .get(schema::dialect::SESSION_INFO);
+        .get(schema::dialect::session_info());
     let replies: Vec<redis::RedisResult<redis::Value>> = pipe
         .query_async(con)
         .await
@@ -142,21 +142,21 @@ pub async fn read_with(
         .context("cannot read the server's time")?;
     let mut odd_keys = Vec::new();
     let mut next = |key: &str| Reply(replies.next(), key.to_owned());
-    let kill: Option<String> = next(schema::PAUSE_ALL).read(&mut odd_keys);
+    let kill: Option<String> = next(schema::pause_all()).read(&mut odd_keys);
     let kill_meta: Option<String> =
         next(&schema::pause_meta_key(schema::PAUSE_ALL_CONTACT)).read(&mut odd_keys);
-    let queue_len: u64 = next(schema::QUEUE_MESSAGES).read(&mut odd_keys);
-    let dead: u64 = next(schema::QUEUE_DEADLETTER).read(&mut odd_keys);
-    let responses: u64 = next(schema::QUEUE_RESPONSES).read(&mut odd_keys);
-    let mut enabled: Vec<String> = next(schema::OPTIN_CONTACTS).read(&mut odd_keys);
-    let contacts: Vec<(String, i64)> = next(schema::CONTACTS_ACTIVITY).read(&mut odd_keys);
-    let stats: HashMap<String, i64> = next(schema::STATS).read(&mut odd_keys);
+    let queue_len: u64 = next(schema::queue_messages()).read(&mut odd_keys);
+    let dead: u64 = next(schema::queue_deadletter()).read(&mut odd_keys);
+    let responses: u64 = next(schema::queue_responses()).read(&mut odd_keys);
+    let mut enabled: Vec<String> = next(schema::optin_contacts()).read(&mut odd_keys);
+    let contacts: Vec<(String, i64)> = next(schema::contacts_activity()).read(&mut odd_keys);
+    let stats: HashMap<String, i64> = next(schema::stats()).read(&mut odd_keys);
     let subs: Vec<(String, i64)> = next("PUBSUB NUMSUB").read(&mut odd_keys);
     let session_times: (Option<i64>, Option<i64>) = next(&session_key).read(&mut odd_keys);
-    let session_info: Option<String> = next(schema::dialect::SESSION_INFO).read(&mut odd_keys);
+    let session_info: Option<String> = next(schema::dialect::session_info()).read(&mut odd_keys);
     let gateway_session = session_info.and_then(|text| {
         dialects::parse_session_info(&text)
-            .map_err(|e| odd_keys.push(format!("{}: {e}", schema::dialect::SESSION_INFO)))
+            .map_err(|e| odd_keys.push(format!("{}: {e}", schema::dialect::session_info())))
             .ok()
     });
     enabled.sort();
@@ -172,7 +172,7 @@ pub async fn read_with(
     known.dedup();
     let (paused, counters) = pauses_and_counters(con, &known, now).await?;
     let pending = pending(con).await.unwrap_or_else(|e| {
-        odd_keys.push(format!("{}: {e:#}", schema::QUEUE_MESSAGES));
+        odd_keys.push(format!("{}: {e:#}", schema::queue_messages()));
         0
     });
     let session = match session_times {
@@ -326,7 +326,7 @@ async fn pauses_and_counters(
 /// Pending entries of the worker group (0 when the group does not exist yet).
 async fn pending(con: &mut ConnectionManager) -> Result<u64> {
     let reply: redis::RedisResult<redis::Value> = redis::cmd("XPENDING")
-        .arg(schema::QUEUE_MESSAGES)
+        .arg(schema::queue_messages())
         .arg(schema::WORKER_GROUP)
         .query_async(con)
         .await;

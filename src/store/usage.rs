@@ -94,9 +94,9 @@ impl Survey {
 /// Every key the flush would write with the type it must have.
 fn keys(pending: &Pending) -> Vec<(String, &'static str)> {
     let mut keys = vec![
-        (schema::LLM_STATS.to_owned(), "hash"),
+        (schema::llm_stats().to_owned(), "hash"),
         (schema::llm_tokens_key(&date(pending.day)), "string"),
-        (schema::LLM_BREAKERS.to_owned(), "hash"),
+        (schema::llm_breakers().to_owned(), "hash"),
     ];
     for (model, u) in &pending.models {
         if !u.latencies.is_empty() {
@@ -119,7 +119,7 @@ async fn survey(con: &mut ConnectionManager, pending: &Pending) -> Result<Survey
     for (key, _) in &keys {
         pipe.cmd("TYPE").arg(key);
     }
-    pipe.hgetall(schema::LLM_BREAKERS);
+    pipe.hgetall(schema::llm_breakers());
     let replies: Vec<redis::RedisResult<redis::Value>> = pipe
         .query_async(con)
         .await
@@ -189,7 +189,7 @@ async fn write(
     let mut tokens = 0;
     for (model, u) in &pending.models {
         tokens += u.prompt_tokens + u.completion_tokens;
-        if survey.usable(schema::LLM_STATS) {
+        if survey.usable(schema::llm_stats()) {
             counters(&mut tx, llm, model, u);
         }
         let key = schema::llm_latency_key(model);
@@ -207,7 +207,7 @@ async fn write(
         tx.add(&key, redis::Cmd::hincr(&key, "errors", m.errors));
         tx.add(&key, redis::Cmd::expire(&key, schema::LLM_MINUTE_TTL_S));
     }
-    if survey.usable(schema::LLM_BREAKERS) {
+    if survey.usable(schema::llm_breakers()) {
         breaker(&mut tx, llm, survey);
     }
     let tokens_key = schema::llm_tokens_key(&date(pending.day));
@@ -260,8 +260,8 @@ async fn write(
 fn counters(tx: &mut Tx, llm: &impl Accounts, model: &str, u: &ModelUsage) {
     let mut add = |name: &str, n: i64| {
         let field = format!("{model}:{name}");
-        let what = format!("{} {field}", schema::LLM_STATS);
-        tx.add(what, redis::Cmd::hincr(schema::LLM_STATS, field, n));
+        let what = format!("{} {field}", schema::llm_stats());
+        tx.add(what, redis::Cmd::hincr(schema::llm_stats(), field, n));
     };
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     add("calls", n(u.calls));
@@ -280,7 +280,7 @@ fn counters(tx: &mut Tx, llm: &impl Accounts, model: &str, u: &ModelUsage) {
 /// the key's TTL renewed), removed when closed; entries of workers gone away
 /// are pruned.
 fn breaker(tx: &mut Tx, llm: &impl Accounts, survey: &Survey) {
-    let key = schema::LLM_BREAKERS;
+    let key = schema::llm_breakers();
     let id = llm.breaker_id();
     let state = llm.breaker_state();
     let mut gone: Vec<&str> = survey

@@ -123,7 +123,7 @@ pub(super) async fn read_new(
     opts: &StreamReadOptions,
 ) -> Result<Vec<StreamId>> {
     let ReadEntries(entries) =
-        redis::AsyncCommands::xread_options(reader, &[schema::QUEUE_MESSAGES], &[">"], opts)
+        redis::AsyncCommands::xread_options(reader, &[schema::queue_messages()], &[">"], opts)
             .await
             .map_err(recovery::explain_nogroup)?;
     Ok(entries)

@@ -477,7 +477,7 @@ pub async fn run_worker<E: ReplyEngine>(
 /// How many entries are pending for this consumer (`XPENDING` summary).
 async fn own_pending_count(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<u64> {
     let reply: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
-        .arg(schema::QUEUE_MESSAGES)
+        .arg(schema::queue_messages())
         .arg(cfg.group.as_str())
         .query_async(con)
         .await

@@ -176,7 +176,7 @@ impl RawReader {
             b"BLOCK",
             self.block_ms.as_bytes(),
             b"STREAMS",
-            schema::QUEUE_MESSAGES.as_bytes(),
+            schema::queue_messages().as_bytes(),
             b">",
         ]);
         if let Err(e) = self.socket.write_all(&request).await {
@@ -648,7 +648,7 @@ mod tests {
     /// The RESP2 reply Redis sends for these entries of `QUEUE:messages`.
     fn reply_bytes(entries: &[Written]) -> Vec<u8> {
         let mut out = b"*1\r\n*2\r\n".to_vec();
-        out.extend(bulk(schema::QUEUE_MESSAGES.as_bytes()));
+        out.extend(bulk(schema::queue_messages().as_bytes()));
         out.extend(format!("*{}\r\n", entries.len()).into_bytes());
         for e in entries {
             out.extend_from_slice(b"*2\r\n");
@@ -687,7 +687,7 @@ mod tests {
             })
             .collect();
         Value::Map(vec![(
-            Value::BulkString(schema::QUEUE_MESSAGES.as_bytes().to_vec()),
+            Value::BulkString(schema::queue_messages().as_bytes().to_vec()),
             Value::Array(list),
         )])
     }
@@ -898,7 +898,7 @@ mod tests {
             b"COUNT",
             b"100000",
             b"STREAMS",
-            schema::QUEUE_MESSAGES.as_bytes(),
+            schema::queue_messages().as_bytes(),
             from.as_bytes(),
         ]);
         reader.socket.write_all(&request).await.expect("send");
@@ -932,7 +932,7 @@ mod tests {
         let mut pipe = redis::pipe();
         for (_, fields) in &lists {
             let mut cmd = redis::cmd("XADD");
-            cmd.arg(schema::QUEUE_MESSAGES).arg("*");
+            cmd.arg(schema::queue_messages()).arg("*");
             for (k, v) in fields {
                 cmd.arg(k.as_slice()).arg(v.as_slice());
             }
@@ -950,7 +950,7 @@ mod tests {
         for group in ["raw", "redis-rs"] {
             let _: () = redis::cmd("XGROUP")
                 .arg("CREATE")
-                .arg(schema::QUEUE_MESSAGES)
+                .arg(schema::queue_messages())
                 .arg(group)
                 .arg("0")
                 .query_async(&mut con)
@@ -1015,7 +1015,7 @@ mod tests {
             .map(|(w, _)| w.id.as_str())
             .collect();
         let n: usize = redis::cmd("XDEL")
-            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::queue_messages())
             .arg(&deleted)
             .query_async(&mut con)
             .await
@@ -1031,10 +1031,14 @@ mod tests {
         let opts = StreamReadOptions::default()
             .group("redis-rs", "c")
             .count(100_000);
-        let ReadEntries(entries) =
-            redis::AsyncCommands::xread_options(&mut con, &[schema::QUEUE_MESSAGES], &["0"], &opts)
-                .await
-                .expect("read pending");
+        let ReadEntries(entries) = redis::AsyncCommands::xread_options(
+            &mut con,
+            &[schema::queue_messages()],
+            &["0"],
+            &opts,
+        )
+        .await
+        .expect("read pending");
         let redis_rs = verdicts(&triage(&entries, &HashMap::new()));
         assert_same_verdicts(&written, &raw, &redis_rs);
         for id in &deleted {

@@ -18,13 +18,13 @@ use crate::schema;
 /// Creates the worker group (and the stream) if missing.
 pub async fn ensure_group(con: &mut ConnectionManager, group: &str) -> Result<()> {
     let created: redis::RedisResult<()> = con
-        .xgroup_create_mkstream(schema::QUEUE_MESSAGES, group, "0")
+        .xgroup_create_mkstream(schema::queue_messages(), group, "0")
         .await;
     match created {
         Ok(()) => {
             tracing::info!(
                 "created consumer group {group} on {}",
-                schema::QUEUE_MESSAGES
+                schema::queue_messages()
             );
             Ok(())
         }
@@ -52,7 +52,7 @@ pub async fn read_own_pending(
         .group(&cfg.group, &cfg.consumer)
         .count(cfg.batch_size);
     let ReadEntries(entries) = con
-        .xread_options(&[schema::QUEUE_MESSAGES], &[cursor], &opts)
+        .xread_options(&[schema::queue_messages()], &[cursor], &opts)
         .await
         .map_err(explain_nogroup)?;
     Ok(entries)
@@ -75,7 +75,7 @@ pub async fn peek_own_pending(
     };
     let pending: StreamPendingCountReply = con
         .xpending_consumer_count(
-            schema::QUEUE_MESSAGES,
+            schema::queue_messages(),
             &cfg.group,
             &start,
             "+",
@@ -90,7 +90,7 @@ pub async fn peek_own_pending(
     let mut pipe = redis::pipe();
     for p in &pending.ids {
         pipe.cmd("XRANGE")
-            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::queue_messages())
             .arg(&p.id)
             .arg(&p.id);
     }
@@ -116,7 +116,7 @@ pub async fn claim(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<Ve
     let opts = StreamAutoClaimOptions::default().count(cfg.batch_size);
     let reply: Claimed = con
         .xautoclaim_options(
-            schema::QUEUE_MESSAGES,
+            schema::queue_messages(),
             &cfg.group,
             &cfg.consumer,
             cfg.claim_idle.as_millis() as u64,
@@ -146,7 +146,7 @@ pub async fn over_delivered(
     };
     let reply: StreamPendingCountReply = con
         .xpending_count(
-            schema::QUEUE_MESSAGES,
+            schema::queue_messages(),
             &cfg.group,
             &first.id,
             &last.id,
@@ -169,7 +169,7 @@ pub async fn over_delivered(
 /// and `XPENDING`, and only entries before it are removed (`MINID`).
 pub async fn trim(con: &mut ConnectionManager, acked: bool) -> Result<()> {
     let len: usize = con
-        .xlen(schema::QUEUE_MESSAGES)
+        .xlen(schema::queue_messages())
         .await
         .context("cannot read the queue length")?;
     if len <= schema::QUEUE_MESSAGES_CAP {
@@ -177,7 +177,7 @@ pub async fn trim(con: &mut ConnectionManager, acked: bool) -> Result<()> {
     }
     if acked {
         let _: i64 = redis::cmd("XTRIM")
-            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::queue_messages())
             .arg("MAXLEN")
             .arg("~")
             .arg(schema::QUEUE_MESSAGES_CAP)
@@ -191,7 +191,7 @@ pub async fn trim(con: &mut ConnectionManager, acked: bool) -> Result<()> {
         return Ok(());
     };
     let _: i64 = redis::cmd("XTRIM")
-        .arg(schema::QUEUE_MESSAGES)
+        .arg(schema::queue_messages())
         .arg("MINID")
         .arg(&min_needed)
         .query_async(con)
@@ -205,7 +205,7 @@ pub async fn trim(con: &mut ConnectionManager, acked: bool) -> Result<()> {
 async fn oldest_needed(con: &mut ConnectionManager) -> Result<Option<String>> {
     let groups: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
-        .arg(schema::QUEUE_MESSAGES)
+        .arg(schema::queue_messages())
         .query_async(con)
         .await
         .context("XINFO GROUPS failed")?;
@@ -216,7 +216,7 @@ async fn oldest_needed(con: &mut ConnectionManager) -> Result<Option<String>> {
         let pending: u64 = field(&g, "pending").unwrap_or(0);
         let candidate = if pending > 0 {
             let summary: Value = redis::cmd("XPENDING")
-                .arg(schema::QUEUE_MESSAGES)
+                .arg(schema::queue_messages())
                 .arg(&name)
                 .query_async(con)
                 .await
@@ -272,7 +272,7 @@ pub(super) async fn retain_pending(
     let count = batch.len() * 2 + 100;
     let reply: StreamPendingCountReply = con
         .xpending_consumer_count(
-            schema::QUEUE_MESSAGES,
+            schema::queue_messages(),
             &cfg.group,
             first.2,
             last.2,

@@ -85,7 +85,7 @@ async fn write_and_ack<'a>(
         return Ok(0);
     }
     append(&cfg.review_file, &text)?;
-    let _: i64 = redis::AsyncCommands::xack(con, schema::QUEUE_MESSAGES, &cfg.group, &ids)
+    let _: i64 = redis::AsyncCommands::xack(con, schema::queue_messages(), &cfg.group, &ids)
         .await
         .context("cannot acknowledge reviewed entries")?;
     Ok(ids.len() as u64)

@@ -628,8 +628,8 @@ async fn record_superseded(
     entries: &[Superseded],
 ) -> Result<()> {
     let mut call = Call::new(Step::Supersede);
-    call.key(schema::QUEUE_MESSAGES)
-        .key(schema::STATS)
+    call.key(schema::queue_messages())
+        .key(schema::stats())
         .arg(group)
         .arg(schema::HANDLED_BUCKET_MS);
     for s in entries {
@@ -698,13 +698,13 @@ async fn watch_jobs<E: ReplyEngine>(shared: Arc<Shared<E>>) {
 async fn paused_contacts(con: &mut ConnectionManager, contacts: &[String]) -> Result<Vec<String>> {
     let mut mget = redis::cmd("MGET");
     let mut member = redis::cmd("SMISMEMBER");
-    member.arg(schema::OPTIN_CONTACTS);
+    member.arg(schema::optin_contacts());
     for c in contacts {
         mget.arg(schema::pause_key(c));
         member.arg(c);
     }
     let (killed, pauses, enabled): (bool, Vec<Option<String>>, Vec<bool>) = redis::pipe()
-        .exists(schema::PAUSE_ALL)
+        .exists(schema::pause_all())
         .add_command(mget)
         .add_command(member)
         .query_async(con)
@@ -733,7 +733,7 @@ async fn keep_claimed(
     ids: &[String],
 ) -> Result<()> {
     let mut cmd = redis::cmd("XCLAIM");
-    cmd.arg(schema::QUEUE_MESSAGES)
+    cmd.arg(schema::queue_messages())
         .arg(group)
         .arg(consumer)
         .arg(0)

@@ -357,7 +357,7 @@ mod tests {
             .expect("group");
         for id in ids {
             let _: String = redis::cmd("XADD")
-                .arg(schema::QUEUE_MESSAGES)
+                .arg(schema::queue_messages())
                 .arg(*id)
                 .arg(fields(id))
                 .query_async(&mut con)
@@ -376,7 +376,7 @@ mod tests {
             .arg("COUNT")
             .arg(n)
             .arg("STREAMS")
-            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::queue_messages())
             .arg(">")
             .query_async(con)
             .await
@@ -458,7 +458,7 @@ mod tests {
         assert_eq!(read, some(Origin::Fresh, &["1-1", "2-1"]));
         // The attempt settled the first entry, then the server failed.
         let _: i64 = redis::cmd("XACK")
-            .arg(schema::QUEUE_MESSAGES)
+            .arg(schema::queue_messages())
             .arg(schema::WORKER_GROUP)
             .arg("1-1")
             .query_async(&mut con)

@@ -104,10 +104,10 @@ impl Harness {
     pub async fn allow(&mut self, contacts: &[&str]) {
         let _: () = self
             .con
-            .set(schema::STATE_MARKER, "1")
+            .set(schema::state_marker(), "1")
             .await
             .expect("marker");
-        let _: () = self.con.del(schema::PAUSE_ALL).await.expect("kill off");
+        let _: () = self.con.del(schema::pause_all()).await.expect("kill off");
         let ids: Vec<String> = contacts.iter().map(|c| c.to_string()).collect();
         store::optin::set_enabled(&mut self.con, &ids, true)
             .await
@@ -125,7 +125,7 @@ impl Harness {
     /// Writes raw fields (for malformed entries).
     pub async fn send_raw(&mut self, fields: &[(&str, &[u8])]) -> String {
         let mut cmd = redis::cmd("XADD");
-        cmd.arg(schema::QUEUE_MESSAGES).arg("*");
+        cmd.arg(schema::queue_messages()).arg("*");
         for (k, v) in fields {
             cmd.arg(*k).arg(*v);
         }
@@ -134,12 +134,12 @@ impl Harness {
 
     /// Entries of `QUEUE:responses` as field maps.
     pub async fn responses(&mut self) -> Vec<std::collections::HashMap<String, String>> {
-        streams::entries(&mut self.con, schema::QUEUE_RESPONSES).await
+        streams::entries(&mut self.con, schema::queue_responses()).await
     }
 
     /// Entries of `QUEUE:deadletter` as field maps.
     pub async fn dead_letters(&mut self) -> Vec<std::collections::HashMap<String, String>> {
-        streams::entries(&mut self.con, schema::QUEUE_DEADLETTER).await
+        streams::entries(&mut self.con, schema::queue_deadletter()).await
     }
 
     /// Subscribes to every channel; returns (channel, payload) pairs as they arrive.
@@ -147,7 +147,7 @@ impl Harness {
         let client = connection::open_client(&self.server.url()).expect("client");
         let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
         pubsub
-            .subscribe(&schema::CHANNELS[..])
+            .subscribe(&schema::channels()[..])
             .await
             .expect("subscribe");
         let (tx, rx) = mpsc::unbounded_channel();

@@ -26,7 +26,7 @@ pub async fn entries(con: &mut ConnectionManager, key: &str) -> Vec<HashMap<Stri
 /// How many entries of `QUEUE:responses` answer each message (by `inReplyTo`).
 pub async fn replies_per_message(con: &mut ConnectionManager) -> HashMap<String, usize> {
     let mut per = HashMap::new();
-    for r in entries(con, schema::QUEUE_RESPONSES).await {
+    for r in entries(con, schema::queue_responses()).await {
         let to = r
             .get(schema::response_fields::IN_REPLY_TO)
             .cloned()
@@ -50,5 +50,5 @@ pub async fn pending(con: &mut ConnectionManager, stream: &str, group: &str) -> 
 
 /// [`pending`] of the workers' group on `QUEUE:messages`.
 pub async fn workers_pending(con: &mut ConnectionManager) -> u64 {
-    pending(con, schema::QUEUE_MESSAGES, schema::WORKER_GROUP).await
+    pending(con, schema::queue_messages(), schema::WORKER_GROUP).await
 }

@@ -119,7 +119,7 @@ async fn the_documented_gateway_acl_is_enough() {
         .await
         .expect("ACL LOG");
     assert!(refused.is_empty(), "refused: {refused:?}");
-    let other: redis::RedisResult<Option<String>> = probe.get(schema::STATE_MARKER).await;
+    let other: redis::RedisResult<Option<String>> = probe.get(schema::state_marker()).await;
     assert!(other.is_err(), "the connection is the limited user");
     // Nor can it change the code the worker runs with the worker's rights.
     let library = &secondme::store::functions::LIBRARY;

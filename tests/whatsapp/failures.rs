@@ -82,7 +82,7 @@ async fn a_reply_that_keeps_failing_is_retried_with_backoff_then_dead_lettered_w
     assert_eq!(pending_replies(&mut h).await, 0, "both acknowledged");
     let stats: Option<i64> = h
         .con
-        .hget(schema::STATS, "dead_letters")
+        .hget(schema::stats(), "dead_letters")
         .await
         .expect("stats");
     assert_eq!(stats, Some(1));
@@ -204,7 +204,7 @@ async fn a_send_cut_short_by_a_crash_goes_again_after_the_restart_with_the_same_
     let fail: bool = h.con.exists("SENDFAIL:bot_A1").await.expect("exists");
     assert!(!fail);
     assert_eq!(pending_replies(&mut h).await, 0);
-    let echoes: Vec<_> = streams::entries(&mut h.con, schema::QUEUE_MESSAGES)
+    let echoes: Vec<_> = streams::entries(&mut h.con, schema::queue_messages())
         .await
         .into_iter()
         .filter(|e| e["fromMe"] == "true")
@@ -262,7 +262,7 @@ async fn a_dead_letter_without_the_library_waits_pending_until_it_is_loaded() {
     .await
     .expect("the other reply is sent meanwhile");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let letters: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("xlen");
+    let letters: usize = h.con.xlen(schema::queue_deadletter()).await.expect("xlen");
     assert_eq!(letters, 0);
     assert_eq!(pending_replies(&mut h).await, 1, "kept pending");
     assert_eq!(
@@ -354,7 +354,7 @@ async fn a_claim_lost_to_a_send_under_the_same_id_keeps_its_sent_mark() {
         let typed = fake.calls().iter().any(|c| c.starts_with("composing"));
         async move {
             let pending =
-                streams::pending(&mut con, schema::QUEUE_RESPONSES, "secondme-gateway").await;
+                streams::pending(&mut con, schema::queue_responses(), "secondme-gateway").await;
             (typed && pending == 0).then_some(())
         }
     })
@@ -382,7 +382,7 @@ async fn an_entry_acknowledged_meanwhile_gets_no_dead_letter() {
         .expect("library");
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
-        .arg(schema::QUEUE_RESPONSES)
+        .arg(schema::queue_responses())
         .arg("g")
         .arg("$")
         .arg("MKSTREAM")
@@ -396,14 +396,14 @@ async fn an_entry_acknowledged_meanwhile_gets_no_dead_letter() {
         .arg("g")
         .arg("c")
         .arg("STREAMS")
-        .arg(schema::QUEUE_RESPONSES)
+        .arg(schema::queue_responses())
         .arg(">")
         .query_async(&mut h.con)
         .await
         .expect("read");
     let _: i64 = h
         .con
-        .xack(schema::QUEUE_RESPONSES, "g", &[&a])
+        .xack(schema::queue_responses(), "g", &[&a])
         .await
         .expect("ack");
     let letters: Vec<DeadLetter> = [&a, &b]
@@ -414,10 +414,10 @@ async fn an_entry_acknowledged_meanwhile_gets_no_dead_letter() {
             fields: vec![],
         })
         .collect();
-    deadletter::write(&mut h.con, schema::QUEUE_RESPONSES, "g", &letters)
+    deadletter::write(&mut h.con, schema::queue_responses(), "g", &letters)
         .await
         .expect("dead letter");
-    let written = streams::entries(&mut h.con, schema::QUEUE_DEADLETTER).await;
+    let written = streams::entries(&mut h.con, schema::queue_deadletter()).await;
     assert_eq!(written.len(), 1, "{written:?}");
     assert_eq!(written[0]["reason"], format!("test {b}"));
 }

@@ -15,14 +15,14 @@ async fn incoming_messages_reach_the_stream_through_the_hook_commit_only() {
     let mut h = Harness::start().await;
     let run = start(&h, true).await;
     wait_state(&mut h, status::State::Connected).await;
-    let len: usize = h.con.xlen(schema::QUEUE_MESSAGES).await.expect("xlen");
+    let len: usize = h.con.xlen(schema::queue_messages()).await.expect("xlen");
     assert_eq!(len, 0, "connecting adds nothing");
     run.fake
         .inbox()
         .commit(&[inbound("A1", "hi there")])
         .await
         .expect("commit");
-    let entries = streams::entries(&mut h.con, schema::QUEUE_MESSAGES).await;
+    let entries = streams::entries(&mut h.con, schema::queue_messages()).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["content"], "hi there");
     assert_eq!(entries[0]["direction"], "incoming");

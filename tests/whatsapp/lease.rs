@@ -190,7 +190,7 @@ async fn a_lease_lost_while_typing_sends_nothing_and_clears_the_typing() {
         "typing cleared and not shown again: {calls:?}"
     );
     assert_eq!(pending_replies(&mut h).await, 2);
-    let letters: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("xlen");
+    let letters: usize = h.con.xlen(schema::queue_deadletter()).await.expect("xlen");
     assert_eq!(letters, 0);
 
     // Back with the lease, the reply types its whole delay again, then goes.

@@ -30,8 +30,12 @@ async fn login_codes_reach_events_qr_and_the_qr_key_then_connecting_writes_the_s
     assert_eq!(payload["expiresIn"], 60);
     let ttl: i64 = h.con.pttl(schema::qr_key(USER)).await.expect("pttl");
     assert!((50_000..=60_000).contains(&ttl), "{ttl}");
-    let published =
-        common::collect(&mut events, schema::CHANNEL_QR, Duration::from_millis(300)).await;
+    let published = common::collect(
+        &mut events,
+        schema::channel_qr(),
+        Duration::from_millis(300),
+    )
+    .await;
     assert_eq!(published, vec![payload]);
 
     let before_link = secondme::store::now_ms();
@@ -84,9 +88,13 @@ async fn a_restart_with_a_store_connects_without_a_code() {
     let run = start(&h, true).await;
     wait_state(&mut h, status::State::Connected).await;
     assert!(
-        common::collect(&mut events, schema::CHANNEL_QR, Duration::from_millis(300))
-            .await
-            .is_empty()
+        common::collect(
+            &mut events,
+            schema::channel_qr(),
+            Duration::from_millis(300)
+        )
+        .await
+        .is_empty()
     );
     let qr: bool = h.con.exists(schema::qr_key(USER)).await.expect("exists");
     assert!(!qr);

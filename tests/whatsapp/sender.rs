@@ -63,7 +63,7 @@ async fn a_reply_is_sent_once_after_typing_with_its_sent_mark_written_first() {
         vec![vec![schema::sent_key(&message_id)]],
         "SENT: before the send"
     );
-    let entries = streams::entries(&mut h.con, schema::QUEUE_MESSAGES).await;
+    let entries = streams::entries(&mut h.con, schema::queue_messages()).await;
     let echo = entries
         .iter()
         .find(|e| e["fromMe"] == "true")
@@ -98,7 +98,7 @@ async fn the_kill_switch_pressed_while_typing_stops_the_send() {
     .expect("typing shown");
     let _: () = h
         .con
-        .set(schema::PAUSE_ALL, secondme::store::now_ms())
+        .set(schema::pause_all(), secondme::store::now_ms())
         .await
         .expect("kill");
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -192,7 +192,7 @@ async fn a_contact_paused_or_disabled_while_typing_gets_no_reply() {
 async fn gateway_consumers(h: &mut Harness) -> Vec<String> {
     let info: redis::streams::StreamInfoConsumersReply = h
         .con
-        .xinfo_consumers(schema::QUEUE_RESPONSES, "secondme-gateway")
+        .xinfo_consumers(schema::queue_responses(), "secondme-gateway")
         .await
         .expect("XINFO CONSUMERS");
     info.consumers.into_iter().map(|c| c.name).collect()
@@ -306,7 +306,7 @@ async fn a_deferred_reply_acknowledged_elsewhere_is_forgotten() {
     .expect("the first send");
     let _: i64 = h
         .con
-        .xack(schema::QUEUE_RESPONSES, "secondme-gateway", &[&failing])
+        .xack(schema::queue_responses(), "secondme-gateway", &[&failing])
         .await
         .expect("xack");
     // Past its retry time: one scan finds it gone.
@@ -351,7 +351,7 @@ async fn a_sent_reply_redis_could_not_record_at_once_is_not_sent_again() {
     assert_eq!(ids.len(), 1, "sent once: {:?}", run.fake.calls());
     assert_eq!(recorded, format!("{CONTACT}.{}", ids[0]));
     assert_eq!(pending_replies(&mut h).await, 0);
-    let echoes = streams::entries(&mut h.con, schema::QUEUE_MESSAGES)
+    let echoes = streams::entries(&mut h.con, schema::queue_messages())
         .await
         .into_iter()
         .filter(|e| e["fromMe"] == "true")
@@ -372,7 +372,7 @@ async fn a_reply_older_than_its_claims_can_live_is_dead_lettered_not_sent() {
     let _: String = h
         .con
         .xadd(
-            schema::QUEUE_RESPONSES,
+            schema::queue_responses(),
             format!("{day_ago}-0"),
             &[
                 (schema::response_fields::REPLY_ID, "bot_old"),
@@ -422,7 +422,7 @@ async fn a_contact_met_by_another_gateway_is_found_in_the_directory_file() {
         "{:?}",
         run.fake.calls()
     );
-    let letters: usize = h.con.xlen(schema::QUEUE_DEADLETTER).await.expect("xlen");
+    let letters: usize = h.con.xlen(schema::queue_deadletter()).await.expect("xlen");
     assert_eq!(letters, 0);
     run.finish().await;
 }

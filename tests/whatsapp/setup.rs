@@ -201,7 +201,7 @@ pub async fn queue_reply(h: &mut Harness, reply_id: &str, delay_ms: u64) {
 pub async fn queue_text(h: &mut Harness, reply_id: &str, text: &str, delay_ms: u64) -> String {
     h.con
         .xadd(
-            schema::QUEUE_RESPONSES,
+            schema::queue_responses(),
             "*",
             &[
                 (schema::response_fields::REPLY_ID, reply_id.to_owned()),
@@ -221,7 +221,7 @@ pub async fn dead_letters(h: &mut Harness) -> Vec<std::collections::HashMap<Stri
     eventually(Duration::from_secs(15), || {
         let mut con = con.clone();
         async move {
-            let n: usize = con.xlen(schema::QUEUE_DEADLETTER).await.ok()?;
+            let n: usize = con.xlen(schema::queue_deadletter()).await.ok()?;
             (n > 0).then_some(())
         }
     })
@@ -232,7 +232,7 @@ pub async fn dead_letters(h: &mut Harness) -> Vec<std::collections::HashMap<Stri
 
 /// Replies the gateway's group holds pending.
 pub async fn pending_replies(h: &mut Harness) -> u64 {
-    streams::pending(&mut h.con, schema::QUEUE_RESPONSES, "secondme-gateway").await
+    streams::pending(&mut h.con, schema::queue_responses(), "secondme-gateway").await
 }
 
 /// The WhatsApp ids a fake's sends of `text` used, in order.

@@ -149,14 +149,14 @@ impl Inbox {
             pipe.add_command(queue::xadd(&m.message, self.acked_trim))
                 .ignore();
             if let Some(name) = m.push_name.as_deref().filter(|n| !n.is_empty()) {
-                pipe.hset(schema::CONTACT_NAMES, &m.message.contact_id, name)
+                pipe.hset(schema::contact_names(), &m.message.contact_id, name)
                     .ignore();
             }
         }
         let mut con = self.con.clone();
         pipe.exec_async(&mut con)
             .await
-            .with_context(|| format!("cannot add to {}", schema::QUEUE_MESSAGES))
+            .with_context(|| format!("cannot add to {}", schema::queue_messages()))
     }
 
     /// Adds the echo of a reply the gateway sent, as WhatsApp would show it.

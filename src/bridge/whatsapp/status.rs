@@ -139,7 +139,7 @@ pub async fn publish(
     redis::pipe()
         .set_ex(schema::gateway_key(user_id), &json, TTL_S)
         .ignore()
-        .publish(schema::CHANNEL_GATEWAY, &json)
+        .publish(schema::channel_gateway(), &json)
         .ignore()
         .exec_async(con)
         .await?;

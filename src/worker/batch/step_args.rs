@@ -44,13 +44,13 @@ pub(super) async fn decide(
     asleep: bool,
 ) -> Result<ScriptReply<Verdict>> {
     let mut inv = Call::new(Step::Decide);
-    inv.key(schema::PAUSE_ALL)
-        .key(schema::OPTIN_CONTACTS)
-        .key(schema::STATE_MARKER)
-        .key(schema::QUEUE_MESSAGES)
-        .key(schema::CONTACTS_ACTIVITY)
-        .key(schema::STATS)
-        .key(schema::QUEUE_RESPONSES)
+    inv.key(schema::pause_all())
+        .key(schema::optin_contacts())
+        .key(schema::state_marker())
+        .key(schema::queue_messages())
+        .key(schema::contacts_activity())
+        .key(schema::stats())
+        .key(schema::queue_responses())
         .arg(&cfg.group)
         .arg(cfg.takeover_ms)
         .arg(schema::RATE_LIMIT_MAX)
@@ -58,8 +58,8 @@ pub(super) async fn decide(
         .arg(schema::RATE_LIMIT_PAUSE_MS)
         .arg(schema::HANDLED_BUCKET_MS)
         .arg(schema::HISTORY_LEN)
-        .arg(schema::CHANNEL_PAUSE)
-        .arg(schema::CHANNEL_MESSAGES)
+        .arg(schema::channel_pause())
+        .arg(schema::channel_messages())
         .arg(schema::QUEUE_RESPONSES_CAP)
         .arg(if asleep { "1" } else { "0" })
         .arg(schema::HISTORY_TTL_ENABLED_MS)
@@ -104,16 +104,16 @@ pub(in crate::worker) async fn commit(
         });
     }
     let mut inv = Call::new(Step::Commit);
-    inv.key(schema::PAUSE_ALL)
-        .key(schema::OPTIN_CONTACTS)
-        .key(schema::QUEUE_MESSAGES)
-        .key(schema::QUEUE_RESPONSES)
-        .key(schema::STATS)
+    inv.key(schema::pause_all())
+        .key(schema::optin_contacts())
+        .key(schema::queue_messages())
+        .key(schema::queue_responses())
+        .key(schema::stats())
         .arg(group)
         .arg(schema::HANDLED_BUCKET_MS)
         .arg(schema::HISTORY_LEN)
         .arg(schema::QUEUE_RESPONSES_CAP)
-        .arg(schema::CHANNEL_MESSAGES)
+        .arg(schema::channel_messages())
         .arg(if asleep { "1" } else { "0" })
         .arg(schema::HISTORY_TTL_ENABLED_MS);
     for (_, w) in written {

@@ -52,7 +52,7 @@ impl<C: Connector> WhatsAppGateway<C> {
                 u64::from(expires_in.max(1)) * 1000,
             )
             .ignore()
-            .publish(schema::CHANNEL_QR, &payload)
+            .publish(schema::channel_qr(), &payload)
             .ignore()
             .del(schema::gateway_request_key(&self.opts.user_id))
             .ignore()

@@ -189,7 +189,7 @@ impl<L: Link> Sender<L> {
         };
         deadletter::write(
             &mut self.con,
-            schema::QUEUE_RESPONSES,
+            schema::queue_responses(),
             schema::GATEWAY_GROUP,
             &[letter],
         )

@@ -177,7 +177,7 @@ impl<L: Link> Sender<L> {
     async fn serve(&mut self) -> Result<()> {
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
-            .arg(schema::QUEUE_RESPONSES)
+            .arg(schema::queue_responses())
             .arg(schema::GATEWAY_GROUP)
             .arg("$")
             .arg("MKSTREAM")
@@ -189,7 +189,7 @@ impl<L: Link> Sender<L> {
             return Err(e).with_context(|| {
                 format!(
                     "cannot create the gateway's group on {}",
-                    schema::QUEUE_RESPONSES
+                    schema::queue_responses()
                 )
             });
         }
@@ -231,7 +231,7 @@ impl<L: Link> Sender<L> {
             let mut cursor = "0-0".to_owned();
             loop {
                 let reply: Vec<redis::Value> = redis::cmd("XAUTOCLAIM")
-                    .arg(schema::QUEUE_RESPONSES)
+                    .arg(schema::queue_responses())
                     .arg(schema::GATEWAY_GROUP)
                     .arg(&self.opts.consumer)
                     .arg(0)
@@ -256,7 +256,7 @@ impl<L: Link> Sender<L> {
             if c.pending == 0 && i64::try_from(c.idle).unwrap_or(i64::MAX) >= idle {
                 let _: i64 = redis::cmd("XGROUP")
                     .arg("DELCONSUMER")
-                    .arg(schema::QUEUE_RESPONSES)
+                    .arg(schema::queue_responses())
                     .arg(schema::GATEWAY_GROUP)
                     .arg(&c.name)
                     .query_async(&mut self.con)
@@ -271,7 +271,7 @@ impl<L: Link> Sender<L> {
     async fn other_consumers(&mut self) -> Result<Vec<redis::streams::StreamInfoConsumer>> {
         let info: redis::streams::StreamInfoConsumersReply = self
             .con
-            .xinfo_consumers(schema::QUEUE_RESPONSES, schema::GATEWAY_GROUP)
+            .xinfo_consumers(schema::queue_responses(), schema::GATEWAY_GROUP)
             .await
             .context("cannot list the gateway's consumers")?;
         Ok(info
@@ -316,9 +316,9 @@ impl<L: Link> Sender<L> {
         }
         let reply: Option<redis::streams::StreamReadReply> = self
             .con
-            .xread_options(&[schema::QUEUE_RESPONSES], &[cursor], &opts)
+            .xread_options(&[schema::queue_responses()], &[cursor], &opts)
             .await
-            .with_context(|| format!("cannot read {}", schema::QUEUE_RESPONSES))?;
+            .with_context(|| format!("cannot read {}", schema::queue_responses()))?;
         Ok(reply
             .map(|r| r.keys)
             .unwrap_or_default()
@@ -365,9 +365,9 @@ impl<L: Link> Sender<L> {
     /// Not killed, not paused, opted in.
     async fn allowed(&mut self, contact_id: &str) -> Result<bool> {
         let (all, paused, enabled): (bool, bool, bool) = redis::pipe()
-            .exists(schema::PAUSE_ALL)
+            .exists(schema::pause_all())
             .exists(schema::pause_key(contact_id))
-            .sismember(schema::OPTIN_CONTACTS, contact_id)
+            .sismember(schema::optin_contacts(), contact_id)
             .query_async(&mut self.con)
             .await
             .context("cannot re-check the pauses")?;
@@ -378,7 +378,7 @@ impl<L: Link> Sender<L> {
         let _: i64 = self
             .con
             .xack(
-                schema::QUEUE_RESPONSES,
+                schema::queue_responses(),
                 schema::GATEWAY_GROUP,
                 &[&reply.stream_id],
             )
