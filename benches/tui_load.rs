@@ -196,7 +196,7 @@ async fn publish_load(
 }
 
 async fn run() -> Result<()> {
-    let server = RedisServer::start(server::find_binary()?, false)?;
+    let server = RedisServer::start(server::find_binary()?, server::GraphModule::Without)?;
     let client = redis::Client::open(server.url())?;
     let mut con = client.get_multiplexed_async_connection().await?;
     let dir = std::env::temp_dir().join(format!("secondme-tui-load-{}", std::process::id()));

@@ -72,21 +72,30 @@ fn with_module(server: PathBuf) -> ServerBinary {
     ServerBinary { server, falkordb }
 }
 
+/// Whether a private server loads the FalkorDB module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphModule {
+    /// Load FalkorDB when it was found beside the server.
+    WhenFound,
+    /// Plain Redis.
+    Without,
+}
+
 /// A running private server. Dropping it stops the process and removes its directory.
 #[derive(Debug)]
 pub struct RedisServer {
     binary: ServerBinary,
     dir: PathBuf,
     socket: PathBuf,
-    load_module: bool,
+    graph: GraphModule,
     child: Option<Child>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl RedisServer {
-    /// Starts a server; `load_module` loads FalkorDB when it was found.
-    pub fn start(binary: ServerBinary, load_module: bool) -> Result<Self> {
+    /// Starts a server, with the graph module or without.
+    pub fn start(binary: ServerBinary, graph: GraphModule) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "secondme-redis-{}-{}",
             std::process::id(),
@@ -100,7 +109,7 @@ impl RedisServer {
             binary,
             dir,
             socket,
-            load_module,
+            graph,
             child: None,
         };
         server.spawn()?;
@@ -109,7 +118,7 @@ impl RedisServer {
 
     /// Starts the default binary, with FalkorDB when available.
     pub fn start_default() -> Result<Self> {
-        Self::start(find_binary()?, true)
+        Self::start(find_binary()?, GraphModule::WhenFound)
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -135,7 +144,7 @@ impl RedisServer {
                 log.try_clone().context("cannot share the log")?,
             ))
             .stderr(Stdio::from(log));
-        if self.load_module
+        if self.graph == GraphModule::WhenFound
             && let Some(module) = &self.binary.falkordb
         {
             cmd.arg("--loadmodule").arg(module);
@@ -174,7 +183,7 @@ impl RedisServer {
 
     /// True when FalkorDB is loaded.
     pub fn has_falkordb(&self) -> bool {
-        self.load_module && self.binary.falkordb.is_some()
+        self.graph == GraphModule::WhenFound && self.binary.falkordb.is_some()
     }
 
     /// Kills the server hard (like a crash), keeping its address.

@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secondme::graph::{self, ContactEntry, ContactNode, GraphError, GraphFile, KnownPerson, Rule};
 use secondme::reply::input::ContactPerson;
-use secondme::server::{self, RedisServer};
+use secondme::server::{self, GraphModule, RedisServer};
 use secondme::{connection, schema, store};
 
 /// A server, a connection to it, and a directory for the test's files.
@@ -25,7 +25,7 @@ struct Graph {
 /// its absence is a failure, not a reason to skip.
 async fn with_module() -> Graph {
     let binary = server::find_binary().expect("a redis-server (run scripts/setup.sh)");
-    let server = RedisServer::start(binary, true).expect("start redis-server");
+    let server = RedisServer::start(binary, GraphModule::WhenFound).expect("start redis-server");
     assert!(
         server.has_falkordb(),
         "falkordb.so was not found next to the redis-server binary: run scripts/setup.sh \
@@ -37,7 +37,7 @@ async fn with_module() -> Graph {
 /// A server without any module.
 async fn without_module() -> Graph {
     let binary = server::find_binary().expect("a redis-server (run scripts/setup.sh)");
-    connect(RedisServer::start(binary, false).expect("start redis-server")).await
+    connect(RedisServer::start(binary, GraphModule::Without).expect("start redis-server")).await
 }
 
 async fn connect(server: RedisServer) -> Graph {

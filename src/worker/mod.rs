@@ -34,7 +34,7 @@ use blocking_read::BlockingReader;
 use pending::{Claims, OwnPending};
 use read_ahead::ReadAhead;
 use scheduler::Scheduler;
-use sources::{Fresh, Sources};
+use sources::{Fresh, NewEntries, Sources};
 
 pub use batch::BatchOutcome;
 
@@ -290,8 +290,12 @@ impl<E: ReplyEngine> Worker<E> {
     /// Handles one batch of the running worker; while a slow engine's scheduler is
     /// full, new entries stay in the stream (backpressure) until a job ends.
     async fn next_batch(&mut self, sources: &mut Sources) -> Result<()> {
-        let room = !self.scheduler.as_ref().is_some_and(Scheduler::full);
-        if !self.step(sources, room).await? && !room {
+        let new = if self.scheduler.as_ref().is_some_and(Scheduler::full) {
+            NewEntries::Hold
+        } else {
+            NewEntries::Take
+        };
+        if !self.step(sources, new).await? && new == NewEntries::Hold {
             self.wait_for_room().await;
         }
         Ok(())
@@ -311,10 +315,9 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     /// Takes the next batch from `sources`, runs it through the pipeline and
-    /// reports how it went; false when no source had one. New entries are read
-    /// only when `room`.
-    async fn step(&mut self, sources: &mut Sources, room: bool) -> Result<bool> {
-        let Some(pulled) = sources.next(&mut self.con, room).await? else {
+    /// reports how it went; false when no source had one.
+    async fn step(&mut self, sources: &mut Sources, new: NewEntries) -> Result<bool> {
+        let Some(pulled) = sources.next(&mut self.con, new).await? else {
             return Ok(false);
         };
         let from = pulled.from;
@@ -328,7 +331,7 @@ impl<E: ReplyEngine> Worker<E> {
     /// those read ahead, then this consumer's pending entries.
     async fn recover(&mut self, sources: &mut Sources) -> Result<()> {
         sources.recover();
-        while self.step(sources, false).await? {}
+        while self.step(sources, NewEntries::Hold).await? {}
         Ok(())
     }
 

@@ -427,7 +427,7 @@ mod tests {
 
     use super::super::batch::triage;
     use super::super::entries::ReadEntries;
-    use crate::server::{RedisServer, find_binary};
+    use crate::server::{GraphModule, RedisServer, find_binary};
 
     /// Few cases, no regression files: these run with every `cargo test` on a
     /// small machine; a failure found is kept as a plain test instead.
@@ -913,8 +913,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_real_stream_gets_the_same_verdicts_through_both_readers() {
-        let server = RedisServer::start(find_binary().expect("a redis-server"), false)
-            .expect("start redis-server");
+        let server =
+            RedisServer::start(find_binary().expect("a redis-server"), GraphModule::Without)
+                .expect("start redis-server");
         let client = crate::connection::open_client(&server.url()).expect("client");
         let mut con = client
             .get_multiplexed_async_connection()

@@ -45,6 +45,16 @@ pub(super) enum Origin {
     Fresh,
 }
 
+/// Whether a pull may read new entries from the stream, or only take what was
+/// read before (handed back, claimed, pending) while a slow engine is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NewEntries {
+    /// Read new entries when no other source has a batch.
+    Take,
+    /// Leave new entries in the stream (backpressure, recovery).
+    Hold,
+}
+
 /// A batch handed out, and where it came from.
 pub(super) struct Pulled<'a> {
     /// The source to report to.
@@ -133,13 +143,14 @@ impl Sources {
     }
 
     /// The next batch: in the phase's order, the first source that has one. New
-    /// entries are read only when `room` (a slow engine's scheduler takes more).
+    /// entries are read only with [`NewEntries::Take`] (a slow engine's scheduler
+    /// takes more).
     pub(super) async fn next(
         &mut self,
         con: &mut ConnectionManager,
-        room: bool,
+        new: NewEntries,
     ) -> Result<Option<Pulled<'_>>> {
-        let Some(from) = self.fill(con, room).await? else {
+        let Some(from) = self.fill(con, new).await? else {
             return Ok(None);
         };
         Ok(self.source_batch(from).map(|batch| Pulled { from, batch }))
@@ -174,7 +185,11 @@ impl Sources {
         }
     }
 
-    async fn fill(&mut self, con: &mut ConnectionManager, room: bool) -> Result<Option<Origin>> {
+    async fn fill(
+        &mut self,
+        con: &mut ConnectionManager,
+        new: NewEntries,
+    ) -> Result<Option<Origin>> {
         if self.rechecks.fill(con).await? {
             return Ok(Some(Origin::Recheck));
         }
@@ -190,7 +205,7 @@ impl Sources {
                 if self.claims.fill(con).await? {
                     return Ok(Some(Origin::Claimed));
                 }
-                if room && self.fresh.fill(con).await? {
+                if new == NewEntries::Take && self.fresh.fill(con).await? {
                     return Ok(Some(Origin::Fresh));
                 }
                 Ok(None)
@@ -300,7 +315,7 @@ mod tests {
     use super::*;
     use crate::config::SleepSetting;
     use crate::schema;
-    use crate::server::{RedisServer, find_binary};
+    use crate::server::{GraphModule, RedisServer, find_binary};
     use crate::worker::{WorkerConfig, recovery};
 
     fn config(read_ahead_bytes: usize) -> WorkerConfig {
@@ -346,8 +361,9 @@ mod tests {
 
     /// A private redis-server with the group and the entries `ids` in the queue.
     async fn queue(ids: &[&str]) -> (RedisServer, redis::Client, ConnectionManager) {
-        let server = RedisServer::start(find_binary().expect("a redis-server"), false)
-            .expect("start redis-server");
+        let server =
+            RedisServer::start(find_binary().expect("a redis-server"), GraphModule::Without)
+                .expect("start redis-server");
         let client = crate::connection::open_client(&server.url()).expect("client");
         let mut con = crate::connection::manager(&client, None)
             .await
@@ -387,9 +403,9 @@ mod tests {
     async fn next(
         s: &mut Sources,
         con: &mut ConnectionManager,
-        room: bool,
+        new: NewEntries,
     ) -> Option<(Origin, Vec<String>)> {
-        let pulled = s.next(con, room).await.expect("a batch or none")?;
+        let pulled = s.next(con, new).await.expect("a batch or none")?;
         let ids = pulled.batch.stream_ids().map(str::to_owned).collect();
         Some((pulled.from, ids))
     }
@@ -405,12 +421,16 @@ mod tests {
         let cfg = config(0);
         let fresh = Fresh::Blocking(BlockingReader::new(client, &cfg));
         let mut s = Sources::new(fresh, OwnPending::new(&cfg), Claims::new(&cfg));
-        assert_eq!(next(&mut s, &mut con, true).await, None, "closed");
+        assert_eq!(
+            next(&mut s, &mut con, NewEntries::Take).await,
+            None,
+            "closed"
+        );
 
         s.recheck(vec![parsed("9-9")]);
         s.recover();
         assert_eq!(
-            next(&mut s, &mut con, true).await,
+            next(&mut s, &mut con, NewEntries::Take).await,
             some(Origin::Recheck, &["9-9"])
         );
         let counted = BatchOutcome {
@@ -423,18 +443,30 @@ mod tests {
         assert_eq!(again.answered, 1);
 
         let own = some(Origin::OwnPending, &["1-1", "2-1"]);
-        assert_eq!(next(&mut s, &mut con, true).await, own);
+        assert_eq!(next(&mut s, &mut con, NewEntries::Take).await, own);
         let failed = s.report(Origin::OwnPending, Err(anyhow::anyhow!("no server")));
         assert!(failed.is_err());
-        assert_eq!(next(&mut s, &mut con, true).await, own, "handed out again");
+        assert_eq!(
+            next(&mut s, &mut con, NewEntries::Take).await,
+            own,
+            "handed out again"
+        );
         s.report(Origin::OwnPending, Ok(BatchOutcome::default()))
             .expect("done");
-        assert_eq!(next(&mut s, &mut con, true).await, None, "recovered");
+        assert_eq!(
+            next(&mut s, &mut con, NewEntries::Take).await,
+            None,
+            "recovered"
+        );
 
         s.run();
-        assert_eq!(next(&mut s, &mut con, false).await, None, "no room");
         assert_eq!(
-            next(&mut s, &mut con, true).await,
+            next(&mut s, &mut con, NewEntries::Hold).await,
+            None,
+            "no room"
+        );
+        assert_eq!(
+            next(&mut s, &mut con, NewEntries::Take).await,
             some(Origin::Fresh, &["3-1"])
         );
     }
@@ -446,11 +478,15 @@ mod tests {
         let fresh = Fresh::Ahead(ReadAhead::new(client, &cfg));
         let mut s = Sources::new(fresh, OwnPending::new(&cfg), Claims::new(&cfg));
         s.recover();
-        assert_eq!(next(&mut s, &mut con, true).await, None, "nothing read yet");
+        assert_eq!(
+            next(&mut s, &mut con, NewEntries::Take).await,
+            None,
+            "nothing read yet"
+        );
         s.run();
         let mut read = None;
         for _ in 0..20 {
-            read = next(&mut s, &mut con, true).await;
+            read = next(&mut s, &mut con, NewEntries::Take).await;
             if read.is_some() {
                 break;
             }
@@ -470,7 +506,7 @@ mod tests {
         );
         s.fault().await;
         s.recover();
-        let again = next(&mut s, &mut con, true).await;
+        let again = next(&mut s, &mut con, NewEntries::Take).await;
         assert_eq!(again, some(Origin::ReadAhead, &["2-1"]));
         s.report(Origin::ReadAhead, Ok(BatchOutcome::default()))
             .expect("done");

@@ -15,7 +15,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secondme::config::{Config, Overrides};
 use secondme::schema::{self, Direction, QueueMessage};
-use secondme::server::RedisServer;
+use secondme::server::{GraphModule, RedisServer};
 use secondme::store::{self, queue};
 use secondme::{connection, server};
 use tokio::sync::mpsc;
@@ -72,7 +72,7 @@ impl Harness {
     /// Starts a fresh server (the one `SECONDME_REDIS_SERVER` names, else the project's).
     pub async fn start() -> Self {
         let binary = server::find_binary().expect("a redis-server (run scripts/setup.sh)");
-        let server = RedisServer::start(binary, false).expect("start redis-server");
+        let server = RedisServer::start(binary, GraphModule::Without).expect("start redis-server");
         let client = connection::open_client(&server.url()).expect("client");
         let mut con = connection::manager(&client, None).await.expect("connect");
         let version = connection::server_version(&mut con).await.expect("version");
