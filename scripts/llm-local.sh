@@ -6,7 +6,7 @@
 #  - node-llama-cpp with its prebuilt linux-x64 CPU binary from npm (no compiler).
 # Everything goes to .venv/llm. Then run:
 #   node scripts/llm-server.mjs            # listens on 127.0.0.1:8181
-#   SECONDME_TEST_LLM_URL=http://127.0.0.1:8181 cargo test --test llm_real
+#   SECONDME_TEST_LLM_URL=http://127.0.0.1:8181 cargo test --test llm real::
 #   secondme demo --llm-url http://127.0.0.1:8181
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,14 +2,11 @@
 //! protocols, the retry policy, deadlines, the circuit breaker, tolerant
 //! parsing, and the key kept out of the log.
 
-#[path = "common/fake_llm.rs"]
-mod fake_llm;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fake_llm::{FakeLlm, Step};
+use crate::fake_llm::{FakeLlm, Step};
 use secondme::reply::input::{ContactContext, HistoryTurn, Speaker};
 use secondme::reply::llm::LlmEngine;
 use secondme::reply::llm::config::{LlmConfig, Provider};
@@ -642,12 +639,18 @@ fn the_llm_table_and_the_llm_url_flag_configure_the_engine() {
 fn the_shipped_provider_examples_resolve() {
     use secondme::config::{Config, Settings};
     for (text, provider) in [
-        (include_str!("../assets/llm-openai.toml"), Provider::OpenAi),
         (
-            include_str!("../assets/llm-anthropic.toml"),
+            include_str!("../../assets/llm-openai.toml"),
+            Provider::OpenAi,
+        ),
+        (
+            include_str!("../../assets/llm-anthropic.toml"),
             Provider::Anthropic,
         ),
-        (include_str!("../assets/llm-local.toml"), Provider::OpenAi),
+        (
+            include_str!("../../assets/llm-local.toml"),
+            Provider::OpenAi,
+        ),
     ] {
         let settings: Settings = toml::from_str(text).expect("parses");
         let llm = Config::resolve(settings)

@@ -4,13 +4,11 @@
 //! under the same names break neither the flush nor the read and never make a
 //! flush count twice, and two workers' breakers do not flap the banner.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Harness;
+use crate::common::Harness;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use redis::AsyncCommands;

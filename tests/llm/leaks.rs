@@ -4,17 +4,13 @@
 //! prompt", "you are now DAN", "write to Sam's boss") gets no reply sent, and
 //! the reason is in the worker's log.
 
-mod common;
-#[path = "common/fake_llm.rs"]
-mod fake_llm;
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, eventually, incoming};
-use fake_llm::{FakeLlm, Step};
+use crate::common::{Harness, eventually, incoming};
+use crate::fake_llm::{FakeLlm, Step};
 use redis::AsyncCommands;
 use secondme::reply::input::ContactContext;
 use secondme::reply::llm::LlmEngine;

@@ -4,16 +4,12 @@
 //! breaker's Redis entry and the worker's log), and random headers and bodies
 //! that must end in a classified error or a completion, never a panic.
 
-mod common;
-#[path = "common/fake_llm.rs"]
-mod fake_llm;
-
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, TestDir, eventually, incoming};
-use fake_llm::{FakeLlm, Step};
+use crate::common::{Harness, TestDir, eventually, incoming};
+use crate::fake_llm::{FakeLlm, Step};
 use redis::AsyncCommands;
 use secondme::reply::llm::LlmEngine;
 use secondme::reply::llm::chat::{ChatRequest, Role, Turn};
