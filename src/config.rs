@@ -408,9 +408,17 @@ impl Config {
         let takeover_text = takeover.unwrap_or_else(|| "60m".into());
         let takeover = parse_duration(&takeover_text)
             .with_context(|| format!("invalid takeover pause {takeover_text:?}"))?;
+        // Redis takes a pause's expiry as a 64-bit ms time: a longer takeover
+        // would fail the step that records the person's own message.
+        if takeover > MAX_TAKEOVER {
+            bail!("takeover must be at most 30d, not {takeover_text:?}");
+        }
         let claim_text = claim_idle.unwrap_or_else(|| "30s".into());
         let claim_idle = parse_duration(&claim_text)
             .with_context(|| format!("invalid claim_idle {claim_text:?}"))?;
+        if claim_idle > MAX_CLAIM_IDLE {
+            bail!("claim_idle must be at most 1d, not {claim_text:?}");
+        }
         let batch_size = batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if !(1..=10_000).contains(&batch_size) {
             bail!("batch_size must be between 1 and 10000, not {batch_size}");
@@ -523,6 +531,11 @@ fn hide_quoted(message: &str) -> String {
 }
 
 /// `hostname-pid`: unique per process, readable in `XINFO CONSUMERS`.
+/// Longest takeover pause.
+const MAX_TAKEOVER: Duration = Duration::from_secs(30 * 86_400);
+/// Longest wait before another consumer's pending entry is claimed.
+const MAX_CLAIM_IDLE: Duration = Duration::from_secs(86_400);
+
 fn default_consumer() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
@@ -535,6 +548,28 @@ fn default_consumer() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_takeover_or_claim_wait_too_long_for_redis_is_refused() {
+        let with = |takeover: &str, claim: &str| {
+            Config::resolve(Settings {
+                takeover: Some(takeover.into()),
+                claim_idle: Some(claim.into()),
+                ..Settings::default()
+            })
+        };
+        let err = with("9999999999999999", "30s").expect_err("too long");
+        assert!(
+            format!("{err:#}").contains("takeover must be at most 30d"),
+            "{err:#}"
+        );
+        let err = with("60m", "400d").expect_err("too long");
+        assert!(
+            format!("{err:#}").contains("claim_idle must be at most 1d"),
+            "{err:#}"
+        );
+        assert!(with("30d", "1d").is_ok());
+    }
 
     #[test]
     fn flags_beat_file_beats_defaults() {

@@ -460,7 +460,9 @@ impl<E: ReplyEngine> Worker<E> {
     /// Pauses the contact of a refused reply (reason `refused`, the default pause
     /// length), before its dead letter: were the letter written and the pause not,
     /// the contact's next message would be one more call for the same risk. A
-    /// failed pause is said in the log; the letter is still written.
+    /// pause that lasts longer already (the operator's, a takeover made while the
+    /// model wrote) is kept as it is. A failed pause is said in the log; the
+    /// letter is still written.
     async fn leave_to_the_operator(&mut self, entry: &ParsedEntry, why: &str) {
         let contact = entry.contact_id();
         tracing::warn!(
@@ -468,6 +470,16 @@ impl<E: ReplyEngine> Worker<E> {
             entry.message_id(),
             entry.stream_id()
         );
+        let left: redis::RedisResult<i64> = redis::cmd("PTTL")
+            .arg(schema::pause_key(contact))
+            .query_async(&mut self.con)
+            .await;
+        // -1: paused until resumed; -2: not paused.
+        if let Ok(ms) = left
+            && (ms == -1 || ms >= schema::DEFAULT_PAUSE_MS)
+        {
+            return;
+        }
         let paused = store::control::pause(
             &mut self.con,
             contact,

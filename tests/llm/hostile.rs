@@ -16,7 +16,7 @@ use secondme::reply::llm::chat::{ChatRequest, Role, Turn};
 use secondme::reply::llm::client::{ApiKey, ModelClient};
 use secondme::reply::llm::config::{LlmConfig, Provider};
 use secondme::reply::llm::error::LlmError;
-use secondme::reply::llm::http::Http;
+use secondme::reply::llm::http::{Http, Proxy};
 use secondme::reply::{ReplyEngine, ReplyRequest};
 use secondme::schema::{self, PersonaCache};
 use tokio::time::Instant;
@@ -297,6 +297,11 @@ async fn a_worker_whose_server_echoes_the_key_keeps_it_out_of_its_log_and_redis(
     .await;
     let log = dir.join("worker.log");
     let stderr = std::fs::File::create(&log).expect("log");
+    // A proxy the environment names sees a plain-http request in clear: the
+    // worker must not send its key through one, even to this machine.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("a proxy's port");
+    proxy.set_nonblocking(true).expect("non-blocking");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("address"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_secondme"))
         .arg("--config")
         .arg(&config)
@@ -310,6 +315,12 @@ async fn a_worker_whose_server_echoes_the_key_keeps_it_out_of_its_log_and_redis(
         .env("SECONDME_TEST_HOSTILE_KEY", KEY)
         .env("SECONDME_LOG", "debug")
         .env("NO_COLOR", "1")
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env("all_proxy", &proxy_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
         .env_remove("SECONDME_LLM_URL")
         .env_remove("SECONDME_REDIS_URL")
         .env_remove("SECONDME_CONSUMER")
@@ -345,6 +356,10 @@ async fn a_worker_whose_server_echoes_the_key_keeps_it_out_of_its_log_and_redis(
     let log = std::fs::read_to_string(&log).expect("read the log");
     let entry = entry.unwrap_or_else(|| panic!("no breaker entry; the worker's log:\n{log}"));
     assert_eq!(fake.requests().len(), 1, "{log}");
+    assert!(
+        proxy.accept().is_err(),
+        "nothing went through the environment's proxy"
+    );
     assert!(entry.contains("401"), "{entry}");
     assert!(!entry.contains(KEY_PART), "{entry}");
     assert!(log.contains("401"), "the failure is logged:\n{log}");
@@ -536,7 +551,7 @@ async fn hostile_case(
     usize,
 ) {
     let fake = FakeLlm::start(vec![Step::Raw(response)]).await;
-    let http = Http::new(Duration::from_secs(1)).expect("client");
+    let http = Http::new(Duration::from_secs(1), Proxy::Never).expect("client");
     let client = ModelClient::new(
         http,
         provider,

@@ -18,8 +18,8 @@ use secondme::reply::llm::config::{LlmConfig, Provider};
 use secondme::reply::llm::error::LlmError;
 use secondme::reply::llm::prompt::{self, PromptInput};
 use secondme::reply::{ReplyEngine, ReplyRequest};
-use secondme::schema::{self, PersonaCache, QueueMessage};
-use secondme::store::persona;
+use secondme::schema::{self, PauseReason, PersonaCache, QueueMessage};
+use secondme::store::{self, persona};
 use secondme::worker::{Worker, WorkerConfig, WorkerStatus};
 use tokio::sync::watch;
 
@@ -234,9 +234,14 @@ impl Running {
 /// with the default deliveries per entry: a refused reply is dead-lettered at
 /// once, not generated again at each claim.
 async fn start_worker(h: &mut Harness, url: &str) -> Running {
+    start_worker_reading_every(h, url, Duration::from_millis(200)).await
+}
+
+/// [`start_worker`] whose blocking read waits up to `block`.
+async fn start_worker_reading_every(h: &mut Harness, url: &str, block: Duration) -> Running {
     let mut cfg = WorkerConfig::from_config(&h.config("leaks"));
     cfg.sleep_hours = secondme::config::SleepSetting::Off;
-    cfg.block = Duration::from_millis(200);
+    cfg.block = block;
     cfg.claim_every = Duration::from_millis(200);
     cfg.burst_quiet = Duration::ZERO;
     persona::store(&mut h.con, &cfg.default_persona, &persona())
@@ -369,4 +374,47 @@ async fn through_the_worker_no_obeyed_injection_reaches_queue_responses() {
     assert_eq!(responses[0]["content"], "sure, see you at 8!");
     let status = w.stop().await;
     assert_eq!(status.answered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reply_keeps_a_longer_pause_made_while_it_was_written() {
+    let mut h = Harness::start().await;
+    h.allow(&["alice"]).await;
+    let fake = FakeLlm::start(vec![Step::ok(&openai_ok("As an AI, I can't do dinner"))]).await;
+    // A long blocking read: the refusal is recorded up to 2 s after the model answered.
+    let w = start_worker_reading_every(&mut h, &fake.url, 2 * SECOND).await;
+    h.send(&incoming("a1", "alice", "dinner tomorrow?")).await;
+    let called = eventually(10 * SECOND, || {
+        let n = fake.requests().len();
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    assert!(called.is_some(), "the model was asked");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The operator pauses alice for a day meanwhile.
+    store::control::pause(&mut h.con, "alice", 24 * 3_600_000, PauseReason::Manual)
+        .await
+        .expect("pause");
+    until_dead_letters(&h, 1).await;
+    let letters = h.dead_letters().await;
+    assert!(
+        letters[0]["reason"].contains("reply refused"),
+        "{letters:?}"
+    );
+    let meta: Option<String> = h
+        .con
+        .get(schema::pause_meta_key("alice"))
+        .await
+        .expect("get");
+    assert_eq!(
+        meta.as_deref(),
+        Some("manual"),
+        "the operator's pause stands"
+    );
+    let left: i64 = h.con.pttl(schema::pause_key("alice")).await.expect("pttl");
+    assert!(
+        left > schema::DEFAULT_PAUSE_MS,
+        "still the day's pause: {left} ms"
+    );
+    w.stop().await;
 }

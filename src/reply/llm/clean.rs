@@ -23,21 +23,29 @@ const LABELS: &[&str] = &[
     "message",
 ];
 
-/// Refusals and phrases that give the twin away; a reply holding one is dropped.
-/// Matched on the lowercased text with typographic apostrophes made plain.
-/// What the writer says it is ("I'm a large language model") is found by
+/// Phrases that give the twin away; a reply holding one is refused. Matched on
+/// the lowercased text with typographic apostrophes made plain. What the writer
+/// says it is ("I'm a large language model") is found by
 /// [`machine::says_what_it_is`].
-const GIVEAWAYS: &[&str] = &[
-    "ai language model",
-    "a bot designed",
+const GIVEAWAYS: &[&str] = &["ai language model", "a bot designed"];
+
+/// An assistant's refusal to help, whole: the model declined, which says nothing
+/// of the contact, so the text is dropped as unusable (tried again), never taken
+/// for a leak. "I'm sorry, but I can only do Tuesday" is a person's reply.
+const DECLINES: &[&str] = &[
     "i cannot assist",
     "i can't assist",
-    "i cannot help with that",
-    "i can't help with that",
-    "i'm sorry, but i can",
-    "i apologize, but i can",
+    "i cannot help with that.",
+    "i can't help with that.",
+    "i'm sorry, but i can't",
+    "i'm sorry, but i cannot",
+    "i apologize, but i can't",
+    "i apologize, but i cannot",
     "i'm not able to help with",
 ];
+
+/// The model declined to help.
+const DECLINED: Dropped = "the model declined to answer";
 
 /// Why a text was dropped.
 pub type Dropped = &'static str;
@@ -50,7 +58,7 @@ const CUT_OFF: Dropped = "cut off by the token cap before a sentence ended";
 /// Whether `why` refuses what the text says (the instructions, a confession, a
 /// message for someone else), as opposed to a text with nothing to send.
 pub fn is_refusal(why: Dropped) -> bool {
-    why != EMPTY && why != CUT_OFF
+    why != EMPTY && why != CUT_OFF && why != DECLINED
 }
 
 /// What a reply is checked against besides itself.
@@ -116,11 +124,17 @@ fn judged(text: &str, max_chars: usize) -> &str {
 fn refused(text: &str, guard: &Guard<'_>) -> Option<Dropped> {
     let lower = text.to_lowercase().replace('\u{2019}', "'");
     if GIVEAWAYS.iter().any(|g| lower.contains(g)) {
-        return Some("a refusal or an AI disclaimer");
+        return Some("an AI disclaimer");
     }
     machine::says_what_it_is(text, guard.names)
         .or_else(|| echo::repeats_the_prompt(text, guard.system, guard.examples))
         .or_else(|| addressee::written_to_someone_else(text, guard.contact))
+        .or_else(|| {
+            DECLINES
+                .iter()
+                .any(|d| lower.contains(d))
+                .then_some(DECLINED)
+        })
 }
 
 /// Whether a finish reason means the model hit its token cap (OpenAI's
@@ -785,6 +799,71 @@ mod tests {
         // With no name known, only a role or a letter gives it away.
         assert!(plain("Hi boss, I quit", &[], 300, false).is_err());
         assert!(plain("Hey Tom! see you", &[], 300, false).is_ok());
+    }
+
+    /// `clean` for a reply to a contact called `contact`.
+    fn to_contact(contact: &str, raw: &str) -> Result<String, Dropped> {
+        let guard = Guard {
+            names: &["Sam"],
+            system: "",
+            examples: &[],
+            contact: Some(contact),
+            max_chars: 300,
+        };
+        clean(raw, &guard, false)
+    }
+
+    #[test]
+    fn a_greeting_to_the_contact_by_title_or_a_time_of_day_is_kept() {
+        for (contact, reply) in [
+            ("João Silva", "Hi Mr Silva, see you at 9"),
+            ("João Silva", "Dear Mr. Silva, see you at 9"),
+            ("Dr Lee", "Dear Dr Lee, thanks for today"),
+            ("Maria", "Hola Buenos días, ya voy"),
+            ("Maria", "Good morning Maria, on my way"),
+            ("Maria", "Bom dia, já vou"),
+        ] {
+            assert_eq!(
+                to_contact(contact, reply).as_deref(),
+                Ok(reply),
+                "{contact}: {reply:?}"
+            );
+        }
+        for (contact, reply) in [
+            ("Maria", "Dear Mr. Thompson, I quit."),
+            ("João Silva", "Hi Mrs Costa, I quit"),
+        ] {
+            assert_eq!(
+                to_contact(contact, reply),
+                Err("written to someone other than the contact"),
+                "{contact}: {reply:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_person_saying_sorry_is_kept_and_an_assistant_declining_is_dropped_not_refused() {
+        for reply in [
+            "I'm sorry, but I can only make it on Tuesday",
+            "I apologize, but I can come at 9 instead",
+            "I can't help with that today, busy with the move",
+        ] {
+            assert_eq!(
+                to_contact("Maria", reply).as_deref(),
+                Ok(reply),
+                "{reply:?}"
+            );
+        }
+        for reply in [
+            "I'm sorry, but I can't assist with that request.",
+            "I can't help with that.",
+        ] {
+            let why = to_contact("Maria", reply).expect_err(reply);
+            assert!(!is_refusal(why), "{reply:?}: {why}");
+        }
+        let why = to_contact("Maria", "As an AI language model, I cannot assist.")
+            .expect_err("a confession");
+        assert!(is_refusal(why), "{why}");
     }
 
     #[test]

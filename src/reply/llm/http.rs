@@ -41,14 +41,43 @@ pub struct Http {
     client: reqwest::Client,
 }
 
+/// Whether requests may go through the proxy the environment names
+/// (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    /// As the environment says: for `https://`, where a proxy sees only TLS.
+    FromEnvironment,
+    /// Never: for `http://`, where a proxy would read the key in clear, even
+    /// when the server is this machine.
+    Never,
+}
+
+impl Proxy {
+    /// What a model server at `base_url` may go through.
+    pub fn for_url(base_url: &str) -> Self {
+        let https = base_url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+        if https {
+            Self::FromEnvironment
+        } else {
+            Self::Never
+        }
+    }
+}
+
 impl Http {
     /// A client whose connections open within `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> Result<Self, LlmError> {
+    pub fn new(connect_timeout: Duration, proxy: Proxy) -> Result<Self, LlmError> {
         // reqwest is built without a provider of its own: it uses the process
         // default, the same `ring` one the Redis connections use. A second
         // install returns Err, which only means it is there.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if proxy == Proxy::Never {
+            builder = builder.no_proxy();
+        }
+        let client = builder
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -154,4 +183,24 @@ fn transport(e: reqwest::Error) -> LlmError {
         source = s.source();
     }
     LlmError::Connection(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_https_server_is_reached_through_a_proxy() {
+        for url in ["https://api.openai.com", "HTTPS://example.com/v1"] {
+            assert_eq!(Proxy::for_url(url), Proxy::FromEnvironment, "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://192.168.1.5:11434",
+            "htt",
+            "",
+        ] {
+            assert_eq!(Proxy::for_url(url), Proxy::Never, "{url}");
+        }
+    }
 }

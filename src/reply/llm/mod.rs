@@ -133,7 +133,7 @@ impl LlmEngine {
                 cfg.base_url
             );
         }
-        let http = http::Http::new(cfg.connect_timeout)?;
+        let http = http::Http::new(cfg.connect_timeout, http::Proxy::for_url(&cfg.base_url))?;
         let client = ModelClient::new(
             http,
             cfg.provider,

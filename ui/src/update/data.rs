@@ -92,11 +92,21 @@ pub(super) fn on_snapshot(model: &mut Model, snap: Snapshot) -> UpdateResult {
     // A contact the feed showed but no key lists (another gateway's or worker's)
     // keeps what is known of it until it ages out, instead of vanishing here. Its
     // age runs from when it was seen here: a sender's clock (an offline phone, a
-    // gateway writing seconds) can claim any time.
+    // gateway writing seconds or microseconds) can claim any time, past or future.
     let horizon = model.now_ms.saturating_sub(LIVE_ONLY_KEEP_MS);
+    let now = model.now_ms;
+    // A claim from the future says nothing: only when it was seen here counts.
+    let kept_since = |c: &Contact| {
+        let claimed = if c.last_activity_ms > now {
+            0
+        } else {
+            c.last_activity_ms
+        };
+        c.seen_live_ms.max(claimed)
+    };
     let mut live_only: Vec<Contact> = std::mem::take(&mut model.contacts)
         .into_iter()
-        .filter(|c| !listed.contains(&c.id) && c.seen_live_ms.max(c.last_activity_ms) > horizon)
+        .filter(|c| !listed.contains(&c.id) && kept_since(c) > horizon)
         .collect();
     live_only.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
     live_only.truncate(MAX_LIVE_ONLY);

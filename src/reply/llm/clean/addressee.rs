@@ -39,10 +39,99 @@ const FRAMES: &[&str] = &[
 
 /// Words a salutation opens with, lowercase.
 const GREETINGS: &[&str] = &[
-    "hi", "hey", "hello", "hiya", "heya", "dear", "yo", "hola", "buenas", "querido", "querida",
-    "estimado", "estimada", "oi", "olá", "ola", "prezado", "prezada", "bonjour", "salut", "coucou",
-    "cher", "chère", "hallo", "moin", "servus", "liebe", "lieber", "ciao", "caro", "cara",
-    "gentile", "hoi", "beste", "hej",
+    "hi",
+    "hey",
+    "hello",
+    "hiya",
+    "heya",
+    "dear",
+    "yo",
+    "hola",
+    "buenas",
+    "querido",
+    "querida",
+    "estimado",
+    "estimada",
+    "oi",
+    "olá",
+    "ola",
+    "prezado",
+    "prezada",
+    "bonjour",
+    "salut",
+    "coucou",
+    "cher",
+    "chère",
+    "hallo",
+    "moin",
+    "servus",
+    "liebe",
+    "lieber",
+    "ciao",
+    "caro",
+    "cara",
+    "gentile",
+    "hoi",
+    "beste",
+    "hej",
+    "buenos",
+    "bom",
+    "boa",
+    "good",
+    "guten",
+    "buongiorno",
+    "buonasera",
+    "goedemorgen",
+    "goedemiddag",
+    "bonsoir",
+];
+
+/// Words of a greeting phrase after its first ("Buenos días", "Good morning"):
+/// no name.
+const TIMES_OF_DAY: &[&str] = &[
+    "días",
+    "dias",
+    "tardes",
+    "noches",
+    "dia",
+    "tarde",
+    "noite",
+    "morning",
+    "afternoon",
+    "evening",
+    "night",
+    "morgen",
+    "tag",
+    "abend",
+    "giorno",
+    "sera",
+    "soir",
+    "avond",
+    "middag",
+];
+
+/// Titles a name may follow ("Mr Silva"): the name after one is what counts.
+const TITLES: &[&str] = &[
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "sr",
+    "sra",
+    "señor",
+    "señora",
+    "senhor",
+    "senhora",
+    "monsieur",
+    "madame",
+    "herr",
+    "frau",
+    "signore",
+    "signora",
+    "dottore",
+    "dottoressa",
+    "meneer",
+    "mevrouw",
 ];
 
 /// Whom a salutation to the contact does not name: a role or a title.
@@ -153,7 +242,8 @@ pub fn written_to_someone_else(reply: &str, contact: Option<&str>) -> Option<Dro
         return Some("a letter or a draft, not a message to the contact");
     }
     // The salutation is what comes before the first punctuation: "Hi boss," or
-    // "Hey Tom Smith!", never "Hi! How was it".
+    // "Hey Tom Smith!", never "Hi! How was it". A title's period ("Mr.") is no end.
+    let first = without_title_periods(first);
     let head = first
         .split(|c: char| !(c.is_alphanumeric() || c.is_whitespace() || c == '\''))
         .next()
@@ -170,6 +260,14 @@ pub fn written_to_someone_else(reply: &str, contact: Option<&str>) -> Option<Dro
             .iter()
             .any(|w| list.contains(&w.to_lowercase().as_str()))
     };
+    if is(TIMES_OF_DAY) {
+        return None;
+    }
+    // "Mr Silva" to João Silva greets the contact; "Mr Thompson" to Maria does not.
+    let titled = named.len() == 2 && TITLES.contains(&named[0].to_lowercase().as_str());
+    if titled && let Some(contact) = contact {
+        return (!names_contact(named[1], contact)).then_some(SOMEONE_ELSE);
+    }
     if is(ROLES) {
         return Some(SOMEONE_ELSE);
     }
@@ -178,6 +276,18 @@ pub fn written_to_someone_else(reply: &str, contact: Option<&str>) -> Option<Dro
     let contact = contact.filter(|c| c.chars().any(char::is_alphabetic))?;
     let other = capital && !is(ENDEARMENTS) && !is(GREETINGS) && !names_contact(name, contact);
     other.then_some(SOMEONE_ELSE)
+}
+
+/// `text` with the period after a title dropped: "Dear Mr. Silva" reads as
+/// "Dear Mr Silva".
+fn without_title_periods(text: &str) -> String {
+    text.split(' ')
+        .map(|w| match w.strip_suffix('.') {
+            Some(t) if TITLES.contains(&t.to_lowercase().as_str()) => t,
+            _ => w,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Whether `name` is (a short form of) a word of the contact's name: "Mari"
