@@ -125,7 +125,7 @@ const ABOVE_THE_BOTTOM: &[&str] = &[
 #[test]
 fn the_bottom_layer_imports_nothing_above_it() {
     for file in [
-        "schema.rs",
+        "schema",
         "conversation.rs",
         "llm_usage.rs",
         "duration.rs",

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
-use secondme::bridge::whatsapp::status::{self as gateway_status, GatewayStatus};
+use secondme::bridge::whatsapp::status::{self, GatewayStatus};
 use secondme::config::Config;
 use secondme::schema::PauseReason;
 use secondme::seal::SessionKey;
@@ -162,7 +162,7 @@ impl GatewayReport {
         match self {
             Self::Absent => format!(
                 "none running (no state written in the last {} s)",
-                gateway_status::TTL_S
+                status::TTL_S
             ),
             Self::State(s) => s.line(now),
             Self::Unreadable(e) => format!("unreadable: {e}"),

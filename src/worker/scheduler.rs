@@ -14,6 +14,8 @@
 //! in the group and are claimed again by this consumer now and then, so no other
 //! worker's claim loop takes them while their reply is written.
 
+mod finished;
+
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -26,12 +28,12 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::batch::{self, BatchOutcome, Written};
+use super::batch::{self, Written};
 use super::parsed_entry::ParsedEntry;
 use super::personas::ContactPersona;
 use super::recovery::parse_id;
 use super::verdict::{Committed, ScriptReply, UnknownVerdict};
-use super::{Worker, WorkerConfig, WorkerStatus};
+use super::{WorkerConfig, WorkerStatus};
 use crate::reply::ReplyEngine;
 use crate::reply::llm::error::LlmError;
 use crate::schema::{self, Direction};
@@ -401,108 +403,6 @@ impl<E> Drop for Scheduler<E> {
         for (_, slot) in self.shared.state().slots.drain() {
             slot.task.abort();
         }
-    }
-}
-
-impl<E: ReplyEngine> Worker<E> {
-    /// Takes what the scheduler's jobs did since the last call: counts and dead
-    /// letters (a commit that failed on the entry's own keys); returns the entries
-    /// to decide again (cancelled by a pause, or expired while waiting).
-    pub(super) async fn finish_jobs(&mut self) -> Result<Vec<ParsedEntry>> {
-        let Some(scheduler) = self.scheduler.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let done = scheduler.take_done();
-        if done.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut outcome = BatchOutcome::default();
-        let mut failed = Vec::new();
-        let mut recheck = Vec::new();
-        for d in done {
-            match d {
-                Done::Committed {
-                    entry,
-                    result,
-                    warnings,
-                } => {
-                    self.warn_once(&warnings);
-                    match result {
-                        Committed::Sent => outcome.answered += 1,
-                        Committed::Duplicate | Committed::Withheld => outcome.skipped += 1,
-                        Committed::Failed(why) => failed.push(batch::dead_letter_of(&entry, &why)),
-                    }
-                }
-                Done::Failed { entry, error } => {
-                    outcome.failed += 1;
-                    tracing::error!(
-                        "no reply to {} (entry {}), left pending for a retry: {error:#}",
-                        entry.message_id(),
-                        entry.stream_id()
-                    );
-                }
-                Done::Refused { entry, why } => {
-                    self.leave_to_the_operator(&entry, why).await;
-                    failed.push(batch::dead_letter_of(
-                        &entry,
-                        &format!("reply refused: {why}"),
-                    ));
-                }
-                Done::Recheck(entry) => recheck.push(entry),
-            }
-        }
-        store::deadletter::from_queue(&mut self.con, &self.cfg.group, &failed).await?;
-        outcome.dead_lettered = failed.len();
-        self.count(&outcome);
-        Ok(recheck)
-    }
-
-    /// Pauses the contact of a refused reply (reason `refused`, the default pause
-    /// length), before its dead letter: were the letter written and the pause not,
-    /// the contact's next message would be one more call for the same risk. A
-    /// pause that lasts longer already (the operator's, a takeover made while the
-    /// model wrote) is kept as it is. A failed pause is said in the log; the
-    /// letter is still written.
-    async fn leave_to_the_operator(&mut self, entry: &ParsedEntry, why: &str) {
-        let contact = entry.contact_id();
-        tracing::warn!(
-            "the model's reply to {} (entry {}) was refused ({why}); nothing sent, {contact} paused for the operator",
-            entry.message_id(),
-            entry.stream_id()
-        );
-        let left: redis::RedisResult<i64> = redis::cmd("PTTL")
-            .arg(schema::pause_key(contact))
-            .query_async(&mut self.con)
-            .await;
-        // -1: paused until resumed; -2: not paused.
-        if let Ok(ms) = left
-            && (ms == -1 || ms >= schema::DEFAULT_PAUSE_MS)
-        {
-            return;
-        }
-        let paused = store::control::pause(
-            &mut self.con,
-            contact,
-            schema::DEFAULT_PAUSE_MS,
-            schema::PauseReason::Refused,
-        )
-        .await;
-        if let Err(e) = paused {
-            tracing::error!("could not pause {contact} after a refused reply: {e:#}");
-        }
-    }
-
-    /// Stops the scheduler: generations in flight are cancelled and their entries
-    /// stay pending, for the drain and the review file. Returns the entries to
-    /// decide again.
-    pub(super) async fn stop_jobs(&mut self) -> Vec<ParsedEntry> {
-        if let Some(s) = self.scheduler.as_mut() {
-            s.stop().await;
-        }
-        self.finish_jobs().await.unwrap_or_else(|e| {
-            tracing::warn!("could not finish what the replies being written left: {e:#}");
-            Vec::new()
-        })
     }
 }
 

@@ -2,117 +2,14 @@
 //! `docs/redis-schema.md` (the seed's keys and the ones SecondMe adds).
 //!
 //! Nothing else in the crate spells a key name or a channel name: it calls a
-//! builder here, and every builder reads the one [`Names`] value, so the
-//! contract can be read and changed in one file.
-
-use std::sync::OnceLock;
+//! builder here, and every builder reads the one [`Names`] value (`names.rs`,
+//! the one place a name is spelled), so the contract is read and changed here.
 
 use serde::{Deserialize, Serialize};
 
-/// Every key and channel name of the contract, made once in `Names::new`:
-/// the one place a name is spelled, and the one value every builder below
-/// reads.
-///
-/// A namespace (issue 22) will set the prefix here and nowhere else; without
-/// one (the default) every name is the seed's, byte for byte.
-#[derive(Debug)]
-pub struct Names {
-    queue_messages: String,
-    queue_responses: String,
-    queue_deadletter: String,
-    pause_all: String,
-    optin_contacts: String,
-    contacts_activity: String,
-    state_marker: String,
-    stats: String,
-    llm_stats: String,
-    llm_breakers: String,
-    channel_pause: String,
-    channel_messages: String,
-    channel_qr: String,
-    channel_gateway: String,
-    contact_names: String,
-    graph: String,
-    pause_prefix: String,
-    pause_meta_prefix: String,
-    counter_prefix: String,
-    handled_prefix: String,
-    sent_prefix: String,
-    history_prefix: String,
-    own_history_prefix: String,
-    session_prefix: String,
-    persona_cache_prefix: String,
-    qr_prefix: String,
-    gateway_prefix: String,
-    gateway_request_prefix: String,
-    gateway_lock_prefix: String,
-    sent_reply_prefix: String,
-    send_fail_prefix: String,
-    llm_tokens_prefix: String,
-    llm_latency_prefix: String,
-    llm_minute_prefix: String,
-    dialect_session_info: String,
-    dialect_contacts_list: String,
-    dialect_config_sleep_hours: String,
-    dialect_channel_status: String,
-}
+mod names;
 
-impl Names {
-    /// Suffix of `COUNTER:{contactId}:msgs` (a namespace leaves it alone).
-    pub const COUNTER_SUFFIX: &str = ":msgs";
-
-    /// Every name, each behind `prefix`.
-    fn new(prefix: &str) -> Self {
-        let name = |base: &str| format!("{prefix}{base}");
-        let pause_prefix = name("PAUSE:");
-        Self {
-            queue_messages: name("QUEUE:messages"),
-            queue_responses: name("QUEUE:responses"),
-            queue_deadletter: name("QUEUE:deadletter"),
-            pause_all: format!("{pause_prefix}{PAUSE_ALL_CONTACT}"),
-            optin_contacts: name("OPTIN:contacts"),
-            contacts_activity: name("CONTACTS:activity"),
-            state_marker: name("SECONDME:state"),
-            stats: name("SECONDME:stats"),
-            llm_stats: name("SECONDME:llm"),
-            llm_breakers: name("SECONDME:llm:breakers"),
-            channel_pause: name("events:pause"),
-            channel_messages: name("events:messages"),
-            channel_qr: name("events:qr"),
-            channel_gateway: name("events:gateway"),
-            contact_names: name("CONTACTS:names"),
-            graph: name("secondme"),
-            pause_prefix,
-            pause_meta_prefix: name("PAUSEMETA:"),
-            counter_prefix: name("COUNTER:"),
-            handled_prefix: name("HANDLED:"),
-            sent_prefix: name("SENT:"),
-            history_prefix: name("HISTORY:"),
-            own_history_prefix: name("SECONDME:history:"),
-            session_prefix: name("SESSION:"),
-            persona_cache_prefix: name("CACHE:persona:"),
-            qr_prefix: name("QR:"),
-            gateway_prefix: name("GATEWAY:"),
-            gateway_request_prefix: name("GATEWAYREQ:"),
-            gateway_lock_prefix: name("GATEWAYLOCK:"),
-            sent_reply_prefix: name("SENTREPLY:"),
-            send_fail_prefix: name("SENDFAIL:"),
-            llm_tokens_prefix: name("SECONDME:llm:tokens:"),
-            llm_latency_prefix: name("SECONDME:llm:latency:"),
-            llm_minute_prefix: name("SECONDME:llm:minute:"),
-            dialect_session_info: name("SESSION:whatsapp:info"),
-            dialect_contacts_list: name("CONTACTS:list"),
-            dialect_config_sleep_hours: name("CONFIG:sleep_hours"),
-            dialect_channel_status: name("events:status"),
-        }
-    }
-}
-
-/// The names this process uses: no namespace yet, so the seed's.
-pub fn names() -> &'static Names {
-    static NAMES: OnceLock<Names> = OnceLock::new();
-    NAMES.get_or_init(|| Names::new(""))
-}
+pub use names::{Names, names};
 
 /// Stream the gateway writes every WhatsApp message to (seed).
 pub fn queue_messages() -> &'static str {
@@ -906,7 +803,7 @@ mod tests {
     /// data may spell a key) and, for this file, without `impl Names`.
     fn production(path: &Path, text: &str) -> String {
         let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
-        if !path.ends_with("src/schema.rs") {
+        if !path.ends_with("src/schema/names.rs") {
             return text.to_owned();
         }
         let start = text.find("\nimpl Names {\n").expect("impl Names");
