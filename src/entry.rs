@@ -610,6 +610,8 @@ mod tests {
     use proptest::prelude::*;
     use proptest::sample::Index;
 
+    use super::strategies::{good_value, value};
+
     const NAMES: [&str; 6] = [
         "messageId",
         "contactId",
@@ -631,46 +633,6 @@ mod tests {
             failure_persistence: None,
             ..ProptestConfig::default()
         }
-    }
-
-    /// A value that passes the check of field `name`.
-    fn good_value(name: &'static str) -> BoxedStrategy<Vec<u8>> {
-        let text = match name {
-            "messageId" | "contactId" => "[A-Za-z0-9_.:@-]{1,24}",
-            "content" => "\\PC{0,40}",
-            "timestamp" => "[1-9][0-9]{0,12}",
-            "direction" => "incoming|outgoing",
-            _ => "false",
-        };
-        text.prop_map(String::into_bytes).boxed()
-    }
-
-    /// Values 60 KB long and just past the content limit, of one- to four-byte
-    /// characters and control characters.
-    fn long_value() -> impl Strategy<Value = Vec<u8>> {
-        prop_oneof![
-            Just("x".repeat(60_000)),
-            Just("é".repeat(30_000)),
-            Just("\u{202e}\u{1b}".repeat(15_000)),
-            Just("🙂".repeat(MAX_CONTENT_BYTES / 4 + 1)),
-            Just("y".repeat(MAX_CONTENT_BYTES + 1)),
-        ]
-        .prop_map(String::into_bytes)
-    }
-
-    /// Any value for field `name`: good, text, bytes that are not UTF-8, long, empty.
-    fn value(name: &'static str) -> BoxedStrategy<Vec<u8>> {
-        prop_oneof![
-            4 => good_value(name),
-            1 => "\\PC{0,12}".prop_map(String::into_bytes),
-            1 => (good_value(name), any::<Index>(), 0x80..=0xffu8).prop_map(|(mut v, i, b)| {
-                v.insert(i.index(v.len() + 1), b);
-                v
-            }),
-            1 => long_value(),
-            1 => Just(Vec::new()),
-        ]
-        .boxed()
     }
 
     /// A field name: one of the six, a near miss, or bytes that are not UTF-8.
@@ -873,5 +835,55 @@ mod tests {
                 err.problem.len()
             );
         }
+    }
+}
+
+/// Generators of entry field values for property tests, shared by this module's
+/// tests and the raw reader's (which stores what they make in a real Redis).
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::MAX_CONTENT_BYTES;
+
+    /// A value that passes the check of field `name`.
+    pub(crate) fn good_value(name: &str) -> BoxedStrategy<Vec<u8>> {
+        let text = match name {
+            "messageId" | "contactId" => "[A-Za-z0-9_.:@-]{1,24}",
+            "content" => "\\PC{0,40}",
+            "timestamp" => "[1-9][0-9]{0,12}",
+            "direction" => "incoming|outgoing",
+            _ => "false",
+        };
+        text.prop_map(String::into_bytes).boxed()
+    }
+
+    /// Values 60 KB long and just past the content limit, of one- to four-byte
+    /// characters and control characters.
+    fn long_value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just("x".repeat(60_000)),
+            Just("é".repeat(30_000)),
+            Just("\u{202e}\u{1b}".repeat(15_000)),
+            Just("🙂".repeat(MAX_CONTENT_BYTES / 4 + 1)),
+            Just("y".repeat(MAX_CONTENT_BYTES + 1)),
+        ]
+        .prop_map(String::into_bytes)
+    }
+
+    /// Any value for field `name`: good, text, bytes that are not UTF-8, long, empty.
+    pub(crate) fn value(name: &str) -> BoxedStrategy<Vec<u8>> {
+        prop_oneof![
+            4 => good_value(name),
+            1 => "\\PC{0,12}".prop_map(String::into_bytes),
+            1 => (good_value(name), any::<Index>(), 0x80..=0xffu8).prop_map(|(mut v, i, b)| {
+                v.insert(i.index(v.len() + 1), b);
+                v
+            }),
+            1 => long_value(),
+            1 => Just(Vec::new()),
+        ]
+        .boxed()
     }
 }

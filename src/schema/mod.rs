@@ -605,7 +605,13 @@ mod tests {
     /// Every name of `n`; the pattern lists every field, so a name added to
     /// [`Names`] without being added here does not compile.
     fn every_name(n: &Names) -> Vec<&str> {
-        let Names {
+        macro_rules! each {
+            ($($field:ident),* $(,)?) => {{
+                let Names { $($field),* } = n;
+                vec![$($field.as_str()),*]
+            }};
+        }
+        each!(
             queue_messages,
             queue_responses,
             queue_deadletter,
@@ -644,50 +650,7 @@ mod tests {
             dialect_contacts_list,
             dialect_config_sleep_hours,
             dialect_channel_status,
-        } = n;
-        [
-            queue_messages,
-            queue_responses,
-            queue_deadletter,
-            pause_all,
-            optin_contacts,
-            contacts_activity,
-            state_marker,
-            stats,
-            llm_stats,
-            llm_breakers,
-            channel_pause,
-            channel_messages,
-            channel_qr,
-            channel_gateway,
-            contact_names,
-            graph,
-            pause_prefix,
-            pause_meta_prefix,
-            counter_prefix,
-            handled_prefix,
-            sent_prefix,
-            history_prefix,
-            own_history_prefix,
-            session_prefix,
-            persona_cache_prefix,
-            qr_prefix,
-            gateway_prefix,
-            gateway_request_prefix,
-            gateway_lock_prefix,
-            sent_reply_prefix,
-            send_fail_prefix,
-            llm_tokens_prefix,
-            llm_latency_prefix,
-            llm_minute_prefix,
-            dialect_session_info,
-            dialect_contacts_list,
-            dialect_config_sleep_hours,
-            dialect_channel_status,
-        ]
-        .into_iter()
-        .map(String::as_str)
-        .collect()
+        )
     }
 
     #[test]

@@ -427,6 +427,7 @@ mod tests {
 
     use super::super::batch::triage;
     use super::super::entries::ReadEntries;
+    use crate::entry::strategies::{good_value, value};
     use crate::server::{GraphModule, RedisServer, find_binary};
 
     /// Few cases, no regression files: these run with every `cargo test` on a
@@ -489,37 +490,6 @@ mod tests {
                 .collect();
             pairs.join(", ")
         }
-    }
-
-    /// A value that passes the check of field `name`.
-    fn good_value(name: &str) -> BoxedStrategy<Vec<u8>> {
-        let text = match name {
-            "messageId" | "contactId" => "[a-z0-9_]{1,12}",
-            "content" => "\\PC{0,24}",
-            "timestamp" => "1[0-9]{12}",
-            "direction" => "outgoing|incoming",
-            _ => "false",
-        };
-        text.prop_map(String::into_bytes).boxed()
-    }
-
-    /// Any value for `name`: good, text, not UTF-8, 60 KB or past the limit, empty.
-    fn value(name: &str) -> BoxedStrategy<Vec<u8>> {
-        prop_oneof![
-            4 => good_value(name),
-            1 => "\\PC{0,8}".prop_map(String::into_bytes),
-            1 => (good_value(name), any::<Index>()).prop_map(|(mut v, i)| {
-                v.insert(i.index(v.len() + 1), 0xff);
-                v
-            }),
-            1 => prop_oneof![
-                Just("é".repeat(30_000)),
-                Just("z".repeat(crate::entry::MAX_CONTENT_BYTES + 1)),
-            ]
-            .prop_map(String::into_bytes),
-            1 => Just(Vec::new()),
-        ]
-        .boxed()
     }
 
     /// A `payload` value of the original gateway's form: its JSON object built from
