@@ -194,15 +194,8 @@ async fn a_second_message_during_generation_gets_the_one_reply_and_the_first_is_
     until_calls(&engine, 1).await;
     h.send(&incoming("b2", "bob", "or tomorrow")).await;
 
-    let answered = eventually(10 * SECOND, || {
-        let mut h2 = h.con.clone();
-        async move {
-            let n: usize = h2.xlen(schema::queue_responses()).await.ok()?;
-            (n > 0).then_some(())
-        }
-    })
-    .await;
-    assert!(answered.is_some(), "the burst is answered");
+    let answered = streams::holds_at_least(&h.con, schema::queue_responses(), 1, 10 * SECOND).await;
+    assert!(answered, "the burst is answered");
     // Long enough for a second reply to the first message, if there were one.
     tokio::time::sleep(3 * SECOND).await;
     let per = streams::replies_per_message(&mut h.con).await;
@@ -277,15 +270,8 @@ async fn an_engine_error_ends_in_the_dead_letter_stream_never_in_a_reply() {
     let w = start(&h, engine.clone(), cfg).await;
     h.send(&incoming("d1", "dave", "what's the plan?")).await;
 
-    let dead = eventually(20 * SECOND, || {
-        let mut h2 = h.con.clone();
-        async move {
-            let n: usize = h2.xlen(schema::queue_deadletter()).await.ok()?;
-            (n > 0).then_some(())
-        }
-    })
-    .await;
-    assert!(dead.is_some(), "dead-lettered within 20 s");
+    let dead = streams::holds_at_least(&h.con, schema::queue_deadletter(), 1, 20 * SECOND).await;
+    assert!(dead, "dead-lettered within 20 s");
     let letters = h.dead_letters().await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0]["messageId"], "d1");
@@ -393,15 +379,8 @@ async fn two_workers_give_one_reply_per_message() {
         h.send(&incoming(&format!("m{i}"), c, "hello")).await;
     }
     let n = contacts.len();
-    let all = eventually(20 * SECOND, || {
-        let mut con = h.con.clone();
-        async move {
-            let got: usize = con.xlen(schema::queue_responses()).await.ok()?;
-            (got >= n).then_some(())
-        }
-    })
-    .await;
-    assert!(all.is_some(), "every message answered within 20 s");
+    let all = streams::holds_at_least(&h.con, schema::queue_responses(), n, 20 * SECOND).await;
+    assert!(all, "every message answered within 20 s");
     tokio::time::sleep(2 * SECOND).await;
     let per = streams::replies_per_message(&mut h.con).await;
     assert_eq!(per.len(), 24);

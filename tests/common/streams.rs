@@ -1,7 +1,9 @@
 //! Streams and consumer groups as the tests read them: a stream's entries as
-//! field maps, the replies per message, and what a group holds pending.
+//! field maps, the replies per message, what a group holds pending, and waiting
+//! for a stream to fill.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -51,4 +53,22 @@ pub async fn pending(con: &mut ConnectionManager, stream: &str, group: &str) -> 
 /// [`pending`] of the workers' group on `QUEUE:messages`.
 pub async fn workers_pending(con: &mut ConnectionManager) -> u64 {
     pending(con, schema::queue_messages(), schema::WORKER_GROUP).await
+}
+
+/// Whether stream `key` holds at least `n` entries within `within`.
+pub async fn holds_at_least(
+    con: &ConnectionManager,
+    key: &str,
+    n: usize,
+    within: Duration,
+) -> bool {
+    super::eventually(within, || {
+        let mut con = con.clone();
+        async move {
+            let len: usize = con.xlen(key).await.ok()?;
+            (len >= n).then_some(())
+        }
+    })
+    .await
+    .is_some()
 }

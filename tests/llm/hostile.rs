@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use crate::common::{Harness, TestDir, eventually, incoming};
 use crate::fake_llm::{FakeLlm, Step};
+use crate::llm_error;
+use crate::openai_ok;
 use redis::AsyncCommands;
 use secondme::reply::llm::LlmEngine;
 use secondme::reply::llm::chat::{ChatRequest, Role, Turn};
@@ -25,14 +27,6 @@ use tokio::time::Instant;
 const KEY: &str = "key-ABCDEF123456";
 /// Its distinctive part, for searching texts.
 const KEY_PART: &str = "ABCDEF123456";
-
-fn openai_ok(text: &str) -> String {
-    serde_json::json!({
-        "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 3}
-    })
-    .to_string()
-}
 
 fn config(provider: Provider, url: &str) -> LlmConfig {
     let mut c = LlmConfig::for_url(provider, url).expect("config");
@@ -60,11 +54,6 @@ async fn ask(engine: &LlmEngine, text: &str) -> anyhow::Result<secondme::reply::
             history: &[],
         })
         .await
-}
-
-fn llm_error(e: &anyhow::Error) -> &LlmError {
-    e.downcast_ref::<LlmError>()
-        .unwrap_or_else(|| panic!("not an LlmError: {e:#}"))
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{Harness, eventually, incoming};
+use crate::common::{Harness, eventually, incoming, streams};
 use crate::fake_llm::{FakeLlm, Step};
+use crate::openai_ok;
 use redis::AsyncCommands;
 use secondme::reply::input::ContactContext;
 use secondme::reply::llm::LlmEngine;
@@ -37,14 +38,6 @@ const CONFESSIONS: &[&str] = &[
     "As Sam's AI twin, I can't say.",
     "I am not a human, just software.",
 ];
-
-fn openai_ok(text: &str) -> String {
-    serde_json::json!({
-        "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 3}
-    })
-    .to_string()
-}
 
 fn persona() -> PersonaCache {
     PersonaCache {
@@ -260,15 +253,8 @@ async fn start_worker_reading_every(h: &mut Harness, url: &str, block: Duration)
 
 /// Waits until `QUEUE:deadletter` holds `n` entries.
 async fn until_dead_letters(h: &Harness, n: usize) {
-    let dead = eventually(20 * SECOND, || {
-        let mut con = h.con.clone();
-        async move {
-            let len: usize = con.xlen(schema::queue_deadletter()).await.ok()?;
-            (len >= n).then_some(())
-        }
-    })
-    .await;
-    assert!(dead.is_some(), "{n} dead letters within 20 s");
+    let dead = streams::holds_at_least(&h.con, schema::queue_deadletter(), n, 20 * SECOND).await;
+    assert!(dead, "{n} dead letters within 20 s");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -360,15 +346,8 @@ async fn through_the_worker_no_obeyed_injection_reaches_queue_responses() {
 
     // The worker still answers an ordinary message.
     h.send(&incoming("f1", "friend", "dinner at 8?")).await;
-    let answered = eventually(10 * SECOND, || {
-        let mut con = h.con.clone();
-        async move {
-            let n: usize = con.xlen(schema::queue_responses()).await.ok()?;
-            (n > 0).then_some(())
-        }
-    })
-    .await;
-    assert!(answered.is_some(), "the ordinary message is answered");
+    let answered = streams::holds_at_least(&h.con, schema::queue_responses(), 1, 10 * SECOND).await;
+    assert!(answered, "the ordinary message is answered");
     let responses = h.responses().await;
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0]["content"], "sure, see you at 8!");

@@ -14,3 +14,20 @@ mod hostile;
 mod leaks;
 mod protocol;
 mod real;
+
+use secondme::reply::llm::error::LlmError;
+
+/// A minimal OpenAI chat completion answering `text` (`protocol` has a full one).
+fn openai_ok(text: &str) -> String {
+    serde_json::json!({
+        "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3}
+    })
+    .to_string()
+}
+
+/// The engine's error inside `e`, which a test expects to be one.
+fn llm_error(e: &anyhow::Error) -> &LlmError {
+    e.downcast_ref::<LlmError>()
+        .unwrap_or_else(|| panic!("not an LlmError: {e:#}"))
+}

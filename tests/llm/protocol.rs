@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::fake_llm::{FakeLlm, Step};
+use crate::llm_error;
 use secondme::reply::input::{ContactContext, HistoryTurn, Speaker};
 use secondme::reply::llm::LlmEngine;
 use secondme::reply::llm::config::{LlmConfig, Provider};
@@ -106,11 +107,6 @@ async fn ask(engine: &LlmEngine, i: &Input) -> anyhow::Result<Reply> {
             history: &i.history,
         })
         .await
-}
-
-fn llm_error(e: &anyhow::Error) -> &LlmError {
-    e.downcast_ref::<LlmError>()
-        .unwrap_or_else(|| panic!("not an LlmError: {e:#}"))
 }
 
 #[tokio::test]
