@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod duration;
 pub mod entry;
 pub mod graph;
+pub mod learn;
 pub mod llm_usage;
 pub mod monitor;
 pub mod paths;
