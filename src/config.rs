@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::duration::parse_duration;
+use crate::learn::{LearnConfig, LearnSettings};
 use crate::paths;
 use crate::reply::llm::config::{LlmConfig, LlmSettings};
 use crate::sleep::SleepHours;
@@ -171,6 +172,18 @@ pub struct Settings {
     /// Language-model endpoint (http://host:port); set, replies come from it (the `[llm]` table's base_url).
     #[arg(long, global = true, env = "SECONDME_LLM_URL", hide_env_values = true)]
     pub llm_url: Option<String>,
+    /// Your name as your contacts know you (the owner's lines in a chat export; the prompt's "you are").
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_OWNER_NAME",
+        hide_env_values = true
+    )]
+    pub owner_name: Option<String>,
+    /// Learning from the person's chats: only in the file's `[learn]` table.
+    #[arg(skip)]
+    #[serde(default)]
+    pub learn: LearnSettings,
     /// The language model: only in the file's `[llm]` table.
     #[arg(skip)]
     #[serde(default)]
@@ -191,6 +204,8 @@ impl Settings {
     pub fn or(self, lower: Settings) -> Settings {
         // Destructured without `..`, so a new field cannot be forgotten here.
         let Settings {
+            owner_name,
+            learn,
             llm_url,
             llm,
             gateway,
@@ -220,6 +235,8 @@ impl Settings {
         let mut merged_keys = lower.keys;
         merged_keys.extend(keys);
         Settings {
+            owner_name: owner_name.or(lower.owner_name),
+            learn: learn.or(lower.learn),
             llm_url: llm_url.or(lower.llm_url),
             llm: llm.or(lower.llm),
             gateway: gateway.or(lower.gateway),
@@ -330,6 +347,10 @@ pub struct Config {
     pub log_file: PathBuf,
     /// Theme name.
     pub theme: String,
+    /// The owner's name: `owner_name`, else the `[llm]` table's.
+    pub owner_name: Option<String>,
+    /// Learning from the person's chats.
+    pub learn: LearnConfig,
     /// The language model, when one is configured.
     pub llm: Option<LlmConfig>,
     /// Key overrides.
@@ -379,6 +400,8 @@ impl Config {
     pub fn resolve(s: Settings) -> Result<Self> {
         // Destructured without `..`, so a new field cannot be forgotten here.
         let Settings {
+            owner_name,
+            learn,
             llm_url,
             llm,
             gateway,
@@ -405,6 +428,9 @@ impl Config {
             theme,
             keys,
         } = s;
+        let owner_name = owner_name
+            .or_else(|| llm.owner_name.clone())
+            .filter(|n| !n.trim().is_empty());
         let takeover_text = takeover.unwrap_or_else(|| "60m".into());
         let takeover = parse_duration(&takeover_text)
             .with_context(|| format!("invalid takeover pause {takeover_text:?}"))?;
@@ -449,7 +475,12 @@ impl Config {
                 n => bail!("send_per_minute must be between 1 and 600, not {n}"),
             },
             whatsapp_dir: whatsapp_dir.unwrap_or_else(|| paths::data_dir().join("whatsapp")),
-            llm: llm.resolve(llm_url)?,
+            owner_name: owner_name.clone(),
+            learn: learn.resolve()?,
+            llm: llm.resolve(llm_url)?.map(|mut l| {
+                l.owner_name = l.owner_name.or_else(|| owner_name.clone());
+                l
+            }),
             redis_url: redis_url.unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
             user_id: user_id.unwrap_or_else(|| "user-1".into()),
             consumer: consumer.unwrap_or_else(default_consumer),

@@ -19,7 +19,7 @@ async fn run_worker(h: &Harness) -> watch::Sender<bool> {
     let mut cfg = WorkerConfig::from_config(&h.config("bounds"));
     cfg.sleep_hours = secondme::config::SleepSetting::Off;
     let client = secondme::connection::open_client(&h.server.url()).expect("client");
-    let w = Worker::connect(client, PersonaEngine, cfg)
+    let w = Worker::connect(client, PersonaEngine::default(), cfg)
         .await
         .expect("connect");
     let (stop, rx) = watch::channel(false);

@@ -230,8 +230,9 @@ async fn worker_answers_one_message(config: Config, con: &mut redis::aio::Connec
         .await
         .expect("enable");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let running =
-        tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, stop_rx).await });
+    let running = tokio::spawn(async move {
+        worker::run_worker(&config, PersonaEngine::default(), stop_rx).await
+    });
     let _: String = queue::xadd(&incoming("m1", "alice", "are you there?"), false)
         .query_async(con)
         .await
@@ -477,7 +478,7 @@ async fn least_privilege_users_run_the_worker_and_status_and_a_missing_right_is_
     let w = worker::Worker::with_connection(
         client,
         con,
-        PersonaEngine,
+        PersonaEngine::default(),
         worker::WorkerConfig::from_config(&limited),
     );
     let mut status = w.status();

@@ -356,8 +356,9 @@ async fn restart_redis_under_a_running_worker_it_reconnects_and_goes_on() {
     h.allow(&["alice"]).await;
     let config = h.config("w-restart");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let handle =
-        tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, stop_rx).await });
+    let handle = tokio::spawn(async move {
+        worker::run_worker(&config, PersonaEngine::default(), stop_rx).await
+    });
 
     h.send(&incoming("before", "alice", "hello?")).await;
     let answered = eventually(5 * SECOND, || {
@@ -581,6 +582,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         rate_counted_elsewhere: false,
         max_generations: 8,
         burst_quiet: Duration::from_millis(100),
+        learn: secondme::learn::LearnConfig::default(),
     };
     let (stop_tx, handle) = run_worker_with(&h, FailingEngine, cfg).await;
 

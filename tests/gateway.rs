@@ -102,8 +102,9 @@ async fn the_echo_of_a_twin_reply_is_not_a_takeover() {
     let config = h.config("w1");
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker_stop = stop_rx.clone();
-    let worker =
-        tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, worker_stop).await });
+    let worker = tokio::spawn(async move {
+        worker::run_worker(&config, PersonaEngine::default(), worker_stop).await
+    });
     let gateway = tokio::spawn(sim.run(stop_rx));
 
     // The gateway "sends" the reply, records SENT:{id}, and the echo comes back as fromMe.

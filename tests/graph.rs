@@ -77,7 +77,7 @@ fn spawn_worker(
     let worker = tokio::spawn(async move {
         secondme::worker::run_worker(
             &config,
-            secondme::reply::persona_engine::PersonaEngine,
+            secondme::reply::persona_engine::PersonaEngine::default(),
             stop_rx,
         )
         .await

@@ -145,7 +145,7 @@ async fn answered_at_once_afterwards(h: &mut Harness) {
 async fn foreign_keys_of_two_contacts_stop_only_their_entries() {
     let mut h = Harness::start().await;
     let sent = poisoned_batch(&mut h).await;
-    let w = start(&h, PersonaEngine).await;
+    let w = start(&h, PersonaEngine::default()).await;
     settle(&h, 10, 2, 10 * SECOND).await;
     assert_isolated(&mut h, &sent).await;
     answered_at_once_afterwards(&mut h).await;
@@ -181,7 +181,7 @@ async fn a_takeover_with_a_foreign_history_pauses_and_keeps_its_own_history() {
     h.send(&typed_by_person("typed", "c1", "I'll take it from here"))
         .await;
     h.send(&incoming("hi", "c2", "hi")).await;
-    let w = start(&h, PersonaEngine).await;
+    let w = start(&h, PersonaEngine::default()).await;
     settle(&h, 1, 0, 10 * SECOND).await;
     let handled = eventually(5 * SECOND, || {
         let mut con = h.con.clone();
@@ -215,7 +215,7 @@ async fn a_pause_key_of_a_foreign_type_still_pauses() {
     let _: () = h.con.hset("PAUSE:c1", "pausedAt", "1").await.expect("HSET");
     h.send(&incoming("to-paused", "c1", "hi")).await;
     h.send(&incoming("to-active", "c2", "hi")).await;
-    let w = start(&h, PersonaEngine).await;
+    let w = start(&h, PersonaEngine::default()).await;
     settle(&h, 1, 0, 10 * SECOND).await;
     let handled = eventually(5 * SECOND, || {
         let mut con = h.con.clone();
@@ -269,7 +269,7 @@ async fn worker_error(status: &watch::Receiver<WorkerStatus>, text: &str) -> Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_key_of_a_foreign_type_holds_everything_back_and_loses_nothing() {
     let mut h = three_behind_a_foreign_responses_stream().await;
-    let w = start(&h, PersonaEngine).await;
+    let w = start(&h, PersonaEngine::default()).await;
     let error = worker_error(&w.status, "QUEUE:responses").await;
     assert!(error.contains("holds a string"), "{error}");
     tokio::time::sleep(SECOND).await;
@@ -293,7 +293,7 @@ async fn a_shared_key_of_a_foreign_type_holds_everything_back_and_loses_nothing(
 async fn out_of_memory_holds_everything_back_and_loses_nothing() {
     let mut h = Harness::start().await;
     h.allow(&["c1", "c2"]).await;
-    let w = start(&h, PersonaEngine).await;
+    let w = start(&h, PersonaEngine::default()).await;
     // Messages and the memory limit in one transaction: the worker reads them only
     // once Redis refuses every write.
     let mut pipe = redis::pipe();
@@ -337,7 +337,7 @@ async fn an_entry_for_contact_all_is_dead_lettered_and_the_kill_switch_stays_off
         h.send(&incoming(&format!("flood-{i}"), "ALL", "hi")).await;
     }
     h.send(&incoming("fine", "c1", "hi")).await;
-    let w = start(&h, PersonaEngine).await;
+    let w = start(&h, PersonaEngine::default()).await;
     settle(&h, 1, 13, 10 * SECOND).await;
     for l in h.dead_letters().await {
         let reason = &l[schema::deadletter_fields::REASON];
@@ -411,7 +411,7 @@ async fn a_foreign_dead_letter_stream_acknowledges_nothing() {
         .expect("SET");
     h.send_raw(&[("messageId", b"junk"), ("contactId", b"c1")])
         .await;
-    let w = start(&h, PersonaEngine).await;
+    let w = start(&h, PersonaEngine::default()).await;
     worker_error(&w.status, "QUEUE:deadletter").await;
     assert_eq!(
         streams::workers_pending(&mut h.con).await,
@@ -450,7 +450,7 @@ async fn an_acl_that_does_not_reach_a_key_is_the_servers_fault_not_the_entrys() 
         .expect("ACL SETUSER");
     h.send(&incoming("m1", "c1", "hi")).await;
     let url = format!("{}?user=forgetful&pass=pw", h.server.url());
-    let w = start_with(&h, PersonaEngine, &url, |_| {}).await;
+    let w = start_with(&h, PersonaEngine::default(), &url, |_| {}).await;
     // Redis 8 says "ACL failure", 7.0 "can't access at least one of the keys".
     let error = worker_error(&w.status, "").await;
     assert!(
@@ -467,7 +467,7 @@ async fn an_acl_that_does_not_reach_a_key_is_the_servers_fault_not_the_entrys() 
 async fn the_library_is_loaded_again_when_redis_lost_it() {
     let mut h = Harness::start().await;
     h.allow(&["c1"]).await;
-    let w = start(&h, PersonaEngine).await;
+    let w = start(&h, PersonaEngine::default()).await;
     h.send(&incoming("before", "c1", "hi")).await;
     settle(&h, 1, 0, 10 * SECOND).await;
     let _: () = redis::cmd("FUNCTION")

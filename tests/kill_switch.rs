@@ -49,8 +49,9 @@ async fn kill_off_on_a_new_redis_holds_and_status_says_why_the_switch_is_on() {
     // The first message after it is answered; the switch stays off.
     let config = h.config("w1");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker =
-        tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, stop_rx).await });
+    let worker = tokio::spawn(async move {
+        worker::run_worker(&config, PersonaEngine::default(), stop_rx).await
+    });
     h.send(&incoming("first", "alice", "hello there")).await;
     let state = eventually(Duration::from_secs(10), || {
         let mut con = h.con.clone();

@@ -26,7 +26,10 @@ fn spawn_worker(
 ) {
     let config = h.config(consumer);
     let (tx, rx) = watch::channel(false);
-    let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
+    let handle =
+        tokio::spawn(
+            async move { worker::run_worker(&config, PersonaEngine::default(), rx).await },
+        );
     (tx, handle)
 }
 
@@ -288,7 +291,10 @@ async fn the_person_typing_pauses_the_contact_but_the_twins_echo_does_not() {
     let mut config = h.config("w1");
     config.takeover = Duration::from_secs(20 * 60);
     let (tx, rx) = watch::channel(false);
-    let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
+    let handle =
+        tokio::spawn(
+            async move { worker::run_worker(&config, PersonaEngine::default(), rx).await },
+        );
 
     // The gateway records what it sent for the twin; its echo comes back as fromMe.
     let _: () = h.con.set_ex("SENT:echo-1", 1, 3600).await.expect("sent");
@@ -351,7 +357,10 @@ async fn in_sleep_hours_messages_are_shown_but_not_answered() {
     let night = common::sleep_window(true);
     config.sleep_hours = SleepSetting::Window(night);
     let (tx, rx) = watch::channel(false);
-    let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
+    let handle =
+        tokio::spawn(
+            async move { worker::run_worker(&config, PersonaEngine::default(), rx).await },
+        );
     h.send(&incoming("n1", "owl", "you up?")).await;
     let state = handled_soon(&h, "n1").await;
     assert_eq!(state, "skip:sleep_hours");
@@ -366,7 +375,10 @@ async fn in_sleep_hours_messages_are_shown_but_not_answered() {
     let mut config = h.config("w2");
     config.sleep_hours = SleepSetting::Window(common::sleep_window(false));
     let (tx, rx) = watch::channel(false);
-    let handle = tokio::spawn(async move { worker::run_worker(&config, PersonaEngine, rx).await });
+    let handle =
+        tokio::spawn(
+            async move { worker::run_worker(&config, PersonaEngine::default(), rx).await },
+        );
     h.send(&incoming("n2", "owl", "morning!")).await;
     let state = handled_soon(&h, "n2").await;
     assert_eq!(state, "answered");

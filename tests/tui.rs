@@ -469,3 +469,138 @@ async fn kill_off_in_the_control_room_holds_on_a_new_redis() {
     screen.keys("q");
     assert!(screen.wait_exit(Duration::from_secs(15), "q").success());
 }
+
+/// A learned chat: for each of `answers`, a message of the contact's then, two
+/// minutes later, that answer of the owner's; last, a photo the owner sent.
+fn learned_chat(answers: &[&str]) -> Vec<secondme::learn::ChatLine> {
+    use secondme::learn::{ChatLine, LineKind};
+    let start = 1_760_000_000_000_i64;
+    let mut lines = Vec::new();
+    for (i, answer) in answers.iter().enumerate() {
+        let at = start + i as i64 * 3_600_000;
+        lines.push(ChatLine {
+            ts: at,
+            me: false,
+            kind: LineKind::Text,
+            text: format!("question number {i}?"),
+        });
+        lines.push(ChatLine {
+            ts: at + 120_000,
+            me: true,
+            kind: LineKind::Text,
+            text: (*answer).to_owned(),
+        });
+    }
+    lines.push(ChatLine {
+        ts: start + answers.len() as i64 * 3_600_000,
+        me: true,
+        kind: LineKind::Media,
+        text: String::new(),
+    });
+    lines
+}
+
+/// The learned panel (`l`) for the selected contact: the hint while nothing is
+/// learned; for a contact whose chat was learned, its figures (counted here)
+/// and the last eval as the owner's bars beside the twin's; for a contact
+/// without a chat, the overall profile, said to be one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_learned_panel_shows_what_the_twin_learned_for_the_selected_contact() {
+    use secondme::learn::LineKind;
+    use secondme::store::learned;
+
+    let mut h = Harness::start().await;
+    h.allow(&["alice", "bob"]).await;
+    let mut screen = Screen::start_with(&h.server.url(), 24, 80, &["--no-worker"]);
+    screen.wait_for("alice");
+    screen.keys("/bob\r");
+    screen.keys("l");
+    screen.wait_for("Learned · bob");
+    screen.wait_for("nothing learned yet — secondme learn CHAT.txt");
+
+    // Seven of nine answers start lowercase; their lengths' median is counted here.
+    let answers = [
+        "yes see you at 7",
+        "haha ok",
+        "sure",
+        "Sounds good to me",
+        "no way",
+        "on my way now",
+        "Maybe tomorrow then",
+        "lol",
+        "ok cool see you there",
+    ];
+    let chat = learned_chat(&answers);
+    learned::add_lines(&mut h.con, "alice", &chat, 1000)
+        .await
+        .expect("learn alice's chat");
+    let texts: Vec<&str> = chat
+        .iter()
+        .filter(|l| l.me && l.kind == LineKind::Text)
+        .map(|l| l.text.as_str())
+        .collect();
+    let mut lengths: Vec<usize> = texts.iter().map(|t| t.chars().count()).collect();
+    lengths.sort_unstable();
+    let median = lengths[lengths.len() / 2];
+    let lower = texts
+        .iter()
+        .filter(|t| t.chars().next().is_some_and(char::is_lowercase))
+        .count();
+    let lower_pct = (lower as f64 * 100.0 / texts.len() as f64).round();
+    let eval = serde_json::json!({
+        "contact": "alice",
+        "holdout": 4,
+        "twin": {"style_distance": 0.18, "rows": [
+            {"measure": "starts_lowercase", "owner": 0.85, "generated": 0.72, "distance": 0.13},
+            {"measure": "median_chars", "owner": 12.0, "generated": 6.0, "distance": 0.5}
+        ]},
+        "baseline": {"style_distance": 0.42, "rows": []},
+        // 90 minutes and a half ago: the screen's clock may lag by a tick.
+        "at": secondme::store::now_ms() - 5_430_000
+    });
+    learned::save_eval(&mut h.con, "alice", &eval)
+        .await
+        .expect("save the eval");
+
+    // The filter is edited, not cleared with esc: esc and `/` at once read as alt-/.
+    screen.keys("/\u{7f}\u{7f}\u{7f}alice\r");
+    screen.wait_for("Learned · alice");
+    let text = screen.wait_for(&format!("{} messages learned · this chat", texts.len()));
+    for part in [
+        format!("length ~{median} chars · lowercase {lower_pct:.0}%"),
+        "replies in ~2m (median)".to_string(),
+        "fidelity 0.18 · baseline 0.42".to_string(),
+        "1h30m ago".to_string(),
+        "twin · 4 replies".to_string(),
+    ] {
+        assert!(text.contains(&part), "{part:?} on screen:\n{text}");
+    }
+    let bars = text
+        .lines()
+        .find(|l| l.contains("lowercase  "))
+        .unwrap_or_else(|| panic!("a lowercase bar row:\n{text}"));
+    assert!(
+        bars.contains('█') && bars.contains(" 85% ") && bars.contains(" 72% "),
+        "{bars}"
+    );
+    let length = text
+        .lines()
+        .find(|l| l.contains("length  "))
+        .expect("a length row");
+    assert!(
+        length.contains(" 12.0 ") && length.contains(" 6.00 "),
+        "{length}"
+    );
+
+    // bob has no chat: the overall profile (alice's only) serves, said so.
+    screen.keys("/\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}bob\r");
+    screen.wait_for(&format!(
+        "{} messages learned · overall profile",
+        texts.len()
+    ));
+    // `l` again: the conversation is back.
+    screen.keys("l");
+    screen.wait_for("Conversation · bob");
+    screen.keys("q");
+    assert!(screen.wait_exit(Duration::from_secs(15), "q").success());
+}

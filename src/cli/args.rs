@@ -86,6 +86,50 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: ContactAction,
     },
+    /// Learn how you write from WhatsApp chat exports (the .txt, or the .zip with media).
+    Learn {
+        /// Export files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Your name as the exports show it (default: owner_name in the config).
+        #[arg(long)]
+        me: Option<String>,
+        /// The contact id to learn each chat as (default: the contact known by the other author's name).
+        #[arg(long)]
+        contact: Option<String>,
+        /// One JSON object per file, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How you write, as learned: to one contact, or overall.
+    Style {
+        /// Contact id (default: overall).
+        contact: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every trace of a contact's text from Redis (learned chat, history, queued messages).
+    Forget {
+        /// Contact id.
+        contact: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// How close the twin writes: holds out the owner's last replies to a contact,
+    /// learns from the rest and compares the twin's replies (and a baseline's) with them.
+    Eval {
+        /// One contact (default: every learned contact, one after another).
+        #[arg(long)]
+        contact: Option<String>,
+        /// The owner's last replies held out per contact.
+        #[arg(long, default_value_t = secondme::learn::eval::DEFAULT_HOLDOUT)]
+        holdout: usize,
+        /// One JSON object per contact, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

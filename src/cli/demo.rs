@@ -6,7 +6,8 @@ use secondme::bridge::Gateway;
 use secondme::bridge::simulator::{Script, Simulator};
 use secondme::config::{Config, SleepSetting};
 use secondme::graph::{self, GraphFile};
-use secondme::store::optin;
+use secondme::learn::export;
+use secondme::store::{learned, optin};
 use secondme::{connection, schema, store};
 use tokio::sync::watch;
 
@@ -32,6 +33,8 @@ pub(super) async fn run(mut config: Config) -> Result<()> {
         .context("cannot seed the demo")?;
     optin::set_enabled(&mut con, &script.enabled, true).await?;
     seed_graph(&mut con).await;
+    learn_samples(&mut con, config.learn.max_messages).await;
+    let evals = tokio::spawn(evaluate_samples(config.clone()));
     let simulator = Simulator::new(
         con,
         &config.user_id,
@@ -43,8 +46,52 @@ pub(super) async fn run(mut config: Config) -> Result<()> {
     let result = control_room::open(&config, true).await;
     let _ = stop_tx.send(true);
     let _ = gateway.await;
+    evals.abort();
     drop(server);
     result
+}
+
+/// The demo's owner, as the sample exports name them.
+const DEMO_OWNER: &str = "Robin";
+
+/// The sample exports the demo learns from (written for the project, in two
+/// phones' formats), each with the contact it is a chat with.
+const SAMPLE_EXPORTS: [(&str, &str); 2] = [
+    ("mom", include_str!("../../assets/demo-export-android.txt")),
+    ("alex", include_str!("../../assets/demo-export-ios.txt")),
+];
+
+/// Learns the owner's style and past replies from the sample exports before
+/// the traffic starts, so the twin answers as its owner writes. Adding the
+/// same lines again changes nothing, so a restart learns nothing twice; a
+/// failure leaves the demo running on its templates.
+async fn learn_samples(con: &mut ConnectionManager, cap: usize) {
+    for (contact, text) in SAMPLE_EXPORTS {
+        let lines = export::parse_text(text).into_chat_lines(DEMO_OWNER);
+        match learned::add_lines(con, contact, &lines, cap).await {
+            Ok(added) => tracing::info!(
+                "demo: {contact}'s sample chat learned ({} messages, {} new)",
+                added.total,
+                added.added
+            ),
+            Err(e) => tracing::warn!("demo: cannot learn {contact}'s sample chat: {e:#}"),
+        }
+    }
+}
+
+/// Scores the twin on the sample chats (`secondme eval`'s figures, saved for the
+/// control room's learned panel) behind the screen. Only with the offline engine:
+/// a language model would spend tokens and minutes on it at every start.
+async fn evaluate_samples(config: Config) {
+    if config.llm.is_some() {
+        tracing::info!("demo: no eval at start with a language model (run `secondme eval`)");
+        return;
+    }
+    for (contact, _) in SAMPLE_EXPORTS {
+        if let Err(e) = super::eval::save_quietly(&config, contact).await {
+            tracing::warn!("demo: cannot score the twin on {contact}'s sample chat: {e:#}");
+        }
+    }
 }
 
 /// Loads the shipped graph when the demo's Redis has FalkorDB; without it the

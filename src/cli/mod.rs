@@ -12,9 +12,12 @@ mod contacts;
 mod control;
 mod control_room;
 mod demo;
+mod eval;
 mod gateway;
+mod learn;
 mod output;
 mod persona;
+mod progress;
 mod status;
 mod worker;
 
@@ -63,5 +66,35 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
         Some(Command::Contact {
             action: ContactAction::List,
         }) => contacts::list(&config).await,
+        Some(Command::Learn {
+            files,
+            me,
+            contact,
+            json,
+        }) => {
+            let args = learn::LearnArgs {
+                files,
+                me,
+                contact,
+                json,
+            };
+            learn::learn(&config, args).await
+        }
+        Some(Command::Style { contact, json }) => {
+            learn::style(&config, contact.as_deref(), json).await
+        }
+        Some(Command::Forget { contact, yes }) => learn::forget(&config, &contact, yes).await,
+        Some(Command::Eval {
+            contact,
+            holdout,
+            json,
+        }) => {
+            let args = eval::EvalArgs {
+                contact,
+                holdout,
+                json,
+            };
+            eval::run(&config, args).await
+        }
     }
 }

@@ -243,7 +243,7 @@ fn printable_snapshot(mut snap: snapshot::Snapshot) -> snapshot::Snapshot {
 /// JSON with every character a terminal could act on written as a `\uXXXX`
 /// escape: serde_json leaves C1 controls, DEL and bidi/format characters raw. The
 /// data is unchanged for a JSON reader.
-fn terminal_safe_json(text: &str) -> String {
+pub(super) fn terminal_safe_json(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let risky = matches!(c, '\u{7f}'..='\u{9f}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')

@@ -17,7 +17,7 @@ pub(super) async fn run(config: Config) -> Result<()> {
         tracing::info!("stop requested; draining");
         let _ = stop_tx.send(true);
     });
-    let engine = Engine::from_config(config.llm.as_ref())?;
+    let engine = Engine::from_config(config.llm.as_ref(), &config.learn)?;
     if let Some(llm) = engine.llm() {
         let con = connection::lazy_manager(&connection::client_for(&config)?, None)?;
         tokio::spawn(store::usage::keep_accounts(con, llm, stop_rx.clone()));

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod feed;
 // The WhatsApp gateway's state (`GATEWAY:{userId}`), logged as it changes.
 mod gateway_state;
+pub mod learned;
 pub mod llm;
 mod qr_image;
 mod setup;
@@ -79,6 +80,7 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
         events_tx,
         mut events,
         live,
+        selected,
         mut worker,
     } = wiring;
     let mut guard = terminal::TerminalGuard::enter()?;
@@ -98,6 +100,7 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
     loop {
         let mut actions = Vec::new();
         if dirty && !terminal_gone && last_draw.is_none_or(|at| at.elapsed() >= FRAME_INTERVAL) {
+            follow_selection(&model, &selected);
             if let Err(e) = guard.terminal.draw(|f| view(&model, f)) {
                 tracing::warn!("cannot draw ({e}): the terminal is gone; stopping");
                 terminal_gone = true;
@@ -186,6 +189,18 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
         }
     }
     Ok(())
+}
+
+/// Tells the learned-data reader which contact is selected, when that changed.
+fn follow_selection(model: &Model, selected: &tokio::sync::watch::Sender<Option<String>>) {
+    let now = model.selected_contact().map(|c| c.id.as_str());
+    selected.send_if_modified(|was| {
+        let changed = was.as_deref() != now;
+        if changed {
+            *was = now.map(str::to_owned);
+        }
+        changed
+    });
 }
 
 /// Logs how the embedded worker ended.

@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use secondme_ui::{Event, LogEntry, LogKind, WorkerState};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{MonitorOptions, gateway_state, llm, state};
+use super::{MonitorOptions, gateway_state, learned, llm, state};
 use crate::config::Config;
 use crate::connection;
 use crate::reply::engine::Engine;
@@ -31,6 +31,8 @@ pub(super) struct Wiring {
     pub(super) events: mpsc::UnboundedReceiver<Event>,
     /// Contacts seen on the feed, whose state the poll reads first.
     pub(super) live: state::LiveContacts,
+    /// The selected contact, whose learned data is read.
+    pub(super) selected: watch::Sender<Option<String>>,
     /// The embedded worker, unless `--no-worker`.
     pub(super) worker: Option<EmbeddedWorker>,
 }
@@ -62,6 +64,8 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
     let (events_tx, events) = mpsc::unbounded_channel::<Event>();
     let live = state::LiveContacts::default();
     spawn_watchers(config, &con, &live, &events_tx);
+    let (selected, selected_rx) = watch::channel(None);
+    tokio::spawn(learned::watch(con.clone(), selected_rx, events_tx.clone()));
     let worker = if options.worker {
         Some(start_worker(config, &client, &con, &events_tx)?)
     } else {
@@ -73,6 +77,7 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
         events_tx,
         events,
         live,
+        selected,
         worker,
     })
 }
@@ -110,7 +115,7 @@ fn start_worker(
     tx: &mpsc::UnboundedSender<Event>,
 ) -> Result<EmbeddedWorker> {
     let (stop, stop_rx) = watch::channel(false);
-    let engine = Engine::from_config(config.llm.as_ref())?;
+    let engine = Engine::from_config(config.llm.as_ref(), &config.learn)?;
     if let Some(llm) = engine.llm() {
         tokio::spawn(store::usage::keep_accounts(
             con.clone(),

@@ -5,6 +5,7 @@ use super::llm::config::LlmConfig;
 use super::llm::{LlmEngine, LlmShared};
 use super::persona_engine::PersonaEngine;
 use super::{Reply, ReplyEngine, ReplyRequest};
+use crate::learn::LearnConfig;
 
 /// One of the engines, chosen by the configuration.
 #[derive(Debug)]
@@ -16,10 +17,11 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The language model when `llm` is configured, else the templates.
-    pub fn from_config(llm: Option<&LlmConfig>) -> anyhow::Result<Self> {
+    /// The language model when `llm` is configured, else the templates; both
+    /// with the `[learn]` settings (prompt budget, similarity threshold).
+    pub fn from_config(llm: Option<&LlmConfig>, learn: &LearnConfig) -> anyhow::Result<Self> {
         match llm {
-            None => Ok(Self::Template(PersonaEngine)),
+            None => Ok(Self::Template(PersonaEngine::new(learn))),
             Some(cfg) => {
                 tracing::info!(
                     "replies come from the language model at {} ({}; fast {}, strong {})",
@@ -28,7 +30,8 @@ impl Engine {
                     cfg.fast_model,
                     cfg.strong_model
                 );
-                Ok(Self::Llm(Box::new(LlmEngine::new(cfg.clone())?)))
+                let engine = LlmEngine::new(cfg.clone())?.with_learning(learn);
+                Ok(Self::Llm(Box::new(engine)))
             }
         }
     }

@@ -5,6 +5,7 @@ pub mod engine;
 pub mod input;
 pub mod llm;
 pub mod persona_engine;
+pub mod styled;
 
 use std::future::Future;
 
@@ -24,6 +25,8 @@ pub struct ReplyRequest<'a> {
     /// The conversation so far, oldest first (at most [`ReplyEngine::history_len`]
     /// messages; may include `message` itself).
     pub history: &'a [HistoryTurn],
+    /// What the twin learned from the person's chats that bears on this reply.
+    pub learned: Option<&'a crate::learn::Learned>,
 }
 
 /// A written reply.
@@ -56,6 +59,13 @@ pub trait ReplyEngine: Send + Sync + 'static {
     }
 }
 
+/// The shortest "typing..." before a reply, ms: the human pace's shortest pause.
+pub const MIN_TYPING_MS: u64 = 2_000;
+
+/// The longest "typing..." a learned reply time may ask for, ms: as long as the
+/// gateway shows it (`bridge::whatsapp::pacing::MAX_TYPING_DELAY`).
+pub const MAX_TYPING_MS: u64 = 60_000;
+
 /// Human pace for sending (upstream design): 300 ms a word plus a 2-5 s pause.
 ///
 /// `jitter` in `0..=1` picks the pause, so the engine stays deterministic.
@@ -63,4 +73,68 @@ pub fn human_delay_ms(reply: &str, jitter: f64) -> u64 {
     let words = reply.split_whitespace().count() as u64;
     let pause = 2000.0 + 3000.0 * jitter.clamp(0.0, 1.0);
     words * 300 + pause as u64
+}
+
+/// The human pace of `reply` moved halfway toward the owner's own median reply
+/// time when it was learned, within [`MIN_TYPING_MS`]..=[`MAX_TYPING_MS`];
+/// the human pace alone otherwise. Deterministic for a given `jitter`.
+pub fn paced_delay_ms(reply: &str, jitter: f64, learned: Option<&crate::learn::Learned>) -> u64 {
+    let human = human_delay_ms(reply, jitter);
+    let owner_ms = learned
+        .and_then(|l| l.profile.as_ref())
+        .and_then(|p| p.reply_time_median_s)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| s * 1000.0);
+    match owner_ms {
+        Some(owner) => {
+            let toward = (human as f64 + owner) / 2.0;
+            (toward.min(MAX_TYPING_MS as f64) as u64).clamp(MIN_TYPING_MS, MAX_TYPING_MS)
+        }
+        None => human,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::{Learned, StyleProfile};
+
+    fn replying_in(seconds: Option<f64>) -> Learned {
+        Learned {
+            profile: Some(StyleProfile {
+                reply_time_median_s: seconds,
+                ..StyleProfile::default()
+            }),
+            ..Learned::default()
+        }
+    }
+
+    #[test]
+    fn the_typing_time_moves_toward_the_owners_reply_time_within_bounds() {
+        let text = "one two three four five six seven eight nine ten";
+        // 10 words and no pause: 5000 ms at jitter 0.
+        assert_eq!(human_delay_ms(text, 0.0), 5_000);
+        assert_eq!(paced_delay_ms(text, 0.0, None), 5_000);
+        assert_eq!(paced_delay_ms(text, 0.0, Some(&replying_in(None))), 5_000);
+        assert_eq!(
+            paced_delay_ms(text, 0.0, Some(&replying_in(Some(15.0)))),
+            10_000
+        );
+        assert_eq!(
+            paced_delay_ms(text, 0.0, Some(&replying_in(Some(0.0)))),
+            2_500
+        );
+        assert_eq!(
+            paced_delay_ms("ok", 0.0, Some(&replying_in(Some(0.0)))),
+            MIN_TYPING_MS
+        );
+        assert_eq!(
+            paced_delay_ms(text, 0.0, Some(&replying_in(Some(3_600.0)))),
+            MAX_TYPING_MS
+        );
+        assert_eq!(
+            paced_delay_ms(text, 0.0, Some(&replying_in(Some(f64::NAN)))),
+            5_000
+        );
+    }
 }

@@ -1,12 +1,37 @@
-//! The embedded engine: deterministic and offline. Phatic messages get a short
-//! answer in the persona's tone; others get a reply built from the style guide's
-//! register and the persona's own example messages.
+//! The embedded engine: deterministic and offline. When the person's past
+//! exchanges with the contact hold one like the message (above the similarity
+//! threshold), it answers with what the person actually wrote then, never the
+//! same reply twice in a row. Otherwise phatic messages get a short answer in
+//! the persona's tone, and others a reply built from the style guide's register
+//! and the persona's own example messages, written with the owner's measured
+//! habits when a profile was learned.
 
-use super::{Reply, ReplyEngine, ReplyRequest, human_delay_ms};
+use super::input::Speaker;
+use super::styled::in_owner_style;
+use super::{Reply, ReplyEngine, ReplyRequest, paced_delay_ms};
+use crate::learn::LearnConfig;
 
 /// The embedded persona engine.
-#[derive(Debug, Default, Clone)]
-pub struct PersonaEngine;
+#[derive(Debug, Clone)]
+pub struct PersonaEngine {
+    /// A past reply is reused only for an exchange at least this similar (`0..=1`).
+    similarity: f32,
+}
+
+impl Default for PersonaEngine {
+    fn default() -> Self {
+        Self::new(&LearnConfig::default())
+    }
+}
+
+impl PersonaEngine {
+    /// The engine with the `[learn]` settings' similarity threshold.
+    pub fn new(learn: &LearnConfig) -> Self {
+        Self {
+            similarity: learn.similarity,
+        }
+    }
+}
 
 /// Words that make a message phatic when it has nothing else (lowercase).
 const PHATIC: &[&str] = &[
@@ -82,16 +107,54 @@ fn mentioned_topic<'a>(request: &ReplyRequest<'a>) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// What the person wrote last in the conversation (themselves or the twin for
+/// them), before the message being answered.
+fn last_reply<'a>(request: &ReplyRequest<'a>) -> Option<&'a str> {
+    request
+        .history
+        .iter()
+        .rev()
+        .filter(|h| h.message_id != request.message.message_id)
+        .find(|h| matches!(h.speaker, Speaker::Owner | Speaker::Twin))
+        .map(|h| h.text.trim())
+}
+
+/// The person's own reply to the most similar past exchange at least
+/// `threshold` similar, skipping one equal to the last reply sent.
+fn past_reply<'a>(request: &ReplyRequest<'a>, threshold: f32) -> Option<&'a str> {
+    let learned = request.learned?;
+    let last = last_reply(request);
+    let mut candidates: Vec<&(crate::learn::Exchange, f32)> = learned
+        .examples
+        .iter()
+        .filter(|(e, sim)| *sim >= threshold && !e.me.trim().is_empty())
+        .collect();
+    // Best first whatever order they came in; equal ones keep it.
+    candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+    candidates
+        .into_iter()
+        .map(|(e, _)| e.me.trim())
+        .find(|me| Some(*me) != last)
+}
+
 impl ReplyEngine for PersonaEngine {
     async fn reply(&self, request: &ReplyRequest<'_>) -> anyhow::Result<Reply> {
         let pick = stable_hash(&request.message.message_id) ^ stable_hash(&request.message.content);
-        let content = if is_phatic(&request.message.content) {
-            phatic_answer(&request.persona.tone, pick).to_owned()
+        let content = if let Some(past) = past_reply(request, self.similarity) {
+            past.to_owned()
         } else {
-            substantive_answer(request, pick)
+            let template = if is_phatic(&request.message.content) {
+                phatic_answer(&request.persona.tone, pick).to_owned()
+            } else {
+                substantive_answer(request, pick)
+            };
+            match request.learned.and_then(|l| l.profile.as_ref()) {
+                Some(profile) => in_owner_style(&template, profile, pick),
+                None => template,
+            }
         };
         let jitter = (pick >> 11) as f64 / (1u64 << 53) as f64;
-        let delay_ms = human_delay_ms(&content, jitter);
+        let delay_ms = paced_delay_ms(&content, jitter, request.learned);
         Ok(Reply { content, delay_ms })
     }
 
@@ -141,7 +204,7 @@ mod tests {
 
     #[tokio::test]
     async fn replies_follow_the_persona_and_are_stable() {
-        let engine = PersonaEngine;
+        let engine = PersonaEngine::default();
         let m = message("Can you review the contract?");
         let p = persona("formal");
         let req = ReplyRequest {
@@ -150,6 +213,7 @@ mod tests {
             persona: &p,
             context: None,
             history: &[],
+            learned: None,
         };
         let a = engine.reply(&req).await.expect("reply");
         let b = engine.reply(&req).await.expect("reply");
@@ -165,6 +229,7 @@ mod tests {
                 persona: &p,
                 context: None,
                 history: &[],
+                learned: None,
             })
             .await
             .expect("reply");
@@ -179,13 +244,14 @@ mod tests {
             topics: vec!["Q3 budget".into()],
             ..Default::default()
         };
-        let reply = PersonaEngine
+        let reply = PersonaEngine::default()
             .reply(&ReplyRequest {
                 message: &m,
                 persona_id: "professional",
                 persona: &p,
                 context: Some(&context),
                 history: &[],
+                learned: None,
             })
             .await
             .expect("reply");
@@ -194,5 +260,114 @@ mod tests {
             "{}",
             reply.content
         );
+    }
+
+    fn learned(examples: &[(&str, &str, f32)]) -> crate::learn::Learned {
+        crate::learn::Learned {
+            profile: None,
+            from_contact: true,
+            examples: examples
+                .iter()
+                .map(|(them, me, sim)| {
+                    let e = crate::learn::Exchange {
+                        ts: 1,
+                        them: (*them).into(),
+                        me: (*me).into(),
+                        reply_ms: None,
+                    };
+                    (e, *sim)
+                })
+                .collect(),
+        }
+    }
+
+    async fn answer(
+        engine: &PersonaEngine,
+        text: &str,
+        learned: &crate::learn::Learned,
+        history: &[crate::reply::input::HistoryTurn],
+    ) -> Reply {
+        let m = message(text);
+        let p = persona("casual");
+        engine
+            .reply(&ReplyRequest {
+                message: &m,
+                persona_id: "casual",
+                persona: &p,
+                context: None,
+                history,
+                learned: Some(learned),
+            })
+            .await
+            .expect("reply")
+    }
+
+    fn said(id: &str, speaker: Speaker, text: &str) -> crate::reply::input::HistoryTurn {
+        crate::reply::input::HistoryTurn {
+            message_id: id.into(),
+            speaker,
+            text: text.into(),
+            timestamp: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_past_reply_is_reused_only_above_the_threshold() {
+        let engine = PersonaEngine::new(&LearnConfig {
+            similarity: 0.6,
+            ..LearnConfig::default()
+        });
+        let close = learned(&[
+            ("barbecue on saturday?", "bora!! levo a picanha", 0.9),
+            ("saturday?", "acho que sim", 0.7),
+        ]);
+        let r = answer(&engine, "barbecue saturday?", &close, &[]).await;
+        assert_eq!(r.content, "bora!! levo a picanha");
+        let far = learned(&[("barbecue on saturday?", "bora!! levo a picanha", 0.59)]);
+        let r = answer(&engine, "Can you review the contract?", &far, &[]).await;
+        assert_eq!(
+            r.content,
+            "hmm good q, Understood, I will come back to you today."
+        );
+        let r = answer(&engine, "Can you review the contract?", &learned(&[]), &[]).await;
+        assert!(r.content.contains("Understood"), "templates: {}", r.content);
+    }
+
+    #[tokio::test]
+    async fn the_same_past_reply_is_never_sent_twice_in_a_row() {
+        let engine = PersonaEngine::default();
+        let l = learned(&[
+            ("barbecue on saturday?", "bora!! levo a picanha", 0.9),
+            ("saturday barbecue", "sábado sim", 0.8),
+            ("barbecue", "weak one", 0.2),
+        ]);
+        let after_twin = [
+            said("m0", Speaker::Contact, "barbecue?"),
+            said("bot_m0", Speaker::Twin, "bora!! levo a picanha"),
+            said("m1", Speaker::Contact, "barbecue saturday?"),
+        ];
+        let r = answer(&engine, "barbecue saturday?", &l, &after_twin).await;
+        assert_eq!(r.content, "sábado sim", "the next best above the threshold");
+        let after_owner = [said("o1", Speaker::Owner, " sábado sim ")];
+        let r = answer(&engine, "barbecue saturday?", &l, &after_owner).await;
+        assert_eq!(r.content, "bora!! levo a picanha");
+        let only = learned(&[("barbecue on saturday?", "bora!! levo a picanha", 0.9)]);
+        let r = answer(&engine, "barbecue saturday?", &only, &after_twin).await;
+        assert_ne!(r.content, "bora!! levo a picanha", "else the templates");
+        assert!(r.content.contains("Understood"), "{}", r.content);
+    }
+
+    #[tokio::test]
+    async fn the_typing_time_follows_the_owners_reply_time_and_is_stable() {
+        let engine = PersonaEngine::default();
+        let mut l = learned(&[("barbecue on saturday?", "bora", 0.9)]);
+        let plain = answer(&engine, "barbecue saturday?", &l, &[]).await;
+        l.profile = Some(crate::learn::StyleProfile {
+            reply_time_median_s: Some(40.0),
+            ..crate::learn::StyleProfile::default()
+        });
+        let slow = answer(&engine, "barbecue saturday?", &l, &[]).await;
+        assert_eq!(slow, answer(&engine, "barbecue saturday?", &l, &[]).await);
+        assert_eq!(slow.delay_ms, (plain.delay_ms + 40_000) / 2);
     }
 }

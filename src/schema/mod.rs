@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod learned;
 mod names;
 
 pub use names::{Names, names};
@@ -650,6 +651,11 @@ mod tests {
             dialect_contacts_list,
             dialect_config_sleep_hours,
             dialect_channel_status,
+            learn_chat_prefix,
+            learn_style_prefix,
+            learn_eval_prefix,
+            learn_overall,
+            learn_contacts,
         )
     }
 

@@ -51,6 +51,11 @@ pub struct Names {
     pub(super) dialect_contacts_list: String,
     pub(super) dialect_config_sleep_hours: String,
     pub(super) dialect_channel_status: String,
+    pub(super) learn_chat_prefix: String,
+    pub(super) learn_style_prefix: String,
+    pub(super) learn_eval_prefix: String,
+    pub(super) learn_overall: String,
+    pub(super) learn_contacts: String,
 }
 
 impl Names {
@@ -100,6 +105,11 @@ impl Names {
             dialect_contacts_list: name("CONTACTS:list"),
             dialect_config_sleep_hours: name("CONFIG:sleep_hours"),
             dialect_channel_status: name("events:status"),
+            learn_chat_prefix: name("LEARN:chat:"),
+            learn_style_prefix: name("LEARN:style:"),
+            learn_eval_prefix: name("LEARN:eval:"),
+            learn_overall: name("LEARN:overall"),
+            learn_contacts: name("LEARN:contacts"),
         }
     }
 }

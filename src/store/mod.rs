@@ -8,6 +8,7 @@ pub mod eviction;
 pub mod functions;
 pub mod handled;
 pub mod history;
+pub mod learned;
 pub mod llm_figures;
 pub mod optin;
 pub mod persona;

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 
 use super::Worker;
+use super::learned::{LEARNED_HISTORY, LearnedCache, burst_query};
 use super::parsed_entry::ParsedEntry;
 use super::personas::ContactPersona;
 use super::verdict::{Committed, Verdict};
@@ -96,6 +97,12 @@ impl<E: ReplyEngine> Worker<E> {
         }
         let decided = iso.finish();
         self.warn_once(&decided.warnings);
+        let live: Vec<(&ParsedEntry, &Verdict)> = pairs
+            .iter()
+            .zip(&decided.items)
+            .map(|((g, _), v)| (*g, v))
+            .collect();
+        self.learned.learn_live(&mut self.con, &live).await;
         let mut failed = Vec::new();
         let mut to_write = Vec::new();
         for ((g, _), v) in pairs.iter().zip(decided.items) {
@@ -172,7 +179,7 @@ impl<E: ReplyEngine> Worker<E> {
             .personas
             .for_contact(&mut self.con, g.contact_id())
             .await?;
-        generate(&*self.engine, &mut self.con, g, &persona).await
+        generate(&*self.engine, &mut self.con, g, &persona, &self.learned).await
     }
 
     /// Hands entries to answer to the scheduler (slow engines), each with its
@@ -217,16 +224,23 @@ impl<E: ReplyEngine> Worker<E> {
 }
 
 /// Asks `engine` for the reply to `g` in `persona`'s style, with the conversation
-/// as it stands now (a burst's earlier messages included).
+/// as it stands now (a burst's earlier messages included) and what was learned
+/// from the person's chats with this contact.
 pub(super) async fn generate<E: ReplyEngine>(
     engine: &E,
     con: &mut ConnectionManager,
     g: &ParsedEntry,
     persona: &ContactPersona,
+    learning: &LearnedCache,
 ) -> Result<Written> {
     let message = g.message();
-    let wanted = engine.history_len();
+    let mut wanted = engine.history_len();
+    if learning.may_have_examples(con, g.contact_id()).await {
+        wanted = wanted.max(LEARNED_HISTORY);
+    }
     let history = store::history::recent(con, g.contact_id(), wanted).await?;
+    let query = burst_query(&history, &message);
+    let learned = learning.for_reply(con, g.contact_id(), &query).await;
     let reply = engine
         .reply(&ReplyRequest {
             message: &message,
@@ -234,6 +248,7 @@ pub(super) async fn generate<E: ReplyEngine>(
             persona: &persona.style,
             context: persona.context.as_ref(),
             history: &history,
+            learned: learned.as_ref(),
         })
         .await
         .context("the reply engine failed")?;

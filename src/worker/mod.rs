@@ -7,6 +7,7 @@
 pub mod batch;
 mod blocking_read;
 pub mod entries;
+mod learned;
 mod parsed_entry;
 mod pending;
 pub mod personas;
@@ -28,9 +29,11 @@ use tokio::sync::watch;
 
 use crate::config::{Config, SleepSetting};
 use crate::connection;
+use crate::learn::LearnConfig;
 use crate::reply::ReplyEngine;
 use crate::schema;
 use blocking_read::BlockingReader;
+use learned::LearnedCache;
 use pending::{Claims, OwnPending};
 use read_ahead::ReadAhead;
 use scheduler::Scheduler;
@@ -75,6 +78,9 @@ pub struct WorkerConfig {
     /// Quiet time after a contact's message before a slow engine replies, so a
     /// burst gets one reply.
     pub burst_quiet: Duration,
+    /// Learning from the person's chats: examples per reply, the chat cap, and
+    /// whether other chats may lend style examples.
+    pub learn: LearnConfig,
 }
 
 impl WorkerConfig {
@@ -97,6 +103,7 @@ impl WorkerConfig {
             rate_counted_elsewhere: c.rate_counted_elsewhere,
             max_generations: c.max_generations,
             burst_quiet: c.burst_quiet,
+            learn: c.learn.clone(),
         }
     }
 }
@@ -164,6 +171,8 @@ pub struct Worker<E> {
     cfg: WorkerConfig,
     acked_trim: bool,
     personas: personas::Personas,
+    /// What was learned from the person's chats, shared with the scheduler's jobs.
+    learned: Arc<LearnedCache>,
     status: watch::Sender<WorkerStatus>,
     /// The last best-effort failure logged, so a lasting one is logged once.
     last_warning: Option<String>,
@@ -186,8 +195,17 @@ impl<E: ReplyEngine> Worker<E> {
         let (status, _) = watch::channel(WorkerStatus::default());
         let personas = personas::Personas::new(&cfg.default_persona, &cfg.user_id);
         let engine = Arc::new(engine);
-        let scheduler = (!engine.instant())
-            .then(|| Scheduler::new(Arc::clone(&engine), con.clone(), &cfg, status.subscribe()));
+        let learned = Arc::new(LearnedCache::new(cfg.learn.clone()));
+        let scheduler = (!engine.instant()).then(|| {
+            let learned = Arc::clone(&learned);
+            Scheduler::new(
+                Arc::clone(&engine),
+                con.clone(),
+                &cfg,
+                status.subscribe(),
+                learned,
+            )
+        });
         Self {
             client,
             con,
@@ -196,6 +214,7 @@ impl<E: ReplyEngine> Worker<E> {
             cfg,
             acked_trim: false,
             personas,
+            learned,
             status,
             last_warning: None,
         }

@@ -29,6 +29,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::batch::{self, Written};
+use super::learned::LearnedCache;
 use super::parsed_entry::ParsedEntry;
 use super::personas::ContactPersona;
 use super::recovery::parse_id;
@@ -148,6 +149,7 @@ fn refusal(error: &anyhow::Error) -> Option<&'static str> {
 struct Shared<E> {
     engine: Arc<E>,
     con: ConnectionManager,
+    learned: Arc<LearnedCache>,
     group: String,
     consumer: String,
     quiet: Duration,
@@ -208,18 +210,21 @@ pub(super) struct Scheduler<E> {
 
 impl<E: ReplyEngine> Scheduler<E> {
     /// A scheduler for `engine` on `con`, following the worker's `status` (for
-    /// the sleep hours); [`Self::start`] begins its pause watch.
+    /// the sleep hours) and answering with what was `learned`; [`Self::start`]
+    /// begins its pause watch.
     pub(super) fn new(
         engine: Arc<E>,
         con: ConnectionManager,
         cfg: &WorkerConfig,
         status: watch::Receiver<WorkerStatus>,
+        learned: Arc<LearnedCache>,
     ) -> Self {
         let permits = cfg.max_generations.max(1);
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Shared {
             engine,
             con,
+            learned,
             group: cfg.group.clone(),
             consumer: cfg.consumer.clone(),
             quiet: cfg.burst_quiet,
@@ -476,7 +481,14 @@ async fn generate_and_commit<E: ReplyEngine>(shared: &Shared<E>, job: &Job) -> O
         return None;
     }
     let mut con = shared.con.clone();
-    let generated = batch::generate(&*shared.engine, &mut con, entry, &job.persona).await;
+    let generated = batch::generate(
+        &*shared.engine,
+        &mut con,
+        entry,
+        &job.persona,
+        &shared.learned,
+    )
+    .await;
     let written = match generated {
         Ok(w) => w,
         Err(error) => {

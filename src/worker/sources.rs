@@ -336,6 +336,7 @@ mod tests {
             rate_counted_elsewhere: false,
             max_generations: 8,
             burst_quiet: Duration::from_millis(100),
+            learn: crate::learn::LearnConfig::default(),
         }
     }
 

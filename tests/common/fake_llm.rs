@@ -42,6 +42,9 @@ pub enum Step {
     /// These bytes as the whole response (status line, headers, body), then
     /// a close: for headers no well-behaved server sends.
     Raw(Vec<u8>),
+    /// The step this function picks from the request's JSON body: a model that
+    /// reads its prompt.
+    Compute(fn(&serde_json::Value) -> Step),
 }
 
 impl Step {
@@ -144,12 +147,17 @@ async fn serve(
     let Some(req) = read_request(&mut stream).await else {
         return;
     };
+    let body = req.body.clone();
     seen.lock().expect("lock").push(req);
     let step = script
         .lock()
         .expect("lock")
         .pop_front()
         .unwrap_or_else(|| Step::status(500, r#"{"error":{"message":"script over"}}"#));
+    let step = match step {
+        Step::Compute(pick) => pick(&body),
+        step => step,
+    };
     match step {
         Step::Respond {
             status,
@@ -184,6 +192,10 @@ async fn serve(
         }
         Step::Raw(bytes) => {
             let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
+        // A picked step that picks again is not followed: the connection closes.
+        Step::Compute(_) => {
             let _ = stream.shutdown().await;
         }
         Step::Reset => {

@@ -52,6 +52,7 @@ async fn ask(engine: &LlmEngine, text: &str) -> anyhow::Result<secondme::reply::
             persona: &persona,
             context: None,
             history: &[],
+            learned: None,
         })
         .await
 }

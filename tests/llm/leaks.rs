@@ -83,6 +83,8 @@ fn system_prompt(cfg: &LlmConfig, context: Option<&ContactContext>) -> String {
         history: &[],
         history_len: cfg.history_messages,
         max_chars: cfg.max_reply_chars,
+        learned: None,
+        budget_tokens: secondme::learn::LearnConfig::default().prompt_budget_tokens,
     })
 }
 
@@ -98,6 +100,7 @@ async fn ask(engine: &LlmEngine, text: &str) -> anyhow::Result<secondme::reply::
             persona: &style,
             context: Some(&context),
             history: &[],
+            learned: None,
         })
         .await
 }

@@ -105,6 +105,7 @@ async fn ask(engine: &LlmEngine, i: &Input) -> anyhow::Result<Reply> {
             persona: &i.persona,
             context: Some(&i.context),
             history: &i.history,
+            learned: None,
         })
         .await
 }

@@ -78,6 +78,7 @@ async fn a_real_model_answers_through_the_openai_protocol() {
             persona: &persona,
             context: Some(&context),
             history: &history,
+            learned: None,
         };
         match engine.reply(&request).await {
             Ok(reply) => {

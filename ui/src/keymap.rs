@@ -193,13 +193,15 @@ pub enum KeyAction {
     Help,
     /// Ask the WhatsApp gateway for new login codes (only after they ran out).
     NewCodes,
+    /// Show or hide what the twin learned for the selected contact.
+    Learned,
     /// Quit after draining the worker.
     Quit,
 }
 
 impl KeyAction {
     /// Every action, in help-screen order.
-    pub const ALL: [KeyAction; 16] = [
+    pub const ALL: [KeyAction; 17] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -215,6 +217,7 @@ impl KeyAction {
         KeyAction::Filter,
         KeyAction::Help,
         KeyAction::NewCodes,
+        KeyAction::Learned,
         KeyAction::Quit,
     ];
 
@@ -236,6 +239,7 @@ impl KeyAction {
             KeyAction::Filter => "filter",
             KeyAction::Help => "help",
             KeyAction::NewCodes => "new_codes",
+            KeyAction::Learned => "learned",
             KeyAction::Quit => "quit",
         }
     }
@@ -258,6 +262,7 @@ impl KeyAction {
             KeyAction::Filter => "filter contacts",
             KeyAction::Help => "this help",
             KeyAction::NewCodes => "new login codes (when they ran out)",
+            KeyAction::Learned => "what the twin learned (panel on/off)",
             KeyAction::Quit => "quit",
         }
     }
@@ -296,6 +301,7 @@ impl Default for Keymap {
             (KeyAction::Filter, vec![c('/')]),
             (KeyAction::Help, vec![c('?')]),
             (KeyAction::NewCodes, vec![c('n')]),
+            (KeyAction::Learned, vec![c('l')]),
             (KeyAction::Quit, vec![c('q'), KeyInput::ctrl('c')]),
         ];
         Keymap { bindings }
@@ -304,7 +310,7 @@ impl Default for Keymap {
 
 /// Actions whose default keys came after users had configs: a user's binding
 /// of the same key takes it from them instead of being refused.
-const YIELDING: &[KeyAction] = &[KeyAction::NewCodes];
+const YIELDING: &[KeyAction] = &[KeyAction::NewCodes, KeyAction::Learned];
 
 impl Keymap {
     /// Defaults with some actions rebound, from `(action_name, keys)` pairs.
@@ -550,6 +556,13 @@ mod tests {
         );
         assert!(map.keys_for(KeyAction::NewCodes).is_empty());
         assert_eq!(map.keys_label(KeyAction::NewCodes), "(unbound)");
+        // So does one from before `l` showed what the twin learned.
+        let map = Keymap::from_overrides(&[("filter".into(), "l".into())]).unwrap();
+        assert_eq!(
+            map.action_for(&KeyInput::char('l')),
+            Some(KeyAction::Filter)
+        );
+        assert!(map.keys_for(KeyAction::Learned).is_empty());
         // A key of an older default is still a clash: help, the kill switch
         // or resume never lose their key quietly.
         for (action, key) in [("filter", "?"), ("bottom", "K"), ("pause", "r")] {

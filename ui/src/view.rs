@@ -1,5 +1,6 @@
-//! Whole-screen layout: status bar, contacts | conversation, event log,
-//! key hints, then whichever overlay the mode or login state calls for.
+//! Whole-screen layout: status bar, contacts | conversation (and the learned
+//! panel when shown), event log, key hints, then whichever overlay the mode or
+//! login state calls for.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -10,7 +11,7 @@ use ratatui::widgets::Widget;
 use crate::keymap::KeyAction;
 use crate::model::{Mode, Model};
 use crate::widgets::{
-    self, contacts, conversation, event_log, gateway_login, help, prompt, qr, status_bar,
+    self, contacts, conversation, event_log, gateway_login, help, learned, prompt, qr, status_bar,
 };
 
 /// Narrowest terminal the dashboard draws in.
@@ -50,11 +51,18 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
     };
     crate::llm::panel::render_banner(model, banner, buf);
     let llm = crate::llm::panel::place(model, &mut left, &mut right, &mut events);
+    // What the twin learned, when shown, under the conversation or in its place.
+    let learned_panel = learned::place(model, &mut right);
     contacts::render(model, left, buf);
-    conversation::render(model, right, buf);
+    if right.height > 0 {
+        conversation::render(model, right, buf);
+    }
     event_log::render(model, events, buf);
     if let Some(panel) = llm {
         crate::llm::panel::render(model, panel, buf);
+    }
+    if let Some(panel) = learned_panel {
+        learned::render(model, panel, buf);
     }
     hints(model, footer, buf);
     overlays(model, area, buf);
@@ -157,6 +165,7 @@ pub fn hint_pairs(model: &Model) -> Vec<(String, String)> {
                 (KeyAction::ToggleEnabled, "on/off"),
                 (KeyAction::KillSwitch, "kill"),
                 (KeyAction::Filter, "filter"),
+                (KeyAction::Learned, "learned"),
                 (KeyAction::Help, "help"),
                 (KeyAction::Quit, "quit"),
             ];
@@ -185,7 +194,7 @@ fn hints(model: &Model, area: Rect, buf: &mut Buffer) {
     let t = &model.theme;
     let mut pairs = hint_pairs(model);
     // Drop the least needed hints first; help and quit always stay visible.
-    for drop in ["pane", "move", "filter", "on/off", "resume"] {
+    for drop in ["learned", "pane", "move", "filter", "on/off", "resume"] {
         if hints_width(&pairs) <= usize::from(area.width) {
             break;
         }

@@ -694,6 +694,8 @@ mod tests {
             history: &[],
             history_len: 10,
             max_chars: 300,
+            learned: None,
+            budget_tokens: crate::learn::LearnConfig::default().prompt_budget_tokens,
         })
     }
 

@@ -21,7 +21,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::persona_engine::PersonaEngine;
-use super::{Reply, ReplyEngine, ReplyRequest, human_delay_ms};
+use super::{Reply, ReplyEngine, ReplyRequest, paced_delay_ms};
+use crate::learn::{LearnConfig, Learned};
 use crate::llm_usage::{Accounts, BreakerState, Pending};
 use breaker::Breaker;
 use chat::ChatRequest;
@@ -31,8 +32,7 @@ use error::LlmError;
 use route::Route;
 use usage::Meter;
 
-/// The shortest "typing..." before a generated reply is sent, ms.
-pub const MIN_TYPING_MS: u64 = 2000;
+pub use super::MIN_TYPING_MS;
 
 /// The engine.
 #[derive(Debug)]
@@ -40,6 +40,10 @@ pub struct LlmEngine {
     cfg: LlmConfig,
     client: ModelClient,
     shared: LlmShared,
+    /// The prompt's size limit, tokens.
+    prompt_budget_tokens: usize,
+    /// The template engine phatic messages may go to.
+    templates: PersonaEngine,
 }
 
 /// What the engine shares with the side that writes its figures to Redis and
@@ -147,11 +151,22 @@ impl LlmEngine {
             daily_token_budget: cfg.daily_token_budget,
             prices: cfg.prices.clone(),
         };
+        let learn = LearnConfig::default();
         Ok(Self {
             cfg,
             client,
             shared,
+            prompt_budget_tokens: learn.prompt_budget_tokens,
+            templates: PersonaEngine::new(&learn),
         })
+    }
+
+    /// The engine with the `[learn]` settings: the prompt's token budget and the
+    /// template engine's similarity threshold.
+    pub fn with_learning(mut self, learn: &LearnConfig) -> Self {
+        self.prompt_budget_tokens = learn.prompt_budget_tokens;
+        self.templates = PersonaEngine::new(learn);
+        self
     }
 
     /// The shared state, for the figures and the banner.
@@ -181,6 +196,8 @@ impl LlmEngine {
             history: request.history,
             history_len: self.cfg.history_messages,
             max_chars: self.cfg.max_reply_chars,
+            learned: request.learned,
+            budget_tokens: self.prompt_budget_tokens,
         });
         let chat = ChatRequest {
             model: model.to_owned(),
@@ -198,17 +215,23 @@ impl LlmEngine {
                     .meter
                     .record_call(model, c.prompt_tokens, c.completion_tokens, ms);
                 tracing::info!(
-                    "{model} answered in {ms} ms ({} + {} tokens, {})",
+                    "{model} answered in {ms} ms ({} + {} tokens, {}; {} past exchanges, {})",
                     c.prompt_tokens,
                     c.completion_tokens,
-                    c.finish_reason.as_deref().unwrap_or("no finish reason")
+                    c.finish_reason.as_deref().unwrap_or("no finish reason"),
+                    request.learned.map_or(0, |l| l.examples.len()),
+                    learned_style(request.learned)
                 );
                 let mut names = vec![request.persona_id];
                 names.extend(self.cfg.owner_name.as_deref());
+                // The person's own past replies are in the prompt as examples,
+                // which a reply is meant to resemble: no leak when it does.
+                let mut examples = request.persona.example_messages.clone();
+                examples.extend(prompt::example_replies(request.learned));
                 let guard = clean::Guard {
                     names: &names,
                     system: &chat.system,
-                    examples: &request.persona.example_messages,
+                    examples: &examples,
                     contact: request.context.and_then(|c| c.name.as_deref()),
                     max_chars: self.cfg.max_reply_chars,
                 };
@@ -237,11 +260,11 @@ impl ReplyEngine for LlmEngine {
         let started = Instant::now();
         let route = route::route(&request.message.content, request.context);
         if route == Route::Phatic && self.cfg.phatic_to_template {
-            return PersonaEngine.reply(request).await;
+            return self.templates.reply(request).await;
         }
         let content = self.generate(request, route).await?;
         let jitter = jitter(&request.message.message_id);
-        let delay_ms = typing_delay_ms(&content, jitter, started.elapsed());
+        let delay_ms = typing_delay_ms(&content, jitter, started.elapsed(), request.learned);
         Ok(Reply { content, delay_ms })
     }
 
@@ -256,10 +279,25 @@ fn jitter(message_id: &str) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The "typing..." time: a person's pace for `content` less the time already
-/// spent generating it, never under [`MIN_TYPING_MS`].
-pub fn typing_delay_ms(content: &str, jitter: f64, spent: Duration) -> u64 {
-    let human = human_delay_ms(content, jitter);
+/// Which profile the prompt carried, for the log.
+fn learned_style(learned: Option<&Learned>) -> &'static str {
+    match learned.map(|l| (l.profile.is_some(), l.from_contact)) {
+        Some((true, true)) => "the contact's learned style",
+        Some((true, false)) => "the overall learned style",
+        _ => "no learned style",
+    }
+}
+
+/// The "typing..." time: a person's pace for `content` (toward the owner's own
+/// reply time when learned) less the time already spent generating it, never
+/// under [`MIN_TYPING_MS`].
+pub fn typing_delay_ms(
+    content: &str,
+    jitter: f64,
+    spent: Duration,
+    learned: Option<&Learned>,
+) -> u64 {
+    let human = paced_delay_ms(content, jitter, learned);
     human
         .saturating_sub(spent.as_millis() as u64)
         .max(MIN_TYPING_MS)
@@ -273,18 +311,30 @@ mod tests {
     fn typing_time_is_the_human_pace_less_the_generation_floored_at_2s() {
         // 10 words: 3000 ms + a 2000 ms pause at jitter 0.
         let text = "one two three four five six seven eight nine ten";
-        assert_eq!(typing_delay_ms(text, 0.0, Duration::ZERO), 5000);
+        assert_eq!(typing_delay_ms(text, 0.0, Duration::ZERO, None), 5000);
         assert_eq!(
-            typing_delay_ms(text, 0.0, Duration::from_millis(1500)),
+            typing_delay_ms(text, 0.0, Duration::from_millis(1500), None),
             3500
         );
         assert_eq!(
-            typing_delay_ms(text, 0.0, Duration::from_secs(4)),
+            typing_delay_ms(text, 0.0, Duration::from_secs(4), None),
             MIN_TYPING_MS
         );
         assert_eq!(
-            typing_delay_ms("ok", 1.0, Duration::from_secs(60)),
+            typing_delay_ms("ok", 1.0, Duration::from_secs(60), None),
             MIN_TYPING_MS
+        );
+        // The owner answers this contact in 25 s: halfway from 5 s is 15 s.
+        let learned = Learned {
+            profile: Some(crate::learn::StyleProfile {
+                reply_time_median_s: Some(25.0),
+                ..crate::learn::StyleProfile::default()
+            }),
+            ..Learned::default()
+        };
+        assert_eq!(
+            typing_delay_ms(text, 0.0, Duration::from_secs(1), Some(&learned)),
+            14_000
         );
     }
 }

@@ -14,6 +14,7 @@ mod contacts;
 mod conversation;
 mod event_log;
 mod gateway;
+mod learned;
 mod mode;
 
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +29,7 @@ pub use contacts::{
 pub use conversation::{Author, ChatMessage, Conversation, MAX_MESSAGES};
 pub use event_log::{LogEntry, LogKind, MAX_EVENTS};
 pub use gateway::{GatewayPhase, GatewayState, QrCode};
+pub use learned::{LastEval, LearnedProfile, LearnedView, MAX_MEASURES, MAX_TOP, Measure, Scale};
 pub use mode::{Mode, PAUSE_CHOICES, PAUSE_CUSTOM_INDEX, Pane};
 
 /// Most services whose status is kept from `events:status`.
@@ -92,6 +94,10 @@ pub struct Model {
     pub conversation_scroll: usize,
     /// Event log scroll: how many newest entries are hidden (0 = follow).
     pub events_scroll: usize,
+    /// What the twin learned for the selected contact, as last read.
+    pub learned: Option<LearnedView>,
+    /// The learned panel is shown (toggled by its key).
+    pub show_learned: bool,
     /// Lookup and display order of `contacts`, kept in step by `update`.
     index: ContactIndex,
 }

@@ -80,6 +80,7 @@ fn normal_key(model: &mut Model, key: KeyInput) -> UpdateResult {
             UpdateResult::dirty()
         }
         KeyAction::NewCodes => super::gateway::on_new_codes_key(model),
+        KeyAction::Learned => super::learned::toggle(model),
         KeyAction::Quit => quit(model),
     }
 }

@@ -1,12 +1,14 @@
 //! Events in, model changes and actions out. Pure: no I/O, no clock reads.
 //!
 //! Split by what the event is about: [`keys`] (key presses and pastes, the
-//! operator's side), [`time`] (ticks and countdowns) and [`data`] (what the
-//! binary reads from Redis, the feed and the worker).
+//! operator's side), [`time`] (ticks and countdowns), [`data`] (what the
+//! binary reads from Redis, the feed and the worker) and [`learned`] (what the
+//! twin learned for the selected contact).
 
 mod data;
 mod gateway;
 mod keys;
+mod learned;
 mod time;
 
 pub use time::visible_clock_texts;
@@ -92,6 +94,8 @@ pub enum Event {
     Llm(Option<crate::llm::LlmFigures>),
     /// Another gateway's session, described (`None`: it wrote none).
     GatewaySession(Option<String>),
+    /// What the twin learned for a contact (the selected one when it was read).
+    Learned(crate::model::LearnedView),
     /// A service's status from `events:status`.
     ServiceStatus {
         /// Which service (e.g. `whatsapp`).
@@ -220,6 +224,7 @@ pub fn update(model: &mut Model, event: Event) -> UpdateResult {
         Event::SessionChanged(session) => data::on_session(model, session),
         Event::Llm(figures) => crate::llm::on_figures(model, figures),
         Event::GatewaySession(text) => data::on_gateway_session(model, text),
+        Event::Learned(view) => learned::on_learned(model, view),
         Event::ServiceStatus { service, status } => {
             data::on_service_status(model, &service, &status)
         }

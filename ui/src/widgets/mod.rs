@@ -6,6 +6,7 @@ pub mod event_log;
 pub mod gateway_login;
 pub mod gauge;
 pub mod help;
+pub mod learned;
 pub mod prompt;
 pub mod qr;
 pub mod status_bar;

@@ -1,0 +1,222 @@
+//! `secondme forget CONTACT`: every key and stream entry holding that contact's
+//! text, removed; ids-only keys and the other contacts left as they are.
+
+use anyhow::{Context, Result};
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamId, StreamInfoGroupsReply, StreamRangeReply};
+
+use crate::schema::{self, learned as keys};
+
+/// Stream entries read per `XRANGE` page.
+const PAGE: usize = 1_000;
+
+/// What [`forget`] removed: counts only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Forgotten {
+    /// Messages of the learned chat.
+    pub learned_messages: u64,
+    /// Keys deleted: learned chat, style counts and eval, the conversation
+    /// histories, the marks of the contact's replies.
+    pub keys: u64,
+    /// `QUEUE:messages` entries.
+    pub queued: u64,
+    /// `QUEUE:responses` entries.
+    pub replies: u64,
+    /// `QUEUE:deadletter` entries.
+    pub dead_letters: u64,
+}
+
+/// Removes every trace of `contact_id`'s text from Redis: its learned chat,
+/// style counts and eval (and it from the learned set; the overall counts are
+/// merged again without it), `HISTORY:` and `SECONDME:history:` whatever their
+/// type, its entries in the three streams (acknowledged first in every group,
+/// so no reader finds a pending entry gone), and the send marks of its replies
+/// (`SENTREPLY:`, `SENDFAIL:`). Keys holding only ids, counts or times
+/// (`PAUSE:`, `PAUSEMETA:`, `COUNTER:`, `HANDLED:`, `SENT:`, `OPTIN:contacts`,
+/// `CONTACTS:activity`) and the contact's display name in `CONTACTS:names`
+/// stay. A reply being written while this runs lands after it: disable the
+/// contact first.
+pub async fn forget(con: &mut ConnectionManager, contact_id: &str) -> Result<Forgotten> {
+    crate::store::ensure_contact_id(contact_id)?;
+    let mut gone = Forgotten {
+        learned_messages: learned_count(con, contact_id).await?,
+        ..Forgotten::default()
+    };
+    gone.keys += delete_contact_keys(con, contact_id).await?;
+    super::refresh_overall(con).await?;
+    let mut reply_ids = Vec::new();
+    gone.queued = purge_stream(con, schema::queue_messages(), contact_id, &mut reply_ids).await?;
+    gone.replies = purge_stream(con, schema::queue_responses(), contact_id, &mut reply_ids).await?;
+    gone.dead_letters =
+        purge_stream(con, schema::queue_deadletter(), contact_id, &mut reply_ids).await?;
+    gone.keys += delete_reply_marks(con, &reply_ids).await?;
+    Ok(gone)
+}
+
+/// Members of the learned chat (0 when it is absent or another program's).
+async fn learned_count(con: &mut ConnectionManager, contact_id: &str) -> Result<u64> {
+    let key = keys::chat_key(contact_id);
+    let kind: String = redis::cmd("TYPE")
+        .arg(&key)
+        .query_async(con)
+        .await
+        .with_context(|| format!("cannot read the type of {key}"))?;
+    if kind != "zset" {
+        return Ok(0);
+    }
+    redis::cmd("ZCARD")
+        .arg(&key)
+        .query_async(con)
+        .await
+        .with_context(|| format!("cannot count {key}"))
+}
+
+/// Deletes the contact's own keys and takes it out of the learned set, in one
+/// step; returns how many keys existed.
+async fn delete_contact_keys(con: &mut ConnectionManager, contact_id: &str) -> Result<u64> {
+    let own = [
+        keys::chat_key(contact_id),
+        keys::style_key(contact_id),
+        keys::eval_key(contact_id),
+        schema::history_key(contact_id),
+        schema::own_history_key(contact_id),
+    ];
+    let (deleted,): (u64,) = redis::pipe()
+        .atomic()
+        .del(&own)
+        .srem(keys::contacts_key(), contact_id)
+        .ignore()
+        .query_async(con)
+        .await
+        .context("cannot delete the contact's learned data and history")?;
+    Ok(deleted)
+}
+
+/// Deletes the entries of `stream` for the contact, a page at a time; adds the
+/// `replyId` of each to `reply_ids`. Returns how many were deleted.
+async fn purge_stream(
+    con: &mut ConnectionManager,
+    stream: &str,
+    contact_id: &str,
+    reply_ids: &mut Vec<String>,
+) -> Result<u64> {
+    let kind: String = redis::cmd("TYPE")
+        .arg(stream)
+        .query_async(con)
+        .await
+        .with_context(|| format!("cannot read the type of {stream}"))?;
+    match kind.as_str() {
+        "stream" => {}
+        "none" => return Ok(0),
+        other => anyhow::bail!(
+            "{stream} holds a {other}, not a stream: its entries for contact {contact_id} \
+             were not looked for (the learned data and history are gone)"
+        ),
+    }
+    let groups = group_names(con, stream).await?;
+    let mut start = "-".to_owned();
+    let mut deleted = 0;
+    loop {
+        let page: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(con)
+            .await
+            .with_context(|| format!("cannot read {stream}"))?;
+        let Some(last) = page.ids.last() else {
+            return Ok(deleted);
+        };
+        start = format!("({}", last.id);
+        let ours: Vec<&StreamId> = page
+            .ids
+            .iter()
+            .filter(|e| is_contacts(e, contact_id))
+            .collect();
+        reply_ids.extend(
+            ours.iter()
+                .filter_map(|e| text_field(e, schema::response_fields::REPLY_ID)),
+        );
+        let ids: Vec<&str> = ours.iter().map(|e| e.id.as_str()).collect();
+        deleted += delete_entries(con, stream, &groups, &ids).await?;
+        if page.ids.len() < PAGE {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// The consumer groups of `stream`.
+async fn group_names(con: &mut ConnectionManager, stream: &str) -> Result<Vec<String>> {
+    let info: StreamInfoGroupsReply = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(con)
+        .await
+        .with_context(|| format!("cannot list the groups of {stream}"))?;
+    Ok(info.groups.into_iter().map(|g| g.name).collect())
+}
+
+/// Acknowledges `ids` in every group, then deletes them, in one step: a reader
+/// never meets a pending entry whose fields are gone.
+async fn delete_entries(
+    con: &mut ConnectionManager,
+    stream: &str,
+    groups: &[String],
+    ids: &[&str],
+) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for g in groups {
+        pipe.cmd("XACK").arg(stream).arg(g).arg(ids).ignore();
+    }
+    let (deleted,): (u64,) = pipe
+        .cmd("XDEL")
+        .arg(stream)
+        .arg(ids)
+        .query_async(con)
+        .await
+        .with_context(|| format!("cannot delete entries of {stream}"))?;
+    Ok(deleted)
+}
+
+/// An entry of the contact: its `contactId` field, or the original gateway's
+/// `payload` JSON naming it.
+fn is_contacts(entry: &StreamId, contact_id: &str) -> bool {
+    if let Some(c) = text_field(entry, schema::response_fields::CONTACT_ID) {
+        return c == contact_id;
+    }
+    text_field(entry, schema::dialect::PAYLOAD_FIELD)
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+        .is_some_and(|v| v.get("contactId").and_then(|c| c.as_str()) == Some(contact_id))
+}
+
+/// A field of an entry as text.
+fn text_field(entry: &StreamId, field: &str) -> Option<String> {
+    entry
+        .map
+        .get(field)
+        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+}
+
+/// Deletes `SENTREPLY:` and `SENDFAIL:` of each reply; returns how many existed.
+async fn delete_reply_marks(con: &mut ConnectionManager, reply_ids: &[String]) -> Result<u64> {
+    let mut deleted = 0;
+    for batch in reply_ids.chunks(PAGE) {
+        let marks: Vec<String> = batch
+            .iter()
+            .flat_map(|r| [schema::sent_reply_key(r), schema::send_fail_key(r)])
+            .collect();
+        let n: u64 = redis::cmd("DEL")
+            .arg(&marks)
+            .query_async(con)
+            .await
+            .context("cannot delete the marks of the contact's replies")?;
+        deleted += n;
+    }
+    Ok(deleted)
+}
