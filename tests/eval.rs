@@ -232,6 +232,64 @@ async fn a_terminal_shows_a_progress_bar_and_json_never_does() {
     );
 }
 
+/// Runs `secondme --redis-url URL ARGS` with stderr on a terminal and stdout
+/// written to `out`; returns what reached the terminal.
+fn stderr_on_a_terminal(h: &Harness, out: &Path, args: &[&str]) -> String {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    use std::io::Read;
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("pty");
+    let mut cmd = CommandBuilder::new("sh");
+    let script = r#"bin="$1"; out="$2"; shift 2; exec "$bin" "$@" > "$out""#;
+    cmd.args(["-c", script, "sh", env!("CARGO_BIN_EXE_secondme")]);
+    cmd.arg(out);
+    cmd.args(["--redis-url", &h.server.url()]);
+    cmd.args(args);
+    cmd.env("XDG_CONFIG_HOME", h.dir.join("config"));
+    cmd.env("XDG_STATE_HOME", h.dir.join("state"));
+    cmd.env("TERM", "xterm-256color");
+    let mut child = pty.slave.spawn_command(cmd).expect("spawn");
+    drop(pty.slave);
+    let mut reader = pty.master.try_clone_reader().expect("reader");
+    let reading = std::thread::spawn(move || {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        raw
+    });
+    let status = child.wait().expect("wait");
+    drop(pty.master);
+    let raw = reading.join().expect("the reader");
+    assert!(status.success(), "{}", String::from_utf8_lossy(&raw));
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_progress_bar_when_the_output_is_piped_even_on_a_terminal() {
+    let h = learned_chat(40, 10).await;
+    let out = h.dir.join("eval.txt");
+    let shown = tokio::task::block_in_place(|| {
+        stderr_on_a_terminal(&h, &out, &["eval", "--holdout", "10"])
+    });
+    assert!(
+        !shown.contains(&format!("{CONTACT} [")) && !shown.contains("\x1b[2K"),
+        "a bar while stdout goes to a file: {shown:?}"
+    );
+    let table = std::fs::read_to_string(&out).expect("the output");
+    assert!(table.contains("style_distance"), "{table}");
+}
+
 #[tokio::test]
 async fn json_has_exactly_the_documented_shape_and_is_saved() {
     let mut h = learned_chat(50, 20).await;

@@ -2,8 +2,10 @@
 //! `secondme learn` on an Android export, the iOS export of the same chat and
 //! its zip (built here), and a later overlapping export, each adding nothing
 //! twice; the contact found by name; the errors; `secondme style` against
-//! figures computed here; `secondme forget` leaving no key that holds the
-//! chat's text while another contact's stays; a foreign-typed key refused.
+//! figures computed here; an export's wall clock learned as UTC in the host's
+//! zone; `secondme forget` leaving no key that holds the chat's text while
+//! another contact's stays, the streams purged before the keys; a
+//! foreign-typed key refused, a foreign eval key never overwritten.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{Harness, incoming, run_cli};
+use common::{Harness, incoming};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secondme::learn::{ChatLine, LineKind};
@@ -164,9 +166,24 @@ fn stored_zip(files: &[(&str, &[u8])]) -> Vec<u8> {
     out
 }
 
-/// Runs `secondme ARGS` against the harness's server.
+/// Runs `secondme ARGS` against the harness's server, in UTC.
 fn cli(h: &Harness, args: &[&str]) -> Output {
-    run_cli(&h.server.url(), &h.dir, args)
+    cli_in(h, "UTC0", args)
+}
+
+/// Runs `secondme ARGS` against the harness's server in the time zone `tz`
+/// (a POSIX `TZ` value), as `run_cli` does otherwise.
+fn cli_in(h: &Harness, tz: &str, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_secondme"))
+        .args(args)
+        .arg("--redis-url")
+        .arg(h.server.url())
+        .env("XDG_CONFIG_HOME", h.dir.join("config"))
+        .env("XDG_STATE_HOME", h.dir.join("state"))
+        .env_remove("SECONDME_CONFIG")
+        .env("TZ", tz)
+        .output()
+        .expect("run secondme")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -198,7 +215,10 @@ async fn zcard(con: &mut ConnectionManager, key: &str) -> usize {
 }
 
 async fn style_version(con: &mut ConnectionManager, contact: &str) -> Option<u64> {
-    learned::version(con, contact).await.expect("version")
+    learned::version(con, contact)
+        .await
+        .expect("version")
+        .map(|v| v.n)
 }
 
 /// Nearest-rank percentile, as the profile documents it: the value at rank
@@ -336,6 +356,40 @@ async fn an_export_is_learned_once_whatever_form_it_comes_in() {
     let from_later = learn_ok(&h, &later, &["--contact", MARIA]);
     assert_eq!(from_later["added"], 0);
     assert_eq!(style_version(&mut h.con, MARIA).await, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exports_wall_clock_is_learned_as_utc_in_the_hosts_zone() {
+    let mut h = Harness::start().await;
+    let android = write(&h.dir, "maria.txt", ANDROID.as_bytes());
+    let path = android.to_str().expect("a UTF-8 path");
+    // Three hours behind UTC, without daylight saving time (POSIX form).
+    let args = ["learn", path, "--me", OWNER, "--contact", MARIA, "--json"];
+    let out = cli_in(&h, "BRT3", &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = &json_lines(&out)[0];
+    assert_eq!(
+        report["first"], "2016-08-06T13:23:00",
+        "as the export wrote it"
+    );
+    assert_eq!(report["last"], "2016-08-13T18:36:00");
+    let lines = learned::lines(&mut h.con, MARIA).await.expect("lines");
+    let written = 1_470_489_780_000i64; // 2016-08-06 13:23 read as UTC
+    assert_eq!(
+        lines[0].ts,
+        written + 3 * 3_600_000,
+        "13:23 at UTC-3 is 16:23 UTC"
+    );
+    // A zone with daylight saving time: Central Europe, summer (UTC+2) in August.
+    let mut h = Harness::start().await;
+    let out = cli_in(&h, "CET-1CEST,M3.5.0,M10.5.0/3", &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = learned::lines(&mut h.con, MARIA).await.expect("lines");
+    assert_eq!(
+        lines[0].ts,
+        written - 2 * 3_600_000,
+        "13:23 CEST is 11:23 UTC"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,15 +621,40 @@ async fn a_live_message_is_not_learned_again_from_an_export_and_the_cap_holds() 
         ..lines[9].clone()
     };
     assert_eq!(seen.text, "where are you?");
-    let live = learned::add_live(&mut h.con, MARIA, &seen, 1_000)
+    // Live learning grows only a chat already learned.
+    let nobody = learned::add_live(&mut h.con, BOB, &seen, 1_000)
         .await
         .expect("live");
-    assert_eq!((live.added, live.total), (1, 1));
+    assert_eq!(nobody, None);
+    let bob_chat: bool = h.con.exists(keys::chat_key(BOB)).await.expect("exists");
+    assert!(!bob_chat, "nothing written for a contact never learned");
+    let head = learned::add_lines(&mut h.con, MARIA, &lines[..9], 1_000)
+        .await
+        .expect("add");
+    assert_eq!(head.added, 9);
+    let live = learned::add_live(&mut h.con, MARIA, &seen, 1_000)
+        .await
+        .expect("live")
+        .expect("a learned chat grows");
+    assert_eq!((live.added, live.total), (1, 10));
     let v1 = style_version(&mut h.con, MARIA).await;
+    // The contact's newest message answers nothing yet: stored, no new version.
+    let asked = ChatLine {
+        ts: seen.ts + 60_000,
+        me: false,
+        kind: LineKind::Text,
+        text: "still there?".into(),
+    };
+    let live = learned::add_live(&mut h.con, MARIA, &asked, 1_000)
+        .await
+        .expect("live")
+        .expect("a learned chat grows");
+    assert_eq!((live.added, live.total), (1, 11));
+    assert_eq!(style_version(&mut h.con, MARIA).await, v1);
     let added = learned::add_lines(&mut h.con, MARIA, &lines, 1_000)
         .await
         .expect("add");
-    assert_eq!((added.added, added.total), (11, 12));
+    assert_eq!((added.added, added.total), (2, 13));
     assert!(style_version(&mut h.con, MARIA).await > v1);
     let again = learned::add_lines(&mut h.con, MARIA, &lines, 1_000)
         .await
@@ -838,4 +917,113 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
         "the overall is Bob's alone now"
     );
     assert_eq!(zcard(c, &keys::chat_key(BOB)).await, 4);
+}
+
+/// The key events Redis publishes (`notify-keyspace-events`) while `during`
+/// runs, in order, as `(event, key)`, until half a second passes without one.
+async fn key_events(
+    h: &Harness,
+    during: impl std::future::Future<Output = ()>,
+) -> Vec<(String, String)> {
+    use futures_util::StreamExt;
+    let mut con = h.con.clone();
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KEA")
+        .query_async(&mut con)
+        .await
+        .expect("notifications on");
+    let client = secondme::connection::open_client(&h.server.url()).expect("client");
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+    pubsub
+        .psubscribe("__keyevent@*__:*")
+        .await
+        .expect("psubscribe");
+    let mut stream = pubsub.into_on_message();
+    during.await;
+    let mut events = Vec::new();
+    let wait = std::time::Duration::from_millis(500);
+    while let Ok(Some(msg)) = tokio::time::timeout(wait, stream.next()).await {
+        let event = msg
+            .get_channel_name()
+            .rsplit(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let key: String = msg.get_payload().unwrap_or_default();
+        events.push((event, key));
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_purges_the_streams_before_it_deletes_the_keys() {
+    let mut h = Harness::start().await;
+    let lines = secondme::learn::export::parse_text(ANDROID).into_chat_lines(OWNER);
+    learned::add_lines(&mut h.con, MARIA, &lines, 1_000)
+        .await
+        .expect("learn");
+    h.send(&incoming("m1", MARIA, "see you")).await;
+    reply(&mut h.con, MARIA, "bot_m1", "ok").await;
+    let mut con = h.con.clone();
+    let events = key_events(&h, async move {
+        learned::forget(&mut con, MARIA).await.expect("forget");
+    })
+    .await;
+    let at = |event: &str, key: &str| {
+        events
+            .iter()
+            .position(|(e, k)| e == event && k == key)
+            .unwrap_or_else(|| panic!("no {event} of {key} in {events:?}"))
+    };
+    let chat_gone = at("del", &keys::chat_key(MARIA));
+    for stream in [schema::queue_messages(), schema::queue_responses()] {
+        assert!(
+            at("xdel", stream) < chat_gone,
+            "{stream} purged after the keys: {events:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eval_never_overwrites_another_programs_key_and_foreign_members_are_left_out() {
+    let mut h = Harness::start().await;
+    let _: () = h
+        .con
+        .hset(keys::eval_key(MARIA), "theirs", "1")
+        .await
+        .expect("hset");
+    let err = learned::save_eval(&mut h.con, MARIA, &json!({"holdout": 1}))
+        .await
+        .expect_err("another program's key");
+    assert!(
+        err.to_string().contains(&keys::eval_key(MARIA)),
+        "the key is named: {err}"
+    );
+    let kept: HashMap<String, String> = h.con.hgetall(keys::eval_key(MARIA)).await.expect("hash");
+    assert_eq!(kept.get("theirs").map(String::as_str), Some("1"));
+    learned::save_eval(&mut h.con, BOB, &json!({"holdout": 1}))
+        .await
+        .expect("a string key is SecondMe's");
+
+    let lines = secondme::learn::export::parse_text(BOB_CHAT).into_chat_lines(OWNER);
+    learned::add_lines(&mut h.con, BOB, &lines, 1_000)
+        .await
+        .expect("learn");
+    let _: () = h
+        .con
+        .sadd(keys::contacts_key(), &["\u{1b}[31mevil", "has space"])
+        .await
+        .expect("sadd");
+    let _: () = h
+        .con
+        .sadd(keys::contacts_key(), &b"\xff\xfe"[..])
+        .await
+        .expect("sadd");
+    assert_eq!(
+        learned::contacts(&mut h.con).await.expect("contacts"),
+        [BOB],
+        "members that are no contact id are left out"
+    );
 }

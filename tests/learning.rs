@@ -1,9 +1,11 @@
 //! What the twin does with what it learned, against a real redis-server and a
 //! fake model speaking real HTTP: the prompt holds the same chat's most similar
 //! exchange and nothing of another chat, a contact without history gets the
-//! overall profile, the person's live messages move the profile, the offline
-//! engine answers with the person's own past reply (never twice in a row), and
-//! learned data another program broke never stops a reply.
+//! overall profile, the person's live messages move the profile of a chat
+//! already learned (and `forget` wins over them), the offline engine answers
+//! with the person's own past reply of that chat (never twice in a row, not
+//! even within one batch), a live add stays cheap in a long chat, and learned
+//! data another program broke never stops a reply.
 
 mod common;
 #[path = "common/fake_llm.rs"]
@@ -359,34 +361,44 @@ async fn live_messages_move_the_profile_and_the_twins_replies_are_never_learned(
         "the twin's reply {twin_said:?} is not the person's writing"
     );
 
-    // A contact the person enabled is learned from their first typed message;
-    // one neither enabled nor learned is not.
-    h.send(&typed_by_person("me2", "dave", "see you at the gym"))
+    // The gateway's placeholder for a sticker the person sent is media, not text.
+    h.send(&typed_by_person("me2", "alice", "[sticker]")).await;
+    h.send(&typed_by_person("me3", "alice", "[photo] the crag"))
         .await;
-    h.send(&typed_by_person("me3", "erin", "happy birthday!!"))
-        .await;
-    let dave = eventually(10 * SECOND, || {
+    let media = eventually(10 * SECOND, || {
         let mut con = con.clone();
         async move {
-            let l = learned::lines(&mut con, "dave").await.ok()?;
-            (!l.is_empty()).then_some(l)
+            let l = learned::lines(&mut con, "alice").await.ok()?;
+            let media: Vec<ChatLine> = l
+                .into_iter()
+                .filter(|l| l.kind == LineKind::Media)
+                .collect();
+            (media.len() == 2).then_some(media)
         }
     })
     .await
-    .expect("dave's chat is learned");
-    assert_eq!(dave.len(), 1);
-    assert!(dave[0].me && dave[0].text == "see you at the gym");
-    common::eventually(5 * SECOND, || {
-        let mut con = con.clone();
-        async move { common::handled(&mut con, "me3").await }
-    })
-    .await
-    .expect("erin's message handled");
-    let erin: bool = con.exists(keys::chat_key("erin")).await.expect("exists");
-    assert!(
-        !erin,
-        "nothing learned of a contact neither enabled nor learned"
-    );
+    .expect("both placeholders learned as media");
+    assert!(media[0].me && media[0].text.is_empty());
+    assert_eq!(media[1].text, "the crag", "the caption kept");
+    let p = learned::profile(&mut con, Some("alice"))
+        .await
+        .expect("read")
+        .expect("a profile");
+    assert_eq!(p.samples, after.samples, "media is no text sample");
+
+    // A contact the person enabled but never learned starts no learned chat
+    // when they type to it (learning grows the chats `learn` started); one
+    // neither enabled nor learned neither.
+    h.send(&typed_by_person("me4", "dave", "see you at the gym"))
+        .await;
+    h.send(&typed_by_person("me5", "erin", "happy birthday!!"))
+        .await;
+    all_handled(&h, &["me4", "me5"]).await;
+    tokio::time::sleep(SECOND).await;
+    for contact in ["dave", "erin"] {
+        let exists: bool = con.exists(keys::chat_key(contact)).await.expect("exists");
+        assert!(!exists, "nothing learned of {contact}");
+    }
     w.stop().await;
 }
 
@@ -521,6 +533,7 @@ async fn the_persons_own_past_reply_is_no_leak_but_the_measured_style_is() {
             },
             0.9,
         )],
+        ..Learned::default()
     };
     let echo =
         "You start with a lowercase letter 90% of the time and rarely end with a period (5%).";
@@ -543,4 +556,300 @@ async fn the_persons_own_past_reply_is_no_leak_but_the_measured_style_is() {
 fn a_learned_typing_time_is_bounded_like_the_gateways() {
     let gateway = secondme::bridge::whatsapp::pacing::MAX_TYPING_DELAY;
     assert_eq!(u128::from(MAX_TYPING_MS), gateway.as_millis());
+}
+
+/// Whether `key` exists.
+async fn exists(h: &mut Harness, key: &str) -> bool {
+    h.con.exists(key).await.expect("exists")
+}
+
+/// Waits until the worker recorded handling each of `ids`.
+async fn all_handled(h: &Harness, ids: &[&str]) {
+    for id in ids {
+        let con = h.con.clone();
+        let done = eventually(10 * SECOND, || {
+            let mut con = con.clone();
+            async move { common::handled(&mut con, id).await }
+        })
+        .await;
+        assert!(done.is_some(), "{id} handled");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_wins_over_live_learning_and_only_learned_chats_grow() {
+    let mut h = Harness::start().await;
+    learn_chat(&mut h, "alice", ALICE).await;
+    h.allow(&["alice", "dave"]).await;
+    let learn = LearnConfig::default();
+    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    // The worker has read the learned contacts: Alice among them.
+    h.send(&incoming("in1", "alice", "what time do we leave"))
+        .await;
+    response_to(&h, "in1").await;
+    let learned_live = eventually(10 * SECOND, || {
+        let mut con = h.con.clone();
+        async move {
+            let n: usize = con.zcard(keys::chat_key("alice")).await.ok()?;
+            (n == ALICE.len() * 2 + 1).then_some(())
+        }
+    })
+    .await;
+    assert!(learned_live.is_some(), "Alice's message learned live");
+
+    let gone = learned::forget(&mut h.con, "alice").await.expect("forget");
+    assert_eq!(gone.learned_messages, (ALICE.len() * 2 + 1) as u64);
+    h.send(&incoming("in2", "alice", "hello again")).await;
+    h.send(&typed_by_person("me2", "alice", "on my way")).await;
+    // Enabled but never learned: the person's typing starts no learned chat.
+    h.send(&typed_by_person("me3", "dave", "see you at the gym"))
+        .await;
+    all_handled(&h, &["in2", "me2", "me3"]).await;
+    // Live learning follows the decision in the same batch: give it time.
+    tokio::time::sleep(SECOND).await;
+    for key in [
+        keys::chat_key("alice"),
+        keys::style_key("alice"),
+        keys::chat_key("dave"),
+        keys::style_key("dave"),
+    ] {
+        assert!(!exists(&mut h, &key).await, "{key} came back");
+    }
+    let set: Vec<String> = h.con.smembers(keys::contacts_key()).await.expect("set");
+    assert!(set.is_empty(), "{set:?}");
+    w.stop().await;
+}
+
+/// Alice's chat learned again after `forget`: the same questions, other answers.
+const ALICE_AGAIN: &[(&str, &str)] = &[
+    (
+        "are we still going climbing at the quarry on sunday?",
+        "nope, my knee still hurts",
+    ),
+    ("did you water my ficus plant", "yes, twice"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_forgotten_then_learned_again_is_the_new_one() {
+    let mut h = Harness::start().await;
+    learn_chat(&mut h, "alice", ALICE).await;
+    let before = learned::version(&mut h.con, "alice")
+        .await
+        .expect("version");
+    h.allow(&["alice"]).await;
+    let learn = LearnConfig {
+        similarity: 0.25,
+        ..LearnConfig::default()
+    };
+    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    let asked = "are we still going climbing at the quarry on sunday?";
+    h.send(&incoming("q1", "alice", asked)).await;
+    let first = response_to(&h, "q1").await;
+    assert_eq!(
+        first[schema::response_fields::CONTENT],
+        "yes!! bringing the blue rope"
+    );
+    learned::forget(&mut h.con, "alice").await.expect("forget");
+    learn_chat(&mut h, "alice", ALICE_AGAIN).await;
+    let after = learned::version(&mut h.con, "alice")
+        .await
+        .expect("version");
+    assert_ne!(before, after, "a version never comes back");
+    h.send(&incoming("q2", "alice", asked)).await;
+    let second = response_to(&h, "q2").await;
+    assert_eq!(
+        second[schema::response_fields::CONTENT],
+        "nope, my knee still hurts",
+        "the chat learned after forget, not the forgotten one"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offline_engine_never_sends_another_chats_reply() {
+    let mut h = Harness::start().await;
+    learn_chat(&mut h, "alice", ALICE).await;
+    learn_chat(&mut h, "bob", BOB).await;
+    h.allow(&["alice"]).await;
+    let learn = LearnConfig {
+        style_from_other_chats: true,
+        similarity: 0.0,
+        ..LearnConfig::default()
+    };
+    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    h.send(&incoming("x1", "alice", BOB[0].0)).await;
+    let reply = response_to(&h, "x1").await;
+    let said = &reply[schema::response_fields::CONTENT];
+    for (_, bobs) in BOB {
+        assert_ne!(said, bobs, "Bob's reply sent to Alice");
+    }
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_never_gets_the_same_past_reply_twice() {
+    let mut h = Harness::start().await;
+    learn_chat(&mut h, "alice", ALICE).await;
+    h.allow(&["alice"]).await;
+    let asked = "are we still going climbing at the quarry on sunday?";
+    // Both queued before the worker starts: one batch.
+    h.send(&incoming("b1", "alice", asked)).await;
+    h.send(&incoming("b2", "alice", asked)).await;
+    let learn = LearnConfig {
+        similarity: 0.25,
+        ..LearnConfig::default()
+    };
+    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    let first = response_to(&h, "b1").await;
+    let second = response_to(&h, "b2").await;
+    assert_eq!(
+        first[schema::response_fields::CONTENT],
+        "yes!! bringing the blue rope"
+    );
+    assert_eq!(
+        second[schema::response_fields::CONTENT],
+        "yes yes, 9am at the quarry",
+        "the next past reply, not the same one twice in a row"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_overall_profile_leaves_each_chat_learned() {
+    let mut h = Harness::start().await;
+    learn_chat(&mut h, "alice", ALICE).await;
+    let _: () = h.con.del(keys::overall_key()).await.expect("del");
+    let _: () = h
+        .con
+        .hset(keys::overall_key(), "someone", "else's")
+        .await
+        .expect("hset");
+    // Another import still works, and leaves the foreign key alone.
+    learn_chat(&mut h, "bob", BOB).await;
+    let kind: String = redis::cmd("TYPE")
+        .arg(keys::overall_key())
+        .query_async(&mut h.con)
+        .await
+        .expect("type");
+    assert_eq!(kind, "hash");
+    h.allow(&["alice"]).await;
+    let learn = LearnConfig {
+        similarity: 0.25,
+        ..LearnConfig::default()
+    };
+    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    h.send(&incoming("o1", "alice", ALICE[0].0)).await;
+    let reply = response_to(&h, "o1").await;
+    assert_eq!(reply[schema::response_fields::CONTENT], ALICE[0].1);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_persons_repeated_reply_and_the_contacts_words_are_no_leak() {
+    let thanks = "thank you so much for everything, you really saved my whole weekend";
+    let question = "can you pick up the kids from school at half past four tomorrow";
+    let exchange = |them: &str, me: &str| {
+        (
+            Exchange {
+                ts: T0,
+                them: them.into(),
+                me: me.into(),
+                reply_ms: Some(40_000),
+            },
+            0.9,
+        )
+    };
+    let learned = Learned {
+        from_contact: true,
+        examples: vec![
+            exchange("here are the concert tickets", thanks),
+            exchange("i fixed your bike", thanks),
+            exchange(question, "sure, no problem"),
+        ],
+        ..Learned::default()
+    };
+    let echoing = "pick up the kids from school at half past four tomorrow? sure";
+    let fake = FakeLlm::start(vec![
+        Step::ok(&openai_ok(thanks)),
+        Step::ok(&openai_ok(echoing)),
+    ])
+    .await;
+    let engine = llm(&fake.url, &LearnConfig::default());
+    let reply = ask(&engine, "i brought you soup", &learned)
+        .await
+        .expect("the person's own thanks, written twice before, said again");
+    assert_eq!(reply.content, thanks);
+    let reply = ask(&engine, question, &learned)
+        .await
+        .expect("the contact's own words, from this chat, echoed back");
+    assert_eq!(reply.content, echoing);
+}
+
+/// A chat of `n` exchanges with varied words, `T0` on.
+fn long_chat(n: usize) -> Vec<ChatLine> {
+    let words = [
+        "sunday", "quarry", "rope", "dinner", "train", "late", "coffee", "movie", "beach", "haha",
+        "tomorrow", "maybe", "sure", "ok", "lol", "nope",
+    ];
+    let mut lines = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let at = T0 + i as i64 * 120_000;
+        let w = |k: usize| words[(i * 7 + k * 3) % words.len()];
+        lines.push(ChatLine {
+            ts: at,
+            me: false,
+            kind: LineKind::Text,
+            text: format!("{} {} {}? {i}", w(0), w(1), w(2)),
+        });
+        lines.push(ChatLine {
+            ts: at + 30_000,
+            me: true,
+            kind: LineKind::Text,
+            text: format!("{} {}!", w(3), w(4)),
+        });
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_message_is_cheap_to_learn_in_a_long_chat_and_counts_exactly() {
+    let mut h = Harness::start().await;
+    let cap = 50_000;
+    let chat = long_chat(cap / 2);
+    learned::add_lines(&mut h.con, "long", &chat, cap)
+        .await
+        .expect("import");
+    let last = chat.last().map_or(T0, |l| l.ts);
+    let adds = 20;
+    let started = std::time::Instant::now();
+    for i in 0..adds {
+        let line = ChatLine {
+            ts: last + (i + 1) * 60_000,
+            me: i % 3 != 0,
+            kind: LineKind::Text,
+            text: format!("live {i} haha 😂"),
+        };
+        learned::add_live(&mut h.con, "long", &line, cap)
+            .await
+            .expect("live add");
+    }
+    let per_add = started.elapsed().as_secs_f64() * 1e3 / adds as f64;
+    println!("a live add to a chat of {cap} messages: {per_add:.1} ms");
+    assert!(per_add < 100.0, "{per_add:.1} ms a live add");
+    // The counts kept incrementally are the whole chat's, cap included.
+    let stored = learned::lines(&mut h.con, "long").await.expect("lines");
+    assert_eq!(stored.len(), cap);
+    assert_eq!(stored[0], chat[adds as usize], "the oldest went first");
+    let mut whole = secondme::learn::style::Tally::default();
+    whole.add_chat(&stored);
+    let kept = learned::tally(&mut h.con, Some("long"))
+        .await
+        .expect("tally")
+        .expect("counts");
+    assert_eq!(kept, whole);
+    let overall = learned::tally(&mut h.con, None)
+        .await
+        .expect("tally")
+        .expect("overall");
+    assert_eq!(overall, whole, "one contact: the overall is its counts");
 }

@@ -82,13 +82,20 @@ pub(super) async fn run(config: &Config, args: EvalArgs) -> Result<()> {
             }
             // With one contact asked for, its failure is the command's.
             Err(e) if args.contact.is_some() => return Err(e),
-            Err(e) => eprintln!("{}: not evaluated: {e:#}", printable(contact)),
+            Err(e) => eprintln!("{}", not_evaluated(contact, &e)),
         }
     }
     if evaluated == 0 {
         bail!("no contact could be evaluated");
     }
     Ok(())
+}
+
+/// Why `contact` was not evaluated, made printable whole: the error may quote
+/// what another program wrote in Redis.
+fn not_evaluated(contact: &str, e: &anyhow::Error) -> String {
+    let why = secondme_ui::sanitize::clean(&format!("{e:#}"), 2_000);
+    format!("{}: not evaluated: {why}", printable(contact))
 }
 
 /// Evaluates `contact` with the default holdout and saves the result, printing
@@ -282,4 +289,23 @@ fn print_report(report: &EvalReport) {
     ]);
     print_table(&["measure", "owner", "twin", "baseline"], &rows);
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    // The parent by its full path: a `super` path in this folder names a sibling file.
+    use crate::cli::eval::not_evaluated;
+
+    #[test]
+    fn why_a_contact_was_not_evaluated_cannot_drive_the_terminal() {
+        let e = anyhow::anyhow!("LEARN:chat:c holds \u{1b}]0;owned\u{7}\u{1b}[31mred\nand more")
+            .context("cannot read c");
+        let said = not_evaluated("c\u{1b}[2J", &e);
+        assert!(!said.chars().any(char::is_control), "{said:?}");
+        assert!(
+            said.starts_with("c: not evaluated: cannot read c"),
+            "{said:?}"
+        );
+        assert!(said.contains("red"), "{said:?}");
+    }
 }

@@ -2,8 +2,14 @@
 //! CONTACT`: importing chat exports, showing the learned style, and removing a
 //! contact's text. Counts and the profile's figures are printed, never a
 //! message.
+//!
+//! An export's times are the phone's wall clock, without a zone: they are
+//! learned as UTC through this host's time zone (`TZ`, else `/etc/localtime`,
+//! daylight saving time followed), as the live messages are, so an export
+//! taken where the importing machine is agrees with what the worker saw. The
+//! report's `first` and `last` keep the export's times as written.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -99,7 +105,11 @@ async fn learn_file(
         }
     };
     let mut report = summary(&parsed, &owner);
-    let lines = parsed.into_chat_lines(&owner);
+    let mut lines = parsed.into_chat_lines(&owner);
+    let mut zone = LocalZone::default();
+    for line in &mut lines {
+        line.ts = zone.utc_of(line.ts);
+    }
     let name = file.file_name().unwrap_or(file.as_os_str());
     let label = format!("learning {}", name.to_string_lossy());
     let mut bar = Progress::new(&label, lines.len() as u64, !args.json);
@@ -398,7 +408,56 @@ fn printable_long(s: &str) -> String {
     secondme_ui::sanitize::clean(s, 2_000)
 }
 
-/// `2016-08-06T13:23:00` of a ms timestamp (UTC, the export's local time).
+/// This host's time zone, its UTC offset remembered per wall-clock hour (a
+/// zone changes offset on the hour, and `mktime` costs a microsecond).
+#[derive(Default)]
+struct LocalZone {
+    offsets: HashMap<i64, i64>,
+}
+
+impl LocalZone {
+    /// The UTC time of `wall_ms`, a wall-clock time here written as if UTC.
+    /// A time a clock change skipped or repeated is read as the C library
+    /// reads it; one it cannot place stays as it is.
+    fn utc_of(&mut self, wall_ms: i64) -> i64 {
+        let hour = wall_ms.div_euclid(3_600_000);
+        let offset = *self
+            .offsets
+            .entry(hour)
+            .or_insert_with(|| utc_offset_ms(hour * 3_600_000).unwrap_or(0));
+        wall_ms - offset
+    }
+}
+
+/// How far this host's wall clock was ahead of UTC at `wall_ms` (a wall-clock
+/// time written as if UTC), from the C library's time zone rules.
+fn utc_offset_ms(wall_ms: i64) -> Option<i64> {
+    let secs = wall_ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let int = |v: i64| libc::c_int::try_from(v).ok();
+    // SAFETY: a zeroed `tm` is a valid value of the plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = int(y - 1900)?;
+    tm.tm_mon = int(m - 1)?;
+    tm.tm_mday = int(d)?;
+    tm.tm_hour = int(rest / 3600)?;
+    tm.tm_min = int(rest % 3600 / 60)?;
+    tm.tm_sec = int(rest % 60)?;
+    // Let the rules say whether daylight saving time applied then.
+    tm.tm_isdst = -1;
+    // SAFETY: `mktime` reads and normalises the `tm` we own and keeps no
+    // pointer to it; it reads the process's zone, which nothing here changes.
+    let utc = unsafe { libc::mktime(&mut tm) };
+    // -1 is an error (or the one second before 1970: no matter, a zone's
+    // offset is the same a second apart). `time_t` is 64-bit here but 32-bit
+    // on some targets.
+    #[allow(clippy::useless_conversion)]
+    let utc = i64::from(utc);
+    (utc != -1).then(|| secs * 1000 - utc * 1000)
+}
+
+/// `2016-08-06T13:23:00` of a ms timestamp (the export's time as written).
 fn iso(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -431,7 +490,9 @@ mod tests {
     // The parent by its full path: a `super` path in this folder names a sibling file.
     use secondme::learn::export::ExportMessage;
 
-    use crate::cli::learn::{LineKind, ParsedExport, find_contact, find_owner, iso, json, summary};
+    use crate::cli::learn::{
+        LineKind, LocalZone, ParsedExport, find_contact, find_owner, iso, json, summary,
+    };
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -500,5 +561,31 @@ mod tests {
         let lines = parsed.into_chat_lines("Sam");
         let sides: Vec<(bool, LineKind)> = lines.iter().map(|l| (l.me, l.kind)).collect();
         assert_eq!(sides, [(true, LineKind::Text), (false, LineKind::Media)]);
+    }
+
+    #[test]
+    fn a_wall_clock_time_becomes_utc_in_this_hosts_zone() {
+        // Whatever the zone, converting the wall clock of a UTC time gives it back.
+        let utc = 1_470_489_780_000i64;
+        let mut zone = LocalZone::default();
+        let offset = {
+            // The host's wall clock at `utc`, from localtime_r.
+            let t = libc::time_t::try_from(utc / 1000).expect("fits");
+            // SAFETY: localtime_r writes only the `tm` we own.
+            let tm = unsafe {
+                let mut tm: libc::tm = std::mem::zeroed();
+                assert!(!libc::localtime_r(&t, &mut tm).is_null());
+                tm
+            };
+            #[allow(clippy::useless_conversion)]
+            let offset = i64::from(tm.tm_gmtoff);
+            offset * 1000
+        };
+        assert_eq!(zone.utc_of(utc + offset), utc);
+        assert_eq!(
+            zone.utc_of(utc + offset + 59_000),
+            utc + 59_000,
+            "same hour, remembered"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! A progress bar on stderr for long work (`learn` on a large export, `eval`
 //! with a slow model): label, bar, done/total, rate and time left, redrawn at
-//! most ten times a second and cleared at the end. Drawn only on a terminal.
+//! most ten times a second and cleared at the end. Drawn only when both the
+//! output and stderr are a terminal: with the output piped (`| tee`, `> file`)
+//! the run is a script's, and a bar would only garble its log.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -21,15 +23,15 @@ pub struct Progress {
     done: u64,
     started: Instant,
     last_draw: Option<Instant>,
-    /// Drawing at all: asked for, and stderr is a terminal.
+    /// Drawing at all: asked for, and stdout and stderr are terminals.
     enabled: bool,
     /// Something is on the line and must be cleared.
     drawn: bool,
 }
 
 impl Progress {
-    /// A bar for `total` steps; `enabled` false (piped output, `--json`) draws
-    /// nothing, and neither does a stderr that is not a terminal.
+    /// A bar for `total` steps; `enabled` false (`--json`) draws nothing, and
+    /// neither does a stdout or a stderr that is not a terminal.
     pub fn new(label: &str, total: u64, enabled: bool) -> Progress {
         Progress {
             label: printable(label).chars().take(LABEL_CHARS).collect(),
@@ -42,9 +44,9 @@ impl Progress {
         }
     }
 
-    /// Whether stderr is a terminal, where a bar can be drawn.
+    /// Whether a person watches: stdout and stderr both terminals.
     pub fn on_terminal() -> bool {
-        std::io::stderr().is_terminal()
+        std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
     }
 
     /// `done` steps are finished; redraws when the last draw is old enough.

@@ -65,6 +65,7 @@ impl ChatModel {
             profile,
             from_contact,
             examples: self.examples(message, k),
+            ..Learned::default()
         }
     }
 }

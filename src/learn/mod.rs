@@ -12,6 +12,7 @@ pub mod exchanges;
 pub mod export;
 pub mod fidelity;
 pub mod language;
+pub mod placeholder;
 pub mod retrieval;
 pub mod style;
 pub mod words;
@@ -36,7 +37,8 @@ pub enum LineKind {
 /// One message of a chat as learned, in the chat's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatLine {
-    /// When it was written, ms since the epoch (an export's local time read as UTC).
+    /// When it was written, ms since the epoch (UTC: an export's local times
+    /// are converted with the importing host's time zone).
     pub ts: i64,
     /// Written by the owner.
     pub me: bool,
@@ -54,10 +56,17 @@ pub struct Learned {
     pub profile: Option<StyleProfile>,
     /// The profile is this contact's own.
     pub from_contact: bool,
-    /// The past exchanges most like the message, best first, each with its
-    /// similarity in `0..=1`. From this contact only, unless the settings let
-    /// the owner's replies to others serve as style examples.
+    /// The past exchanges of this chat most like the message, best first, each
+    /// with its similarity in `0..=1`: the only ones a reply may be taken from.
     pub examples: Vec<(Exchange, f32)>,
+    /// The owner's replies in other chats most like the message, best first,
+    /// without what those contacts wrote (`them` empty): style examples for a
+    /// prompt when the settings allow them, never a reply to send.
+    pub other_chats: Vec<(Exchange, f32)>,
+    /// The last reply handed out for this contact by this process, which may
+    /// not have reached the history yet (a batch's replies are written
+    /// together): a past reply is not sent again right after it.
+    pub last_sent: Option<String>,
 }
 
 /// The `[learn]` settings, resolved.

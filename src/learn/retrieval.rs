@@ -7,10 +7,14 @@
 //! distinct query term counted once. A past message that reads exactly like
 //! the query (the same terms in the same order) comes first whatever its score,
 //! since BM25 alone can prefer a longer message that repeats a query word;
-//! then the higher score, then the newer exchange. A hit's similarity is the
-//! IDF of the query terms its exchange holds over the IDF of all the query's
-//! distinct terms (a term no exchange holds weighing as the rarest): 1 when it
-//! holds every term, in `0..=1`.
+//! then the higher score, then the newer exchange.
+//!
+//! A hit's similarity is symmetric: the IDF-weighted Jaccard index of the two
+//! texts' distinct terms, shared / (query + exchange − shared), each side
+//! weighed by the IDF of its terms (a query term no exchange holds weighing as
+//! the rarest). 1 when both hold the same terms, in `0..=1`; a short query
+//! found inside a long message scores low, as does a long query that holds a
+//! short message, so "ok" is not "like" a paragraph that happens to say ok.
 
 use std::collections::HashMap;
 
@@ -29,7 +33,8 @@ pub struct Hit {
     pub exchange: usize,
     /// Its BM25 score.
     pub score: f32,
-    /// How much of the query it matches, `0..=1` (1: every query term, weighted by IDF).
+    /// How alike the query and the exchange are, `0..=1`: the IDF-weighted
+    /// Jaccard index of their terms (1: the same terms).
     pub similarity: f32,
 }
 
@@ -58,6 +63,8 @@ pub struct Index {
     postings: Vec<Posting>,
     /// Each term's IDF.
     idf: Vec<f32>,
+    /// Each exchange's weight: the IDF of its distinct terms, summed in term order.
+    weight: Vec<f32>,
     /// Each exchange's time, to prefer the newer of equal scores.
     ts: Vec<i64>,
     /// Each exchange's shape (a hash of its terms in order) and position,
@@ -113,6 +120,13 @@ impl Index {
             index.postings.extend(postings);
             index.starts.push(index.postings.len() as u32);
         }
+        index.weight = vec![0.0; exchanges.len()];
+        for (term, idf) in index.idf.iter().enumerate() {
+            let (from, to) = (index.starts[term], index.starts[term + 1]);
+            for p in &index.postings[from as usize..to as usize] {
+                index.weight[p.doc as usize] += idf;
+            }
+        }
         index.terms = terms;
         index
     }
@@ -160,7 +174,7 @@ impl Index {
         let hit = |(score, _, doc): Found| Hit {
             exchange: doc as usize,
             score,
-            similarity: (self.matched(doc, &query.known) / query.idf_total).min(1.0),
+            similarity: self.similarity(doc, &query),
         };
         first.into_iter().map(hit).collect()
     }
@@ -195,6 +209,16 @@ impl Index {
         let from = self.shapes.partition_point(|(s, _)| *s < shape);
         let same = self.shapes[from..].iter().take_while(|(s, _)| *s == shape);
         same.map(|(_, doc)| *doc).collect()
+    }
+
+    /// The IDF-weighted Jaccard index of `query` and `doc`'s terms.
+    fn similarity(&self, doc: u32, query: &Query) -> f32 {
+        let shared = self.matched(doc, &query.known);
+        let union = query.idf_total + self.weight[doc as usize] - shared;
+        if union <= 0.0 {
+            return 0.0;
+        }
+        (shared / union).clamp(0.0, 1.0)
     }
 
     /// The IDF of the query terms found in `doc`.

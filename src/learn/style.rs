@@ -148,7 +148,7 @@ impl Tally {
             if run[0].me {
                 self.add_turn(run.len());
                 if let Some(seconds) = before.and_then(|contact| reply_seconds(contact, &run[0])) {
-                    *self.reply_s.entry(seconds).or_default() += 1;
+                    inc(self.reply_s.entry(seconds).or_default(), 1);
                 }
                 let texts = run.iter().filter(|l| l.kind == LineKind::Text);
                 texts.for_each(|l| self.add_text(&l.text));
@@ -165,33 +165,81 @@ impl Tally {
         }
     }
 
-    /// Adds another tally's counts.
+    /// Adds another tally's counts (saturating: a count read from Redis may
+    /// be anything).
     pub fn merge(&mut self, other: &Tally) {
-        self.samples += other.samples;
-        add_counts(&mut self.lengths, &other.lengths);
-        self.emoji += other.emoji;
-        add_counts(&mut self.top_emoji, &other.top_emoji);
-        self.cased += other.cased;
-        self.lowercase += other.lowercase;
-        self.period += other.period;
-        self.exclamations += other.exclamations;
-        self.questions += other.questions;
-        self.ellipsis += other.ellipsis;
-        self.laughs += other.laughs;
-        add_counts(&mut self.laughter, &other.laughter);
-        add_counts(&mut self.greetings, &other.greetings);
-        add_counts(&mut self.signoffs, &other.signoffs);
-        add_counts(&mut self.languages, &other.languages);
-        self.turns += other.turns;
-        self.turn_messages += other.turn_messages;
-        self.multi_turns += other.multi_turns;
-        add_counts(&mut self.reply_s, &other.reply_s);
+        self.combine(other, u64::saturating_add);
+    }
+
+    /// Takes another tally's counts away, each at least 0; a key counted 0
+    /// is dropped, so the result equals the tally of what is left.
+    pub fn subtract(&mut self, other: &Tally) {
+        self.combine(other, u64::saturating_sub);
+    }
+
+    /// What appending `line` to a chat ending with `before` (its last lines,
+    /// two are enough) adds to the chat's counts.
+    pub fn appended(before: &[ChatLine], line: &ChatLine) -> Tally {
+        let from = before.len().saturating_sub(2);
+        let mut with = before[from..].to_vec();
+        with.push(line.clone());
+        Self::difference(&with, &before[from..])
+    }
+
+    /// What dropping `dropped`, the oldest lines of a chat, takes from the
+    /// chat's counts; `after` are the lines that follow them (two are enough).
+    pub fn dropped(dropped: &[ChatLine], after: &[ChatLine]) -> Tally {
+        let after = &after[..after.len().min(2)];
+        let mut with = dropped.to_vec();
+        with.extend_from_slice(after);
+        Self::difference(&with, after)
+    }
+
+    /// The counts of chat `more` less those of chat `less`.
+    fn difference(more: &[ChatLine], less: &[ChatLine]) -> Tally {
+        let mut delta = Tally::default();
+        delta.add_chat(more);
+        let mut minus = Tally::default();
+        minus.add_chat(less);
+        delta.subtract(&minus);
+        delta
+    }
+
+    /// Each count of `self` and `other` put together by `op`.
+    fn combine(&mut self, other: &Tally, op: fn(u64, u64) -> u64) {
+        let scalars = [
+            (&mut self.samples, other.samples),
+            (&mut self.emoji, other.emoji),
+            (&mut self.cased, other.cased),
+            (&mut self.lowercase, other.lowercase),
+            (&mut self.period, other.period),
+            (&mut self.exclamations, other.exclamations),
+            (&mut self.questions, other.questions),
+            (&mut self.ellipsis, other.ellipsis),
+            (&mut self.laughs, other.laughs),
+            (&mut self.turns, other.turns),
+            (&mut self.turn_messages, other.turn_messages),
+            (&mut self.multi_turns, other.multi_turns),
+        ];
+        for (mine, theirs) in scalars {
+            *mine = op(*mine, theirs);
+        }
+        combine_counts(&mut self.lengths, &other.lengths, op);
+        combine_counts(&mut self.top_emoji, &other.top_emoji, op);
+        combine_counts(&mut self.laughter, &other.laughter, op);
+        combine_counts(&mut self.greetings, &other.greetings, op);
+        combine_counts(&mut self.signoffs, &other.signoffs, op);
+        combine_counts(&mut self.languages, &other.languages, op);
+        combine_counts(&mut self.reply_s, &other.reply_s, op);
     }
 
     /// The profile these counts give.
     pub fn profile(&self) -> StyleProfile {
         let per_message = |n: u64| ratio(n, self.samples);
-        let found: u64 = self.languages.values().sum();
+        let found = self
+            .languages
+            .values()
+            .fold(0u64, |all, n| all.saturating_add(*n));
         let languages = top(&self.languages, usize::MAX)
             .into_iter()
             .filter(|lang| ratio(self.languages[lang], found) >= LANGUAGE_SHARE)
@@ -220,17 +268,17 @@ impl Tally {
 
     /// Counts one turn of `messages` messages.
     fn add_turn(&mut self, messages: usize) {
-        self.turns += 1;
-        self.turn_messages += messages as u64;
-        self.multi_turns += u64::from(messages >= 2);
+        self.turns = self.turns.saturating_add(1);
+        self.turn_messages = self.turn_messages.saturating_add(messages as u64);
+        self.multi_turns = self.multi_turns.saturating_add(u64::from(messages >= 2));
     }
 
     /// Counts one text message.
     fn add_text(&mut self, text: &str) {
         let text = text.trim();
-        self.samples += 1;
+        inc(&mut self.samples, 1);
         let chars = u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
-        *self.lengths.entry(chars).or_default() += 1;
+        inc(self.lengths.entry(chars).or_default(), 1);
         self.add_punctuation(text);
         let tokens = words::tokens(text);
         self.add_tokens(&tokens);
@@ -248,27 +296,36 @@ impl Tally {
     /// Counts what a message's characters show: case, period, marks, ellipsis.
     fn add_punctuation(&mut self, text: &str) {
         if let Some(first) = text.chars().find(|c| c.is_alphabetic()) {
-            self.cased += u64::from(first.is_lowercase() || first.is_uppercase());
-            self.lowercase += u64::from(first.is_lowercase());
+            inc(
+                &mut self.cased,
+                u64::from(first.is_lowercase() || first.is_uppercase()),
+            );
+            inc(&mut self.lowercase, u64::from(first.is_lowercase()));
         }
-        self.period += u64::from(text.ends_with('.') && !text.ends_with(".."));
+        inc(
+            &mut self.period,
+            u64::from(text.ends_with('.') && !text.ends_with("..")),
+        );
         for c in text.chars() {
             let (exclamations, questions) = marks(c);
-            self.exclamations += exclamations;
-            self.questions += questions;
+            inc(&mut self.exclamations, exclamations);
+            inc(&mut self.questions, questions);
         }
-        self.ellipsis += u64::from(text.contains("...") || text.contains('…'));
+        inc(
+            &mut self.ellipsis,
+            u64::from(text.contains("...") || text.contains('…')),
+        );
     }
 
     /// Counts a message's emoji and laughs.
     fn add_tokens(&mut self, tokens: &[Token]) {
         for token in tokens {
             if token.kind == Kind::Emoji {
-                self.emoji += 1;
+                inc(&mut self.emoji, 1);
                 bump(&mut self.top_emoji, Some(token.norm.as_str()));
             }
             if let Some(laugh) = markers::laugh(token) {
-                self.laughs += 1;
+                inc(&mut self.laughs, 1);
                 bump(&mut self.laughter, Some(laugh.as_str()));
             }
         }
@@ -307,11 +364,16 @@ fn two_digits(n: u64) -> u64 {
     (n + unit / 2) / unit * unit
 }
 
+/// Adds `by` to a count, saturating: counts may come from a stored tally.
+fn inc(n: &mut u64, by: u64) {
+    *n = n.saturating_add(by);
+}
+
 /// Adds one to `key`'s count, if there is a key.
 fn bump(counts: &mut Counts<String>, key: Option<&str>) {
     if let Some(key) = key {
         match counts.get_mut(key) {
-            Some(n) => *n += 1,
+            Some(n) => inc(n, 1),
             None => {
                 counts.insert(key.to_owned(), 1);
             }
@@ -319,10 +381,18 @@ fn bump(counts: &mut Counts<String>, key: Option<&str>) {
     }
 }
 
-/// Adds `other`'s counts to `into`.
-fn add_counts<K: Ord + Clone>(into: &mut Counts<K>, other: &Counts<K>) {
+/// `other`'s counts put into `into` by `op`; a key left at 0 is dropped.
+fn combine_counts<K: Ord + Clone>(
+    into: &mut Counts<K>,
+    other: &Counts<K>,
+    op: fn(u64, u64) -> u64,
+) {
     for (key, n) in other {
-        *into.entry(key.clone()).or_default() += n;
+        let entry = into.entry(key.clone()).or_default();
+        *entry = op(*entry, *n);
+        if *entry == 0 {
+            into.remove(key);
+        }
     }
 }
 
@@ -334,11 +404,12 @@ fn ratio(n: u64, of: u64) -> f64 {
 /// The nearest-rank `p`-th percentile (0 < p ≤ 100) of the counted values: the
 /// value at rank ⌈p·n/100⌉ of the n values in order; `None` when there are none.
 fn percentile<K: Copy>(counts: &Counts<K>, p: u64) -> Option<K> {
-    let n: u64 = counts.values().sum();
-    let rank = (p * n).div_ceil(100).max(1);
-    let mut seen = 0;
+    let n = counts.values().fold(0u64, |all, c| all.saturating_add(*c));
+    // In u128: p·n cannot overflow, whatever a stored count says.
+    let rank = (u128::from(p) * u128::from(n)).div_ceil(100).max(1);
+    let mut seen = 0u128;
     counts.iter().find_map(|(value, count)| {
-        seen += count;
+        seen += u128::from(*count);
         (seen >= rank).then_some(*value)
     })
 }

@@ -1,15 +1,22 @@
 //! The embedded engine: deterministic and offline. When the person's past
-//! exchanges with the contact hold one like the message (above the similarity
+//! exchanges with this contact hold one like the message (above the similarity
 //! threshold), it answers with what the person actually wrote then, never the
-//! same reply twice in a row. Otherwise phatic messages get a short answer in
-//! the persona's tone, and others a reply built from the style guide's register
-//! and the persona's own example messages, written with the owner's measured
-//! habits when a profile was learned.
+//! same reply twice in a row, never a reply to another contact (those are
+//! style examples for a prompt, not replies), never a media placeholder and
+//! never one longer than [`MAX_REUSED_CHARS`]. Otherwise phatic messages get a
+//! short answer in the persona's tone, and others a reply built from the style
+//! guide's register and the persona's own example messages, written with the
+//! owner's measured habits when a profile was learned.
 
 use super::input::Speaker;
 use super::styled::in_owner_style;
 use super::{Reply, ReplyEngine, ReplyRequest, paced_delay_ms};
 use crate::learn::LearnConfig;
+use crate::learn::placeholder::holds_gateway_media;
+
+/// The longest past reply sent again, in characters: the language model's
+/// default reply cap (`max_reply_chars`), so no engine writes longer.
+pub const MAX_REUSED_CHARS: usize = 600;
 
 /// The embedded persona engine.
 #[derive(Debug, Clone)]
@@ -119,22 +126,28 @@ fn last_reply<'a>(request: &ReplyRequest<'a>) -> Option<&'a str> {
         .map(|h| h.text.trim())
 }
 
-/// The person's own reply to the most similar past exchange at least
-/// `threshold` similar, skipping one equal to the last reply sent.
+/// The person's own reply, in this chat, to the most similar past exchange at
+/// least `threshold` similar: not the last reply sent (in the history, or handed
+/// out by this process and not there yet), not a placeholder, not too long.
 fn past_reply<'a>(request: &ReplyRequest<'a>, threshold: f32) -> Option<&'a str> {
     let learned = request.learned?;
-    let last = last_reply(request);
+    let last = [last_reply(request), learned.last_sent.as_deref()];
     let mut candidates: Vec<&(crate::learn::Exchange, f32)> = learned
         .examples
         .iter()
-        .filter(|(e, sim)| *sim >= threshold && !e.me.trim().is_empty())
+        .filter(|(e, sim)| *sim >= threshold && reusable(e.me.trim()))
         .collect();
     // Best first whatever order they came in; equal ones keep it.
     candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
     candidates
         .into_iter()
         .map(|(e, _)| e.me.trim())
-        .find(|me| Some(*me) != last)
+        .find(|me| !last.iter().flatten().any(|l| l.trim() == *me))
+}
+
+/// Whether a past reply may be sent again as it is.
+fn reusable(me: &str) -> bool {
+    !me.is_empty() && me.chars().count() <= MAX_REUSED_CHARS && !holds_gateway_media(me)
 }
 
 impl ReplyEngine for PersonaEngine {
@@ -148,8 +161,11 @@ impl ReplyEngine for PersonaEngine {
             } else {
                 substantive_answer(request, pick)
             };
-            match request.learned.and_then(|l| l.profile.as_ref()) {
-                Some(profile) => in_owner_style(&template, profile, pick),
+            match request.learned {
+                Some(l) => match &l.profile {
+                    Some(profile) => in_owner_style(&template, profile, pick, l.from_contact),
+                    None => template,
+                },
                 None => template,
             }
         };
@@ -262,22 +278,26 @@ mod tests {
         );
     }
 
+    fn exchanges(examples: &[(&str, &str, f32)]) -> Vec<(crate::learn::Exchange, f32)> {
+        examples
+            .iter()
+            .map(|(them, me, sim)| {
+                let e = crate::learn::Exchange {
+                    ts: 1,
+                    them: (*them).into(),
+                    me: (*me).into(),
+                    reply_ms: None,
+                };
+                (e, *sim)
+            })
+            .collect()
+    }
+
     fn learned(examples: &[(&str, &str, f32)]) -> crate::learn::Learned {
         crate::learn::Learned {
-            profile: None,
             from_contact: true,
-            examples: examples
-                .iter()
-                .map(|(them, me, sim)| {
-                    let e = crate::learn::Exchange {
-                        ts: 1,
-                        them: (*them).into(),
-                        me: (*me).into(),
-                        reply_ms: None,
-                    };
-                    (e, *sim)
-                })
-                .collect(),
+            examples: exchanges(examples),
+            ..crate::learn::Learned::default()
         }
     }
 
@@ -369,5 +389,41 @@ mod tests {
         let slow = answer(&engine, "barbecue saturday?", &l, &[]).await;
         assert_eq!(slow, answer(&engine, "barbecue saturday?", &l, &[]).await);
         assert_eq!(slow.delay_ms, (plain.delay_ms + 40_000) / 2);
+    }
+
+    #[tokio::test]
+    async fn only_this_chats_short_written_replies_are_sent_again() {
+        let engine = PersonaEngine::default();
+        let asked = "barbecue saturday?";
+        // Another chat's reply, however close, is a style example only.
+        let mut l = learned(&[]);
+        l.other_chats = exchanges(&[("", "bora!! levo a picanha", 1.0)]);
+        let r = answer(&engine, asked, &l, &[]).await;
+        assert_ne!(r.content, "bora!! levo a picanha");
+        // A placeholder learned as text, or a letter, is never sent.
+        let letter = "a".repeat(MAX_REUSED_CHARS + 1);
+        let l = learned(&[
+            (asked, "[sticker]", 1.0),
+            (asked, "yes!\n[photo] the grill", 0.95),
+            (asked, &letter, 0.9),
+            (asked, "sim, sábado", 0.8),
+        ]);
+        let r = answer(&engine, asked, &l, &[]).await;
+        assert_eq!(r.content, "sim, sábado");
+        let fits = "b".repeat(MAX_REUSED_CHARS);
+        let r = answer(&engine, asked, &learned(&[(asked, &fits, 0.9)]), &[]).await;
+        assert_eq!(r.content, fits);
+    }
+
+    #[tokio::test]
+    async fn the_reply_handed_out_last_is_not_sent_again_before_it_is_history() {
+        let engine = PersonaEngine::default();
+        let mut l = learned(&[
+            ("barbecue on saturday?", "bora!! levo a picanha", 0.9),
+            ("saturday barbecue", "sábado sim", 0.8),
+        ]);
+        l.last_sent = Some("bora!! levo a picanha".into());
+        let r = answer(&engine, "barbecue saturday?", &l, &[]).await;
+        assert_eq!(r.content, "sábado sim");
     }
 }

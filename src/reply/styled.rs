@@ -6,8 +6,10 @@
 use crate::learn::StyleProfile;
 
 /// `text` with the owner's habits applied; `pick` chooses, deterministically,
-/// whether a habit measured at a rate below 1 shows in this message.
-pub fn in_owner_style(text: &str, profile: &StyleProfile, pick: u64) -> String {
+/// whether a habit measured at a rate below 1 shows in this message. A laugh or
+/// an emoji is added only from the contact's own profile (`own_chat`): one
+/// learned with mom says nothing of how the person writes to a colleague.
+pub fn in_owner_style(text: &str, profile: &StyleProfile, pick: u64, own_chat: bool) -> String {
     if profile.samples == 0 {
         return text.to_owned();
     }
@@ -24,7 +26,7 @@ pub fn in_owner_style(text: &str, profile: &StyleProfile, pick: u64) -> String {
         }
     }
     // An emoji-only answer stays one: "👍 haha" is nobody's style.
-    if !out.chars().any(char::is_alphabetic) {
+    if !own_chat || !out.chars().any(char::is_alphabetic) {
         return out;
     }
     if let Some(laugh) = profile.top_laughter.first()
@@ -94,17 +96,20 @@ mod tests {
     #[test]
     fn a_template_takes_the_owners_case_period_and_laugh() {
         assert_eq!(
-            in_owner_style("Sounds good, I'll check.", &profile(), 7),
+            in_owner_style("Sounds good, I'll check.", &profile(), 7, true),
             "sounds good, I'll check haha"
         );
         assert_eq!(
-            in_owner_style("Great!", &profile(), 7),
+            in_owner_style("Great!", &profile(), 7, true),
             "great haha",
             "no '!' from someone who never writes one"
         );
-        assert_eq!(in_owner_style("Wait...", &profile(), 7), "wait... haha");
         assert_eq!(
-            in_owner_style("haha yes", &profile(), 7),
+            in_owner_style("Wait...", &profile(), 7, true),
+            "wait... haha"
+        );
+        assert_eq!(
+            in_owner_style("haha yes", &profile(), 7, true),
             "haha yes",
             "the laugh is not doubled"
         );
@@ -117,7 +122,7 @@ mod tests {
             ..profile()
         };
         let laughs = (0..1000u64)
-            .filter(|pick| in_owner_style("ok then", &p, *pick).ends_with("haha"))
+            .filter(|pick| in_owner_style("ok then", &p, *pick, true).ends_with("haha"))
             .count();
         assert_eq!(laughs, 300, "30% of the picks laugh");
         let q = StyleProfile {
@@ -126,7 +131,7 @@ mod tests {
             ..profile()
         };
         let emoji = (0..1000u64)
-            .filter(|pick| in_owner_style("ok then", &q, *pick << 16).ends_with('😂'))
+            .filter(|pick| in_owner_style("ok then", &q, *pick << 16, true).ends_with('😂'))
             .count();
         assert_eq!(emoji, 500);
     }
@@ -140,18 +145,33 @@ mod tests {
             exclamations_per_message: 0.5,
             ..StyleProfile::default()
         };
-        assert_eq!(in_owner_style("Sure, see you then.", &p, 3), "Sure, see you then.");
-        assert_eq!(in_owner_style("Great!", &p, 3), "Great!");
+        assert_eq!(
+            in_owner_style("Sure, see you then.", &p, 3, true),
+            "Sure, see you then."
+        );
+        assert_eq!(in_owner_style("Great!", &p, 3, true), "Great!");
+    }
+
+    #[test]
+    fn another_chats_profile_lends_no_laugh_or_emoji() {
+        let p = StyleProfile {
+            emoji_per_message: 1.0,
+            ..profile()
+        };
+        assert_eq!(
+            in_owner_style("Sounds good, I'll check.", &p, 7, false),
+            "sounds good, I'll check"
+        );
     }
 
     #[test]
     fn nothing_learned_changes_nothing() {
         assert_eq!(
-            in_owner_style("Hello there.", &StyleProfile::default(), 1),
+            in_owner_style("Hello there.", &StyleProfile::default(), 1, true),
             "Hello there."
         );
         assert_eq!(
-            in_owner_style("👍", &profile(), 7),
+            in_owner_style("👍", &profile(), 7, true),
             "👍",
             "an emoji-only answer gets no laugh"
         );

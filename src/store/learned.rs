@@ -2,15 +2,23 @@
 //! (`LEARN:chat:{contactId}`), its style counts, the overall counts, the learned
 //! contacts and the last eval. See `schema::learned` and `docs/redis-schema.md`.
 //!
-//! Adding to a chat is several steps: the members (`ZADD NX` in chunks), the
-//! cap (`ZREMRANGEBYRANK`), then the contact's style counts and the learned set
+//! Importing is several steps: the members (`ZADD NX` in chunks), the cap
+//! (`ZREMRANGEBYRANK`), then the contact's style counts and the learned set
 //! (one `MULTI`), then the overall counts. A step that fails leaves the ones
 //! before it done: some members without their counts, or counts without the
-//! overall. Every add recomputes the counts from the whole stored chat, also
-//! when it added nothing, so running the same import again repairs it.
+//! overall. Every import recomputes the counts from the whole stored chat, also
+//! when it added nothing, so running the same import again repairs it. A live
+//! message is cheaper ([`add_live`], in `live`): it only ever grows a chat
+//! already learned, and updates the counts by what it changed.
 
 mod forget;
+mod live;
 mod member;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
 
 use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
@@ -22,6 +30,7 @@ use crate::learn::style::{StyleProfile, Tally};
 use crate::schema::learned as keys;
 
 pub use forget::{Forgotten, forget};
+pub use live::add_live;
 
 /// Members written per `ZADD`: a few hundred kB a command, so a large import
 /// streams instead of building one huge command.
@@ -71,14 +80,29 @@ pub enum LearnedError {
     },
 }
 
-/// A style key's value: the counts and a version that moves with each change.
+/// A style key's value: the counts, a version that moves with each change,
+/// and the key's epoch, drawn at random when the key is created (a chat
+/// forgotten then learned again counts its versions from 1 again, in another
+/// epoch).
 #[derive(Debug, Serialize, Deserialize)]
 struct Stored {
     version: u64,
+    #[serde(default)]
+    epoch: u64,
     tally: Tally,
 }
 
-/// Adds `lines` (a chat in order, or one new live message) to `contact_id`'s
+/// Which state of a contact's learned chat a cache was built from: it never
+/// comes back once the chat changed, even after `forget` and a new import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// Drawn at random when the chat's counts were first stored.
+    pub epoch: u64,
+    /// Grows by one with each change within the epoch.
+    pub n: u64,
+}
+
+/// Adds `lines` (a chat in order, as an export holds it) to `contact_id`'s
 /// learned chat, keeping at most `cap` messages, and recomputes its style counts
 /// and the overall counts. A line already there is not added twice, so
 /// importing the same export again changes nothing.
@@ -139,29 +163,6 @@ pub async fn add_lines_with_progress(
     Ok(Added { added, total })
 }
 
-/// Adds one message the worker saw live (the owner typing on the phone, or the
-/// contact's message), marked so a later export of the same message is not
-/// added again.
-pub async fn add_live(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    line: &ChatLine,
-    cap: usize,
-) -> Result<Added> {
-    super::ensure_contact_id(contact_id)?;
-    check_types(con, contact_id).await?;
-    let key = keys::chat_key(contact_id);
-    let mut cmd = redis::cmd("ZADD");
-    cmd.arg(&key)
-        .arg("NX")
-        .arg(line.ts)
-        .arg(member::encode(line, 0, true));
-    let added = zadd(con, &cmd, &key, contact_id).await?;
-    let dropped = trim(con, &key, cap).await?;
-    let total = refresh(con, contact_id, added + dropped > 0).await?;
-    Ok(Added { added, total })
-}
-
 /// The contact's learned chat, oldest first (empty when nothing is learned).
 pub async fn lines(con: &mut ConnectionManager, contact_id: &str) -> Result<Vec<ChatLine>> {
     let key = keys::chat_key(contact_id);
@@ -188,13 +189,14 @@ pub async fn lines(con: &mut ConnectionManager, contact_id: &str) -> Result<Vec<
     }
 }
 
-/// A number that changes whenever the contact's learned chat changes (for
-/// caches); `None` when nothing is learned for the contact.
-pub async fn version(con: &mut ConnectionManager, contact_id: &str) -> Result<Option<u64>> {
+/// The version of the contact's learned chat (for caches); `None` when
+/// nothing is learned for the contact.
+pub async fn version(con: &mut ConnectionManager, contact_id: &str) -> Result<Option<Version>> {
     let key = keys::style_key(contact_id);
-    Ok(read_value(con, &key, contact_id)
-        .await?
-        .and_then(|v| v.get("version").and_then(Value::as_u64)))
+    Ok(read_value(con, &key, contact_id).await?.map(|v| Version {
+        epoch: v.get("epoch").and_then(Value::as_u64).unwrap_or(0),
+        n: v.get("version").and_then(Value::as_u64).unwrap_or(0),
+    }))
 }
 
 /// The contact's style counts, or the overall ones for `None`.
@@ -221,19 +223,43 @@ pub async fn profile(
     Ok(tally(con, contact_id).await?.map(|t| t.profile()))
 }
 
-/// The contacts with learned data, sorted.
+/// The contacts with learned data, sorted; a member that is no contact id
+/// (another program's) is left out, with a warning the first time.
 pub async fn contacts(con: &mut ConnectionManager) -> Result<Vec<String>> {
+    static WARNED: AtomicBool = AtomicBool::new(false);
     let key = keys::contacts_key();
-    let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+    // As bytes: a member that is not even UTF-8 is left out like any other.
+    let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
         .arg(key)
         .query_async(con)
         .await
         .with_context(|| format!("cannot read {key}"))?;
+    let total = members.len();
+    let mut ids: Vec<String> = members
+        .into_iter()
+        .filter_map(|m| String::from_utf8(m).ok())
+        .filter(|c| crate::schema::check_contact_id(c).is_ok())
+        .collect();
+    if ids.len() < total && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "{key} holds {} members that are no contact id (another program's): left out",
+            total - ids.len()
+        );
+    }
     ids.sort();
     Ok(ids)
 }
 
-/// Stores the contact's last eval (the JSON `secondme eval --json` prints).
+/// Writes `value` to `key` unless another program holds it with another type.
+const SET_STRING: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'string' and kind ~= 'none' then return kind end
+redis.call('SET', KEYS[1], ARGV[1])
+return ''
+";
+
+/// Stores the contact's last eval (the JSON `secondme eval --json` prints);
+/// a key of another type under its name is refused, not overwritten.
 pub async fn save_eval(
     con: &mut ConnectionManager,
     contact_id: &str,
@@ -241,12 +267,21 @@ pub async fn save_eval(
 ) -> Result<()> {
     super::ensure_contact_id(contact_id)?;
     let key = keys::eval_key(contact_id);
-    let () = redis::cmd("SET")
-        .arg(&key)
+    let found: String = redis::Script::new(SET_STRING)
+        .key(&key)
         .arg(eval.to_string())
-        .query_async(con)
+        .invoke_async(con)
         .await
         .with_context(|| format!("cannot write {key}"))?;
+    if !found.is_empty() {
+        return Err(LearnedError::ForeignType {
+            key,
+            contact: contact_id.to_owned(),
+            found,
+            expected: "string",
+        }
+        .into());
+    }
     Ok(())
 }
 
@@ -265,14 +300,14 @@ pub async fn last_eval(
         .transpose()
 }
 
-/// Refuses, before any write, keys of the learned data another program holds
-/// with another type.
+/// Refuses, before any write, keys of the contact's learned data another
+/// program holds with another type (the overall counts are not the contact's:
+/// a foreign one is only left alone, see [`refresh_overall`]).
 async fn check_types(con: &mut ConnectionManager, contact_id: &str) -> Result<()> {
-    let wanted: [(String, &str, &'static str); 4] = [
+    let wanted: [(String, &str, &'static str); 3] = [
         (keys::chat_key(contact_id), "zset", "sorted set"),
         (keys::style_key(contact_id), "string", "string"),
         (keys::contacts_key().to_owned(), "set", "set"),
-        (keys::overall_key().to_owned(), "string", "string"),
     ];
     let mut pipe = redis::pipe();
     for (key, _, _) in &wanted {
@@ -432,8 +467,50 @@ async fn refresh(
     Ok(chat.len())
 }
 
-/// The overall counts: every learned contact's merged.
+/// The overall counts: every learned contact's merged. An overall key another
+/// program holds (another type, or a value that is not SecondMe's) is left
+/// alone, with a warning the first time: no contact's learning depends on it.
 pub(crate) async fn refresh_overall(con: &mut ConnectionManager) -> Result<()> {
+    let key = keys::overall_key();
+    let written: redis::RedisResult<String> = match merged_tallies(con).await? {
+        Some(tally) => match next_value(con, key, "overall", &tally, false).await {
+            Ok(Some(next)) => {
+                let script = redis::Script::new(SET_STRING);
+                script.key(key).arg(next).invoke_async(con).await
+            }
+            Ok(None) => return Ok(()),
+            Err(e) if e.is::<LearnedError>() => {
+                foreign_overall();
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        },
+        None => {
+            redis::Script::new(DEL_STRING)
+                .key(key)
+                .invoke_async(con)
+                .await
+        }
+    };
+    if !written
+        .with_context(|| format!("cannot write {key}"))?
+        .is_empty()
+    {
+        foreign_overall();
+    }
+    Ok(())
+}
+
+/// Deletes a string key; leaves a key of another type, and says its type.
+const DEL_STRING: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'string' and kind ~= 'none' then return kind end
+redis.call('DEL', KEYS[1])
+return ''
+";
+
+/// Every learned contact's counts merged; `None` when none is learned.
+async fn merged_tallies(con: &mut ConnectionManager) -> Result<Option<Tally>> {
     let ids = contacts(con).await?;
     let mut merged: Option<Tally> = None;
     for batch in ids.chunks(MGET_BATCH) {
@@ -451,32 +528,23 @@ pub(crate) async fn refresh_overall(con: &mut ConnectionManager) -> Result<()> {
             }
         }
     }
-    let key = keys::overall_key();
-    match merged {
-        Some(tally) => {
-            if let Some(next) = next_value(con, key, "overall", &tally, false).await? {
-                let () = redis::cmd("SET")
-                    .arg(key)
-                    .arg(next)
-                    .query_async(con)
-                    .await
-                    .with_context(|| format!("cannot write {key}"))?;
-            }
-        }
-        None => {
-            let _: usize = redis::cmd("DEL")
-                .arg(key)
-                .query_async(con)
-                .await
-                .with_context(|| format!("cannot delete {key}"))?;
-        }
+    Ok(merged)
+}
+
+/// Warns, once a process, that the overall counts' key is another program's.
+fn foreign_overall() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "{} is another program's: the overall profile is not kept (each contact's is)",
+            keys::overall_key()
+        );
     }
-    Ok(())
 }
 
 /// The value to store for `tally` under `key`, its version one past the stored
-/// one; `None` when the stored counts are these already and nothing else
-/// `changed`.
+/// one in the same epoch (a new epoch for a new key); `None` when the stored
+/// counts are these already and nothing else `changed`.
 async fn next_value(
     con: &mut ConnectionManager,
     key: &str,
@@ -486,13 +554,25 @@ async fn next_value(
 ) -> Result<Option<String>> {
     let new = serde_json::to_value(tally).context("cannot encode the style counts")?;
     let old = read_value(con, key, who).await?;
-    let version = match &old {
-        None => 0,
+    let (version, epoch) = match &old {
+        None => (0, new_epoch()),
         Some(old) if !changed && old.get("tally") == Some(&new) => return Ok(None),
-        Some(old) => old.get("version").and_then(Value::as_u64).unwrap_or(0),
+        Some(old) => (
+            old.get("version").and_then(Value::as_u64).unwrap_or(0),
+            old.get("epoch").and_then(Value::as_u64).unwrap_or(0),
+        ),
     };
-    let next = serde_json::json!({"version": version + 1, "tally": new});
-    Ok(Some(next.to_string()))
+    Ok(Some(encode_value(version.saturating_add(1), epoch, &new)))
+}
+
+/// A style key's value as stored.
+fn encode_value(version: u64, epoch: u64, tally: &Value) -> String {
+    serde_json::json!({"version": version, "epoch": epoch, "tally": tally}).to_string()
+}
+
+/// A new key's epoch: random, so no two keys ever share one.
+fn new_epoch() -> u64 {
+    OsRng.next_u64()
 }
 
 /// A style key's JSON object; an error naming the key when it holds anything

@@ -1,13 +1,21 @@
 //! What the twin learned from the person's chats, for the worker: each learned
 //! contact's chat indexed once and kept while `store::learned::version` says it
 //! is unchanged, the overall profile and the learned contacts for a few seconds,
-//! and live learning: the person's own messages and the contacts' messages the
-//! worker decides go into the learned chats.
+//! the last reply handed out per contact (a batch's replies reach the history
+//! together), and live learning: the person's own messages and the contacts'
+//! messages the worker decides go into the chats already learned.
+//!
+//! Live learning only grows a chat that `secondme learn` started: a contact
+//! never learned (enabled or not) starts nothing when the person types to it,
+//! and one `secondme forget` removed stays forgotten (`store::learned::add_live`
+//! checks the learned set in the same step as it writes). The gateway's media
+//! placeholders (`[photo]`, `[voice note 0:12]`...) are learned as media.
 //!
 //! Learning is never a condition of a reply: a failure reading or writing it
 //! is logged (ids and counts, never text) and the twin goes on without it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
@@ -17,9 +25,11 @@ use super::parsed_entry::ParsedEntry;
 use super::verdict::Verdict;
 use crate::conversation::{HistoryTurn, Speaker};
 use crate::learn::context::ChatModel;
+use crate::learn::placeholder::gateway_media;
 use crate::learn::{ChatLine, Exchange, LearnConfig, Learned, LineKind, StyleProfile};
-use crate::schema::{self, Direction, QueueMessage};
-use crate::store::{self, learned};
+use crate::schema::{Direction, QueueMessage};
+use crate::store;
+use crate::store::learned::{self, Version};
 
 /// How long this process trusts the learned contacts and the overall profile, ms.
 const LOCAL_TTL_MS: i64 = 5_000;
@@ -35,16 +45,18 @@ pub(super) const LEARNED_HISTORY: usize = 6;
 const BURST_WINDOW_MS: i64 = 5 * 60_000;
 /// Messages of a burst searched together, the latest.
 const BURST_MAX: usize = 5;
-/// The contact's messages before the person's first live line in a chat not
-/// yet learned, taken from the history so the first exchange forms.
-const BACKFILL: usize = 10;
+/// How long the last reply handed out to a contact keeps a past reply from
+/// being handed out again, ms: longer than a batch takes to reach the history.
+const LAST_SENT_MS: i64 = 10 * 60_000;
+/// Contacts whose last reply is remembered at once.
+const MAX_REMEMBERED: usize = 4_096;
 
 /// A value and when it was read.
 type Stamped<T> = (i64, T);
 
 /// A chat's model at the version it was built from.
 struct Cached {
-    version: u64,
+    version: Version,
     model: Arc<ChatModel>,
     used: u64,
 }
@@ -55,6 +67,8 @@ struct Inner {
     tick: u64,
     overall: Option<Stamped<Option<Arc<StyleProfile>>>>,
     contacts: Option<Stamped<Arc<HashSet<String>>>>,
+    /// The last reply handed out to each contact, and when.
+    sent: HashMap<String, Stamped<String>>,
     /// Contacts whose learned data failed to read, logged once until it reads again.
     failing: HashSet<String>,
 }
@@ -95,21 +109,56 @@ impl LearnedCache {
         let mut inner = self.inner();
         // A forgotten chat leaves this process's memory too.
         inner.models.retain(|c, _| set.contains(c));
+        inner.sent.retain(|c, _| set.contains(c));
         inner.contacts = Some((now, Arc::clone(&set)));
         Ok(set)
     }
 
-    /// The overall profile, as of a few seconds ago.
+    /// The overall profile, as of a few seconds ago; `None` when there is
+    /// none or it cannot be read (another program's key: warned once), since
+    /// each contact's own learned data serves without it.
     async fn overall(&self, con: &mut ConnectionManager) -> Result<Option<Arc<StyleProfile>>> {
+        static WARNED: AtomicBool = AtomicBool::new(false);
         let now = store::now_ms();
         if let Some((at, p)) = &self.inner().overall
             && now - at < LOCAL_TTL_MS
         {
             return Ok(p.clone());
         }
-        let p = learned::profile(con, None).await?.map(Arc::new);
+        let p = match learned::profile(con, None).await {
+            Ok(p) => p.map(Arc::new),
+            Err(e) if e.is::<learned::LearnedError>() => {
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("no overall profile: {}", safe_reason(&e));
+                }
+                None
+            }
+            Err(e) => return Err(e),
+        };
         self.inner().overall = Some((now, p.clone()));
         Ok(p)
+    }
+
+    /// Remembers `content` as the reply just handed out to `contact_id`, so
+    /// the next reply (maybe of the same batch, before this one reaches the
+    /// history) does not reuse the same past reply.
+    pub(super) fn handed_out(&self, contact_id: &str, content: &str) {
+        let mut inner = self.inner();
+        if inner.sent.len() >= MAX_REMEMBERED && !inner.sent.contains_key(contact_id) {
+            inner.sent.clear();
+        }
+        let entry = (store::now_ms(), content.trim().to_owned());
+        inner.sent.insert(contact_id.to_owned(), entry);
+    }
+
+    /// The reply handed out to `contact_id` within the last minutes.
+    fn last_sent(&self, contact_id: &str) -> Option<String> {
+        let now = store::now_ms();
+        self.inner()
+            .sent
+            .get(contact_id)
+            .filter(|(at, _)| now - at < LAST_SENT_MS)
+            .map(|(_, text)| text.clone())
     }
 
     /// The contact's chat model, rebuilt when its version moved; `None` when
@@ -192,7 +241,9 @@ impl LearnedCache {
                 if self.inner().failing.remove(contact_id) {
                     tracing::info!("what was learned for {contact_id} reads again");
                 }
-                Some(l).filter(|l| l.profile.is_some() || !l.examples.is_empty())
+                Some(l).filter(|l| {
+                    l.profile.is_some() || !l.examples.is_empty() || !l.other_chats.is_empty()
+                })
             }
             Err(e) => {
                 if self.inner().failing.insert(contact_id.to_owned()) {
@@ -224,15 +275,14 @@ impl LearnedCache {
             Some(m) => m.learned_for(query, k, overall.as_deref()),
             None => Learned {
                 profile: overall.as_deref().cloned(),
-                from_contact: false,
-                examples: Vec::new(),
+                ..Learned::default()
             },
         };
         if self.cfg.style_from_other_chats && l.examples.len() < k {
             let room = k - l.examples.len();
-            let others = self.others(con, contact_id, &contacts, query, room).await?;
-            l.examples.extend(others);
+            l.other_chats = self.others(con, contact_id, &contacts, query, room).await?;
         }
+        l.last_sent = self.last_sent(contact_id);
         Ok(l)
     }
 
@@ -266,96 +316,65 @@ impl LearnedCache {
     }
 
     /// Learns what the worker just decided: the person's own messages (typed on
-    /// the phone) to contacts learned or enabled, and the messages of learned
-    /// contacts. Never the twin's replies. Best effort: failures are logged.
+    /// the phone) and the contacts' messages, in the chats already learned.
+    /// Never the twin's replies. Best effort: failures are logged.
     pub(super) async fn learn_live(
         &self,
         con: &mut ConnectionManager,
         decided: &[(&ParsedEntry, &Verdict)],
     ) {
-        if let Err(e) = self.try_learn_live(con, decided).await {
-            tracing::warn!(
-                "live learning skipped for this batch (the twin goes on): {}",
-                safe_reason(&e)
-            );
-        }
-    }
-
-    async fn try_learn_live(
-        &self,
-        con: &mut ConnectionManager,
-        decided: &[(&ParsedEntry, &Verdict)],
-    ) -> Result<()> {
-        let wanted: Vec<(&ParsedEntry, bool)> = decided
-            .iter()
-            .filter_map(|(g, v)| live_side(g, v).map(|me| (*g, me)))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let learned_set = self.contacts(con).await?;
-        let owners_elsewhere: Vec<&str> = wanted
-            .iter()
-            .filter(|(g, me)| *me && !learned_set.contains(g.contact_id()))
-            .map(|(g, _)| g.contact_id())
-            .collect();
-        let enabled = enabled(con, &owners_elsewhere).await?;
-        let mut by_contact: Vec<(String, Vec<ChatLine>)> = Vec::new();
-        for (g, me) in wanted {
-            let c = g.contact_id();
-            let is_learned = learned_set.contains(c);
-            let eligible = is_learned || (me && enabled.contains(c));
-            if !eligible {
-                continue;
+        // A contact not learned as of a few seconds ago costs no round trip:
+        // the read loop serves every contact, and most have nothing learned. The
+        // set only filters; the add itself checks the set again atomically, so a
+        // forgotten chat stays forgotten.
+        let learned = match self.contacts(con).await {
+            Ok(set) => set,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the learned contacts (live learning skipped): {}",
+                    safe_reason(&e)
+                );
+                return;
             }
-            let text = g.message().content;
-            if text.trim().is_empty() {
-                continue;
-            }
-            let mut lines = Vec::new();
-            if !is_learned && !by_contact.iter().any(|(k, _)| k == c) {
-                lines = backfill(con, c, g.message_id()).await?;
-            }
-            lines.push(ChatLine {
-                ts: g.timestamp(),
-                me,
-                kind: LineKind::Text,
-                text,
-            });
-            match by_contact.iter_mut().find(|(k, _)| k == c) {
-                Some((_, l)) => l.extend(lines),
-                None => by_contact.push((c.to_owned(), lines)),
-            }
-        }
-        for (contact, lines) in by_contact {
-            self.add(con, &contact, &lines).await;
-        }
-        Ok(())
-    }
-
-    /// Adds `lines` to the contact's learned chat as live ones, one at a time.
-    async fn add(&self, con: &mut ConnectionManager, contact_id: &str, lines: &[ChatLine]) {
+        };
         let mut added = 0;
-        for line in lines {
-            match learned::add_live(con, contact_id, line, self.cfg.max_messages).await {
-                Ok(a) => added += a.added,
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot learn live from {contact_id}'s chat (the twin goes on): {}",
-                        safe_reason(&e)
-                    );
-                    return;
-                }
+        for (g, v) in decided {
+            let c = g.contact_id();
+            if !learned.contains(c) {
+                continue;
+            }
+            let Some(line) = live_side(g, v).and_then(|me| live_line(g, me)) else {
+                continue;
+            };
+            match learned::add_live(con, c, &line, self.cfg.max_messages).await {
+                Ok(a) => added += a.map_or(0, |a| a.added),
+                Err(e) => tracing::warn!(
+                    "cannot learn live from {c}'s chat (the twin goes on): {}",
+                    safe_reason(&e)
+                ),
             }
         }
-        tracing::debug!("learned {added} live messages of {contact_id}");
-        let mut inner = self.inner();
-        if let Some((_, set)) = &mut inner.contacts
-            && !set.contains(contact_id)
-        {
-            Arc::make_mut(set).insert(contact_id.to_owned());
+        if added > 0 {
+            tracing::debug!("learned {added} live messages");
         }
     }
+}
+
+/// The chat line of a live message: a gateway placeholder as media (its
+/// caption kept), else its text; `None` for an empty message.
+fn live_line(g: &ParsedEntry, me: bool) -> Option<ChatLine> {
+    let text = g.message().content;
+    let (kind, text) = match gateway_media(text.trim()) {
+        Some(caption) => (LineKind::Media, caption.to_owned()),
+        None if text.trim().is_empty() => return None,
+        None => (LineKind::Text, text),
+    };
+    Some(ChatLine {
+        ts: g.timestamp(),
+        me,
+        kind,
+        text,
+    })
 }
 
 /// Which side of a learned chat a decided entry is: the person's (true), the
@@ -364,60 +383,13 @@ impl LearnedCache {
 fn live_side(g: &ParsedEntry, v: &Verdict) -> Option<bool> {
     match (g.direction(), g.is_from_me(), v) {
         (Direction::Outgoing, true, Verdict::Takeover) => Some(true),
-        (Direction::Incoming, _, Verdict::Sent | Verdict::Answer | Verdict::Skipped(_)) => {
-            Some(false)
-        }
+        (
+            Direction::Incoming,
+            _,
+            Verdict::Sent | Verdict::Drafted | Verdict::Answer | Verdict::Skipped(_),
+        ) => Some(false),
         _ => None,
     }
-}
-
-/// Of `contacts`, those enabled (`OPTIN:contacts`).
-async fn enabled(con: &mut ConnectionManager, contacts: &[&str]) -> Result<HashSet<String>> {
-    if contacts.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let mut cmd = redis::cmd("SMISMEMBER");
-    cmd.arg(schema::optin_contacts()).arg(contacts);
-    let member: Vec<bool> = cmd
-        .query_async(con)
-        .await
-        .context("cannot read which contacts are enabled")?;
-    Ok(contacts
-        .iter()
-        .zip(member)
-        .filter(|(_, m)| *m)
-        .map(|(c, _)| (*c).to_owned())
-        .collect())
-}
-
-/// The contact's messages just before the person's `message_id` in the
-/// history (after the last reply of the person or the twin), as chat lines.
-async fn backfill(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    message_id: &str,
-) -> Result<Vec<ChatLine>> {
-    let history = store::history::recent(con, contact_id, BACKFILL + 1).await?;
-    let before = history
-        .iter()
-        .position(|h| h.message_id == message_id)
-        .unwrap_or(history.len());
-    let run: Vec<&HistoryTurn> = history[..before]
-        .iter()
-        .rev()
-        .take_while(|h| h.speaker == Speaker::Contact)
-        .collect();
-    Ok(run
-        .into_iter()
-        .rev()
-        .filter(|h| !h.text.trim().is_empty())
-        .map(|h| ChatLine {
-            ts: h.timestamp,
-            me: false,
-            kind: LineKind::Text,
-            text: h.text.clone(),
-        })
-        .collect())
 }
 
 /// What to search the past exchanges for: the message with the contact's

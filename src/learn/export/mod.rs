@@ -10,7 +10,10 @@ mod marks;
 mod parse;
 mod zip;
 
+pub use parse::MAX_MESSAGE_BYTES;
+
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::path::Path;
 
 use super::{ChatLine, LineKind};
@@ -25,7 +28,9 @@ pub struct ExportMessage {
     /// Text, media placeholder or deleted message.
     pub kind: LineKind,
     /// The text, continuation lines joined with `\n`, the "edited" marker
-    /// stripped (empty for media and deleted messages; a media caption is kept).
+    /// stripped (empty for media and deleted messages; a media caption is
+    /// kept), cut to [`MAX_MESSAGE_BYTES`] (the lines past the cut are
+    /// counted in `skipped` as "cut: too long").
     pub text: String,
 }
 
@@ -113,26 +118,49 @@ pub enum ExportError {
         /// Why.
         why: String,
     },
+    /// A text file over the largest chat read.
+    #[error("{path}: too large: a chat export is at most {max} bytes")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// The limit, bytes.
+        max: u64,
+    },
 }
 
 /// Reads an export: a `.zip` (by its name or its first bytes) holding the
-/// chat, else the file as text (invalid UTF-8 replaced, not refused).
+/// chat (only the chat is read from it), else the file as text (invalid UTF-8
+/// replaced, not refused). A chat over [`zip::MAX_CHAT_BYTES`] (256 MiB) is
+/// refused.
 pub fn read_file(path: &Path) -> Result<ParsedExport, ExportError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|why| ExportError::Io {
+    let io = |why| ExportError::Io {
         path: name.clone(),
         why,
-    })?;
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut magic = Vec::with_capacity(4);
+    (&mut file).take(4).read_to_end(&mut magic).map_err(io)?;
     let named_zip = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
-    let text = if named_zip || zip::is_zip(&bytes) {
-        zip::chat_bytes(&bytes).map_err(|why| ExportError::Zip {
+    let text = if named_zip || zip::is_zip(&magic) {
+        zip::chat_bytes(&mut file).map_err(|why| ExportError::Zip {
             path: name.clone(),
             why,
         })?
     } else {
-        bytes
+        let mut text = magic;
+        file.take(zip::MAX_CHAT_BYTES + 1)
+            .read_to_end(&mut text)
+            .map_err(io)?;
+        if text.len() as u64 > zip::MAX_CHAT_BYTES {
+            return Err(ExportError::TooLarge {
+                path: name,
+                max: zip::MAX_CHAT_BYTES,
+            });
+        }
+        text
     };
     let parsed = parse_text(&String::from_utf8_lossy(&text));
     if parsed.format.is_empty() {

@@ -9,6 +9,11 @@ use super::kinds::{self, Kind};
 use super::marks::{self, Removed};
 use super::{ExportMessage, ParsedExport};
 
+/// The most text a message keeps, in bytes (WhatsApp itself caps a message
+/// at 65,536 characters): the rest is cut, so one hostile "message" cannot
+/// fill the learned chat.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Why a line was not read, as `ParsedExport::skipped` names it.
 #[derive(Debug, Clone, Copy)]
 enum Skip {
@@ -16,14 +21,16 @@ enum Skip {
     InvalidDate,
     AfterInvalid,
     AfterSystem,
+    TooLong,
 }
 
 impl Skip {
-    const ALL: [Skip; 4] = [
+    const ALL: [Skip; 5] = [
         Skip::BeforeFirst,
         Skip::InvalidDate,
         Skip::AfterInvalid,
         Skip::AfterSystem,
+        Skip::TooLong,
     ];
 
     fn reason(self) -> &'static str {
@@ -32,6 +39,7 @@ impl Skip {
             Skip::InvalidDate => "invalid date",
             Skip::AfterInvalid => "continues a line with an invalid date",
             Skip::AfterSystem => "continues a system line",
+            Skip::TooLong => "cut: too long",
         }
     }
 }
@@ -53,7 +61,7 @@ struct Reader {
     pending: Option<Pending>,
     /// Why a line that continues no message is skipped.
     after: Skip,
-    skipped: [usize; 4],
+    skipped: [usize; 5],
 }
 
 impl Reader {
@@ -74,7 +82,7 @@ impl Reader {
                 self.pending = Some(Pending {
                     ts,
                     author: author.to_owned(),
-                    text: rest[text_at..].to_owned(),
+                    text: capped(&rest[text_at..]).to_owned(),
                     marked: removed.at(h.rest + text_at),
                     continuations: 0,
                 });
@@ -86,11 +94,16 @@ impl Reader {
         }
     }
 
+    /// A line continuing the pending message; past [`MAX_MESSAGE_BYTES`] of
+    /// its text, skipped as cut (a line crossing the limit keeps its start).
     fn continuation(&mut self, line: &str) {
         match self.pending.as_mut() {
+            Some(p) if p.text.len() >= MAX_MESSAGE_BYTES => self.skip(Skip::TooLong),
             Some(p) => {
                 p.text.push('\n');
                 p.text.push_str(line);
+                let keep = p.text.len().min(MAX_MESSAGE_BYTES);
+                p.text.truncate(p.text.floor_char_boundary(keep));
                 p.continuations += 1;
             }
             None => self.skip(self.after),
@@ -130,6 +143,11 @@ impl Reader {
         }
         self.out
     }
+}
+
+/// The start of `text` that fits [`MAX_MESSAGE_BYTES`], whole characters.
+fn capped(text: &str) -> &str {
+    &text[..text.floor_char_boundary(MAX_MESSAGE_BYTES)]
 }
 
 /// The author and where the text starts in `rest`: the first `: ` ends the
@@ -200,7 +218,7 @@ pub fn parse(text: &str) -> ParsedExport {
         },
         pending: None,
         after: Skip::BeforeFirst,
-        skipped: [0; 4],
+        skipped: [0; 5],
     };
     let mut headers = found.iter().peekable();
     for (i, line) in text.lines().enumerate() {

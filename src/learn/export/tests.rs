@@ -442,6 +442,30 @@ fn a_header_of_another_format_inside_a_message_is_text() {
 }
 
 #[test]
+fn a_message_is_cut_at_64_kib_and_the_lines_past_the_cut_are_counted() {
+    let accents = "é".repeat(40_000);
+    let (a, b) = ("a".repeat(60_000), "b".repeat(10_000));
+    let export = format!(
+        "06.08.2016, 13:23 - Maria: {accents}\nmore\nand more\n\
+         06.08.2016, 13:24 - Sam: ok\n\
+         07.08.2016, 09:00 - Maria: {a}\n{b}\nlast line\n"
+    );
+    let p = parse_text(&export);
+    assert_eq!(p.messages.len(), 3);
+    // 2 bytes a character: the cut falls between two of them.
+    assert_eq!(p.messages[0].text, "é".repeat(MAX_MESSAGE_BYTES / 2));
+    assert_eq!(p.messages[1].text, "ok");
+    let kept_b = MAX_MESSAGE_BYTES - a.len() - 1;
+    assert_eq!(p.messages[2].text, format!("{a}\n{}", &b[..kept_b]));
+    assert_eq!(p.skipped, skipped(&[("cut: too long", 3)]));
+    assert_eq!(
+        p.continuations, 1,
+        "the line crossing the cut keeps its start"
+    );
+    assert_eq!(accounted(&p), p.lines);
+}
+
+#[test]
 fn unreadable_lines_are_skipped_with_their_reason() {
     let export = "\
 Chat history with Ana

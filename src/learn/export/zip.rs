@@ -1,8 +1,10 @@
-//! The chat inside a zip exported "with media": its central directory read
-//! here, the `_chat.txt` entry (or the one `.txt`) inflated and checked
-//! against its CRC; the attachments are never read.
+//! The chat inside a zip exported "with media": the end record and the
+//! central directory read from the file's end, then only the `_chat.txt` entry
+//! (or the one `.txt`), inflated and checked against its CRC. The attachments
+//! are never read, so a zip of gigabytes of photos costs the chat's size in
+//! memory. Zip64 archives (over 4 GiB or 65,535 files) are refused, said so.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 /// The zip's local file header signature, at the start of every zip file.
 const LOCAL_SIG: u32 = 0x0403_4b50;
@@ -12,8 +14,9 @@ const END_SIG: u32 = 0x0605_4b50;
 const END_LEN: usize = 22;
 const CENTRAL_LEN: usize = 46;
 const LOCAL_LEN: usize = 30;
-/// The largest chat inflated (a zip bomb is refused, not swallowed).
-const MAX_CHAT_BYTES: u64 = 1 << 30;
+/// The largest chat read, inflated or not (a zip bomb is refused, not
+/// swallowed): a lifetime of messages is a few tens of MiB.
+pub const MAX_CHAT_BYTES: u64 = 256 << 20;
 
 /// The bytes look like a zip.
 pub fn is_zip(bytes: &[u8]) -> bool {
@@ -39,41 +42,42 @@ struct Entry {
     crc: u32,
     compressed: u64,
     size: u64,
-    local: usize,
+    local: u64,
 }
 
-/// Where the central directory starts and how many entries it lists.
-fn end_record(zip: &[u8]) -> Result<(usize, usize), String> {
-    if zip.len() < END_LEN {
+/// Where the central directory lies (offset, size) and how many entries it
+/// lists, from the file's last bytes `tail`.
+fn end_record(tail: &[u8]) -> Result<(u64, u64, usize), String> {
+    if tail.len() < END_LEN {
         return Err("not a zip: too short".to_owned());
     }
-    let lowest = zip.len().saturating_sub(END_LEN + usize::from(u16::MAX));
-    let at = (lowest..=zip.len() - END_LEN)
+    let at = (0..=tail.len() - END_LEN)
         .rev()
-        .find(|&i| le32(zip, i) == Some(END_SIG))
+        .find(|&i| le32(tail, i) == Some(END_SIG))
         .ok_or("not a zip: no end of central directory (truncated?)")?;
-    let count = le16(zip, at + 10).ok_or("broken zip: end record")?;
-    let offset = le32(zip, at + 16).ok_or("broken zip: end record")?;
-    if count == u16::MAX || offset == u32::MAX {
+    let count = le16(tail, at + 10).ok_or("broken zip: end record")?;
+    let size = le32(tail, at + 12).ok_or("broken zip: end record")?;
+    let offset = le32(tail, at + 16).ok_or("broken zip: end record")?;
+    if count == u16::MAX || offset == u32::MAX || size == u32::MAX {
         return Err("zip64 archives are not supported".to_owned());
     }
-    Ok((offset as usize, usize::from(count)))
+    Ok((u64::from(offset), u64::from(size), usize::from(count)))
 }
 
-/// Every entry of the central directory.
-fn entries(zip: &[u8]) -> Result<Vec<Entry>, String> {
-    let (mut at, count) = end_record(zip)?;
-    let mut found = Vec::with_capacity(count);
+/// Every entry of the central directory `cd`.
+fn entries(cd: &[u8], count: usize) -> Result<Vec<Entry>, String> {
+    let mut at = 0;
+    let mut found = Vec::with_capacity(count.min(cd.len() / CENTRAL_LEN));
     for _ in 0..count {
         let broken = || format!("broken zip: central directory entry at byte {at}");
-        if le32(zip, at) != Some(CENTRAL_SIG) {
+        if le32(cd, at) != Some(CENTRAL_SIG) {
             return Err(broken());
         }
-        let field16 = |o: usize| le16(zip, at + o).ok_or_else(broken);
-        let field32 = |o: usize| le32(zip, at + o).ok_or_else(broken);
+        let field16 = |o: usize| le16(cd, at + o).ok_or_else(broken);
+        let field32 = |o: usize| le32(cd, at + o).ok_or_else(broken);
         let (name_len, extra_len, comment_len) = (field16(28)?, field16(30)?, field16(32)?);
         let name_at = at + CENTRAL_LEN;
-        let name = zip
+        let name = cd
             .get(name_at..name_at + usize::from(name_len))
             .ok_or_else(broken)?;
         found.push(Entry {
@@ -83,7 +87,7 @@ fn entries(zip: &[u8]) -> Result<Vec<Entry>, String> {
             crc: field32(16)?,
             compressed: u64::from(field32(20)?),
             size: u64::from(field32(24)?),
-            local: field32(42)? as usize,
+            local: u64::from(field32(42)?),
         });
         at = name_at + usize::from(name_len) + usize::from(extra_len) + usize::from(comment_len);
     }
@@ -114,28 +118,51 @@ fn chat_entry(entries: &[Entry]) -> Result<&Entry, String> {
     }
 }
 
-/// The entry's stored or deflated bytes, inflated and checked.
-fn contents(zip: &[u8], e: &Entry) -> Result<Vec<u8>, String> {
+/// `len` bytes of `file` from `at`, or why not.
+fn read_at<R: Read + Seek>(file: &mut R, at: u64, len: u64, what: &str) -> Result<Vec<u8>, String> {
+    let cut = || format!("broken zip: {what} is cut short (truncated?)");
+    file.seek(SeekFrom::Start(at)).map_err(|_| cut())?;
+    let mut out = Vec::new();
+    file.take(len)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("cannot read the zip: {e}"))?;
+    if out.len() as u64 != len {
+        return Err(cut());
+    }
+    Ok(out)
+}
+
+/// The entry's stored or deflated bytes, read from `file` (`len` bytes long),
+/// inflated and checked.
+fn contents<R: Read + Seek>(file: &mut R, len: u64, e: &Entry) -> Result<Vec<u8>, String> {
     if e.flags & 1 != 0 {
         return Err(format!("{} is encrypted", e.name));
     }
-    if e.size > MAX_CHAT_BYTES {
-        return Err(format!("{} is too large ({} bytes)", e.name, e.size));
+    if e.size > MAX_CHAT_BYTES || e.compressed > MAX_CHAT_BYTES {
+        return Err(format!(
+            "{} is too large ({} bytes; at most {MAX_CHAT_BYTES})",
+            e.name,
+            e.size.max(e.compressed)
+        ));
     }
     let broken = || format!("broken zip: the local header of {}", e.name);
-    if le32(zip, e.local) != Some(LOCAL_SIG) {
+    if e.local.saturating_add(LOCAL_LEN as u64) > len {
         return Err(broken());
     }
-    let name_len = usize::from(le16(zip, e.local + 26).ok_or_else(broken)?);
-    let extra_len = usize::from(le16(zip, e.local + 28).ok_or_else(broken)?);
-    let start = e.local + LOCAL_LEN + name_len + extra_len;
-    let data = usize::try_from(e.compressed)
-        .ok()
-        .and_then(|len| zip.get(start..start.checked_add(len)?))
-        .ok_or_else(|| format!("broken zip: {} is cut short (truncated?)", e.name))?;
+    let header = read_at(file, e.local, LOCAL_LEN as u64, &e.name)?;
+    if le32(&header, 0) != Some(LOCAL_SIG) {
+        return Err(broken());
+    }
+    let name_len = u64::from(le16(&header, 26).ok_or_else(broken)?);
+    let extra_len = u64::from(le16(&header, 28).ok_or_else(broken)?);
+    let start = e.local + LOCAL_LEN as u64 + name_len + extra_len;
+    if start.saturating_add(e.compressed) > len {
+        return Err(format!("broken zip: {} is cut short (truncated?)", e.name));
+    }
+    let data = read_at(file, start, e.compressed, &e.name)?;
     let out = match e.method {
-        0 => data.to_vec(),
-        8 => inflate(data, e)?,
+        0 => data,
+        8 => inflate(&data, e)?,
         m => {
             return Err(format!(
                 "{} uses compression method {m}, not stored or deflate",
@@ -166,18 +193,33 @@ fn inflate(data: &[u8], e: &Entry) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// The chat text's bytes in a zip export; why not, in plain words.
-pub fn chat_bytes(zip: &[u8]) -> Result<Vec<u8>, String> {
-    let entries = entries(zip)?;
+/// The chat text's bytes in the zip export `file`; why not, in plain words.
+pub fn chat_bytes<R: Read + Seek>(file: &mut R) -> Result<Vec<u8>, String> {
+    let len = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| format!("cannot read the zip: {e}"))?;
+    let tail_len = len.min((END_LEN + usize::from(u16::MAX)) as u64);
+    let tail = read_at(file, len - tail_len, tail_len, "the end record")?;
+    let (cd_at, cd_len, count) = end_record(&tail)?;
+    if cd_at.saturating_add(cd_len) > len {
+        return Err("broken zip: the central directory is cut short (truncated?)".to_owned());
+    }
+    let cd = read_at(file, cd_at, cd_len, "the central directory")?;
+    let entries = entries(&cd, count)?;
     let entry = chat_entry(&entries)?;
-    contents(zip, entry)
+    contents(file, len, entry)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::io::Write;
+    use std::io::{Cursor, Write};
 
     use super::*;
+
+    /// The chat of a zip held in memory.
+    fn chat_of(zip: &[u8]) -> Result<Vec<u8>, String> {
+        chat_bytes(&mut Cursor::new(zip))
+    }
 
     /// A minimal zip writer for the tests: each file stored or deflated.
     pub(crate) fn build(files: &[(&str, &[u8], bool)]) -> Vec<u8> {
@@ -243,7 +285,7 @@ pub(crate) mod tests {
                 ("_chat.txt", CHAT, deflate),
             ]);
             assert!(is_zip(&zip));
-            assert_eq!(chat_bytes(&zip).as_deref(), Ok(CHAT));
+            assert_eq!(chat_of(&zip).as_deref(), Ok(CHAT));
         }
     }
 
@@ -253,7 +295,7 @@ pub(crate) mod tests {
             ("__MACOSX/._WhatsApp Chat with Ana.txt", b"junk", false),
             ("WhatsApp Chat with Ana.txt", CHAT, true),
         ]);
-        assert_eq!(chat_bytes(&zip).as_deref(), Ok(CHAT));
+        assert_eq!(chat_of(&zip).as_deref(), Ok(CHAT));
     }
 
     proptest::proptest! {
@@ -275,10 +317,22 @@ pub(crate) mod tests {
                 zip[at] ^= x;
             }
             zip.truncate(zip.len().saturating_sub(cut % 40));
-            if let Ok(bytes) = chat_bytes(&zip) {
+            if let Ok(bytes) = chat_of(&zip) {
                 proptest::prop_assert_eq!(crc32fast::hash(&bytes), crc32fast::hash(CHAT));
             }
         }
+    }
+
+    #[test]
+    fn a_chat_over_256_mib_is_refused_unread() {
+        let mut zip = build(&[("_chat.txt", CHAT, true)]);
+        let central = (0..zip.len())
+            .find(|&i| le32(&zip, i) == Some(CENTRAL_SIG))
+            .expect("a central directory");
+        let huge = u32::try_from(MAX_CHAT_BYTES + 1).expect("fits");
+        zip[central + 24..central + 28].copy_from_slice(&huge.to_le_bytes());
+        let why = chat_of(&zip).expect_err("too large");
+        assert!(why.contains("too large"), "{why}");
     }
 
     #[test]
@@ -286,7 +340,7 @@ pub(crate) mod tests {
         let good = build(&[("_chat.txt", CHAT, false)]);
         let mut bad_crc = good.clone();
         bad_crc[LOCAL_LEN + "_chat.txt".len() + 3] ^= 0x20;
-        let check = |bytes: &[u8], expected: &str| match chat_bytes(bytes) {
+        let check = |bytes: &[u8], expected: &str| match chat_of(bytes) {
             Err(why) => assert!(why.contains(expected), "{why:?} lacks {expected:?}"),
             Ok(_) => panic!("read a broken zip; expected {expected:?}"),
         };
@@ -305,6 +359,6 @@ pub(crate) mod tests {
         let start = LOCAL_LEN + "_chat.txt".len();
         not_deflate[start] = 0xFF;
         not_deflate[start + 1] = 0xFF;
-        assert!(chat_bytes(&not_deflate).is_err());
+        assert!(chat_of(&not_deflate).is_err());
     }
 }

@@ -37,27 +37,58 @@ fn scores_are_bm25_computed_by_hand() {
     assert_eq!(hits.iter().map(|h| h.exchange).collect::<Vec<_>>(), [2, 0]);
     assert!(close(hits[0].score, idf * 6.6 / 4.2), "{hits:?}");
     assert!(close(hits[1].score, idf * 2.2 / 1.9), "{hits:?}");
-    assert!(hits.iter().all(|h| h.similarity == 1.0));
+    // Exchange 2 holds only "pizza"; exchange 0 also "tonight", as rare.
+    assert_eq!(hits[0].similarity, 1.0);
+    assert!(close(hits[1].similarity, 0.5), "{hits:?}");
 }
 
 #[test]
-fn similarity_is_the_share_of_the_querys_idf_matched() {
+fn similarity_is_the_idf_weighted_jaccard_index_of_both_sides() {
     let idx = index(&[
         "Pizza tonight?",
         "are you coming tonight",
         "pizza PIZZA pízza",
     ]);
-    // "pizza": ln 1.6; "sushi" is in no exchange: ln(1 + 3.5 / 0.5) = ln 8.
+    // "pizza" is in 2 of 3: ln 1.6; "tonight" in 2: ln 1.6; "are", "you",
+    // "coming" in 1: ln(1 + 2.5 / 1.5) = ln(8/3); "sushi" and "or" in none: ln 8.
+    let (pizza, tonight, sushi, or) = (1.6f64.ln(), 1.6f64.ln(), 8f64.ln(), 8f64.ln());
     let hits = idx.search("pizza or sushi", 5);
-    let (pizza, sushi, or) = (1.6f64.ln(), 8f64.ln(), 8f64.ln());
+    let by_doc = |doc: usize| hits.iter().find(|h| h.exchange == doc).expect("a hit");
     assert_eq!(hits.len(), 2);
+    let query = pizza + sushi + or;
+    // Exchange 2 holds only "pizza": shared pizza, union the query.
+    assert!(close(by_doc(2).similarity, pizza / query), "{hits:?}");
+    // Exchange 0 holds "pizza" and "tonight": the union adds "tonight".
     assert!(
-        hits.iter()
-            .all(|h| close(h.similarity, pizza / (pizza + sushi + or))),
+        close(by_doc(0).similarity, pizza / (query + tonight)),
         "{hits:?}"
     );
     assert!(idx.search("sushi", 5).is_empty());
     assert!(idx.search("?!", 5).is_empty());
+}
+
+#[test]
+fn a_short_query_inside_a_long_message_is_not_alike() {
+    let idx = index(&[
+        "ok so the plan for sunday is the quarry at nine, bring ropes and lunch",
+        "ok",
+        "see you",
+    ]);
+    let hits = idx.search("ok", 3);
+    assert_eq!(hits[0].exchange, 1);
+    assert_eq!(hits[0].similarity, 1.0);
+    let long = hits.iter().find(|h| h.exchange == 0).expect("found");
+    assert!(long.similarity < 0.2, "{hits:?}");
+    // Symmetric: the long message as the query holds "ok" just as little.
+    let back = idx.search(
+        "ok so the plan for sunday is the quarry at nine, bring ropes and lunch",
+        3,
+    );
+    let short = back.iter().find(|h| h.exchange == 1).expect("found");
+    assert!(
+        close(short.similarity, f64::from(long.similarity)),
+        "{back:?}"
+    );
 }
 
 #[test]

@@ -209,6 +209,25 @@ fn a_tally_is_stored_compactly_and_reads_back() {
     assert_eq!(back, tally);
 }
 
+#[test]
+fn hostile_counts_read_from_redis_never_overflow() {
+    let max = u64::MAX;
+    let stored = format!(
+        r#"{{"samples":{max},"lengths":{{"5":{max},"6":7}},"languages":{{"en":{max},"pt":3}},"reply_s":{{"40":{max},"60":{max}}},"turns":{max},"emoji":{max}}}"#
+    );
+    let mut hostile: Tally = serde_json::from_str(&stored).expect("a tally");
+    let p = hostile.profile();
+    assert_eq!(p.median_chars, 5.0);
+    assert_eq!(p.languages, ["en"]);
+    let mut more = Tally::default();
+    more.add_chat(&[theirs(0, "hi"), mine(40_000, "haha 😂 ok")]);
+    hostile.merge(&more);
+    assert_eq!(hostile.profile().samples, max, "saturated, not wrapped");
+    hostile.subtract(&more);
+    hostile.subtract(&hostile.clone());
+    assert_eq!(hostile, Tally::default(), "nothing left, no key at 0");
+}
+
 /// Texts mixing what the measures look for with anything at all.
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -284,6 +303,24 @@ proptest! {
         all.add_texts(texts.iter().map(String::as_str));
         head.merge(&tail);
         prop_assert_eq!(head.profile(), all.profile());
+    }
+
+    #[test]
+    fn counts_kept_line_by_line_are_the_whole_chats(lines in chat(), cut in any::<prop::sample::Index>()) {
+        // Appended one line at a time, from the last lines before each...
+        let mut kept = Tally::default();
+        for (i, line) in lines.iter().enumerate() {
+            kept.merge(&Tally::appended(&lines[..i], line));
+        }
+        let mut whole = Tally::default();
+        whole.add_chat(&lines);
+        prop_assert_eq!(&kept, &whole);
+        // ...then the oldest dropped, from the lines after them.
+        let at = cut.index(lines.len() + 1);
+        kept.subtract(&Tally::dropped(&lines[..at], &lines[at..]));
+        let mut rest = Tally::default();
+        rest.add_chat(&lines[at..]);
+        prop_assert_eq!(kept, rest);
     }
 
     #[test]

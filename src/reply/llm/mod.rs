@@ -219,15 +219,18 @@ impl LlmEngine {
                     c.prompt_tokens,
                     c.completion_tokens,
                     c.finish_reason.as_deref().unwrap_or("no finish reason"),
-                    request.learned.map_or(0, |l| l.examples.len()),
+                    request
+                        .learned
+                        .map_or(0, |l| l.examples.len() + l.other_chats.len()),
                     learned_style(request.learned)
                 );
                 let mut names = vec![request.persona_id];
                 names.extend(self.cfg.owner_name.as_deref());
                 // The person's own past replies are in the prompt as examples,
-                // which a reply is meant to resemble: no leak when it does.
+                // which a reply is meant to resemble, beside what this chat's
+                // contact wrote then, which a reply may echo: no leak when it does.
                 let mut examples = request.persona.example_messages.clone();
-                examples.extend(prompt::example_replies(request.learned));
+                examples.extend(prompt::example_sides(request.learned));
                 let guard = clean::Guard {
                     names: &names,
                     system: &chat.system,

@@ -26,31 +26,57 @@ pub struct Forgotten {
     pub dead_letters: u64,
 }
 
-/// Removes every trace of `contact_id`'s text from Redis: its learned chat,
-/// style counts and eval (and it from the learned set; the overall counts are
-/// merged again without it), `HISTORY:` and `SECONDME:history:` whatever their
-/// type, its entries in the three streams (acknowledged first in every group,
-/// so no reader finds a pending entry gone), and the send marks of its replies
-/// (`SENTREPLY:`, `SENDFAIL:`). Keys holding only ids, counts or times
-/// (`PAUSE:`, `PAUSEMETA:`, `COUNTER:`, `HANDLED:`, `SENT:`, `OPTIN:contacts`,
-/// `CONTACTS:activity`) and the contact's display name in `CONTACTS:names`
-/// stay. A reply being written while this runs lands after it: disable the
-/// contact first.
+/// Removes every trace of `contact_id`'s text from Redis: its entries in the
+/// three streams first (acknowledged first in every group, so no reader finds
+/// a pending entry gone; and gone before the keys, so no entry still queued can
+/// bring the contact's history back after them), then its learned chat, style
+/// counts and eval (and it from the learned set; the overall counts are merged
+/// again without it), `HISTORY:` and `SECONDME:history:` whatever their type,
+/// and the send marks of its replies (`SENTREPLY:`, `SENDFAIL:`). Keys holding
+/// only ids, counts or times (`PAUSE:`, `PAUSEMETA:`, `COUNTER:`, `HANDLED:`,
+/// `SENT:`, `OPTIN:contacts`, `CONTACTS:activity`) and the contact's display
+/// name in `CONTACTS:names` stay. A stream another program holds with another
+/// type is not searched, and said so after the keys are gone. A reply being
+/// written while this runs lands after it: disable the contact first.
 pub async fn forget(con: &mut ConnectionManager, contact_id: &str) -> Result<Forgotten> {
     crate::store::ensure_contact_id(contact_id)?;
     let mut gone = Forgotten {
         learned_messages: learned_count(con, contact_id).await?,
         ..Forgotten::default()
     };
+    let mut reply_ids = Vec::new();
+    let purged = purge_streams(con, contact_id, &mut gone, &mut reply_ids).await;
     gone.keys += delete_contact_keys(con, contact_id).await?;
     super::refresh_overall(con).await?;
-    let mut reply_ids = Vec::new();
-    gone.queued = purge_stream(con, schema::queue_messages(), contact_id, &mut reply_ids).await?;
-    gone.replies = purge_stream(con, schema::queue_responses(), contact_id, &mut reply_ids).await?;
-    gone.dead_letters =
-        purge_stream(con, schema::queue_deadletter(), contact_id, &mut reply_ids).await?;
     gone.keys += delete_reply_marks(con, &reply_ids).await?;
+    purged?;
     Ok(gone)
+}
+
+/// Purges the contact's entries from the three streams, counting them in
+/// `gone` and collecting their `replyId`s; one that fails does not keep the
+/// others from being purged (the first error is returned).
+async fn purge_streams(
+    con: &mut ConnectionManager,
+    contact_id: &str,
+    gone: &mut Forgotten,
+    reply_ids: &mut Vec<String>,
+) -> Result<()> {
+    let streams = [
+        (schema::queue_messages(), &mut gone.queued),
+        (schema::queue_responses(), &mut gone.replies),
+        (schema::queue_deadletter(), &mut gone.dead_letters),
+    ];
+    let mut first_error = None;
+    for (stream, count) in streams {
+        match purge_stream(con, stream, contact_id, reply_ids).await {
+            Ok(n) => *count = n,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Members of the learned chat (0 when it is absent or another program's).
@@ -110,7 +136,7 @@ async fn purge_stream(
         "none" => return Ok(0),
         other => anyhow::bail!(
             "{stream} holds a {other}, not a stream: its entries for contact {contact_id} \
-             were not looked for (the learned data and history are gone)"
+             were not looked for (the learned data, history and the other streams' entries are gone)"
         ),
     }
     let groups = group_names(con, stream).await?;

@@ -16,8 +16,8 @@ use crate::learn::{ChatLine, LineKind};
 const SEQ_SLOTS: u32 = 1024;
 
 /// An export line this close to a live line with the same side, kind and text
-/// is that message: the export is the phone's local time read as UTC, the live
-/// line real UTC, and time zones lie within ±14 h.
+/// is that message: the export's wall clock is converted with the importing
+/// machine's zone, which may not be the phone's, and time zones lie within ±14 h.
 pub(super) const LIVE_WINDOW_MS: i64 = 14 * 3_600_000;
 
 /// The member as stored.

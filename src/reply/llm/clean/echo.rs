@@ -3,9 +3,12 @@
 //!
 //! Both texts are cut into words (lowercase letters and digits; apostrophes
 //! dropped, all else a separator) and compared as word n-grams ("shingles").
-//! A persona's example message is the person's own writing, which a reply is
-//! meant to resemble: runs that lie inside one example do not count, runs that
-//! cross from one example into the next (a listing of them) do.
+//! A persona's example message, or a past exchange of this chat, is the
+//! person's own writing (or the contact's words, which a reply may echo):
+//! runs that lie inside one example do not count, runs that cross from one
+//! example into the next (a listing of them) do, and so does a reply quoting
+//! long runs of several examples that no single one of them holds. The same
+//! words written twice (the person thanked two people alike) are one example.
 
 use std::collections::HashSet;
 
@@ -31,7 +34,8 @@ const COPIED_SHARE: (usize, usize) = (1, 3);
 
 /// Why `reply` was dropped when it repeats `system` (the system prompt sent):
 /// a run of [`LONG_RUN`] words of it outside any single example message, a
-/// third of its words in shorter runs of it, or long runs of two examples.
+/// third of its words in shorter runs of it, or long runs of several examples
+/// that no single example holds all of.
 pub fn repeats_the_prompt(reply: &str, system: &str, examples: &[String]) -> Option<Dropped> {
     let reply = words(reply);
     if reply.len() < SHORT_RUN {
@@ -49,12 +53,23 @@ pub fn repeats_the_prompt(reply: &str, system: &str, examples: &[String]) -> Opt
     if copied >= MIN_COPIED_WORDS && copied * den >= reply.len() * num {
         return Some("repeats its instructions (much of it in runs of words of the system prompt)");
     }
-    let runs: HashSet<&[String]> = reply.windows(LONG_RUN).collect();
-    let quoted = examples
-        .iter()
-        .filter(|e| e.windows(LONG_RUN).any(|run| runs.contains(run)))
-        .count();
-    (quoted >= 2).then_some("repeats the persona's example messages")
+    quotes_several(&reply, &examples).then_some("repeats the persona's example messages")
+}
+
+/// Whether the long runs of `reply` found in examples come from more than one
+/// example: no single example holds every one of them (identical or nested
+/// examples hold the same runs, so they count as one).
+fn quotes_several(reply: &[String], examples: &[Vec<String>]) -> bool {
+    let runs: Vec<&[String]> = reply.windows(LONG_RUN).collect();
+    let held_by = |e: &Vec<String>| -> Vec<bool> {
+        let own: HashSet<&[String]> = e.windows(LONG_RUN).collect();
+        runs.iter().map(|run| own.contains(run)).collect()
+    };
+    let holds: Vec<Vec<bool>> = examples.iter().map(held_by).collect();
+    let quoted: Vec<bool> = (0..runs.len())
+        .map(|i| holds.iter().any(|h| h[i]))
+        .collect();
+    quoted.contains(&true) && !holds.contains(&quoted)
 }
 
 /// The words of `text` as compared: lowercase runs of letters and digits, an
