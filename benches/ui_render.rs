@@ -1,6 +1,7 @@
 //! Frame time of the dashboard with a large model: 10,000 contacts and 100,000
-//! messages, drawn into ratatui's `TestBackend` at two terminal sizes, plus the
-//! cost of `update()` for the events the control room handles most.
+//! messages, drawn into ratatui's `TestBackend` at two terminal sizes, then
+//! with 1,000 drafts waiting (issue 21), plus the cost of `update()` for the
+//! events the control room handles most.
 //!
 //! Run with `cargo bench --bench ui_render`. Budget from issue 3: a frame in
 //! under 2 ms at p99.
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use secondme_ui::model::{Draft, DraftsRead, ReplyMode};
 use secondme_ui::{
     Connection, Contact, Event, KeyCode, KeyInput, Keymap, Model, Pause, PauseReason, SessionInfo,
     Snapshot, Stats, Theme, WorkerState, model::MAX_MESSAGES, update, view,
@@ -20,6 +22,10 @@ const CONTACTS: usize = 10_000;
 const MESSAGES: usize = 100_000;
 const FRAMES: usize = 2_000;
 const UPDATES: usize = 20_000;
+/// Drafts waiting in the drafts case (the issue's figure).
+const DRAFTS: usize = 1_000;
+/// Re-reads of all the drafts timed (the control room reads them every few seconds).
+const DRAFT_READS: usize = 200;
 const BUDGET_P99_MS: f64 = 2.0;
 /// 2023-11-14 22:13:20 UTC.
 const NOW: i64 = 1_700_000_000_000;
@@ -125,6 +131,40 @@ fn big_model() -> (Model, Duration) {
     (model, started.elapsed())
 }
 
+/// `DRAFTS` drafts for the contacts at the top of the list, where the
+/// selection moves, so most frames draw the draft panel as well as the pens;
+/// every other one of them in draft mode.
+fn drafts_read(model: &Model) -> DraftsRead {
+    let ids: Vec<String> = model
+        .visible_window(0, DRAFTS)
+        .into_iter()
+        .map(|c| c.id.clone())
+        .collect();
+    DraftsRead {
+        drafts: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Draft {
+                draft_id: format!("draft_m{i}"),
+                contact_id: id.clone(),
+                content: format!(
+                    "draft {i}: sure, see you at 7 👍 and I'll bring the book you asked \
+                     about, the one with the 日本 cover"
+                ),
+                in_reply_to: format!("m{i}"),
+                created_at_ms: NOW - i as i64 * 1000,
+                expires_at_ms: NOW + 86_400_000 - i as i64 * 1000,
+            })
+            .collect(),
+        modes: ids
+            .iter()
+            .step_by(2)
+            .map(|id| (id.clone(), ReplyMode::Draft))
+            .collect(),
+        default_mode: ReplyMode::Auto,
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
@@ -186,6 +226,20 @@ fn time_updates(model: &mut Model, mut make: impl FnMut(usize) -> Event) -> Vec<
     times
 }
 
+/// Times `DRAFT_READS` readings of all the drafts, as the control room
+/// re-reads them (each reading made by `make`, outside the timing).
+fn time_reads(model: &mut Model, mut make: impl FnMut(usize) -> DraftsRead) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(DRAFT_READS);
+    for i in 0..DRAFT_READS {
+        let ev = Event::Drafts(make(i));
+        let started = Instant::now();
+        black_box(update(model, ev));
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times
+}
+
 fn report_updates(label: &str, times: &[Duration]) {
     println!(
         "update {label:<15} n={:<5} p50 {:.2} us  p99 {:.2} us  max {:.2} us",
@@ -219,6 +273,22 @@ fn main() {
     update(&mut model, Event::Key(KeyInput::plain(KeyCode::Enter)));
     ok &= report_frames("120x40 filtered", &frames(&mut model, 120, 40, &mut rng));
     update(&mut model, Event::Key(KeyInput::plain(KeyCode::Esc)));
+
+    update(&mut model, Event::Key(KeyInput::plain(KeyCode::Home)));
+    let read = drafts_read(&model);
+    update(&mut model, Event::Drafts(read.clone()));
+    println!("drafts: {} waiting", model.drafts.count());
+    ok &= report_frames("80x24 drafts", &frames(&mut model, 80, 24, &mut rng));
+    update(&mut model, Event::Key(KeyInput::plain(KeyCode::Home)));
+    ok &= report_frames("200x60 drafts", &frames(&mut model, 200, 60, &mut rng));
+    let mut read = read;
+    let same = time_reads(&mut model, |_| read.clone());
+    report_updates("drafts read same", &same);
+    let changed = time_reads(&mut model, |i| {
+        read.drafts[0].content = format!("draft edited {i}");
+        read.clone()
+    });
+    report_updates("drafts read new", &changed);
 
     let base = MESSAGES + 10 * FRAMES;
     let mut at = model.now_ms;

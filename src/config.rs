@@ -17,6 +17,7 @@ use crate::duration::parse_duration;
 use crate::learn::{LearnConfig, LearnSettings};
 use crate::paths;
 use crate::reply::llm::config::{LlmConfig, LlmSettings};
+use crate::schema::drafts::ReplyMode;
 use crate::sleep::SleepHours;
 
 /// Every setting, each optional: what the command line, the environment or the
@@ -169,6 +170,9 @@ pub struct Settings {
     /// Control-room theme: dark, light or no-color.
     #[arg(long, global = true, env = "SECONDME_THEME", hide_env_values = true)]
     pub theme: Option<String>,
+    /// Ring the terminal's bell in the control room when a draft arrives (true/false).
+    #[arg(long, global = true, env = "SECONDME_BELL", hide_env_values = true)]
+    pub bell: Option<bool>,
     /// Language-model endpoint (http://host:port); set, replies come from it (the `[llm]` table's base_url).
     #[arg(long, global = true, env = "SECONDME_LLM_URL", hide_env_values = true)]
     pub llm_url: Option<String>,
@@ -180,6 +184,22 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub owner_name: Option<String>,
+    /// How the twin answers contacts without a mode of their own: auto (sends) or draft (waits for you).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_REPLY_MODE",
+        hide_env_values = true
+    )]
+    pub reply_mode: Option<String>,
+    /// How long a draft waits for your decision before it expires unsent (e.g. 24h).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_DRAFT_TTL",
+        hide_env_values = true
+    )]
+    pub draft_ttl: Option<String>,
     /// Learning from the person's chats: only in the file's `[learn]` table.
     #[arg(skip)]
     #[serde(default)]
@@ -230,6 +250,9 @@ impl Settings {
             tls_ca_file,
             log_file,
             theme,
+            bell,
+            reply_mode,
+            draft_ttl,
             keys,
         } = self;
         let mut merged_keys = lower.keys;
@@ -261,6 +284,9 @@ impl Settings {
             tls_ca_file: tls_ca_file.or(lower.tls_ca_file),
             log_file: log_file.or(lower.log_file),
             theme: theme.or(lower.theme),
+            bell: bell.or(lower.bell),
+            reply_mode: reply_mode.or(lower.reply_mode),
+            draft_ttl: draft_ttl.or(lower.draft_ttl),
             keys: merged_keys,
         }
     }
@@ -347,6 +373,12 @@ pub struct Config {
     pub log_file: PathBuf,
     /// Theme name.
     pub theme: String,
+    /// Ring the terminal's bell when a draft arrives.
+    pub bell: bool,
+    /// The reply mode of contacts without one (`SECONDME:modes` `*` overrides it).
+    pub reply_mode: ReplyMode,
+    /// How long a draft waits for a decision before it expires unsent.
+    pub draft_ttl: Duration,
     /// The owner's name: `owner_name`, else the `[llm]` table's.
     pub owner_name: Option<String>,
     /// Learning from the person's chats.
@@ -426,6 +458,9 @@ impl Config {
             tls_ca_file,
             log_file,
             theme,
+            bell,
+            reply_mode,
+            draft_ttl,
             keys,
         } = s;
         let owner_name = owner_name
@@ -444,6 +479,16 @@ impl Config {
             .with_context(|| format!("invalid claim_idle {claim_text:?}"))?;
         if claim_idle > MAX_CLAIM_IDLE {
             bail!("claim_idle must be at most 1d, not {claim_text:?}");
+        }
+        let reply_mode = match reply_mode.as_deref().map(str::trim) {
+            None => ReplyMode::default(),
+            Some(text) => text.parse().context("invalid reply_mode")?,
+        };
+        let ttl_text = draft_ttl.unwrap_or_else(|| "24h".into());
+        let draft_ttl =
+            parse_duration(&ttl_text).with_context(|| format!("invalid draft_ttl {ttl_text:?}"))?;
+        if draft_ttl > MAX_DRAFT_TTL {
+            bail!("draft_ttl must be at most 30d, not {ttl_text:?}");
         }
         let batch_size = batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if !(1..=10_000).contains(&batch_size) {
@@ -499,6 +544,9 @@ impl Config {
             tls_ca_file,
             log_file: log_file.unwrap_or_else(paths::log_file),
             theme: theme.unwrap_or_else(|| "dark".into()),
+            bell: bell.unwrap_or(false),
+            reply_mode,
+            draft_ttl,
             keys,
         })
     }
@@ -564,6 +612,8 @@ fn hide_quoted(message: &str) -> String {
 /// `hostname-pid`: unique per process, readable in `XINFO CONSUMERS`.
 /// Longest takeover pause.
 const MAX_TAKEOVER: Duration = Duration::from_secs(30 * 86_400);
+/// Longest a draft waits: its expiry is a 64-bit ms time in Redis.
+const MAX_DRAFT_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// Longest wait before another consumer's pending entry is claimed.
 const MAX_CLAIM_IDLE: Duration = Duration::from_secs(86_400);
 
@@ -600,6 +650,27 @@ mod tests {
             "{err:#}"
         );
         assert!(with("30d", "1d").is_ok());
+    }
+
+    #[test]
+    fn the_reply_mode_and_the_draft_lifetime_are_checked() {
+        let with = |mode: Option<&str>, ttl: Option<&str>| {
+            Config::resolve(Settings {
+                reply_mode: mode.map(str::to_owned),
+                draft_ttl: ttl.map(str::to_owned),
+                ..Settings::default()
+            })
+        };
+        let c = with(None, None).expect("defaults");
+        assert_eq!(c.reply_mode, ReplyMode::Auto);
+        assert_eq!(c.draft_ttl, Duration::from_secs(24 * 3600));
+        let c = with(Some("draft"), Some("90s")).expect("given");
+        assert_eq!(c.reply_mode, ReplyMode::Draft);
+        assert_eq!(c.draft_ttl, Duration::from_secs(90));
+        assert!(with(Some("manual"), None).is_err());
+        let err = with(None, Some("31d")).expect_err("too long");
+        assert!(format!("{err:#}").contains("draft_ttl must be at most 30d"));
+        assert!(with(None, Some("soon")).is_err());
     }
 
     #[test]
@@ -710,7 +781,10 @@ mod tests {
         assert_eq!(example.max_generations, defaults.max_generations);
         assert_eq!(example.burst_quiet, defaults.burst_quiet);
         assert_eq!(example.theme, defaults.theme);
+        assert_eq!(example.bell, defaults.bell);
         assert_eq!(example.sleep_hours, defaults.sleep_hours);
+        assert_eq!(example.reply_mode, defaults.reply_mode);
+        assert_eq!(example.draft_ttl, defaults.draft_ttl);
     }
 
     #[test]

@@ -583,6 +583,8 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         max_generations: 8,
         burst_quiet: Duration::from_millis(100),
         learn: secondme::learn::LearnConfig::default(),
+        reply_mode: secondme::schema::drafts::ReplyMode::Auto,
+        draft_ttl_ms: 24 * 3600 * 1000,
     };
     let (stop_tx, handle) = run_worker_with(&h, FailingEngine, cfg).await;
 

@@ -322,3 +322,86 @@ fn gateway_states_pair_variant_for_variant_and_field_for_field() {
     engine.sort();
     assert_eq!(engine, debug_fields(&full_state(GatewayPhase::PairCode)));
 }
+
+#[test]
+fn reply_modes_and_draft_changes_pair_variant_for_variant() {
+    use secondme::monitor::drafts as ui_drafts;
+    use secondme::schema::drafts::{ReplyMode, events};
+    use secondme_ui::model::{DraftChange, ReplyMode as UiMode};
+    let modes = pairs!(ReplyMode => UiMode {
+        ReplyMode::Auto => UiMode::Auto,
+        ReplyMode::Draft => UiMode::Draft,
+    });
+    for (engine, ui) in modes {
+        assert_eq!(variant(&engine), variant(&ui));
+        assert_eq!(ui_drafts::mode(engine), ui);
+        assert_eq!(ui.label(), engine.as_str());
+    }
+    // The event types are the engine's strings: each names one change.
+    let _every_change = |c: &DraftChange| match c {
+        DraftChange::Created
+        | DraftChange::Replaced
+        | DraftChange::Approved
+        | DraftChange::Discarded
+        | DraftChange::Expired
+        | DraftChange::Regenerate => {}
+    };
+    let changes = [
+        (events::CREATED, DraftChange::Created),
+        (events::REPLACED, DraftChange::Replaced),
+        (events::APPROVED, DraftChange::Approved),
+        (events::DISCARDED, DraftChange::Discarded),
+        (events::EXPIRED, DraftChange::Expired),
+        (events::REGENERATE, DraftChange::Regenerate),
+    ];
+    for (kind, change) in changes {
+        let sent = schema::drafts::DraftEvent {
+            kind: kind.into(),
+            draft_id: "draft_m1".into(),
+            contact_id: "c1".into(),
+            at: 5,
+        };
+        let payload = serde_json::to_string(&sent).expect("draft event as JSON");
+        match feed::on_message(schema::drafts::channel_drafts(), &payload) {
+            Event::DraftEvent {
+                change: got,
+                draft_id,
+                contact_id,
+            } => {
+                assert_eq!(got, change, "{kind}");
+                assert_eq!(draft_id, sent.draft_id);
+                assert_eq!(contact_id, sent.contact_id);
+            }
+            other => panic!("not a draft event: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn drafts_pair_field_for_field() {
+    use secondme::monitor::drafts as ui_drafts;
+    use secondme::schema::drafts::{Draft, ReplyMode};
+    let d = Draft {
+        draft_id: "draft_m1".into(),
+        contact_id: "c1".into(),
+        content: "see you at 7".into(),
+        in_reply_to: "m1".into(),
+        created_at: 11,
+        expires_at: 22,
+    };
+    let read = ui_drafts::to_ui(vec![d.clone()], Default::default(), ReplyMode::Auto);
+    let secondme_ui::model::Draft {
+        draft_id,
+        contact_id,
+        content,
+        in_reply_to,
+        created_at_ms,
+        expires_at_ms,
+    } = read.drafts.into_iter().next().expect("the draft");
+    assert_eq!(draft_id, d.draft_id);
+    assert_eq!(contact_id, d.contact_id);
+    assert_eq!(content, d.content);
+    assert_eq!(in_reply_to, d.in_reply_to);
+    assert_eq!(created_at_ms, d.created_at);
+    assert_eq!(expires_at_ms, d.expires_at);
+}

@@ -164,10 +164,11 @@ local function push_history(contact, ttl_ms, cap, ...)
   return nil
 end
 
-local function add_reply(stream, cap, rid, contact, content, mid, persona, now, delay)
+-- `...`: more field-value pairs (an approved draft's `approved true`).
+local function add_reply(stream, cap, rid, contact, content, mid, persona, now, delay, ...)
   redis.call('XADD', stream, 'MAXLEN', '~', cap, '*',
     'replyId', rid, 'contactId', contact, 'content', content, 'inReplyTo', mid,
-    'persona', persona, 'timestamp', tostring(now), 'delayMs', delay)
+    'persona', persona, 'timestamp', tostring(now), 'delayMs', delay, ...)
 end
 
 local function add_counts(warnings, stats, counts)
@@ -181,6 +182,45 @@ local function append(list, more)
   return list
 end
 
+-- Draft mode (issue 21). `d` holds the keys and values every step that writes
+-- drafts shares: `modes` SECONDME:modes, `index` DRAFTS, `regen` DRAFTS:regenerate,
+-- `setting` the reply_mode setting, `ttl` the draft lifetime ms, `channel` events:drafts.
+
+-- Whether replies to `contact` wait as drafts: its own mode in SECONDME:modes, else
+-- the `*` default there, else the setting. A value that is neither `auto` nor `draft`
+-- (another program's) drafts: conservatively, nothing goes out unseen.
+local function drafting(d, contact)
+  local m = redis.call('HMGET', d.modes, contact, K.mode_default)
+  return (m[1] or m[2] or d.setting) ~= 'auto'
+end
+
+-- The id of the contact's waiting draft (false when none), or nil and the `fail:`
+-- verdict when another program holds DRAFT:{contactId} as another type: the one call
+-- of a draft that can fail on the contact's keys, run before any write.
+local function waiting_draft(contact)
+  local key = K.draft .. contact
+  return try(key, 'HGET', key, 'draftId')
+end
+
+local function draft_event(channel, kind, id, contact, now)
+  redis.call('PUBLISH', channel,
+    cjson.encode({ type = kind, draftId = id, contactId = contact, at = now }))
+end
+
+-- Makes a written reply the contact's draft, in place of the waiting one (`replaced`:
+-- one draft per burst, answering its last message), and announces it. A request to
+-- write the old one again is void with it.
+local function put_draft(d, contact, sid, mid, rid, content, persona, now, replaced)
+  local key, id, expires = K.draft .. contact, K.draft_id .. mid, now + d.ttl
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'draftId', id, 'contactId', contact, 'content', content,
+    'inReplyTo', mid, 'createdAt', tostring(now), 'expiresAt', tostring(expires),
+    'persona', persona, 'streamId', sid, 'replyId', rid)
+  redis.call('ZADD', d.index, expires, contact)
+  redis.call('HDEL', d.regen, contact)
+  draft_event(d.channel, replaced and 'replaced' or 'created', id, contact, now)
+end
+
 -- Decides a whole batch of parsed queue entries in one atomic step and, for
 -- entries that come with a reply already written, sends it in the same step.
 -- KEYS[1] PAUSE:ALL  KEYS[2] OPTIN:contacts  KEYS[3] SECONDME:state  KEYS[4] QUEUE:messages
@@ -192,10 +232,14 @@ end
 -- ARGV[12] history TTL ms of an enabled contact  ARGV[13] history TTL ms of any other
 -- ARGV[14] CONTACTS:activity cap
 -- ARGV[15] 1 when another program counts COUNTER:{contactId}:msgs (only read here), else 0
+-- KEYS[8] SECONDME:modes  KEYS[9] DRAFTS  KEYS[10] DRAFTS:regenerate
+-- ARGV[16] reply_mode setting (auto|draft)  ARGV[17] draft lifetime ms  ARGV[18] events:drafts
 -- then 11 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
 --   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
 --   the reply is written later; then an `answer` verdict waits for commit)
--- Returns one verdict per entry: sent | answer | duplicate | echo | takeover | recorded |
+-- A reply written before the decision for a contact in draft mode becomes the contact's
+-- draft instead (verdict `drafted`, handled as `drafted`).
+-- Returns one verdict per entry: sent | drafted | answer | duplicate | echo | takeover | recorded |
 -- skip:kill_switch | skip:not_enabled | skip:paused | skip:sleep_hours | skip:rate_limit |
 -- fail:{why} (a key of this entry's contact that another program gave a type or value
 -- the step cannot use: nothing was written for the entry, which stays pending for the
@@ -212,12 +256,15 @@ local function decide(KEYS, ARGV)
   local history_ttl_enabled, history_ttl_other = tonumber(ARGV[12]), tonumber(ARGV[13])
   local activity_cap = tonumber(ARGV[14])
   local counted_elsewhere = ARGV[15] == '1'
-  local FIRST, FIELDS = 16, 11
+  local d = { modes = KEYS[8], index = KEYS[9], regen = KEYS[10], setting = ARGV[16],
+    ttl = tonumber(ARGV[17]), channel = ARGV[18] }
+  local FIRST, FIELDS = 19, 11
 
   local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
   local refused = check_shared({
     { KEYS[2], 'set' }, { KEYS[4], 'stream' }, { KEYS[7], 'stream' },
     { handled_now, 'hash' }, { handled_before, 'hash' },
+    { KEYS[8], 'hash' }, { KEYS[9], 'zset' }, { KEYS[10], 'hash' },
   })
   if refused then return refused end
 
@@ -329,7 +376,8 @@ local function decide(KEYS, ARGV)
   end
 
   local verdicts, n_verdicts = {}, 0
-  local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0, answered = 0 }
+  local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0,
+    answered = 0, drafted = 0 }
   local i = FIRST
   while i + FIELDS - 1 <= #ARGV do
     local sid, mid, contact, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -386,8 +434,15 @@ local function decide(KEYS, ARGV)
         -- program gets one: a counter can never outlive its window.
         redis.call('EXPIRE', ckey, rate_window, 'NX')
       end
+      local replaced
       if not failed then
         verdict = gate(contact, count, rid)
+        if verdict == 'sent' and drafting(d, contact) then
+          replaced, failed = waiting_draft(contact)
+          verdict = 'drafted'
+        end
+      end
+      if not failed then
         if fresh and verdict == 'sent' then
           failed = remember(contact, event, revent)
         elseif fresh then
@@ -413,6 +468,10 @@ local function decide(KEYS, ARGV)
           redis.call('PUBLISH', ch_messages, revent)
           finish(sid, mid, 'answered')
           counts.answered = counts.answered + 1
+        elseif verdict == 'drafted' then
+          put_draft(d, contact, sid, mid, rid, rcontent, rpersona, now, replaced)
+          finish(sid, mid, 'drafted')
+          counts.drafted = counts.drafted + 1
         elseif verdict == 'answer' then
           mark(mid, 'seen')
         else
@@ -449,8 +508,11 @@ end
 -- ARGV[1] group  ARGV[2] HANDLED bucket ms  ARGV[3] history length  ARGV[4] responses cap
 -- ARGV[5] events:messages  ARGV[6] 1 in sleep hours (withhold every reply), else 0
 -- ARGV[7] history TTL ms (the contact is enabled when a reply goes out)
+-- KEYS[6] SECONDME:modes  KEYS[7] DRAFTS  KEYS[8] DRAFTS:regenerate
+-- ARGV[8] reply_mode setting (auto|draft)  ARGV[9] draft lifetime ms  ARGV[10] events:drafts
 -- then 8 values per reply: streamId messageId contactId replyId content persona delayMs eventJson
--- Returns one result per reply: sent | duplicate | withheld | fail:{why} (nothing
+-- A reply to a contact in draft mode becomes the contact's draft (handled as `drafted`).
+-- Returns one result per reply: sent | drafted | duplicate | withheld | fail:{why} (nothing
 -- written, the entry stays pending for the worker to dead-letter); then `warn:{text}`
 -- for a failed best-effort write. A shared key of a foreign type fails the whole
 -- call with a SHARED_KEY error before anything is written.
@@ -460,12 +522,15 @@ local function commit(KEYS, ARGV)
   local channel = ARGV[5]
   local asleep = ARGV[6] == '1'
   local history_ttl = tonumber(ARGV[7])
-  local FIRST, FIELDS = 8, 8
+  local d = { modes = KEYS[6], index = KEYS[7], regen = KEYS[8], setting = ARGV[8],
+    ttl = tonumber(ARGV[9]), channel = ARGV[10] }
+  local FIRST, FIELDS = 11, 8
 
   local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
   local refused = check_shared({
     { KEYS[2], 'set' }, { KEYS[3], 'stream' }, { KEYS[4], 'stream' },
     { handled_now, 'hash' }, { handled_before, 'hash' },
+    { KEYS[6], 'hash' }, { KEYS[7], 'zset' }, { KEYS[8], 'hash' },
   })
   if refused then return refused end
   local killed = redis.call('EXISTS', KEYS[1]) == 1
@@ -482,7 +547,7 @@ local function commit(KEYS, ARGV)
   end
 
   local results, acks, marks = {}, {}, {}
-  local counts = { answered = 0, skipped = 0 }
+  local counts = { answered = 0, skipped = 0, drafted = 0 }
   local i = FIRST
   while i + FIELDS - 1 <= #ARGV do
     local sid, mid, contact, rid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -496,6 +561,16 @@ local function commit(KEYS, ARGV)
       append(marks, { mid, 'skip:withheld' })
       counts.skipped = counts.skipped + 1
       result = 'withheld'
+    elseif drafting(d, contact) then
+      local replaced
+      replaced, result = waiting_draft(contact)
+      if not result then
+        put_draft(d, contact, sid, mid, rid, content, persona, now, replaced)
+        append(marks, { mid, 'drafted' })
+        done_of[mid] = 'drafted'
+        counts.drafted = counts.drafted + 1
+        result = 'drafted'
+      end
     else
       -- The history first: it is the one write of this reply that can fail.
       result = push_history(contact, history_ttl, history_len, event)
@@ -562,50 +637,6 @@ local function supersede(KEYS, ARGV)
   return append(results, warnings)
 end
 
--- Operator controls, each one atomic with its event: pause, resume, kill switch.
--- KEYS[1] PAUSE:{contactId} or PAUSE:ALL   KEYS[2] PAUSEMETA:{contactId} or PAUSEMETA:ALL
--- KEYS[3] SECONDME:state (kill_off), CONTACTS:activity (pause)
--- ARGV[1] op: pause | resume | kill_on | kill_off
--- ARGV[2] contactId ("ALL" for the kill switch)  ARGV[3] duration in ms  ARGV[4] reason
--- ARGV[5] the events:pause channel
--- Returns the expiry (pause), the activation time (kill_on), or 1/0 whether anything changed.
-local function control(KEYS, ARGV)
-  local now = now_ms()
-  local op, contact, channel = ARGV[1], ARGV[2], ARGV[5]
-  if op == 'pause' then
-    local expires = now + tonumber(ARGV[3])
-    -- Listed among the contacts (score 0: no activity yet) so that readers, which look
-    -- only at known contacts, see the pause of one who never wrote. Only the screens
-    -- need it: a foreign key there must not stop (or half-write) the pause.
-    redis.pcall('ZADD', KEYS[3], 'NX', 0, contact)
-    set_pause(contact, expires, ARGV[4])
-    pause_event(channel, contact, 'pause', expires, ARGV[4])
-    return expires
-  elseif op == 'resume' then
-    local removed = redis.call('DEL', KEYS[1], KEYS[2])
-    pause_event(channel, contact, 'resume', nil, ARGV[4])
-    return removed > 0 and 1 or 0
-  elseif op == 'kill_on' then
-    -- Keep the first activation time: switching on twice must not move it.
-    if redis.call('SET', KEYS[1], tostring(now), 'NX') then
-      -- Why it is on, for `secondme status`; gone with the switch.
-      redis.call('SET', KEYS[2], ARGV[4])
-      pause_event(channel, contact, 'pause', nil, ARGV[4])
-      return now
-    end
-    return tonumber(redis.call('GET', KEYS[1])) or now
-  elseif op == 'kill_off' then
-    local removed = redis.call('DEL', KEYS[1], KEYS[2])
-    -- The operator's "off" is a decision about this Redis's state: without the marker
-    -- the next batch would take the state for lost and switch the twin off again. A
-    -- later restart without persistence loses the marker, and the rule holds again.
-    redis.call('SET', KEYS[3], tostring(now), 'NX')
-    pause_event(channel, contact, 'resume', nil, ARGV[4])
-    return removed > 0 and 1 or 0
-  end
-  return redis.error_reply('unknown control op ' .. tostring(op))
-end
-
 -- Moves entries to the dead-letter stream and acknowledges them in one step, so
 -- an entry is acknowledged only with its dead letter written.
 -- KEYS[1] QUEUE:deadletter  KEYS[2] the entries' stream (QUEUE:messages, or
@@ -642,6 +673,5 @@ end
 
 redis.register_function('secondme_decide_' .. VERSION, decide)
 redis.register_function('secondme_commit_' .. VERSION, commit)
-redis.register_function('secondme_control_' .. VERSION, control)
 redis.register_function('secondme_dead_letter_' .. VERSION, dead_letter)
 redis.register_function('secondme_supersede_' .. VERSION, supersede)

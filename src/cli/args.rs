@@ -130,6 +130,54 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Whether the twin answers on its own (auto) or writes drafts for you to
+    /// approve, edit or discard (draft).
+    Mode {
+        /// auto or draft.
+        #[arg(value_parser = ["auto", "draft"])]
+        mode: String,
+        /// Contact ids.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        contacts: Vec<String>,
+        /// Set the default, for every contact without a mode of its own.
+        #[arg(long)]
+        all: bool,
+    },
+    /// The drafts waiting for your decision (`approve` sends one even while its
+    /// contact is paused, `discard` drops it).
+    Drafts {
+        /// A JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a draft: your decision, so it goes out even while the contact is paused.
+    Approve {
+        /// Draft id (see `secondme drafts`).
+        draft: String,
+        /// Send this text instead of the draft's.
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Drop a draft unsent.
+    Discard {
+        /// Draft id (see `secondme drafts`).
+        draft: String,
+    },
+    /// Send your own words to a contact (enabled or not); the twin then steps back
+    /// from that contact as when you type on the phone.
+    Send {
+        /// Contact id.
+        contact: String,
+        /// The message.
+        text: String,
+    },
+    /// Print what the twin would answer a contact now, sending nothing.
+    Ask {
+        /// Contact id.
+        contact: String,
+        /// Answer this as if the contact wrote it (default: the contact's last message).
+        text: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ use secondme::bridge::simulator::{Script, Simulator};
 use secondme::config::{Config, SleepSetting};
 use secondme::graph::{self, GraphFile};
 use secondme::learn::export;
+use secondme::store::drafts::{self, ReplyMode};
 use secondme::store::{learned, optin};
 use secondme::{connection, schema, store};
 use tokio::sync::watch;
@@ -32,6 +33,7 @@ pub(super) async fn run(mut config: Config) -> Result<()> {
         .await
         .context("cannot seed the demo")?;
     optin::set_enabled(&mut con, &script.enabled, true).await?;
+    drafts::set_mode(&mut con, &[DRAFT_CONTACT.to_owned()], ReplyMode::Draft).await?;
     seed_graph(&mut con).await;
     learn_samples(&mut con, config.learn.max_messages).await;
     let evals = tokio::spawn(evaluate_samples(config.clone()));
@@ -50,6 +52,10 @@ pub(super) async fn run(mut config: Config) -> Result<()> {
     drop(server);
     result
 }
+
+/// The demo contact who starts in draft mode: the twin's replies to them wait
+/// in the control room for the operator to approve, edit or discard.
+const DRAFT_CONTACT: &str = "sam-work";
 
 /// The demo's owner, as the sample exports name them.
 const DEMO_OWNER: &str = "Robin";

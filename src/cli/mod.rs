@@ -12,6 +12,7 @@ mod contacts;
 mod control;
 mod control_room;
 mod demo;
+mod drafts;
 mod eval;
 mod gateway;
 mod learn;
@@ -95,6 +96,20 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
                 json,
             };
             eval::run(&config, args).await
+        }
+        Some(Command::Mode {
+            mode,
+            contacts,
+            all,
+        }) => drafts::mode(&config, &mode, &contacts, all).await,
+        Some(Command::Drafts { json }) => drafts::list(&config, json).await,
+        Some(Command::Approve { draft, text }) => {
+            drafts::approve(&config, &draft, text.as_deref()).await
+        }
+        Some(Command::Discard { draft }) => drafts::discard(&config, &draft).await,
+        Some(Command::Send { contact, text }) => drafts::send(&config, &contact, &text).await,
+        Some(Command::Ask { contact, text }) => {
+            drafts::ask(&config, &contact, text.as_deref()).await
         }
     }
 }

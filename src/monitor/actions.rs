@@ -1,29 +1,50 @@
 //! The operator's actions carried out in Redis at once; the outcome goes to the event
-//! log, unless the action's own `events:pause` message will say it (with the
-//! contact's name) a moment later.
+//! log, unless the action's own `events:pause` or `events:drafts` message will
+//! say it (with the contact's name) a moment later.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use secondme_ui::{Action, Event, LogEntry, LogKind};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::bridge::whatsapp::status;
 use crate::graph;
 use crate::schema::PauseReason;
+use crate::store::drafts::{self, Decision};
 use crate::store::{self, control, optin};
 
-/// Runs one action of user `user_id`'s control room in the background and
-/// reports what happened.
-pub fn spawn(con: &ConnectionManager, user_id: &str, action: Action, tx: &UnboundedSender<Event>) {
-    let mut con = con.clone();
-    let tx = tx.clone();
-    let user_id = user_id.to_owned();
+/// What the operator's actions work with.
+#[derive(Clone)]
+pub struct Context {
+    /// The control room's connection.
+    pub con: ConnectionManager,
+    /// Whose control room it is (`GATEWAYREQ:{userId}`).
+    pub user_id: String,
+    /// The takeover pause the operator's own message sets (the `takeover` setting).
+    pub takeover: Duration,
+    /// Where the outcome goes.
+    pub events: UnboundedSender<Event>,
+    /// Woken after a change to the drafts or modes, so they are read again at once.
+    pub drafts_changed: Arc<Notify>,
+}
+
+/// Runs one action in the background and reports what happened.
+pub fn spawn(ctx: &Context, action: Action) {
+    let mut ctx = ctx.clone();
     tokio::spawn(async move {
-        let (kind, text) = match execute(&mut con, &user_id, &action).await {
-            Ok(Some(text)) => (LogKind::Info, text),
+        let outcome = execute(&mut ctx, &action).await;
+        if touches_drafts(&action) {
+            ctx.drafts_changed.notify_one();
+        }
+        let (kind, text) = match outcome {
+            Ok(Some(text)) => (log_kind(&action), text),
             Ok(None) => return,
             Err(e) => (LogKind::Connection, format!("failed: {e:#}")),
         };
-        let _ = tx.send(Event::Log(LogEntry {
+        let _ = ctx.events.send(Event::Log(LogEntry {
             at_ms: store::now_ms(),
             kind,
             text,
@@ -31,11 +52,26 @@ pub fn spawn(con: &ConnectionManager, user_id: &str, action: Action, tx: &Unboun
     });
 }
 
-async fn execute(
-    con: &mut ConnectionManager,
-    user_id: &str,
-    action: &Action,
-) -> anyhow::Result<Option<String>> {
+fn touches_drafts(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Approve { .. }
+            | Action::Discard { .. }
+            | Action::Regenerate { .. }
+            | Action::SetMode { .. }
+    )
+}
+
+fn log_kind(action: &Action) -> LogKind {
+    if touches_drafts(action) || matches!(action, Action::SendAsOwner { .. }) {
+        LogKind::Draft
+    } else {
+        LogKind::Info
+    }
+}
+
+async fn execute(ctx: &mut Context, action: &Action) -> anyhow::Result<Option<String>> {
+    let con = &mut ctx.con;
     Ok(match action {
         Action::Pause {
             contact_id,
@@ -76,10 +112,47 @@ async fn execute(
             None
         }
         Action::RequestNewCodes => {
-            request_new_codes(con, user_id).await?;
+            request_new_codes(con, &ctx.user_id).await?;
             Some("asked the WhatsApp gateway for new login codes".to_string())
         }
-        Action::Quit => None,
+        Action::Approve {
+            contact_id,
+            draft_id,
+            text,
+        } => {
+            let decision = drafts::approve(con, draft_id, text.as_deref()).await?;
+            gone(decision, contact_id)
+        }
+        Action::Discard {
+            contact_id,
+            draft_id,
+        } => gone(drafts::discard(con, draft_id).await?, contact_id),
+        Action::Regenerate {
+            contact_id,
+            draft_id,
+        } => gone(drafts::regenerate(con, draft_id).await?, contact_id),
+        Action::SetMode { contact_id, mode } => {
+            let mode = super::drafts::engine_mode(*mode);
+            drafts::set_mode(con, std::slice::from_ref(contact_id), mode).await?;
+            Some(format!("{contact_id}: {mode} mode"))
+        }
+        Action::SendAsOwner { contact_id, text } => {
+            drafts::send_as_owner_for(con, contact_id, text, ctx.takeover).await?;
+            Some(format!("{contact_id}: your message is on its way"))
+        }
+        // The event loop carries these out itself.
+        Action::Preview { .. } | Action::Bell | Action::Quit => None,
+    })
+}
+
+/// What a decision that found its draft gone says: it was decided elsewhere
+/// (another control room, the CLI), replaced by a newer one or expired. A
+/// decision that was made is said by its `events:drafts` message.
+fn gone(decision: Decision, contact_id: &str) -> Option<String> {
+    (decision == Decision::Gone).then(|| {
+        format!(
+            "{contact_id}: draft already decided (elsewhere, replaced or expired): nothing done"
+        )
     })
 }
 

@@ -40,7 +40,7 @@ fn malformed(channel: &str, error: impl std::fmt::Display) -> Event {
     }
 }
 
-/// Parses a payload of one of the three channels.
+/// Parses a payload of one of the subscribed channels.
 pub fn on_message(channel: &str, payload: &str) -> Event {
     match channel {
         c if c == schema::channel_messages() => match serde_json::from_str::<MessageEvent>(payload)
@@ -72,6 +72,9 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
         c if c == schema::dialect::channel_status() => {
             service_status(payload).unwrap_or_else(|e| malformed(channel, e))
         }
+        c if c == schema::drafts::channel_drafts() => {
+            draft_event(payload).unwrap_or_else(|e| malformed(channel, e))
+        }
         other => malformed(
             other,
             "message on a channel the dashboard did not subscribe to",
@@ -92,6 +95,18 @@ pub fn ui_reason(reason: &schema::PauseReason) -> PauseReason {
         // Cleaned by the dashboard before it is kept or shown.
         schema::PauseReason::Other(text) => PauseReason::Other(text.clone()),
     }
+}
+
+/// `{type, draftId, contactId, at}` on `events:drafts`.
+fn draft_event(payload: &str) -> Result<Event, String> {
+    let e: schema::drafts::DraftEvent = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let change = super::drafts::change(&e.kind)
+        .ok_or_else(|| format!("unknown draft event type {:?}", e.kind))?;
+    Ok(Event::DraftEvent {
+        change,
+        draft_id: e.draft_id,
+        contact_id: e.contact_id,
+    })
 }
 
 /// `{service, status, reason?}` on `events:status` (other gateways').
@@ -177,6 +192,24 @@ mod tests {
             on_message("events:pause", r#"{"contactId":"c"}"#),
             Event::Malformed { .. }
         ));
+        let d = on_message(
+            "events:drafts",
+            r#"{"type":"approved","draftId":"draft_m1","contactId":"c","at":5}"#,
+        );
+        assert!(matches!(
+            d,
+            Event::DraftEvent { change: secondme_ui::model::DraftChange::Approved, ref draft_id, .. }
+                if draft_id == "draft_m1"
+        ));
+        for bad in [
+            r#"{"type":"sent","draftId":"d","contactId":"c","at":5}"#,
+            r#"{"type":"created"}"#,
+        ] {
+            assert!(matches!(
+                on_message("events:drafts", bad),
+                Event::Malformed { .. }
+            ));
+        }
     }
 
     fn pause_reason(payload: &str) -> PauseReason {

@@ -7,16 +7,20 @@
 //! interval.
 
 pub mod actions;
+pub mod drafts;
 pub mod feed;
 // The WhatsApp gateway's state (`GATEWAY:{userId}`), logged as it changes.
 mod gateway_state;
 pub mod learned;
 pub mod llm;
+mod preview;
 mod qr_image;
 mod setup;
 pub mod state;
 pub mod terminal;
 
+use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -60,7 +64,9 @@ pub fn initial_model(config: &Config) -> Result<Model> {
         .collect();
     let keymap = Keymap::from_overrides(&overrides)
         .map_err(|e| anyhow::anyhow!("invalid key binding in the config file: {e}"))?;
-    Ok(Model::new(theme, keymap, store::now_ms()))
+    let mut model = Model::new(theme, keymap, store::now_ms());
+    model.bell = config.bell;
+    Ok(model)
 }
 
 /// Runs the control room until the operator quits (or the terminal goes away).
@@ -81,8 +87,17 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
         mut events,
         live,
         selected,
+        drafts_changed,
         mut worker,
     } = wiring;
+    let ctx = actions::Context {
+        con: con.clone(),
+        user_id: config.user_id.clone(),
+        takeover: config.takeover,
+        events: events_tx.clone(),
+        drafts_changed: Arc::clone(&drafts_changed),
+    };
+    let shared_config = Arc::new(config.clone());
     let mut guard = terminal::TerminalGuard::enter()?;
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -127,6 +142,7 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
                 Some(Ok(TermEvent::Paste(text))) => {
                     let r = update(&mut model, Event::Paste(text));
                     dirty |= r.dirty;
+                    actions = r.actions;
                 }
                 Some(Ok(TermEvent::Resize(..))) => {
                     dirty |= update(&mut model, Event::Resize).dirty;
@@ -146,11 +162,18 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
                     {
                         live.saw(contact_id);
                     }
-                    dirty |= apply(&mut model, ev);
+                    if matches!(ev, Event::DraftEvent { .. }) {
+                        drafts_changed.notify_one();
+                    }
+                    let r = apply(&mut model, ev);
+                    dirty |= r.dirty;
+                    actions = r.actions;
                 }
             },
             Some(ev) = events.recv() => {
-                dirty |= apply(&mut model, ev);
+                let r = apply(&mut model, ev);
+                dirty |= r.dirty;
+                actions = r.actions;
             },
             _ = tick.tick() => {
                 dirty |= update(&mut model, Event::Tick { now_ms: store::now_ms() }).dirty;
@@ -183,8 +206,12 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
                 if worker.is_none() {
                     return Ok(());
                 }
+            } else if action == Action::Bell {
+                ring(&mut guard, terminal_gone);
+            } else if let Action::Preview { contact_id } = action {
+                preview::spawn(&con, &shared_config, contact_id, &events_tx);
             } else {
-                actions::spawn(&con, &config.user_id, action, &events_tx);
+                actions::spawn(&ctx, action);
             }
         }
     }
@@ -218,11 +245,22 @@ fn report_worker_end(done: Result<Result<WorkerStatus>, oneshot::error::RecvErro
 
 /// Applies an event from the feed or a task; a malformed payload also goes to
 /// the log file, where it outlives the screen's event log.
-fn apply(model: &mut Model, ev: Event) -> bool {
+fn apply(model: &mut Model, ev: Event) -> secondme_ui::UpdateResult {
     if let Event::Malformed { channel, error } = &ev {
         tracing::warn!("malformed payload on {channel}: {error}");
     }
-    update(model, ev).dirty
+    update(model, ev)
+}
+
+/// Rings the terminal's bell (a BEL byte), unless the terminal is gone.
+fn ring(guard: &mut terminal::TerminalGuard, terminal_gone: bool) {
+    if terminal_gone {
+        return;
+    }
+    let backend = guard.terminal.backend_mut();
+    if let Err(e) = backend.write_all(b"\x07").and_then(|()| backend.flush()) {
+        tracing::debug!("cannot ring the bell: {e}");
+    }
 }
 
 /// SIGTERM and SIGHUP as streams (Ctrl-C arrives as a key in raw mode).

@@ -2,6 +2,7 @@
 //! feed the event loop (state reads, warnings, the worker's progress) and the
 //! embedded worker.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -9,9 +10,9 @@ use redis::Client;
 use redis::PushInfo;
 use redis::aio::ConnectionManager;
 use secondme_ui::{Event, LogEntry, LogKind, WorkerState};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::{MonitorOptions, gateway_state, learned, llm, state};
+use super::{MonitorOptions, drafts, gateway_state, learned, llm, state};
 use crate::config::Config;
 use crate::connection;
 use crate::reply::engine::Engine;
@@ -33,6 +34,8 @@ pub(super) struct Wiring {
     pub(super) live: state::LiveContacts,
     /// The selected contact, whose learned data is read.
     pub(super) selected: watch::Sender<Option<String>>,
+    /// Wakes the drafts reader: a draft or a mode changed.
+    pub(super) drafts_changed: Arc<Notify>,
     /// The embedded worker, unless `--no-worker`.
     pub(super) worker: Option<EmbeddedWorker>,
 }
@@ -66,6 +69,13 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
     spawn_watchers(config, &con, &live, &events_tx);
     let (selected, selected_rx) = watch::channel(None);
     tokio::spawn(learned::watch(con.clone(), selected_rx, events_tx.clone()));
+    let drafts_changed = Arc::new(Notify::new());
+    tokio::spawn(drafts::watch(
+        con.clone(),
+        Arc::clone(&drafts_changed),
+        config.reply_mode,
+        events_tx.clone(),
+    ));
     let worker = if options.worker {
         Some(start_worker(config, &client, &con, &events_tx)?)
     } else {
@@ -78,6 +88,7 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
         events,
         live,
         selected,
+        drafts_changed,
         worker,
     })
 }
@@ -140,10 +151,13 @@ fn start_worker(
 /// Subscribes to the three channels, retrying until Redis answers; the manager
 /// resubscribes by itself after later reconnects.
 async fn subscribe(mut con: ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
-    // The seed's three, and the service statuses other gateways publish.
+    // The seed's three, the service statuses other gateways publish, and the drafts.
     let channels = [
         &schema::channels()[..],
-        &[schema::dialect::channel_status()],
+        &[
+            schema::dialect::channel_status(),
+            schema::drafts::channel_drafts(),
+        ],
     ]
     .concat();
     loop {

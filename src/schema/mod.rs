@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod drafts;
 pub mod learned;
 mod names;
 
@@ -583,6 +584,12 @@ pub mod response_fields {
     pub const TIMESTAMP: &str = "timestamp";
     /// How long the gateway shows "typing..." before it sends, ms.
     pub const DELAY_MS: &str = "delayMs";
+    /// `true` on the operator's own words (added): the gateway sends them as
+    /// the person, without "typing...", whatever the pauses and the opt-in say.
+    pub const FROM_OWNER: &str = "fromOwner";
+    /// `true` on an approved draft (added): the operator decided, so the gateway
+    /// sends it whatever the pauses and the opt-in say.
+    pub const APPROVED: &str = "approved";
 }
 
 /// Field names of a `QUEUE:deadletter` entry (added), beside the original fields.
@@ -656,6 +663,11 @@ mod tests {
             learn_eval_prefix,
             learn_overall,
             learn_contacts,
+            modes,
+            draft_prefix,
+            drafts,
+            drafts_regenerate,
+            channel_drafts,
         )
     }
 

@@ -56,6 +56,11 @@ pub struct Names {
     pub(super) learn_eval_prefix: String,
     pub(super) learn_overall: String,
     pub(super) learn_contacts: String,
+    pub(super) modes: String,
+    pub(super) draft_prefix: String,
+    pub(super) drafts: String,
+    pub(super) drafts_regenerate: String,
+    pub(super) channel_drafts: String,
 }
 
 impl Names {
@@ -110,6 +115,11 @@ impl Names {
             learn_eval_prefix: name("LEARN:eval:"),
             learn_overall: name("LEARN:overall"),
             learn_contacts: name("LEARN:contacts"),
+            modes: name("SECONDME:modes"),
+            draft_prefix: name("DRAFT:"),
+            drafts: name("DRAFTS"),
+            drafts_regenerate: name("DRAFTS:regenerate"),
+            channel_drafts: name("events:drafts"),
         }
     }
 }

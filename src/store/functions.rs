@@ -1,6 +1,7 @@
 //! The atomic server-side steps as one Redis Functions library
-//! (`assets/lua/secondme.lua`): loaded with `FUNCTION LOAD REPLACE` by the worker
-//! at start and by any caller that finds it missing, and called with `FCALL`.
+//! (`assets/lua/secondme.lua`, then `assets/lua/operator.lua`): loaded with
+//! `FUNCTION LOAD REPLACE` by the worker at start and by any caller that finds
+//! it missing, and called with `FCALL`.
 //!
 //! The library gets a prelude generated here from [`crate::schema`], so its key
 //! prefixes have one source, and a name and function names carrying a hash of its
@@ -14,7 +15,11 @@ use redis::{FromRedisValue, RedisError, RedisResult, ToRedisArgs};
 
 use crate::schema;
 
-const BODY: &str = include_str!("../../assets/lua/secondme.lua");
+// One library: the operator's steps use the worker's helpers, so they follow them.
+const BODY: &str = concat!(
+    include_str!("../../assets/lua/secondme.lua"),
+    include_str!("../../assets/lua/operator.lua")
+);
 
 /// The library as loaded: its version (a hash of its text) and its source.
 #[derive(Debug)]
@@ -54,6 +59,9 @@ fn prelude() -> String {
         ("history", schema::history_prefix()),
         ("own_history", schema::own_history_prefix()),
         ("all", schema::PAUSE_ALL_CONTACT),
+        ("draft", schema::drafts::draft_prefix()),
+        ("draft_id", schema::drafts::DRAFT_ID_PREFIX),
+        ("mode_default", schema::drafts::DEFAULT_MODE_FIELD),
     ];
     let mut out = String::from("local K = {\n");
     for (name, value) in fields {
@@ -77,6 +85,9 @@ pub enum Step {
     Supersede,
     /// Moving entries to the dead-letter stream with their acknowledgement.
     DeadLetter,
+    /// The operator's decisions on drafts, the workers' sweep of them, and the
+    /// operator's own words.
+    Draft,
 }
 
 impl Step {
@@ -87,6 +98,7 @@ impl Step {
             Self::Control => "control",
             Self::Supersede => "supersede",
             Self::DeadLetter => "dead_letter",
+            Self::Draft => "draft",
         };
         format!("secondme_{step}_{}", LIBRARY.version)
     }
@@ -179,6 +191,9 @@ mod tests {
         assert!(text.contains("counter_suffix = ':msgs'"));
         assert!(text.contains("own_history = 'SECONDME:history:'"));
         assert!(text.contains("pause_all_meta = 'PAUSEMETA:ALL'"));
+        assert!(text.contains("draft = 'DRAFT:'"));
+        assert!(text.contains("mode_default = '*'"));
+        assert!(text.contains("redis.register_function('secondme_draft_'"));
         assert_eq!(LIBRARY.version.len(), 16);
         assert!(Step::Decide.name().ends_with(&LIBRARY.version));
     }

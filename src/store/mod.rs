@@ -4,6 +4,7 @@
 pub mod control;
 pub mod deadletter;
 pub mod dialects;
+pub mod drafts;
 pub mod eviction;
 pub mod functions;
 pub mod handled;

@@ -29,7 +29,7 @@ use step_args::decide;
 use triage::set_aside_expired;
 
 pub(super) use isolation::may_be_one_entrys_fault;
-pub(super) use step_args::commit;
+pub(super) use step_args::{Drafting, commit};
 pub(super) use triage::{RawEntry, Triaged, dead_letter_of, triage, triage_raw};
 
 /// What happened to a batch.
@@ -39,6 +39,8 @@ pub struct BatchOutcome {
     pub entries: usize,
     /// Replies written.
     pub answered: usize,
+    /// Replies kept as drafts for the operator (draft mode).
+    pub drafted: usize,
     /// Entries decided without a reply (paused, not enabled, duplicates ...).
     pub skipped: usize,
     /// Entries sent to the dead-letter stream.
@@ -47,14 +49,15 @@ pub struct BatchOutcome {
     pub failed: usize,
 }
 
-/// A reply written by the engine, ready for the commit step.
+/// A reply written by the engine, ready for the commit step (or, written
+/// again for a draft, for the drafts' keeper).
 pub(super) struct Written {
     stream_id: String,
     message_id: String,
     contact_id: String,
-    reply_id: String,
-    content: String,
-    persona: String,
+    pub(super) reply_id: String,
+    pub(super) content: String,
+    pub(super) persona: String,
     delay_ms: u64,
     event: String,
 }
@@ -108,6 +111,7 @@ impl<E: ReplyEngine> Worker<E> {
         for ((g, _), v) in pairs.iter().zip(decided.items) {
             match v {
                 Verdict::Sent => outcome.answered += 1,
+                Verdict::Drafted => outcome.drafted += 1,
                 Verdict::Answer => to_write.push(*g),
                 Verdict::Failed(why) => failed.push(dead_letter_of(g, &why)),
                 other => {
@@ -144,6 +148,7 @@ impl<E: ReplyEngine> Worker<E> {
             let reply = commit(
                 &mut self.con,
                 &self.cfg.group,
+                Drafting::of(&self.cfg),
                 &written[range.clone()],
                 asleep,
             );
@@ -154,6 +159,7 @@ impl<E: ReplyEngine> Worker<E> {
         for ((g, _), c) in written.iter().zip(committed.items) {
             match c {
                 Committed::Sent => outcome.answered += 1,
+                Committed::Drafted => outcome.drafted += 1,
                 Committed::Failed(why) => failed.push(dead_letter_of(g, &why)),
                 Committed::Duplicate | Committed::Withheld => outcome.skipped += 1,
             }
@@ -252,6 +258,7 @@ pub(super) async fn generate<E: ReplyEngine>(
         })
         .await
         .context("the reply engine failed")?;
+    learning.handed_out(g.contact_id(), &reply.content);
     let persona_id = persona.persona_id.clone();
     let reply_id = format!("bot_{}", g.message_id());
     let event = serde_json::to_string(&MessageEvent {

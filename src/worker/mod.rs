@@ -6,11 +6,13 @@
 
 pub mod batch;
 mod blocking_read;
+mod drafts;
 pub mod entries;
 mod learned;
 mod parsed_entry;
 mod pending;
 pub mod personas;
+pub mod preview;
 mod raw_read;
 mod read_ahead;
 pub mod recovery;
@@ -32,6 +34,7 @@ use crate::connection;
 use crate::learn::LearnConfig;
 use crate::reply::ReplyEngine;
 use crate::schema;
+use crate::schema::drafts::ReplyMode;
 use blocking_read::BlockingReader;
 use learned::LearnedCache;
 use pending::{Claims, OwnPending};
@@ -81,6 +84,10 @@ pub struct WorkerConfig {
     /// Learning from the person's chats: examples per reply, the chat cap, and
     /// whether other chats may lend style examples.
     pub learn: LearnConfig,
+    /// The reply mode of contacts without one (`SECONDME:modes` `*` overrides it).
+    pub reply_mode: ReplyMode,
+    /// How long a draft waits for the operator before it expires unsent, ms.
+    pub draft_ttl_ms: i64,
 }
 
 impl WorkerConfig {
@@ -104,6 +111,8 @@ impl WorkerConfig {
             max_generations: c.max_generations,
             burst_quiet: c.burst_quiet,
             learn: c.learn.clone(),
+            reply_mode: c.reply_mode,
+            draft_ttl_ms: i64::try_from(c.draft_ttl.as_millis()).unwrap_or(i64::MAX),
         }
     }
 }
@@ -136,6 +145,8 @@ pub struct WorkerStatus {
     pub entries: u64,
     /// Replies written.
     pub answered: u64,
+    /// Replies kept as drafts for the operator.
+    pub drafted: u64,
     /// Entries skipped.
     pub skipped: u64,
     /// Entries dead-lettered.
@@ -233,6 +244,7 @@ impl<E: ReplyEngine> Worker<E> {
         self.status.send_modify(|s| {
             s.entries += o.entries as u64;
             s.answered += o.answered as u64;
+            s.drafted += o.drafted as u64;
             s.skipped += o.skipped as u64;
             s.dead_lettered += o.dead_lettered as u64;
         });
@@ -247,6 +259,7 @@ impl<E: ReplyEngine> Worker<E> {
         if let Some(s) = self.scheduler.as_mut() {
             s.start();
         }
+        let keeper = drafts::spawn(self.keeper());
         while !*stop.borrow() {
             let step = async {
                 if !ready {
@@ -281,6 +294,7 @@ impl<E: ReplyEngine> Worker<E> {
                 }
             }
         }
+        keeper.abort();
         sources.stop(&mut self.con).await;
         sources.recheck(self.stop_jobs().await);
         self.drain(sources).await

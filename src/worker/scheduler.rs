@@ -151,6 +151,8 @@ struct Shared<E> {
     con: ConnectionManager,
     learned: Arc<LearnedCache>,
     group: String,
+    /// Whether and for how long a reply becomes a draft (draft mode).
+    drafting: batch::Drafting,
     consumer: String,
     quiet: Duration,
     keep_alive: Duration,
@@ -226,6 +228,7 @@ impl<E: ReplyEngine> Scheduler<E> {
             con,
             learned,
             group: cfg.group.clone(),
+            drafting: batch::Drafting::of(cfg),
             consumer: cfg.consumer.clone(),
             quiet: cfg.burst_quiet,
             // Well inside the claim time, so no claim loop sees a held entry idle.
@@ -518,7 +521,7 @@ async fn commit_one<E>(shared: &Shared<E>, entry: &ParsedEntry, written: Written
     let asleep = shared.status.borrow().asleep.is_some();
     let mut con = shared.con.clone();
     let pair = [(entry, written)];
-    match batch::commit(&mut con, &shared.group, &pair, asleep).await {
+    match batch::commit(&mut con, &shared.group, shared.drafting, &pair, asleep).await {
         Ok(ScriptReply {
             mut items,
             warnings,

@@ -337,6 +337,8 @@ mod tests {
             max_generations: 8,
             burst_quiet: Duration::from_millis(100),
             learn: crate::learn::LearnConfig::default(),
+            reply_mode: crate::schema::drafts::ReplyMode::Auto,
+            draft_ttl_ms: 24 * 3600 * 1000,
         }
     }
 

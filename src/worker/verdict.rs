@@ -26,6 +26,8 @@ pub enum Skip {
 pub enum Verdict {
     /// The reply written before the decision went out with it.
     Sent,
+    /// The reply written before the decision became the contact's draft (draft mode).
+    Drafted,
     /// To be answered: the reply is written next and committed by the commit step.
     Answer,
     /// Handled before (a redelivery): acknowledged, nothing else.
@@ -48,6 +50,8 @@ pub enum Verdict {
 pub enum Committed {
     /// Written to `QUEUE:responses`.
     Sent,
+    /// Kept as the contact's draft (draft mode).
+    Drafted,
     /// Answered before (a redelivery).
     Duplicate,
     /// A pause, the kill switch, sleep hours or opt-in came in while it was written.
@@ -85,6 +89,7 @@ impl Verdict {
         }
         Ok(match s {
             "sent" => Self::Sent,
+            "drafted" => Self::Drafted,
             "answer" => Self::Answer,
             "duplicate" => Self::Duplicate,
             "echo" => Self::Echo,
@@ -113,6 +118,7 @@ impl Committed {
         }
         Ok(match s {
             "sent" => Self::Sent,
+            "drafted" => Self::Drafted,
             "duplicate" => Self::Duplicate,
             "withheld" => Self::Withheld,
             _ => {
@@ -129,6 +135,7 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sent => f.write_str("sent"),
+            Self::Drafted => f.write_str("drafted"),
             Self::Answer => f.write_str("to answer"),
             Self::Duplicate => f.write_str("duplicate"),
             Self::Echo => f.write_str("echo of a sent reply"),
@@ -190,6 +197,8 @@ mod tests {
         );
         assert!(Verdict::parse("skip:whatever").is_err());
         assert_eq!(Committed::parse("withheld"), Ok(Committed::Withheld));
+        assert_eq!(Verdict::parse("drafted"), Ok(Verdict::Drafted));
+        assert_eq!(Committed::parse("drafted"), Ok(Committed::Drafted));
         assert!(Committed::parse("answer").is_err());
     }
 

@@ -18,6 +18,7 @@ mod ids;
 mod inbox;
 mod lease;
 mod login;
+mod owner;
 mod pacing;
 mod sender;
 mod setup;

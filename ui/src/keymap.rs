@@ -195,13 +195,27 @@ pub enum KeyAction {
     NewCodes,
     /// Show or hide what the twin learned for the selected contact.
     Learned,
+    /// Send the selected contact's draft as written (even while paused).
+    Approve,
+    /// Edit the selected contact's draft in the editor; Enter sends it.
+    EditDraft,
+    /// Drop the selected contact's draft unsent.
+    Discard,
+    /// Ask for a new draft for the selected contact.
+    Regenerate,
+    /// Switch the selected contact between auto and draft mode.
+    ToggleMode,
+    /// Write to the selected contact as yourself.
+    Compose,
+    /// Show what the twin would answer the selected contact now.
+    Preview,
     /// Quit after draining the worker.
     Quit,
 }
 
 impl KeyAction {
     /// Every action, in help-screen order.
-    pub const ALL: [KeyAction; 17] = [
+    pub const ALL: [KeyAction; 24] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -218,6 +232,13 @@ impl KeyAction {
         KeyAction::Help,
         KeyAction::NewCodes,
         KeyAction::Learned,
+        KeyAction::Approve,
+        KeyAction::EditDraft,
+        KeyAction::Discard,
+        KeyAction::Regenerate,
+        KeyAction::ToggleMode,
+        KeyAction::Compose,
+        KeyAction::Preview,
         KeyAction::Quit,
     ];
 
@@ -240,6 +261,13 @@ impl KeyAction {
             KeyAction::Help => "help",
             KeyAction::NewCodes => "new_codes",
             KeyAction::Learned => "learned",
+            KeyAction::Approve => "approve",
+            KeyAction::EditDraft => "edit_draft",
+            KeyAction::Discard => "discard",
+            KeyAction::Regenerate => "regenerate",
+            KeyAction::ToggleMode => "toggle_mode",
+            KeyAction::Compose => "compose",
+            KeyAction::Preview => "preview",
             KeyAction::Quit => "quit",
         }
     }
@@ -261,8 +289,15 @@ impl KeyAction {
             KeyAction::KillSwitch => "kill switch on/off",
             KeyAction::Filter => "filter contacts",
             KeyAction::Help => "this help",
-            KeyAction::NewCodes => "new login codes (when they ran out)",
-            KeyAction::Learned => "what the twin learned (panel on/off)",
+            KeyAction::NewCodes => "new login codes (ran out)",
+            KeyAction::Learned => "what the twin learned",
+            KeyAction::Approve => "send draft (even if paused)",
+            KeyAction::EditDraft => "edit the draft, enter sends",
+            KeyAction::Discard => "discard the draft",
+            KeyAction::Regenerate => "ask for a new draft",
+            KeyAction::ToggleMode => "auto / draft mode",
+            KeyAction::Compose => "write as yourself",
+            KeyAction::Preview => "what the twin would say",
             KeyAction::Quit => "quit",
         }
     }
@@ -302,6 +337,13 @@ impl Default for Keymap {
             (KeyAction::Help, vec![c('?')]),
             (KeyAction::NewCodes, vec![c('n')]),
             (KeyAction::Learned, vec![c('l')]),
+            (KeyAction::Approve, vec![c('a')]),
+            (KeyAction::EditDraft, vec![c('i')]),
+            (KeyAction::Discard, vec![c('x')]),
+            (KeyAction::Regenerate, vec![c('R')]),
+            (KeyAction::ToggleMode, vec![c('m')]),
+            (KeyAction::Compose, vec![c('c')]),
+            (KeyAction::Preview, vec![c('w')]),
             (KeyAction::Quit, vec![c('q'), KeyInput::ctrl('c')]),
         ];
         Keymap { bindings }
@@ -310,7 +352,17 @@ impl Default for Keymap {
 
 /// Actions whose default keys came after users had configs: a user's binding
 /// of the same key takes it from them instead of being refused.
-const YIELDING: &[KeyAction] = &[KeyAction::NewCodes, KeyAction::Learned];
+const YIELDING: &[KeyAction] = &[
+    KeyAction::NewCodes,
+    KeyAction::Learned,
+    KeyAction::Approve,
+    KeyAction::EditDraft,
+    KeyAction::Discard,
+    KeyAction::Regenerate,
+    KeyAction::ToggleMode,
+    KeyAction::Compose,
+    KeyAction::Preview,
+];
 
 impl Keymap {
     /// Defaults with some actions rebound, from `(action_name, keys)` pairs.
@@ -570,6 +622,50 @@ mod tests {
                 Keymap::from_overrides(&[(action.into(), key.into())]).is_err(),
                 "{action} = {key}"
             );
+        }
+    }
+
+    #[test]
+    fn a_config_from_before_drafts_still_loads() {
+        // Every draft key given to an older action: the draft action yields it.
+        let older = [
+            ("pause", "a"),
+            ("resume", "i"),
+            ("filter", "x"),
+            ("kill_switch", "R"),
+            ("help", "m"),
+            ("toggle_enabled", "c"),
+            ("bottom", "w"),
+        ];
+        let overrides: Vec<(String, String)> = older
+            .iter()
+            .map(|(a, k)| ((*a).to_owned(), (*k).to_owned()))
+            .collect();
+        let map = Keymap::from_overrides(&overrides).unwrap();
+        for (action, key) in older {
+            let key = parse_key(key).unwrap();
+            assert_eq!(
+                map.action_for(&key),
+                KeyAction::from_name(action),
+                "{action}"
+            );
+        }
+        for action in [
+            KeyAction::Approve,
+            KeyAction::EditDraft,
+            KeyAction::Discard,
+            KeyAction::Regenerate,
+            KeyAction::ToggleMode,
+            KeyAction::Compose,
+            KeyAction::Preview,
+        ] {
+            assert!(map.keys_for(action).is_empty(), "{}", action.name());
+        }
+        // The draft keys clash with no older default.
+        let defaults = Keymap::default();
+        for key in ["a", "i", "x", "R", "m", "c", "w"] {
+            let action = defaults.action_for(&parse_key(key).unwrap());
+            assert!(action.is_some_and(|a| YIELDING.contains(&a)), "{key}");
         }
     }
 

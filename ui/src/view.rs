@@ -1,6 +1,6 @@
 //! Whole-screen layout: status bar, contacts | conversation (and the learned
-//! panel when shown), event log, key hints, then whichever overlay the mode or
-//! login state calls for.
+//! panel when shown, and the selected contact's draft or the editor under it),
+//! event log, key hints, then whichever overlay the mode or login state calls for.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -11,7 +11,8 @@ use ratatui::widgets::Widget;
 use crate::keymap::KeyAction;
 use crate::model::{Mode, Model};
 use crate::widgets::{
-    self, contacts, conversation, event_log, gateway_login, help, learned, prompt, qr, status_bar,
+    self, contacts, conversation, draft, event_log, gateway_login, help, learned, preview, prompt,
+    qr, status_bar,
 };
 
 /// Narrowest terminal the dashboard draws in.
@@ -51,6 +52,8 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
     };
     crate::llm::panel::render_banner(model, banner, buf);
     let llm = crate::llm::panel::place(model, &mut left, &mut right, &mut events);
+    // The draft or the editor goes first: the operator must see what they decide.
+    let draft_panel = draft::place(model, &mut right);
     // What the twin learned, when shown, under the conversation or in its place.
     let learned_panel = learned::place(model, &mut right);
     contacts::render(model, left, buf);
@@ -63,6 +66,9 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
     }
     if let Some(panel) = learned_panel {
         learned::render(model, panel, buf);
+    }
+    if let Some(panel) = draft_panel {
+        draft::render(model, panel, buf);
     }
     hints(model, footer, buf);
     overlays(model, area, buf);
@@ -97,7 +103,8 @@ fn overlays(model: &Model, area: Rect, buf: &mut Buffer) {
         qr::render(model, code, area, buf);
     }
     match &model.mode {
-        Mode::Normal | Mode::Filter => {}
+        Mode::Normal | Mode::Filter | Mode::Editor { .. } => {}
+        Mode::Preview { contact_id, state } => preview::render(model, contact_id, state, area, buf),
         Mode::Help => help::render(model, area, buf),
         Mode::PauseDurationPrompt {
             contact_id,
@@ -158,6 +165,17 @@ pub fn hint_pairs(model: &Model) -> Vec<(String, String)> {
                 key(model, KeyAction::Up)
             );
             let mut pairs = vec![(move_keys, "move".to_string())];
+            let waiting = model
+                .selected_contact()
+                .is_some_and(|c| model.drafts.for_contact(&c.id).is_some());
+            if waiting {
+                let draft = [
+                    (KeyAction::Approve, "send"),
+                    (KeyAction::EditDraft, "edit"),
+                    (KeyAction::Discard, "discard"),
+                ];
+                pairs.extend(draft.iter().map(|(a, w)| (key(model, *a), w.to_string())));
+            }
             let rest = [
                 (KeyAction::NextPane, "pane"),
                 (KeyAction::Pause, "pause"),
@@ -166,6 +184,9 @@ pub fn hint_pairs(model: &Model) -> Vec<(String, String)> {
                 (KeyAction::KillSwitch, "kill"),
                 (KeyAction::Filter, "filter"),
                 (KeyAction::Learned, "learned"),
+                (KeyAction::ToggleMode, "mode"),
+                (KeyAction::Compose, "write"),
+                (KeyAction::Preview, "preview"),
                 (KeyAction::Help, "help"),
                 (KeyAction::Quit, "quit"),
             ];
@@ -186,6 +207,13 @@ pub fn hint_pairs(model: &Model) -> Vec<(String, String)> {
             ("esc", "cancel"),
         ]),
         Mode::ConfirmKill { .. } => fixed(&[("y", "confirm"), ("n/esc", "cancel")]),
+        Mode::Editor { .. } => fixed(&[
+            ("enter", "send"),
+            ("alt-enter", "new line"),
+            ("ctrl-u", "clear"),
+            ("esc", "cancel"),
+        ]),
+        Mode::Preview { .. } => fixed(&[("esc", "close")]),
         Mode::Quitting { .. } => fixed(&[("ctrl-c", "force quit")]),
     }
 }
@@ -194,7 +222,9 @@ fn hints(model: &Model, area: Rect, buf: &mut Buffer) {
     let t = &model.theme;
     let mut pairs = hint_pairs(model);
     // Drop the least needed hints first; help and quit always stay visible.
-    for drop in ["learned", "pane", "move", "filter", "on/off", "resume"] {
+    for drop in [
+        "preview", "write", "mode", "learned", "pane", "move", "filter", "on/off", "resume",
+    ] {
         if hints_width(&pairs) <= usize::from(area.width) {
             break;
         }

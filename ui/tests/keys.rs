@@ -275,7 +275,7 @@ fn dirty_flags() {
     let mut m = three();
     assert!(update(&mut m, key('j')).dirty);
     assert!(
-        !update(&mut m, key('x')).dirty,
+        !update(&mut m, key('z')).dirty,
         "unbound key changes nothing"
     );
     assert!(

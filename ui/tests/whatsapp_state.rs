@@ -277,7 +277,7 @@ fn the_help_lists_the_new_codes_key() {
     update(&mut m, key('?'));
     let text = screen_text(&draw(&m, 80, 24));
     assert!(
-        text.contains("n         new login codes (when they ran out)"),
+        text.contains("n          new login codes (ran out)"),
         "{text}"
     );
 }

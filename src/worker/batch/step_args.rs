@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 
 use super::Written;
+use crate::schema::drafts::{self as draft_keys, ReplyMode};
 use crate::schema::{self, Direction, MessageEvent, QueueMessage};
 use crate::store::functions::{Call, Step};
 use crate::worker::WorkerConfig;
@@ -35,6 +36,40 @@ fn kind(g: &ParsedEntry) -> &'static str {
     }
 }
 
+/// What the steps that may keep a reply as a draft need: the `reply_mode`
+/// setting (for contacts without a mode) and a draft's lifetime.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::worker) struct Drafting {
+    /// The `reply_mode` setting.
+    pub(in crate::worker) setting: ReplyMode,
+    /// How long a draft waits, ms.
+    pub(in crate::worker) ttl_ms: i64,
+}
+
+impl Drafting {
+    /// The drafting settings of a worker.
+    pub(in crate::worker) fn of(cfg: &WorkerConfig) -> Self {
+        Self {
+            setting: cfg.reply_mode,
+            ttl_ms: cfg.draft_ttl_ms,
+        }
+    }
+
+    /// Adds the draft keys, after the step's own keys.
+    fn add_keys(call: &mut Call) {
+        call.key(draft_keys::modes_key())
+            .key(draft_keys::drafts_key())
+            .key(draft_keys::regenerate_key());
+    }
+
+    /// Adds the drafting arguments, after the step's own arguments.
+    fn add_args(self, call: &mut Call) {
+        call.arg(self.setting.as_str())
+            .arg(self.ttl_ms)
+            .arg(draft_keys::channel_drafts());
+    }
+}
+
 /// Decides `entries` with the decide step, each with its reply when an instant
 /// engine wrote one before the decision.
 pub(super) async fn decide(
@@ -50,8 +85,9 @@ pub(super) async fn decide(
         .key(schema::queue_messages())
         .key(schema::contacts_activity())
         .key(schema::stats())
-        .key(schema::queue_responses())
-        .arg(&cfg.group)
+        .key(schema::queue_responses());
+    Drafting::add_keys(&mut inv);
+    inv.arg(&cfg.group)
         .arg(cfg.takeover_ms)
         .arg(schema::RATE_LIMIT_MAX)
         .arg(schema::RATE_LIMIT_WINDOW_S)
@@ -66,6 +102,7 @@ pub(super) async fn decide(
         .arg(schema::HISTORY_TTL_OTHER_MS)
         .arg(schema::CONTACTS_ACTIVITY_CAP)
         .arg(if cfg.rate_counted_elsewhere { "1" } else { "0" });
+    Drafting::of(cfg).add_args(&mut inv);
     for (g, reply) in entries {
         inv.arg(g.stream_id())
             .arg(g.message_id())
@@ -94,6 +131,7 @@ pub(super) async fn decide(
 pub(in crate::worker) async fn commit(
     con: &mut ConnectionManager,
     group: &str,
+    drafting: Drafting,
     written: &[(&ParsedEntry, Written)],
     asleep: bool,
 ) -> Result<ScriptReply<Committed>> {
@@ -108,14 +146,16 @@ pub(in crate::worker) async fn commit(
         .key(schema::optin_contacts())
         .key(schema::queue_messages())
         .key(schema::queue_responses())
-        .key(schema::stats())
-        .arg(group)
+        .key(schema::stats());
+    Drafting::add_keys(&mut inv);
+    inv.arg(group)
         .arg(schema::HANDLED_BUCKET_MS)
         .arg(schema::HISTORY_LEN)
         .arg(schema::QUEUE_RESPONSES_CAP)
         .arg(schema::channel_messages())
         .arg(if asleep { "1" } else { "0" })
         .arg(schema::HISTORY_TTL_ENABLED_MS);
+    drafting.add_args(&mut inv);
     for (_, w) in written {
         inv.arg(&w.stream_id)
             .arg(&w.message_id)

@@ -38,6 +38,7 @@ impl<E: ReplyEngine> Worker<E> {
                     self.warn_once(&warnings);
                     match result {
                         Committed::Sent => outcome.answered += 1,
+                        Committed::Drafted => outcome.drafted += 1,
                         Committed::Duplicate | Committed::Withheld => outcome.skipped += 1,
                         Committed::Failed(why) => failed.push(batch::dead_letter_of(&entry, &why)),
                     }

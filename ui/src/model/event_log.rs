@@ -24,6 +24,8 @@ pub enum LogKind {
     Connection,
     /// An unparseable payload arrived.
     Malformed,
+    /// A draft arrived, was decided or expired.
+    Draft,
     /// Anything else.
     Info,
 }
@@ -40,6 +42,7 @@ impl LogKind {
             LogKind::DeadLetter => "DEAD",
             LogKind::Connection => "CONN",
             LogKind::Malformed => "BAD",
+            LogKind::Draft => "DRAFT",
             LogKind::Info => "INFO",
         }
     }

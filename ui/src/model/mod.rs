@@ -2,8 +2,9 @@
 //!
 //! [`Model`] and its counters live here; each of its parts has a room of its
 //! own: contacts and their pauses, the contact index that orders and filters
-//! them, conversations, the event log, the WhatsApp login and gateway, and the
-//! interaction modes. Every item is re-exported here, so `model::X` is the path.
+//! them, conversations, the event log, the WhatsApp login and gateway, draft
+//! mode and its editor, and the interaction modes. Every item is re-exported
+//! here, so `model::X` is the path.
 //!
 //! Some types mirror the engine's (the pause reasons, the gateway's phases, a
 //! few limits): this crate never links the engine, so each mirror says what it
@@ -12,6 +13,8 @@
 mod contact_index;
 mod contacts;
 mod conversation;
+mod drafts;
+mod editor;
 mod event_log;
 mod gateway;
 mod learned;
@@ -27,10 +30,12 @@ pub use contacts::{
     ALL_CONTACTS, Contact, LIVE_ONLY_KEEP_MS, MAX_LIVE_ONLY, Pause, PauseReason, RATE_LIMIT,
 };
 pub use conversation::{Author, ChatMessage, Conversation, MAX_MESSAGES};
+pub use drafts::{Draft, DraftChange, Drafts, DraftsRead, ReplyMode};
+pub use editor::{Editor, MAX_EDITOR_CHARS};
 pub use event_log::{LogEntry, LogKind, MAX_EVENTS};
 pub use gateway::{GatewayPhase, GatewayState, QrCode};
 pub use learned::{LastEval, LearnedProfile, LearnedView, MAX_MEASURES, MAX_TOP, Measure, Scale};
-pub use mode::{Mode, PAUSE_CHOICES, PAUSE_CUSTOM_INDEX, Pane};
+pub use mode::{EditTarget, Mode, PAUSE_CHOICES, PAUSE_CUSTOM_INDEX, Pane, PreviewState};
 
 /// Most services whose status is kept from `events:status`.
 pub const MAX_SERVICES: usize = 8;
@@ -98,6 +103,10 @@ pub struct Model {
     pub learned: Option<LearnedView>,
     /// The learned panel is shown (toggled by its key).
     pub show_learned: bool,
+    /// Draft mode: the waiting drafts and each contact's reply mode.
+    pub drafts: Drafts,
+    /// Ring the terminal's bell when a draft arrives (the `bell` setting).
+    pub bell: bool,
     /// Lookup and display order of `contacts`, kept in step by `update`.
     index: ContactIndex,
 }

@@ -1,5 +1,7 @@
 //! How the operator is interacting: the focused pane and the active overlay or prompt.
 
+use super::editor::Editor;
+
 /// Pane with keyboard focus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Pane {
@@ -57,9 +59,63 @@ pub enum Mode {
         /// The state that `y` will request.
         on: bool,
     },
+    /// Writing in the inline editor: a draft being edited, or the operator's
+    /// own message.
+    Editor {
+        /// What Enter does with the text.
+        target: EditTarget,
+        /// The text and cursor.
+        editor: Editor,
+    },
+    /// What the twin would answer the contact now (nothing is sent).
+    Preview {
+        /// The contact asked about.
+        contact_id: String,
+        /// The answer, once the binary computed it.
+        state: PreviewState,
+    },
     /// Quit requested; waiting for the worker to drain.
     Quitting {
         /// Progress text shown to the user.
         progress: String,
     },
+}
+
+/// What the editor's text is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EditTarget {
+    /// The draft `draft_id` of `contact_id`: Enter approves it with the text.
+    Draft {
+        /// The contact it answers.
+        contact_id: String,
+        /// The draft being edited.
+        draft_id: String,
+        /// The draft as the twin wrote it (unchanged text approves it as is).
+        original: String,
+    },
+    /// The operator's own message to `contact_id`: Enter sends it as them.
+    Compose {
+        /// The contact written to.
+        contact_id: String,
+    },
+}
+
+impl EditTarget {
+    /// The contact the text goes to.
+    pub fn contact_id(&self) -> &str {
+        match self {
+            EditTarget::Draft { contact_id, .. } | EditTarget::Compose { contact_id } => contact_id,
+        }
+    }
+}
+
+/// Where a preview of the twin's answer is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PreviewState {
+    /// Asked; the engine is writing.
+    Waiting,
+    /// What the twin would answer.
+    Ready(String),
+    /// Why there is no answer (no message to answer, the engine failed).
+    Failed(String),
 }

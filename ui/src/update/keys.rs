@@ -20,6 +20,8 @@ pub(super) fn on_key(model: &mut Model, key: KeyInput) -> UpdateResult {
             custom,
         } => pause_prompt_key(model, key, contact_id, selected, custom),
         Mode::ConfirmKill { on } => confirm_kill_key(model, key, on),
+        Mode::Editor { target, editor } => super::drafts::editor_key(model, key, target, editor),
+        Mode::Preview { .. } => super::drafts::preview_key(model, key),
         Mode::Quitting { .. } => UpdateResult::clean(),
     }
 }
@@ -81,6 +83,13 @@ fn normal_key(model: &mut Model, key: KeyInput) -> UpdateResult {
         }
         KeyAction::NewCodes => super::gateway::on_new_codes_key(model),
         KeyAction::Learned => super::learned::toggle(model),
+        KeyAction::Approve
+        | KeyAction::EditDraft
+        | KeyAction::Discard
+        | KeyAction::Regenerate
+        | KeyAction::ToggleMode
+        | KeyAction::Compose
+        | KeyAction::Preview => super::drafts::on_key_action(model, action),
         KeyAction::Quit => quit(model),
     }
 }
@@ -277,6 +286,9 @@ fn confirm_kill_key(model: &mut Model, key: KeyInput, on: bool) -> UpdateResult 
 }
 
 pub(super) fn on_paste(model: &mut Model, text: &str) -> UpdateResult {
+    if matches!(model.mode, Mode::Editor { .. }) {
+        return super::drafts::editor_paste(model, text);
+    }
     let clean = sanitize::clean(text, MAX_FILTER);
     match &mut model.mode {
         Mode::Filter => {

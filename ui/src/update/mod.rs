@@ -2,10 +2,12 @@
 //!
 //! Split by what the event is about: [`keys`] (key presses and pastes, the
 //! operator's side), [`time`] (ticks and countdowns), [`data`] (what the
-//! binary reads from Redis, the feed and the worker) and [`learned`] (what the
-//! twin learned for the selected contact).
+//! binary reads from Redis, the feed and the worker), [`learned`] (what the
+//! twin learned for the selected contact) and [`drafts`] (draft mode, its
+//! editor and the preview).
 
 mod data;
+mod drafts;
 mod gateway;
 mod keys;
 mod learned;
@@ -43,7 +45,7 @@ pub enum PauseAction {
 pub enum Event {
     /// A key press.
     Key(KeyInput),
-    /// Pasted text (used only while typing a filter or custom duration).
+    /// Pasted text (used while typing a filter, a custom duration or in the editor).
     Paste(String),
     /// Time passed.
     Tick {
@@ -121,6 +123,25 @@ pub enum Event {
     /// The WhatsApp gateway's state (`GATEWAY:{userId}`) changed; `None`: its
     /// key is gone (expired or deleted).
     GatewayState(Option<crate::model::GatewayState>),
+    /// Draft mode re-read: the waiting drafts and the modes; replaces what the
+    /// model holds.
+    Drafts(crate::model::DraftsRead),
+    /// A draft changed (`events:drafts`).
+    DraftEvent {
+        /// What happened to it.
+        change: crate::model::DraftChange,
+        /// The draft.
+        draft_id: String,
+        /// The contact it answers.
+        contact_id: String,
+    },
+    /// What the twin would answer `contact_id` (the preview the operator asked for).
+    Preview {
+        /// The contact asked about.
+        contact_id: String,
+        /// The reply, or why there is none.
+        reply: Result<String, String>,
+    },
     /// Terminal resized; always redraw.
     Resize,
 }
@@ -155,6 +176,52 @@ pub enum Action {
     /// Ask the WhatsApp gateway for a new round of login codes
     /// (`GATEWAYREQ:{userId}` = `new_codes`), after they ran out.
     RequestNewCodes,
+    /// Send the draft `draft_id`: as written, or `text` when it was edited.
+    /// The operator's decision: sent even while the contact is paused.
+    Approve {
+        /// The contact it answers.
+        contact_id: String,
+        /// The draft.
+        draft_id: String,
+        /// The edited text; `None`: as the twin wrote it.
+        text: Option<String>,
+    },
+    /// Drop the draft `draft_id` unsent.
+    Discard {
+        /// The contact it answers.
+        contact_id: String,
+        /// The draft.
+        draft_id: String,
+    },
+    /// Ask the worker for a new draft in place of `draft_id`.
+    Regenerate {
+        /// The contact it answers.
+        contact_id: String,
+        /// The draft.
+        draft_id: String,
+    },
+    /// Put a contact in auto or draft mode.
+    SetMode {
+        /// Contact id.
+        contact_id: String,
+        /// New mode.
+        mode: crate::model::ReplyMode,
+    },
+    /// Send the operator's own words to a contact, as them.
+    SendAsOwner {
+        /// Contact id.
+        contact_id: String,
+        /// The message.
+        text: String,
+    },
+    /// Compute what the twin would answer a contact now, sending nothing;
+    /// the answer comes back as [`Event::Preview`].
+    Preview {
+        /// Contact id.
+        contact_id: String,
+    },
+    /// Ring the terminal's bell (a draft arrived and `bell` is on).
+    Bell,
     /// Drain and exit. Sent again if the user insists (e.g. a second Ctrl-C).
     Quit,
 }
@@ -234,6 +301,13 @@ pub fn update(model: &mut Model, event: Event) -> UpdateResult {
         Event::SetupWarning(text) => data::on_setup_warning(model, text),
         Event::WorkerProgress(state) => data::on_worker(model, state),
         Event::GatewayState(state) => gateway::on_state(model, state),
+        Event::Drafts(read) => drafts::on_read(model, read),
+        Event::DraftEvent {
+            change,
+            draft_id,
+            contact_id,
+        } => drafts::on_event(model, change, &draft_id, &contact_id),
+        Event::Preview { contact_id, reply } => drafts::on_preview(model, &contact_id, reply),
         Event::Resize => UpdateResult::dirty(),
     }
 }

@@ -1,4 +1,5 @@
-//! Contacts pane: two rows per contact (name + rate, then state).
+//! Contacts pane: two rows per contact (name, a pen when a draft waits, and
+//! rate; then state and reply mode).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,7 +9,7 @@ use ratatui::widgets::Widget;
 
 use super::{pane_block, put_line};
 use crate::format;
-use crate::model::{Contact, Mode, Model, Pane, RATE_LIMIT};
+use crate::model::{Contact, Mode, Model, Pane, RATE_LIMIT, ReplyMode};
 use crate::text;
 use crate::theme::Theme;
 
@@ -75,12 +76,18 @@ fn draw_contact(
     let width = usize::from(inner.width);
     let rate = format!("{}/{RATE_LIMIT}", c.rate_count);
     let marker = if c.enabled { "● " } else { "○ " };
-    let name_cols = width.saturating_sub(text::width(&rate) + 3);
+    let pen = if model.drafts.for_contact(&c.id).is_some() {
+        "✎ "
+    } else {
+        ""
+    };
+    let name_cols = width.saturating_sub(text::width(&rate) + text::width(pen) + 3);
     let name = text::fit(c.display_name(), name_cols);
     let first = Line::from(vec![
         Span::styled(marker, if c.enabled { t.ok } else { t.dim }),
         Span::styled(name, t.title),
         Span::raw(" "),
+        Span::styled(pen, t.warn),
         Span::styled(rate, rate_style(c.rate_count, t)),
     ]);
     let mut second = vec![Span::raw("  ")];
@@ -116,7 +123,8 @@ fn rate_style(count: u32, t: &Theme) -> Style {
     }
 }
 
-/// State words: `kill switch`, `paused 14:59 manual`, `disabled`, `active`.
+/// State words: `kill switch`, `paused 14:59 manual`, `disabled`, then
+/// `draft waiting` or `draft mode`; `active` when none applies.
 pub fn state_spans(model: &Model, c: &Contact) -> Vec<Span<'static>> {
     let t = &model.theme;
     let mut spans = Vec::new();
@@ -137,6 +145,13 @@ pub fn state_spans(model: &Model, c: &Contact) -> Vec<Span<'static>> {
     if !c.enabled {
         push_sep(&mut spans, t);
         spans.push(Span::styled("disabled", t.dim));
+    }
+    if model.drafts.for_contact(&c.id).is_some() {
+        push_sep(&mut spans, t);
+        spans.push(Span::styled("draft waiting", t.warn));
+    } else if model.drafts.mode_of(&c.id) == ReplyMode::Draft {
+        push_sep(&mut spans, t);
+        spans.push(Span::styled("draft mode", t.text));
     }
     if spans.is_empty() {
         spans.push(Span::styled("active", t.ok));

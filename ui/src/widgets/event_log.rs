@@ -52,7 +52,7 @@ pub fn render(model: &Model, area: Rect, buf: &mut Buffer) {
 pub fn kind_style(kind: LogKind, t: &Theme) -> Style {
     match kind {
         LogKind::KillSwitch | LogKind::DeadLetter | LogKind::Malformed => t.critical,
-        LogKind::Connection => t.warn,
+        LogKind::Connection | LogKind::Draft => t.warn,
         LogKind::Pause | LogKind::Takeover | LogKind::RateLimit => t.paused,
         LogKind::Resume => t.ok,
         LogKind::Info => t.dim,

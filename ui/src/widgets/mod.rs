@@ -2,11 +2,14 @@
 
 pub mod contacts;
 pub mod conversation;
+pub mod draft;
+pub mod editor;
 pub mod event_log;
 pub mod gateway_login;
 pub mod gauge;
 pub mod help;
 pub mod learned;
+pub mod preview;
 pub mod prompt;
 pub mod qr;
 pub mod status_bar;

@@ -250,6 +250,11 @@ fn counters_line(model: &Model, width: u16) -> Line<'static> {
     spans.push(counter(t, "dead", s.dead_letters, true));
     spans.push(counter(t, "subs", s.subscribers, false));
     spans.push(counter(t, "bad", s.malformed_payloads, true));
+    // What waits for the operator, shown only when something does.
+    let drafts = model.drafts.count() as u64;
+    if drafts > 0 {
+        spans.push(counter(t, "drafts", drafts, true));
+    }
     Line::from(spans)
 }
 

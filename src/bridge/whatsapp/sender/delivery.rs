@@ -1,6 +1,10 @@
 //! One reply's way out: the pauses re-checked, the send budget spent,
 //! "typing..." for its delay, the claim (`SENTREPLY:`, `SENDFAIL:`'s WhatsApp
-//! id, the `SENT:` mark), the send, then its record and its echo.
+//! id, the `SENT:` mark), the send, then its record and its echo. The
+//! operator's own words (`fromOwner`) skip the pauses and "typing...", an
+//! approved draft (`approved`) the pauses: the person decided. Their echo is
+//! the twin's kind (`SENT:`), so it is neither recorded twice nor taken for a
+//! second takeover.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +64,7 @@ impl<L: Link> Sender<L> {
             return self.give_up(reply, why).await;
         }
         let sent = claim.is_some_and(|c| !c.starts_with(SENDING));
-        if sent || !self.allowed(&reply.contact_id).await? {
+        if sent || !self.may_send(reply).await? {
             self.ack(reply).await?;
             return Ok(Delivered::Done);
         }
@@ -84,7 +88,8 @@ impl<L: Link> Sender<L> {
         } else {
             Duration::ZERO
         };
-        if !self.type_for(&address, &reply.contact_id, delay).await? {
+        let typed = reply.from_owner || self.type_for(&address, reply, delay).await?;
+        if !typed {
             self.link.paused(&address).await.ok();
             tracing::info!(
                 "whatsapp gateway: reply {} withheld (paused while typing)",
@@ -96,7 +101,7 @@ impl<L: Link> Sender<L> {
         if !self.serving() {
             // The lease or the connection went while this reply waited: its next
             // holder sends it.
-            self.link.paused(&address).await.ok();
+            self.stop_typing(&address, reply).await;
             return Ok(Delivered::Retry(self.opts.send_retry));
         }
         let reused = failures.wa_id.is_some();
@@ -133,7 +138,7 @@ impl<L: Link> Sender<L> {
             return self.lost_claim(reply, &previous, &message_id, reused).await;
         }
         if let Err(e) = self.link.send_text(&address, &wa_id, &reply.content).await {
-            self.link.paused(&address).await.ok();
+            self.stop_typing(&address, reply).await;
             return self.failed_send(reply, &wa_id, &e).await;
         }
         // From here to the echo nothing may stop this task: a stop waits for the
@@ -153,9 +158,16 @@ impl<L: Link> Sender<L> {
         self.record_sent(&reply.reply_id, &echo.message_id).await;
         self.commit_echo(&echo).await;
         drop(recording);
-        self.link.paused(&address).await.ok();
+        self.stop_typing(&address, reply).await;
         self.ack(reply).await?;
         Ok(Delivered::Done)
+    }
+
+    /// Clears "typing..." after the twin's reply; the operator's words showed none.
+    async fn stop_typing(&self, address: &str, reply: &Reply) {
+        if !reply.from_owner {
+            self.link.paused(address).await.ok();
+        }
     }
 
     /// Waits until the send budget has a token, and takes it.
@@ -175,10 +187,11 @@ impl<L: Link> Sender<L> {
     }
 
     /// Shows "typing..." for `delay`, refreshed; false when a pause came
-    /// meanwhile. It ends early when the lease or the connection goes (the
-    /// caller then leaves the reply pending), so the next holder's "typing..."
-    /// is not shown twice, nor cleared by ours.
-    async fn type_for(&mut self, address: &str, contact_id: &str, delay: Duration) -> Result<bool> {
+    /// meanwhile that holds for `reply` ([`Sender::may_send`]). It ends early
+    /// when the lease or the connection goes (the caller then leaves the reply
+    /// pending), so the next holder's "typing..." is not shown twice, nor
+    /// cleared by ours.
+    async fn type_for(&mut self, address: &str, reply: &Reply, delay: Duration) -> Result<bool> {
         let until = tokio::time::Instant::now() + delay;
         loop {
             if let Err(e) = self.link.composing(address).await {
@@ -195,12 +208,12 @@ impl<L: Link> Sender<L> {
                 if !self.serving() {
                     return Ok(true);
                 }
-                if !self.allowed(contact_id).await? {
+                if !self.may_send(reply).await? {
                     return Ok(false);
                 }
             }
             if tokio::time::Instant::now() >= until {
-                return self.allowed(contact_id).await;
+                return self.may_send(reply).await;
             }
         }
     }

@@ -124,6 +124,12 @@ struct Reply {
     contact_id: String,
     content: String,
     delay: Duration,
+    /// The operator's own words: sent as the person, without "typing...",
+    /// whatever the pauses and the opt-in say.
+    from_owner: bool,
+    /// An approved draft: the operator decided, so it goes whatever the pauses
+    /// and the opt-in say.
+    approved: bool,
     /// The entry's fields, bounded, for a dead letter.
     fields: Vec<(String, String)>,
 }
@@ -131,12 +137,19 @@ struct Reply {
 impl Reply {
     fn of(entry: &StreamId) -> Self {
         let get = |f: &str| entry.get::<String>(f).unwrap_or_default();
+        let from_owner = get(response_fields::FROM_OWNER) == "true";
         Self {
             stream_id: entry.id.clone(),
             reply_id: get(response_fields::REPLY_ID),
             contact_id: get(response_fields::CONTACT_ID),
             content: get(response_fields::CONTENT),
-            delay: pacing::typing_delay(&get(response_fields::DELAY_MS)),
+            delay: if from_owner {
+                Duration::ZERO
+            } else {
+                pacing::typing_delay(&get(response_fields::DELAY_MS))
+            },
+            from_owner,
+            approved: get(response_fields::APPROVED) == "true",
             fields: crate::entry::raw_fields(&entry.map),
         }
     }
@@ -360,6 +373,16 @@ impl<L: Link> Sender<L> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `reply` may go now: the operator's own words and the drafts
+    /// they approved always may (the person decided, as when typing on the
+    /// phone); the twin's own replies when [`Self::allowed`].
+    async fn may_send(&mut self, reply: &Reply) -> Result<bool> {
+        if reply.from_owner || reply.approved {
+            return Ok(true);
+        }
+        self.allowed(&reply.contact_id).await
     }
 
     /// Not killed, not paused, opted in.

@@ -1,0 +1,137 @@
+//! The drafts' keeper, a task beside the worker's loop (issue 21): twice a
+//! second it moves the drafts not decided within `draft_ttl` to
+//! `QUEUE:deadletter` (never sent), and writes again, one at a time, the drafts
+//! the operator asked for (`R`, `regenerate`): a new reply to the contact's
+//! latest message, in the place of the old draft, under the commit step's checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use redis::aio::ConnectionManager;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::batch;
+use super::learned::LearnedCache;
+use super::parsed_entry::ParsedEntry;
+use super::personas::Personas;
+use super::{Worker, WorkerStatus};
+use crate::conversation::Speaker;
+use crate::entry::CheckedEntry;
+use crate::reply::ReplyEngine;
+use crate::schema::{self, Direction};
+use crate::store;
+use crate::store::drafts::sweep::{self, NewDraft, Regeneration, Rewritten};
+
+/// How often the keeper looks.
+const EVERY: Duration = Duration::from_millis(500);
+/// Drafts expired per step.
+const EXPIRE_BATCH: usize = 100;
+/// Requests taken per look: each is a call of the engine.
+const TAKE: usize = 8;
+
+/// What the keeper works with: the worker's engine, what was learned, a
+/// connection and a persona resolver of its own.
+pub(super) struct Keeper<E> {
+    engine: Arc<E>,
+    con: ConnectionManager,
+    learned: Arc<LearnedCache>,
+    personas: Personas,
+    ttl_ms: i64,
+    status: watch::Receiver<WorkerStatus>,
+}
+
+impl<E: ReplyEngine> Worker<E> {
+    /// The keeper of this worker's drafts.
+    pub(super) fn keeper(&self) -> Keeper<E> {
+        Keeper {
+            engine: Arc::clone(&self.engine),
+            con: self.con.clone(),
+            learned: Arc::clone(&self.learned),
+            personas: Personas::new(&self.cfg.default_persona, &self.cfg.user_id),
+            ttl_ms: self.cfg.draft_ttl_ms,
+            status: self.status.subscribe(),
+        }
+    }
+}
+
+/// Runs `keeper` until aborted.
+pub(super) fn spawn<E: ReplyEngine>(mut keeper: Keeper<E>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(EVERY).await;
+            if let Err(e) = keeper.expire().await {
+                tracing::debug!("drafts not expired this time: {e:#}");
+            }
+            if let Err(e) = keeper.regenerate().await {
+                tracing::debug!("drafts not written again this time: {e:#}");
+            }
+        }
+    })
+}
+
+impl<E: ReplyEngine> Keeper<E> {
+    /// Expires every draft past its time, a batch per step.
+    async fn expire(&mut self) -> Result<()> {
+        loop {
+            let n = sweep::expire(&mut self.con, EXPIRE_BATCH).await?;
+            if n > 0 {
+                tracing::info!("{n} drafts expired unsent (QUEUE:deadletter, reason expired)");
+            }
+            if n < EXPIRE_BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes again the drafts asked for. A request that fails is dropped (the
+    /// draft waits as it was, the operator may ask again): retrying by itself
+    /// would call a paid engine again and again.
+    async fn regenerate(&mut self) -> Result<()> {
+        for r in sweep::take_regenerations(&mut self.con, TAKE).await? {
+            match self.rewrite(&r).await {
+                Ok(done) => tracing::info!("draft {} written again: {done:?}", r.draft_id),
+                Err(e) => tracing::warn!("draft {} not written again: {e:#}", r.draft_id),
+            }
+        }
+        Ok(())
+    }
+
+    async fn rewrite(&mut self, r: &Regeneration) -> Result<Rewritten> {
+        let entry = self.latest_message(r).await?;
+        let persona = self
+            .personas
+            .for_contact(&mut self.con, &r.contact_id)
+            .await?;
+        let engine = &*self.engine;
+        let w = batch::generate(engine, &mut self.con, &entry, &persona, &self.learned).await?;
+        let new = NewDraft {
+            stream_id: entry.stream_id(),
+            message_id: entry.message_id(),
+            reply_id: &w.reply_id,
+            content: &w.content,
+            persona: &w.persona,
+        };
+        let asleep = self.status.borrow().asleep.is_some();
+        sweep::rewrite(&mut self.con, r, &new, self.ttl_ms, asleep).await
+    }
+
+    /// The contact's latest message as kept in its history, as the entry to answer.
+    async fn latest_message(&mut self, r: &Regeneration) -> Result<ParsedEntry> {
+        let history =
+            store::history::recent(&mut self.con, &r.contact_id, schema::HISTORY_LEN).await?;
+        let Some(last) = history.iter().rev().find(|t| t.speaker == Speaker::Contact) else {
+            bail!("no message of the contact is kept to answer");
+        };
+        let checked = CheckedEntry {
+            message_id: last.message_id.as_str().into(),
+            contact_id: r.contact_id.as_str().into(),
+            content: last.text.as_str().into(),
+            timestamp: last.timestamp,
+            direction: Direction::Incoming,
+            from_me: false,
+        };
+        Ok(ParsedEntry::new(&r.stream_id, &checked))
+    }
+}
