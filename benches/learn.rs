@@ -141,21 +141,8 @@ fn export_text(messages: usize) -> String {
 /// `dd.mm.yyyy, HH:MM` of minutes since the epoch.
 fn header_time(minute: i64) -> String {
     let (days, rest) = (minute.div_euclid(1440), minute.rem_euclid(1440));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = export::civil_from_days(days);
     format!("{d:02}.{m:02}.{y}, {:02}:{:02}", rest / 60, rest % 60)
-}
-
-/// Year, month, day of days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

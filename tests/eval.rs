@@ -431,15 +431,24 @@ async fn model(h: &Harness, pick: fn(&serde_json::Value) -> Step) -> FakeLlm {
     fake
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_that_copies_its_examples_scores_closer_than_the_baseline() {
+/// `secondme eval --json` of 10 held-out replies of a learned chat of 40
+/// exchanges, the model playing `pick`: the harness, the model and the output.
+async fn eval_with(
+    pick: fn(&serde_json::Value) -> Step,
+) -> (Harness, FakeLlm, std::process::Output) {
     let h = learned_chat(40, 10).await;
-    let fake = model(&h, copies_its_first_example).await;
+    let fake = model(&h, pick).await;
     let out = eval(
         &h,
         &["eval", "--contact", CONTACT, "--holdout", "10", "--json"],
     )
     .await;
+    (h, fake, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_copies_its_examples_scores_closer_than_the_baseline() {
+    let (_h, fake, out) = eval_with(copies_its_first_example).await;
     let report = one_report(&out);
     assert_eq!(report["holdout"], 10);
     let (twin, baseline) = (distance(&report, "twin"), distance(&report, "baseline"));
@@ -456,13 +465,7 @@ async fn a_model_that_copies_its_examples_scores_closer_than_the_baseline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_that_ignores_its_prompt_scores_the_same_for_both() {
-    let h = learned_chat(40, 10).await;
-    let _fake = model(&h, formal).await;
-    let out = eval(
-        &h,
-        &["eval", "--contact", CONTACT, "--holdout", "10", "--json"],
-    )
-    .await;
+    let (_h, _fake, out) = eval_with(formal).await;
     let report = one_report(&out);
     let (twin, baseline) = (distance(&report, "twin"), distance(&report, "baseline"));
     assert!(
@@ -477,13 +480,7 @@ async fn a_model_that_ignores_its_prompt_scores_the_same_for_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_held_out_reply_reaches_a_prompt() {
-    let h = learned_chat(40, 10).await;
-    let fake = model(&h, copies_its_first_example).await;
-    let out = eval(
-        &h,
-        &["eval", "--contact", CONTACT, "--holdout", "10", "--json"],
-    )
-    .await;
+    let (_h, fake, out) = eval_with(copies_its_first_example).await;
     one_report(&out);
     let prompts: Vec<String> = fake.requests().iter().map(|r| r.body.to_string()).collect();
     assert_eq!(prompts.len(), 20);
@@ -507,13 +504,7 @@ async fn no_held_out_reply_reaches_a_prompt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_generation_is_counted_and_reported_not_a_crash() {
-    let mut h = learned_chat(40, 10).await;
-    let _fake = model(&h, fails_on_one_message).await;
-    let out = eval(
-        &h,
-        &["eval", "--contact", CONTACT, "--holdout", "10", "--json"],
-    )
-    .await;
+    let (mut h, _fake, out) = eval_with(fails_on_one_message).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report = one_report(&out);
     assert_eq!(

@@ -29,14 +29,10 @@ const OWNER: &str = "Sam Rivera";
 const MARIA: &str = "wa_0000000000000000000maria";
 const BOB: &str = "wa_00000000000000000000bob";
 
-/// Android, day first, 24 h, dotted: an encryption notice, a photo, a deleted
-/// message, "ok" twice in one minute, a continuation line starting with digits.
-const ANDROID: &str = "\
-06.08.2016, 13:20 - Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or listen to them. Tap to learn more.
-06.08.2016, 13:23 - Maria: hey! did you see the zanzibarquokka photo?
-06.08.2016, 13:25 - Sam Rivera: haha yes 😂
-06.08.2016, 13:25 - Sam Rivera: it was so funny.
-06.08.2016, 13:40 - Maria: <Media omitted>
+/// [`ANDROID`] from the dinner question on, where [`LATER`] starts.
+macro_rules! android_from_dinner {
+    () => {
+        "\
 07.08.2016, 09:00 - Maria: are we still on for dinner?
 07.08.2016, 09:12 - Sam Rivera: Yes! see you at 8
 07.08.2016, 09:12 - Sam Rivera: ok
@@ -46,7 +42,22 @@ const ANDROID: &str = "\
 13.08.2016, 18:35 - Maria: I'm late
 10 minutes, sorry
 13.08.2016, 18:36 - Sam Rivera: no worries...
-";
+"
+    };
+}
+
+/// Android, day first, 24 h, dotted: an encryption notice, a photo, a deleted
+/// message, "ok" twice in one minute, a continuation line starting with digits.
+const ANDROID: &str = concat!(
+    "\
+06.08.2016, 13:20 - Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or listen to them. Tap to learn more.
+06.08.2016, 13:23 - Maria: hey! did you see the zanzibarquokka photo?
+06.08.2016, 13:25 - Sam Rivera: haha yes 😂
+06.08.2016, 13:25 - Sam Rivera: it was so funny.
+06.08.2016, 13:40 - Maria: <Media omitted>
+",
+    android_from_dinner!()
+);
 
 /// The same chat as an iPhone exports it: bracketed, with seconds, the U+200E
 /// mark before the notice, the attachment and the deleted message.
@@ -69,19 +80,13 @@ const IOS: &str = "\
 
 /// A later Android export: it starts in the middle of the first one and goes
 /// on with two new messages.
-const LATER: &str = "\
-07.08.2016, 09:00 - Maria: are we still on for dinner?
-07.08.2016, 09:12 - Sam Rivera: Yes! see you at 8
-07.08.2016, 09:12 - Sam Rivera: ok
-07.08.2016, 09:12 - Sam Rivera: ok
-13.08.2016, 18:30 - Maria: This message was deleted
-13.08.2016, 18:31 - Sam Rivera: where are you?
-13.08.2016, 18:35 - Maria: I'm late
-10 minutes, sorry
-13.08.2016, 18:36 - Sam Rivera: no worries...
+const LATER: &str = concat!(
+    android_from_dinner!(),
+    "\
 14.08.2016, 10:02 - Maria: home safe?
 14.08.2016, 10:05 - Sam Rivera: yes, thanks!
-";
+"
+);
 
 /// The owner's text messages of [`ANDROID`], for the figures computed here.
 const OWNER_TEXTS: [&str; 7] = [
@@ -769,6 +774,32 @@ async fn reply(con: &mut ConnectionManager, contact: &str, reply_id: &str, conte
         .expect("xadd reply");
 }
 
+/// A waiting draft as the worker writes it: its hash, its `DRAFTS` member and
+/// a request to have it written again.
+async fn draft(con: &mut ConnectionManager, contact: &str, content: &str) {
+    use schema::drafts::{self as d, fields};
+    let draft_id = d::draft_id(&format!("{contact}_m"));
+    let _: () = con
+        .hset_multiple(
+            d::draft_key(contact),
+            &[
+                (fields::DRAFT_ID, draft_id.as_str()),
+                (fields::CONTACT_ID, contact),
+                (fields::CONTENT, content),
+                (fields::IN_REPLY_TO, "m"),
+                (fields::CREATED_AT, "1"),
+                (fields::EXPIRES_AT, "2"),
+            ],
+        )
+        .await
+        .expect("draft");
+    let _: () = con.zadd(d::drafts_key(), contact, 2).await.expect("index");
+    let _: () = con
+        .hset(d::regenerate_key(), contact, &draft_id)
+        .await
+        .expect("regenerate");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
     let mut h = Harness::start().await;
@@ -853,8 +884,11 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
         )
         .await
         .expect("dead letter");
+    draft(c, MARIA, &said).await;
+    draft(c, BOB, &bob_said).await;
     let before = every_value(c).await;
     let mut planted = vec![
+        schema::drafts::draft_key(MARIA),
         keys::chat_key(MARIA),
         keys::eval_key(MARIA),
         schema::history_key(MARIA),
@@ -881,7 +915,7 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
     let shown = text(&out.stdout);
     for line in [
         "learned messages  12",
-        "keys deleted      7",
+        "keys deleted      8",
         "queued messages   2",
         "replies           1",
         "dead letters      1",
@@ -891,6 +925,7 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
     let after = every_value(&mut h.con).await;
     assert_eq!(holding(&after, MARKER), Vec::<String>::new());
     let mut spared = vec![
+        schema::drafts::draft_key(BOB),
         keys::chat_key(BOB),
         schema::history_key(BOB),
         schema::queue_messages().to_owned(),
@@ -917,6 +952,20 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
         "the overall is Bob's alone now"
     );
     assert_eq!(zcard(c, &keys::chat_key(BOB)).await, 4);
+    let waiting: Vec<String> = c
+        .zrange(schema::drafts::drafts_key(), 0, -1)
+        .await
+        .expect("drafts");
+    assert_eq!(
+        waiting,
+        [BOB],
+        "Maria's draft is out of the index, Bob's stays"
+    );
+    let asked: Vec<String> = c
+        .hkeys(schema::drafts::regenerate_key())
+        .await
+        .expect("requests");
+    assert_eq!(asked, [BOB], "Maria's request to write it again is gone");
 }
 
 /// The key events Redis publishes (`notify-keyspace-events`) while `during`

@@ -14,6 +14,7 @@ mod fake_llm;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::worker::Running;
 use common::{Harness, eventually, incoming, typed_by_person};
 use fake_llm::{FakeLlm, Step};
 use redis::AsyncCommands;
@@ -25,8 +26,7 @@ use secondme::reply::persona_engine::PersonaEngine;
 use secondme::reply::{MAX_TYPING_MS, ReplyEngine, ReplyRequest};
 use secondme::schema::{self, PersonaCache, learned as keys};
 use secondme::store::{learned, persona};
-use secondme::worker::{Worker, WorkerConfig, WorkerStatus};
-use tokio::sync::watch;
+use secondme::worker::WorkerConfig;
 
 const SECOND: Duration = Duration::from_secs(1);
 /// The first line's time: a chat of 2023.
@@ -59,6 +59,16 @@ const BOB: &[(&str, &str)] = &[
 const BOB_THEM: &[&str] = &["zeppelin", "marimba", "xylophone"];
 const BOB_ME: &[&str] = &["glockenspiel", "waffles"];
 
+/// A text line at `ts`, the person's when `me`.
+fn text_line(ts: i64, me: bool, text: &str) -> ChatLine {
+    ChatLine {
+        ts,
+        me,
+        kind: LineKind::Text,
+        text: text.to_owned(),
+    }
+}
+
 /// The chat of `pairs`: each contact message, then the person's answer
 /// [`REPLY_S`] later, an hour apart.
 fn chat(pairs: &[(&str, &str)]) -> Vec<ChatLine> {
@@ -66,12 +76,7 @@ fn chat(pairs: &[(&str, &str)]) -> Vec<ChatLine> {
     for (i, (them, me)) in pairs.iter().enumerate() {
         let at = T0 + i as i64 * 3_600_000;
         for (ts, me, text) in [(at, false, them), (at + REPLY_S * 1000, true, me)] {
-            lines.push(ChatLine {
-                ts,
-                me,
-                kind: LineKind::Text,
-                text: (*text).to_owned(),
-            });
+            lines.push(text_line(ts, me, text));
         }
     }
     lines
@@ -82,6 +87,14 @@ async fn learn_chat(h: &mut Harness, contact: &str, pairs: &[(&str, &str)]) {
         .await
         .expect("learn a chat");
     assert_eq!(added.added, pairs.len() * 2);
+}
+
+/// A harness where Alice's and Bob's chats are learned.
+async fn alice_and_bob_learned() -> Harness {
+    let mut h = Harness::start().await;
+    learn_chat(&mut h, "alice", ALICE).await;
+    learn_chat(&mut h, "bob", BOB).await;
+    h
 }
 
 fn persona() -> PersonaCache {
@@ -100,22 +113,6 @@ fn openai_ok(text: &str) -> String {
     .to_string()
 }
 
-struct Running {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<WorkerStatus>>,
-}
-
-impl Running {
-    async fn stop(self) -> WorkerStatus {
-        let _ = self.stop.send(true);
-        tokio::time::timeout(10 * SECOND, self.task)
-            .await
-            .expect("the worker stops in time")
-            .expect("join")
-            .expect("worker result")
-    }
-}
-
 /// A worker with `engine` and the `[learn]` settings `learn`.
 async fn start<E: ReplyEngine>(h: &mut Harness, engine: E, learn: &LearnConfig) -> Running {
     let mut cfg = WorkerConfig::from_config(&h.config("learning"));
@@ -127,15 +124,7 @@ async fn start<E: ReplyEngine>(h: &mut Harness, engine: E, learn: &LearnConfig) 
     persona::store(&mut h.con, &cfg.default_persona, &persona())
         .await
         .expect("persona");
-    let client = secondme::connection::open_client(&h.server.url()).expect("client");
-    let w = Worker::connect(client, engine, cfg)
-        .await
-        .expect("worker connects");
-    let (stop, stop_rx) = watch::channel(false);
-    Running {
-        stop,
-        task: tokio::spawn(w.run(stop_rx)),
-    }
+    Running::start(&h.server.url(), engine, cfg).await
 }
 
 fn llm(url: &str, learn: &LearnConfig) -> LlmEngine {
@@ -146,6 +135,20 @@ fn llm(url: &str, learn: &LearnConfig) -> LlmEngine {
     LlmEngine::with_key(c, None)
         .expect("engine")
         .with_learning(learn)
+}
+
+/// A worker with the offline engine and the `[learn]` settings `learn`.
+async fn start_offline(h: &mut Harness, learn: LearnConfig) -> Running {
+    start(h, PersonaEngine::new(&learn), &learn).await
+}
+
+/// The `[learn]` settings with `similarity` 0.25: a past exchange sharing a
+/// quarter of the question's weight is close enough.
+fn similar_from_a_quarter() -> LearnConfig {
+    LearnConfig {
+        similarity: 0.25,
+        ..LearnConfig::default()
+    }
 }
 
 /// The `n`-th request's system prompt and its whole body as text.
@@ -194,6 +197,12 @@ async fn response_to(h: &Harness, message_id: &str) -> HashMap<String, String> {
     })
     .await;
     found.unwrap_or_else(|| panic!("no reply to {message_id}"))
+}
+
+/// Sends `text` as `contact`'s message `id`; the reply to it, once written.
+async fn answer(h: &mut Harness, id: &str, contact: &str, text: &str) -> HashMap<String, String> {
+    h.send(&incoming(id, contact, text)).await;
+    response_to(h, id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,9 +292,7 @@ async fn the_prompt_holds_this_chats_closest_exchange_and_nothing_of_another_cha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_without_history_gets_the_overall_profile() {
-    let mut h = Harness::start().await;
-    learn_chat(&mut h, "alice", ALICE).await;
-    learn_chat(&mut h, "bob", BOB).await;
+    let mut h = alice_and_bob_learned().await;
     h.allow(&["carol"]).await;
     let fake = FakeLlm::start(vec![Step::ok(&openai_ok("sure thing"))]).await;
     let learn = LearnConfig::default();
@@ -328,12 +335,9 @@ async fn live_messages_move_the_profile_and_the_twins_replies_are_never_learned(
         .expect("read")
         .expect("a profile");
     assert_eq!(before.samples, ALICE.len() as u64);
-    let learn = LearnConfig::default();
-    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    let w = start_offline(&mut h, LearnConfig::default()).await;
 
-    h.send(&incoming("in1", "alice", "what time do we leave"))
-        .await;
-    let reply = response_to(&h, "in1").await;
+    let reply = answer(&mut h, "in1", "alice", "what time do we leave").await;
     let twin_said = reply[schema::response_fields::CONTENT].clone();
     let long = "ok so here is the whole plan for sunday: we meet at the parking lot by nine, then walk up together";
     h.send(&typed_by_person("me1", "alice", long)).await;
@@ -409,14 +413,9 @@ async fn the_offline_engine_answers_with_the_persons_past_reply_never_twice_in_a
     h.allow(&["alice"]).await;
     // "still going climbing on sunday?" matches a third of the question's
     // weight (its rarer words are the first exchange's alone).
-    let learn = LearnConfig {
-        similarity: 0.25,
-        ..LearnConfig::default()
-    };
-    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    let w = start_offline(&mut h, similar_from_a_quarter()).await;
     let asked = "are we still going climbing at the quarry on sunday?";
-    h.send(&incoming("q1", "alice", asked)).await;
-    let first = response_to(&h, "q1").await;
+    let first = answer(&mut h, "q1", "alice", asked).await;
     assert_eq!(
         first[schema::response_fields::CONTENT],
         "yes!! bringing the blue rope"
@@ -428,17 +427,14 @@ async fn the_offline_engine_answers_with_the_persons_past_reply_never_twice_in_a
         .expect("delay");
     let (low, high) = ((2_000 + 1_500 + 40_000) / 2, (5_000 + 1_500 + 40_000) / 2);
     assert!((low..=high).contains(&delay), "{delay} ms");
-    h.send(&incoming("q2", "alice", asked)).await;
-    let second = response_to(&h, "q2").await;
+    let second = answer(&mut h, "q2", "alice", asked).await;
     assert_eq!(
         second[schema::response_fields::CONTENT],
         "yes yes, 9am at the quarry",
         "the next most similar past reply, not the same twice"
     );
     // Nothing like it was ever asked: today's templates.
-    h.send(&incoming("q3", "alice", "Can you review the contract?"))
-        .await;
-    let third = response_to(&h, "q3").await;
+    let third = answer(&mut h, "q3", "alice", "Can you review the contract?").await;
     assert!(
         third[schema::response_fields::CONTENT].contains("Understood"),
         "{third:?}"
@@ -448,9 +444,7 @@ async fn the_offline_engine_answers_with_the_persons_past_reply_never_twice_in_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_learned_chat_never_stops_a_reply_nor_the_worker() {
-    let mut h = Harness::start().await;
-    learn_chat(&mut h, "alice", ALICE).await;
-    learn_chat(&mut h, "bob", BOB).await;
+    let mut h = alice_and_bob_learned().await;
     // Another program took Alice's chat key for something else.
     let _: () = h.con.del(keys::chat_key("alice")).await.expect("del");
     let _: () = h
@@ -459,23 +453,21 @@ async fn a_foreign_learned_chat_never_stops_a_reply_nor_the_worker() {
         .await
         .expect("set");
     h.allow(&["alice", "bob"]).await;
-    let learn = LearnConfig::default();
-    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    let w = start_offline(&mut h, LearnConfig::default()).await;
     let asked = "are we still going climbing at the quarry on sunday?";
-    h.send(&incoming("f1", "alice", asked)).await;
-    let reply = response_to(&h, "f1").await;
+    let reply = answer(&mut h, "f1", "alice", asked).await;
     assert!(
         reply[schema::response_fields::CONTENT].contains("Understood"),
         "answered from the templates: {reply:?}"
     );
     h.send(&typed_by_person("f2", "alice", "never mind")).await;
-    h.send(&incoming(
+    let bob = answer(
+        &mut h,
         "f3",
         "bob",
         "the zeppelin tickets for the marimba concert arrived",
-    ))
+    )
     .await;
-    let bob = response_to(&h, "f3").await;
     assert_eq!(
         bob[schema::response_fields::CONTENT],
         "wow glockenspiel vibes, count me in",
@@ -581,12 +573,9 @@ async fn forget_wins_over_live_learning_and_only_learned_chats_grow() {
     let mut h = Harness::start().await;
     learn_chat(&mut h, "alice", ALICE).await;
     h.allow(&["alice", "dave"]).await;
-    let learn = LearnConfig::default();
-    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    let w = start_offline(&mut h, LearnConfig::default()).await;
     // The worker has read the learned contacts: Alice among them.
-    h.send(&incoming("in1", "alice", "what time do we leave"))
-        .await;
-    response_to(&h, "in1").await;
+    answer(&mut h, "in1", "alice", "what time do we leave").await;
     let learned_live = eventually(10 * SECOND, || {
         let mut con = h.con.clone();
         async move {
@@ -637,14 +626,9 @@ async fn a_chat_forgotten_then_learned_again_is_the_new_one() {
         .await
         .expect("version");
     h.allow(&["alice"]).await;
-    let learn = LearnConfig {
-        similarity: 0.25,
-        ..LearnConfig::default()
-    };
-    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    let w = start_offline(&mut h, similar_from_a_quarter()).await;
     let asked = "are we still going climbing at the quarry on sunday?";
-    h.send(&incoming("q1", "alice", asked)).await;
-    let first = response_to(&h, "q1").await;
+    let first = answer(&mut h, "q1", "alice", asked).await;
     assert_eq!(
         first[schema::response_fields::CONTENT],
         "yes!! bringing the blue rope"
@@ -655,8 +639,7 @@ async fn a_chat_forgotten_then_learned_again_is_the_new_one() {
         .await
         .expect("version");
     assert_ne!(before, after, "a version never comes back");
-    h.send(&incoming("q2", "alice", asked)).await;
-    let second = response_to(&h, "q2").await;
+    let second = answer(&mut h, "q2", "alice", asked).await;
     assert_eq!(
         second[schema::response_fields::CONTENT],
         "nope, my knee still hurts",
@@ -667,18 +650,15 @@ async fn a_chat_forgotten_then_learned_again_is_the_new_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_offline_engine_never_sends_another_chats_reply() {
-    let mut h = Harness::start().await;
-    learn_chat(&mut h, "alice", ALICE).await;
-    learn_chat(&mut h, "bob", BOB).await;
+    let mut h = alice_and_bob_learned().await;
     h.allow(&["alice"]).await;
     let learn = LearnConfig {
         style_from_other_chats: true,
         similarity: 0.0,
         ..LearnConfig::default()
     };
-    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
-    h.send(&incoming("x1", "alice", BOB[0].0)).await;
-    let reply = response_to(&h, "x1").await;
+    let w = start_offline(&mut h, learn).await;
+    let reply = answer(&mut h, "x1", "alice", BOB[0].0).await;
     let said = &reply[schema::response_fields::CONTENT];
     for (_, bobs) in BOB {
         assert_ne!(said, bobs, "Bob's reply sent to Alice");
@@ -695,11 +675,7 @@ async fn one_batch_never_gets_the_same_past_reply_twice() {
     // Both queued before the worker starts: one batch.
     h.send(&incoming("b1", "alice", asked)).await;
     h.send(&incoming("b2", "alice", asked)).await;
-    let learn = LearnConfig {
-        similarity: 0.25,
-        ..LearnConfig::default()
-    };
-    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
+    let w = start_offline(&mut h, similar_from_a_quarter()).await;
     let first = response_to(&h, "b1").await;
     let second = response_to(&h, "b2").await;
     assert_eq!(
@@ -733,13 +709,8 @@ async fn a_foreign_overall_profile_leaves_each_chat_learned() {
         .expect("type");
     assert_eq!(kind, "hash");
     h.allow(&["alice"]).await;
-    let learn = LearnConfig {
-        similarity: 0.25,
-        ..LearnConfig::default()
-    };
-    let w = start(&mut h, PersonaEngine::new(&learn), &learn).await;
-    h.send(&incoming("o1", "alice", ALICE[0].0)).await;
-    let reply = response_to(&h, "o1").await;
+    let w = start_offline(&mut h, similar_from_a_quarter()).await;
+    let reply = answer(&mut h, "o1", "alice", ALICE[0].0).await;
     assert_eq!(reply[schema::response_fields::CONTENT], ALICE[0].1);
     w.stop().await;
 }
@@ -795,18 +766,12 @@ fn long_chat(n: usize) -> Vec<ChatLine> {
     for i in 0..n {
         let at = T0 + i as i64 * 120_000;
         let w = |k: usize| words[(i * 7 + k * 3) % words.len()];
-        lines.push(ChatLine {
-            ts: at,
-            me: false,
-            kind: LineKind::Text,
-            text: format!("{} {} {}? {i}", w(0), w(1), w(2)),
-        });
-        lines.push(ChatLine {
-            ts: at + 30_000,
-            me: true,
-            kind: LineKind::Text,
-            text: format!("{} {}!", w(3), w(4)),
-        });
+        lines.push(text_line(
+            at,
+            false,
+            &format!("{} {} {}? {i}", w(0), w(1), w(2)),
+        ));
+        lines.push(text_line(at + 30_000, true, &format!("{} {}!", w(3), w(4))));
     }
     lines
 }
@@ -823,12 +788,11 @@ async fn a_live_message_is_cheap_to_learn_in_a_long_chat_and_counts_exactly() {
     let adds = 20;
     let started = std::time::Instant::now();
     for i in 0..adds {
-        let line = ChatLine {
-            ts: last + (i + 1) * 60_000,
-            me: i % 3 != 0,
-            kind: LineKind::Text,
-            text: format!("live {i} haha 😂"),
-        };
+        let line = text_line(
+            last + (i + 1) * 60_000,
+            i % 3 != 0,
+            &format!("live {i} haha 😂"),
+        );
         learned::add_live(&mut h.con, "long", &line, cap)
             .await
             .expect("live add");

@@ -73,16 +73,7 @@ impl ChatModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learn::LineKind;
-
-    fn line(ts: i64, me: bool, text: &str) -> ChatLine {
-        ChatLine {
-            ts,
-            me,
-            kind: LineKind::Text,
-            text: text.into(),
-        }
-    }
+    use crate::learn::fixtures::line;
 
     fn chat() -> Vec<ChatLine> {
         vec![

@@ -220,23 +220,10 @@ pub struct TableRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn line(ts: i64, me: bool, text: &str) -> ChatLine {
-        ChatLine {
-            ts,
-            me,
-            kind: LineKind::Text,
-            text: text.into(),
-        }
-    }
+    use crate::learn::fixtures::{line, line_of};
 
     fn media(ts: i64, me: bool) -> ChatLine {
-        ChatLine {
-            ts,
-            me,
-            kind: LineKind::Media,
-            text: String::new(),
-        }
+        line_of(ts, me, LineKind::Media, "")
     }
 
     /// `n` exchanges, `them{i}` answered by `me{i}`, a minute apart.

@@ -76,23 +76,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn line(ts: i64, me: bool, kind: LineKind, text: &str) -> ChatLine {
-        ChatLine {
-            ts,
-            me,
-            kind,
-            text: text.to_owned(),
-        }
-    }
-
-    fn mine(ts: i64, text: &str) -> ChatLine {
-        line(ts, true, LineKind::Text, text)
-    }
-
-    fn theirs(ts: i64, text: &str) -> ChatLine {
-        line(ts, false, LineKind::Text, text)
-    }
+    use crate::learn::fixtures::{line_of, mine, theirs};
 
     #[test]
     fn each_run_of_theirs_and_the_answer_after_it_is_an_exchange() {
@@ -128,13 +112,13 @@ mod tests {
     fn media_and_deleted_lines_take_their_place_without_text() {
         let lines = [
             theirs(0, "look"),
-            line(1_000, false, LineKind::Media, ""),
-            line(5_000, true, LineKind::Media, ""),
+            line_of(1_000, false, LineKind::Media, ""),
+            line_of(5_000, true, LineKind::Media, ""),
             mine(6_000, "wow"),
-            line(7_000, false, LineKind::Media, ""),
+            line_of(7_000, false, LineKind::Media, ""),
             mine(9_000, "nice"), // answers a photo only: no exchange
             theirs(10_000, "ok"),
-            line(12_000, true, LineKind::Deleted, ""), // answer without text: no exchange
+            line_of(12_000, true, LineKind::Deleted, ""), // answer without text: no exchange
         ];
         let got = exchanges(&lines);
         let want = [Exchange {
@@ -204,7 +188,7 @@ mod tests {
                 .map(|(i, (me, k, text))| {
                     let kind = [LineKind::Text, LineKind::Text, LineKind::Media, LineKind::Deleted][usize::from(*k)];
                     let text = if kind == LineKind::Text { text.as_str() } else { "" };
-                    line(i as i64 * 1_000, *me, kind, text)
+                    line_of(i as i64 * 1_000, *me, kind, text)
                 })
                 .collect();
             let got = exchanges(&lines);

@@ -11,6 +11,8 @@ pub mod eval;
 pub mod exchanges;
 pub mod export;
 pub mod fidelity;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod language;
 pub mod placeholder;
 pub mod retrieval;

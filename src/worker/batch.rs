@@ -16,11 +16,12 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 
 use super::Worker;
-use super::learned::{LEARNED_HISTORY, LearnedCache, burst_query};
+use super::learned::LearnedCache;
 use super::parsed_entry::ParsedEntry;
 use super::personas::ContactPersona;
+use super::request;
 use super::verdict::{Committed, Verdict};
-use crate::reply::{ReplyEngine, ReplyRequest};
+use crate::reply::ReplyEngine;
 use crate::schema::{Direction, MessageEvent};
 use crate::store;
 use crate::store::deadletter;
@@ -240,24 +241,9 @@ pub(super) async fn generate<E: ReplyEngine>(
     learning: &LearnedCache,
 ) -> Result<Written> {
     let message = g.message();
-    let mut wanted = engine.history_len();
-    if learning.may_have_examples(con, g.contact_id()).await {
-        wanted = wanted.max(LEARNED_HISTORY);
-    }
+    let wanted = request::history_wanted(engine, con, learning, g.contact_id()).await;
     let history = store::history::recent(con, g.contact_id(), wanted).await?;
-    let query = burst_query(&history, &message);
-    let learned = learning.for_reply(con, g.contact_id(), &query).await;
-    let reply = engine
-        .reply(&ReplyRequest {
-            message: &message,
-            persona_id: &persona.persona_id,
-            persona: &persona.style,
-            context: persona.context.as_ref(),
-            history: &history,
-            learned: learned.as_ref(),
-        })
-        .await
-        .context("the reply engine failed")?;
+    let reply = request::ask(engine, con, learning, persona, &message, &history).await?;
     learning.handed_out(g.contact_id(), &reply.content);
     let persona_id = persona.persona_id.clone();
     let reply_id = format!("bot_{}", g.message_id());

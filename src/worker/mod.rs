@@ -16,6 +16,7 @@ pub mod preview;
 mod raw_read;
 mod read_ahead;
 pub mod recovery;
+mod request;
 pub mod review;
 mod scheduler;
 mod sources;

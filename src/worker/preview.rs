@@ -3,14 +3,15 @@
 //! far, what was learned bearing on the message), for `secondme ask` and any
 //! other preview. Nothing is written: no reply, no history, no learning.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use redis::aio::ConnectionManager;
 
-use super::learned::{LEARNED_HISTORY, LearnedCache, burst_query};
+use super::learned::LearnedCache;
 use super::personas::Personas;
+use super::request;
 use crate::conversation::{HistoryTurn, Speaker};
 use crate::learn::LearnConfig;
-use crate::reply::{Reply, ReplyEngine, ReplyRequest};
+use crate::reply::{Reply, ReplyEngine};
 use crate::schema::{self, Direction, QueueMessage};
 use crate::store;
 
@@ -40,10 +41,7 @@ pub async fn reply<E: ReplyEngine>(
     text: Option<&str>,
 ) -> Result<Option<Preview>> {
     let learning = LearnedCache::new(learn.clone());
-    let mut wanted = engine.history_len();
-    if learning.may_have_examples(con, contact_id).await {
-        wanted = wanted.max(LEARNED_HISTORY);
-    }
+    let wanted = request::history_wanted(engine, con, &learning, contact_id).await;
     let (message, history) = match text {
         Some(t) => (
             asked(contact_id, t),
@@ -59,20 +57,7 @@ pub async fn reply<E: ReplyEngine>(
         }
     };
     let persona = personas.for_contact(con, contact_id).await?;
-    let learned = learning
-        .for_reply(con, contact_id, &burst_query(&history, &message))
-        .await;
-    let reply = engine
-        .reply(&ReplyRequest {
-            message: &message,
-            persona_id: &persona.persona_id,
-            persona: &persona.style,
-            context: persona.context.as_ref(),
-            history: &history,
-            learned: learned.as_ref(),
-        })
-        .await
-        .context("the reply engine failed")?;
+    let reply = request::ask(engine, con, &learning, &persona, &message, &history).await?;
     Ok(Some(Preview {
         message,
         persona_id: persona.persona_id,

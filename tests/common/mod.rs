@@ -4,6 +4,7 @@
 
 pub mod pty;
 pub mod streams;
+pub mod worker;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};

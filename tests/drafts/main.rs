@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::worker::Running;
 use common::{Harness, collect, eventually, handled, incoming, streams};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
@@ -24,8 +25,8 @@ use secondme::schema::drafts::{self as keys, DraftEvent};
 use secondme::schema::{self, PauseReason, QueueMessage};
 use secondme::store::drafts::{self, ReplyMode};
 use secondme::store::{self, control, queue};
-use secondme::worker::{Worker, WorkerConfig, WorkerStatus};
-use tokio::sync::{mpsc, watch};
+use secondme::worker::WorkerConfig;
+use tokio::sync::mpsc;
 
 const SECOND: Duration = Duration::from_secs(1);
 const ALICE: &str = "alice";
@@ -71,22 +72,6 @@ impl ReplyEngine for Numbered {
     }
 }
 
-struct Running {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<WorkerStatus>>,
-}
-
-impl Running {
-    async fn stop(self) -> WorkerStatus {
-        let _ = self.stop.send(true);
-        tokio::time::timeout(10 * SECOND, self.task)
-            .await
-            .expect("the worker stops in time")
-            .expect("join")
-            .expect("worker result")
-    }
-}
-
 /// The settings a test gives on top of the harness's.
 fn settings(h: &Harness, consumer: &str, reply_mode: Option<&str>, ttl: Option<&str>) -> Config {
     Config::resolve(Overrides {
@@ -111,15 +96,7 @@ fn worker_config(c: &Config) -> WorkerConfig {
 }
 
 async fn start<E: ReplyEngine>(h: &Harness, engine: E, cfg: WorkerConfig) -> Running {
-    let client = secondme::connection::open_client(&h.server.url()).expect("client");
-    let w = Worker::connect(client, engine, cfg)
-        .await
-        .expect("worker connects");
-    let (stop, rx) = watch::channel(false);
-    Running {
-        stop,
-        task: tokio::spawn(w.run(rx)),
-    }
+    Running::start(&h.server.url(), engine, cfg).await
 }
 
 /// A worker with the test engine, every contact in draft mode by the setting.

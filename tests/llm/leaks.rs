@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::worker::Running;
 use crate::common::{Harness, eventually, incoming, streams};
 use crate::fake_llm::{FakeLlm, Step};
 use crate::openai_ok;
@@ -21,8 +22,7 @@ use secondme::reply::llm::prompt::{self, PromptInput};
 use secondme::reply::{ReplyEngine, ReplyRequest};
 use secondme::schema::{self, PauseReason, PersonaCache, QueueMessage};
 use secondme::store::{self, persona};
-use secondme::worker::{Worker, WorkerConfig, WorkerStatus};
-use tokio::sync::watch;
+use secondme::worker::WorkerConfig;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -210,22 +210,6 @@ impl Write for Captured {
     }
 }
 
-struct Running {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<WorkerStatus>>,
-}
-
-impl Running {
-    async fn stop(self) -> WorkerStatus {
-        let _ = self.stop.send(true);
-        tokio::time::timeout(10 * SECOND, self.task)
-            .await
-            .expect("the worker stops in time")
-            .expect("join")
-            .expect("worker result")
-    }
-}
-
 /// A worker answering with the model at `url` and the persona of `persona()`,
 /// with the default deliveries per entry: a refused reply is dead-lettered at
 /// once, not generated again at each claim.
@@ -243,15 +227,7 @@ async fn start_worker_reading_every(h: &mut Harness, url: &str, block: Duration)
     persona::store(&mut h.con, &cfg.default_persona, &persona())
         .await
         .expect("persona");
-    let client = secondme::connection::open_client(&h.server.url()).expect("client");
-    let w = Worker::connect(client, engine(url), cfg)
-        .await
-        .expect("worker connects");
-    let (stop, stop_rx) = watch::channel(false);
-    Running {
-        stop,
-        task: tokio::spawn(w.run(stop_rx)),
-    }
+    Running::start(&h.server.url(), engine(url), cfg).await
 }
 
 /// Waits until `QUEUE:deadletter` holds `n` entries.

@@ -74,27 +74,9 @@ fn editor_text(m: &Model) -> &str {
     }
 }
 
-/// The screen's rows as text; the cell a wide character covers is skipped.
+/// The screen as text, a row a line.
 fn screen_text(t: &Terminal<TestBackend>) -> String {
-    let buf = t.backend().buffer();
-    let w = usize::from(buf.area.width);
-    buf.content()
-        .chunks(w)
-        .map(|row| {
-            let mut out = String::new();
-            let mut covered = 0;
-            for cell in row {
-                if covered > 0 {
-                    covered -= 1;
-                    continue;
-                }
-                out.push_str(cell.symbol());
-                covered = secondme_ui::text::width(cell.symbol()).saturating_sub(1);
-            }
-            out
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    screen_rows(t).join("\n")
 }
 
 /// The cell holding `symbol` in row `y`, if any.

@@ -5,33 +5,9 @@
 mod common;
 
 use common::*;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use secondme_ui::model::{LastEval, LearnedProfile, LearnedView, Measure};
 use secondme_ui::widgets::learned::NOTHING_LEARNED;
 use secondme_ui::{Event, Model, update};
-
-/// The screen's rows as text; the cell a wide character covers is skipped.
-fn rows(t: &Terminal<TestBackend>) -> Vec<String> {
-    let buf = t.backend().buffer();
-    let w = usize::from(buf.area.width);
-    buf.content()
-        .chunks(w)
-        .map(|row| {
-            let mut out = String::new();
-            let mut covered = 0;
-            for cell in row {
-                if covered > 0 {
-                    covered -= 1;
-                    continue;
-                }
-                out.push_str(cell.symbol());
-                covered = secondme_ui::text::width(cell.symbol()).saturating_sub(1);
-            }
-            out
-        })
-        .collect()
-}
 
 fn selected(m: &Model) -> String {
     m.selected_contact().expect("a selection").id.clone()
@@ -101,7 +77,7 @@ fn row_with<'a>(screen: &'a [String], part: &str) -> &'a str {
 #[test]
 fn at_80x24_the_key_shows_the_panel_in_place_of_the_conversation() {
     let m = shown(learned);
-    let screen = rows(&draw(&m, 80, 24));
+    let screen = screen_rows(&draw(&m, 80, 24));
     let text = screen.join("\n");
     println!("{text}");
     assert!(!text.contains("Conversation"), "{text}");
@@ -148,7 +124,7 @@ fn at_80x24_the_key_shows_the_panel_in_place_of_the_conversation() {
         "{laughs}"
     );
     // The rest of the screen is untouched: contacts, event log, key hints.
-    let before = rows(&draw(&busy(), 80, 24));
+    let before = screen_rows(&draw(&busy(), 80, 24));
     assert_eq!(screen[0], before[0]);
     assert_eq!(screen[23], before[23]);
     assert!(text.contains("Contacts") && text.contains("Events"));
@@ -156,7 +132,7 @@ fn at_80x24_the_key_shows_the_panel_in_place_of_the_conversation() {
     // The key again brings the conversation back.
     let mut m = m;
     assert!(update(&mut m, key('l')).dirty);
-    let text = rows(&draw(&m, 80, 24)).join("\n");
+    let text = screen_rows(&draw(&m, 80, 24)).join("\n");
     assert!(
         text.contains("Conversation") && !text.contains("Learned"),
         "{text}"
@@ -166,7 +142,7 @@ fn at_80x24_the_key_shows_the_panel_in_place_of_the_conversation() {
 #[test]
 fn a_large_terminal_keeps_the_conversation_above_the_panel() {
     let m = shown(learned);
-    let screen = rows(&draw(&m, 160, 48));
+    let screen = screen_rows(&draw(&m, 160, 48));
     let text = screen.join("\n");
     println!("{text}");
     let conv = screen
@@ -189,7 +165,7 @@ fn nothing_learned_shows_the_hint() {
         profile: None,
         eval: None,
     });
-    let text = rows(&draw(&m, 80, 24)).join("\n");
+    let text = screen_rows(&draw(&m, 80, 24)).join("\n");
     assert!(text.contains(NOTHING_LEARNED), "{text}");
     assert!(!text.contains("messages learned"), "{text}");
 }
@@ -204,7 +180,7 @@ fn the_overall_profile_says_so_and_no_eval_says_how_to_run_one() {
         }),
         eval: None,
     });
-    let text = rows(&draw(&m, 80, 24)).join("\n");
+    let text = screen_rows(&draw(&m, 80, 24)).join("\n");
     assert!(
         text.contains("212 messages learned · overall profile"),
         "{text}"
@@ -216,7 +192,7 @@ fn the_overall_profile_says_so_and_no_eval_says_how_to_run_one() {
 #[test]
 fn a_reading_for_another_contact_is_never_shown_as_this_ones() {
     let m = shown(|_| learned("someone-else".into()));
-    let text = rows(&draw(&m, 80, 24)).join("\n");
+    let text = screen_rows(&draw(&m, 80, 24)).join("\n");
     assert!(text.contains("reading…"), "{text}");
     assert!(!text.contains("212"), "{text}");
 }
@@ -246,13 +222,13 @@ fn every_measure_of_an_eval_fits_or_says_how_many_more() {
         ..learned(id)
     });
     for (w, h) in [(80, 24), (60, 16)] {
-        let screen = rows(&draw(&m, w, h));
+        let screen = screen_rows(&draw(&m, w, h));
         let text = screen.join("\n");
         assert!(text.contains("more rows"), "{w}x{h}:\n{text}");
-        let before = rows(&draw(&busy(), w, h));
+        let before = screen_rows(&draw(&busy(), w, h));
         assert_eq!(screen[usize::from(h) - 1], before[usize::from(h) - 1]);
     }
-    let screen = rows(&draw(&m, 160, 60));
+    let screen = screen_rows(&draw(&m, 160, 60));
     let text = screen.join("\n");
     assert!(!text.contains("more rows"), "{text}");
     assert!(
@@ -277,7 +253,7 @@ fn hostile_text_from_a_chat_is_cleaned_before_it_is_drawn() {
         }),
         ..learned(id)
     });
-    let text = rows(&draw(&m, 80, 24)).join("\n");
+    let text = screen_rows(&draw(&m, 80, 24)).join("\n");
     assert!(!text.contains("pwned") && !text.contains("[2J") && !text.contains("[31m"));
     assert!(text.contains("😂 · laughs 0.4/msg haha"), "{text}");
     assert!(text.contains("evil"), "{text}");

@@ -133,6 +133,21 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// Year, month, day of a count of days since 1970-01-01 (proleptic Gregorian;
+/// Howard Hinnant's algorithm): the inverse of [`days_from_civil`].
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 fn is_leap(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
@@ -191,6 +206,14 @@ mod tests {
         assert_eq!(days_from_civil(2020, 1, 15), 18_276);
         assert_eq!(days_from_civil(1969, 12, 31), -1);
         assert_eq!(days_from_civil(2100, 3, 1), 47_541);
+    }
+
+    #[test]
+    fn civil_from_days_undoes_days_from_civil() {
+        for (y, m, d) in [(1970, 1, 1), (2000, 2, 29), (1969, 12, 31), (2100, 3, 1)] {
+            let days = days_from_civil(y, m, d);
+            assert_eq!(civil_from_days(days), (y, i64::from(m), i64::from(d)));
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod marks;
 mod parse;
 mod zip;
 
+pub use dates::civil_from_days;
 pub use parse::MAX_MESSAGE_BYTES;
 
 use std::collections::{BTreeMap, HashMap};

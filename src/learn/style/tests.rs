@@ -1,23 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-
-fn line(ts: i64, me: bool, kind: LineKind, text: &str) -> ChatLine {
-    ChatLine {
-        ts,
-        me,
-        kind,
-        text: text.to_owned(),
-    }
-}
-
-fn mine(ts: i64, text: &str) -> ChatLine {
-    line(ts, true, LineKind::Text, text)
-}
-
-fn theirs(ts: i64, text: &str) -> ChatLine {
-    line(ts, false, LineKind::Text, text)
-}
+use crate::learn::fixtures::{line_of, mine, theirs};
 
 fn profile_of(texts: &[&str]) -> StyleProfile {
     let mut tally = Tally::default();
@@ -111,12 +95,12 @@ fn turns_and_reply_times_come_from_the_chat() {
     let lines = [
         mine(-1_000, "morning"), // turn of 1, nothing before it
         theirs(0, "are you coming?"),
-        mine(60_000, "yes"),                     // 60 s
-        line(65_000, true, LineKind::Media, ""), // turn of 2
+        mine(60_000, "yes"),                        // 60 s
+        line_of(65_000, true, LineKind::Media, ""), // turn of 2
         theirs(100_000, "great"),
-        line(110_000, false, LineKind::Media, ""),
+        line_of(110_000, false, LineKind::Media, ""),
         mine(1_344_000, "ok"), // 1234 s -> 1200 s
-        line(1_345_000, true, LineKind::Deleted, ""),
+        line_of(1_345_000, true, LineKind::Deleted, ""),
         mine(1_346_000, "see you"), // turn of 3
         theirs(2_000_000, "bye"),
         mine(2_000_000 + 2 * day, "hi again"), // two days: a new conversation
@@ -266,7 +250,7 @@ fn chat() -> impl Strategy<Value = Vec<ChatLine>> {
         raw.into_iter()
             .map(|(gap, me, kind, text)| {
                 ts += gap;
-                line(ts, me, kind, &text)
+                line_of(ts, me, kind, &text)
             })
             .collect()
     })

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamInfoGroupsReply, StreamRangeReply};
 
-use crate::schema::{self, learned as keys};
+use crate::schema::{self, drafts, learned as keys};
 
 /// Stream entries read per `XRANGE` page.
 const PAGE: usize = 1_000;
@@ -16,7 +16,7 @@ pub struct Forgotten {
     /// Messages of the learned chat.
     pub learned_messages: u64,
     /// Keys deleted: learned chat, style counts and eval, the conversation
-    /// histories, the marks of the contact's replies.
+    /// histories, the waiting draft, the marks of the contact's replies.
     pub keys: u64,
     /// `QUEUE:messages` entries.
     pub queued: u64,
@@ -32,7 +32,8 @@ pub struct Forgotten {
 /// bring the contact's history back after them), then its learned chat, style
 /// counts and eval (and it from the learned set; the overall counts are merged
 /// again without it), `HISTORY:` and `SECONDME:history:` whatever their type,
-/// and the send marks of its replies (`SENTREPLY:`, `SENDFAIL:`). Keys holding
+/// its waiting draft (`DRAFT:`, its `DRAFTS` member and `DRAFTS:regenerate`
+/// field), and the send marks of its replies (`SENTREPLY:`, `SENDFAIL:`). Keys holding
 /// only ids, counts or times (`PAUSE:`, `PAUSEMETA:`, `COUNTER:`, `HANDLED:`,
 /// `SENT:`, `OPTIN:contacts`, `CONTACTS:activity`) and the contact's display
 /// name in `CONTACTS:names` stay. A stream another program holds with another
@@ -97,8 +98,9 @@ async fn learned_count(con: &mut ConnectionManager, contact_id: &str) -> Result<
         .with_context(|| format!("cannot count {key}"))
 }
 
-/// Deletes the contact's own keys and takes it out of the learned set, in one
-/// step; returns how many keys existed.
+/// Deletes the contact's own keys (its draft among them) and takes it out of
+/// the learned set, the draft index and the regeneration requests, in one step;
+/// returns how many keys existed.
 async fn delete_contact_keys(con: &mut ConnectionManager, contact_id: &str) -> Result<u64> {
     let own = [
         keys::chat_key(contact_id),
@@ -106,15 +108,20 @@ async fn delete_contact_keys(con: &mut ConnectionManager, contact_id: &str) -> R
         keys::eval_key(contact_id),
         schema::history_key(contact_id),
         schema::own_history_key(contact_id),
+        drafts::draft_key(contact_id),
     ];
     let (deleted,): (u64,) = redis::pipe()
         .atomic()
         .del(&own)
         .srem(keys::contacts_key(), contact_id)
         .ignore()
+        .zrem(drafts::drafts_key(), contact_id)
+        .ignore()
+        .hdel(drafts::regenerate_key(), contact_id)
+        .ignore()
         .query_async(con)
         .await
-        .context("cannot delete the contact's learned data and history")?;
+        .context("cannot delete the contact's learned data, history and draft")?;
     Ok(deleted)
 }
 

@@ -141,15 +141,7 @@ pub(super) fn newest_floor(scores: impl Iterator<Item = f64>, keep: usize) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn line(ts: i64, me: bool, text: &str) -> ChatLine {
-        ChatLine {
-            ts,
-            me,
-            kind: LineKind::Text,
-            text: text.into(),
-        }
-    }
+    use crate::learn::fixtures::line;
 
     #[test]
     fn a_member_round_trips_and_only_a_live_one_says_so() {

@@ -31,6 +31,28 @@ pub fn draw(model: &Model, w: u16, h: u16) -> Terminal<TestBackend> {
     terminal
 }
 
+/// The screen's rows as text; the cell a wide character covers is skipped.
+pub fn screen_rows(t: &Terminal<TestBackend>) -> Vec<String> {
+    let buf = t.backend().buffer();
+    let w = usize::from(buf.area.width);
+    buf.content()
+        .chunks(w)
+        .map(|row| {
+            let mut out = String::new();
+            let mut covered = 0;
+            for cell in row {
+                if covered > 0 {
+                    covered -= 1;
+                    continue;
+                }
+                out.push_str(cell.symbol());
+                covered = secondme_ui::text::width(cell.symbol()).saturating_sub(1);
+            }
+            out
+        })
+        .collect()
+}
+
 pub fn contact(id: &str, name: Option<&str>, last_min_ago: i64) -> Contact {
     Contact {
         name: name.map(str::to_string),
