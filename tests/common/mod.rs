@@ -145,12 +145,17 @@ impl Harness {
 
     /// Subscribes to every channel; returns (channel, payload) pairs as they arrive.
     pub async fn subscribe(&self) -> mpsc::UnboundedReceiver<(String, String)> {
+        self.subscribe_to(&schema::channels()[..]).await
+    }
+
+    /// Subscribes to `channels`; returns (channel, payload) pairs as they arrive.
+    pub async fn subscribe_to(
+        &self,
+        channels: &[&str],
+    ) -> mpsc::UnboundedReceiver<(String, String)> {
         let client = connection::open_client(&self.server.url()).expect("client");
         let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
-        pubsub
-            .subscribe(&schema::channels()[..])
-            .await
-            .expect("subscribe");
+        pubsub.subscribe(channels).await.expect("subscribe");
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut stream = pubsub.into_on_message();

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use common::worker::Running;
 use common::{Harness, collect, eventually, handled, incoming, streams};
-use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use secondme::config::{Config, Overrides, SleepSetting};
@@ -115,30 +114,12 @@ async fn send(h: &mut Harness, m: &QueueMessage) -> String {
 
 /// Subscribes to `events:drafts` (and `events:pause`, `events:messages`).
 async fn subscribe(h: &Harness) -> mpsc::UnboundedReceiver<(String, String)> {
-    let client = secondme::connection::open_client(&h.server.url()).expect("client");
-    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
-    pubsub
-        .subscribe(&[
-            keys::channel_drafts(),
-            schema::channel_pause(),
-            schema::channel_messages(),
-        ])
-        .await
-        .expect("subscribe");
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = pubsub.into_on_message();
-        while let Some(msg) = stream.next().await {
-            let payload: String = msg.get_payload().unwrap_or_default();
-            if tx
-                .send((msg.get_channel_name().to_owned(), payload))
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    rx
+    h.subscribe_to(&[
+        keys::channel_drafts(),
+        schema::channel_pause(),
+        schema::channel_messages(),
+    ])
+    .await
 }
 
 async fn draft_hash(con: &mut ConnectionManager, contact: &str) -> HashMap<String, String> {
