@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use secondme::config::{Config, Settings, SleepSetting};
+use secondme::connection::Con;
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::schema::{self, Direction, QueueMessage};
 use secondme::store::drafts::{self, Decision};
@@ -118,7 +119,7 @@ fn worker_config(url: &str, dir: &std::path::Path) -> Result<WorkerConfig> {
 }
 
 /// One message from each contact, in one pipeline.
-async fn send(con: &mut ConnectionManager, contacts: &[String]) -> Result<()> {
+async fn send(con: &mut Con, contacts: &[String]) -> Result<()> {
     let now = store::now_ms();
     let mut pipe = redis::pipe();
     for c in contacts {
@@ -136,7 +137,7 @@ async fn send(con: &mut ConnectionManager, contacts: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_drafts(con: &mut ConnectionManager) -> Result<()> {
+async fn wait_for_drafts(con: &mut Con) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let n: usize = con.zcard(schema::drafts::drafts_key()).await?;

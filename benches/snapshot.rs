@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
+use secondme::connection::Con;
 use secondme::schema::{self, PauseReason};
 use secondme::server::RedisServer;
 use secondme::store::{control, optin, snapshot};
@@ -53,7 +53,7 @@ async fn run() -> Result<()> {
 }
 
 /// 50 contacts: enabled, active, every fifth paused, every third with a counter.
-async fn seed_contacts(con: &mut ConnectionManager) -> Result<()> {
+async fn seed_contacts(con: &mut Con) -> Result<()> {
     let ids: Vec<String> = (0..CONTACTS).map(|i| format!("contact-{i:03}")).collect();
     optin::set_enabled(con, &ids, true).await?;
     let now = store::now_ms();
@@ -73,7 +73,7 @@ async fn seed_contacts(con: &mut ConnectionManager) -> Result<()> {
 }
 
 /// 100,000 `SENT:{messageId}` keys with the gateway's one-hour TTL.
-async fn load_unrelated(con: &mut ConnectionManager) -> Result<()> {
+async fn load_unrelated(con: &mut Con) -> Result<()> {
     for chunk in (0..UNRELATED_KEYS).collect::<Vec<_>>().chunks(5_000) {
         let mut pipe = redis::pipe();
         for i in chunk {
@@ -85,7 +85,7 @@ async fn load_unrelated(con: &mut ConnectionManager) -> Result<()> {
     Ok(())
 }
 
-async fn time_snapshots(con: &mut ConnectionManager) -> Result<Vec<Duration>> {
+async fn time_snapshots(con: &mut Con) -> Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(READS);
     for i in 0..WARM_UP + READS {
         let started = Instant::now();
@@ -106,7 +106,7 @@ async fn time_snapshots(con: &mut ConnectionManager) -> Result<Vec<Duration>> {
 
 /// What each snapshot cost before: a `SCAN ... MATCH` of the whole keyspace for
 /// `PAUSE:*` and one for `COUNTER:*:msgs` (without the reads that followed).
-async fn time_scans(con: &mut ConnectionManager) -> Result<Vec<Duration>> {
+async fn time_scans(con: &mut Con) -> Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(READS / 4);
     for i in 0..WARM_UP + READS / 4 {
         let started = Instant::now();

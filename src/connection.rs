@@ -233,6 +233,10 @@ pub fn scrub(text: &str) -> String {
     out
 }
 
+/// The connection every command and subscription goes through: today a
+/// reconnecting manager on one Redis address.
+pub type Con = ConnectionManager;
+
 /// The reconnecting connection every command goes through.
 ///
 /// `push` receives pub/sub messages; subscriptions come back after a reconnect.

@@ -8,6 +8,7 @@
 
 mod common;
 
+use secondme::connection::Con;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -224,7 +225,7 @@ async fn rediss_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
 
 /// Runs a worker on `config` until it has answered one message written to the
 /// database `con` is on.
-async fn worker_answers_one_message(config: Config, con: &mut redis::aio::ConnectionManager) {
+async fn worker_answers_one_message(config: Config, con: &mut Con) {
     let _: () = con.set(schema::state_marker(), "1").await.expect("marker");
     store::optin::set_enabled(con, &["alice".to_owned()], true)
         .await

@@ -102,7 +102,7 @@ async fn the_demo_learns_its_owner_from_the_sample_exports() {
         .join("redis.sock");
     screen.wait_for("Sam Carter");
     let client = redis::Client::open(format!("unix://{}", socket.display())).expect("client");
-    let mut con = redis::aio::ConnectionManager::new(client)
+    let mut con = secondme::connection::manager(&client, None)
         .await
         .expect("the demo's Redis");
 

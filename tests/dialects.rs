@@ -7,6 +7,7 @@
 
 mod common;
 
+use secondme::connection::Con;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ fn payload_entry(message_id: &str, contact: &str, name: &str, content: &str, at:
 }
 
 /// Every key of theirs, as `(key, type, content)`, to compare before and after.
-async fn their_keys(con: &mut redis::aio::ConnectionManager) -> Vec<(String, String, String)> {
+async fn their_keys(con: &mut Con) -> Vec<(String, String, String)> {
     let keys = [
         format!("HISTORY:{ANN}"),
         format!("COUNTER:{ANN}:msgs"),

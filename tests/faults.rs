@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{Harness, TestDir, eventually, incoming, streams};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use secondme::connection::Con;
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::reply::{Reply, ReplyEngine, ReplyRequest};
 use secondme::schema;
@@ -83,7 +83,7 @@ impl WorkerProcess {
     /// Freezes the process (SIGSTOP) until it holds delivered but unacknowledged
     /// entries, then SIGKILLs it there: a crash in the middle of a batch.
     /// Returns how many entries it held.
-    async fn kill_hard_mid_batch(&mut self, con: &ConnectionManager) -> u64 {
+    async fn kill_hard_mid_batch(&mut self, con: &Con) -> u64 {
         let pid = self.child.id().to_string();
         for _ in 0..500 {
             signal(&pid, "-STOP");
@@ -146,7 +146,7 @@ fn signal(pid: &str, sig: &str) {
 }
 
 /// Entries delivered to `consumer` and not yet acknowledged.
-async fn consumer_pending(con: &mut ConnectionManager, consumer: &str) -> u64 {
+async fn consumer_pending(con: &mut Con, consumer: &str) -> u64 {
     let reply: Result<redis::streams::StreamInfoConsumersReply, _> = con
         .xinfo_consumers(schema::queue_messages(), schema::WORKER_GROUP)
         .await;
@@ -200,7 +200,7 @@ fn numbered(i: usize) -> secondme::schema::QueueMessage {
 
 /// Writes messages `range` as a gateway does, pipelined, each contact at most
 /// `PER_CONTACT` times.
-async fn send_range(con: &mut ConnectionManager, acked: bool, range: std::ops::Range<usize>) {
+async fn send_range(con: &mut Con, acked: bool, range: std::ops::Range<usize>) {
     let mut pipe = redis::pipe();
     for i in range {
         let m = numbered(i);
@@ -211,7 +211,7 @@ async fn send_range(con: &mut ConnectionManager, acked: bool, range: std::ops::R
 
 /// Writes `n` messages in small chunks with short gaps, so workers read them
 /// as a stream rather than as one backlog.
-async fn trickle(mut con: ConnectionManager, acked: bool, n: usize) {
+async fn trickle(mut con: Con, acked: bool, n: usize) {
     let chunk = 50;
     let mut start = 0;
     while start < n {
@@ -223,7 +223,7 @@ async fn trickle(mut con: ConnectionManager, acked: bool, n: usize) {
 }
 
 /// `inReplyTo` of every entry in `QUEUE:responses`, in order.
-async fn replied_ids(con: &mut ConnectionManager) -> Vec<String> {
+async fn replied_ids(con: &mut Con) -> Vec<String> {
     let reply: redis::streams::StreamRangeReply = con
         .xrange_all(schema::queue_responses())
         .await
@@ -238,12 +238,12 @@ async fn replied_ids(con: &mut ConnectionManager) -> Vec<String> {
         .collect()
 }
 
-async fn responses_len(con: &mut ConnectionManager) -> usize {
+async fn responses_len(con: &mut Con) -> usize {
     con.xlen(schema::queue_responses()).await.unwrap_or(0)
 }
 
 /// Waits until `n` responses exist and nothing is pending; panics with the counts if not.
-async fn wait_all_answered(con: &ConnectionManager, n: usize, within: Duration) {
+async fn wait_all_answered(con: &Con, n: usize, within: Duration) {
     let done = eventually(within, || {
         let mut con = con.clone();
         async move {
@@ -264,7 +264,7 @@ async fn wait_all_answered(con: &ConnectionManager, n: usize, within: Duration) 
 }
 
 /// Every one of `n` message ids has exactly one response.
-async fn assert_exactly_once(con: &mut ConnectionManager, n: usize) {
+async fn assert_exactly_once(con: &mut Con, n: usize) {
     let ids = replied_ids(con).await;
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for id in &ids {
@@ -714,7 +714,7 @@ async fn start_gated(n: usize, name: &str, budget: Option<usize>) -> Gated {
 
 /// Writes messages `range` in one pipeline as the seed's gateway does, but trimming
 /// the stream to about 100 entries, so entries not read at once are lost.
-async fn send_capped(con: &mut ConnectionManager, range: std::ops::Range<usize>) {
+async fn send_capped(con: &mut Con, range: std::ops::Range<usize>) {
     let mut pipe = redis::pipe();
     for i in range {
         let m = numbered(i);

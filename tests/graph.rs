@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use common::TestDir;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use secondme::connection::Con;
 use secondme::graph::{self, ContactEntry, ContactNode, GraphError, GraphFile, KnownPerson, Rule};
 use secondme::reply::input::ContactPerson;
 use secondme::server::{self, GraphModule, RedisServer};
@@ -17,7 +17,7 @@ use secondme::{connection, schema, store};
 /// A server, a connection to it, and a directory for the test's files.
 struct Graph {
     server: RedisServer,
-    con: ConnectionManager,
+    con: Con,
     dir: TestDir,
 }
 
@@ -108,7 +108,7 @@ fn contact(id: &str, name: Option<&str>, relationship: &str) -> ContactEntry {
 }
 
 /// (label or type, count) of everything in the graph, for comparisons.
-async fn census(con: &mut ConnectionManager) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+async fn census(con: &mut Con) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
     let c = graph::counts(con).await.expect("counts");
     (
         c.nodes.into_iter().collect(),
@@ -714,7 +714,7 @@ async fn the_graphs_sleep_hours_hold_replies_back() {
 }
 
 /// Writes a message to `QUEUE:messages` as a gateway does.
-async fn send(con: &mut ConnectionManager, m: &secondme::schema::QueueMessage) {
+async fn send(con: &mut Con, m: &secondme::schema::QueueMessage) {
     let _: String = store::queue::xadd(m, false)
         .query_async(con)
         .await

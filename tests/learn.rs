@@ -15,7 +15,7 @@ use std::process::Output;
 
 use common::{Harness, incoming};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use secondme::connection::Con;
 use secondme::learn::{ChatLine, LineKind};
 use secondme::schema::{self, learned as keys};
 use secondme::store::learned;
@@ -215,11 +215,11 @@ fn learn_ok(h: &Harness, file: &Path, extra: &[&str]) -> Value {
     objects.remove(0)
 }
 
-async fn zcard(con: &mut ConnectionManager, key: &str) -> usize {
+async fn zcard(con: &mut Con, key: &str) -> usize {
     con.zcard(key).await.expect("zcard")
 }
 
-async fn style_version(con: &mut ConnectionManager, contact: &str) -> Option<u64> {
+async fn style_version(con: &mut Con, contact: &str) -> Option<u64> {
     learned::version(con, contact)
         .await
         .expect("version")
@@ -685,7 +685,7 @@ async fn a_live_message_is_not_learned_again_from_an_export_and_the_cap_holds() 
 }
 
 /// Every key's whole content (every type), for finding a word anywhere.
-async fn every_value(con: &mut ConnectionManager) -> HashMap<String, String> {
+async fn every_value(con: &mut Con) -> HashMap<String, String> {
     let mut all = HashMap::new();
     let mut keys: Vec<String> = Vec::new();
     let mut cursor = 0u64;
@@ -758,7 +758,7 @@ fn holding(all: &HashMap<String, String>, word: &str) -> Vec<String> {
 }
 
 /// A reply entry as the worker writes it.
-async fn reply(con: &mut ConnectionManager, contact: &str, reply_id: &str, content: &str) {
+async fn reply(con: &mut Con, contact: &str, reply_id: &str, content: &str) {
     let _: String = con
         .xadd(
             schema::queue_responses(),
@@ -776,7 +776,7 @@ async fn reply(con: &mut ConnectionManager, contact: &str, reply_id: &str, conte
 
 /// A waiting draft as the worker writes it: its hash, its `DRAFTS` member and
 /// a request to have it written again.
-async fn draft(con: &mut ConnectionManager, contact: &str, content: &str) {
+async fn draft(con: &mut Con, contact: &str, content: &str) {
     use schema::drafts::{self as d, fields};
     let draft_id = d::draft_id(&format!("{contact}_m"));
     let _: () = con

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use base64::Engine;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -57,7 +57,7 @@ impl Script {
 
 /// The simulated gateway.
 pub struct Simulator {
-    con: ConnectionManager,
+    con: Con,
     user_id: String,
     key: SessionKey,
     script: Script,
@@ -68,7 +68,7 @@ pub struct Simulator {
 
 impl Simulator {
     /// A simulator writing to `con` for `user_id`.
-    pub fn new(con: ConnectionManager, user_id: &str, script: Script, acked_trim: bool) -> Self {
+    pub fn new(con: Con, user_id: &str, script: Script, acked_trim: bool) -> Self {
         Self {
             con,
             user_id: user_id.to_owned(),
@@ -120,7 +120,7 @@ impl Simulator {
         Ok(())
     }
 
-    async fn traffic(mut con: ConnectionManager, script: Script, acked: bool) -> Result<()> {
+    async fn traffic(mut con: Con, script: Script, acked: bool) -> Result<()> {
         if script.steps.is_empty() {
             // Nothing to replay; an empty loop would spin without ever yielding.
             return std::future::pending().await;
@@ -151,7 +151,7 @@ impl Simulator {
 
     /// Reads the twin's replies, "sends" them after their typing delay (shortened
     /// for the demo), records them in `SENT:{id}` and echoes them as WhatsApp does.
-    async fn sender(mut con: ConnectionManager, acked: bool) -> Result<()> {
+    async fn sender(mut con: Con, acked: bool) -> Result<()> {
         let mut last = "$".to_owned();
         loop {
             let opts = StreamReadOptions::default().count(100).block(1000);
@@ -188,7 +188,7 @@ impl Simulator {
 
 impl Simulator {
     /// Resolves when the session is gone (logged out, expired, or Redis lost it).
-    async fn session_gone(mut con: ConnectionManager, user_id: String) {
+    async fn session_gone(mut con: Con, user_id: String) {
         let key = schema::session_key(&user_id);
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -2,12 +2,12 @@
 //! for a stop signal.
 
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use secondme::config::Config;
+use secondme::connection::Con;
 use secondme::{connection, graph};
 
 /// Connects to the configured Redis, with an error that says how to point at it.
-pub(super) async fn connect(config: &Config) -> Result<ConnectionManager> {
+pub(super) async fn connect(config: &Config) -> Result<Con> {
     let client = connection::client_for(config)?;
     connection::manager(&client, None).await.with_context(|| {
         format!(
@@ -18,7 +18,7 @@ pub(super) async fn connect(config: &Config) -> Result<ConnectionManager> {
 }
 
 /// Connects and checks that the server has FalkorDB, for the graph commands.
-pub(super) async fn connect_graph(config: &Config) -> Result<ConnectionManager> {
+pub(super) async fn connect_graph(config: &Config) -> Result<Con> {
     let mut con = connect(config).await?;
     graph::require(&mut con).await?;
     Ok(con)

@@ -1,10 +1,10 @@
 //! `secondme demo`: the whole system on a private Redis with simulated traffic.
 
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use secondme::bridge::Gateway;
 use secondme::bridge::simulator::{Script, Simulator};
 use secondme::config::{Config, SleepSetting};
+use secondme::connection::Con;
 use secondme::graph::{self, GraphFile};
 use secondme::learn::export;
 use secondme::store::drafts::{self, ReplyMode};
@@ -71,7 +71,7 @@ const SAMPLE_EXPORTS: [(&str, &str); 2] = [
 /// the traffic starts, so the twin answers as its owner writes. Adding the
 /// same lines again changes nothing, so a restart learns nothing twice; a
 /// failure leaves the demo running on its templates.
-async fn learn_samples(con: &mut ConnectionManager, cap: usize) {
+async fn learn_samples(con: &mut Con, cap: usize) {
     for (contact, text) in SAMPLE_EXPORTS {
         let lines = export::parse_text(text).into_chat_lines(DEMO_OWNER);
         match learned::add_lines(con, contact, &lines, cap).await {
@@ -102,7 +102,7 @@ async fn evaluate_samples(config: Config) {
 
 /// Loads the shipped graph when the demo's Redis has FalkorDB; without it the
 /// demo still runs, on the shipped personas.
-async fn seed_graph(con: &mut ConnectionManager) {
+async fn seed_graph(con: &mut Con) {
     if !graph::available(con).await {
         tracing::info!(
             "this Redis has no FalkorDB module: personas come from assets/personas.json"

@@ -4,8 +4,8 @@
 //! measured against the real replies. Only figures are printed, never the text.
 
 use anyhow::{Context, Result, bail};
-use redis::aio::ConnectionManager;
 use secondme::config::Config;
+use secondme::connection::Con;
 use secondme::learn::context::ChatModel;
 use secondme::learn::eval::{self, EvalReport, Generated, Split};
 use secondme::learn::{ChatLine, Exchange, LineKind};
@@ -36,7 +36,7 @@ pub(super) struct EvalArgs {
 /// show progress.
 struct Run<'a> {
     config: &'a Config,
-    con: ConnectionManager,
+    con: Con,
     engine: Engine,
     personas: Personas,
     progress: bool,

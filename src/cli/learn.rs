@@ -14,8 +14,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use redis::aio::ConnectionManager;
 use secondme::config::Config;
+use secondme::connection::Con;
 use secondme::learn::export::{self, ParsedExport};
 use secondme::learn::{LineKind, StyleProfile};
 use secondme::store::{self, dialects, learned};
@@ -83,7 +83,7 @@ pub(super) async fn learn(config: &Config, args: LearnArgs) -> Result<()> {
 /// `--json` prints.
 async fn learn_file(
     config: &Config,
-    con: &mut ConnectionManager,
+    con: &mut Con,
     args: &LearnArgs,
     me: &str,
     file: &Path,
@@ -187,7 +187,7 @@ fn find_contact(authors: &[String], owner: &str, known: &[(String, String)]) -> 
 /// `(contact id, name)` of every contact with a name: the gateway's
 /// `CONTACTS:names`, the graph's contacts when FalkorDB is loaded, and the
 /// original dashboard's `CONTACTS:list`.
-async fn known_contacts(con: &mut ConnectionManager) -> Result<Vec<(String, String)>> {
+async fn known_contacts(con: &mut Con) -> Result<Vec<(String, String)>> {
     let key = schema::contact_names();
     let names: redis::RedisResult<Vec<(String, String)>> =
         redis::cmd("HGETALL").arg(key).query_async(con).await;

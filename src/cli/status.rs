@@ -1,9 +1,9 @@
 //! `secondme status`: the state as text for a person or JSON for a script.
 
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use secondme::bridge::whatsapp::status::{self, GatewayStatus};
 use secondme::config::Config;
+use secondme::connection::Con;
 use secondme::schema::PauseReason;
 use secondme::seal::SessionKey;
 use secondme::store::{self, session, snapshot};
@@ -127,7 +127,7 @@ pub(super) async fn run(config: &Config, json: bool) -> Result<()> {
 
 /// Whether the stored session token opens with this machine's key. Never shows
 /// the key or the token; never creates a key file.
-async fn token_state(con: &mut ConnectionManager, config: &Config) -> String {
+async fn token_state(con: &mut Con, config: &Config) -> String {
     let env_key = std::env::var("SECONDME_SESSION_KEY").ok();
     if env_key.is_none() && !config.key_file.exists() {
         return format!(
@@ -186,7 +186,7 @@ impl GatewayReport {
 }
 
 /// Reads the gateway's state; a failed read or a foreign value is reported, never fatal.
-async fn gateway_state(con: &mut ConnectionManager, user_id: &str) -> GatewayReport {
+async fn gateway_state(con: &mut Con, user_id: &str) -> GatewayReport {
     let key = secondme::schema::gateway_key(user_id);
     let raw: redis::RedisResult<Option<String>> = redis::AsyncCommands::get(con, &key).await;
     match raw {

@@ -1,6 +1,6 @@
 //! What the graph knows about a contact, for writing a substantive reply.
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 
 use super::error::Result;
 use super::query::Query;
@@ -19,7 +19,7 @@ const TOPICS: &str = "MATCH (:User {id: $user})-[:HAS_CONTACT]->(:Contact {id: $
 /// The contact's name, relationship, people and topics; `None` when the graph
 /// does not know the contact as one of `user_id`'s.
 pub async fn contact_context(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     user_id: &str,
     contact_id: &str,
 ) -> Result<Option<ContactContext>> {

@@ -2,7 +2,7 @@
 //! its identity and its properties `SET`, so importing the same file again
 //! changes nothing and importing an edited file updates in place.
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 
 use super::error::Result;
 use super::file::{ContactEntry, GraphFile};
@@ -71,7 +71,7 @@ const MENTIONED: &str = "MATCH (c:Contact {id: $contact}) \
     SET m.times = $times, m.lastMentioned = $last";
 
 /// Loads `file` into the graph (creating it if needed), idempotently.
-pub async fn import(con: &mut ConnectionManager, file: &GraphFile) -> Result<ImportSummary> {
+pub async fn import(con: &mut Con, file: &GraphFile) -> Result<ImportSummary> {
     let user = &file.user;
     let mut summary = ImportSummary {
         user: user.id.clone(),
@@ -107,7 +107,7 @@ pub async fn import(con: &mut ConnectionManager, file: &GraphFile) -> Result<Imp
 }
 
 async fn import_contact(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     user: &str,
     entry: &ContactEntry,
     summary: &mut ImportSummary,

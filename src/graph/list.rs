@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 
 use super::Persona;
 use super::error::{GraphError, Result};
@@ -34,7 +34,7 @@ impl GraphCounts {
 
 /// The account owner: the `User` whose id is `user_id` (the configured one), if
 /// the graph has it. Another user in the same graph is never taken for it.
-pub async fn user(con: &mut ConnectionManager, user_id: &str) -> Result<Option<UserNode>> {
+pub async fn user(con: &mut Con, user_id: &str) -> Result<Option<UserNode>> {
     let reply = Query::new(
         "MATCH (u:User {id: $user}) \
          RETURN u.id, u.defaultPersona, u.sleepHoursStart, u.sleepHoursEnd",
@@ -51,7 +51,7 @@ pub async fn user(con: &mut ConnectionManager, user_id: &str) -> Result<Option<U
 }
 
 /// Every persona, by id.
-pub async fn personas(con: &mut ConnectionManager) -> Result<Vec<Persona>> {
+pub async fn personas(con: &mut Con) -> Result<Vec<Persona>> {
     const WHAT: &str = "cannot list the personas";
     let reply = Query::new(
         "MATCH (p:Persona) RETURN p.id, p.name, p.styleGuide, p.tone, \
@@ -79,7 +79,7 @@ pub async fn personas(con: &mut ConnectionManager) -> Result<Vec<Persona>> {
 }
 
 /// Every contact, by id.
-pub async fn contacts(con: &mut ConnectionManager) -> Result<Vec<ContactNode>> {
+pub async fn contacts(con: &mut Con) -> Result<Vec<ContactNode>> {
     let reply = Query::new(
         "MATCH (c:Contact) RETURN c.id, c.phoneNumber, c.name, c.relationshipType, \
          c.botEnabled, c.assignedPersona ORDER BY c.id",
@@ -101,7 +101,7 @@ pub async fn contacts(con: &mut ConnectionManager) -> Result<Vec<ContactNode>> {
 }
 
 /// Display names of the contacts that have one, by contact id.
-pub async fn contact_names(con: &mut ConnectionManager) -> Result<HashMap<String, String>> {
+pub async fn contact_names(con: &mut Con) -> Result<HashMap<String, String>> {
     let reply = Query::new(
         "MATCH (c:Contact) WHERE c.name IS NOT NULL AND c.name <> '' RETURN c.id, c.name",
     )
@@ -115,7 +115,7 @@ pub async fn contact_names(con: &mut ConnectionManager) -> Result<HashMap<String
 }
 
 /// Nodes per label and edges per type.
-pub async fn counts(con: &mut ConnectionManager) -> Result<GraphCounts> {
+pub async fn counts(con: &mut Con) -> Result<GraphCounts> {
     let nodes = Query::new("MATCH (n) RETURN labels(n)[0], count(n)")
         .read(con, "cannot count the nodes")
         .await?;

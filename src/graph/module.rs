@@ -1,13 +1,13 @@
 //! Whether the server has FalkorDB at all, so callers can fall back to the
 //! shipped personas instead of failing every lookup.
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 
 use super::error::{GraphError, Result};
 
 /// True when the server knows `GRAPH.QUERY` (FalkorDB is loaded). False when it
 /// does not, or when the server cannot be asked.
-pub async fn available(con: &mut ConnectionManager) -> bool {
+pub async fn available(con: &mut Con) -> bool {
     match require(con).await {
         Ok(()) => true,
         Err(e) => {
@@ -18,7 +18,7 @@ pub async fn available(con: &mut ConnectionManager) -> bool {
 }
 
 /// Ok when FalkorDB is loaded; [`GraphError::NoModule`] when the server lacks it.
-pub async fn require(con: &mut ConnectionManager) -> Result<()> {
+pub async fn require(con: &mut Con) -> Result<()> {
     // `COMMAND INFO` is allowed to ordinary ACL users, unlike `MODULE LIST`.
     let info: Vec<redis::Value> = redis::cmd("COMMAND")
         .arg("INFO")

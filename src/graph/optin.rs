@@ -1,7 +1,7 @@
 //! Mirroring the opt-in (`botEnabled`) into the graph when the user changes it.
 
+use crate::connection::Con;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use super::error::{GraphError, Result};
 use super::query::Query;
@@ -10,11 +10,7 @@ use crate::schema;
 
 /// Sets `botEnabled` of a contact; returns false when the graph has no such
 /// contact (it is not created: contacts come from imports).
-pub async fn set_bot_enabled(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    enabled: bool,
-) -> Result<bool> {
+pub async fn set_bot_enabled(con: &mut Con, contact_id: &str, enabled: bool) -> Result<bool> {
     let what = format!("cannot set botEnabled of `{contact_id}` in the graph");
     // A write query on a missing key would create an empty graph; skip instead.
     let exists: bool = con

@@ -2,7 +2,7 @@
 //! value is sent as a `CYPHER name=value` parameter with its quoting done here,
 //! the one place that has to get it right.
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 
 use super::error::{GraphError, Result};
 use super::reply::Reply;
@@ -92,13 +92,13 @@ impl Query {
     }
 
     /// Runs it with `GRAPH.QUERY` (may write).
-    pub(crate) async fn write(&self, con: &mut ConnectionManager, what: &str) -> Result<Reply> {
+    pub(crate) async fn write(&self, con: &mut Con, what: &str) -> Result<Reply> {
         run(con, "GRAPH.QUERY", self, what).await
     }
 
     /// Runs it with `GRAPH.RO_QUERY`: reads never create the graph key as a side
     /// effect, and a graph that does not exist yet reads as empty.
-    pub(crate) async fn read(&self, con: &mut ConnectionManager, what: &str) -> Result<Reply> {
+    pub(crate) async fn read(&self, con: &mut Con, what: &str) -> Result<Reply> {
         match run(con, "GRAPH.RO_QUERY", self, what).await {
             Err(GraphError::Redis { source, .. }) if is_empty_key(&source) => Ok(Reply::default()),
             other => other,
@@ -106,12 +106,7 @@ impl Query {
     }
 }
 
-async fn run(
-    con: &mut ConnectionManager,
-    command: &str,
-    query: &Query,
-    what: &str,
-) -> Result<Reply> {
+async fn run(con: &mut Con, command: &str, query: &Query, what: &str) -> Result<Reply> {
     let text = query.render()?;
     let value: redis::Value = redis::cmd(command)
         .arg(schema::graph())

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 
 use super::error::{GraphError, Result};
 use super::query::Query;
@@ -91,11 +91,7 @@ fn pick(contact_id: &str, rows: &[&Vec<Cell>]) -> Option<PersonaResolution> {
     column(2).map(|id| resolved(id, Rule::UserDefault))
 }
 
-async fn user_default(
-    con: &mut ConnectionManager,
-    user_id: &str,
-    what: &str,
-) -> Result<Option<String>> {
+async fn user_default(con: &mut Con, user_id: &str, what: &str) -> Result<Option<String>> {
     let reply = Query::new(DEFAULT)
         .param("user", user_id)
         .read(con, what)
@@ -108,7 +104,7 @@ async fn user_default(
 /// Only the `User` whose id is `user_id` (the configured account owner) counts: a
 /// graph may hold other users.
 pub async fn resolve_persona(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     user_id: &str,
     contact_id: &str,
 ) -> Result<PersonaResolution> {
@@ -142,7 +138,7 @@ pub struct ResolvedGraph {
 /// Resolves every contact at once (three queries, with the sleep hours), with the same rules as
 /// [`resolve_persona`]: a worker refreshes this now and then instead of asking
 /// the graph once per message. Only the `User` whose id is `user_id` counts.
-pub async fn resolve_all(con: &mut ConnectionManager, user_id: &str) -> Result<ResolvedGraph> {
+pub async fn resolve_all(con: &mut Con, user_id: &str) -> Result<ResolvedGraph> {
     let what = "cannot resolve the personas of the contacts";
     let reply = Query::new(ALL_CANDIDATES)
         .param("user", user_id)
@@ -183,7 +179,7 @@ fn resolved(persona_id: String, rule: Rule) -> PersonaResolution {
 }
 
 /// A persona's style as the graph holds it, in the shape of `CACHE:persona:{id}`.
-pub async fn persona_style(con: &mut ConnectionManager, persona_id: &str) -> Result<PersonaCache> {
+pub async fn persona_style(con: &mut Con, persona_id: &str) -> Result<PersonaCache> {
     let what = format!("cannot read persona `{persona_id}`");
     let reply =
         Query::new("MATCH (p:Persona {id: $id}) RETURN p.styleGuide, p.tone, p.exampleMessages")

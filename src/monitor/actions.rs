@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 use secondme_ui::{Action, Event, LogEntry, LogKind};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
@@ -20,7 +20,7 @@ use crate::store::{self, control, optin};
 #[derive(Clone)]
 pub struct Context {
     /// The control room's connection.
-    pub con: ConnectionManager,
+    pub con: Con,
     /// Whose control room it is (`GATEWAYREQ:{userId}`).
     pub user_id: String,
     /// The takeover pause the operator's own message sets (the `takeover` setting).
@@ -162,7 +162,7 @@ pub const NEW_CODES_TTL_S: u64 = 300;
 
 /// `SET GATEWAYREQ:{userId} new_codes EX 300`: the gateway, waiting after its
 /// codes ran out, starts a new round of login codes when it sees it.
-async fn request_new_codes(con: &mut ConnectionManager, user_id: &str) -> redis::RedisResult<()> {
+async fn request_new_codes(con: &mut Con, user_id: &str) -> redis::RedisResult<()> {
     redis::cmd("SET")
         .arg(crate::schema::gateway_request_key(user_id))
         .arg(status::REQUEST_NEW_CODES)

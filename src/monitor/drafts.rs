@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 use secondme_ui::model::{self as ui, DraftChange, DraftsRead};
 use secondme_ui::{Event, LogEntry, LogKind};
 use tokio::sync::Notify;
@@ -25,7 +25,7 @@ const REFRESH: Duration = Duration::from_secs(3);
 /// `wake`, and every [`REFRESH`]. `setting` is the `reply_mode` setting, the
 /// mode of contacts without one when `SECONDME:modes` holds no default.
 pub async fn watch(
-    mut con: ConnectionManager,
+    mut con: Con,
     wake: Arc<Notify>,
     setting: ReplyMode,
     tx: UnboundedSender<Event>,
@@ -59,7 +59,7 @@ pub async fn watch(
 }
 
 /// The drafts and modes as the dashboard takes them.
-pub async fn read(con: &mut ConnectionManager, setting: ReplyMode) -> anyhow::Result<DraftsRead> {
+pub async fn read(con: &mut Con, setting: ReplyMode) -> anyhow::Result<DraftsRead> {
     let waiting = drafts::list(con).await?;
     let modes = drafts::modes(con).await?;
     Ok(to_ui(waiting, modes, setting))

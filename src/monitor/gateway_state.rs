@@ -3,6 +3,7 @@
 //! bar and told in the event log when it changes; a key gone (expired: no gateway
 //! has refreshed it for 90 s) is handed on too, so the bar does not go stale.
 
+use crate::connection::Con;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -14,11 +15,7 @@ use crate::store;
 
 /// Polls the gateway's state; logs each change ("WhatsApp: no network ...") and
 /// sends it to the model.
-pub async fn watch(
-    mut con: redis::aio::ConnectionManager,
-    user_id: String,
-    tx: mpsc::UnboundedSender<Event>,
-) {
+pub async fn watch(mut con: Con, user_id: String, tx: mpsc::UnboundedSender<Event>) {
     let key = crate::schema::gateway_key(&user_id);
     // The raw value last seen: the gateway rewrites an unchanged state every 30 s,
     // and only a change is news.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 use secondme_ui::Event;
 use secondme_ui::model::{LastEval, LearnedProfile, LearnedView, Measure};
 use tokio::sync::mpsc::UnboundedSender;
@@ -23,7 +23,7 @@ const REFRESH: Duration = Duration::from_secs(3);
 /// Reads what was learned for the contact `selected` names, at once when it
 /// changes and every [`REFRESH`], until the receiver or the selection goes away.
 pub async fn watch(
-    mut con: ConnectionManager,
+    mut con: Con,
     mut selected: watch::Receiver<Option<String>>,
     tx: UnboundedSender<Event>,
 ) {
@@ -43,7 +43,7 @@ pub async fn watch(
 }
 
 /// What was learned for `contact_id`; `None` when Redis could not be asked.
-pub async fn read(con: &mut ConnectionManager, contact_id: &str) -> Option<LearnedView> {
+pub async fn read(con: &mut Con, contact_id: &str) -> Option<LearnedView> {
     let profile = match profile(con, contact_id).await {
         Ok(p) => p,
         Err(e) => {
@@ -66,10 +66,7 @@ pub async fn read(con: &mut ConnectionManager, contact_id: &str) -> Option<Learn
 }
 
 /// The contact's own profile, else the overall one marked so.
-async fn profile(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-) -> anyhow::Result<Option<LearnedProfile>> {
+async fn profile(con: &mut Con, contact_id: &str) -> anyhow::Result<Option<LearnedProfile>> {
     if let Some(p) = learned::profile(con, Some(contact_id)).await? {
         return Ok(Some(to_ui(p, true)));
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 use secondme_ui::Event;
 use secondme_ui::llm::{BreakerOpen, LlmFigures, ModelFigures};
 use tokio::sync::mpsc::UnboundedSender;
@@ -15,7 +15,7 @@ const REFRESH: Duration = Duration::from_secs(2);
 
 /// Reads the figures until the receiver goes away. A key that cannot be read is
 /// named once in the event log; a failed read keeps the last figures.
-pub async fn watch(mut con: ConnectionManager, tx: UnboundedSender<Event>) {
+pub async fn watch(mut con: Con, tx: UnboundedSender<Event>) {
     let mut odd_seen: Vec<String> = Vec::new();
     loop {
         if let Some(events) = read(&mut con, &mut odd_seen).await {
@@ -31,7 +31,7 @@ pub async fn watch(mut con: ConnectionManager, tx: UnboundedSender<Event>) {
 
 /// One read as dashboard events: the figures, then a log line for each key not
 /// read before; `None` when Redis could not be asked.
-pub async fn read(con: &mut ConnectionManager, odd_seen: &mut Vec<String>) -> Option<Vec<Event>> {
+pub async fn read(con: &mut Con, odd_seen: &mut Vec<String>) -> Option<Vec<Event>> {
     let (figures, odd) = match llm_figures::read(con).await {
         Ok(read) => read,
         Err(e) => {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 use secondme_ui::Event;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -16,12 +16,7 @@ use crate::worker::preview;
 
 /// Computes the preview for `contact_id` in the background; the answer comes
 /// back as [`Event::Preview`].
-pub fn spawn(
-    con: &ConnectionManager,
-    config: &Arc<Config>,
-    contact_id: String,
-    tx: &UnboundedSender<Event>,
-) {
+pub fn spawn(con: &Con, config: &Arc<Config>, contact_id: String, tx: &UnboundedSender<Event>) {
     let mut con = con.clone();
     let config = Arc::clone(config);
     let tx = tx.clone();
@@ -32,11 +27,7 @@ pub fn spawn(
 }
 
 /// The twin's answer, or why there is none (an engine's error holds no chat text).
-async fn compute(
-    con: &mut ConnectionManager,
-    config: &Config,
-    contact_id: &str,
-) -> Result<String, String> {
+async fn compute(con: &mut Con, config: &Config, contact_id: &str) -> Result<String, String> {
     let engine = Engine::from_config(config.llm.as_ref(), &config.learn)
         .map_err(|e| format!("no reply engine: {e:#}"))?;
     let mut personas = Personas::new(&config.default_persona, &config.user_id);

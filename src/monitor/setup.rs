@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Con;
 use anyhow::Result;
 use redis::Client;
 use redis::PushInfo;
-use redis::aio::ConnectionManager;
 use secondme_ui::{Event, LogEntry, LogKind, WorkerState};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
@@ -23,7 +23,7 @@ use crate::worker::{self, Worker, WorkerConfig, WorkerStatus};
 /// What the event loop works with once the tasks run.
 pub(super) struct Wiring {
     /// The connection the operator's actions use; it receives the pushes.
-    pub(super) con: ConnectionManager,
+    pub(super) con: Con,
     /// Pub/sub pushes of the subscribed channels.
     pub(super) pushes: mpsc::UnboundedReceiver<PushInfo>,
     /// Where the tasks and the actions send their events.
@@ -97,7 +97,7 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
 /// eviction check, the model's figures, the gateway's state and the state poll.
 fn spawn_watchers(
     config: &Config,
-    con: &ConnectionManager,
+    con: &Con,
     live: &state::LiveContacts,
     tx: &mpsc::UnboundedSender<Event>,
 ) {
@@ -122,7 +122,7 @@ fn spawn_watchers(
 fn start_worker(
     config: &Config,
     client: &Client,
-    con: &ConnectionManager,
+    con: &Con,
     tx: &mpsc::UnboundedSender<Event>,
 ) -> Result<EmbeddedWorker> {
     let (stop, stop_rx) = watch::channel(false);
@@ -150,7 +150,7 @@ fn start_worker(
 
 /// Subscribes to the three channels, retrying until Redis answers; the manager
 /// resubscribes by itself after later reconnects.
-async fn subscribe(mut con: ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
+async fn subscribe(mut con: Con, tx: mpsc::UnboundedSender<Event>) {
     // The seed's three, the service statuses other gateways publish, and the drafts.
     let channels = [
         &schema::channels()[..],
@@ -181,7 +181,7 @@ async fn subscribe(mut con: ConnectionManager, tx: mpsc::UnboundedSender<Event>)
 /// Warns, in the event log once and under the status bar while it lasts, when
 /// Redis may evict SecondMe's keys (its `maxmemory-policy` is not `noeviction`).
 /// Re-read every minute, so the line goes once the policy is fixed.
-async fn warn_eviction(mut con: ConnectionManager, tx: mpsc::UnboundedSender<Event>) {
+async fn warn_eviction(mut con: Con, tx: mpsc::UnboundedSender<Event>) {
     let mut logged = false;
     loop {
         let mut wait = Duration::from_secs(2);

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 use secondme_ui::{
     Author, ChatMessage, Connection, Contact, Conversation, Event, LogEntry, LogKind, Pause,
     SessionInfo, Snapshot, Stats,
@@ -63,12 +63,7 @@ impl LiveContacts {
 }
 
 /// Re-reads the state until the receiver goes away.
-pub async fn poll(
-    mut con: ConnectionManager,
-    user_id: String,
-    live: LiveContacts,
-    tx: UnboundedSender<Event>,
-) {
+pub async fn poll(mut con: Con, user_id: String, live: LiveContacts, tx: UnboundedSender<Event>) {
     let mut need_history = true;
     let mut last_answered: Option<(Instant, i64)> = None;
     let mut names: HashMap<String, String> = HashMap::new();
@@ -181,11 +176,7 @@ pub async fn poll(
 
 /// The login code stored in `QR:{userId}` when it is one this loop has not shown
 /// yet (a dashboard started after its publish would otherwise wait for the next).
-async fn stored_qr(
-    con: &mut ConnectionManager,
-    user_id: &str,
-    seen: &mut Option<String>,
-) -> Option<Event> {
+async fn stored_qr(con: &mut Con, user_id: &str, seen: &mut Option<String>) -> Option<Event> {
     let key = schema::qr_key(user_id);
     let (payload, ttl_ms): (Option<String>, i64) = redis::pipe()
         .get(&key)
@@ -209,10 +200,7 @@ async fn stored_qr(
 
 /// Display names from the graph; `None` (names stay as they were) when the server
 /// has no FalkorDB or the graph cannot be read, which must not disturb the dashboard.
-async fn contact_names(
-    con: &mut ConnectionManager,
-    available: bool,
-) -> Option<HashMap<String, String>> {
+async fn contact_names(con: &mut Con, available: bool) -> Option<HashMap<String, String>> {
     if !available {
         return None;
     }
@@ -229,7 +217,7 @@ async fn contact_names(
 const DEAD_LETTERS_SHOWN: u64 = 5;
 
 /// Event-log lines for the `new` newest dead letters, with their reasons.
-async fn dead_letter_notices(con: &mut ConnectionManager, new: u64) -> Vec<Event> {
+async fn dead_letter_notices(con: &mut Con, new: u64) -> Vec<Event> {
     let shown = new.min(DEAD_LETTERS_SHOWN);
     let reply: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XREVRANGE")
         .arg(schema::queue_deadletter())
@@ -318,7 +306,7 @@ fn gateway_text(g: &store::dialects::GatewaySession, now: i64) -> String {
 type Read = (Snapshot, Vec<String>, Option<String>);
 
 async fn read(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     user_id: &str,
     live: &[String],
     with_history: bool,

@@ -1,14 +1,14 @@
 //! Pausing and resuming contacts and the global kill switch.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 
 use super::functions::{Call, Step};
 use crate::schema::{self, PauseReason};
 
 /// Pauses `contact_id` for `duration_ms`; returns the expiry in ms.
 pub async fn pause(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     contact_id: &str,
     duration_ms: i64,
     reason: PauseReason,
@@ -30,7 +30,7 @@ pub async fn pause(
 }
 
 /// Resumes `contact_id`; returns whether it was paused.
-pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<bool> {
+pub async fn resume(con: &mut Con, contact_id: &str) -> Result<bool> {
     super::ensure_contact_id(contact_id)?;
     let removed: i64 = Call::new(Step::Control)
         .key(schema::pause_key(contact_id))
@@ -49,7 +49,7 @@ pub async fn resume(con: &mut ConnectionManager, contact_id: &str) -> Result<boo
 /// Switches the kill switch on (returns its activation time) or off (returns 0 or 1).
 /// Off also marks this Redis's state as known (`SECONDME:state`), in the same step,
 /// so the lost-state rule does not switch it on again at the next message.
-pub async fn kill_switch(con: &mut ConnectionManager, on: bool) -> Result<i64> {
+pub async fn kill_switch(con: &mut Con, on: bool) -> Result<i64> {
     Call::new(Step::Control)
         .key(schema::pause_all())
         .key(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))

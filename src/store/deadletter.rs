@@ -3,8 +3,8 @@
 //! step of the functions library. The worker (`QUEUE:messages`) and the WhatsApp
 //! gateway (`QUEUE:responses`) both call it, so a letter has one format.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 
 use super::functions::{Call, Step};
 use crate::schema;
@@ -23,22 +23,13 @@ pub struct DeadLetter {
 /// Moves entries to `QUEUE:deadletter` and acknowledges them, in one step of the
 /// functions library: an entry is acknowledged only with its dead letter written,
 /// and a foreign `QUEUE:deadletter` fails the step (nothing acknowledged).
-pub async fn from_queue(
-    con: &mut ConnectionManager,
-    group: &str,
-    letters: &[DeadLetter],
-) -> Result<()> {
+pub async fn from_queue(con: &mut Con, group: &str, letters: &[DeadLetter]) -> Result<()> {
     write(con, schema::queue_messages(), group, letters).await
 }
 
 /// [`from_queue`] for entries of `source` read in `group` (the WhatsApp gateway's
 /// replies from `QUEUE:responses`): the same step, the same dead-letter format.
-pub async fn write(
-    con: &mut ConnectionManager,
-    source: &str,
-    group: &str,
-    letters: &[DeadLetter],
-) -> Result<()> {
+pub async fn write(con: &mut Con, source: &str, group: &str, letters: &[DeadLetter]) -> Result<()> {
     if letters.is_empty() {
         return Ok(());
     }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -113,7 +113,7 @@ const MAX_NAMES: isize = 10_000;
 /// name or to a JSON object with one), a string of JSON (an object of the same, or
 /// an array of contacts), or a list, set or sorted set of JSON contacts
 /// (`{id|contactId, name|contactName}`). Empty when the key is absent.
-pub async fn contact_names(con: &mut ConnectionManager) -> Result<HashMap<String, String>, String> {
+pub async fn contact_names(con: &mut Con) -> Result<HashMap<String, String>, String> {
     let key = dialect::contacts_list();
     let kind = key_type(con, key).await.map_err(|e| e.to_string())?;
     let q = |cmd: &mut redis::Cmd| cmd.clone();
@@ -198,7 +198,7 @@ pub fn names_from_json(text: &str) -> HashMap<String, String> {
 }
 
 /// `TYPE key`.
-pub async fn key_type(con: &mut ConnectionManager, key: &str) -> redis::RedisResult<String> {
+pub async fn key_type(con: &mut Con, key: &str) -> redis::RedisResult<String> {
     redis::cmd("TYPE").arg(key).query_async(con).await
 }
 
@@ -208,7 +208,7 @@ const CHECKED_CONTACTS: isize = 200;
 /// The dialects found in this Redis, each as a sentence for `status`, the worker's
 /// log and the control room. Reads a few keys; never fails (an unreadable key is
 /// itself reported).
-pub async fn detect(con: &mut ConnectionManager, user_id: &str) -> Vec<String> {
+pub async fn detect(con: &mut Con, user_id: &str) -> Vec<String> {
     let mut found = Vec::new();
     if let Ok(n) = payload_entries(con).await
         && n > 0
@@ -253,7 +253,7 @@ pub async fn detect(con: &mut ConnectionManager, user_id: &str) -> Vec<String> {
 }
 
 /// How many of the newest `QUEUE:messages` entries are of the `payload` form.
-async fn payload_entries(con: &mut ConnectionManager) -> redis::RedisResult<usize> {
+async fn payload_entries(con: &mut Con) -> redis::RedisResult<usize> {
     let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
         .arg(schema::queue_messages())
         .arg("+")
@@ -273,7 +273,7 @@ async fn payload_entries(con: &mut ConnectionManager) -> redis::RedisResult<usiz
 const CONTACT_ID: &str = "{contactId}";
 
 /// Histories and pauses of the most recent contacts kept in other programs' forms.
-async fn contact_keys(con: &mut ConnectionManager) -> Vec<String> {
+async fn contact_keys(con: &mut Con) -> Vec<String> {
     let ids: Vec<String> = redis::cmd("ZREVRANGE")
         .arg(schema::contacts_activity())
         .arg(0)

@@ -12,9 +12,9 @@ pub mod sweep;
 
 use std::collections::HashMap;
 
+use crate::connection::Con;
 use anyhow::{Context, Result, bail};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use super::functions::{Call, Step};
 use crate::schema::drafts as keys;
@@ -33,11 +33,7 @@ pub enum Decision {
 }
 
 /// Sets the reply mode of each of `contacts`.
-pub async fn set_mode(
-    con: &mut ConnectionManager,
-    contacts: &[String],
-    mode: ReplyMode,
-) -> Result<()> {
+pub async fn set_mode(con: &mut Con, contacts: &[String], mode: ReplyMode) -> Result<()> {
     if contacts.is_empty() {
         return Ok(());
     }
@@ -55,7 +51,7 @@ pub async fn set_mode(
 }
 
 /// Sets the default reply mode (`*`), over the `reply_mode` setting.
-pub async fn set_default_mode(con: &mut ConnectionManager, mode: ReplyMode) -> Result<()> {
+pub async fn set_default_mode(con: &mut Con, mode: ReplyMode) -> Result<()> {
     con.hset::<_, _, _, ()>(keys::modes_key(), keys::DEFAULT_MODE_FIELD, mode.as_str())
         .await
         .context("cannot set the default reply mode")
@@ -63,7 +59,7 @@ pub async fn set_default_mode(con: &mut ConnectionManager, mode: ReplyMode) -> R
 
 /// Every stored mode, `*` (the default) included. A value another program wrote
 /// that is neither `auto` nor `draft` reads as `draft`, as the worker takes it.
-pub async fn modes(con: &mut ConnectionManager) -> Result<HashMap<String, ReplyMode>> {
+pub async fn modes(con: &mut Con) -> Result<HashMap<String, ReplyMode>> {
     let raw: HashMap<String, String> = con
         .hgetall(keys::modes_key())
         .await
@@ -76,7 +72,7 @@ pub async fn modes(con: &mut ConnectionManager) -> Result<HashMap<String, ReplyM
 
 /// Every waiting draft, oldest first. A member of `DRAFTS` whose hash is gone
 /// or incomplete (decided between the two reads) is left out.
-pub async fn list(con: &mut ConnectionManager) -> Result<Vec<Draft>> {
+pub async fn list(con: &mut Con) -> Result<Vec<Draft>> {
     let contacts: Vec<String> = con
         .zrange(keys::drafts_key(), 0, -1)
         .await
@@ -114,11 +110,7 @@ fn draft_of(h: &HashMap<String, String>) -> Option<Draft> {
 /// Sends the draft (`text` instead of its content when given), exactly once,
 /// even while its contact is paused: the operator decided. `Gone` when it is
 /// no longer waiting (decided elsewhere, replaced or expired).
-pub async fn approve(
-    con: &mut ConnectionManager,
-    draft_id: &str,
-    text: Option<&str>,
-) -> Result<Decision> {
+pub async fn approve(con: &mut Con, draft_id: &str, text: Option<&str>) -> Result<Decision> {
     if let Some(t) = text {
         check_text(t)?;
     }
@@ -131,7 +123,7 @@ pub async fn approve(
 }
 
 /// Drops the draft unsent.
-pub async fn discard(con: &mut ConnectionManager, draft_id: &str) -> Result<Decision> {
+pub async fn discard(con: &mut Con, draft_id: &str) -> Result<Decision> {
     let mut call = step(Op::Discard);
     call.arg(draft_id);
     decide(con, &call, "discard", draft_id).await
@@ -139,7 +131,7 @@ pub async fn discard(con: &mut ConnectionManager, draft_id: &str) -> Result<Deci
 
 /// Asks the workers for a new draft for that contact's latest message; the
 /// draft waits as it is until one is written (`replaced` on `events:drafts`).
-pub async fn regenerate(con: &mut ConnectionManager, draft_id: &str) -> Result<Decision> {
+pub async fn regenerate(con: &mut Con, draft_id: &str) -> Result<Decision> {
     let mut call = step(Op::Regenerate);
     call.arg(draft_id);
     decide(con, &call, "regenerate", draft_id).await
@@ -160,12 +152,7 @@ fn check_text(text: &str) -> Result<()> {
     Ok(())
 }
 
-async fn decide(
-    con: &mut ConnectionManager,
-    call: &Call,
-    what: &str,
-    draft_id: &str,
-) -> Result<Decision> {
+async fn decide(con: &mut Con, call: &Call, what: &str, draft_id: &str) -> Result<Decision> {
     let answer: String = call
         .invoke(con)
         .await

@@ -1,8 +1,8 @@
 //! `HISTORY:{contactId}`: the conversation a reply engine reads.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use crate::conversation::HistoryTurn;
 use crate::schema::{self, MessageEvent};
@@ -14,11 +14,7 @@ use crate::schema::{self, MessageEvent};
 /// twin's own list `SECONDME:history:{contactId}` is read instead; the history
 /// is context, not a condition of a reply, so an unreadable one is empty.
 /// Connection failures are errors.
-pub async fn recent(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    len: usize,
-) -> Result<Vec<HistoryTurn>> {
+pub async fn recent(con: &mut Con, contact_id: &str, len: usize) -> Result<Vec<HistoryTurn>> {
     if len == 0 {
         return Ok(Vec::new());
     }

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -111,7 +111,7 @@ pub struct Version {
 /// the worker learned live ([`add_live`]) within ±14 h is that message and is
 /// skipped (see `member::LIVE_WINDOW_MS`).
 pub async fn add_lines(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     contact_id: &str,
     lines: &[ChatLine],
     cap: usize,
@@ -121,7 +121,7 @@ pub async fn add_lines(
 
 /// [`add_lines`], calling `progress(done, total)` after each chunk written.
 pub async fn add_lines_with_progress(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     contact_id: &str,
     lines: &[ChatLine],
     cap: usize,
@@ -164,7 +164,7 @@ pub async fn add_lines_with_progress(
 }
 
 /// The contact's learned chat, oldest first (empty when nothing is learned).
-pub async fn lines(con: &mut ConnectionManager, contact_id: &str) -> Result<Vec<ChatLine>> {
+pub async fn lines(con: &mut Con, contact_id: &str) -> Result<Vec<ChatLine>> {
     let key = keys::chat_key(contact_id);
     let mut out = Vec::new();
     let mut start: isize = 0;
@@ -191,7 +191,7 @@ pub async fn lines(con: &mut ConnectionManager, contact_id: &str) -> Result<Vec<
 
 /// The version of the contact's learned chat (for caches); `None` when
 /// nothing is learned for the contact.
-pub async fn version(con: &mut ConnectionManager, contact_id: &str) -> Result<Option<Version>> {
+pub async fn version(con: &mut Con, contact_id: &str) -> Result<Option<Version>> {
     let key = keys::style_key(contact_id);
     Ok(read_value(con, &key, contact_id).await?.map(|v| Version {
         epoch: v.get("epoch").and_then(Value::as_u64).unwrap_or(0),
@@ -200,7 +200,7 @@ pub async fn version(con: &mut ConnectionManager, contact_id: &str) -> Result<Op
 }
 
 /// The contact's style counts, or the overall ones for `None`.
-pub async fn tally(con: &mut ConnectionManager, contact_id: Option<&str>) -> Result<Option<Tally>> {
+pub async fn tally(con: &mut Con, contact_id: Option<&str>) -> Result<Option<Tally>> {
     let (key, who) = match contact_id {
         Some(c) => (keys::style_key(c), c),
         None => (keys::overall_key().to_owned(), "overall"),
@@ -216,16 +216,13 @@ pub async fn tally(con: &mut ConnectionManager, contact_id: Option<&str>) -> Res
 }
 
 /// The contact's style profile, or the overall one for `None`.
-pub async fn profile(
-    con: &mut ConnectionManager,
-    contact_id: Option<&str>,
-) -> Result<Option<StyleProfile>> {
+pub async fn profile(con: &mut Con, contact_id: Option<&str>) -> Result<Option<StyleProfile>> {
     Ok(tally(con, contact_id).await?.map(|t| t.profile()))
 }
 
 /// The contacts with learned data, sorted; a member that is no contact id
 /// (another program's) is left out, with a warning the first time.
-pub async fn contacts(con: &mut ConnectionManager) -> Result<Vec<String>> {
+pub async fn contacts(con: &mut Con) -> Result<Vec<String>> {
     static WARNED: AtomicBool = AtomicBool::new(false);
     let key = keys::contacts_key();
     // As bytes: a member that is not even UTF-8 is left out like any other.
@@ -260,11 +257,7 @@ return ''
 
 /// Stores the contact's last eval (the JSON `secondme eval --json` prints);
 /// a key of another type under its name is refused, not overwritten.
-pub async fn save_eval(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    eval: &serde_json::Value,
-) -> Result<()> {
+pub async fn save_eval(con: &mut Con, contact_id: &str, eval: &serde_json::Value) -> Result<()> {
     super::ensure_contact_id(contact_id)?;
     let key = keys::eval_key(contact_id);
     let found: String = redis::Script::new(SET_STRING)
@@ -286,10 +279,7 @@ pub async fn save_eval(
 }
 
 /// The contact's last eval, if any.
-pub async fn last_eval(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-) -> Result<Option<serde_json::Value>> {
+pub async fn last_eval(con: &mut Con, contact_id: &str) -> Result<Option<serde_json::Value>> {
     let key = keys::eval_key(contact_id);
     let raw: Option<String> = redis::cmd("GET")
         .arg(&key)
@@ -303,7 +293,7 @@ pub async fn last_eval(
 /// Refuses, before any write, keys of the contact's learned data another
 /// program holds with another type (the overall counts are not the contact's:
 /// a foreign one is only left alone, see [`refresh_overall`]).
-async fn check_types(con: &mut ConnectionManager, contact_id: &str) -> Result<()> {
+async fn check_types(con: &mut Con, contact_id: &str) -> Result<()> {
     let wanted: [(String, &str, &'static str); 3] = [
         (keys::chat_key(contact_id), "zset", "sorted set"),
         (keys::style_key(contact_id), "string", "string"),
@@ -334,7 +324,7 @@ async fn check_types(con: &mut ConnectionManager, contact_id: &str) -> Result<()
 /// The score below which an import's line could not stay under the cap: the
 /// `cap`-th newest of the import, or of the stored chat when that is newer.
 async fn floor(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     key: &str,
     contact_id: &str,
     positions: &[(f64, u32)],
@@ -359,7 +349,7 @@ async fn floor(
 
 /// The live lines stored within the window around the import's times.
 async fn live_near(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     key: &str,
     contact_id: &str,
     lines: &[ChatLine],
@@ -404,19 +394,14 @@ async fn live_near(
 }
 
 /// Runs one `ZADD`; returns how many members were new.
-async fn zadd(
-    con: &mut ConnectionManager,
-    cmd: &redis::Cmd,
-    key: &str,
-    contact_id: &str,
-) -> Result<usize> {
+async fn zadd(con: &mut Con, cmd: &redis::Cmd, key: &str, contact_id: &str) -> Result<usize> {
     cmd.query_async(con)
         .await
         .map_err(|e| redis_error(e, key, contact_id, "sorted set"))
 }
 
 /// Drops the oldest members beyond `cap`; returns how many.
-async fn trim(con: &mut ConnectionManager, key: &str, cap: usize) -> Result<usize> {
+async fn trim(con: &mut Con, key: &str, cap: usize) -> Result<usize> {
     let last = -isize::try_from(cap).unwrap_or(isize::MAX) - 1;
     redis::cmd("ZREMRANGEBYRANK")
         .arg(key)
@@ -430,11 +415,7 @@ async fn trim(con: &mut ConnectionManager, key: &str, cap: usize) -> Result<usiz
 /// Recomputes the contact's counts from its whole stored chat, the learned set
 /// and the overall counts; returns the chat's length. The version moves when
 /// the counts changed or `chat_changed` (new exchanges may count the same).
-async fn refresh(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    chat_changed: bool,
-) -> Result<usize> {
+async fn refresh(con: &mut Con, contact_id: &str, chat_changed: bool) -> Result<usize> {
     let chat = lines(con, contact_id).await?;
     let style_key = keys::style_key(contact_id);
     if chat.is_empty() {
@@ -470,7 +451,7 @@ async fn refresh(
 /// The overall counts: every learned contact's merged. An overall key another
 /// program holds (another type, or a value that is not SecondMe's) is left
 /// alone, with a warning the first time: no contact's learning depends on it.
-pub(crate) async fn refresh_overall(con: &mut ConnectionManager) -> Result<()> {
+pub(crate) async fn refresh_overall(con: &mut Con) -> Result<()> {
     let key = keys::overall_key();
     let written: redis::RedisResult<String> = match merged_tallies(con).await? {
         Some(tally) => match next_value(con, key, "overall", &tally, false).await {
@@ -510,7 +491,7 @@ return ''
 ";
 
 /// Every learned contact's counts merged; `None` when none is learned.
-async fn merged_tallies(con: &mut ConnectionManager) -> Result<Option<Tally>> {
+async fn merged_tallies(con: &mut Con) -> Result<Option<Tally>> {
     let ids = contacts(con).await?;
     let mut merged: Option<Tally> = None;
     for batch in ids.chunks(MGET_BATCH) {
@@ -546,7 +527,7 @@ fn foreign_overall() {
 /// one in the same epoch (a new epoch for a new key); `None` when the stored
 /// counts are these already and nothing else `changed`.
 async fn next_value(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     key: &str,
     who: &str,
     tally: &Tally,
@@ -577,7 +558,7 @@ fn new_epoch() -> u64 {
 
 /// A style key's JSON object; an error naming the key when it holds anything
 /// else.
-async fn read_value(con: &mut ConnectionManager, key: &str, who: &str) -> Result<Option<Value>> {
+async fn read_value(con: &mut Con, key: &str, who: &str) -> Result<Option<Value>> {
     let raw: Option<String> = redis::cmd("GET")
         .arg(key)
         .query_async(con)

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 
 use crate::llm_usage::MinuteUsage;
 use crate::schema;
@@ -68,7 +68,7 @@ pub struct Figures {
 
 /// Reads the figures: `None` when `SECONDME:llm` does not exist (no worker ran
 /// a language model) or cannot be read; with the keys that could not be read.
-pub async fn read(con: &mut ConnectionManager) -> Result<(Option<Figures>, Vec<String>)> {
+pub async fn read(con: &mut Con) -> Result<(Option<Figures>, Vec<String>)> {
     let mut odd = Vec::new();
     let replies: Vec<redis::RedisResult<redis::Value>> = redis::pipe()
         .ignore_errors()

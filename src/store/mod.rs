@@ -1,5 +1,5 @@
 //! Operations on the contract's keys, one module per concern. Every function
-//! takes the shared [`redis::aio::ConnectionManager`] and returns errors with context.
+//! takes the shared [`Con`] and returns errors with context.
 
 pub mod control;
 pub mod deadletter;

@@ -1,17 +1,13 @@
 //! Which contacts the twin may answer (`OPTIN:contacts`).
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use crate::schema;
 
 /// Enables or disables the twin for each contact; returns how many changed.
-pub async fn set_enabled(
-    con: &mut ConnectionManager,
-    contact_ids: &[String],
-    enabled: bool,
-) -> Result<usize> {
+pub async fn set_enabled(con: &mut Con, contact_ids: &[String], enabled: bool) -> Result<usize> {
     if contact_ids.is_empty() {
         return Ok(0);
     }
@@ -28,7 +24,7 @@ pub async fn set_enabled(
 }
 
 /// Every enabled contact, sorted.
-pub async fn enabled(con: &mut ConnectionManager) -> Result<Vec<String>> {
+pub async fn enabled(con: &mut Con) -> Result<Vec<String>> {
     let mut ids: Vec<String> = con
         .smembers(schema::optin_contacts())
         .await

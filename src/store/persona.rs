@@ -3,9 +3,9 @@
 
 use std::sync::LazyLock;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde::Deserialize;
 
 use crate::schema::{self, PersonaCache};
@@ -48,7 +48,7 @@ pub fn shipped_by_id(id: &str) -> Option<&'static Persona> {
 
 /// Reads `CACHE:persona:{id}`; on a miss (or unreadable JSON) rebuilds it from
 /// the shipped personas with the seed's TTL.
-pub async fn cached(con: &mut ConnectionManager, id: &str) -> Result<PersonaCache> {
+pub async fn cached(con: &mut Con, id: &str) -> Result<PersonaCache> {
     let key = schema::persona_cache_key(id);
     let raw: Option<String> = con
         .get(&key)
@@ -67,7 +67,7 @@ pub async fn cached(con: &mut ConnectionManager, id: &str) -> Result<PersonaCach
 }
 
 /// Writes a persona to its cache key with the 30 minute TTL.
-pub async fn store(con: &mut ConnectionManager, id: &str, style: &PersonaCache) -> Result<()> {
+pub async fn store(con: &mut Con, id: &str, style: &PersonaCache) -> Result<()> {
     let key = schema::persona_cache_key(id);
     let json = serde_json::to_string(style).context("cannot encode persona")?;
     let _: () = con

@@ -1,8 +1,8 @@
 //! The WhatsApp session hash `SESSION:{userId}` with its sealed token.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use crate::schema;
@@ -20,7 +20,7 @@ pub struct SessionInfo {
 
 /// Seals `plain_token` and writes the session with its 24 hour TTL, atomically.
 pub async fn write(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     user_id: &str,
     key: &SessionKey,
     plain_token: &[u8],
@@ -32,7 +32,7 @@ pub async fn write(
 /// [`write`] at `now`: a refresh of a session connected at `connected_at`, so
 /// `expiresAt` moves with the TTL.
 pub async fn write_at(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     user_id: &str,
     key: &SessionKey,
     plain_token: &[u8],
@@ -64,7 +64,7 @@ pub async fn write_at(
 }
 
 /// The session's times, or `None` when there is no session.
-pub async fn info(con: &mut ConnectionManager, user_id: &str) -> Result<Option<SessionInfo>> {
+pub async fn info(con: &mut Con, user_id: &str) -> Result<Option<SessionInfo>> {
     let name = schema::session_key(user_id);
     let (connected, expires): (Option<i64>, Option<i64>) = con
         .hmget(&name, &["connectedAt", "expiresAt"])
@@ -80,11 +80,7 @@ pub async fn info(con: &mut ConnectionManager, user_id: &str) -> Result<Option<S
 }
 
 /// Opens the stored token; a wrong key or a tampered token is a clear error.
-pub async fn open_token(
-    con: &mut ConnectionManager,
-    user_id: &str,
-    key: &SessionKey,
-) -> Result<Option<Vec<u8>>> {
+pub async fn open_token(con: &mut Con, user_id: &str, key: &SessionKey) -> Result<Option<Vec<u8>>> {
     let name = schema::session_key(user_id);
     let token: Option<String> = con
         .hget(&name, "token")
@@ -101,7 +97,7 @@ pub async fn open_token(
 }
 
 /// Logs out: removes the session.
-pub async fn remove(con: &mut ConnectionManager, user_id: &str) -> Result<()> {
+pub async fn remove(con: &mut Con, user_id: &str) -> Result<()> {
     let name = schema::session_key(user_id);
     let _: i64 = con
         .del(&name)

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::dialects::{self, GatewaySession};
@@ -100,16 +100,12 @@ fn reason(meta: Option<String>) -> PauseReason {
 /// Reads a snapshot: one pipeline for the fixed keys, then the pauses and rate
 /// counters of the contacts it lists (opted in, most active) and of `also`
 /// (contacts seen live). Its cost follows the contacts, not the keys in Redis.
-pub async fn read(con: &mut ConnectionManager, user_id: &str) -> Result<Snapshot> {
+pub async fn read(con: &mut Con, user_id: &str) -> Result<Snapshot> {
     read_with(con, user_id, &[]).await
 }
 
 /// [`read`], also looking at the pauses and counters of `also`.
-pub async fn read_with(
-    con: &mut ConnectionManager,
-    user_id: &str,
-    also: &[String],
-) -> Result<Snapshot> {
+pub async fn read_with(con: &mut Con, user_id: &str, also: &[String]) -> Result<Snapshot> {
     // One round trip, each reply on its own: a key another program gave a type of
     // its own (OPTIN:contacts, SECONDME:stats, SESSION:{userId}, ...) is reported
     // and read as absent, and never turns the whole read into an error.
@@ -230,7 +226,7 @@ impl Reply {
 /// The pauses and rate counters of `contacts`: one `MGET` per key family, then the
 /// time left of the keys that exist, in one more round trip.
 async fn pauses_and_counters(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     contacts: &[&str],
     now: i64,
 ) -> Result<(Vec<PausedContact>, Vec<RateCounter>)> {
@@ -324,7 +320,7 @@ async fn pauses_and_counters(
 }
 
 /// Pending entries of the worker group (0 when the group does not exist yet).
-async fn pending(con: &mut ConnectionManager) -> Result<u64> {
+async fn pending(con: &mut Con) -> Result<u64> {
     let reply: redis::RedisResult<redis::Value> = redis::cmd("XPENDING")
         .arg(schema::queue_messages())
         .arg(schema::WORKER_GROUP)
@@ -342,18 +338,14 @@ async fn pending(con: &mut ConnectionManager) -> Result<u64> {
 }
 
 /// The newest `limit` messages of a contact, oldest first (from `HISTORY:{contactId}`).
-pub async fn history(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    limit: usize,
-) -> Result<Vec<MessageEvent>> {
+pub async fn history(con: &mut Con, contact_id: &str, limit: usize) -> Result<Vec<MessageEvent>> {
     let mut all = histories(con, &[contact_id.to_owned()], limit).await?;
     Ok(all.pop().map(|(_, h)| h).unwrap_or_default())
 }
 
 /// The histories of several contacts in one round trip, in the order given.
 pub async fn histories(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     contact_ids: &[String],
     limit: usize,
 ) -> Result<Vec<(String, Vec<MessageEvent>)>> {

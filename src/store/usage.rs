@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use crate::llm_usage::{Accounts, ModelUsage, Pending, date};
@@ -39,7 +39,7 @@ pub struct Flushed {
 /// is lost (Redis may have applied it): a lost reply loses one flush's
 /// figures at worst, which figures can afford and the daily budget cannot
 /// afford the other way round.
-pub async fn flush(con: &mut ConnectionManager, llm: &impl Accounts) -> Result<Flushed> {
+pub async fn flush(con: &mut Con, llm: &impl Accounts) -> Result<Flushed> {
     let pending = llm.take_pending();
     let survey = match survey(con, &pending).await {
         Ok(survey) => survey,
@@ -112,7 +112,7 @@ fn keys(pending: &Pending) -> Vec<(String, &'static str)> {
 }
 
 /// Reads only: a failure here means nothing was written.
-async fn survey(con: &mut ConnectionManager, pending: &Pending) -> Result<Survey> {
+async fn survey(con: &mut Con, pending: &Pending) -> Result<Survey> {
     let keys = keys(pending);
     let mut pipe = redis::pipe();
     pipe.ignore_errors().cmd("TIME");
@@ -177,7 +177,7 @@ impl Tx {
 }
 
 async fn write(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     llm: &impl Accounts,
     pending: &Pending,
     survey: &Survey,
@@ -319,11 +319,7 @@ fn latencies(tx: &mut Tx, key: &str, samples: &[u64]) {
 }
 
 /// Flushes every two seconds until `stop`, then once more.
-pub async fn keep_accounts(
-    mut con: ConnectionManager,
-    llm: impl Accounts,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn keep_accounts(mut con: Con, llm: impl Accounts, mut stop: watch::Receiver<bool>) {
     // A problem is logged when it changes, not every two seconds.
     let mut last: Option<String> = None;
     loop {

@@ -12,8 +12,8 @@ mod isolation;
 mod step_args;
 mod triage;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 
 use super::Worker;
 use super::learned::LearnedCache;
@@ -235,7 +235,7 @@ impl<E: ReplyEngine> Worker<E> {
 /// from the person's chats with this contact.
 pub(super) async fn generate<E: ReplyEngine>(
     engine: &E,
-    con: &mut ConnectionManager,
+    con: &mut Con,
     g: &ParsedEntry,
     persona: &ContactPersona,
     learning: &LearnedCache,

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::connection::Con;
 use anyhow::Result;
 use redis::Client;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions};
 
 use super::WorkerConfig;
@@ -52,7 +53,7 @@ impl BlockingReader {
 
     /// Ends a read left blocked by the stop, so Redis cannot hand this consumer
     /// new entries after the drain has looked at its pending list.
-    pub(super) async fn stop(&mut self, con: &mut ConnectionManager) {
+    pub(super) async fn stop(&mut self, con: &mut Con) {
         let Some((_, client_id)) = self.reader.take() else {
             return;
         };
@@ -82,7 +83,7 @@ impl BlockingReader {
 }
 
 impl Source for BlockingReader {
-    async fn fill(&mut self, _con: &mut ConnectionManager) -> Result<bool> {
+    async fn fill(&mut self, _con: &mut Con) -> Result<bool> {
         let reader = open(&self.client, self.block, &mut self.reader).await?;
         let entries = read_new(reader, &self.opts).await?;
         self.current = triage(&entries, &HashMap::new());

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Con;
 use anyhow::{Result, bail};
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -35,7 +35,7 @@ const TAKE: usize = 8;
 /// connection and a persona resolver of its own.
 pub(super) struct Keeper<E> {
     engine: Arc<E>,
-    con: ConnectionManager,
+    con: Con,
     learned: Arc<LearnedCache>,
     personas: Personas,
     ttl_ms: i64,

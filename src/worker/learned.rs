@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 
 use super::parsed_entry::ParsedEntry;
 use super::verdict::Verdict;
@@ -97,7 +97,7 @@ impl LearnedCache {
     }
 
     /// The contacts with learned data, as of a few seconds ago.
-    async fn contacts(&self, con: &mut ConnectionManager) -> Result<Arc<HashSet<String>>> {
+    async fn contacts(&self, con: &mut Con) -> Result<Arc<HashSet<String>>> {
         let now = store::now_ms();
         if let Some((at, set)) = &self.inner().contacts
             && now - at < LOCAL_TTL_MS
@@ -117,7 +117,7 @@ impl LearnedCache {
     /// The overall profile, as of a few seconds ago; `None` when there is
     /// none or it cannot be read (another program's key: warned once), since
     /// each contact's own learned data serves without it.
-    async fn overall(&self, con: &mut ConnectionManager) -> Result<Option<Arc<StyleProfile>>> {
+    async fn overall(&self, con: &mut Con) -> Result<Option<Arc<StyleProfile>>> {
         static WARNED: AtomicBool = AtomicBool::new(false);
         let now = store::now_ms();
         if let Some((at, p)) = &self.inner().overall
@@ -163,11 +163,7 @@ impl LearnedCache {
 
     /// The contact's chat model, rebuilt when its version moved; `None` when
     /// nothing is learned for it.
-    async fn model(
-        &self,
-        con: &mut ConnectionManager,
-        contact_id: &str,
-    ) -> Result<Option<Arc<ChatModel>>> {
+    async fn model(&self, con: &mut Con, contact_id: &str) -> Result<Option<Arc<ChatModel>>> {
         let Some(version) = learned::version(con, contact_id).await? else {
             self.inner().models.remove(contact_id);
             return Ok(None);
@@ -214,11 +210,7 @@ impl LearnedCache {
     }
 
     /// Whether a reply to `contact_id` may get past exchanges as examples.
-    pub(super) async fn may_have_examples(
-        &self,
-        con: &mut ConnectionManager,
-        contact_id: &str,
-    ) -> bool {
+    pub(super) async fn may_have_examples(&self, con: &mut Con, contact_id: &str) -> bool {
         match self.contacts(con).await {
             Ok(set) => {
                 set.contains(contact_id) || (self.cfg.style_from_other_chats && !set.is_empty())
@@ -232,7 +224,7 @@ impl LearnedCache {
     /// (logged, without text): the reply goes on without it.
     pub(super) async fn for_reply(
         &self,
-        con: &mut ConnectionManager,
+        con: &mut Con,
         contact_id: &str,
         query: &str,
     ) -> Option<Learned> {
@@ -257,12 +249,7 @@ impl LearnedCache {
         }
     }
 
-    async fn learned(
-        &self,
-        con: &mut ConnectionManager,
-        contact_id: &str,
-        query: &str,
-    ) -> Result<Learned> {
+    async fn learned(&self, con: &mut Con, contact_id: &str, query: &str) -> Result<Learned> {
         let k = self.cfg.examples;
         let overall = self.overall(con).await?;
         let contacts = self.contacts(con).await?;
@@ -290,7 +277,7 @@ impl LearnedCache {
     /// what those contacts wrote: style examples only.
     async fn others(
         &self,
-        con: &mut ConnectionManager,
+        con: &mut Con,
         contact_id: &str,
         contacts: &HashSet<String>,
         query: &str,
@@ -318,11 +305,7 @@ impl LearnedCache {
     /// Learns what the worker just decided: the person's own messages (typed on
     /// the phone) and the contacts' messages, in the chats already learned.
     /// Never the twin's replies. Best effort: failures are logged.
-    pub(super) async fn learn_live(
-        &self,
-        con: &mut ConnectionManager,
-        decided: &[(&ParsedEntry, &Verdict)],
-    ) {
+    pub(super) async fn learn_live(&self, con: &mut Con, decided: &[(&ParsedEntry, &Verdict)]) {
         // A contact not learned as of a few seconds ago costs no round trip:
         // the read loop serves every contact, and most have nothing learned. The
         // set only filters; the add itself checks the set again atomically, so a

@@ -25,9 +25,9 @@ pub mod verdict;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use redis::Client;
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use crate::config::{Config, SleepSetting};
@@ -176,7 +176,7 @@ impl WorkerStatus {
 /// A worker bound to one Redis.
 pub struct Worker<E> {
     client: Client,
-    con: ConnectionManager,
+    con: Con,
     engine: Arc<E>,
     /// Writes a slow engine's replies beside the read loop (none for an instant engine).
     scheduler: Option<Scheduler<E>>,
@@ -198,12 +198,7 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     /// A worker that shares an existing connection manager.
-    pub fn with_connection(
-        client: Client,
-        con: ConnectionManager,
-        engine: E,
-        cfg: WorkerConfig,
-    ) -> Self {
+    pub fn with_connection(client: Client, con: Con, engine: E, cfg: WorkerConfig) -> Self {
         let (status, _) = watch::channel(WorkerStatus::default());
         let personas = personas::Personas::new(&cfg.default_persona, &cfg.user_id);
         let engine = Arc::new(engine);
@@ -512,7 +507,7 @@ pub async fn run_worker<E: ReplyEngine>(
 }
 
 /// How many entries are pending for this consumer (`XPENDING` summary).
-async fn own_pending_count(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<u64> {
+async fn own_pending_count(con: &mut Con, cfg: &WorkerConfig) -> Result<u64> {
     let reply: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
         .arg(schema::queue_messages())
         .arg(cfg.group.as_str())

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use crate::connection::Con;
 use anyhow::Result;
-use redis::aio::ConnectionManager;
 
 use super::WorkerConfig;
 use super::batch::{Triaged, triage};
@@ -53,7 +53,7 @@ impl OwnPending {
 }
 
 impl Source for OwnPending {
-    async fn fill(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+    async fn fill(&mut self, con: &mut Con) -> Result<bool> {
         let Some(cursor) = self.cursor.as_deref() else {
             return Ok(false);
         };
@@ -107,7 +107,7 @@ impl Claims {
 }
 
 impl Source for Claims {
-    async fn fill(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+    async fn fill(&mut self, con: &mut Con) -> Result<bool> {
         if self.last.elapsed() < self.cfg.claim_every {
             return Ok(false);
         }

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::connection::Con;
 use anyhow::Result;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use crate::conversation::ContactContext;
 use crate::graph::{self, GraphError, ResolvedGraph};
@@ -71,7 +71,7 @@ impl Personas {
         self.styles.clear();
     }
 
-    async fn graph_available(&mut self, con: &mut ConnectionManager) -> bool {
+    async fn graph_available(&mut self, con: &mut Con) -> bool {
         if let Some(known) = self.graph {
             return known;
         }
@@ -87,11 +87,7 @@ impl Personas {
     }
 
     /// The persona, style and context for `contact_id`.
-    pub async fn for_contact(
-        &mut self,
-        con: &mut ConnectionManager,
-        contact_id: &str,
-    ) -> Result<ContactPersona> {
+    pub async fn for_contact(&mut self, con: &mut Con, contact_id: &str) -> Result<ContactPersona> {
         let (persona_id, context) = self.resolve(con, contact_id).await;
         let style = self.style(con, &persona_id).await?;
         Ok(ContactPersona {
@@ -103,7 +99,7 @@ impl Personas {
 
     async fn resolve(
         &mut self,
-        con: &mut ConnectionManager,
+        con: &mut Con,
         contact_id: &str,
     ) -> (String, Option<ContactContext>) {
         if !self.refresh(con).await {
@@ -141,7 +137,7 @@ impl Personas {
 
     /// Re-reads the graph's resolution when it is over a minute old; false when
     /// there is no graph.
-    async fn refresh(&mut self, con: &mut ConnectionManager) -> bool {
+    async fn refresh(&mut self, con: &mut Con) -> bool {
         if !self.graph_available(con).await {
             return false;
         }
@@ -166,7 +162,7 @@ impl Personas {
     }
 
     /// The sleep hours the graph's `User` holds, if any (and valid).
-    pub async fn sleep_hours(&mut self, con: &mut ConnectionManager) -> Option<SleepHours> {
+    pub async fn sleep_hours(&mut self, con: &mut Con) -> Option<SleepHours> {
         if !self.refresh(con).await {
             return None;
         }
@@ -182,7 +178,7 @@ impl Personas {
 
     /// The style of `id`: local copy, else `CACHE:persona:{id}`, else rebuilt from
     /// the graph (or the shipped personas) with the seed's 30 minute TTL.
-    async fn style(&mut self, con: &mut ConnectionManager, id: &str) -> Result<Arc<PersonaCache>> {
+    async fn style(&mut self, con: &mut Con, id: &str) -> Result<Arc<PersonaCache>> {
         let now = store::now_ms();
         if let Some((at, style)) = self.styles.get(id)
             && now - at < LOCAL_TTL_MS

@@ -3,8 +3,8 @@
 //! far, what was learned bearing on the message), for `secondme ask` and any
 //! other preview. Nothing is written: no reply, no history, no learning.
 
+use crate::connection::Con;
 use anyhow::Result;
-use redis::aio::ConnectionManager;
 
 use super::learned::LearnedCache;
 use super::personas::Personas;
@@ -33,7 +33,7 @@ pub struct Preview {
 /// wrote it, else to the contact's last message in the history. `None` when
 /// there is no text and the history holds no message of the contact.
 pub async fn reply<E: ReplyEngine>(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     engine: &E,
     personas: &mut Personas,
     learn: &LearnConfig,

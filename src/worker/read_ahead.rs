@@ -23,10 +23,11 @@ use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+use crate::connection::Con;
 use anyhow::Result;
 use futures_util::future::{MaybeDone, maybe_done};
 use redis::Client;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -183,7 +184,7 @@ impl ReadAhead {
     /// Hands over the oldest unfinished batch already read, without waiting or
     /// starting to read: for the recovery after a fault and for the drain. Errors
     /// the task reported are dropped: the caller is recovering from them.
-    pub(super) async fn fill_read(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+    pub(super) async fn fill_read(&mut self, con: &mut Con) -> Result<bool> {
         self.take_waiting();
         while matches!(self.queue.front(), Some(Read::Failed(_))) {
             self.queue.pop_front();
@@ -193,7 +194,7 @@ impl ReadAhead {
 
     /// Before a batch is tried again, drops what the earlier attempt finished (no
     /// longer pending); false when there is no batch.
-    async fn retain_if_retried(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+    async fn retain_if_retried(&mut self, con: &mut Con) -> Result<bool> {
         let Some(Read::Batch(b)) = self.queue.front_mut() else {
             return Ok(false);
         };
@@ -251,7 +252,7 @@ impl ReadAhead {
 /// verdict, so what is left is the server's or a shared key's fault, and the batch
 /// waits, pending, until that is mended.
 impl Source for ReadAhead {
-    async fn fill(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+    async fn fill(&mut self, con: &mut Con) -> Result<bool> {
         if !self.running() {
             self.start().await?;
         }

@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimOptions, StreamId, StreamPendingCountReply, StreamReadOptions,
 };
@@ -16,7 +16,7 @@ use super::entries::{Claimed, RangeEntries, ReadEntries};
 use crate::schema;
 
 /// Creates the worker group (and the stream) if missing.
-pub async fn ensure_group(con: &mut ConnectionManager, group: &str) -> Result<()> {
+pub async fn ensure_group(con: &mut Con, group: &str) -> Result<()> {
     let created: redis::RedisResult<()> = con
         .xgroup_create_mkstream(schema::queue_messages(), group, "0")
         .await;
@@ -44,7 +44,7 @@ pub fn explain_nogroup(e: RedisError) -> anyhow::Error {
 
 /// Up to a batch of this consumer's pending entries after `cursor`.
 pub async fn read_own_pending(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     cfg: &WorkerConfig,
     cursor: &str,
 ) -> Result<Vec<StreamId>> {
@@ -64,7 +64,7 @@ pub async fn read_own_pending(
 /// failure of the server or of a key every entry shares, which is no entry's fault.
 /// An entry deleted meanwhile comes back without fields, as `XREADGROUP` gives it.
 pub async fn peek_own_pending(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     cfg: &WorkerConfig,
     cursor: &str,
 ) -> Result<Vec<StreamId>> {
@@ -112,7 +112,7 @@ pub async fn peek_own_pending(
 }
 
 /// Claims up to a batch of entries idle longer than `claim_idle` from any consumer.
-pub async fn claim(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<Vec<StreamId>> {
+pub async fn claim(con: &mut Con, cfg: &WorkerConfig) -> Result<Vec<StreamId>> {
     let opts = StreamAutoClaimOptions::default().count(cfg.batch_size);
     let reply: Claimed = con
         .xautoclaim_options(
@@ -137,7 +137,7 @@ pub async fn claim(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<Ve
 
 /// Entries of `entries` delivered more than `max_deliveries` times, with their counts.
 pub async fn over_delivered(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     cfg: &WorkerConfig,
     entries: &[StreamId],
 ) -> Result<HashMap<String, u64>> {
@@ -167,7 +167,7 @@ pub async fn over_delivered(
 /// With `ACKED` (Redis 8.2+) the server knows which entries every group acked.
 /// Otherwise the oldest entry any group still needs is computed from `XINFO GROUPS`
 /// and `XPENDING`, and only entries before it are removed (`MINID`).
-pub async fn trim(con: &mut ConnectionManager, acked: bool) -> Result<()> {
+pub async fn trim(con: &mut Con, acked: bool) -> Result<()> {
     let len: usize = con
         .xlen(schema::queue_messages())
         .await
@@ -202,7 +202,7 @@ pub async fn trim(con: &mut ConnectionManager, acked: bool) -> Result<()> {
 
 /// The smallest id any group still needs: its oldest pending entry, or the entry
 /// after its last delivered one. `None` when there is no group (trim nothing).
-async fn oldest_needed(con: &mut ConnectionManager) -> Result<Option<String>> {
+async fn oldest_needed(con: &mut Con) -> Result<Option<String>> {
     let groups: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(schema::queue_messages())
@@ -257,7 +257,7 @@ pub(super) fn parse_id(id: &str) -> Option<(u64, u64)> {
 /// Keeps only the entries of `batch` still pending for this consumer: the others
 /// were finished by an earlier, interrupted attempt.
 pub(super) async fn retain_pending(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     cfg: &WorkerConfig,
     batch: &mut Triaged,
 ) -> Result<()> {

@@ -2,8 +2,8 @@
 //! previews so a preview asks exactly what the worker would: how much of the
 //! conversation goes in, and the request itself.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 
 use super::learned::{LEARNED_HISTORY, LearnedCache, burst_query};
 use super::personas::ContactPersona;
@@ -16,7 +16,7 @@ use crate::schema::QueueMessage;
 /// have learned exchanges (they are matched against the conversation).
 pub(super) async fn history_wanted<E: ReplyEngine>(
     engine: &E,
-    con: &mut ConnectionManager,
+    con: &mut Con,
     learning: &LearnedCache,
     contact_id: &str,
 ) -> usize {
@@ -32,7 +32,7 @@ pub(super) async fn history_wanted<E: ReplyEngine>(
 /// `history` and what was learned from the person's chats bearing on them.
 pub(super) async fn ask<E: ReplyEngine>(
     engine: &E,
-    con: &mut ConnectionManager,
+    con: &mut Con,
     learning: &LearnedCache,
     persona: &ContactPersona,
     message: &QueueMessage,

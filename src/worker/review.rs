@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::WorkerConfig;
@@ -27,7 +27,7 @@ struct ReviewLine<'a> {
 
 /// Writes this consumer's still-pending entries to the review file and acknowledges
 /// them. Returns how many were written. Nothing is acked unless the file write succeeded.
-pub async fn write_leftovers(con: &mut ConnectionManager, cfg: &WorkerConfig) -> Result<u64> {
+pub async fn write_leftovers(con: &mut Con, cfg: &WorkerConfig) -> Result<u64> {
     let mut cursor = "0".to_owned();
     let mut total = 0u64;
     loop {
@@ -48,7 +48,7 @@ pub async fn write_leftovers(con: &mut ConnectionManager, cfg: &WorkerConfig) ->
 /// Entries an interrupted batch already finished are left out when Redis can say
 /// which (they are no longer pending).
 pub(super) async fn write_read_ahead(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     cfg: &WorkerConfig,
     batches: &mut [Batch],
 ) -> Result<u64> {
@@ -62,7 +62,7 @@ pub(super) async fn write_read_ahead(
 }
 
 async fn write_and_ack<'a>(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     cfg: &WorkerConfig,
     entries: impl Iterator<Item = (&'a str, Vec<(String, String)>)>,
 ) -> Result<u64> {

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use futures_util::FutureExt;
-use redis::aio::ConnectionManager;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -148,7 +148,7 @@ fn refusal(error: &anyhow::Error) -> Option<&'static str> {
 /// What the jobs share.
 struct Shared<E> {
     engine: Arc<E>,
-    con: ConnectionManager,
+    con: Con,
     learned: Arc<LearnedCache>,
     group: String,
     /// Whether and for how long a reply becomes a draft (draft mode).
@@ -216,7 +216,7 @@ impl<E: ReplyEngine> Scheduler<E> {
     /// begins its pause watch.
     pub(super) fn new(
         engine: Arc<E>,
-        con: ConnectionManager,
+        con: Con,
         cfg: &WorkerConfig,
         status: watch::Receiver<WorkerStatus>,
         learned: Arc<LearnedCache>,
@@ -549,11 +549,7 @@ async fn commit_one<E>(shared: &Shared<E>, entry: &ParsedEntry, written: Written
 }
 
 /// Records `entries` superseded (the supersede step): marked and acknowledged.
-async fn record_superseded(
-    con: &mut ConnectionManager,
-    group: &str,
-    entries: &[Superseded],
-) -> Result<()> {
+async fn record_superseded(con: &mut Con, group: &str, entries: &[Superseded]) -> Result<()> {
     let mut call = Call::new(Step::Supersede);
     call.key(schema::queue_messages())
         .key(schema::stats())
@@ -622,7 +618,7 @@ async fn watch_jobs<E: ReplyEngine>(shared: Arc<Shared<E>>) {
 
 /// Of `contacts`, those the twin must not answer now: all of them under the kill
 /// switch, else the paused and the not enabled.
-async fn paused_contacts(con: &mut ConnectionManager, contacts: &[String]) -> Result<Vec<String>> {
+async fn paused_contacts(con: &mut Con, contacts: &[String]) -> Result<Vec<String>> {
     let mut mget = redis::cmd("MGET");
     let mut member = redis::cmd("SMISMEMBER");
     member.arg(schema::optin_contacts());
@@ -653,12 +649,7 @@ async fn paused_contacts(con: &mut ConnectionManager, contacts: &[String]) -> Re
 
 /// Resets the idle time of entries this consumer holds (`XCLAIM ... JUSTID`, which
 /// counts no delivery), so no claim loop takes an entry whose reply is being written.
-async fn keep_claimed(
-    con: &mut ConnectionManager,
-    group: &str,
-    consumer: &str,
-    ids: &[String],
-) -> Result<()> {
+async fn keep_claimed(con: &mut Con, group: &str, consumer: &str, ids: &[String]) -> Result<()> {
     let mut cmd = redis::cmd("XCLAIM");
     cmd.arg(schema::queue_messages())
         .arg(group)

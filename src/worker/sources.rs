@@ -8,8 +8,8 @@
 //! the stop), stale entries of other consumers (claimed now and then), and entries
 //! a slow engine's scheduler hands back to be decided again.
 
+use crate::connection::Con;
 use anyhow::Result;
-use redis::aio::ConnectionManager;
 
 use super::batch::{BatchOutcome, Triaged};
 use super::blocking_read::BlockingReader;
@@ -22,7 +22,7 @@ use super::read_ahead::{Batch, ReadAhead};
 pub(super) trait Source {
     /// Gets the next batch ready, waiting as long as this source waits; false when
     /// it has none.
-    async fn fill(&mut self, con: &mut ConnectionManager) -> Result<bool>;
+    async fn fill(&mut self, con: &mut Con) -> Result<bool>;
     /// The batch made ready.
     fn batch(&mut self) -> Option<&mut Triaged>;
     /// How that batch went: `done` when every entry in it was settled; otherwise
@@ -132,7 +132,7 @@ impl Sources {
 
     /// Stops reading for good: what a read in flight was handed is pending for
     /// this consumer, where the drain's recovery finds it.
-    pub(super) async fn stop(&mut self, con: &mut ConnectionManager) {
+    pub(super) async fn stop(&mut self, con: &mut Con) {
         self.phase = Phase::Closed;
         self.fresh.stop(con).await;
     }
@@ -147,7 +147,7 @@ impl Sources {
     /// takes more).
     pub(super) async fn next(
         &mut self,
-        con: &mut ConnectionManager,
+        con: &mut Con,
         new: NewEntries,
     ) -> Result<Option<Pulled<'_>>> {
         let Some(from) = self.fill(con, new).await? else {
@@ -185,11 +185,7 @@ impl Sources {
         }
     }
 
-    async fn fill(
-        &mut self,
-        con: &mut ConnectionManager,
-        new: NewEntries,
-    ) -> Result<Option<Origin>> {
+    async fn fill(&mut self, con: &mut Con, new: NewEntries) -> Result<Option<Origin>> {
         if self.rechecks.fill(con).await? {
             return Ok(Some(Origin::Recheck));
         }
@@ -225,7 +221,7 @@ impl Sources {
 
 impl Fresh {
     /// Hands over what was read already, reading nothing more.
-    async fn fill_read(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+    async fn fill_read(&mut self, con: &mut Con) -> Result<bool> {
         match self {
             Fresh::Ahead(a) => a.fill_read(con).await,
             Fresh::Blocking(_) => Ok(false),
@@ -241,7 +237,7 @@ impl Fresh {
     }
 
     /// Stops reading at the stop.
-    async fn stop(&mut self, con: &mut ConnectionManager) {
+    async fn stop(&mut self, con: &mut Con) {
         match self {
             Fresh::Ahead(a) => a.stop().await,
             Fresh::Blocking(b) => b.stop(con).await,
@@ -250,7 +246,7 @@ impl Fresh {
 }
 
 impl Source for Fresh {
-    async fn fill(&mut self, con: &mut ConnectionManager) -> Result<bool> {
+    async fn fill(&mut self, con: &mut Con) -> Result<bool> {
         match self {
             Fresh::Ahead(a) => a.fill(con).await,
             Fresh::Blocking(b) => b.fill(con).await,
@@ -288,7 +284,7 @@ impl Rechecks {
 }
 
 impl Source for Rechecks {
-    async fn fill(&mut self, _con: &mut ConnectionManager) -> Result<bool> {
+    async fn fill(&mut self, _con: &mut Con) -> Result<bool> {
         if self.waiting.is_empty() {
             return Ok(false);
         }
@@ -363,7 +359,7 @@ mod tests {
     }
 
     /// A private redis-server with the group and the entries `ids` in the queue.
-    async fn queue(ids: &[&str]) -> (RedisServer, redis::Client, ConnectionManager) {
+    async fn queue(ids: &[&str]) -> (RedisServer, redis::Client, Con) {
         let server =
             RedisServer::start(find_binary().expect("a redis-server"), GraphModule::Without)
                 .expect("start redis-server");
@@ -387,7 +383,7 @@ mod tests {
     }
 
     /// Delivers up to `n` new entries to the test's consumer, as a read before a crash.
-    async fn deliver(con: &mut ConnectionManager, n: usize) {
+    async fn deliver(con: &mut Con, n: usize) {
         let _: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(schema::WORKER_GROUP)
@@ -405,7 +401,7 @@ mod tests {
     /// Where the next batch comes from and its stream ids.
     async fn next(
         s: &mut Sources,
-        con: &mut ConnectionManager,
+        con: &mut Con,
         new: NewEntries,
     ) -> Option<(Origin, Vec<String>)> {
         let pulled = s.next(con, new).await.expect("a batch or none")?;

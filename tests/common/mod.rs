@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use secondme::config::{Config, Overrides};
+use secondme::connection::Con;
 use secondme::schema::{self, Direction, QueueMessage};
 use secondme::server::{GraphModule, RedisServer};
 use secondme::store::{self, queue};
@@ -63,7 +63,7 @@ impl Drop for TestDir {
 /// A running server and a connection to it.
 pub struct Harness {
     pub server: RedisServer,
-    pub con: ConnectionManager,
+    pub con: Con,
     pub acked: bool,
     /// Where the test's config and review files go.
     pub dir: TestDir,
@@ -229,7 +229,7 @@ pub fn sleep_window(around_now: bool) -> secondme::sleep::SleepHours {
 }
 
 /// How the worker recorded handling `message_id`, if it did (`None` on a read error too).
-pub async fn handled(con: &mut ConnectionManager, message_id: &str) -> Option<String> {
+pub async fn handled(con: &mut Con, message_id: &str) -> Option<String> {
     secondme::store::handled::state(con, message_id)
         .await
         .ok()

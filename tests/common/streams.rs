@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use secondme::connection::Con;
 use secondme::schema;
 
 /// Entries of stream `key`, oldest first, each as its fields by name (a value
 /// that is not text reads as empty).
-pub async fn entries(con: &mut ConnectionManager, key: &str) -> Vec<HashMap<String, String>> {
+pub async fn entries(con: &mut Con, key: &str) -> Vec<HashMap<String, String>> {
     let reply: redis::streams::StreamRangeReply = con.xrange_all(key).await.expect("xrange");
     reply
         .ids
@@ -26,7 +26,7 @@ pub async fn entries(con: &mut ConnectionManager, key: &str) -> Vec<HashMap<Stri
 }
 
 /// How many entries of `QUEUE:responses` answer each message (by `inReplyTo`).
-pub async fn replies_per_message(con: &mut ConnectionManager) -> HashMap<String, usize> {
+pub async fn replies_per_message(con: &mut Con) -> HashMap<String, usize> {
     let mut per = HashMap::new();
     for r in entries(con, schema::queue_responses()).await {
         let to = r
@@ -40,7 +40,7 @@ pub async fn replies_per_message(con: &mut ConnectionManager) -> HashMap<String,
 
 /// How many entries `group` has delivered on `stream` and not acknowledged
 /// (`XPENDING`'s count); none before a reader has created the group.
-pub async fn pending(con: &mut ConnectionManager, stream: &str, group: &str) -> u64 {
+pub async fn pending(con: &mut Con, stream: &str, group: &str) -> u64 {
     let reply: redis::RedisResult<redis::streams::StreamPendingReply> =
         con.xpending(stream, group).await;
     match reply {
@@ -51,17 +51,12 @@ pub async fn pending(con: &mut ConnectionManager, stream: &str, group: &str) -> 
 }
 
 /// [`pending`] of the workers' group on `QUEUE:messages`.
-pub async fn workers_pending(con: &mut ConnectionManager) -> u64 {
+pub async fn workers_pending(con: &mut Con) -> u64 {
     pending(con, schema::queue_messages(), schema::WORKER_GROUP).await
 }
 
 /// Whether stream `key` holds at least `n` entries within `within`.
-pub async fn holds_at_least(
-    con: &ConnectionManager,
-    key: &str,
-    n: usize,
-    within: Duration,
-) -> bool {
+pub async fn holds_at_least(con: &Con, key: &str, n: usize, within: Duration) -> bool {
     super::eventually(within, || {
         let mut con = con.clone();
         async move {

@@ -4,7 +4,7 @@
 //! again, and the operator's own words with the takeover pause.
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use secondme::connection::Con;
 use secondme::schema::drafts as keys;
 use secondme::schema::{self, PauseReason};
 use secondme::store::drafts::{self, Decision};
@@ -25,7 +25,7 @@ async fn two_approvals_at_once_send_the_draft_exactly_once() {
     let d = draft_for(&h, ALICE, "m1").await;
     let mut events = subscribe(&h).await;
 
-    let approve = |con: ConnectionManager| async move {
+    let approve = |con: Con| async move {
         let mut con = con;
         drafts::approve(&mut con, "draft_m1", None).await
     };

@@ -16,8 +16,8 @@ use std::time::Duration;
 use common::worker::Running;
 use common::{Harness, collect, eventually, handled, incoming, streams};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use secondme::config::{Config, Overrides, SleepSetting};
+use secondme::connection::Con;
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::reply::{Reply, ReplyEngine, ReplyRequest};
 use secondme::schema::drafts::{self as keys, DraftEvent};
@@ -122,7 +122,7 @@ async fn subscribe(h: &Harness) -> mpsc::UnboundedReceiver<(String, String)> {
     .await
 }
 
-async fn draft_hash(con: &mut ConnectionManager, contact: &str) -> HashMap<String, String> {
+async fn draft_hash(con: &mut Con, contact: &str) -> HashMap<String, String> {
     con.hgetall(keys::draft_key(contact))
         .await
         .expect("hgetall")
@@ -147,14 +147,14 @@ async fn responses(h: &mut Harness) -> Vec<HashMap<String, String>> {
     streams::entries(&mut h.con, schema::queue_responses()).await
 }
 
-async fn drafts_index(con: &mut ConnectionManager) -> Vec<(String, i64)> {
+async fn drafts_index(con: &mut Con) -> Vec<(String, i64)> {
     con.zrange_withscores(keys::drafts_key(), 0, -1)
         .await
         .expect("zrange")
 }
 
 /// The history of `contact`, newest first, as JSON.
-async fn history(con: &mut ConnectionManager, contact: &str) -> Vec<serde_json::Value> {
+async fn history(con: &mut Con, contact: &str) -> Vec<serde_json::Value> {
     let raw: Vec<String> = con
         .lrange(schema::history_key(contact), 0, -1)
         .await

@@ -1,6 +1,7 @@
 //! The gateway's Redis rights: the ACL rules of docs/redis-schema.md are
 //! enough, and they do not let it change the worker's code.
 
+use secondme::connection::Con;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -149,7 +150,7 @@ async fn the_documented_gateway_acl_is_enough() {
 }
 
 /// A connection as a Redis user with the gateway's documented rules.
-pub async fn as_gateway_user(h: &mut Harness) -> redis::aio::ConnectionManager {
+pub async fn as_gateway_user(h: &mut Harness) -> Con {
     let mut setuser = redis::cmd("ACL");
     setuser.arg("SETUSER").arg("gw").arg("on").arg(">gw-pass");
     for rule in GATEWAY_ACL {

@@ -2,6 +2,7 @@
 //! gateway's narrow `Connector`/`Link` traits that record what they were asked
 //! to do, and fail, hang or pause Redis when a test says so.
 
+use secondme::connection::Con;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -47,13 +48,13 @@ pub struct FakeConnector {
     /// The device store: present, a connection logs in without a code.
     pub store: PathBuf,
     /// The test's own connection (to look at and to pause Redis).
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: Con,
 }
 
 /// One connection of [`FakeConnector`].
 pub struct FakeLink {
     record: Arc<Mutex<Record>>,
-    redis: redis::aio::ConnectionManager,
+    redis: Con,
 }
 
 impl FakeConnector {

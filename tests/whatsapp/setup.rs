@@ -2,6 +2,7 @@
 //! earlier run's store), what a test writes for it (messages in, replies out)
 //! and what a test reads back (its state, its sends, dead letters, pending replies).
 
+use secondme::connection::Con;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +51,7 @@ pub struct Setup {
     /// Sends of this text never return.
     pub hang_text: Option<String>,
     /// The gateway's Redis connection (another user), or the harness's.
-    pub con: Option<redis::aio::ConnectionManager>,
+    pub con: Option<Con>,
     /// Failed sends of one reply before it is dead-lettered.
     pub send_attempts: u32,
     /// Wait after a reply's first failed send.

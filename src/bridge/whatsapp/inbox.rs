@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 
 use super::link::Inbound;
 use crate::private_file;
@@ -112,14 +112,14 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 /// The durable commit of incoming messages.
 #[derive(Debug, Clone)]
 pub struct Inbox {
-    con: ConnectionManager,
+    con: Con,
     acked_trim: bool,
     directory: Directory,
 }
 
 impl Inbox {
     /// An inbox writing through `con`; `acked_trim` on Redis 8.2+.
-    pub fn new(con: ConnectionManager, acked_trim: bool, directory: Directory) -> Self {
+    pub fn new(con: Con, acked_trim: bool, directory: Directory) -> Self {
         Self {
             con,
             acked_trim,

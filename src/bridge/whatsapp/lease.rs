@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 
 use crate::schema;
 
@@ -58,7 +58,7 @@ impl Lease {
     /// the lease expire between them (after missing [`TTL`] of renewals) and
     /// pass to another gateway, the renewal lengthens that gateway's fresh
     /// lease, harmlessly, and the `GET` tells us it isn't ours.
-    pub async fn hold(&self, con: &mut ConnectionManager) -> redis::RedisResult<bool> {
+    pub async fn hold(&self, con: &mut Con) -> redis::RedisResult<bool> {
         let ttl_ms = u64::try_from(TTL.as_millis()).unwrap_or(u64::MAX);
         let holder: Option<String> = redis::cmd("SET")
             .arg(&self.key)
@@ -90,7 +90,7 @@ impl Lease {
     /// Gives the lease up when ours (a clean stop), so another gateway takes
     /// over at once rather than after [`TTL`]. One about to expire is left to
     /// expire: deleting it could delete the next holder's.
-    pub async fn release(&self, con: &mut ConnectionManager) -> redis::RedisResult<()> {
+    pub async fn release(&self, con: &mut Con) -> redis::RedisResult<()> {
         let (holder, left_ms): (Option<String>, i64) = redis::pipe()
             .atomic()
             .get(&self.key)

@@ -1,8 +1,8 @@
 //! Builds the real gateway from the configuration: what `secondme gateway`,
 //! `login`, `logout` and the control room share.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, watch};
 
 use super::client::WhatsAppConnector;
@@ -51,7 +51,7 @@ fn connector(config: &Config, key: &SessionKey, phone: Option<&str>) -> Result<W
 /// Runs the gateway on `con` until `stop`, replaced, or (with `until_connected`) logged in.
 pub async fn run(
     config: &Config,
-    con: ConnectionManager,
+    con: Con,
     stop: watch::Receiver<bool>,
     phone: Option<&str>,
     until_connected: bool,
@@ -87,11 +87,7 @@ pub async fn run(
 
 /// Unlinks the device (when WhatsApp can be reached within `wait`) and deletes
 /// its store and `SESSION:{userId}`; says whether the phone was told.
-pub async fn logout(
-    config: &Config,
-    mut con: ConnectionManager,
-    wait: std::time::Duration,
-) -> Result<bool> {
+pub async fn logout(config: &Config, mut con: Con, wait: std::time::Duration) -> Result<bool> {
     let key = session_key(config)?;
     let connector = connector(config, &key, None)?;
     let mut told = false;

@@ -2,7 +2,7 @@
 //! refreshed while the gateway runs, gone 90 s after it stops) and the same
 //! payload on `events:gateway`.
 
-use redis::aio::ConnectionManager;
+use crate::connection::Con;
 use serde::{Deserialize, Serialize};
 
 use crate::schema;
@@ -130,11 +130,7 @@ impl GatewayStatus {
 
 /// Writes `s` to `GATEWAY:{userId}` with its TTL and publishes it on
 /// `events:gateway`, in one round trip.
-pub async fn publish(
-    con: &mut ConnectionManager,
-    user_id: &str,
-    s: &GatewayStatus,
-) -> anyhow::Result<()> {
+pub async fn publish(con: &mut Con, user_id: &str, s: &GatewayStatus) -> anyhow::Result<()> {
     let json = serde_json::to_string(s)?;
     redis::pipe()
         .set_ex(schema::gateway_key(user_id), &json, TTL_S)

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::connection::Con;
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use anyhow::{Context, Result, bail};
-use redis::aio::ConnectionManager;
 
 use super::{Op, check_text, step};
 use crate::schema::{self, drafts as keys};
@@ -15,18 +15,14 @@ use crate::schema::{self, drafts as keys};
 /// twin for that contact as when the person types on the phone (the takeover
 /// pause, 60 min); returns the reply id. [`send_as_owner_for`] takes the
 /// configured `takeover`.
-pub async fn send_as_owner(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    text: &str,
-) -> Result<String> {
+pub async fn send_as_owner(con: &mut Con, contact_id: &str, text: &str) -> Result<String> {
     let takeover = Duration::from_millis(schema::DEFAULT_PAUSE_MS.unsigned_abs());
     send_as_owner_for(con, contact_id, text, takeover).await
 }
 
 /// [`send_as_owner`] with a takeover pause of `takeover` (the `takeover` setting).
 pub async fn send_as_owner_for(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     contact_id: &str,
     text: &str,
     takeover: Duration,

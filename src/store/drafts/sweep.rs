@@ -2,8 +2,8 @@
 //! `QUEUE:deadletter`, reason `expired`, never sent), and the operator's requests
 //! to write one again (taken once, then replaced under the commit step's checks).
 
+use crate::connection::Con;
 use anyhow::{Context, Result, bail};
-use redis::aio::ConnectionManager;
 
 use super::{Op, step};
 use crate::schema;
@@ -23,10 +23,7 @@ pub struct Regeneration {
 
 /// Takes up to `limit` requests to write a draft again: each is taken by one
 /// worker only, and only while its draft still waits.
-pub async fn take_regenerations(
-    con: &mut ConnectionManager,
-    limit: usize,
-) -> Result<Vec<Regeneration>> {
+pub async fn take_regenerations(con: &mut Con, limit: usize) -> Result<Vec<Regeneration>> {
     let mut call = step(Op::Take);
     call.arg(limit.max(1));
     let flat: Vec<String> = call
@@ -72,7 +69,7 @@ pub enum Rewritten {
 
 /// Puts `new` in the place of draft `expected` of `r`'s contact, for `ttl_ms`.
 pub async fn rewrite(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     r: &Regeneration,
     new: &NewDraft<'_>,
     ttl_ms: i64,
@@ -102,7 +99,7 @@ pub async fn rewrite(
 
 /// Moves up to `limit` drafts past their expiry to `QUEUE:deadletter` (reason
 /// `expired`); returns how many.
-pub async fn expire(con: &mut ConnectionManager, limit: usize) -> Result<usize> {
+pub async fn expire(con: &mut Con, limit: usize) -> Result<usize> {
     let mut call = step(Op::Expire);
     call.arg(schema::QUEUE_DEADLETTER_CAP)
         .arg(schema::deadletter_fields::SOURCE_ID)

@@ -1,8 +1,8 @@
 //! `secondme forget CONTACT`: every key and stream entry holding that contact's
 //! text, removed; ids-only keys and the other contacts left as they are.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamInfoGroupsReply, StreamRangeReply};
 
 use crate::schema::{self, drafts, learned as keys};
@@ -39,7 +39,7 @@ pub struct Forgotten {
 /// name in `CONTACTS:names` stay. A stream another program holds with another
 /// type is not searched, and said so after the keys are gone. A reply being
 /// written while this runs lands after it: disable the contact first.
-pub async fn forget(con: &mut ConnectionManager, contact_id: &str) -> Result<Forgotten> {
+pub async fn forget(con: &mut Con, contact_id: &str) -> Result<Forgotten> {
     crate::store::ensure_contact_id(contact_id)?;
     let mut gone = Forgotten {
         learned_messages: learned_count(con, contact_id).await?,
@@ -58,7 +58,7 @@ pub async fn forget(con: &mut ConnectionManager, contact_id: &str) -> Result<For
 /// `gone` and collecting their `replyId`s; one that fails does not keep the
 /// others from being purged (the first error is returned).
 async fn purge_streams(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     contact_id: &str,
     gone: &mut Forgotten,
     reply_ids: &mut Vec<String>,
@@ -81,7 +81,7 @@ async fn purge_streams(
 }
 
 /// Members of the learned chat (0 when it is absent or another program's).
-async fn learned_count(con: &mut ConnectionManager, contact_id: &str) -> Result<u64> {
+async fn learned_count(con: &mut Con, contact_id: &str) -> Result<u64> {
     let key = keys::chat_key(contact_id);
     let kind: String = redis::cmd("TYPE")
         .arg(&key)
@@ -101,7 +101,7 @@ async fn learned_count(con: &mut ConnectionManager, contact_id: &str) -> Result<
 /// Deletes the contact's own keys (its draft among them) and takes it out of
 /// the learned set, the draft index and the regeneration requests, in one step;
 /// returns how many keys existed.
-async fn delete_contact_keys(con: &mut ConnectionManager, contact_id: &str) -> Result<u64> {
+async fn delete_contact_keys(con: &mut Con, contact_id: &str) -> Result<u64> {
     let own = [
         keys::chat_key(contact_id),
         keys::style_key(contact_id),
@@ -128,7 +128,7 @@ async fn delete_contact_keys(con: &mut ConnectionManager, contact_id: &str) -> R
 /// Deletes the entries of `stream` for the contact, a page at a time; adds the
 /// `replyId` of each to `reply_ids`. Returns how many were deleted.
 async fn purge_stream(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     stream: &str,
     contact_id: &str,
     reply_ids: &mut Vec<String>,
@@ -181,7 +181,7 @@ async fn purge_stream(
 }
 
 /// The consumer groups of `stream`.
-async fn group_names(con: &mut ConnectionManager, stream: &str) -> Result<Vec<String>> {
+async fn group_names(con: &mut Con, stream: &str) -> Result<Vec<String>> {
     let info: StreamInfoGroupsReply = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(stream)
@@ -194,7 +194,7 @@ async fn group_names(con: &mut ConnectionManager, stream: &str) -> Result<Vec<St
 /// Acknowledges `ids` in every group, then deletes them, in one step: a reader
 /// never meets a pending entry whose fields are gone.
 async fn delete_entries(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     stream: &str,
     groups: &[String],
     ids: &[&str],
@@ -237,7 +237,7 @@ fn text_field(entry: &StreamId, field: &str) -> Option<String> {
 }
 
 /// Deletes `SENTREPLY:` and `SENDFAIL:` of each reply; returns how many existed.
-async fn delete_reply_marks(con: &mut ConnectionManager, reply_ids: &[String]) -> Result<u64> {
+async fn delete_reply_marks(con: &mut Con, reply_ids: &[String]) -> Result<u64> {
     let mut deleted = 0;
     for batch in reply_ids.chunks(PAGE) {
         let marks: Vec<String> = batch

@@ -9,9 +9,9 @@
 //! message appended at the end (nothing dropped) changes neither the counts
 //! nor the exchanges: the version stays, and so do the caches built on it.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use redis::Value as RedisValue;
-use redis::aio::ConnectionManager;
 
 use super::{
     Added, LearnedError, Stored, encode_value, keys, lines, member, next_value, redis_error,
@@ -108,7 +108,7 @@ struct Grown {
 /// messages, marked so a later export of it is not added again. Only a chat
 /// already learned grows: `None` when the contact is not in `LEARN:contacts`.
 pub async fn add_live(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     contact_id: &str,
     line: &ChatLine,
     cap: usize,
@@ -200,12 +200,7 @@ fn field<T: redis::FromRedisValue>(reply: &mut std::vec::IntoIter<RedisValue>) -
 
 /// Brings the counts up to the chat the add left; false when the contact was
 /// forgotten meanwhile.
-async fn follow(
-    con: &mut ConnectionManager,
-    contact_id: &str,
-    line: &ChatLine,
-    grown: Grown,
-) -> Result<bool> {
+async fn follow(con: &mut Con, contact_id: &str, line: &ChatLine, grown: Grown) -> Result<bool> {
     if grown.last && !line.me && grown.dropped.is_empty() && !grown.many {
         // The contact's newest message answers nothing yet: no exchange and no
         // count moves, so the version stays and caches stay good.
@@ -269,7 +264,7 @@ fn moved(stored: &Stored, plus: &Tally, minus: &Tally) -> Result<String> {
 
 /// Counts the contact's chat again from all its lines and writes them while
 /// the contact is learned, then the overall; false when it is not learned.
-async fn recount(con: &mut ConnectionManager, contact_id: &str) -> Result<bool> {
+async fn recount(con: &mut Con, contact_id: &str) -> Result<bool> {
     let chat = lines(con, contact_id).await?;
     let mut tally = Tally::default();
     tally.add_chat(&chat);

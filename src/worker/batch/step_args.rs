@@ -2,8 +2,8 @@
 //! dead-letter): their KEYS and ARGV in the order the functions library reads
 //! them, and the parse of each step's reply.
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::aio::ConnectionManager;
 
 use super::Written;
 use crate::schema::drafts::{self as draft_keys, ReplyMode};
@@ -73,7 +73,7 @@ impl Drafting {
 /// Decides `entries` with the decide step, each with its reply when an instant
 /// engine wrote one before the decision.
 pub(super) async fn decide(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     cfg: &WorkerConfig,
     entries: &[(&ParsedEntry, Option<Written>)],
     asleep: bool,
@@ -129,7 +129,7 @@ pub(super) async fn decide(
 
 /// Commits `written` replies with the commit step (`secondme_commit_*`).
 pub(in crate::worker) async fn commit(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     group: &str,
     drafting: Drafting,
     written: &[(&ParsedEntry, Written)],

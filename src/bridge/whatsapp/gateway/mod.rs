@@ -12,8 +12,8 @@ mod publish;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Con;
 use anyhow::Result;
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, watch};
 
 use crate::bridge::whatsapp::inbox::Inbox;
@@ -73,7 +73,7 @@ pub enum Exit {
 /// The gateway: one connector, one Redis.
 pub struct WhatsAppGateway<C: Connector> {
     connector: C,
-    con: ConnectionManager,
+    con: Con,
     inbox: Inbox,
     opts: GatewayOptions,
     tap: Option<mpsc::UnboundedSender<LinkEvent>>,
@@ -85,7 +85,7 @@ pub struct WhatsAppGateway<C: Connector> {
 
 impl<C: Connector> WhatsAppGateway<C> {
     /// A gateway writing through `con`, committing messages through `inbox`.
-    pub fn new(connector: C, con: ConnectionManager, inbox: Inbox, opts: GatewayOptions) -> Self {
+    pub fn new(connector: C, con: Con, inbox: Inbox, opts: GatewayOptions) -> Self {
         Self {
             connector,
             con,

@@ -15,9 +15,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Con;
 use anyhow::{Context, Result};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadOptions};
 use tokio::sync::watch;
 
@@ -76,7 +76,7 @@ impl Drop for SenderTask {
 /// Starts the sender of one connection: it serves while both `connected` and
 /// `leased` say so, spending the gateway run's `budget`.
 pub(super) fn spawn<L: Link>(
-    con: ConnectionManager,
+    con: Con,
     link: Arc<L>,
     inbox: Inbox,
     opts: GatewayOptions,
@@ -102,7 +102,7 @@ pub(super) fn spawn<L: Link>(
 }
 
 struct Sender<L: Link> {
-    con: ConnectionManager,
+    con: Con,
     link: Arc<L>,
     inbox: Inbox,
     opts: GatewayOptions,
