@@ -249,7 +249,7 @@ async fn kill_switch(server: &RedisServer, dir: &std::path::Path) -> Result<()> 
     let url = server.url();
     let client = redis::Client::open(url.as_str())?;
     let mut con = client.get_multiplexed_async_connection().await?;
-    let manager = secondme::connection::manager(&client, None).await?;
+    let manager = secondme::connection::manager(&client.clone().into(), None).await?;
     let before: usize = con.xlen(schema::queue_responses()).await?;
     let model = FakeModel::default();
     let mut cfg = worker_config(&url, dir, "bench-k", IN_FLIGHT_AT_KILL)?;

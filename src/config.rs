@@ -19,6 +19,7 @@ use crate::paths;
 use crate::reply::llm::config::{LlmConfig, LlmSettings};
 use crate::schema::drafts::ReplyMode;
 use crate::sleep::SleepHours;
+use crate::sleep::SleepMode;
 
 /// Every setting, each optional: what the command line, the environment or the
 /// config file says, before defaults.
@@ -200,6 +201,30 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub draft_ttl: Option<String>,
+    /// What the sleep hours do to messages: skip (never answered) or defer (answered when they end).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_SLEEP_MODE",
+        hide_env_values = true
+    )]
+    pub sleep_mode: Option<String>,
+    /// The person this process serves on a shared Redis: every key and channel behind `{N}:`.
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_NAMESPACE",
+        hide_env_values = true
+    )]
+    pub namespace: Option<String>,
+    /// Replicas that must hold an inbound message or a reply before it counts as written (WAIT; 0: none).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_REPLICAS_TO_WAIT",
+        hide_env_values = true
+    )]
+    pub replicas_to_wait: Option<u32>,
     /// Learning from the person's chats: only in the file's `[learn]` table.
     #[arg(skip)]
     #[serde(default)]
@@ -253,6 +278,9 @@ impl Settings {
             bell,
             reply_mode,
             draft_ttl,
+            sleep_mode,
+            namespace,
+            replicas_to_wait,
             keys,
         } = self;
         let mut merged_keys = lower.keys;
@@ -287,6 +315,9 @@ impl Settings {
             bell: bell.or(lower.bell),
             reply_mode: reply_mode.or(lower.reply_mode),
             draft_ttl: draft_ttl.or(lower.draft_ttl),
+            sleep_mode: sleep_mode.or(lower.sleep_mode),
+            namespace: namespace.or(lower.namespace),
+            replicas_to_wait: replicas_to_wait.or(lower.replicas_to_wait),
             keys: merged_keys,
         }
     }
@@ -379,6 +410,12 @@ pub struct Config {
     pub reply_mode: ReplyMode,
     /// How long a draft waits for a decision before it expires unsent.
     pub draft_ttl: Duration,
+    /// What the sleep hours do to messages.
+    pub sleep_mode: SleepMode,
+    /// The namespace every key and channel sits behind (`{N}:`), if any.
+    pub namespace: Option<String>,
+    /// Replicas a write waits for (`WAIT`) before it counts; 0 waits for none.
+    pub replicas_to_wait: u32,
     /// The owner's name: `owner_name`, else the `[llm]` table's.
     pub owner_name: Option<String>,
     /// Learning from the person's chats.
@@ -461,6 +498,9 @@ impl Config {
             bell,
             reply_mode,
             draft_ttl,
+            sleep_mode,
+            namespace,
+            replicas_to_wait,
             keys,
         } = s;
         let owner_name = owner_name
@@ -547,6 +587,15 @@ impl Config {
             bell: bell.unwrap_or(false),
             reply_mode,
             draft_ttl,
+            sleep_mode: match sleep_mode.as_deref().map(str::trim) {
+                None => SleepMode::default(),
+                Some(text) => text.parse().context("invalid sleep_mode")?,
+            },
+            namespace: crate::schema::check_namespace(namespace).context("invalid namespace")?,
+            replicas_to_wait: match replicas_to_wait.unwrap_or(0) {
+                n @ 0..=16 => n,
+                n => bail!("replicas_to_wait must be between 0 and 16, not {n}"),
+            },
             keys,
         })
     }

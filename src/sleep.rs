@@ -187,3 +187,40 @@ mod tests {
         assert_eq!((minute + 61) % MINUTES_PER_DAY, later);
     }
 }
+
+/// What the sleep hours do to a message that arrives in them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SleepMode {
+    /// Never answered (the seed's behaviour).
+    #[default]
+    Skip,
+    /// Kept, and answered in one reply per contact when the window ends.
+    Defer,
+}
+
+impl SleepMode {
+    /// The mode as the setting spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Defer => "defer",
+        }
+    }
+}
+
+/// A sleep mode that is neither `skip` nor `defer`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0:?} is not a sleep mode (skip or defer)")]
+pub struct UnknownSleepMode(pub String);
+
+impl FromStr for SleepMode {
+    type Err = UnknownSleepMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "skip" => Ok(Self::Skip),
+            "defer" => Ok(Self::Defer),
+            other => Err(UnknownSleepMode(other.to_owned())),
+        }
+    }
+}

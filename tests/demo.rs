@@ -101,7 +101,8 @@ async fn the_demo_learns_its_owner_from_the_sample_exports() {
         .join(format!("secondme-redis-{pid}-0"))
         .join("redis.sock");
     screen.wait_for("Sam Carter");
-    let client = redis::Client::open(format!("unix://{}", socket.display())).expect("client");
+    let client =
+        secondme::connection::open_client(&format!("unix://{}", socket.display())).expect("client");
     let mut con = secondme::connection::manager(&client, None)
         .await
         .expect("the demo's Redis");

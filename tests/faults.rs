@@ -579,12 +579,15 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         user_id: "user-1".to_owned(),
         review_file: review_path(&dir),
         sleep_hours: secondme::config::SleepSetting::Off,
+        sleep_mode: secondme::sleep::SleepMode::Skip,
         rate_counted_elsewhere: false,
         max_generations: 8,
         burst_quiet: Duration::from_millis(100),
         learn: secondme::learn::LearnConfig::default(),
         reply_mode: secondme::schema::drafts::ReplyMode::Auto,
         draft_ttl_ms: 24 * 3600 * 1000,
+        replicas_to_wait: 0,
+        chores_every: Duration::from_secs(1),
     };
     let (stop_tx, handle) = run_worker_with(&h, FailingEngine, cfg).await;
 

@@ -886,6 +886,22 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
         .expect("dead letter");
     draft(c, MARIA, &said).await;
     draft(c, BOB, &bob_said).await;
+    let _: () = c
+        .hset_multiple(schema::unanswered(), &[(MARIA, 2), (BOB, 1)])
+        .await
+        .expect("unanswered");
+    let night = |who: &str, text: &str| {
+        serde_json::json!({"streamId": "1-1", "message": {"messageId": "n", "contactId": who,
+            "content": text, "botSent": false, "timestamp": 1}})
+        .to_string()
+    };
+    let _: () = c
+        .hset_multiple(
+            schema::deferred(),
+            &[(MARIA, night(MARIA, &said)), (BOB, night(BOB, &bob_said))],
+        )
+        .await
+        .expect("a night kept for the morning");
     let before = every_value(c).await;
     let mut planted = vec![
         schema::drafts::draft_key(MARIA),
@@ -896,6 +912,7 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
         schema::queue_messages().to_owned(),
         schema::queue_responses().to_owned(),
         schema::queue_deadletter().to_owned(),
+        schema::deferred().to_owned(),
     ];
     planted.sort();
     assert_eq!(holding(&before, MARKER), planted);
@@ -930,6 +947,7 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
         schema::history_key(BOB),
         schema::queue_messages().to_owned(),
         schema::queue_responses().to_owned(),
+        schema::deferred().to_owned(),
     ];
     spared.sort();
     assert_eq!(holding(&after, OTHER_MARKER), spared);
@@ -966,6 +984,15 @@ async fn forget_leaves_no_key_holding_the_chat_and_spares_the_others() {
         .await
         .expect("requests");
     assert_eq!(asked, [BOB], "Maria's request to write it again is gone");
+    let unanswered: HashMap<String, u64> =
+        c.hgetall(schema::unanswered()).await.expect("unanswered");
+    assert_eq!(
+        unanswered,
+        HashMap::from([(BOB.to_owned(), 1)]),
+        "Maria's unanswered count is gone, Bob's stays"
+    );
+    let nights: Vec<String> = c.hkeys(schema::deferred()).await.expect("deferred");
+    assert_eq!(nights, [BOB], "Maria's night is gone, Bob's stays");
 }
 
 /// The key events Redis publishes (`notify-keyspace-events`) while `during`

@@ -292,6 +292,7 @@ fn debug_fields(value: &impl Debug) -> Vec<String> {
 #[test]
 fn gateway_states_pair_variant_for_variant_and_field_for_field() {
     let pairs = pairs!(State => GatewayPhase {
+        State::Standby => GatewayPhase::Standby,
         State::Connecting => GatewayPhase::Connecting,
         State::WaitingForScan => GatewayPhase::WaitingForScan,
         State::PairCode => GatewayPhase::PairCode,

@@ -39,6 +39,7 @@ async fn the_command_line_refuses_all_and_ids_the_queue_would_reject() {
     let long = "x".repeat(300);
     let bad = [
         "ALL",
+        "*",
         "a b",
         "line\nbreak",
         "alice\u{202e}eve",
@@ -58,6 +59,9 @@ async fn the_command_line_refuses_all_and_ids_the_queue_would_reject() {
             assert!(err.contains("contact id"), "{args:?}: {err}");
             if id == "ALL" {
                 assert!(err.contains("reserved for the kill switch"), "{err}");
+            }
+            if id == "*" {
+                assert!(err.contains("reserved for the default reply mode"), "{err}");
             }
         }
     }

@@ -2,8 +2,14 @@
 -- batch decision and commit, and the operator's controls. The library is loaded
 -- by the worker and the CLI (`FUNCTION LOAD REPLACE`) under a name that carries a
 -- hash of its text, so two SecondMe versions sharing a Redis each call their own.
--- The key prefixes (`K`) and `VERSION` come from a prelude generated in Rust from
--- src/schema.rs (see src/store/functions.rs): no key prefix is spelled here.
+-- `VERSION`, the constants that are not key names (`K`) and `contact_keys` come from
+-- a prelude generated in Rust (src/store/functions.rs). No key name is built here:
+-- every key a step touches comes in KEYS, computed by the caller from src/schema
+-- (src/store/functions/keys.rs), so Redis Cluster's slot checks and ACL key patterns
+-- see them all. Arguments say where in KEYS a contact's keys begin (`keysAt`):
+-- `contact_keys(KEYS, keysAt)` is the table of them, `pause` PAUSE:{c}, `pause_meta`
+-- PAUSEMETA:{c}, `counter` COUNTER:{c}:msgs, `history` HISTORY:{c}, `own_history`
+-- SECONDME:history:{c}, `draft` DRAFT:{c}.
 
 -- Time from the server's clock, in ms: every worker and the CLI agree on it.
 local function now_ms()
@@ -25,9 +31,9 @@ local function pause_holds(v, now)
   return expires == nil or expires > now
 end
 
-local function set_pause(contact, expires, reason)
-  redis.call('SET', K.pause .. contact, tostring(expires), 'PXAT', expires)
-  redis.call('SET', K.pause_meta .. contact, reason, 'PXAT', expires)
+local function set_pause(pause_key, meta_key, expires, reason)
+  redis.call('SET', pause_key, tostring(expires), 'PXAT', expires)
+  redis.call('SET', meta_key, reason, 'PXAT', expires)
 end
 
 -- A call on a key of one contact, which another program may have given a type or
@@ -80,23 +86,17 @@ local function in_slices(list, step, send)
   end
 end
 
--- `command` over `prefix .. name` for every name (as keys, or as members of
--- `key`), in slices; returns name -> reply.
-local function fetch(list, prefix, command, key)
-  local out, names, n_out, n_names = {}, {}, 0, 0
-  for s = 1, #list, 1000 do
-    local slice, n_slice = {}, 0
-    for k = s, math.min(s + 999, #list) do
-      n_slice = n_slice + 1
-      slice[n_slice] = prefix .. list[k]
-      n_names = n_names + 1
-      names[n_names] = list[k]
-    end
+-- `command` over `args` (as keys, or as members of `key`), in slices; returns
+-- names[k] -> the reply for args[k].
+local function fetch(names, args, command, key)
+  local out, n_out = {}, 0
+  for s = 1, #args, 1000 do
+    local e = math.min(s + 999, #args)
     local got
     if key then
-      got = redis.call(command, key, unpack(slice))
+      got = redis.call(command, key, unpack(args, s, e))
     else
-      got = redis.call(command, unpack(slice))
+      got = redis.call(command, unpack(args, s, e))
     end
     for k = 1, #got do
       n_out = n_out + 1
@@ -104,21 +104,31 @@ local function fetch(list, prefix, command, key)
     end
   end
   local map = {}
-  for k = 1, n_names do map[names[k]] = out[k] end
+  for k = 1, #names do map[names[k]] = out[k] end
   return map
 end
 
--- The hour buckets of `HANDLED:`: this hour's hash is written, the last hour's read.
-local function handled_keys(now, bucket_ms)
+-- The hour buckets of `HANDLED:` by the server's clock: this hour's hash is written,
+-- the last hour's read. The caller passes four hours in KEYS[at..at+3], its own
+-- clock's hour - 2 to hour + 1 (`first` the number of the first), so that when the
+-- two clocks differ by less than an hour the server's hour is one of the middle three
+-- and the hour before it is passed too. A larger difference fails the step: no key
+-- is built here.
+local function handled_keys(KEYS, at, first, now, bucket_ms)
   local bucket = math.floor(now / bucket_ms)
-  return K.handled .. bucket, K.handled .. (bucket - 1), (bucket + 2) * bucket_ms
+  local k = bucket - tonumber(first)
+  if k < 1 or k > 3 then
+    error({ err = 'SERVER_FAULT the clocks of Redis (hour ' .. bucket .. ') and of the caller (hour ' ..
+      (tonumber(first) + 2) .. ') differ by an hour or more: set both right' })
+  end
+  return KEYS[at + k], KEYS[at + k - 1], (bucket + 2) * bucket_ms
 end
 
 -- How each message was handled before: a final state in either hour's hash wins
 -- over `seen` (decided, reply not yet committed).
 local function handled_states(mids, now_key, before_key)
-  local in_now = fetch(mids, '', 'HMGET', now_key)
-  local in_before = fetch(mids, '', 'HMGET', before_key)
+  local in_now = fetch(mids, mids, 'HMGET', now_key)
+  local in_before = fetch(mids, mids, 'HMGET', before_key)
   local done_of = {}
   for _, mid in ipairs(mids) do
     local a, b = in_now[mid], in_before[mid]
@@ -138,21 +148,21 @@ local function write_handled(now_key, expire_at, pairs)
 end
 
 -- Pushes events onto a contact's history, the one write of a message or reply
--- that can fail on the contact's keys (returns the `fail:` verdict then): its
+-- that can fail on the contact's keys (`ck`, returns the `fail:` verdict then): its
 -- `HISTORY:{id}`, unless another program keeps that key as another type (the
 -- original gateway's sorted set), then SecondMe's own `SECONDME:history:{id}`, so
 -- a key of theirs is never written or its type changed. Trying the push first
 -- costs nothing extra in the common case. LPUSH returns the length: trim only when
 -- the list is well over its cap, so a busy conversation is not trimmed at every
 -- message. The expiry follows the last write.
-local function push_history(contact, ttl_ms, cap, ...)
-  local h = K.history .. contact
+local function push_history(ck, ttl_ms, cap, ...)
+  local h = ck.history
   local len = redis.pcall('LPUSH', h, ...)
   if type(len) == 'table' and len.err then
     -- Anything but a foreign type (an ACL that does not reach the key) is the
     -- server's fault, as in `try`.
     if not len.err:find('^WRONGTYPE') then error({ err = 'SERVER_FAULT ' .. len.err }) end
-    h = K.own_history .. contact
+    h = ck.own_history
     local failed
     len, failed = try(h, 'LPUSH', h, ...)
     if failed then return failed end
@@ -196,10 +206,9 @@ end
 
 -- The id of the contact's waiting draft (false when none), or nil and the `fail:`
 -- verdict when another program holds DRAFT:{contactId} as another type: the one call
--- of a draft that can fail on the contact's keys, run before any write.
-local function waiting_draft(contact)
-  local key = K.draft .. contact
-  return try(key, 'HGET', key, 'draftId')
+-- of a draft that can fail on the contact's keys (`ck`), run before any write.
+local function waiting_draft(ck)
+  return try(ck.draft, 'HGET', ck.draft, 'draftId')
 end
 
 local function draft_event(channel, kind, id, contact, now)
@@ -210,8 +219,8 @@ end
 -- Makes a written reply the contact's draft, in place of the waiting one (`replaced`:
 -- one draft per burst, answering its last message), and announces it. A request to
 -- write the old one again is void with it.
-local function put_draft(d, contact, sid, mid, rid, content, persona, now, replaced)
-  local key, id, expires = K.draft .. contact, K.draft_id .. mid, now + d.ttl
+local function put_draft(d, ck, contact, sid, mid, rid, content, persona, now, replaced)
+  local key, id, expires = ck.draft, K.draft_id .. mid, now + d.ttl
   redis.call('DEL', key)
   redis.call('HSET', key, 'draftId', id, 'contactId', contact, 'content', content,
     'inReplyTo', mid, 'createdAt', tostring(now), 'expiresAt', tostring(expires),
@@ -220,6 +229,56 @@ local function put_draft(d, contact, sid, mid, rid, content, persona, now, repla
   redis.call('HDEL', d.regen, contact)
   draft_event(d.channel, replaced and 'replaced' or 'created', id, contact, now)
 end
+
+-- Sleep hours in `defer` mode and the operator's count of messages not answered
+-- (issue 21). `SECONDME:deferred` holds, per contact, the newest message it wrote
+-- in the sleep hours (`{"streamId":…,"message":<events:messages payload>}`); the
+-- workers answer it, with the whole night in the history, when the window ends.
+-- The message id a deferral holds (nil when none, or unreadable).
+local function deferred_field(key, contact, field)
+  local held = redis.call('HGET', key, contact)
+  if not held then return nil end
+  local ok, t = pcall(cjson.decode, held)
+  if not ok or type(t) ~= 'table' then return nil end
+  if field == 'streamId' then return t.streamId end
+  return type(t.message) == 'table' and t.message.messageId or nil
+end
+
+-- Whether stream id `a` comes after `b` (`ms-seq`); an unreadable one never stands.
+local function later_entry(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(tostring(b), '^(%d+)-(%d+)$')
+  if not bm then return true end
+  if not am then return false end
+  if tonumber(am) ~= tonumber(bm) then return tonumber(am) > tonumber(bm) end
+  return tonumber(as) > tonumber(bs)
+end
+
+-- Keeps the contact's newest message of the night: an older entry decided late (a
+-- slow engine's commit at the window's start, a claimed entry) never replaces it.
+local function defer(key, contact, sid, event)
+  local held = deferred_field(key, contact, 'streamId')
+  if held and not later_entry(sid, held) then return end
+  redis.call('HSET', key, contact, '{"streamId":"' .. sid .. '","message":' .. event .. '}')
+end
+
+-- Why the contact of keys `ck` is paused, as PAUSEMETA holds it (nil when unknown).
+local function pause_reason(ck)
+  local r = redis.pcall('GET', ck.pause_meta)
+  if type(r) == 'string' then return r end
+  return nil
+end
+
+-- A message of an enabled contact the twin chose not to answer, counted for the
+-- operator, unless the person is answering the contact themselves (a takeover).
+local function not_answered(warnings, key, contact, ck, verdict)
+  if verdict == 'skip:paused' and pause_reason(ck) == 'takeover' then return end
+  best_effort(warnings, key, 'HINCRBY', key, contact, 1)
+end
+
+-- The skips that leave an enabled contact's message for the operator.
+local UNANSWERED = { ['skip:sleep_hours'] = true, ['skip:kill_switch'] = true,
+  ['skip:rate_limit'] = true, ['skip:paused'] = true }
 
 -- Decides a whole batch of parsed queue entries in one atomic step and, for
 -- entries that come with a reply already written, sends it in the same step.
@@ -234,13 +293,20 @@ end
 -- ARGV[15] 1 when another program counts COUNTER:{contactId}:msgs (only read here), else 0
 -- KEYS[8] SECONDME:modes  KEYS[9] DRAFTS  KEYS[10] DRAFTS:regenerate
 -- ARGV[16] reply_mode setting (auto|draft)  ARGV[17] draft lifetime ms  ARGV[18] events:drafts
--- then 11 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
+-- KEYS[11] SECONDME:unanswered  KEYS[12] SECONDME:deferred
+-- ARGV[19] sleep_mode (skip|defer): in `defer`, an incoming message of an enabled contact in
+-- the sleep hours is kept in SECONDME:deferred (verdict `deferred`) instead of skipped
+-- KEYS[13] PAUSEMETA:ALL  KEYS[14..17] four HANDLED hours, the first ARGV[20] (handled_keys)
+-- then each contact's keys (contact_keys) and SENT:{messageId} of each entry of kind `me`
+-- then 13 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
 --   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
 --   the reply is written later; then an `answer` verdict waits for commit)
+--   keysAt (where the contact's keys begin in KEYS)  sentAt (where SENT:{messageId} is, kind
+--   `me`; else 0)
 -- A reply written before the decision for a contact in draft mode becomes the contact's
 -- draft instead (verdict `drafted`, handled as `drafted`).
 -- Returns one verdict per entry: sent | drafted | answer | duplicate | echo | takeover | recorded |
--- skip:kill_switch | skip:not_enabled | skip:paused | skip:sleep_hours | skip:rate_limit |
+-- deferred | skip:kill_switch | skip:not_enabled | skip:paused | skip:sleep_hours | skip:rate_limit |
 -- fail:{why} (a key of this entry's contact that another program gave a type or value
 -- the step cannot use: nothing was written for the entry, which stays pending for the
 -- worker to dead-letter); then `warn:{text}` for each best-effort write that failed.
@@ -258,13 +324,16 @@ local function decide(KEYS, ARGV)
   local counted_elsewhere = ARGV[15] == '1'
   local d = { modes = KEYS[8], index = KEYS[9], regen = KEYS[10], setting = ARGV[16],
     ttl = tonumber(ARGV[17]), channel = ARGV[18] }
-  local FIRST, FIELDS = 19, 11
+  local unanswered, deferred, deferring = KEYS[11], KEYS[12], ARGV[19] == 'defer'
+  local all_meta = KEYS[13]
+  local FIRST, FIELDS = 21, 13
+  local warnings = {}
 
-  local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
+  local handled_now, handled_before, handled_expiry = handled_keys(KEYS, 14, ARGV[20], now, bucket_ms)
   local refused = check_shared({
     { KEYS[2], 'set' }, { KEYS[4], 'stream' }, { KEYS[7], 'stream' },
     { handled_now, 'hash' }, { handled_before, 'hash' },
-    { KEYS[8], 'hash' }, { KEYS[9], 'zset' }, { KEYS[10], 'hash' },
+    { KEYS[8], 'hash' }, { KEYS[9], 'zset' }, { KEYS[10], 'hash' }, { KEYS[12], 'hash' },
   })
   if refused then return refused end
 
@@ -272,7 +341,7 @@ local function decide(KEYS, ARGV)
   -- nobody until the operator says so.
   if redis.call('EXISTS', KEYS[3]) == 0 then
     if redis.call('SET', KEYS[1], tostring(now), 'NX') then
-      redis.call('SET', K.pause_all_meta, 'state_lost')
+      redis.call('SET', all_meta, 'state_lost')
       pause_event(ch_pause, K.all, 'pause', nil, 'state_lost')
     end
     redis.call('SET', KEYS[3], tostring(now))
@@ -284,20 +353,22 @@ local function decide(KEYS, ARGV)
   -- below keep these tables current, so a later entry of the same batch sees an
   -- earlier one's effect. Lists grow through explicit counters: Lua's `#t` is a
   -- search, not a field.
-  local mids, contacts, seen_contact = {}, {}, {}
+  local mids, contacts, keys_of, pause_keys = {}, {}, {}, {}
   local n_mids, n_contacts = 0, 0
   for j = FIRST, #ARGV - FIELDS + 1, FIELDS do
     n_mids = n_mids + 1
     mids[n_mids] = ARGV[j + 1]
     local c = ARGV[j + 2]
-    if not seen_contact[c] then
-      seen_contact[c] = true
+    if not keys_of[c] then
+      local ck = contact_keys(KEYS, ARGV[j + 11])
+      keys_of[c] = ck
       n_contacts = n_contacts + 1
       contacts[n_contacts] = c
+      pause_keys[n_contacts] = ck.pause
     end
   end
   local done_of = handled_states(mids, handled_now, handled_before)
-  local pause_of = fetch(contacts, K.pause, 'MGET')
+  local pause_of = fetch(contacts, pause_keys, 'MGET')
   -- MGET answers nil for a key of another type too, and such a pause still holds:
   -- one EXISTS tells whether any of the batch's pause keys is one.
   local n_found, n_exist = 0, 0
@@ -305,21 +376,16 @@ local function decide(KEYS, ARGV)
     if pause_of[c] then n_found = n_found + 1 end
   end
   for s = 1, n_contacts, 1000 do
-    local slice, n_slice = {}, 0
-    for k = s, math.min(s + 999, n_contacts) do
-      n_slice = n_slice + 1
-      slice[n_slice] = K.pause .. contacts[k]
-    end
-    n_exist = n_exist + redis.call('EXISTS', unpack(slice))
+    n_exist = n_exist + redis.call('EXISTS', unpack(pause_keys, s, math.min(s + 999, n_contacts)))
   end
   if n_exist > n_found then
     for _, c in ipairs(contacts) do
-      if not pause_of[c] and redis.call('EXISTS', K.pause .. c) == 1 then
+      if not pause_of[c] and redis.call('EXISTS', keys_of[c].pause) == 1 then
         pause_of[c] = 'a key of another type'
       end
     end
   end
-  local optin_of = fetch(contacts, '', 'SMISMEMBER', KEYS[2])
+  local optin_of = fetch(contacts, contacts, 'SMISMEMBER', KEYS[2])
 
   local function paused(contact)
     return pause_holds(pause_of[contact], now)
@@ -327,14 +393,15 @@ local function decide(KEYS, ARGV)
 
   local function pause(contact, ms, reason)
     local expires = now + ms
-    set_pause(contact, expires, reason)
+    local ck = keys_of[contact]
+    set_pause(ck.pause, ck.pause_meta, expires, reason)
     pause_of[contact] = tostring(expires)
     pause_event(ch_pause, contact, 'pause', expires, reason)
   end
 
   local function remember(contact, ...)
     local ttl = optin_of[contact] == 1 and history_ttl_enabled or history_ttl_other
-    return push_history(contact, ttl, history_len, ...)
+    return push_history(keys_of[contact], ttl, history_len, ...)
   end
 
   -- Acknowledgements, activity scores and handled states are sent once per batch,
@@ -369,6 +436,7 @@ local function decide(KEYS, ARGV)
     elseif killed then return 'skip:kill_switch'
     elseif optin_of[contact] == 0 then return 'skip:not_enabled'
     elseif paused(contact) then return 'skip:paused'
+    elseif asleep and deferring then return 'deferred'
     elseif asleep then return 'skip:sleep_hours'
     elseif rid ~= '' then return 'sent'
     end
@@ -377,13 +445,14 @@ local function decide(KEYS, ARGV)
 
   local verdicts, n_verdicts = {}, 0
   local counts = { received = 0, skipped = 0, takeovers = 0, rate_limited = 0, duplicates = 0,
-    answered = 0, drafted = 0 }
+    answered = 0, drafted = 0, deferred = 0 }
   local i = FIRST
   while i + FIELDS - 1 <= #ARGV do
     local sid, mid, contact, kind = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local ts, event = ARGV[i + 4], ARGV[i + 5]
     local rid, rcontent, rpersona, rdelay, revent =
       ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
+    local ck, sent_at = keys_of[contact], tonumber(ARGV[i + 12])
     i = i + FIELDS
     local done = done_of[mid]
     local verdict
@@ -392,7 +461,7 @@ local function decide(KEYS, ARGV)
       counts.duplicates = counts.duplicates + 1
       verdict = 'duplicate'
     elseif kind == 'me' then
-      if redis.call('EXISTS', K.sent .. mid) == 1 then
+      if redis.call('EXISTS', KEYS[sent_at]) == 1 then
         finish(sid, mid, 'echo')
         verdict = 'echo'
       else
@@ -401,6 +470,9 @@ local function decide(KEYS, ARGV)
           touch(contact, ts)
           redis.call('PUBLISH', ch_messages, event)
           pause(contact, takeover_ms, 'takeover')
+          -- The person answers the contact: nothing is left for the twin or the operator.
+          best_effort(warnings, unanswered, 'HDEL', unanswered, contact)
+          redis.call('HDEL', deferred, contact)
           finish(sid, mid, 'takeover')
           counts.takeovers = counts.takeovers + 1
           verdict = 'takeover'
@@ -418,7 +490,7 @@ local function decide(KEYS, ARGV)
       -- Every call that can fail on this contact's keys runs before the first write
       -- nobody can take back (an event, a pause, a reply).
       local fresh = done ~= 'seen'
-      local ckey = K.counter .. contact .. K.counter_suffix
+      local ckey = ck.counter
       local count, failed
       if fresh and not counted_elsewhere then
         count, failed = try(ckey, 'INCR', ckey)
@@ -438,7 +510,7 @@ local function decide(KEYS, ARGV)
       if not failed then
         verdict = gate(contact, count, rid)
         if verdict == 'sent' and drafting(d, contact) then
-          replaced, failed = waiting_draft(contact)
+          replaced, failed = waiting_draft(ck)
           verdict = 'drafted'
         end
       end
@@ -466,15 +538,26 @@ local function decide(KEYS, ARGV)
         if verdict == 'sent' then
           add_reply(KEYS[7], cap, rid, contact, rcontent, mid, rpersona, now, rdelay)
           redis.call('PUBLISH', ch_messages, revent)
+          best_effort(warnings, unanswered, 'HDEL', unanswered, contact)
+          -- This reply has the night in view: the deferral is answered with it.
+          redis.call('HDEL', deferred, contact)
           finish(sid, mid, 'answered')
           counts.answered = counts.answered + 1
         elseif verdict == 'drafted' then
-          put_draft(d, contact, sid, mid, rid, rcontent, rpersona, now, replaced)
+          put_draft(d, ck, contact, sid, mid, rid, rcontent, rpersona, now, replaced)
+          redis.call('HDEL', deferred, contact)
           finish(sid, mid, 'drafted')
           counts.drafted = counts.drafted + 1
         elseif verdict == 'answer' then
           mark(mid, 'seen')
+        elseif verdict == 'deferred' then
+          defer(deferred, contact, sid, event)
+          finish(sid, mid, 'deferred')
+          counts.deferred = counts.deferred + 1
         else
+          if UNANSWERED[verdict] and optin_of[contact] == 1 then
+            not_answered(warnings, unanswered, contact, ck, verdict)
+          end
           finish(sid, mid, verdict)
           counts.skipped = counts.skipped + 1
         end
@@ -485,7 +568,6 @@ local function decide(KEYS, ARGV)
   end
   in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[4], group, ...) end)
   write_handled(handled_now, handled_expiry, handled)
-  local warnings = {}
   if n_activity > 0 then
     local ok = true
     in_slices(activity, 1000, function(...)
@@ -510,8 +592,15 @@ end
 -- ARGV[7] history TTL ms (the contact is enabled when a reply goes out)
 -- KEYS[6] SECONDME:modes  KEYS[7] DRAFTS  KEYS[8] DRAFTS:regenerate
 -- ARGV[8] reply_mode setting (auto|draft)  ARGV[9] draft lifetime ms  ARGV[10] events:drafts
--- then 8 values per reply: streamId messageId contactId replyId content persona delayMs eventJson
+-- KEYS[9] SECONDME:unanswered  KEYS[10] SECONDME:deferred  ARGV[11] sleep_mode (skip|defer)
+-- KEYS[11..14] four HANDLED hours, the first ARGV[12] (handled_keys), then each contact's keys
+-- then 10 values per reply: streamId messageId contactId replyId content persona delayMs eventJson
+-- messageEventJson (the answered message's events:messages payload) keysAt (where the
+-- contact's keys begin in KEYS, contact_keys)
 -- A reply to a contact in draft mode becomes the contact's draft (handled as `drafted`).
+-- A message kept for the end of the sleep hours (handled as `deferred`) is answered here
+-- like one just decided; a reply or draft to a contact ends its deferral. In `defer`
+-- mode, a reply the sleep hours withhold defers its message instead.
 -- Returns one result per reply: sent | drafted | duplicate | withheld | fail:{why} (nothing
 -- written, the entry stays pending for the worker to dead-letter); then `warn:{text}`
 -- for a failed best-effort write. A shared key of a foreign type fails the whole
@@ -524,13 +613,15 @@ local function commit(KEYS, ARGV)
   local history_ttl = tonumber(ARGV[7])
   local d = { modes = KEYS[6], index = KEYS[7], regen = KEYS[8], setting = ARGV[8],
     ttl = tonumber(ARGV[9]), channel = ARGV[10] }
-  local FIRST, FIELDS = 11, 8
+  local unanswered, deferred, deferring = KEYS[9], KEYS[10], ARGV[11] == 'defer'
+  local FIRST, FIELDS = 13, 10
+  local warnings = {}
 
-  local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
+  local handled_now, handled_before, handled_expiry = handled_keys(KEYS, 11, ARGV[12], now, bucket_ms)
   local refused = check_shared({
     { KEYS[2], 'set' }, { KEYS[3], 'stream' }, { KEYS[4], 'stream' },
     { handled_now, 'hash' }, { handled_before, 'hash' },
-    { KEYS[6], 'hash' }, { KEYS[7], 'zset' }, { KEYS[8], 'hash' },
+    { KEYS[6], 'hash' }, { KEYS[7], 'zset' }, { KEYS[8], 'hash' }, { KEYS[10], 'hash' },
   })
   if refused then return refused end
   local killed = redis.call('EXISTS', KEYS[1]) == 1
@@ -539,9 +630,8 @@ local function commit(KEYS, ARGV)
   for j = FIRST, #ARGV - FIELDS + 1, FIELDS do mids[#mids + 1] = ARGV[j + 1] end
   local done_of = handled_states(mids, handled_now, handled_before)
 
-  local function paused(contact)
-    local key = K.pause .. contact
-    local v, failed = try(key, 'GET', key)
+  local function paused(ck)
+    local v, failed = try(ck.pause, 'GET', ck.pause)
     -- A pause key of a foreign type is still a pause: withhold, conservatively.
     return failed ~= nil or pause_holds(v, now)
   end
@@ -552,28 +642,46 @@ local function commit(KEYS, ARGV)
   while i + FIELDS - 1 <= #ARGV do
     local sid, mid, contact, rid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local content, persona, delay, event = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+    local message, ck = ARGV[i + 8], contact_keys(KEYS, ARGV[i + 9])
     i = i + FIELDS
     local done = done_of[mid]
     local result
-    if done and done ~= 'seen' then
+    local enabled = redis.call('SISMEMBER', KEYS[2], contact) == 1
+    if done and done ~= 'seen' and done ~= 'deferred' then
+      -- Answered already: a deferral still holding this message is over too.
+      if deferred_field(deferred, contact, 'messageId') == mid then
+        redis.call('HDEL', deferred, contact)
+      end
       result = 'duplicate'
-    elseif asleep or killed or paused(contact) or redis.call('SISMEMBER', KEYS[2], contact) == 0 then
+    elseif asleep and deferring and enabled and not killed and not paused(ck) then
+      defer(deferred, contact, sid, message)
+      append(marks, { mid, 'deferred' })
+      done_of[mid] = 'deferred'
+      counts.deferred = (counts.deferred or 0) + 1
+      result = 'withheld'
+    elseif asleep or killed or paused(ck) or not enabled then
       append(marks, { mid, 'skip:withheld' })
+      done_of[mid] = 'skip:withheld'
       counts.skipped = counts.skipped + 1
+      if enabled then
+        not_answered(warnings, unanswered, contact, ck, paused(ck) and 'skip:paused' or '')
+      end
+      if not asleep then best_effort(warnings, deferred, 'HDEL', deferred, contact) end
       result = 'withheld'
     elseif drafting(d, contact) then
       local replaced
-      replaced, result = waiting_draft(contact)
+      replaced, result = waiting_draft(ck)
       if not result then
-        put_draft(d, contact, sid, mid, rid, content, persona, now, replaced)
+        put_draft(d, ck, contact, sid, mid, rid, content, persona, now, replaced)
         append(marks, { mid, 'drafted' })
         done_of[mid] = 'drafted'
         counts.drafted = counts.drafted + 1
+        redis.call('HDEL', deferred, contact)
         result = 'drafted'
       end
     else
       -- The history first: it is the one write of this reply that can fail.
-      result = push_history(contact, history_ttl, history_len, event)
+      result = push_history(ck, history_ttl, history_len, event)
       if not result then
         add_reply(KEYS[4], cap, rid, contact, content, mid, persona, now, delay)
         redis.call('PUBLISH', channel, event)
@@ -581,6 +689,8 @@ local function commit(KEYS, ARGV)
         -- The same message twice in one call (a gateway's duplicate) is answered once.
         done_of[mid] = 'answered'
         counts.answered = counts.answered + 1
+        redis.call('HDEL', deferred, contact)
+        best_effort(warnings, unanswered, 'HDEL', unanswered, contact)
         result = 'sent'
       end
     end
@@ -589,7 +699,6 @@ local function commit(KEYS, ARGV)
   end
   in_slices(acks, 1000, function(...) redis.call('XACK', KEYS[3], group, ...) end)
   write_handled(handled_now, handled_expiry, marks)
-  local warnings = {}
   add_counts(warnings, KEYS[5], counts)
   return append(results, warnings)
 end
@@ -597,8 +706,9 @@ end
 -- Records entries a newer message of the same contact answers (a burst gets one
 -- reply, written for its last message): each is marked `superseded` unless it was
 -- handled already, and acknowledged, in one step.
--- KEYS[1] QUEUE:messages  KEYS[2] SECONDME:stats
--- ARGV[1] group  ARGV[2] HANDLED bucket ms, then 2 values per entry: streamId messageId
+-- KEYS[1] QUEUE:messages  KEYS[2] SECONDME:stats  KEYS[3..6] four HANDLED hours (handled_keys)
+-- ARGV[1] group  ARGV[2] HANDLED bucket ms  ARGV[3] the first HANDLED hour,
+-- then 2 values per entry: streamId messageId
 -- (an empty messageId: a second entry of a message another job answers, only
 -- acknowledged). Returns one result per entry: superseded | duplicate (handled
 -- before, or no messageId: only acknowledged); then `warn:{text}` for a failed best-effort write. A shared key of
@@ -606,8 +716,8 @@ end
 local function supersede(KEYS, ARGV)
   local now = now_ms()
   local group, bucket_ms = ARGV[1], tonumber(ARGV[2])
-  local FIRST, FIELDS = 3, 2
-  local handled_now, handled_before, handled_expiry = handled_keys(now, bucket_ms)
+  local FIRST, FIELDS = 4, 2
+  local handled_now, handled_before, handled_expiry = handled_keys(KEYS, 3, ARGV[3], now, bucket_ms)
   local refused = check_shared({
     { KEYS[1], 'stream' }, { handled_now, 'hash' }, { handled_before, 'hash' },
   })

@@ -26,7 +26,12 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the worker headless (for systemd); stops gracefully on SIGINT/SIGTERM.
-    Worker,
+    Worker {
+        /// Serve every namespace in the registry (`secondme namespace add`), one
+        /// worker each, following the registry as it changes. Not with --namespace.
+        #[arg(long, conflicts_with = "namespace")]
+        all_namespaces: bool,
+    },
     /// The whole system on a private Redis with simulated WhatsApp traffic.
     Demo,
     /// Run the WhatsApp gateway headless (for systemd); stops on SIGINT/SIGTERM.
@@ -170,6 +175,11 @@ pub(crate) enum Command {
         contact: String,
         /// The message.
         text: String,
+    },
+    /// The registry of namespaces a pool of workers serves (`remove` deletes no data).
+    Namespace {
+        #[command(subcommand)]
+        action: super::namespace::NamespaceAction,
     },
     /// Print what the twin would answer a contact now, sending nothing.
     Ask {

@@ -8,7 +8,16 @@ use secondme::{connection, graph};
 
 /// Connects to the configured Redis, with an error that says how to point at it.
 pub(super) async fn connect(config: &Config) -> Result<Con> {
-    let client = connection::client_for(config)?;
+    connect_with(config, connection::client_for(config)?).await
+}
+
+/// Connects to Redis outside every namespace (the registry of namespaces),
+/// which a Cluster allows without `--namespace`.
+pub(super) async fn connect_any_namespace(config: &Config) -> Result<Con> {
+    connect_with(config, connection::client_for_any_namespace(config)?).await
+}
+
+async fn connect_with(config: &Config, client: connection::Client) -> Result<Con> {
     connection::manager(&client, None).await.with_context(|| {
         format!(
             "Redis at {} is not reachable: start it, or point SECONDME_REDIS_URL / --redis-url at it",

@@ -16,6 +16,7 @@ mod drafts;
 mod eval;
 mod gateway;
 mod learn;
+mod namespace;
 mod output;
 mod persona;
 mod progress;
@@ -28,9 +29,15 @@ use secondme::config::Config;
 pub(crate) use args::Cli;
 use args::{Command, ContactAction, PersonaAction};
 
-/// Runs one command on a fresh tokio runtime.
-pub(crate) fn run(command: Option<Command>, config: Config, with_worker: bool) -> Result<()> {
+/// Runs one command on a fresh tokio runtime, in the configured namespace.
+pub(crate) fn run(command: Option<Command>, mut config: Config, with_worker: bool) -> Result<()> {
     secondme::monitor::terminal::install_panic_hook();
+    // The demo's Redis is its own: the seed's names, whatever the settings say.
+    if matches!(command, Some(Command::Demo)) {
+        config.namespace = None;
+    }
+    // Before any key is built: every name below carries the namespace.
+    secondme::schema::set_namespace(config.namespace.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -45,7 +52,7 @@ pub(crate) fn run(command: Option<Command>, config: Config, with_worker: bool) -
 async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -> Result<()> {
     match command {
         None => control_room::run(&config, with_worker).await,
-        Some(Command::Worker) => worker::run(config).await,
+        Some(Command::Worker { all_namespaces }) => worker::run(config, all_namespaces).await,
         Some(Command::Demo) => demo::run(config).await,
         Some(Command::Gateway) => gateway::run(config).await,
         Some(Command::Login { phone }) => gateway::login(config, phone.as_deref()).await,
@@ -108,6 +115,7 @@ async fn dispatch(command: Option<Command>, config: Config, with_worker: bool) -
         }
         Some(Command::Discard { draft }) => drafts::discard(&config, &draft).await,
         Some(Command::Send { contact, text }) => drafts::send(&config, &contact, &text).await,
+        Some(Command::Namespace { action }) => namespace::run(&config, action).await,
         Some(Command::Ask { contact, text }) => {
             drafts::ask(&config, &contact, text.as_deref()).await
         }

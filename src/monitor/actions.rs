@@ -14,7 +14,7 @@ use crate::bridge::whatsapp::status;
 use crate::graph;
 use crate::schema::PauseReason;
 use crate::store::drafts::{self, Decision};
-use crate::store::{self, control, optin};
+use crate::store::{self, control, optin, unanswered};
 
 /// What the operator's actions work with.
 #[derive(Clone)]
@@ -29,6 +29,8 @@ pub struct Context {
     pub events: UnboundedSender<Event>,
     /// Woken after a change to the drafts or modes, so they are read again at once.
     pub drafts_changed: Arc<Notify>,
+    /// Woken after a count was dismissed, so the counts are read again at once.
+    pub unanswered_changed: Arc<Notify>,
 }
 
 /// Runs one action in the background and reports what happened.
@@ -38,6 +40,9 @@ pub fn spawn(ctx: &Context, action: Action) {
         let outcome = execute(&mut ctx, &action).await;
         if touches_drafts(&action) {
             ctx.drafts_changed.notify_one();
+        }
+        if matches!(action, Action::DismissUnanswered { .. }) {
+            ctx.unanswered_changed.notify_one();
         }
         let (kind, text) = match outcome {
             Ok(Some(text)) => (log_kind(&action), text),
@@ -139,6 +144,11 @@ async fn execute(ctx: &mut Context, action: &Action) -> anyhow::Result<Option<St
         Action::SendAsOwner { contact_id, text } => {
             drafts::send_as_owner_for(con, contact_id, text, ctx.takeover).await?;
             Some(format!("{contact_id}: your message is on its way"))
+        }
+        Action::DismissUnanswered { contact_id } => {
+            let had = unanswered::dismiss(con, contact_id).await?;
+            // Gone already: a reply or the person's own message cleared it meanwhile.
+            had.then(|| format!("{contact_id}: unanswered messages marked as seen"))
         }
         // The event loop carries these out itself.
         Action::Preview { .. } | Action::Bell | Action::Quit => None,

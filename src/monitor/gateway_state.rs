@@ -76,6 +76,7 @@ fn to_model(s: &GatewayStatus) -> GatewayState {
 
 fn phase(state: State) -> GatewayPhase {
     match state {
+        State::Standby => GatewayPhase::Standby,
         State::Connecting => GatewayPhase::Connecting,
         State::WaitingForScan => GatewayPhase::WaitingForScan,
         State::PairCode => GatewayPhase::PairCode,

@@ -18,6 +18,7 @@ mod qr_image;
 mod setup;
 pub mod state;
 pub mod terminal;
+pub mod unanswered;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -88,6 +89,7 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
         live,
         selected,
         drafts_changed,
+        unanswered_changed,
         mut worker,
     } = wiring;
     let ctx = actions::Context {
@@ -96,6 +98,7 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
         takeover: config.takeover,
         events: events_tx.clone(),
         drafts_changed: Arc::clone(&drafts_changed),
+        unanswered_changed,
     };
     let shared_config = Arc::new(config.clone());
     let mut guard = terminal::TerminalGuard::enter()?;

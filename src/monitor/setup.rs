@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::Client;
 use crate::connection::Con;
 use anyhow::Result;
-use redis::Client;
 use redis::PushInfo;
 use secondme_ui::{Event, LogEntry, LogKind, WorkerState};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::{MonitorOptions, drafts, gateway_state, learned, llm, state};
+use super::{MonitorOptions, drafts, gateway_state, learned, llm, state, unanswered};
 use crate::config::Config;
 use crate::connection;
 use crate::reply::engine::Engine;
@@ -36,6 +36,8 @@ pub(super) struct Wiring {
     pub(super) selected: watch::Sender<Option<String>>,
     /// Wakes the drafts reader: a draft or a mode changed.
     pub(super) drafts_changed: Arc<Notify>,
+    /// Wakes the unanswered counts' reader: the operator dismissed one.
+    pub(super) unanswered_changed: Arc<Notify>,
     /// The embedded worker, unless `--no-worker`.
     pub(super) worker: Option<EmbeddedWorker>,
 }
@@ -76,6 +78,12 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
         config.reply_mode,
         events_tx.clone(),
     ));
+    let unanswered_changed = Arc::new(Notify::new());
+    tokio::spawn(unanswered::watch(
+        con.clone(),
+        Arc::clone(&unanswered_changed),
+        events_tx.clone(),
+    ));
     let worker = if options.worker {
         Some(start_worker(config, &client, &con, &events_tx)?)
     } else {
@@ -89,6 +97,7 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
         live,
         selected,
         drafts_changed,
+        unanswered_changed,
         worker,
     })
 }

@@ -7,11 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod deferred;
 pub mod drafts;
 pub mod learned;
 mod names;
 
-pub use names::{Names, names};
+pub use names::{
+    NAMESPACE_MAX_LEN, Names, NamespaceError, check_namespace, current_namespace, in_namespace,
+    names, set_namespace, spawn_here,
+};
 
 /// Stream the gateway writes every WhatsApp message to (seed).
 pub fn queue_messages() -> &'static str {
@@ -62,6 +66,21 @@ pub fn contacts_activity() -> &'static str {
 /// `SECONDME:state`: this Redis still holds SecondMe's state (added; no TTL).
 pub fn state_marker() -> &'static str {
     &names().state_marker
+}
+/// `SECONDME:unanswered` (added): hash, contact id to the number of its messages
+/// the twin chose not to answer since it or the person last wrote to the contact.
+pub fn unanswered() -> &'static str {
+    &names().unanswered
+}
+/// `SECONDME:deferred` (added): hash, contact id to the newest message it wrote in
+/// the sleep hours under `sleep_mode = "defer"`, answered when the window ends.
+pub fn deferred() -> &'static str {
+    &names().deferred
+}
+/// `SECONDME:namespaces` (added): set of the namespaces a pool of workers serves;
+/// outside every namespace.
+pub fn namespaces() -> &'static str {
+    &names().namespaces
 }
 /// `SECONDME:stats`: monotonic worker counters (added): received, answered, skipped ...
 pub fn stats() -> &'static str {
@@ -309,6 +328,13 @@ pub fn check_contact_id(id: &str) -> Result<(), String> {
         return Err(format!(
             "is `{PAUSE_ALL_CONTACT}`, reserved for the kill switch ({})",
             pause_all()
+        ));
+    }
+    if id == drafts::DEFAULT_MODE_FIELD {
+        return Err(format!(
+            "is `{}`, reserved for the default reply mode ({})",
+            drafts::DEFAULT_MODE_FIELD,
+            drafts::modes_key()
         ));
     }
     Ok(())
@@ -668,6 +694,9 @@ mod tests {
             drafts,
             drafts_regenerate,
             channel_drafts,
+            unanswered,
+            deferred,
+            namespaces,
         )
     }
 
@@ -739,17 +768,274 @@ mod tests {
         }
     }
 
-    /// A prefix given to [`Names`] reaches every name and changes nothing else:
-    /// the one place a namespace will be set.
+    /// A prefix given to [`Names`] reaches every name but the registry of
+    /// namespaces (outside them all) and changes nothing else: the one place a
+    /// namespace is set.
     #[test]
     fn a_prefix_goes_before_every_name_and_nothing_else_changes() {
         let prefixed = Names::new("{alice}:");
         let seed = every_name(names());
         let with_prefix = every_name(&prefixed);
         assert_eq!(seed.len(), with_prefix.len());
+        let mut outside = Vec::new();
         for (seed, name) in seed.into_iter().zip(with_prefix) {
-            assert_eq!(name.strip_prefix("{alice}:"), Some(seed), "{name}");
+            if name == seed {
+                outside.push(name);
+            } else {
+                assert_eq!(name.strip_prefix("{alice}:"), Some(seed), "{name}");
+            }
         }
+        assert_eq!(outside, ["SECONDME:namespaces"]);
+        assert_eq!(prefixed.namespaces, names().namespaces);
+    }
+
+    /// CRC16/XMODEM (polynomial 0x1021, start 0), the hash of Redis Cluster's key slots.
+    fn crc16(bytes: &[u8]) -> u16 {
+        let mut crc = 0u16;
+        for &b in bytes {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 == 0 {
+                    crc << 1
+                } else {
+                    (crc << 1) ^ 0x1021
+                };
+            }
+        }
+        crc
+    }
+
+    /// The Redis Cluster slot of a key: of its hash tag (between the first `{`
+    /// and the next `}`) when that is not empty, else of the whole key.
+    fn key_slot(key: &str) -> u16 {
+        let key = key.as_bytes();
+        let tag = key.iter().position(|&b| b == b'{').and_then(|open| {
+            let rest = &key[open + 1..];
+            let len = rest.iter().position(|&b| b == b'}')?;
+            (len > 0).then(|| &rest[..len])
+        });
+        crc16(tag.unwrap_or(key)) % 16384
+    }
+
+    #[test]
+    fn the_key_slot_is_redis_clusters() {
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(key_slot("123456789"), 12739);
+        assert_eq!(key_slot("foo"), 12182);
+        assert_eq!(key_slot("bar"), 5061);
+        assert_eq!(
+            key_slot("{user1000}.following"),
+            key_slot("{user1000}.followers")
+        );
+        assert_eq!(key_slot("{user1000}.following"), key_slot("user1000"));
+        // An empty tag does not count; only the first `{` opens one.
+        assert_eq!(key_slot("foo{}{bar}"), crc16(b"foo{}{bar}") % 16384);
+        assert_eq!(key_slot("foo{{bar}}zap"), key_slot("{bar"));
+        assert_eq!(key_slot("foo{bar}{zap}"), key_slot("bar"));
+        // As `CLUSTER KEYSLOT` of a redis-server 7 with cluster-enabled answered.
+        assert_eq!(key_slot("foo{}{bar}"), 8363);
+        assert_eq!(key_slot("foo{{bar}}zap"), 4015);
+        assert_eq!(key_slot("{alice}:QUEUE:messages"), 749);
+        assert_eq!(key_slot("{josé}:PAUSE:x"), 13522);
+    }
+
+    /// Runs `build` with `namespace` in effect, as a task of a pool would.
+    fn under<T>(namespace: &str, build: impl FnOnce() -> T) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(in_namespace(Some(namespace), async { build() }))
+    }
+
+    /// Every key and channel the program builds for `id` and `n`: each name,
+    /// each builder's key, the fixed names through their builders.
+    fn every_key(id: &str, n: i64) -> Vec<String> {
+        let mut keys: Vec<String> = every_name(names())
+            .into_iter()
+            .filter(|name| *name != namespaces())
+            .map(str::to_owned)
+            .collect();
+        keys.extend([
+            pause_key(id),
+            pause_meta_key(id),
+            counter_key(id),
+            session_key(id),
+            persona_cache_key(id),
+            handled_key(n),
+            handled_key(handled_bucket(n)),
+            qr_key(id),
+            sent_key(id),
+            gateway_key(id),
+            gateway_request_key(id),
+            gateway_lock_key(id),
+            sent_reply_key(id),
+            send_fail_key(id),
+            history_key(id),
+            own_history_key(id),
+            llm_tokens_key(id),
+            llm_latency_key(id),
+            llm_minute_key(n),
+            drafts::draft_key(id),
+            learned::chat_key(id),
+            learned::style_key(id),
+            learned::eval_key(id),
+        ]);
+        let fixed = [
+            queue_messages(),
+            queue_responses(),
+            queue_deadletter(),
+            pause_all(),
+            optin_contacts(),
+            contacts_activity(),
+            state_marker(),
+            unanswered(),
+            deferred(),
+            stats(),
+            llm_stats(),
+            llm_breakers(),
+            contact_names(),
+            graph(),
+            channel_gateway(),
+            dialect::session_info(),
+            dialect::contacts_list(),
+            dialect::config_sleep_hours(),
+            dialect::channel_status(),
+            drafts::modes_key(),
+            drafts::drafts_key(),
+            drafts::regenerate_key(),
+            drafts::channel_drafts(),
+            learned::overall_key(),
+            learned::contacts_key(),
+        ];
+        keys.extend(fixed.into_iter().chain(channels()).map(str::to_owned));
+        keys
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 128,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// In a namespace, every key and channel hashes to the namespace's one
+        /// slot, so each atomic step, transaction and pipeline stays in it.
+        #[test]
+        fn in_a_namespace_every_key_shares_one_cluster_slot(
+            namespace in "[^{}:*?\\[\\]\\\\ \\x00-\\x1f\\x7f-\\x9f]{1,16}",
+            id in any::<String>(),
+            n in any::<i64>(),
+        ) {
+            prop_assume!(check_namespace(Some(namespace.clone())).is_ok());
+            let keys = under(&namespace, || every_key(&id, n));
+            let slot = crc16(namespace.as_bytes()) % 16384;
+            let tag = format!("{{{namespace}}}:");
+            prop_assert!(keys.len() >= 70, "{}", keys.len());
+            for key in &keys {
+                prop_assert!(key.starts_with(&tag), "{key:?}");
+                prop_assert_eq!(key_slot(key), slot, "{:?}", key);
+            }
+            prop_assert_eq!(under(&namespace, || namespaces().to_owned()), "SECONDME:namespaces");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tasks_namespace_holds_in_its_scope_and_crosses_only_spawn_here() {
+        assert_eq!(current_namespace(), None);
+        assert_eq!(queue_messages(), "QUEUE:messages");
+        in_namespace(Some("alice"), async {
+            assert_eq!(current_namespace().as_deref(), Some("alice"));
+            assert_eq!(queue_messages(), "{alice}:QUEUE:messages");
+            assert_eq!(pause_key("bob"), "{alice}:PAUSE:bob");
+            assert_eq!(namespaces(), "SECONDME:namespaces");
+            tokio::task::yield_now().await;
+            let kept = spawn_here(async {
+                tokio::task::yield_now().await;
+                (current_namespace(), channel_pause().to_owned())
+            });
+            let lost = tokio::spawn(async { (current_namespace(), channel_pause().to_owned()) });
+            assert_eq!(
+                kept.await.expect("join"),
+                (Some("alice".to_owned()), "{alice}:events:pause".to_owned())
+            );
+            assert_eq!(lost.await.expect("join"), (None, "events:pause".to_owned()));
+            let inner = in_namespace(Some("bob"), async { history_key("c1") }).await;
+            assert_eq!(inner, "{bob}:HISTORY:c1");
+            let none = in_namespace(None, async { (current_namespace(), pause_all()) }).await;
+            assert_eq!(none, (None, "PAUSE:ALL"));
+            assert_eq!(queue_responses(), "{alice}:QUEUE:responses");
+        })
+        .await;
+        assert_eq!(current_namespace(), None);
+        let outside = spawn_here(async { queue_messages() }).await.expect("join");
+        assert_eq!(outside, "QUEUE:messages");
+        let same = in_namespace(Some("alice"), async { names() }).await;
+        let again = in_namespace(Some("alice"), async { names() }).await;
+        assert!(std::ptr::eq(same, again), "one Names per namespace");
+    }
+
+    #[test]
+    fn a_namespace_refuses_what_would_break_its_tag_a_pattern_or_a_line() {
+        for good in [
+            "alice",
+            "o'brien",
+            "josé",
+            "a.b-c_d",
+            "n@1",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(
+                check_namespace(Some(good.to_owned())),
+                Ok(Some(good.to_owned()))
+            );
+        }
+        assert_eq!(check_namespace(None), Ok(None));
+        assert_eq!(
+            check_namespace(Some(String::new())),
+            Err(NamespaceError::Empty)
+        );
+        assert_eq!(
+            check_namespace(Some("x".repeat(65))),
+            Err(NamespaceError::TooLong(65))
+        );
+        for c in [
+            '{', '}', ':', '*', '?', '[', ']', '\\', ' ', '\t', '\u{a0}', '\n', '\u{7}',
+        ] {
+            assert_eq!(
+                check_namespace(Some(format!("a{c}b"))),
+                Err(NamespaceError::Forbidden(c)),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_process_namespace_is_checked_and_set_once() {
+        // No lib test sets one: the process keeps the seed's names.
+        assert_eq!(set_namespace(None), Ok(()));
+        assert_eq!(set_namespace(None), Ok(()));
+        assert_eq!(
+            set_namespace(Some("alice")),
+            Err(NamespaceError::AlreadySet {
+                current: None,
+                asked: Some("alice".to_owned())
+            })
+        );
+        assert_eq!(
+            set_namespace(Some("a:b")),
+            Err(NamespaceError::Forbidden(':'))
+        );
+        assert_eq!(set_namespace(Some("")), Err(NamespaceError::Empty));
+        assert_eq!(queue_messages(), "QUEUE:messages");
+        let message = NamespaceError::AlreadySet {
+            current: None,
+            asked: Some("alice".to_owned()),
+        }
+        .to_string();
+        assert!(
+            message.contains("no namespace") && message.contains("\"alice\""),
+            "{message}"
+        );
     }
 
     /// The start of every key and channel name, up to its first `:` (the

@@ -1,7 +1,16 @@
 //! Where every key and channel name of the contract is spelled, once: the
-//! [`Names`] value every builder of `schema` reads.
+//! [`Names`] value every builder of `schema` reads, and the namespace it is made for.
+//!
+//! A namespace `N` puts the hash tag `{N}:` before every key and channel, so one
+//! person's keys share one Redis Cluster slot. The process has one namespace, set
+//! once at startup ([`set_namespace`]); a task may serve another one inside
+//! [`in_namespace`] (a pool of workers serving many people in one process).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use tokio::task::JoinHandle;
 
 use super::PAUSE_ALL_CONTACT;
 
@@ -9,8 +18,8 @@ use super::PAUSE_ALL_CONTACT;
 /// the one place a name is spelled, and the one value every builder below
 /// reads.
 ///
-/// A namespace (issue 22) will set the prefix here and nowhere else; without
-/// one (the default) every name is the seed's, byte for byte.
+/// A namespace sets the prefix here and nowhere else; without one (the
+/// default) every name is the seed's, byte for byte.
 #[derive(Debug)]
 pub struct Names {
     pub(super) queue_messages: String,
@@ -61,6 +70,9 @@ pub struct Names {
     pub(super) drafts: String,
     pub(super) drafts_regenerate: String,
     pub(super) channel_drafts: String,
+    pub(super) unanswered: String,
+    pub(super) deferred: String,
+    pub(super) namespaces: String,
 }
 
 impl Names {
@@ -120,12 +132,171 @@ impl Names {
             drafts: name("DRAFTS"),
             drafts_regenerate: name("DRAFTS:regenerate"),
             channel_drafts: name("events:drafts"),
+            unanswered: name("SECONDME:unanswered"),
+            deferred: name("SECONDME:deferred"),
+            // The registry of a pool's namespaces lies outside every namespace.
+            namespaces: "SECONDME:namespaces".to_owned(),
         }
     }
 }
 
-/// The names this process uses: no namespace yet, so the seed's.
+/// A namespace and its names, made once per namespace and kept for the process.
+#[derive(Debug)]
+struct Space {
+    namespace: Option<String>,
+    names: Names,
+}
+
+/// The hash-tag prefix of a namespace: `{N}:`, or nothing.
+fn prefix(namespace: Option<&str>) -> String {
+    namespace.map_or_else(String::new, |n| format!("{{{n}}}:"))
+}
+
+/// The one [`Space`] of `namespace`, made on first use.
+///
+/// Spaces are leaked so [`names`] can hand out `&'static` names without a
+/// lock on every call: one per distinct namespace this process ever serves
+/// (the process's own, plus each one a pool enters), about 3 KB each, so the
+/// bound is the size of the namespace registry. A namespace removed from the
+/// registry keeps its few KB until the process exits.
+fn intern(namespace: Option<&str>) -> &'static Space {
+    static SPACES: OnceLock<Mutex<HashMap<Option<String>, &'static Space>>> = OnceLock::new();
+    let mut spaces = SPACES
+        .get_or_init(Mutex::default)
+        .lock()
+        // The map is only ever inserted into whole: a panic elsewhere leaves it sound.
+        .unwrap_or_else(PoisonError::into_inner);
+    let key = namespace.map(str::to_owned);
+    spaces.entry(key).or_insert_with_key(|key| {
+        Box::leak(Box::new(Space {
+            names: Names::new(&prefix(key.as_deref())),
+            namespace: key.clone(),
+        }))
+    })
+}
+
+/// The process's namespace, fixed by [`set_namespace`] or by the first use of a name.
+static PROCESS: OnceLock<&'static Space> = OnceLock::new();
+
+tokio::task_local! {
+    /// The namespace of the task running inside [`in_namespace`].
+    static SCOPED: &'static Space;
+}
+
+/// The space in effect: the task's, else the process's.
+fn current() -> &'static Space {
+    SCOPED
+        .try_with(|space| *space)
+        .unwrap_or_else(|_| PROCESS.get_or_init(|| intern(None)))
+}
+
+/// The names in effect here: the task's namespace inside [`in_namespace`],
+/// else the process's ([`set_namespace`]; none by default, the seed's names).
 pub fn names() -> &'static Names {
-    static NAMES: OnceLock<Names> = OnceLock::new();
-    NAMES.get_or_init(|| Names::new(""))
+    &current().names
+}
+
+/// Sets the process's namespace, once, before any name is used (`None` keeps
+/// the seed's names). Setting the same value again is accepted; another value
+/// after names were used (or set) is refused, as keys already built would not match.
+pub fn set_namespace(namespace: Option<&str>) -> Result<(), NamespaceError> {
+    let checked = check_namespace(namespace.map(str::to_owned))?;
+    let space = intern(checked.as_deref());
+    let set = *PROCESS.get_or_init(|| space);
+    if std::ptr::eq(set, space) {
+        Ok(())
+    } else {
+        Err(NamespaceError::AlreadySet {
+            current: set.namespace.clone(),
+            asked: checked,
+        })
+    }
+}
+
+/// Runs `fut` with `namespace` in effect for every name it builds (`None`: the
+/// seed's names), whatever the process's namespace; tasks it spawns keep it
+/// only through [`spawn_here`]. The name must have passed [`check_namespace`]
+/// (a pool reads them from the registry through `store::namespaces`, which checks them).
+pub async fn in_namespace<F: Future>(namespace: Option<&str>, fut: F) -> F::Output {
+    debug_assert!(check_namespace(namespace.map(str::to_owned)).is_ok());
+    SCOPED.scope(intern(namespace), fut).await
+}
+
+/// The namespace in effect here (the task's, else the process's), if any.
+pub fn current_namespace() -> Option<String> {
+    current().namespace.clone()
+}
+
+/// `tokio::spawn`, with the spawning task's namespace (task-locals do not
+/// cross a spawn): what code that may run inside [`in_namespace`] spawns with.
+pub fn spawn_here<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match SCOPED.try_with(|space| *space) {
+        Ok(space) => tokio::spawn(SCOPED.scope(space, fut)),
+        Err(_) => tokio::spawn(fut),
+    }
+}
+
+/// Why a namespace name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamespaceError {
+    /// Empty.
+    #[error("a namespace cannot be empty")]
+    Empty,
+    /// Longer than [`NAMESPACE_MAX_LEN`] bytes.
+    #[error("a namespace is at most {NAMESPACE_MAX_LEN} bytes, not {0}")]
+    TooLong(usize),
+    /// Holds `{`, `}`, `:` (they would break the hash tag or the key's parts), a
+    /// glob character `*?[]\` (a key pattern, `SCAN MATCH` or an ACL `~{N}:*`,
+    /// would reach other namespaces), whitespace or a control character.
+    #[error(
+        "a namespace cannot hold {{, }}, :, *, ?, [, ], \\, whitespace or control characters ({0:?})"
+    )]
+    Forbidden(char),
+    /// The process's namespace was set (or its names used) with another value.
+    #[error(
+        "this process already uses {}; it cannot switch to {}",
+        shown(current.as_deref()),
+        shown(asked.as_deref())
+    )]
+    AlreadySet {
+        /// The namespace in use (`None`: none).
+        current: Option<String>,
+        /// The one asked for.
+        asked: Option<String>,
+    },
+}
+
+/// A namespace as an error message names it.
+fn shown(namespace: Option<&str>) -> String {
+    namespace.map_or_else(|| "no namespace".to_owned(), |n| format!("namespace {n:?}"))
+}
+
+/// The longest namespace name, in bytes.
+pub const NAMESPACE_MAX_LEN: usize = 64;
+
+/// Checks a namespace setting: `None` stays none; a name must be 1 to
+/// [`NAMESPACE_MAX_LEN`] bytes without `{`, `}`, `:`, `*?[]\`, whitespace or
+/// control characters.
+pub fn check_namespace(namespace: Option<String>) -> Result<Option<String>, NamespaceError> {
+    let Some(name) = namespace else {
+        return Ok(None);
+    };
+    if name.is_empty() {
+        return Err(NamespaceError::Empty);
+    }
+    if name.len() > NAMESPACE_MAX_LEN {
+        return Err(NamespaceError::TooLong(name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| {
+        matches!(c, '{' | '}' | ':' | '*' | '?' | '[' | ']' | '\\')
+            || c.is_whitespace()
+            || c.is_control()
+    }) {
+        return Err(NamespaceError::Forbidden(c));
+    }
+    Ok(Some(name))
 }

@@ -3,8 +3,10 @@
 //! operator's own words sent as themselves (`owner`) and the workers' side of
 //! the drafts (`sweep`: expiry and drafts written again). See `schema::drafts`.
 //!
-//! Every decision is one step of the functions library (`assets/lua/operator.lua`)
-//! that finds the draft by its id and acts only while it still waits, so a
+//! Every decision reads which contact's draft has the id (a draft id names the
+//! message it answers, not its contact), then is one step of the functions
+//! library (`assets/lua/operator.lua`) given that contact's keys, which acts
+//! only while the contact's draft is still the one with that id and waits, so a
 //! draft is sent at most once however many control rooms decide on it.
 
 mod owner;
@@ -114,9 +116,10 @@ pub async fn approve(con: &mut Con, draft_id: &str, text: Option<&str>) -> Resul
     if let Some(t) = text {
         check_text(t)?;
     }
-    let mut call = step(Op::Approve);
-    call.arg(draft_id)
-        .arg(if text.is_some() { "1" } else { "0" })
+    let Some(mut call) = on_draft(con, Op::Approve, draft_id).await? else {
+        return Ok(Decision::Gone);
+    };
+    call.arg(if text.is_some() { "1" } else { "0" })
         .arg(text.unwrap_or(""))
         .arg(keys::APPROVED_DELAY_MS);
     decide(con, &call, "approve", draft_id).await
@@ -124,17 +127,60 @@ pub async fn approve(con: &mut Con, draft_id: &str, text: Option<&str>) -> Resul
 
 /// Drops the draft unsent.
 pub async fn discard(con: &mut Con, draft_id: &str) -> Result<Decision> {
-    let mut call = step(Op::Discard);
-    call.arg(draft_id);
+    let Some(call) = on_draft(con, Op::Discard, draft_id).await? else {
+        return Ok(Decision::Gone);
+    };
     decide(con, &call, "discard", draft_id).await
 }
 
 /// Asks the workers for a new draft for that contact's latest message; the
 /// draft waits as it is until one is written (`replaced` on `events:drafts`).
 pub async fn regenerate(con: &mut Con, draft_id: &str) -> Result<Decision> {
-    let mut call = step(Op::Regenerate);
-    call.arg(draft_id);
+    let Some(call) = on_draft(con, Op::Regenerate, draft_id).await? else {
+        return Ok(Decision::Gone);
+    };
     decide(con, &call, "regenerate", draft_id).await
+}
+
+/// A call of `op` on the draft `draft_id` with its contact's keys; `None` when
+/// no contact's draft has that id (decided, replaced or expired).
+async fn on_draft(con: &mut Con, op: Op, draft_id: &str) -> Result<Option<Call>> {
+    let Some(contact) = owner(con, draft_id).await? else {
+        return Ok(None);
+    };
+    let mut call = step(op);
+    let at = call.contact_keys(&contact);
+    call.arg(draft_id).arg(&contact).arg(at);
+    Ok(Some(call))
+}
+
+/// The contact whose waiting draft has id `draft_id`, or `None`. A contact has at
+/// most one draft, and drafts wait only for the operator: a read of them all
+/// costs less than an index to keep in step with them. The step acting on the
+/// draft checks the id again, atomically with the decision.
+async fn owner(con: &mut Con, draft_id: &str) -> Result<Option<String>> {
+    let contacts: Vec<String> = con
+        .zrange(keys::drafts_key(), 0, -1)
+        .await
+        .context("cannot list the drafts")?;
+    if contacts.is_empty() {
+        return Ok(None);
+    }
+    let mut pipe = redis::pipe();
+    // A draft key another program gave another type holds no draft of ours.
+    pipe.ignore_errors();
+    for c in &contacts {
+        pipe.hget(keys::draft_key(c), fields::DRAFT_ID);
+    }
+    let ids: Vec<redis::RedisResult<Option<String>>> = pipe
+        .query_async(con)
+        .await
+        .context("cannot read the drafts")?;
+    Ok(contacts
+        .into_iter()
+        .zip(ids)
+        .find(|(_, id)| matches!(id, Ok(Some(id)) if id == draft_id))
+        .map(|(contact, _)| contact))
 }
 
 /// Refuses text that cannot be sent: empty, or over a message's size limit.
@@ -191,7 +237,8 @@ impl Op {
 }
 
 /// A call of the draft step for `op`: its keys and the arguments every op shares,
-/// in the order `assets/lua/operator.lua` reads them.
+/// in the order `assets/lua/operator.lua` reads them. Each op adds its contacts'
+/// keys ([`Call::contact_keys`]) and says where they are in its own arguments.
 fn step(op: Op) -> Call {
     let mut call = Call::new(Step::Draft);
     call.key(keys::drafts_key())
@@ -202,6 +249,8 @@ fn step(op: Op) -> Call {
         .key(schema::contacts_activity())
         .key(schema::queue_deadletter())
         .key(schema::pause_all())
+        .key(schema::unanswered())
+        .key(schema::deferred())
         .arg(op.as_str())
         .arg(keys::channel_drafts())
         .arg(schema::channel_messages())

@@ -3,17 +3,23 @@
 //! `FUNCTION LOAD REPLACE` by the worker at start and by any caller that finds
 //! it missing, and called with `FCALL`.
 //!
-//! The library gets a prelude generated here from [`crate::schema`], so its key
-//! prefixes have one source, and a name and function names carrying a hash of its
-//! whole text: two SecondMe versions sharing one Redis each load and call their
-//! own library instead of replacing each other's.
+//! The library gets a prelude generated here (the few constants it needs that
+//! are not key names, and `contact_keys`, which reads a contact's keys from
+//! `KEYS` in the order [`keys`] adds them), and a name and function names carrying a hash of its whole text:
+//! two SecondMe versions sharing one Redis each load and call their own library
+//! instead of replacing each other's. The library builds no key name: every key
+//! a step touches comes in `KEYS`, built in Rust ([`keys`], [`crate::schema`]),
+//! so the library's text is the same in every namespace.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use redis::aio::ConnectionLike;
 use redis::{FromRedisValue, RedisError, RedisResult, ToRedisArgs};
 
 use crate::schema;
+
+pub mod keys;
 
 // One library: the operator's steps use the worker's helpers, so they follow them.
 const BODY: &str = concat!(
@@ -30,36 +36,52 @@ pub struct Library {
     pub text: String,
 }
 
-/// The library of this build.
-pub static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
+/// The library of this build for the namespace in effect
+/// ([`crate::schema::names`]): made once per namespace, as the namespace's names are.
+pub fn library() -> &'static Library {
+    static LIBRARIES: OnceLock<Mutex<HashMap<usize, &'static Library>>> = OnceLock::new();
+    // The names are interned for the process, one per namespace: their address names it.
+    let names = std::ptr::from_ref(schema::names()) as usize;
+    let mut libraries = LIBRARIES
+        .get_or_init(Mutex::default)
+        .lock()
+        // Only ever inserted into whole: a panic elsewhere leaves the map sound.
+        .unwrap_or_else(PoisonError::into_inner);
+    libraries
+        .entry(names)
+        .or_insert_with(|| Box::leak(Box::new(build())))
+}
+
+/// The library for the namespace in effect, from the prelude and the body.
+fn build() -> Library {
     let code = format!("{}{BODY}", prelude());
     let version = format!("{:016x}", crate::stable_hash::fnv1a64(code.as_bytes()));
     let text = format!("#!lua name=secondme_{version}\nlocal VERSION = '{version}'\n{code}");
     Library { version, text }
-});
-
-/// A Lua string literal of a key name from the schema (plain ASCII, no quotes).
-fn lua_str(s: &str) -> String {
-    debug_assert!(
-        s.bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'\'' && b != b'\\')
-    );
-    format!("'{s}'")
 }
 
-/// The key prefixes and fixed names the library builds keys from.
+/// A Lua string literal: every byte but plain printable ASCII is escaped.
+fn lua_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for b in s.bytes() {
+        if b.is_ascii_graphic() && b != b'\'' && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\{b:03}"));
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The constants of the library that are not key names (`K`), and
+/// `contact_keys(KEYS, at)`: the table of a contact's keys, which the caller put
+/// from `KEYS[at]` on in the order of [`keys::ContactKey::ALL`]. One table
+/// constructor per contact, as a batch of 128 entries needs up to 128.
 fn prelude() -> String {
     let fields = [
-        ("pause", schema::pause_prefix()),
-        ("pause_meta", schema::pause_meta_prefix()),
-        ("counter", schema::counter_prefix()),
-        ("counter_suffix", schema::Names::COUNTER_SUFFIX),
-        ("handled", schema::handled_prefix()),
-        ("sent", schema::sent_prefix()),
-        ("history", schema::history_prefix()),
-        ("own_history", schema::own_history_prefix()),
         ("all", schema::PAUSE_ALL_CONTACT),
-        ("draft", schema::drafts::draft_prefix()),
         ("draft_id", schema::drafts::DRAFT_ID_PREFIX),
         ("mode_default", schema::drafts::DEFAULT_MODE_FIELD),
     ];
@@ -67,8 +89,11 @@ fn prelude() -> String {
     for (name, value) in fields {
         out.push_str(&format!("  {name} = {},\n", lua_str(value)));
     }
-    let all_meta = schema::pause_meta_key(schema::PAUSE_ALL_CONTACT);
-    out.push_str(&format!("  pause_all_meta = {},\n}}\n", lua_str(&all_meta)));
+    out.push_str("}\nlocal function contact_keys(KEYS, at)\n  local b = tonumber(at)\n  return {");
+    for (i, k) in keys::ContactKey::ALL.iter().enumerate() {
+        out.push_str(&format!(" {} = KEYS[b + {i}],", k.field()));
+    }
+    out.push_str(" }\nend\n");
     out
 }
 
@@ -100,7 +125,7 @@ impl Step {
             Self::DeadLetter => "dead_letter",
             Self::Draft => "draft",
         };
-        format!("secondme_{step}_{}", LIBRARY.version)
+        format!("secondme_{step}_{}", library().version)
     }
 }
 
@@ -109,7 +134,7 @@ pub async fn load<C: ConnectionLike + Send>(con: &mut C) -> RedisResult<()> {
     redis::cmd("FUNCTION")
         .arg("LOAD")
         .arg("REPLACE")
-        .arg(&LIBRARY.text)
+        .arg(&library().text)
         .query_async::<String>(con)
         .await
         .map(drop)
@@ -122,11 +147,14 @@ fn is_missing_function(e: &RedisError) -> bool {
 }
 
 /// One call of a step: its keys and arguments, sent with `FCALL`.
+///
+/// Keys and arguments are each kept in one buffer ([`redis::Cmd`] as a list of
+/// arguments), not one allocation each: a batch's decide step carries thousands.
 #[derive(Debug, Clone)]
 pub struct Call {
     step: Step,
-    keys: Vec<Vec<u8>>,
-    args: Vec<Vec<u8>>,
+    keys: redis::Cmd,
+    args: redis::Cmd,
 }
 
 impl Call {
@@ -134,31 +162,35 @@ impl Call {
     pub fn new(step: Step) -> Self {
         Self {
             step,
-            keys: Vec::new(),
-            args: Vec::new(),
+            keys: redis::Cmd::new(),
+            args: redis::Cmd::new(),
         }
     }
 
     /// Adds a key.
     pub fn key(&mut self, key: impl ToRedisArgs) -> &mut Self {
-        key.write_redis_args(&mut self.keys);
+        self.keys.arg(key);
         self
     }
 
     /// Adds an argument.
     pub fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
-        arg.write_redis_args(&mut self.args);
+        self.args.arg(arg);
         self
+    }
+
+    /// How many keys the call has so far.
+    fn key_count(&self) -> usize {
+        self.keys.args_iter().len()
     }
 
     fn cmd(&self) -> redis::Cmd {
         let mut cmd = redis::cmd("FCALL");
-        cmd.arg(self.step.name()).arg(self.keys.len());
-        for k in &self.keys {
-            cmd.arg(k.as_slice());
-        }
-        for a in &self.args {
-            cmd.arg(a.as_slice());
+        cmd.arg(self.step.name()).arg(self.key_count());
+        for a in self.keys.args_iter().chain(self.args.args_iter()) {
+            if let redis::Arg::Simple(bytes) = a {
+                cmd.arg(bytes);
+            }
         }
         cmd
     }
@@ -181,20 +213,132 @@ impl Call {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
-    fn the_prelude_carries_the_schemas_prefixes_and_the_name_its_version() {
-        let text = &LIBRARY.text;
-        assert!(text.starts_with(&format!("#!lua name=secondme_{}\n", LIBRARY.version)));
-        assert!(text.contains("pause = 'PAUSE:'"));
-        assert!(text.contains("counter_suffix = ':msgs'"));
-        assert!(text.contains("own_history = 'SECONDME:history:'"));
-        assert!(text.contains("pause_all_meta = 'PAUSEMETA:ALL'"));
-        assert!(text.contains("draft = 'DRAFT:'"));
+    fn the_prelude_carries_the_constants_and_the_name_its_version() {
+        let text = &library().text;
+        assert!(text.starts_with(&format!("#!lua name=secondme_{}\n", library().version)));
+        assert!(text.contains("all = 'ALL'"));
+        assert!(text.contains("draft_id = 'draft_'"));
         assert!(text.contains("mode_default = '*'"));
+        assert!(text.contains(
+            "return { pause = KEYS[b + 0], pause_meta = KEYS[b + 1], counter = KEYS[b + 2], \
+             history = KEYS[b + 3], own_history = KEYS[b + 4], draft = KEYS[b + 5], }"
+        ));
         assert!(text.contains("redis.register_function('secondme_draft_'"));
-        assert_eq!(LIBRARY.version.len(), 16);
-        assert!(Step::Decide.name().ends_with(&LIBRARY.version));
+        assert_eq!(library().version.len(), 16);
+        assert!(Step::Decide.name().ends_with(&library().version));
+    }
+
+    /// The string literals of Lua source, comments left out.
+    fn lua_literals(code: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for line in code.lines() {
+            let mut chars = line.chars();
+            let mut prev = ' ';
+            while let Some(c) = chars.next() {
+                if c == '-' && prev == '-' {
+                    break;
+                }
+                prev = c;
+                if c != '\'' && c != '"' {
+                    continue;
+                }
+                let mut lit = String::new();
+                while let Some(d) = chars.next() {
+                    match d {
+                        '\\' => lit.extend(chars.next()),
+                        d if d == c => break,
+                        d => lit.push(d),
+                    }
+                }
+                out.push(lit);
+                prev = ' ';
+            }
+        }
+        out
+    }
+
+    /// Every `K.{field}` the Lua source reads.
+    fn k_fields(code: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let bytes = code.as_bytes();
+        for (i, _) in code.match_indices("K.") {
+            let starts_a_name =
+                i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+            if starts_a_name {
+                let field: String = code[i + 2..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                out.insert(field);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_library_spells_no_key_name_and_reads_only_constants_that_are_not_keys() {
+        let names: Vec<String> = vec![
+            schema::pause_prefix().into(),
+            schema::pause_meta_prefix().into(),
+            schema::counter_prefix().into(),
+            schema::handled_prefix().into(),
+            schema::sent_prefix().into(),
+            schema::history_prefix().into(),
+            schema::own_history_prefix().into(),
+            schema::drafts::draft_prefix().into(),
+            schema::drafts::drafts_key().into(),
+            schema::drafts::modes_key().into(),
+            schema::queue_messages().into(),
+            schema::queue_responses().into(),
+            schema::queue_deadletter().into(),
+            schema::optin_contacts().into(),
+            schema::contacts_activity().into(),
+            schema::state_marker().into(),
+            schema::stats().into(),
+            schema::unanswered().into(),
+            schema::deferred().into(),
+        ];
+        let literals = lua_literals(&library().text);
+        assert!(
+            literals.iter().any(|l| l == "draftId"),
+            "the scan reads literals"
+        );
+        for l in &literals {
+            for n in &names {
+                assert!(!l.contains(n.as_str()), "the library spells {n:?} in {l:?}");
+            }
+        }
+        let allowed: BTreeSet<String> =
+            ["all", "draft_id", "mode_default"].map(String::from).into();
+        assert_eq!(k_fields(BODY), allowed, "K holds no key prefix any more");
+        assert_eq!(
+            k_fields("x = K.pause .. c; y = OK.no"),
+            BTreeSet::from(["pause".to_owned()])
+        );
+        assert_eq!(lua_literals("a('x\\'y', \"z\") -- 'not'"), ["x'y", "z"]);
+    }
+
+    #[test]
+    fn a_lua_string_escapes_every_byte_a_namespace_may_bring() {
+        assert_eq!(lua_str("{alice}:PAUSE:"), "'{alice}:PAUSE:'");
+        assert_eq!(lua_str("{o'b\\ x}:"), "'{o\\039b\\092\\032x}:'");
+        assert_eq!(lua_str("é"), "'\\195\\169'");
+    }
+
+    #[tokio::test]
+    async fn every_namespace_calls_the_same_library_which_holds_no_key_name() {
+        let plain = schema::in_namespace(None, async { library() }).await;
+        let alice = schema::in_namespace(Some("alice"), async { library() }).await;
+        let bob =
+            schema::in_namespace(Some("bob"), async { (library(), Step::Decide.name()) }).await;
+        assert!(!alice.text.contains("{alice}"));
+        assert_eq!(plain.text, alice.text);
+        assert_eq!(alice.version, bob.0.version);
+        assert!(bob.1.ends_with(&plain.version));
     }
 }

@@ -3,19 +3,23 @@
 
 pub mod control;
 pub mod deadletter;
+pub mod deferred;
 pub mod dialects;
 pub mod drafts;
+pub mod durability;
 pub mod eviction;
 pub mod functions;
 pub mod handled;
 pub mod history;
 pub mod learned;
 pub mod llm_figures;
+pub mod namespaces;
 pub mod optin;
 pub mod persona;
 pub mod queue;
 pub mod session;
 pub mod snapshot;
+pub mod unanswered;
 pub mod usage;
 
 /// Refuses a contact id that [`crate::schema::check_contact_id`] rejects, before

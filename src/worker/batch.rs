@@ -48,6 +48,8 @@ pub struct BatchOutcome {
     pub dead_lettered: usize,
     /// Entries left pending because writing their reply failed.
     pub failed: usize,
+    /// Times its writes were not confirmed on `replicas_to_wait` replicas in time.
+    pub unreplicated: usize,
 }
 
 /// A reply written by the engine, ready for the commit step (or, written
@@ -64,11 +66,22 @@ pub(super) struct Written {
 }
 
 impl<E: ReplyEngine> Worker<E> {
+    /// Runs one batch through the pipeline ([`Self::steps`]); with
+    /// `replicas_to_wait`, its outcome counts once that many replicas hold what
+    /// the steps wrote (a replica that does not is counted in `unreplicated`).
+    pub(super) async fn process_triaged(&mut self, batch: &mut Triaged) -> Result<BatchOutcome> {
+        let mut outcome = self.steps(batch).await?;
+        if !self.replicated("a batch").await {
+            outcome.unreplicated += 1;
+        }
+        Ok(outcome)
+    }
+
     /// Runs one batch of parsed entries through the pipeline. Dead letters leave
     /// `batch` once written, so a retry does not write them twice. Entries whose
     /// reply could not be written stay pending and come back through the claim
     /// loop; on an error, every entry not yet acknowledged is still pending in Redis.
-    pub(super) async fn process_triaged(&mut self, batch: &mut Triaged) -> Result<BatchOutcome> {
+    async fn steps(&mut self, batch: &mut Triaged) -> Result<BatchOutcome> {
         let mut outcome = BatchOutcome {
             entries: batch.len(),
             ..BatchOutcome::default()
@@ -150,6 +163,7 @@ impl<E: ReplyEngine> Worker<E> {
                 &mut self.con,
                 &self.cfg.group,
                 Drafting::of(&self.cfg),
+                self.cfg.sleep_mode,
                 &written[range.clone()],
                 asleep,
             );

@@ -6,10 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::connection::Con;
+use crate::connection::{Client, Con, ReadCon};
 use anyhow::Result;
-use redis::Client;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 use redis::streams::{StreamId, StreamReadOptions};
 
 use super::WorkerConfig;
@@ -26,7 +25,7 @@ pub(super) struct BlockingReader {
     opts: StreamReadOptions,
     block: Duration,
     /// The connection and its client id (to unblock it at the stop), once opened.
-    reader: Option<(MultiplexedConnection, i64)>,
+    reader: Option<(ReadCon, i64)>,
     current: Triaged,
 }
 
@@ -57,11 +56,11 @@ impl BlockingReader {
         let Some((_, client_id)) = self.reader.take() else {
             return;
         };
-        let unblocked: redis::RedisResult<i64> = redis::cmd("CLIENT")
-            .arg("UNBLOCK")
-            .arg(client_id)
-            .query_async(con)
-            .await;
+        let mut unblock = redis::cmd("CLIENT");
+        unblock.arg("UNBLOCK").arg(client_id);
+        // On a Cluster, the node the read is blocked on: the one serving the queue.
+        let unblocked: redis::RedisResult<i64> =
+            con.query_at_key(&unblock, schema::queue_messages()).await;
         match unblocked {
             Ok(_) => {}
             // CLIENT UNBLOCK is an admin command a least-privilege user lacks: the
@@ -105,11 +104,13 @@ impl Source for BlockingReader {
 async fn open<'a>(
     client: &Client,
     block: Duration,
-    slot: &'a mut Option<(MultiplexedConnection, i64)>,
-) -> Result<&'a mut MultiplexedConnection> {
+    slot: &'a mut Option<(ReadCon, i64)>,
+) -> Result<&'a mut ReadCon> {
     if slot.is_none() {
         let mut r = connection::blocking_connection(client, block).await?;
-        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut r).await?;
+        let mut client_id = redis::cmd("CLIENT");
+        client_id.arg("ID");
+        let id: i64 = r.query_at_key(&client_id, schema::queue_messages()).await?;
         *slot = Some((r, id));
     }
     match slot {
@@ -120,7 +121,7 @@ async fn open<'a>(
 
 /// New entries for this consumer (`>`), waiting as long as `opts` says.
 pub(super) async fn read_new(
-    reader: &mut MultiplexedConnection,
+    reader: &mut (impl ConnectionLike + Send + Sync),
     opts: &StreamReadOptions,
 ) -> Result<Vec<StreamId>> {
     let ReadEntries(entries) =

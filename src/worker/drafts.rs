@@ -1,8 +1,9 @@
-//! The drafts' keeper, a task beside the worker's loop (issue 21): twice a
-//! second it moves the drafts not decided within `draft_ttl` to
-//! `QUEUE:deadletter` (never sent), and writes again, one at a time, the drafts
-//! the operator asked for (`R`, `regenerate`): a new reply to the contact's
-//! latest message, in the place of the old draft, under the commit step's checks.
+//! The drafts' keeper, a task beside the worker's loop (issue 21): twice per
+//! chores period (`WorkerConfig::chores_every`, a second by default) it moves
+//! the drafts not decided within `draft_ttl` to `QUEUE:deadletter` (never
+//! sent), and writes again, one at a time, the drafts the operator asked for
+//! (`R`, `regenerate`): a new reply to the contact's latest message, in the
+//! place of the old draft, under the commit step's checks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use super::batch;
 use super::learned::LearnedCache;
 use super::parsed_entry::ParsedEntry;
 use super::personas::Personas;
+use super::replicas;
 use super::{Worker, WorkerStatus};
 use crate::conversation::Speaker;
 use crate::entry::CheckedEntry;
@@ -24,8 +26,6 @@ use crate::schema::{self, Direction};
 use crate::store;
 use crate::store::drafts::sweep::{self, NewDraft, Regeneration, Rewritten};
 
-/// How often the keeper looks.
-const EVERY: Duration = Duration::from_millis(500);
 /// Drafts expired per step.
 const EXPIRE_BATCH: usize = 100;
 /// Requests taken per look: each is a call of the engine.
@@ -40,6 +40,9 @@ pub(super) struct Keeper<E> {
     personas: Personas,
     ttl_ms: i64,
     status: watch::Receiver<WorkerStatus>,
+    replicas_to_wait: u32,
+    /// How often it looks: twice per chores period of the worker.
+    every: Duration,
 }
 
 impl<E: ReplyEngine> Worker<E> {
@@ -52,15 +55,28 @@ impl<E: ReplyEngine> Worker<E> {
             personas: Personas::new(&self.cfg.default_persona, &self.cfg.user_id),
             ttl_ms: self.cfg.draft_ttl_ms,
             status: self.status.subscribe(),
+            replicas_to_wait: self.cfg.replicas_to_wait,
+            every: self.cfg.chores_every / 2,
         }
     }
 }
 
-/// Runs `keeper` until aborted.
-pub(super) fn spawn<E: ReplyEngine>(mut keeper: Keeper<E>) -> JoinHandle<()> {
-    tokio::spawn(async move {
+/// The keeper's task, ended when dropped: also when the worker's loop unwinds
+/// from a panic or is dropped unfinished (a pool restarting it), so no keeper
+/// outlives its worker.
+pub(super) struct KeeperTask(JoinHandle<()>);
+
+impl Drop for KeeperTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `keeper` until the returned task is dropped.
+pub(super) fn spawn<E: ReplyEngine>(mut keeper: Keeper<E>) -> KeeperTask {
+    KeeperTask(crate::schema::spawn_here(async move {
         loop {
-            tokio::time::sleep(EVERY).await;
+            tokio::time::sleep(keeper.every).await;
             if let Err(e) = keeper.expire().await {
                 tracing::debug!("drafts not expired this time: {e:#}");
             }
@@ -68,7 +84,7 @@ pub(super) fn spawn<E: ReplyEngine>(mut keeper: Keeper<E>) -> JoinHandle<()> {
                 tracing::debug!("drafts not written again this time: {e:#}");
             }
         }
-    })
+    }))
 }
 
 impl<E: ReplyEngine> Keeper<E> {
@@ -114,7 +130,14 @@ impl<E: ReplyEngine> Keeper<E> {
             persona: &w.persona,
         };
         let asleep = self.status.borrow().asleep.is_some();
-        sweep::rewrite(&mut self.con, r, &new, self.ttl_ms, asleep).await
+        let done = sweep::rewrite(&mut self.con, r, &new, self.ttl_ms, asleep).await?;
+        replicas::confirm(
+            &mut self.con,
+            self.replicas_to_wait,
+            "a draft written again",
+        )
+        .await;
+        Ok(done)
     }
 
     /// The contact's latest message as kept in its history, as the entry to answer.

@@ -6,16 +6,19 @@
 
 pub mod batch;
 mod blocking_read;
+mod deferred;
 mod drafts;
 pub mod entries;
 mod learned;
 mod parsed_entry;
 mod pending;
 pub mod personas;
+pub mod pool;
 pub mod preview;
 mod raw_read;
 mod read_ahead;
 pub mod recovery;
+mod replicas;
 mod request;
 pub mod review;
 mod scheduler;
@@ -25,9 +28,9 @@ pub mod verdict;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::connection::Client;
 use crate::connection::Con;
 use anyhow::{Context, Result};
-use redis::Client;
 use tokio::sync::watch;
 
 use crate::config::{Config, SleepSetting};
@@ -75,6 +78,8 @@ pub struct WorkerConfig {
     pub review_file: std::path::PathBuf,
     /// Sleep hours: from the graph, off, or a fixed window.
     pub sleep_hours: SleepSetting,
+    /// What the sleep hours do to a message: skip it, or defer it to their end.
+    pub sleep_mode: crate::sleep::SleepMode,
     /// Another program counts `COUNTER:{contactId}:msgs`: the decision only reads it.
     pub rate_counted_elsewhere: bool,
     /// Replies a slow engine writes at once.
@@ -89,6 +94,14 @@ pub struct WorkerConfig {
     pub reply_mode: ReplyMode,
     /// How long a draft waits for the operator before it expires unsent, ms.
     pub draft_ttl_ms: i64,
+    /// Replicas that must acknowledge a batch's writes (`WAIT`) before its
+    /// outcome counts; 0 waits for none.
+    pub replicas_to_wait: u32,
+    /// How often the chores of a worker with nothing to do run: trimming the
+    /// queue and looking at the messages deferred to the end of the sleep hours;
+    /// the drafts' keeper looks twice as often. A pool serving many namespaces
+    /// sets it longer, so idle namespaces cost Redis little.
+    pub chores_every: Duration,
 }
 
 impl WorkerConfig {
@@ -108,12 +121,15 @@ impl WorkerConfig {
             user_id: c.user_id.clone(),
             review_file: c.review_file.clone(),
             sleep_hours: c.sleep_hours,
+            sleep_mode: c.sleep_mode,
             rate_counted_elsewhere: c.rate_counted_elsewhere,
             max_generations: c.max_generations,
             burst_quiet: c.burst_quiet,
             learn: c.learn.clone(),
             reply_mode: c.reply_mode,
             draft_ttl_ms: i64::try_from(c.draft_ttl.as_millis()).unwrap_or(i64::MAX),
+            replicas_to_wait: c.replicas_to_wait,
+            chores_every: Duration::from_secs(1),
         }
     }
 }
@@ -154,6 +170,9 @@ pub struct WorkerStatus {
     pub dead_lettered: u64,
     /// Entries written to the review file at stop.
     pub reviewed: u64,
+    /// Times the worker's writes were not confirmed on `replicas_to_wait`
+    /// replicas in time (done on the primary only).
+    pub unreplicated: u64,
     /// The sleep hours the worker is in right now, if it is.
     pub asleep: Option<crate::sleep::SleepHours>,
     /// While draining: entries this consumer had to finish when the drain began.
@@ -188,6 +207,8 @@ pub struct Worker<E> {
     status: watch::Sender<WorkerStatus>,
     /// The last best-effort failure logged, so a lasting one is logged once.
     last_warning: Option<String>,
+    /// Deferred messages this worker tried to answer lately.
+    deferrals_tried: deferred::Tried,
 }
 
 impl<E: ReplyEngine> Worker<E> {
@@ -224,6 +245,7 @@ impl<E: ReplyEngine> Worker<E> {
             learned,
             status,
             last_warning: None,
+            deferrals_tried: deferred::Tried::default(),
         }
     }
 
@@ -243,6 +265,7 @@ impl<E: ReplyEngine> Worker<E> {
             s.drafted += o.drafted as u64;
             s.skipped += o.skipped as u64;
             s.dead_lettered += o.dead_lettered as u64;
+            s.unreplicated += o.unreplicated as u64;
         });
     }
 
@@ -290,7 +313,7 @@ impl<E: ReplyEngine> Worker<E> {
                 }
             }
         }
-        keeper.abort();
+        drop(keeper);
         sources.stop(&mut self.con).await;
         sources.recheck(self.stop_jobs().await);
         self.drain(sources).await
@@ -331,14 +354,18 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     /// Between batches: what the scheduler's jobs finished (entries to decide
-    /// again go back to the sources), the sleep hours, and trimming the queue.
+    /// again go back to the sources), the sleep hours, trimming the queue, and
+    /// the messages kept for the end of the sleep hours.
     async fn housekeeping(&mut self, sources: &mut Sources, last_trim: &mut Instant) -> Result<()> {
         sources.recheck(self.finish_jobs().await?);
         // Also when no message comes, so the status follows the clock.
-        self.asleep().await;
-        if last_trim.elapsed() >= Duration::from_secs(1) {
+        let asleep = self.asleep().await;
+        if last_trim.elapsed() >= self.cfg.chores_every {
             *last_trim = Instant::now();
             recovery::trim(&mut self.con, self.acked_trim).await?;
+            if !asleep {
+                self.answer_deferred().await?;
+            }
         }
         Ok(())
     }

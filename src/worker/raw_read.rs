@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use redis::{ConnectionAddr, ConnectionInfo};
+
+use crate::connection::{PrimaryWatch, StreamNode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -89,15 +91,15 @@ pub(super) struct RawReader {
     silence: Duration,
     /// Set by any error of the connection itself: nothing more is sent or read.
     broken: bool,
+    /// On Sentinel: tells when the node read stops being the primary.
+    primary: Option<PrimaryWatch>,
 }
 
 impl RawReader {
-    /// Connects and logs in as `info` says; `None` for a TLS address, which this
-    /// reader does not speak.
-    pub(super) async fn connect(
-        info: &ConnectionInfo,
-        read: &ReadRequest<'_>,
-    ) -> Result<Option<Self>> {
+    /// Connects to `node` and logs in as it says; `None` for a TLS address, which
+    /// this reader does not speak.
+    pub(super) async fn connect(node: &StreamNode, read: &ReadRequest<'_>) -> Result<Option<Self>> {
+        let info = node.info();
         let socket = match info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let s = within(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), *port)))
@@ -125,6 +127,7 @@ impl RawReader {
             in_flight: 0,
             silence: read.block + REPLY_SILENCE,
             broken: false,
+            primary: node.watch(),
         };
         reader.log_in(info).await?;
         Ok(Some(reader))
@@ -165,6 +168,11 @@ impl RawReader {
     /// Sends one more read; its reply comes after those of the reads before it.
     pub(super) async fn send(&mut self) -> Result<()> {
         anyhow::ensure!(!self.broken, "the stream-reading connection failed earlier");
+        // On Sentinel, a demoted primary would go on answering with nothing new.
+        anyhow::ensure!(
+            !self.primary.as_ref().is_some_and(PrimaryWatch::moved),
+            "the primary moved: the stream reader connects again"
+        );
         let count = read_count(self.max_count, self.entry_bytes).to_string();
         let request = resp::command(&[
             b"XREADGROUP",
@@ -886,7 +894,14 @@ mod tests {
         let server =
             RedisServer::start(find_binary().expect("a redis-server"), GraphModule::Without)
                 .expect("start redis-server");
-        let client = crate::connection::open_client(&server.url()).expect("client");
+        // The settings the worker's reader gets (RESP3, as the redis-rs reads have).
+        let node = crate::connection::open_client(&server.url())
+            .expect("client")
+            .stream_node()
+            .await
+            .expect("a node")
+            .expect("one server");
+        let client = redis::Client::open(node.info().clone()).expect("client");
         let mut con = client
             .get_multiplexed_async_connection()
             .await
@@ -937,7 +952,7 @@ mod tests {
             count: 2048,
             block: Duration::from_millis(50),
         };
-        let mut reader = RawReader::connect(client.get_connection_info(), &read)
+        let mut reader = RawReader::connect(&node, &read)
             .await
             .expect("connect")
             .expect("a plain-text address");

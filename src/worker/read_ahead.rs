@@ -14,7 +14,8 @@
 //! oldest batch, which leaves only once reported done.
 //!
 //! Over TCP and Unix sockets the task reads through [`super::raw_read`], which
-//! walks each reply in place; over TLS it reads through redis-rs.
+//! walks each reply in place (on Sentinel, on the primary named when it connects);
+//! over TLS and on a Cluster it reads through redis-rs.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -23,11 +24,9 @@ use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use crate::connection::Con;
+use crate::connection::{Client, Con, ReadCon};
 use anyhow::Result;
 use futures_util::future::{MaybeDone, maybe_done};
-use redis::Client;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -125,7 +124,7 @@ impl ReadAhead {
         self.stop().await;
         let source = Reads::open(&self.client, &self.cfg).await?;
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(read_loop(
+        let task = crate::schema::spawn_here(read_loop(
             source,
             self.cfg.batch_size,
             self.tx.clone(),
@@ -288,9 +287,9 @@ type InFlight = Pin<Box<MaybeDone<Pin<Box<dyn Future<Output = Result<Vec<StreamI
 enum Reads {
     /// TCP or a Unix socket, replies walked in place.
     Raw(RawReader),
-    /// TLS, through redis-rs.
+    /// TLS or a Cluster, through redis-rs.
     Client {
-        con: MultiplexedConnection,
+        con: ReadCon,
         opts: Arc<StreamReadOptions>,
         in_flight: VecDeque<InFlight>,
     },
@@ -306,7 +305,9 @@ impl Reads {
             count: READ_COUNT,
             block: READ_BLOCK,
         };
-        if let Some(raw) = RawReader::connect(client.get_connection_info(), &read).await? {
+        if let Some(node) = client.stream_node().await?
+            && let Some(raw) = RawReader::connect(&node, &read).await?
+        {
             return Ok(Self::Raw(raw));
         }
         let con = connection::blocking_connection(client, READ_BLOCK).await?;
@@ -357,7 +358,7 @@ impl Reads {
 
 /// Sends a read now: polled once here, so requests reach the connection in the
 /// order they are started, and Redis delivers entries in that order.
-fn send_read(con: &MultiplexedConnection, opts: &Arc<StreamReadOptions>) -> InFlight {
+fn send_read(con: &ReadCon, opts: &Arc<StreamReadOptions>) -> InFlight {
     let mut con = con.clone();
     let opts = Arc::clone(opts);
     let read: Pin<Box<dyn Future<Output = Result<Vec<StreamId>>> + Send>> =

@@ -153,6 +153,7 @@ struct Shared<E> {
     group: String,
     /// Whether and for how long a reply becomes a draft (draft mode).
     drafting: batch::Drafting,
+    sleep_mode: crate::sleep::SleepMode,
     consumer: String,
     quiet: Duration,
     keep_alive: Duration,
@@ -229,6 +230,7 @@ impl<E: ReplyEngine> Scheduler<E> {
             learned,
             group: cfg.group.clone(),
             drafting: batch::Drafting::of(cfg),
+            sleep_mode: cfg.sleep_mode,
             consumer: cfg.consumer.clone(),
             quiet: cfg.burst_quiet,
             // Well inside the claim time, so no claim loop sees a held entry idle.
@@ -250,7 +252,9 @@ impl<E: ReplyEngine> Scheduler<E> {
     /// Starts the pause watch and keep-alive task, once.
     pub(super) fn start(&mut self) {
         if self.watcher.is_none() {
-            self.watcher = Some(tokio::spawn(watch_jobs(Arc::clone(&self.shared))));
+            self.watcher = Some(crate::schema::spawn_here(watch_jobs(Arc::clone(
+                &self.shared,
+            ))));
         }
     }
 
@@ -360,7 +364,7 @@ impl<E: ReplyEngine> Scheduler<E> {
             wait,
             _finished: finished_tx,
         };
-        let task = tokio::spawn(run_job(Arc::clone(&self.shared), job));
+        let task = crate::schema::spawn_here(run_job(Arc::clone(&self.shared), job));
         st.slots.insert(
             contact,
             Slot {
@@ -521,7 +525,16 @@ async fn commit_one<E>(shared: &Shared<E>, entry: &ParsedEntry, written: Written
     let asleep = shared.status.borrow().asleep.is_some();
     let mut con = shared.con.clone();
     let pair = [(entry, written)];
-    match batch::commit(&mut con, &shared.group, shared.drafting, &pair, asleep).await {
+    match batch::commit(
+        &mut con,
+        &shared.group,
+        shared.drafting,
+        shared.sleep_mode,
+        &pair,
+        asleep,
+    )
+    .await
+    {
         Ok(ScriptReply {
             mut items,
             warnings,
@@ -554,7 +567,8 @@ async fn record_superseded(con: &mut Con, group: &str, entries: &[Superseded]) -
     call.key(schema::queue_messages())
         .key(schema::stats())
         .arg(group)
-        .arg(schema::HANDLED_BUCKET_MS);
+        .arg(schema::HANDLED_BUCKET_MS)
+        .handled_keys(store::now_ms());
     for s in entries {
         match s {
             Superseded::Older(e) => {

@@ -329,12 +329,15 @@ mod tests {
             user_id: "user-1".to_owned(),
             review_file: std::env::temp_dir().join("secondme-sources-review.jsonl"),
             sleep_hours: SleepSetting::Off,
+            sleep_mode: crate::sleep::SleepMode::Skip,
             rate_counted_elsewhere: false,
             max_generations: 8,
             burst_quiet: Duration::from_millis(100),
             learn: crate::learn::LearnConfig::default(),
             reply_mode: crate::schema::drafts::ReplyMode::Auto,
             draft_ttl_ms: 24 * 3600 * 1000,
+            replicas_to_wait: 0,
+            chores_every: Duration::from_secs(1),
         }
     }
 
@@ -359,7 +362,7 @@ mod tests {
     }
 
     /// A private redis-server with the group and the entries `ids` in the queue.
-    async fn queue(ids: &[&str]) -> (RedisServer, redis::Client, Con) {
+    async fn queue(ids: &[&str]) -> (RedisServer, crate::connection::Client, Con) {
         let server =
             RedisServer::start(find_binary().expect("a redis-server"), GraphModule::Without)
                 .expect("start redis-server");

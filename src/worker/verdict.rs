@@ -38,6 +38,8 @@ pub enum Verdict {
     Takeover,
     /// An outgoing message recorded.
     Recorded,
+    /// Kept for the end of the sleep hours (`sleep_mode = "defer"`).
+    Deferred,
     /// Not answered, for this reason.
     Skipped(Skip),
     /// This entry's own keys stopped the step (a foreign type or value); nothing was
@@ -95,6 +97,7 @@ impl Verdict {
             "echo" => Self::Echo,
             "takeover" => Self::Takeover,
             "recorded" => Self::Recorded,
+            "deferred" => Self::Deferred,
             "skip:kill_switch" => Self::Skipped(Skip::KillSwitch),
             "skip:not_enabled" => Self::Skipped(Skip::NotEnabled),
             "skip:paused" => Self::Skipped(Skip::Paused),
@@ -141,6 +144,7 @@ impl fmt::Display for Verdict {
             Self::Echo => f.write_str("echo of a sent reply"),
             Self::Takeover => f.write_str("takeover"),
             Self::Recorded => f.write_str("recorded"),
+            Self::Deferred => f.write_str("deferred to the end of the sleep hours"),
             Self::Skipped(skip) => write!(f, "skipped ({skip:?})"),
             Self::Failed(why) => write!(f, "failed: {why}"),
         }
@@ -198,6 +202,7 @@ mod tests {
         assert!(Verdict::parse("skip:whatever").is_err());
         assert_eq!(Committed::parse("withheld"), Ok(Committed::Withheld));
         assert_eq!(Verdict::parse("drafted"), Ok(Verdict::Drafted));
+        assert_eq!(Verdict::parse("deferred"), Ok(Verdict::Deferred));
         assert_eq!(Committed::parse("drafted"), Ok(Committed::Drafted));
         assert!(Committed::parse("answer").is_err());
     }

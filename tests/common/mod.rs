@@ -2,7 +2,11 @@
 //! the end), pub/sub capture, and helpers to write entries as a gateway does.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod nodes;
 pub mod pty;
+pub mod replicated;
+pub mod sentinel;
 pub mod streams;
 pub mod worker;
 

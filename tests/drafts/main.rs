@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod decisions;
+mod night;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -123,7 +123,7 @@ async fn the_documented_gateway_acl_is_enough() {
     let other: redis::RedisResult<Option<String>> = probe.get(schema::state_marker()).await;
     assert!(other.is_err(), "the connection is the limited user");
     // Nor can it change the code the worker runs with the worker's rights.
-    let library = &secondme::store::functions::LIBRARY;
+    let library = secondme::store::functions::library();
     let name = format!("secondme_{}", library.version);
     let attempts: [&[&str]; 3] = [
         &["LOAD", "REPLACE", library.text.as_str()],

@@ -1,16 +1,17 @@
-//! The reply lease `GATEWAYLOCK:{userId}`: one gateway of an account sends,
-//! hands over at a stop or a crash, and never renews or releases another's lease.
+//! The lease `GATEWAYLOCK:{userId}`: one gateway of an account connects and
+//! sends, the others stand by; it hands over at a stop or a crash, and never
+//! renews or releases another's lease.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use secondme::bridge::whatsapp::status;
+use secondme::bridge::whatsapp::{lease, status};
 use secondme::schema;
 
 use crate::common::{Harness, eventually};
 use crate::setup::{
-    CONTACT, Setup, USER, inbound, met_a_contact, pending_replies, queue_text, send_ids,
-    sent_times, start_with, wait_state,
+    CONTACT, Running, Setup, USER, inbound, met_a_contact, pending_replies, queue_text, send_ids,
+    sent_times, start_with, state, wait_state,
 };
 
 /// The reply lease's holder as the test sees it: `GATEWAYLOCK:{userId}`'s value.
@@ -21,52 +22,81 @@ async fn lease_holder(h: &mut Harness) -> Option<String> {
         .expect("GET lease")
 }
 
+/// Connections `run`'s fake made (or tried).
+fn connects(run: &Running) -> usize {
+    run.fake.record.lock().expect("lock").connects
+}
+
+/// Waits until `run` has connected `n` times; how long that took from `since`.
+async fn connected_times(run: &Running, n: usize, since: Instant) -> Duration {
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(15), || {
+        let made = fake.record.lock().expect("lock").connects;
+        async move { (made >= n).then(|| since.elapsed()) }
+    })
+    .await
+    .unwrap_or_else(|| panic!("{n} connections: {:?}", run.fake.calls()))
+}
+
+/// `to` sees the contacts `from` met, as two hosts sharing one `whatsapp_dir`
+/// do (the device store both use is there too).
+fn share_contacts(from: &Running, to: &Running) {
+    std::fs::copy(
+        from._dir.join("contacts.json"),
+        to._dir.join("contacts.json"),
+    )
+    .expect("contacts file");
+}
+
 /// Two gateways of one account (same user, same consumer name, one pending
-/// list): only the holder of `GATEWAYLOCK:{userId}` sends, each attempt of a
-/// failing reply goes out once and with one WhatsApp id; the other says it
-/// waits, and takes over when the first stops (the lease released) or crashes
-/// (the lease expired).
+/// list, the contacts on storage both reach): only the holder of
+/// `GATEWAYLOCK:{userId}` connects to WhatsApp and sends, each attempt of a
+/// failing reply goes out once and with one WhatsApp id; the other stands by
+/// without connecting, shown where no connected gateway's state is, and
+/// connects and takes over when the first stops (the lease released at once)
+/// or crashes (the lease expired: within its TTL and one retry).
 #[tokio::test]
-async fn two_gateways_of_one_account_send_each_attempt_once_and_hand_over_by_the_lease() {
+async fn only_the_lease_holder_connects_and_a_standby_gateway_takes_over_at_a_stop_or_a_crash() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
+    let ttl = Duration::from_secs(3);
     let setup = || Setup {
         fail_text: Some("will fail".into()),
         send_attempts: 50,
         send_retry: Duration::from_millis(300),
+        lease_ttl: ttl,
         ..Setup::default()
     };
     let first = start_with(&h, true, setup()).await;
     wait_state(&mut h, status::State::Connected).await;
-    let con = h.con.clone();
-    let holder = eventually(Duration::from_secs(5), || {
-        let mut con = con.clone();
-        async move {
-            let v: Option<String> = con.get(schema::gateway_lock_key(USER)).await.ok()?;
-            v
-        }
-    })
-    .await
-    .expect("the first gateway takes the lease");
+    let holder = lease_holder(&mut h)
+        .await
+        .expect("the first holds the lease");
+    first
+        .fake
+        .inbox()
+        .commit(&[inbound("A1", "dinner?")])
+        .await
+        .expect("commit");
     let second = start_with(&h, true, setup()).await;
-    let waiting = eventually(Duration::from_secs(5), || {
-        let mut con = con.clone();
-        async move {
-            let json: Option<String> = con.get(schema::gateway_key(USER)).await.ok()?;
-            let s: status::GatewayStatus = serde_json::from_str(&json?).ok()?;
-            s.detail
-                .filter(|d| d.contains("GATEWAYLOCK:user-1") && d.contains("waits"))
-        }
-    })
-    .await;
-    assert!(waiting.is_some(), "the second says it waits");
-    for run in [&first, &second] {
-        run.fake
-            .inbox()
-            .commit(&[inbound("A1", "dinner?")])
-            .await
-            .expect("commit");
-    }
+    share_contacts(&first, &second);
+    // Longer than a try of the lease and a renewal of the first's.
+    tokio::time::sleep(lease::RETRY + Duration::from_millis(500)).await;
+    assert_eq!(connects(&second), 0, "the second does not connect");
+    assert_eq!(
+        state(&mut h).await.map(|s| s.state),
+        Some(status::State::Connected),
+        "the state shown stays the connected gateway's"
+    );
+    let _: () = h.con.del(schema::gateway_key(USER)).await.expect("DEL");
+    let standby = wait_state(&mut h, status::State::Standby).await;
+    assert!(
+        standby
+            .detail
+            .is_some_and(|d| d.contains("GATEWAYLOCK:user-1")),
+        "it says why it waits"
+    );
+
     queue_text(&mut h, "bot_A1", "will fail", 0).await;
     let ids = sent_times(&first, "will fail", 3).await;
     assert_eq!(
@@ -75,10 +105,22 @@ async fn two_gateways_of_one_account_send_each_attempt_once_and_hand_over_by_the
     );
     assert_eq!(lease_holder(&mut h).await, Some(holder.clone()));
 
-    // A clean stop releases the lease: the second takes over at once.
+    // A clean stop releases the lease: the second connects at its next try.
     let _ = first.stop.send(true);
     let _ = first.task.await;
+    let stopped = Instant::now();
+    assert_ne!(
+        lease_holder(&mut h).await,
+        Some(holder.clone()),
+        "released at the stop"
+    );
+    let took = connected_times(&second, 1, stopped).await;
+    assert!(took <= lease::RETRY + Duration::from_secs(1), "{took:?}");
     let by_first = send_ids(&first.fake.calls(), "will fail");
+    assert!(
+        first.fake.calls().iter().any(|c| c == "shutdown"),
+        "the first disconnected"
+    );
     let taken = sent_times(&second, "will fail", 1).await;
     assert_eq!(taken[0], ids[0], "the same WhatsApp id");
     let held = lease_holder(&mut h).await;
@@ -95,40 +137,24 @@ async fn two_gateways_of_one_account_send_each_attempt_once_and_hand_over_by_the
         "one send per attempt: {by_first:?} then {by_second:?}"
     );
 
-    // A crash leaves the lease until it expires; then the third takes over.
+    // A crash leaves the lease to expire; then the third, standing by, connects.
     let third = start_with(&h, true, setup()).await;
-    let fake = third.fake.clone();
-    eventually(Duration::from_secs(5), || {
-        let up = fake.record.lock().expect("lock").inbox.is_some();
-        async move { up.then_some(()) }
-    })
-    .await
-    .expect("the third connects");
-    third
-        .fake
-        .inbox()
-        .commit(&[inbound("A1", "dinner?")])
-        .await
-        .expect("commit");
+    share_contacts(&second, &third);
+    tokio::time::sleep(lease::RETRY + Duration::from_millis(500)).await;
+    assert_eq!(connects(&third), 0, "the third stands by");
     second.task.abort();
     let _ = second.task.await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        send_ids(&third.fake.calls(), "will fail"),
-        Vec::<String>::new()
+    let crashed = Instant::now();
+    let took = connected_times(&third, 1, crashed).await;
+    // The lease had between a renewal's period and its TTL left.
+    assert!(
+        took >= ttl / 3 - Duration::from_millis(200),
+        "kept until it expired: {took:?}"
     );
-    let ttl: i64 = h
-        .con
-        .pttl(schema::gateway_lock_key(USER))
-        .await
-        .expect("pttl");
-    assert!((1..=90_000).contains(&ttl), "kept until it expires: {ttl}");
-    // Its 90 s run out.
-    let _: bool = h
-        .con
-        .pexpire(schema::gateway_lock_key(USER), 1)
-        .await
-        .expect("pexpire");
+    assert!(
+        took <= ttl + lease::RETRY + Duration::from_secs(1),
+        "taken over within the lease's TTL and one retry: {took:?}"
+    );
     let taken = sent_times(&third, "will fail", 1).await;
     assert_eq!(taken[0], ids[0], "still the same WhatsApp id");
     third.finish().await;
@@ -140,29 +166,28 @@ async fn two_gateways_of_one_account_send_each_attempt_once_and_hand_over_by_the
 }
 
 /// The lease taken by another gateway while a reply shows "typing...": the
-/// reply is not sent, its "typing..." is cleared, nothing more is typed, sent
-/// or dead-lettered without the lease; once it is back, each reply goes once.
+/// gateway clears the typing, sends nothing, and disconnects from WhatsApp
+/// (two gateways never hold one session), showing that it stands by; once the
+/// lease is free it connects again, and each reply goes once.
 #[tokio::test]
-async fn a_lease_lost_while_typing_sends_nothing_and_clears_the_typing() {
+async fn a_lease_lost_while_typing_clears_the_typing_sends_nothing_and_disconnects() {
     let mut h = Harness::start().await;
     h.allow(&[CONTACT]).await;
     let run = met_a_contact(
         &mut h,
         Setup {
             refresh: Duration::from_millis(300),
+            lease_ttl: Duration::from_secs(3),
             ..Setup::default()
         },
         "where are you?",
     )
     .await;
     let lease = schema::gateway_lock_key(USER);
-    eventually(Duration::from_secs(5), || {
-        let mut con = h.con.clone();
-        let lease = lease.clone();
-        async move { con.exists::<_, bool>(&lease).await.ok()?.then_some(()) }
-    })
-    .await
-    .expect("the lease taken");
+    assert!(
+        lease_holder(&mut h).await.is_some(),
+        "taken before connecting"
+    );
     // Typing longer than the wait below: it must end when the lease goes.
     queue_text(&mut h, "bot_A1", "on my way", 8_000).await;
     queue_text(&mut h, "bot_A2", "see you", 0).await;
@@ -174,8 +199,15 @@ async fn a_lease_lost_while_typing_sends_nothing_and_clears_the_typing() {
     .await
     .expect("typing");
     let _: () = h.con.set(&lease, "another-gateway").await.expect("SET");
-    // The lease check (every 2 s) sees it; the typing ends within a second.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The lease check (every second with this TTL) sees it; the typing ends
+    // within a second, then the connection.
+    let standby = wait_state(&mut h, status::State::Standby).await;
+    assert!(
+        standby
+            .detail
+            .is_some_and(|d| d.contains("GATEWAYLOCK:user-1"))
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let calls = run.fake.calls();
     assert!(
         !calls.iter().any(|c| c.starts_with("send")),
@@ -189,12 +221,28 @@ async fn a_lease_lost_while_typing_sends_nothing_and_clears_the_typing() {
         calls[last_typing].starts_with("paused"),
         "typing cleared and not shown again: {calls:?}"
     );
+    let shutdown = calls
+        .iter()
+        .position(|c| c == "shutdown")
+        .unwrap_or_else(|| panic!("disconnected: {calls:?}"));
+    assert!(
+        last_typing < shutdown,
+        "cleared before disconnecting: {calls:?}"
+    );
+    assert_eq!(connects(&run), 1, "not connected again meanwhile");
     assert_eq!(pending_replies(&mut h).await, 2);
     let letters: usize = h.con.xlen(schema::queue_deadletter()).await.expect("xlen");
     assert_eq!(letters, 0);
+    assert_eq!(
+        lease_holder(&mut h).await.as_deref(),
+        Some("another-gateway")
+    );
 
-    // Back with the lease, the reply types its whole delay again, then goes.
+    // The lease free again: it connects, the reply types its whole delay again, then goes.
     let _: () = h.con.del(&lease).await.expect("DEL");
+    let freed = Instant::now();
+    let took = connected_times(&run, 2, freed).await;
+    assert!(took <= lease::RETRY + Duration::from_secs(1), "{took:?}");
     let fake = run.fake.clone();
     eventually(Duration::from_secs(20), || {
         let calls = fake.calls();

@@ -10,6 +10,7 @@ mod acl;
 mod binary;
 mod connection;
 mod control_room;
+mod durability;
 mod failures;
 mod fake;
 #[cfg(feature = "whatsapp")]

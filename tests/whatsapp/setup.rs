@@ -62,6 +62,10 @@ pub struct Setup {
     pub consumer: String,
     /// Replies sent per minute at most.
     pub send_per_minute: u32,
+    /// Replicas an inbound message and a reply's claim wait for.
+    pub replicas_to_wait: u32,
+    /// How long the account's lease outlives its last renewal.
+    pub lease_ttl: Duration,
 }
 
 impl Default for Setup {
@@ -77,6 +81,8 @@ impl Default for Setup {
             refresh: status::REFRESH,
             consumer: "gw-test".into(),
             send_per_minute: 60,
+            replicas_to_wait: 0,
+            lease_ttl: secondme::bridge::whatsapp::lease::TTL,
         }
     }
 }
@@ -127,6 +133,8 @@ pub async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running 
         refresh: setup.refresh,
         until_connected: false,
         consumer: setup.consumer,
+        replicas_to_wait: setup.replicas_to_wait,
+        lease_ttl: setup.lease_ttl,
     };
     let gateway = WhatsAppGateway::new(fake.clone(), con, inbox, opts);
     let (stop, stop_rx) = watch::channel(false);
@@ -200,20 +208,24 @@ pub async fn queue_reply(h: &mut Harness, reply_id: &str, delay_ms: u64) {
 
 /// A reply of `text` to [`CONTACT`] on `QUEUE:responses`; its stream id.
 pub async fn queue_text(h: &mut Harness, reply_id: &str, text: &str, delay_ms: u64) -> String {
-    h.con
-        .xadd(
-            schema::queue_responses(),
-            "*",
-            &[
-                (schema::response_fields::REPLY_ID, reply_id.to_owned()),
-                (schema::response_fields::CONTACT_ID, CONTACT.to_owned()),
-                (schema::response_fields::CONTENT, text.to_owned()),
-                (schema::response_fields::IN_REPLY_TO, "m1".to_owned()),
-                (schema::response_fields::DELAY_MS, delay_ms.to_string()),
-            ],
-        )
-        .await
-        .expect("xadd")
+    queue_text_on(&mut h.con, reply_id, text, delay_ms).await
+}
+
+/// [`queue_text`] through `con` (a Redis other than the harness's).
+pub async fn queue_text_on(con: &mut Con, reply_id: &str, text: &str, delay_ms: u64) -> String {
+    con.xadd(
+        schema::queue_responses(),
+        "*",
+        &[
+            (schema::response_fields::REPLY_ID, reply_id.to_owned()),
+            (schema::response_fields::CONTACT_ID, CONTACT.to_owned()),
+            (schema::response_fields::CONTENT, text.to_owned()),
+            (schema::response_fields::IN_REPLY_TO, "m1".to_owned()),
+            (schema::response_fields::DELAY_MS, delay_ms.to_string()),
+        ],
+    )
+    .await
+    .expect("xadd")
 }
 
 /// Waits for a dead letter, then reads them all.

@@ -209,13 +209,15 @@ pub enum KeyAction {
     Compose,
     /// Show what the twin would answer the selected contact now.
     Preview,
+    /// The operator saw the selected contact's unanswered messages: clear its count.
+    DismissUnanswered,
     /// Quit after draining the worker.
     Quit,
 }
 
 impl KeyAction {
     /// Every action, in help-screen order.
-    pub const ALL: [KeyAction; 24] = [
+    pub const ALL: [KeyAction; 25] = [
         KeyAction::Up,
         KeyAction::Down,
         KeyAction::PageUp,
@@ -239,6 +241,7 @@ impl KeyAction {
         KeyAction::ToggleMode,
         KeyAction::Compose,
         KeyAction::Preview,
+        KeyAction::DismissUnanswered,
         KeyAction::Quit,
     ];
 
@@ -268,6 +271,7 @@ impl KeyAction {
             KeyAction::ToggleMode => "toggle_mode",
             KeyAction::Compose => "compose",
             KeyAction::Preview => "preview",
+            KeyAction::DismissUnanswered => "dismiss_unanswered",
             KeyAction::Quit => "quit",
         }
     }
@@ -298,6 +302,7 @@ impl KeyAction {
             KeyAction::ToggleMode => "auto / draft mode",
             KeyAction::Compose => "write as yourself",
             KeyAction::Preview => "what the twin would say",
+            KeyAction::DismissUnanswered => "seen: clear unanswered ✉",
             KeyAction::Quit => "quit",
         }
     }
@@ -344,6 +349,7 @@ impl Default for Keymap {
             (KeyAction::ToggleMode, vec![c('m')]),
             (KeyAction::Compose, vec![c('c')]),
             (KeyAction::Preview, vec![c('w')]),
+            (KeyAction::DismissUnanswered, vec![c('u')]),
             (KeyAction::Quit, vec![c('q'), KeyInput::ctrl('c')]),
         ];
         Keymap { bindings }
@@ -362,6 +368,7 @@ const YIELDING: &[KeyAction] = &[
     KeyAction::ToggleMode,
     KeyAction::Compose,
     KeyAction::Preview,
+    KeyAction::DismissUnanswered,
 ];
 
 impl Keymap {

@@ -176,6 +176,12 @@ pub fn hint_pairs(model: &Model) -> Vec<(String, String)> {
                 ];
                 pairs.extend(draft.iter().map(|(a, w)| (key(model, *a), w.to_string())));
             }
+            let unanswered = model
+                .selected_contact()
+                .is_some_and(|c| model.unanswered.for_contact(&c.id) > 0);
+            if unanswered {
+                pairs.push((key(model, KeyAction::DismissUnanswered), "seen".to_string()));
+            }
             let rest = [
                 (KeyAction::NextPane, "pane"),
                 (KeyAction::Pause, "pause"),

@@ -46,6 +46,10 @@ fn every_state() -> Vec<(GatewayState, &'static str)> {
         s
     };
     vec![
+        (
+            state(GatewayPhase::Standby),
+            "WA standing by (another gateway is connected)",
+        ),
         (state(GatewayPhase::Connecting), "WA connecting…"),
         (state(GatewayPhase::WaitingForScan), "WA waiting for scan"),
         (

@@ -1,6 +1,7 @@
 //! Where WhatsApp's messages enter Redis: the durability hook's commit. WhatsApp
 //! is acknowledged only after [`Inbox::commit`] returns `Ok`, so a message is
-//! either in `QUEUE:messages` or will be delivered again.
+//! either in `QUEUE:messages` (and, with `replicas_to_wait`, on that many
+//! replicas) or will be delivered again.
 //!
 //! The inbox also keeps the [`Directory`]: which address answers which contact
 //! id. It lives in a private file beside the device store, never in Redis,
@@ -16,6 +17,7 @@ use anyhow::{Context, Result};
 use super::link::Inbound;
 use crate::private_file;
 use crate::schema::{self, QueueMessage};
+use crate::store::durability::{self, WAIT_TIMEOUT};
 use crate::store::queue;
 
 /// Contact id to address, kept in a 0600 JSON file.
@@ -115,6 +117,8 @@ pub struct Inbox {
     con: Con,
     acked_trim: bool,
     directory: Directory,
+    /// Replicas that must hold a batch before WhatsApp is told we have it.
+    replicas_to_wait: u32,
 }
 
 impl Inbox {
@@ -124,7 +128,15 @@ impl Inbox {
             con,
             acked_trim,
             directory,
+            replicas_to_wait: 0,
         }
+    }
+
+    /// The same inbox, confirming each batch on `replicas` replicas (`WAIT`)
+    /// before [`Self::commit`] returns `Ok`.
+    pub fn waiting_for(mut self, replicas: u32) -> Self {
+        self.replicas_to_wait = replicas;
+        self
     }
 
     /// The contact directory.
@@ -132,12 +144,36 @@ impl Inbox {
         &self.directory
     }
 
-    /// Adds the batch to `QUEUE:messages` (one atomic round trip) and records
-    /// names and addresses. `Ok` means WhatsApp may forget the messages.
+    /// Adds the batch to `QUEUE:messages` (one atomic round trip), records
+    /// names and addresses, and waits for the replicas to hold it. `Ok` means
+    /// WhatsApp may forget the messages; an `Err` has them delivered again, so
+    /// a batch the replicas did not confirm comes back (the worker answers a
+    /// message written twice once).
     pub async fn commit(&self, batch: &[Inbound]) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
+        self.write(batch).await?;
+        let mut con = self.con.clone();
+        durability::wait_replicas(
+            &mut con,
+            schema::queue_messages(),
+            self.replicas_to_wait,
+            WAIT_TIMEOUT,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "{} messages in {} but not on the replicas; WhatsApp delivers them again",
+                batch.len(),
+                schema::queue_messages()
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The batch into `QUEUE:messages` and the directory, without waiting for replicas.
+    async fn write(&self, batch: &[Inbound]) -> Result<()> {
         self.directory.remember(
             batch
                 .iter()
@@ -160,8 +196,10 @@ impl Inbox {
     }
 
     /// Adds the echo of a reply the gateway sent, as WhatsApp would show it.
+    /// Nothing waits for its replicas: WhatsApp does not send it again, and a
+    /// failover that loses it loses a line of the history, not a reply.
     pub async fn commit_echo(&self, echo: &QueueMessage) -> Result<()> {
-        self.commit(&[Inbound {
+        self.write(&[Inbound {
             message: echo.clone(),
             address: self
                 .directory()

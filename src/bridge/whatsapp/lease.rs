@@ -1,7 +1,9 @@
-//! `GATEWAYLOCK:{userId}`: the lease that lets one gateway per account send
-//! replies. Two gateways of one account (`secondme login` while the service
-//! runs, a second host) share one consumer name and one pending list; without
-//! the lease both would send the same retry.
+//! `GATEWAYLOCK:{userId}`: the lease that lets one gateway per account connect
+//! to WhatsApp and send replies. Two gateways of one account (`secondme login`
+//! while the service runs, a second host sharing the device store) would
+//! otherwise hold one WhatsApp session twice (WhatsApp drops one of them), and
+//! they share one consumer name and one pending list: both would send the same
+//! retry. The one without the lease stands by and takes over when it is free.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,19 +12,16 @@ use crate::connection::Con;
 
 use crate::schema;
 
-/// How long the lease outlives its holder's last renewal: a crashed gateway's
-/// replies wait this long for another one.
+/// How long the lease outlives its holder's last renewal by default: a crashed
+/// gateway's account waits this long for another one to connect.
 pub const TTL: Duration = Duration::from_secs(90);
-
-/// How long after its last renewal a lease is surely still ours: a failed
-/// check keeps it until then, well before the server could let it expire.
-pub const SURELY_HELD: Duration = Duration::from_secs(60);
 
 /// A release leaves a lease with less than this left to expire on its own:
 /// between our look and the delete it could pass to another gateway.
-const RELEASE_MARGIN_MS: i64 = 5_000;
+const RELEASE_MARGIN: Duration = Duration::from_secs(5);
 
-/// How often a gateway without the lease tries to take it.
+/// How often a gateway without the lease tries to take it (and at most how
+/// long between two checks of a held one).
 pub const RETRY: Duration = Duration::from_secs(2);
 
 /// One gateway's claim on the lease, by a value unique to it.
@@ -30,12 +29,19 @@ pub const RETRY: Duration = Duration::from_secs(2);
 pub struct Lease {
     key: String,
     owner: String,
+    ttl: Duration,
 }
 
 impl Lease {
-    /// The lease of `user_id`'s account, held under a value no other gateway uses
-    /// (process id, time, and a counter for several gateways in one process).
+    /// The lease of `user_id`'s account for [`TTL`] (see [`Lease::with_ttl`]).
     pub fn new(user_id: &str) -> Self {
+        Self::with_ttl(user_id, TTL)
+    }
+
+    /// The lease of `user_id`'s account, outliving its last renewal by `ttl`,
+    /// held under a value no other gateway uses (process id, time, and a
+    /// counter for several gateways in one process).
+    pub fn with_ttl(user_id: &str, ttl: Duration) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -45,7 +51,24 @@ impl Lease {
         Self {
             key: schema::gateway_lock_key(user_id),
             owner: format!("{}-{nanos:x}-{n}", std::process::id()),
+            ttl,
         }
+    }
+
+    /// How often the holder renews it: three renewals fit in its TTL.
+    pub fn renew_every(&self) -> Duration {
+        self.ttl / 3
+    }
+
+    /// How often the holder checks whether a renewal is due.
+    pub fn check_every(&self) -> Duration {
+        RETRY.min(self.renew_every())
+    }
+
+    /// How long after its last renewal a lease is surely still ours: a failed
+    /// check keeps it until then, well before the server could let it expire.
+    pub fn surely_held(&self) -> Duration {
+        self.ttl * 2 / 3
     }
 
     /// Takes the lease when free, renews it when ours; true when we hold it.
@@ -59,7 +82,7 @@ impl Lease {
     /// pass to another gateway, the renewal lengthens that gateway's fresh
     /// lease, harmlessly, and the `GET` tells us it isn't ours.
     pub async fn hold(&self, con: &mut Con) -> redis::RedisResult<bool> {
-        let ttl_ms = u64::try_from(TTL.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         let holder: Option<String> = redis::cmd("SET")
             .arg(&self.key)
             .arg(&self.owner)
@@ -88,7 +111,7 @@ impl Lease {
     }
 
     /// Gives the lease up when ours (a clean stop), so another gateway takes
-    /// over at once rather than after [`TTL`]. One about to expire is left to
+    /// over at once rather than after its TTL. One about to expire is left to
     /// expire: deleting it could delete the next holder's.
     pub async fn release(&self, con: &mut Con) -> redis::RedisResult<()> {
         let (holder, left_ms): (Option<String>, i64) = redis::pipe()
@@ -97,7 +120,9 @@ impl Lease {
             .pttl(&self.key)
             .query_async(con)
             .await?;
-        if holder.as_deref() == Some(self.owner.as_str()) && left_ms > RELEASE_MARGIN_MS {
+        let margin = RELEASE_MARGIN.min(self.ttl / 4);
+        let margin_ms = i64::try_from(margin.as_millis()).unwrap_or(i64::MAX);
+        if holder.as_deref() == Some(self.owner.as_str()) && left_ms > margin_ms {
             let _: i64 = redis::cmd("DEL").arg(&self.key).query_async(con).await?;
         }
         Ok(())

@@ -8,7 +8,8 @@
 //! - `gateway`: connections over any link, their events, login codes, session and state;
 //! - `sender`: the reply sender reading `QUEUE:responses`, each reply sent once;
 //! - `pacing`: the send budget, "typing..." delays, retry waits, reconnect backoff;
-//! - `lease`: `GATEWAYLOCK:{userId}`, so one gateway per account sends replies;
+//! - `lease`: `GATEWAYLOCK:{userId}`, so one gateway per account connects and
+//!   sends replies (the others stand by);
 //! - `status`: the state other programs read (`GATEWAY:{userId}`, `events:gateway`);
 //! - `client`: the only code that drives the library (feature `whatsapp`);
 //! - `setup`: the gateway built from the configuration (commands, control room).

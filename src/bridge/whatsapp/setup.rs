@@ -77,6 +77,8 @@ pub async fn run(
         refresh: status::REFRESH,
         until_connected,
         consumer: super::sender::consumer_name(&config.user_id),
+        replicas_to_wait: config.replicas_to_wait,
+        lease_ttl: super::lease::TTL,
     };
     let mut gateway = WhatsAppGateway::new(connector, con, inbox, opts);
     if let Some(tap) = tap {

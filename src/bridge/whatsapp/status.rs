@@ -20,6 +20,9 @@ pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    /// Another gateway of the account holds `GATEWAYLOCK:{userId}`: this one
+    /// does not connect, and takes over when the lease is free.
+    Standby,
     /// Opening the connection.
     Connecting,
     /// A QR code is up (`QR:{userId}`), waiting for the phone.
@@ -93,6 +96,9 @@ impl GatewayStatus {
     pub fn line(&self, now: i64) -> String {
         let secs = |at: i64| (at - now).max(0) / 1000;
         let mut text = match self.state {
+            State::Standby => {
+                "standing by (another gateway of this account is connected)".to_owned()
+            }
             State::Connecting => "connecting".to_owned(),
             State::WaitingForScan => "waiting for scan".to_owned(),
             State::PairCode => format!(
@@ -142,6 +148,38 @@ pub async fn publish(con: &mut Con, user_id: &str, s: &GatewayStatus) -> anyhow:
     Ok(())
 }
 
+/// Writes `s` as [`publish`] does, but only where no state is shown or where
+/// `replacing` (this gateway's own last one) is: a gateway standing by does not
+/// hide the state of the one connected. True when written.
+pub async fn publish_if_free(
+    con: &mut Con,
+    user_id: &str,
+    s: &GatewayStatus,
+    replacing: Option<&GatewayStatus>,
+) -> anyhow::Result<bool> {
+    let json = serde_json::to_string(s)?;
+    let key = schema::gateway_key(user_id);
+    let shown: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg(&json)
+        .arg("NX")
+        .arg("GET")
+        .arg("EX")
+        .arg(TTL_S)
+        .query_async(con)
+        .await?;
+    let ours = match (&shown, replacing) {
+        (None, _) => true,
+        (Some(shown), Some(r)) => *shown == serde_json::to_string(r)?,
+        (Some(_), None) => false,
+    };
+    if !ours {
+        return Ok(false);
+    }
+    publish(con, user_id, s).await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +198,16 @@ mod tests {
             Some(s.clone())
         );
         assert_eq!(s.line(3_000), "no network (since 2s, next try in 3s): dns");
+    }
+
+    #[test]
+    fn a_standby_gateway_says_so_on_the_wire_and_in_words() {
+        let s = GatewayStatus::new(State::Standby, 1_000).detail("GATEWAYLOCK:u is held");
+        let json = serde_json::to_string(&s).unwrap_or_default();
+        assert!(json.starts_with(r#"{"state":"standby","#), "{json}");
+        assert_eq!(
+            s.line(2_000),
+            "standing by (another gateway of this account is connected): GATEWAYLOCK:u is held"
+        );
     }
 }

@@ -35,7 +35,9 @@ pub async fn send_as_owner_for(
     }
     let reply_id = own_reply_id(super::super::now_ms());
     let mut call = step(Op::Own);
+    let at = call.contact_keys(contact_id);
     call.arg(contact_id)
+        .arg(at)
         .arg(text)
         .arg(&reply_id)
         .arg(takeover_ms)

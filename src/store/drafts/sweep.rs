@@ -4,9 +4,10 @@
 
 use crate::connection::Con;
 use anyhow::{Context, Result, bail};
+use redis::AsyncCommands;
 
 use super::{Op, step};
-use crate::schema;
+use crate::schema::{self, drafts as keys};
 
 /// A request to write a draft again, as taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +23,22 @@ pub struct Regeneration {
 }
 
 /// Takes up to `limit` requests to write a draft again: each is taken by one
-/// worker only, and only while its draft still waits.
+/// worker only, and only while its draft still waits. The requests are read
+/// first, then taken in one step with their contacts' keys, which takes only
+/// those still there.
 pub async fn take_regenerations(con: &mut Con, limit: usize) -> Result<Vec<Regeneration>> {
+    let asked: Vec<(String, String)> = con
+        .hgetall(keys::regenerate_key())
+        .await
+        .context("cannot read the requests to write drafts again")?;
+    if asked.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut call = step(Op::Take);
-    call.arg(limit.max(1));
+    for (contact, draft_id) in asked.iter().take(limit.max(1)) {
+        let at = call.contact_keys(contact);
+        call.arg(contact).arg(draft_id).arg(at);
+    }
     let flat: Vec<String> = call
         .invoke(con)
         .await
@@ -76,8 +89,10 @@ pub async fn rewrite(
     asleep: bool,
 ) -> Result<Rewritten> {
     let mut call = step(Op::Rewrite);
+    let at = call.contact_keys(&r.contact_id);
     call.arg(&r.draft_id)
         .arg(&r.contact_id)
+        .arg(at)
         .arg(new.stream_id)
         .arg(new.message_id)
         .arg(new.reply_id)
@@ -98,14 +113,36 @@ pub async fn rewrite(
 }
 
 /// Moves up to `limit` drafts past their expiry to `QUEUE:deadletter` (reason
-/// `expired`); returns how many.
+/// `expired`); returns how many. The drafts past their expiry by the server's
+/// clock are read first, then moved in one step with their keys, which moves
+/// only those still past their expiry.
 pub async fn expire(con: &mut Con, limit: usize) -> Result<usize> {
+    let now = server_now_ms(con).await?;
+    let due: Vec<String> = con
+        .zrangebyscore_limit(keys::drafts_key(), "-inf", now, 0, limit.max(1).try_into()?)
+        .await
+        .context("cannot read the drafts past their expiry")?;
+    if due.is_empty() {
+        return Ok(0);
+    }
     let mut call = step(Op::Expire);
     call.arg(schema::QUEUE_DEADLETTER_CAP)
         .arg(schema::deadletter_fields::SOURCE_ID)
         .arg(schema::deadletter_fields::REASON)
-        .arg(schema::deadletter_fields::AT)
-        .arg(limit.max(1));
+        .arg(schema::deadletter_fields::AT);
+    for contact in &due {
+        let at = call.contact_keys(contact);
+        call.arg(contact).arg(at);
+    }
     let n: usize = call.invoke(con).await.context("cannot expire the drafts")?;
     Ok(n)
+}
+
+/// The server's clock, ms: drafts expire by it, as the steps write them.
+async fn server_now_ms(con: &mut Con) -> Result<i64> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(con)
+        .await
+        .context("cannot read the server's time")?;
+    Ok(secs * 1000 + micros / 1000)
 }

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use redis::streams::{StreamId, StreamInfoGroupsReply, StreamRangeReply};
 
 use crate::schema::{self, drafts, learned as keys};
+use crate::store::unanswered;
 
 /// Stream entries read per `XRANGE` page.
 const PAGE: usize = 1_000;
@@ -33,9 +34,12 @@ pub struct Forgotten {
 /// counts and eval (and it from the learned set; the overall counts are merged
 /// again without it), `HISTORY:` and `SECONDME:history:` whatever their type,
 /// its waiting draft (`DRAFT:`, its `DRAFTS` member and `DRAFTS:regenerate`
-/// field), and the send marks of its replies (`SENTREPLY:`, `SENDFAIL:`). Keys holding
-/// only ids, counts or times (`PAUSE:`, `PAUSEMETA:`, `COUNTER:`, `HANDLED:`,
-/// `SENT:`, `OPTIN:contacts`, `CONTACTS:activity`) and the contact's display
+/// field), its count of unanswered messages (its `SECONDME:unanswered` field:
+/// nothing is left for the operator to look at), a night's message kept for
+/// the morning (its `SECONDME:deferred` field), and the send marks of its
+/// replies (`SENTREPLY:`, `SENDFAIL:`). Keys holding only ids, counts or
+/// times (`PAUSE:`, `PAUSEMETA:`, `COUNTER:`, `HANDLED:`, `SENT:`,
+/// `OPTIN:contacts`, `CONTACTS:activity`) and the contact's display
 /// name in `CONTACTS:names` stay. A stream another program holds with another
 /// type is not searched, and said so after the keys are gone. A reply being
 /// written while this runs lands after it: disable the contact first.
@@ -99,8 +103,8 @@ async fn learned_count(con: &mut Con, contact_id: &str) -> Result<u64> {
 }
 
 /// Deletes the contact's own keys (its draft among them) and takes it out of
-/// the learned set, the draft index and the regeneration requests, in one step;
-/// returns how many keys existed.
+/// the learned set, the draft index, the regeneration requests and the
+/// unanswered counts, in one step; returns how many keys existed.
 async fn delete_contact_keys(con: &mut Con, contact_id: &str) -> Result<u64> {
     let own = [
         keys::chat_key(contact_id),
@@ -110,19 +114,60 @@ async fn delete_contact_keys(con: &mut Con, contact_id: &str) -> Result<u64> {
         schema::own_history_key(contact_id),
         drafts::draft_key(contact_id),
     ];
-    let (deleted,): (u64,) = redis::pipe()
-        .atomic()
+    let counted = unanswered_counted(con).await?;
+    let deferred = holds_hash(con, schema::deferred()).await?;
+    let mut pipe = redis::pipe();
+    pipe.atomic()
         .del(&own)
         .srem(keys::contacts_key(), contact_id)
         .ignore()
         .zrem(drafts::drafts_key(), contact_id)
         .ignore()
         .hdel(drafts::regenerate_key(), contact_id)
-        .ignore()
+        .ignore();
+    if counted {
+        pipe.hdel(schema::unanswered(), contact_id).ignore();
+    }
+    if deferred {
+        pipe.hdel(schema::deferred(), contact_id).ignore();
+    }
+    let (deleted,): (u64,) = pipe
         .query_async(con)
         .await
         .context("cannot delete the contact's learned data, history and draft")?;
     Ok(deleted)
+}
+
+/// Whether `key` is a hash (false when absent); a key of another type is
+/// another program's, said once and left out of the step, where it would fail it.
+async fn holds_hash(con: &mut Con, key: &str) -> Result<bool> {
+    let kind: String = redis::cmd("TYPE")
+        .arg(key)
+        .query_async(con)
+        .await
+        .with_context(|| format!("cannot read the type of {key}"))?;
+    match kind.as_str() {
+        "hash" => Ok(true),
+        "none" => Ok(false),
+        other => {
+            tracing::warn!("{key} holds a {other}, not a hash: left as it is");
+            Ok(false)
+        }
+    }
+}
+
+/// Whether `SECONDME:unanswered` holds counts to take the contact out of. A
+/// key of another type is another program's (it holds no text of ours): it
+/// stays, and stays out of the step, where it would fail the step's result.
+async fn unanswered_counted(con: &mut Con) -> Result<bool> {
+    match unanswered::holds_counts(con).await {
+        Ok(counted) => Ok(counted),
+        Err(e @ unanswered::Error::Foreign { .. }) => {
+            tracing::warn!("{e}");
+            Ok(false)
+        }
+        Err(e) => Err(e).context("cannot forget the contact's unanswered count"),
+    }
 }
 
 /// Deletes the entries of `stream` for the contact, a page at a time; adds the

@@ -1,6 +1,8 @@
 //! The arguments of the server-side steps a batch calls (decide, commit,
 //! dead-letter): their KEYS and ARGV in the order the functions library reads
-//! them, and the parse of each step's reply.
+//! them, and the parse of each step's reply. Every key a step touches is in its
+//! KEYS: the contacts' keys, the `SENT:` of the person's own messages and the
+//! `HANDLED:` hours too ([`crate::store::functions::keys`]).
 
 use crate::connection::Con;
 use anyhow::{Context, Result};
@@ -8,6 +10,8 @@ use anyhow::{Context, Result};
 use super::Written;
 use crate::schema::drafts::{self as draft_keys, ReplyMode};
 use crate::schema::{self, Direction, MessageEvent, QueueMessage};
+use crate::sleep::SleepMode;
+use crate::store::functions::keys::ContactSlots;
 use crate::store::functions::{Call, Step};
 use crate::worker::WorkerConfig;
 use crate::worker::parsed_entry::ParsedEntry;
@@ -103,11 +107,24 @@ pub(super) async fn decide(
         .arg(schema::CONTACTS_ACTIVITY_CAP)
         .arg(if cfg.rate_counted_elsewhere { "1" } else { "0" });
     Drafting::of(cfg).add_args(&mut inv);
+    inv.key(schema::unanswered())
+        .key(schema::deferred())
+        .arg(cfg.sleep_mode.as_str())
+        .key(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
+        .handled_keys(crate::store::now_ms());
+    let mut slots = ContactSlots::default();
     for (g, reply) in entries {
+        let keys_at = slots.at(&mut inv, g.contact_id());
+        let kind = kind(g);
+        let sent_at = if kind == "me" {
+            inv.key_at(&schema::sent_key(g.message_id()))
+        } else {
+            0
+        };
         inv.arg(g.stream_id())
             .arg(g.message_id())
             .arg(g.contact_id())
-            .arg(kind(g))
+            .arg(kind)
             .arg(g.timestamp())
             .arg(event_json(g.message()));
         match reply {
@@ -119,6 +136,7 @@ pub(super) async fn decide(
                 .arg(&w.event),
             None => inv.arg("").arg("").arg("").arg("").arg(""),
         };
+        inv.arg(keys_at).arg(sent_at);
     }
     let raw: Vec<String> = inv
         .invoke(con)
@@ -132,6 +150,7 @@ pub(in crate::worker) async fn commit(
     con: &mut Con,
     group: &str,
     drafting: Drafting,
+    sleep_mode: SleepMode,
     written: &[(&ParsedEntry, Written)],
     asleep: bool,
 ) -> Result<ScriptReply<Committed>> {
@@ -156,7 +175,13 @@ pub(in crate::worker) async fn commit(
         .arg(if asleep { "1" } else { "0" })
         .arg(schema::HISTORY_TTL_ENABLED_MS);
     drafting.add_args(&mut inv);
-    for (_, w) in written {
+    inv.key(schema::unanswered())
+        .key(schema::deferred())
+        .arg(sleep_mode.as_str())
+        .handled_keys(crate::store::now_ms());
+    let mut slots = ContactSlots::default();
+    for (g, w) in written {
+        let keys_at = slots.at(&mut inv, &w.contact_id);
         inv.arg(&w.stream_id)
             .arg(&w.message_id)
             .arg(&w.contact_id)
@@ -164,7 +189,9 @@ pub(in crate::worker) async fn commit(
             .arg(&w.content)
             .arg(&w.persona)
             .arg(w.delay_ms)
-            .arg(&w.event);
+            .arg(&w.event)
+            .arg(event_json(g.message()))
+            .arg(keys_at);
     }
     let raw: Vec<String> = inv
         .invoke(con)

@@ -63,6 +63,10 @@ impl<E: ReplyEngine> Worker<E> {
         }
         store::deadletter::from_queue(&mut self.con, &self.cfg.group, &failed).await?;
         outcome.dead_lettered = failed.len();
+        // The jobs committed on this connection too (a clone of it): one WAIT covers them.
+        if !self.replicated("replies written by the scheduler").await {
+            outcome.unreplicated += 1;
+        }
         self.count(&outcome);
         Ok(recheck)
     }

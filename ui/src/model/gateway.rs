@@ -26,6 +26,8 @@ impl QrCode {
 /// engine's `bridge::whatsapp::status::State`, plus `Gone`, the dashboard's own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GatewayPhase {
+    /// Another gateway of the account is connected; this one takes over when it stops.
+    Standby,
     /// Opening the connection.
     Connecting,
     /// A QR code is up, waiting for the phone.

@@ -3,8 +3,8 @@
 //! [`Model`] and its counters live here; each of its parts has a room of its
 //! own: contacts and their pauses, the contact index that orders and filters
 //! them, conversations, the event log, the WhatsApp login and gateway, draft
-//! mode and its editor, and the interaction modes. Every item is re-exported
-//! here, so `model::X` is the path.
+//! mode and its editor, the unanswered counts, and the interaction modes.
+//! Every item is re-exported here, so `model::X` is the path.
 //!
 //! Some types mirror the engine's (the pause reasons, the gateway's phases, a
 //! few limits): this crate never links the engine, so each mirror says what it
@@ -19,6 +19,7 @@ mod event_log;
 mod gateway;
 mod learned;
 mod mode;
+mod unanswered;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -36,6 +37,7 @@ pub use event_log::{LogEntry, LogKind, MAX_EVENTS};
 pub use gateway::{GatewayPhase, GatewayState, QrCode};
 pub use learned::{LastEval, LearnedProfile, LearnedView, MAX_MEASURES, MAX_TOP, Measure, Scale};
 pub use mode::{EditTarget, Mode, PAUSE_CHOICES, PAUSE_CUSTOM_INDEX, Pane, PreviewState};
+pub use unanswered::Unanswered;
 
 /// Most services whose status is kept from `events:status`.
 pub const MAX_SERVICES: usize = 8;
@@ -105,6 +107,8 @@ pub struct Model {
     pub show_learned: bool,
     /// Draft mode: the waiting drafts and each contact's reply mode.
     pub drafts: Drafts,
+    /// Messages the twin chose not to answer, per contact.
+    pub unanswered: Unanswered,
     /// Ring the terminal's bell when a draft arrives (the `bell` setting).
     pub bell: bool,
     /// Lookup and display order of `contacts`, kept in step by `update`.

@@ -63,6 +63,7 @@ pub(super) fn on_new_codes_key(model: &mut Model) -> UpdateResult {
 /// Short name of `phase` for the event log ("no new codes: WhatsApp is connected").
 fn phase_name(phase: GatewayPhase) -> &'static str {
     match phase {
+        GatewayPhase::Standby => "standing by",
         GatewayPhase::Connecting => "connecting",
         GatewayPhase::WaitingForScan => "waiting for a scan",
         GatewayPhase::PairCode => "waiting for the pair code",

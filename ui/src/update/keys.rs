@@ -90,6 +90,7 @@ fn normal_key(model: &mut Model, key: KeyInput) -> UpdateResult {
         | KeyAction::ToggleMode
         | KeyAction::Compose
         | KeyAction::Preview => super::drafts::on_key_action(model, action),
+        KeyAction::DismissUnanswered => super::unanswered::dismiss(model),
         KeyAction::Quit => quit(model),
     }
 }

@@ -3,8 +3,9 @@
 //! Split by what the event is about: [`keys`] (key presses and pastes, the
 //! operator's side), [`time`] (ticks and countdowns), [`data`] (what the
 //! binary reads from Redis, the feed and the worker), [`learned`] (what the
-//! twin learned for the selected contact) and [`drafts`] (draft mode, its
-//! editor and the preview).
+//! twin learned for the selected contact), [`drafts`] (draft mode, its
+//! editor and the preview) and [`unanswered`] (the messages the twin chose
+//! not to answer).
 
 mod data;
 mod drafts;
@@ -12,6 +13,7 @@ mod gateway;
 mod keys;
 mod learned;
 mod time;
+mod unanswered;
 
 pub use time::visible_clock_texts;
 
@@ -135,6 +137,9 @@ pub enum Event {
         /// The contact it answers.
         contact_id: String,
     },
+    /// The messages the twin chose not to answer re-read (`SECONDME:unanswered`):
+    /// each contact's count; replaces what the model holds.
+    Unanswered(std::collections::HashMap<String, u64>),
     /// What the twin would answer `contact_id` (the preview the operator asked for).
     Preview {
         /// The contact asked about.
@@ -217,6 +222,11 @@ pub enum Action {
     /// Compute what the twin would answer a contact now, sending nothing;
     /// the answer comes back as [`Event::Preview`].
     Preview {
+        /// Contact id.
+        contact_id: String,
+    },
+    /// The operator saw the contact's unanswered messages: clear its count.
+    DismissUnanswered {
         /// Contact id.
         contact_id: String,
     },
@@ -307,6 +317,7 @@ pub fn update(model: &mut Model, event: Event) -> UpdateResult {
             draft_id,
             contact_id,
         } => drafts::on_event(model, change, &draft_id, &contact_id),
+        Event::Unanswered(counts) => unanswered::on_read(model, counts),
         Event::Preview { contact_id, reply } => drafts::on_preview(model, &contact_id, reply),
         Event::Resize => UpdateResult::dirty(),
     }

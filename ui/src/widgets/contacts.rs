@@ -1,5 +1,6 @@
-//! Contacts pane: two rows per contact (name, a pen when a draft waits, and
-//! rate; then state and reply mode).
+//! Contacts pane: two rows per contact (name, an envelope with the count of
+//! messages the twin left unanswered, a pen when a draft waits, and rate;
+//! then state and reply mode).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -81,12 +82,15 @@ fn draw_contact(
     } else {
         ""
     };
-    let name_cols = width.saturating_sub(text::width(&rate) + text::width(pen) + 3);
+    let unanswered = envelope(model.unanswered.for_contact(&c.id));
+    let name_cols =
+        width.saturating_sub(text::width(&rate) + text::width(&unanswered) + text::width(pen) + 3);
     let name = text::fit(c.display_name(), name_cols);
     let first = Line::from(vec![
         Span::styled(marker, if c.enabled { t.ok } else { t.dim }),
         Span::styled(name, t.title),
         Span::raw(" "),
+        Span::styled(unanswered, t.warn),
         Span::styled(pen, t.warn),
         Span::styled(rate, rate_style(c.rate_count, t)),
     ]);
@@ -102,6 +106,15 @@ fn draw_contact(
     }
     put_line(buf, inner, row, &patch(first, selected, t));
     put_line(buf, inner, row + 1, &patch(Line::from(second), selected, t));
+}
+
+/// `✉3 ` for 3 messages the twin left unanswered (`✉99+ ` past 99); empty for none.
+fn envelope(count: u64) -> String {
+    match count {
+        0 => String::new(),
+        1..=99 => format!("✉{count} "),
+        _ => "✉99+ ".to_string(),
+    }
 }
 
 /// Re-applies the selection style so span styles do not cancel it out.

@@ -136,7 +136,8 @@ fn whatsapp_span(model: &Model, g: &GatewayState) -> Span<'static> {
     let text = gateway_text(g, model.now_ms, model.utc_offset_min, &key);
     let style = match g.phase {
         GatewayPhase::Connected => t.ok,
-        GatewayPhase::Connecting
+        GatewayPhase::Standby
+        | GatewayPhase::Connecting
         | GatewayPhase::WaitingForScan
         | GatewayPhase::PairCode
         | GatewayPhase::Reconnecting
@@ -169,6 +170,7 @@ pub fn gateway_text(state: &GatewayState, now_ms: i64, utc_offset_min: i32, key:
         })
     };
     let text = match state.phase {
+        GatewayPhase::Standby => "standing by (another gateway is connected)".to_string(),
         GatewayPhase::Connecting => "connecting…".to_string(),
         GatewayPhase::WaitingForScan => "waiting for scan".to_string(),
         GatewayPhase::PairCode => match state.until_ms {
@@ -235,6 +237,48 @@ fn worker_text(worker: WorkerState) -> String {
 }
 
 fn counters_line(model: &Model, width: u16) -> Line<'static> {
+    let waiting = model.drafts.count() > 0 || model.unanswered.total() > 0;
+    if !waiting {
+        return counters(model, width, Fit::Full);
+    }
+    // What waits for the operator is never clipped away: the figures that
+    // only diagnose give way to it first.
+    Fit::LADDER
+        .into_iter()
+        .map(|fit| counters(model, width, fit))
+        .find(|line| line.width() <= usize::from(width))
+        .unwrap_or_else(|| counters(model, width, Fit::NoRate))
+}
+
+/// How much of the counters line is kept, from all of it to the tightest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fit {
+    /// Every counter, words in full.
+    Full,
+    /// Without the subscribers.
+    NoSubs,
+    /// And `unans` for `unanswered`.
+    ShortWords,
+    /// And without the malformed payloads.
+    NoBad,
+    /// And without the pending jobs.
+    NoPending,
+    /// And without the throughput: the tightest.
+    NoRate,
+}
+
+impl Fit {
+    const LADDER: [Fit; 6] = [
+        Fit::Full,
+        Fit::NoSubs,
+        Fit::ShortWords,
+        Fit::NoBad,
+        Fit::NoPending,
+        Fit::NoRate,
+    ];
+}
+
+fn counters(model: &Model, width: u16, fit: Fit) -> Line<'static> {
     let t = &model.theme;
     let s = &model.stats;
     let cells = if width >= 120 { 20 } else { 8 };
@@ -244,16 +288,33 @@ fn counters_line(model: &Model, width: u16) -> Line<'static> {
     } else {
         0.0
     };
-    spans.push(sep(t));
-    spans.push(Span::styled(format!("{tput:.1}/s"), t.text));
-    spans.push(counter(t, "pending", s.pending, false));
+    if fit < Fit::NoRate {
+        spans.push(sep(t));
+        spans.push(Span::styled(format!("{tput:.1}/s"), t.text));
+    }
+    if fit < Fit::NoPending {
+        spans.push(counter(t, "pending", s.pending, false));
+    }
     spans.push(counter(t, "dead", s.dead_letters, true));
-    spans.push(counter(t, "subs", s.subscribers, false));
-    spans.push(counter(t, "bad", s.malformed_payloads, true));
+    if fit < Fit::NoSubs {
+        spans.push(counter(t, "subs", s.subscribers, false));
+    }
+    if fit < Fit::NoBad {
+        spans.push(counter(t, "bad", s.malformed_payloads, true));
+    }
     // What waits for the operator, shown only when something does.
     let drafts = model.drafts.count() as u64;
     if drafts > 0 {
         spans.push(counter(t, "drafts", drafts, true));
+    }
+    let unanswered = model.unanswered.total();
+    if unanswered > 0 {
+        let name = if fit < Fit::ShortWords {
+            "unanswered"
+        } else {
+            "unans"
+        };
+        spans.push(counter(t, name, unanswered, true));
     }
     Line::from(spans)
 }

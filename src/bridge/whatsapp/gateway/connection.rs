@@ -1,7 +1,8 @@
 //! One connection: its events (login codes, connected, lost, logged out,
-//! replaced, banned) become the state shown, the session and how it ended;
-//! while connected the reply lease is held, and the sender runs for the
-//! connection's life.
+//! replaced, banned) become the state shown, the session and how it ended.
+//! It starts with the lease held and renews it; a lease lost to another
+//! gateway ends it, so two gateways never hold one WhatsApp session. The
+//! sender runs for the connection's life.
 
 use std::sync::Arc;
 
@@ -9,7 +10,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::publish::Manifest;
 use super::{WhatsAppGateway, retrying};
-use crate::bridge::whatsapp::lease;
 use crate::bridge::whatsapp::link::{Connector, Link, LinkEvent};
 use crate::bridge::whatsapp::pacing::Backoff;
 use crate::bridge::whatsapp::sender;
@@ -28,12 +28,16 @@ pub(super) enum Outcome {
     Banned(GatewayStatus),
     /// The connection ended by itself; the last state shown.
     Lost(GatewayStatus),
+    /// Another gateway holds the lease now (or it could not be renewed in
+    /// time); the last state shown.
+    LeaseLost(GatewayStatus),
 }
 
 impl<C: Connector> WhatsAppGateway<C> {
-    /// Serves one connection: its events, the session refresh and the sender.
-    /// `shown` is the state on screen as it starts (a retry keeps its `since`);
-    /// the backoff starts over once connected.
+    /// Serves one connection, made with the lease just taken: its events, the
+    /// session refresh, the lease's renewal and the sender. `shown` is the
+    /// state on screen as it starts (a retry keeps its `since`); the backoff
+    /// starts over once connected.
     pub(super) async fn connection(
         &mut self,
         link: &Arc<C::Link>,
@@ -43,7 +47,7 @@ impl<C: Connector> WhatsAppGateway<C> {
         shown: GatewayStatus,
     ) -> Outcome {
         let (connected_tx, connected_rx) = watch::channel(false);
-        let (leased_tx, leased_rx) = watch::channel(false);
+        let (leased_tx, leased_rx) = watch::channel(true);
         let sender = sender::spawn(
             self.con.clone(),
             Arc::clone(link),
@@ -57,16 +61,17 @@ impl<C: Connector> WhatsAppGateway<C> {
         let mut linking = false;
         let mut last = shown;
         let mut refresh = tokio::time::interval(self.opts.refresh);
-        let mut lease_check = tokio::time::interval(lease::RETRY);
-        // When the lease was last renewed: it is renewed with the state refresh.
-        let mut renewed: Option<tokio::time::Instant> = None;
+        let mut lease_check = tokio::time::interval(self.lease.check_every());
+        // When the lease was last renewed (taken right before this connection).
+        let mut renewed = tokio::time::Instant::now();
         let outcome = loop {
             tokio::select! {
                 _ = stop.changed() => break Outcome::Stop,
                 _ = lease_check.tick() => {
-                    let due = renewed.is_none_or(|at| at.elapsed() >= self.opts.refresh);
-                    if *connected_tx.borrow() && !self.opts.until_connected && due {
-                        self.hold_lease(&leased_tx, &mut last, &mut renewed).await;
+                    if renewed.elapsed() >= self.lease.renew_every()
+                        && !self.renew_lease(&mut renewed).await
+                    {
+                        break Outcome::LeaseLost(last);
                     }
                 }
                 _ = refresh.tick() => {
@@ -132,19 +137,13 @@ impl<C: Connector> WhatsAppGateway<C> {
                                 self.set_status(last.clone()).await;
                                 break Outcome::LoggedIn;
                             }
-                            self.hold_lease(&leased_tx, &mut last, &mut renewed).await;
                         }
                         LinkEvent::Reconnecting { reason, next_try_ms } => {
                             let _ = connected_tx.send(false);
-                            // Taken again once connected (it may expire meanwhile).
-                            let _ = leased_tx.send(false);
-                            renewed = None;
                             last = retrying(State::Reconnecting, &last, now, reason, next_try_ms);
                         }
                         LinkEvent::NoNetwork { reason, next_try_ms } => {
                             let _ = connected_tx.send(false);
-                            let _ = leased_tx.send(false);
-                            renewed = None;
                             last = retrying(State::NoNetwork, &last, now, reason, next_try_ms);
                         }
                         LinkEvent::LoggedOut { reason } => {
@@ -165,52 +164,39 @@ impl<C: Connector> WhatsAppGateway<C> {
             }
         };
         // The sender is gone before the lease is, so nothing is sent after it;
-        // told first, it starts nothing new while a sent reply is recorded.
+        // told first, it starts nothing new, clears its "typing..." and lets a
+        // sent reply be recorded.
         let _ = leased_tx.send(false);
         sender.stop().await;
-        if let Err(e) = self.lease.release(&mut self.con).await {
-            tracing::warn!("whatsapp gateway: cannot release the reply lease: {e}");
+        if !matches!(outcome, Outcome::LeaseLost(_)) {
+            self.release_lease().await;
         }
         outcome
     }
 
-    /// Takes or renews the reply lease and tells the sender; while another
-    /// gateway holds it, the connected state says so (and the log, once).
-    /// `renewed` is when it was last renewed: a check that fails (a Redis
-    /// timeout) keeps a lease renewed recently enough to be surely ours still,
-    /// and drops it before it could have expired on the server.
-    async fn hold_lease(
-        &mut self,
-        leased: &watch::Sender<bool>,
-        last: &mut GatewayStatus,
-        renewed: &mut Option<tokio::time::Instant>,
-    ) {
-        let held = match self.lease.hold(&mut self.con).await {
-            Ok(held) => {
-                *renewed = held.then(tokio::time::Instant::now);
-                held
+    /// Renews the lease; false when it is lost: another gateway holds it, or
+    /// it could not be checked since longer than it is surely still ours (a
+    /// failed check keeps a lease renewed recently enough, and drops it before
+    /// it could have expired on the server).
+    async fn renew_lease(&mut self, renewed: &mut tokio::time::Instant) -> bool {
+        match self.lease.hold(&mut self.con).await {
+            Ok(true) => {
+                *renewed = tokio::time::Instant::now();
+                true
             }
+            Ok(false) => false,
             Err(e) => {
-                tracing::warn!("whatsapp gateway: cannot check the reply lease: {e}");
-                renewed.is_some_and(|at| at.elapsed() < lease::SURELY_HELD)
-            }
-        };
-        let was = leased.send_replace(held);
-        if last.state == State::Connected {
-            let waiting = (!held).then(|| {
-                format!(
-                    "another gateway of this account sends the replies ({}); this one waits",
-                    schema::gateway_lock_key(&self.opts.user_id)
-                )
-            });
-            if waiting != last.detail {
-                if let Some(w) = &waiting {
-                    tracing::warn!("whatsapp gateway: {w}");
-                } else if !was {
-                    tracing::info!("whatsapp gateway: took the reply lease; sending replies");
-                }
-                last.detail = waiting;
-                self.set_status(last.clone()).await;
+                let held = renewed.elapsed() < self.lease.surely_held();
+                tracing::warn!(
+                    "whatsapp gateway: cannot renew {}: {e}{}",
+                    schema::gateway_lock_key(&self.opts.user_id),
+                    if held {
+                        "; trying again"
+                    } else {
+                        "; disconnecting"
+                    }
+                );
+                held
             }
         }
     }

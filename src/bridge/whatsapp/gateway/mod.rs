@@ -1,9 +1,10 @@
 //! The gateway over any [`Connector`]: connections one after another until it
 //! is stopped, replaced or (for `secondme login`) logged in, and the waits
 //! between them (the reconnect backoff, a ban, the operator's request for new
-//! login codes).
+//! login codes). Each connection is made only while holding the account's
+//! lease ([`crate::bridge::whatsapp::lease`]); without it the gateway stands by.
 //!
-//! - `connection`: one connection's events, the reply lease and the sender's life;
+//! - `connection`: one connection's events, the lease's renewal and the sender's life;
 //! - `publish`: what other programs read: the state, the login code, the session.
 
 mod connection;
@@ -17,7 +18,7 @@ use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 
 use crate::bridge::whatsapp::inbox::Inbox;
-use crate::bridge::whatsapp::lease::Lease;
+use crate::bridge::whatsapp::lease::{self, Lease};
 use crate::bridge::whatsapp::link::{Connector, Link, LinkEvent};
 use crate::bridge::whatsapp::pacing::{self, Backoff, Budget};
 use crate::bridge::whatsapp::status::{self, GatewayStatus, State};
@@ -57,6 +58,12 @@ pub struct GatewayOptions {
     pub until_connected: bool,
     /// This gateway's consumer name in [`schema::GATEWAY_GROUP`].
     pub consumer: String,
+    /// Replicas that hold an inbound message before WhatsApp is told we have
+    /// it, and a reply's claim before the reply is sent (`WAIT`); 0 waits for none.
+    pub replicas_to_wait: u32,
+    /// How long `GATEWAYLOCK:{userId}` outlives its last renewal ([`lease::TTL`]):
+    /// a crashed gateway's account waits this long for a standby one.
+    pub lease_ttl: Duration,
 }
 
 /// Why the gateway stopped.
@@ -77,7 +84,7 @@ pub struct WhatsAppGateway<C: Connector> {
     inbox: Inbox,
     opts: GatewayOptions,
     tap: Option<mpsc::UnboundedSender<LinkEvent>>,
-    /// Only its holder sends replies.
+    /// Only its holder connects and sends replies.
     lease: Lease,
     /// The send budget of the whole run: a reconnect does not refill it.
     budget: Arc<tokio::sync::Mutex<Budget>>,
@@ -89,8 +96,8 @@ impl<C: Connector> WhatsAppGateway<C> {
         Self {
             connector,
             con,
-            inbox,
-            lease: Lease::new(&opts.user_id),
+            inbox: inbox.waiting_for(opts.replicas_to_wait),
+            lease: Lease::with_ttl(&opts.user_id, opts.lease_ttl),
             budget: Arc::new(tokio::sync::Mutex::new(Budget::new(opts.send_per_minute))),
             opts,
             tap: None,
@@ -109,9 +116,15 @@ impl<C: Connector> WhatsAppGateway<C> {
         // The last state shown between connections: while it is a retry, the
         // next try keeps its `since` (when the trouble began).
         let mut shown = GatewayStatus::new(State::Connecting, store::now_ms());
+        // This gateway's state still shown after it lost the lease: standing
+        // by, it replaces it (it would hide no other gateway's).
+        let mut left_shown = None;
         loop {
             if *stop.borrow() {
                 return Ok(self.stopped().await);
+            }
+            if !self.stand_by(&mut stop, left_shown.take()).await? {
+                return Ok(Exit::Stopped);
             }
             if !is_retrying(&shown) {
                 shown = GatewayStatus::new(State::Connecting, store::now_ms());
@@ -121,6 +134,7 @@ impl<C: Connector> WhatsAppGateway<C> {
             let link = match self.connector.connect(self.inbox.clone(), tx).await {
                 Ok(link) => Arc::new(link),
                 Err(e) => {
+                    self.release_lease().await;
                     let wait = backoff.next();
                     let now = store::now_ms();
                     shown = retrying(
@@ -153,6 +167,13 @@ impl<C: Connector> WhatsAppGateway<C> {
                     return Ok(Exit::Replaced);
                 }
                 Outcome::LoggedOut => self.forget_login().await,
+                Outcome::LeaseLost(last) => {
+                    tracing::warn!(
+                        "whatsapp gateway: another gateway of this account took {}; disconnected, standing by",
+                        schema::gateway_lock_key(&self.opts.user_id)
+                    );
+                    left_shown = Some(last);
+                }
                 Outcome::CodesExhausted => {
                     if self.wait_for_new_codes(&mut stop).await {
                         return Ok(self.stopped().await);
@@ -181,6 +202,92 @@ impl<C: Connector> WhatsAppGateway<C> {
                     }
                 }
             }
+        }
+    }
+
+    /// Takes the lease before a connection. While another gateway holds it,
+    /// stands by ([`State::Standby`], shown where no other gateway's state
+    /// shows; `mine` is this gateway's own, which it may replace) and tries
+    /// again every [`lease::RETRY`]; false when stopped first. `secondme
+    /// login` does not wait: it says who holds it.
+    async fn stand_by(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+        mine: Option<GatewayStatus>,
+    ) -> Result<bool> {
+        let key = schema::gateway_lock_key(&self.opts.user_id);
+        let standby = GatewayStatus::new(State::Standby, store::now_ms()).detail(format!(
+            "{key} is held by another gateway of this account; this one connects when it is free"
+        ));
+        // Whether and when the standby state was last written.
+        let mut shown: Option<(bool, tokio::time::Instant)> = None;
+        let mut unreachable = false;
+        loop {
+            match self.lease.hold(&mut self.con).await {
+                Ok(true) => {
+                    if shown.is_some() {
+                        tracing::info!("whatsapp gateway: took {key}; connecting");
+                    }
+                    return Ok(true);
+                }
+                Ok(false) if self.opts.until_connected => anyhow::bail!(
+                    "another gateway of this account is running ({key} is taken): log in from its control room, or stop it first"
+                ),
+                Ok(false) => {
+                    unreachable = false;
+                    if shown.is_none() {
+                        tracing::warn!(
+                            "whatsapp gateway: another gateway of this account holds {key}; this one stands by and connects once it is free"
+                        );
+                    }
+                    // Every try while the key shows nothing: a connected gateway
+                    // that died leaves its state to expire, and then this one shows.
+                    let written = shown.is_some_and(|(w, _)| w);
+                    let due =
+                        !written || shown.is_some_and(|(_, at)| at.elapsed() >= self.opts.refresh);
+                    if due {
+                        let replacing = if written {
+                            Some(&standby)
+                        } else {
+                            mine.as_ref()
+                        };
+                        let now_written = self.show_if_free(&standby, replacing).await;
+                        shown = Some((now_written, tokio::time::Instant::now()));
+                    }
+                }
+                Err(e) => {
+                    if !unreachable {
+                        tracing::warn!("whatsapp gateway: cannot take {key}: {e}; trying again");
+                    }
+                    unreachable = true;
+                }
+            }
+            if sleep_or_stop(lease::RETRY, stop).await {
+                if shown.is_some_and(|(w, _)| w) {
+                    let stopped = GatewayStatus::new(State::Stopped, store::now_ms());
+                    self.show_if_free(&stopped, Some(&standby)).await;
+                }
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Shows `s` unless another gateway's state is shown (see
+    /// [`status::publish_if_free`]); whether it was written.
+    async fn show_if_free(&mut self, s: &GatewayStatus, replacing: Option<&GatewayStatus>) -> bool {
+        match status::publish_if_free(&mut self.con, &self.opts.user_id, s, replacing).await {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::warn!("whatsapp gateway: cannot write its state: {e}");
+                false
+            }
+        }
+    }
+
+    /// Gives the lease up between connections, so a standby gateway may take over.
+    async fn release_lease(&mut self) {
+        if let Err(e) = self.lease.release(&mut self.con).await {
+            tracing::warn!("whatsapp gateway: cannot release the lease: {e}");
         }
     }
 

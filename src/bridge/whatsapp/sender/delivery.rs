@@ -1,6 +1,7 @@
 //! One reply's way out: the pauses re-checked, the send budget spent,
 //! "typing..." for its delay, the claim (`SENTREPLY:`, `SENDFAIL:`'s WhatsApp
-//! id, the `SENT:` mark), the send, then its record and its echo. The
+//! id, the `SENT:` mark) and, with `replicas_to_wait`, the claim confirmed on
+//! the replicas, the send, then its record and its echo. The
 //! operator's own words (`fromOwner`) skip the pauses and "typing...", an
 //! approved draft (`approved`) the pauses: the person decided. Their echo is
 //! the twin's kind (`SENT:`), so it is neither recorded twice nor taken for a
@@ -16,6 +17,7 @@ use super::{Delivered, Reply, Sender};
 use crate::bridge::whatsapp::link::Link;
 use crate::schema::{self, Direction, QueueMessage};
 use crate::store;
+use crate::store::durability::{self, WAIT_TIMEOUT};
 
 /// What `SENTREPLY:{replyId}` holds, before the id, while the reply is being sent.
 pub(super) const SENDING: &str = "sending:";
@@ -88,6 +90,9 @@ impl<L: Link> Sender<L> {
         } else {
             Duration::ZERO
         };
+        // Held until the typing is cleared or the claim starts: a stop waits for it.
+        let typing = Arc::clone(&self.typing);
+        let typing = typing.lock().await;
         let typed = reply.from_owner || self.type_for(&address, reply, delay).await?;
         if !typed {
             self.link.paused(&address).await.ok();
@@ -104,6 +109,7 @@ impl<L: Link> Sender<L> {
             self.stop_typing(&address, reply).await;
             return Ok(Delivered::Retry(self.opts.send_retry));
         }
+        drop(typing);
         let reused = failures.wa_id.is_some();
         let wa_id = failures.wa_id.unwrap_or_else(|| self.link.message_id());
         let message_id = crate::bridge::whatsapp::message_id(&reply.contact_id, &wa_id);
@@ -137,6 +143,10 @@ impl<L: Link> Sender<L> {
         if let Some(previous) = previous.filter(|p| *p != sending) {
             return self.lost_claim(reply, &previous, &message_id, reused).await;
         }
+        if !self.claim_replicated(reply).await {
+            self.stop_typing(&address, reply).await;
+            return Ok(Delivered::Retry(self.opts.send_retry));
+        }
         if let Err(e) = self.link.send_text(&address, &wa_id, &reply.content).await {
             self.stop_typing(&address, reply).await;
             return self.failed_send(reply, &wa_id, &e).await;
@@ -161,6 +171,26 @@ impl<L: Link> Sender<L> {
         self.stop_typing(&address, reply).await;
         self.ack(reply).await?;
         Ok(Delivered::Done)
+    }
+
+    /// Whether the claim just won is on `replicas_to_wait` replicas: a failover
+    /// that lost it would let the reply be claimed and sent again. When it is
+    /// not, nothing is sent now; the claim stays ours (`sending:` with the
+    /// WhatsApp id kept in `SENDFAIL:`), so the retry sends under the same id.
+    async fn claim_replicated(&mut self, reply: &Reply) -> bool {
+        let key = schema::sent_reply_key(&reply.reply_id);
+        let wanted = self.opts.replicas_to_wait;
+        match durability::wait_replicas(&mut self.con, &key, wanted, WAIT_TIMEOUT).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(
+                    "whatsapp gateway: reply {} not sent yet, its claim is not on the replicas: {e}; trying again in {:?}",
+                    reply.reply_id,
+                    self.opts.send_retry
+                );
+                false
+            }
+        }
     }
 
     /// Clears "typing..." after the twin's reply; the operator's words showed none.

@@ -1,4 +1,4 @@
-//! The reply sender: while the gateway is connected and holds the reply lease,
+//! The reply sender: while the gateway is connected and holds the lease,
 //! it reads `QUEUE:responses` in the gateway's group and sends each reply once.
 //!
 //! - `delivery`: one reply's way out: the pauses re-checked, "typing...", the
@@ -43,18 +43,33 @@ pub const IDLE_BEFORE_REMOVAL: Duration = Duration::from_secs(2);
 /// gives the whole gateway 12 s to stop).
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a stop waits for a reply being typed to clear its "typing..." (the
+/// typing looks at the lease every second, then asks Redis about the pauses).
+const TYPING_GRACE: Duration = Duration::from_secs(3);
+
 /// The sender's task, aborted when dropped too (the gateway's future dropped
 /// mid-run must not leave a sender behind).
 pub(super) struct SenderTask {
     task: tokio::task::JoinHandle<()>,
     /// Held by the sender from a send until it is recorded.
     recording: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the sender while it shows "typing...".
+    typing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SenderTask {
-    /// Lets a send in progress be recorded (at most [`STOP_GRACE`]: Redis may
-    /// be gone), then aborts the task and waits until it is gone.
+    /// Once the sender was told it may not send: lets a reply being typed
+    /// clear its "typing..." (at most [`TYPING_GRACE`]) and a send in progress
+    /// be recorded (at most [`STOP_GRACE`]: Redis may be gone), then aborts the
+    /// task and waits until it is gone.
     pub(super) async fn stop(mut self) {
+        let typing = Arc::clone(&self.typing);
+        if tokio::time::timeout(TYPING_GRACE, typing.lock())
+            .await
+            .is_err()
+        {
+            tracing::debug!("whatsapp gateway: stopped while a reply showed \"typing...\"");
+        }
         let recording = Arc::clone(&self.recording);
         let settled = tokio::time::timeout(STOP_GRACE, recording.lock()).await;
         if settled.is_err() {
@@ -84,6 +99,7 @@ pub(super) fn spawn<L: Link>(
     budget: Arc<tokio::sync::Mutex<Budget>>,
 ) -> SenderTask {
     let recording = Arc::new(tokio::sync::Mutex::new(()));
+    let typing = Arc::new(tokio::sync::Mutex::new(()));
     let sender = Sender {
         con,
         link,
@@ -93,11 +109,13 @@ pub(super) fn spawn<L: Link>(
         leased,
         deferred: HashMap::new(),
         recording: Arc::clone(&recording),
+        typing: Arc::clone(&typing),
         budget,
     };
     SenderTask {
         task: tokio::spawn(sender.run()),
         recording,
+        typing,
     }
 }
 
@@ -113,6 +131,8 @@ struct Sender<L: Link> {
     deferred: HashMap<String, tokio::time::Instant>,
     /// Held from a send until it is recorded ([`SenderTask::stop`] waits for it).
     recording: Arc<tokio::sync::Mutex<()>>,
+    /// Held while "typing..." shows ([`SenderTask::stop`] waits for it).
+    typing: Arc<tokio::sync::Mutex<()>>,
     /// The gateway run's send budget.
     budget: Arc<tokio::sync::Mutex<Budget>>,
 }
@@ -168,13 +188,16 @@ impl<L: Link> Sender<L> {
     /// holding the lease, until the task is aborted.
     async fn run(mut self) {
         let mut leased = self.leased.clone();
+        let mut connected = self.connected.clone();
         loop {
-            // The lease is taken only while connected, and dropped with the connection.
-            if leased.wait_for(|held| *held).await.is_err() {
+            // At once when both hold: the group is created at the stream's end
+            // when it is missing, and a reply queued meanwhile would be skipped.
+            if leased.wait_for(|held| *held).await.is_err()
+                || connected.wait_for(|up| *up).await.is_err()
+            {
                 return;
             }
             if !self.serving() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
             if let Err(e) = self.serve().await {
