@@ -74,6 +74,19 @@ async fn a_night(h: &mut Harness, reply_mode: Option<&str>) {
     night.stop().await;
 }
 
+/// Waits until no deferral is left.
+async fn until_no_deferral(h: &Harness) {
+    eventually(10 * SECOND, || {
+        let mut con = h.con.clone();
+        async move {
+            let n: usize = con.hlen(schema::deferred()).await.ok()?;
+            (n == 0).then_some(())
+        }
+    })
+    .await
+    .expect("the deferrals end");
+}
+
 fn answered_ids(rs: &[HashMap<String, String>]) -> BTreeSet<String> {
     rs.iter().map(|r| r["inReplyTo"].clone()).collect()
 }
@@ -172,15 +185,7 @@ async fn two_workers_waking_together_answer_the_night_once() {
         night_config(&h, "w-b", Some("defer"), None, false),
     );
     let (a, b) = tokio::join!(a, b);
-    eventually(10 * SECOND, || {
-        let mut con = h.con.clone();
-        async move {
-            let n: usize = con.hlen(schema::deferred()).await.ok()?;
-            (n == 0).then_some(())
-        }
-    })
-    .await
-    .expect("the deferrals end");
+    until_no_deferral(&h).await;
     tokio::time::sleep(2 * SECOND).await;
     let rs = responses(&mut h).await;
     assert_eq!(answered_ids(&rs).len(), 2, "{rs:?}");
@@ -202,15 +207,7 @@ async fn a_contact_paused_by_morning_is_not_answered_and_is_counted() {
         night_config(&h, "w-day", Some("defer"), None, false),
     )
     .await;
-    eventually(10 * SECOND, || {
-        let mut con = h.con.clone();
-        async move {
-            let n: usize = con.hlen(schema::deferred()).await.ok()?;
-            (n == 0).then_some(())
-        }
-    })
-    .await
-    .expect("the deferrals end");
+    until_no_deferral(&h).await;
     let rs = responses(&mut h).await;
     assert_eq!(
         answered_ids(&rs),
@@ -236,15 +233,7 @@ async fn an_unreadable_deferral_is_dropped_and_counted_and_the_rest_answered() {
         night_config(&h, "w-day", Some("defer"), None, false),
     )
     .await;
-    eventually(10 * SECOND, || {
-        let mut con = h.con.clone();
-        async move {
-            let n: usize = con.hlen(schema::deferred()).await.ok()?;
-            (n == 0).then_some(())
-        }
-    })
-    .await
-    .expect("the deferrals end");
+    until_no_deferral(&h).await;
     let rs = responses(&mut h).await;
     assert_eq!(
         answered_ids(&rs),
@@ -312,15 +301,7 @@ async fn a_message_after_the_night_answers_it_and_ends_the_deferral() {
     )
     .await;
     state_soon(&h, "n3", "answered").await;
-    eventually(10 * SECOND, || {
-        let mut con = h.con.clone();
-        async move {
-            let n: usize = con.hlen(schema::deferred()).await.ok()?;
-            (n == 0).then_some(())
-        }
-    })
-    .await
-    .expect("the deferrals end");
+    until_no_deferral(&h).await;
     tokio::time::sleep(2 * SECOND).await;
     let rs = responses(&mut h).await;
     assert_eq!(
