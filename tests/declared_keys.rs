@@ -13,6 +13,9 @@
 //! message, a pause, a draft, the rate limit, a dead letter), its commits and
 //! superseded messages with a slower engine, the drafts' decisions, expiry and
 //! rewriting, the operator's own words, pauses and the kill switch.
+//!
+//! The `HANDLED:` hours are passed too, four around the caller's clock, and the
+//! step picks the server's: a clock an hour or more off fails the step.
 
 mod common;
 
@@ -30,6 +33,7 @@ use secondme::reply::{Reply, ReplyEngine, ReplyRequest};
 use secondme::schema::drafts::{self as keys, fields};
 use secondme::schema::{self, Direction, PauseReason, QueueMessage};
 use secondme::store::drafts::{self, Decision, ReplyMode};
+use secondme::store::functions::{Call, Step};
 use secondme::store::{control, optin};
 use secondme::worker::WorkerConfig;
 
@@ -453,4 +457,51 @@ async fn every_key_a_step_touches_is_one_its_caller_declared() {
     let missing: Vec<&String> = want.difference(&seen).collect();
     assert!(missing.is_empty(), "steps not exercised: {missing:?}");
     assert!(touched > 200, "the check saw the steps' keys ({touched})");
+}
+
+/// The supersede step for one message, its `HANDLED:` hours from a clock `off_ms` away.
+async fn supersede_with_clock_off(
+    h: &mut Harness,
+    message_id: &str,
+    off_ms: i64,
+) -> redis::RedisResult<Vec<String>> {
+    let mut call = Call::new(Step::Supersede);
+    call.key(schema::queue_messages())
+        .key(schema::stats())
+        .arg(schema::WORKER_GROUP)
+        .arg(schema::HANDLED_BUCKET_MS)
+        .handled_keys(secondme::store::now_ms() + off_ms)
+        .arg("1-1")
+        .arg(message_id);
+    call.invoke(&mut h.con).await
+}
+
+#[tokio::test]
+async fn the_handled_hours_follow_the_servers_clock_and_a_clock_hours_off_fails_the_step() {
+    let mut h = Harness::start().await;
+    let _: () = h
+        .con
+        .xgroup_create_mkstream(schema::queue_messages(), schema::WORKER_GROUP, "$")
+        .await
+        .expect("group");
+    let half_hour = schema::HANDLED_BUCKET_MS / 2;
+    for (id, off) in [("now", 0), ("behind", -half_hour), ("ahead", half_hour)] {
+        let got = supersede_with_clock_off(&mut h, id, off)
+            .await
+            .expect("step");
+        assert_eq!(got, ["superseded"]);
+        // Read in the server's hour and the one before, as the steps do.
+        assert_eq!(handled(&mut h.con, id).await.as_deref(), Some("superseded"));
+    }
+    for off in [
+        -2 * schema::HANDLED_BUCKET_MS,
+        2 * schema::HANDLED_BUCKET_MS,
+    ] {
+        let e = supersede_with_clock_off(&mut h, "far", off)
+            .await
+            .expect_err("clocks two hours apart");
+        assert_eq!(e.code(), Some("SERVER_FAULT"), "{e}");
+        assert!(e.to_string().contains("differ by an hour or more"), "{e}");
+    }
+    assert_eq!(handled(&mut h.con, "far").await, None, "nothing written");
 }
