@@ -13,6 +13,7 @@ use secondme::schema::{self, PauseReason};
 use secondme::store::control;
 use secondme::worker::WorkerConfig;
 
+use super::common::worker::Running;
 use super::common::{self, Harness, eventually, incoming};
 use super::{
     Numbered, SECOND, draft_for, responses, send, settings, start, until_settled, worker_config,
@@ -74,6 +75,28 @@ async fn a_night(h: &mut Harness, reply_mode: Option<&str>) {
     night.stop().await;
 }
 
+/// A worker awake in the morning, in `defer` mode.
+async fn morning(h: &Harness) -> Running {
+    start(
+        h,
+        Numbered::instant(),
+        night_config(h, "w-day", Some("defer"), None, false),
+    )
+    .await
+}
+
+/// Once the night is over: lark got its reply, owl none and is counted once.
+async fn only_lark_answered_and_owl_counted(h: &mut Harness) {
+    until_no_deferral(h).await;
+    let rs = responses(h).await;
+    assert_eq!(
+        answered_ids(&rs),
+        BTreeSet::from(["l1".to_owned()]),
+        "{rs:?}"
+    );
+    assert_eq!(unanswered(h).await.get("owl"), Some(&1));
+}
+
 /// Waits until no deferral is left.
 async fn until_no_deferral(h: &Harness) {
     eventually(10 * SECOND, || {
@@ -118,12 +141,7 @@ async fn a_deferred_night_is_kept_across_a_restart_and_answered_once_per_contact
     );
 
     // Morning: a new worker (the night's one is gone) answers the night.
-    let day = start(
-        &h,
-        Numbered::instant(),
-        night_config(&h, "w-day", Some("defer"), None, false),
-    )
-    .await;
+    let day = morning(&h).await;
     let got = eventually(10 * SECOND, || {
         let mut h2 = h.con.clone();
         async move {
@@ -201,20 +219,8 @@ async fn a_contact_paused_by_morning_is_not_answered_and_is_counted() {
     control::pause(&mut h.con, "owl", 3_600_000, PauseReason::Manual)
         .await
         .expect("pause");
-    let day = start(
-        &h,
-        Numbered::instant(),
-        night_config(&h, "w-day", Some("defer"), None, false),
-    )
-    .await;
-    until_no_deferral(&h).await;
-    let rs = responses(&mut h).await;
-    assert_eq!(
-        answered_ids(&rs),
-        BTreeSet::from(["l1".to_owned()]),
-        "{rs:?}"
-    );
-    assert_eq!(unanswered(&mut h).await.get("owl"), Some(&1));
+    let day = morning(&h).await;
+    only_lark_answered_and_owl_counted(&mut h).await;
     day.stop().await;
 }
 
@@ -227,20 +233,8 @@ async fn an_unreadable_deferral_is_dropped_and_counted_and_the_rest_answered() {
         .hset(schema::deferred(), "owl", "not json")
         .await
         .expect("hset");
-    let day = start(
-        &h,
-        Numbered::instant(),
-        night_config(&h, "w-day", Some("defer"), None, false),
-    )
-    .await;
-    until_no_deferral(&h).await;
-    let rs = responses(&mut h).await;
-    assert_eq!(
-        answered_ids(&rs),
-        BTreeSet::from(["l1".to_owned()]),
-        "{rs:?}"
-    );
-    assert_eq!(unanswered(&mut h).await.get("owl"), Some(&1));
+    let day = morning(&h).await;
+    only_lark_answered_and_owl_counted(&mut h).await;
     day.stop().await;
 }
 
@@ -294,12 +288,7 @@ async fn a_message_after_the_night_answers_it_and_ends_the_deferral() {
     // Owl writes again before any worker is up in the morning: the reply to it has
     // the night in view, and the night's message gets no second reply.
     send(&mut h, &incoming("n3", "owl", "good morning")).await;
-    let day = start(
-        &h,
-        Numbered::instant(),
-        night_config(&h, "w-day", Some("defer"), None, false),
-    )
-    .await;
+    let day = morning(&h).await;
     state_soon(&h, "n3", "answered").await;
     until_no_deferral(&h).await;
     tokio::time::sleep(2 * SECOND).await;
