@@ -11,8 +11,7 @@
 //! a step touches comes in `KEYS`, built in Rust ([`keys`], [`crate::schema`]),
 //! so the library's text is the same in every namespace.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 
 use redis::aio::ConnectionLike;
 use redis::{FromRedisValue, RedisError, RedisResult, ToRedisArgs};
@@ -36,23 +35,14 @@ pub struct Library {
     pub text: String,
 }
 
-/// The library of this build for the namespace in effect
-/// ([`crate::schema::names`]): made once per namespace, as the namespace's names are.
+/// The library of this build: one for every namespace, since no key name is
+/// in it (every key comes in `KEYS`).
 pub fn library() -> &'static Library {
-    static LIBRARIES: OnceLock<Mutex<HashMap<usize, &'static Library>>> = OnceLock::new();
-    // The names are interned for the process, one per namespace: their address names it.
-    let names = std::ptr::from_ref(schema::names()) as usize;
-    let mut libraries = LIBRARIES
-        .get_or_init(Mutex::default)
-        .lock()
-        // Only ever inserted into whole: a panic elsewhere leaves the map sound.
-        .unwrap_or_else(PoisonError::into_inner);
-    libraries
-        .entry(names)
-        .or_insert_with(|| Box::leak(Box::new(build())))
+    static LIBRARY: OnceLock<Library> = OnceLock::new();
+    LIBRARY.get_or_init(build)
 }
 
-/// The library for the namespace in effect, from the prelude and the body.
+/// The library from the prelude and the body.
 fn build() -> Library {
     let code = format!("{}{BODY}", prelude());
     let version = format!("{:016x}", crate::stable_hash::fnv1a64(code.as_bytes()));
