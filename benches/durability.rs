@@ -142,6 +142,7 @@ async fn commits(con: &Con, replicas: u32, dir: &std::path::Path) -> Result<f64>
             message,
             address: "15550001111@s.whatsapp.net".to_owned(),
             push_name: None,
+            media: None,
         };
         let started = Instant::now();
         inbox.commit(&[m]).await?;

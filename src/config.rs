@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::duration::parse_duration;
 use crate::learn::{LearnConfig, LearnSettings};
+use crate::media::config::{MediaConfig, SttSettings};
 use crate::paths;
 use crate::reply::llm::config::{LlmConfig, LlmSettings};
 use crate::schema::drafts::ReplyMode;
@@ -225,6 +226,21 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub replicas_to_wait: Option<u32>,
+    /// Transcription endpoint for voice notes (OpenAI-compatible `/v1/audio/transcriptions`).
+    #[arg(long, global = true, env = "SECONDME_STT_URL", hide_env_values = true)]
+    pub stt_url: Option<String>,
+    /// Largest voice note or photo read, MiB (1-64; default 16).
+    #[arg(
+        long,
+        global = true,
+        env = "SECONDME_MEDIA_MAX_MB",
+        hide_env_values = true
+    )]
+    pub media_max_mb: Option<usize>,
+    /// The transcription endpoint's details: only in the file's `[stt]` table.
+    #[arg(skip)]
+    #[serde(default)]
+    pub stt: SttSettings,
     /// Learning from the person's chats: only in the file's `[learn]` table.
     #[arg(skip)]
     #[serde(default)]
@@ -281,6 +297,9 @@ impl Settings {
             sleep_mode,
             namespace,
             replicas_to_wait,
+            stt_url,
+            media_max_mb,
+            stt,
             keys,
         } = self;
         let mut merged_keys = lower.keys;
@@ -318,6 +337,9 @@ impl Settings {
             sleep_mode: sleep_mode.or(lower.sleep_mode),
             namespace: namespace.or(lower.namespace),
             replicas_to_wait: replicas_to_wait.or(lower.replicas_to_wait),
+            stt_url: stt_url.or(lower.stt_url),
+            media_max_mb: media_max_mb.or(lower.media_max_mb),
+            stt: stt.or(lower.stt),
             keys: merged_keys,
         }
     }
@@ -420,6 +442,8 @@ pub struct Config {
     pub owner_name: Option<String>,
     /// Learning from the person's chats.
     pub learn: LearnConfig,
+    /// Reading voice notes and photos: the transcription endpoint and the size limit.
+    pub media: MediaConfig,
     /// The language model, when one is configured.
     pub llm: Option<LlmConfig>,
     /// Key overrides.
@@ -501,6 +525,9 @@ impl Config {
             sleep_mode,
             namespace,
             replicas_to_wait,
+            stt_url,
+            media_max_mb,
+            stt,
             keys,
         } = s;
         let owner_name = owner_name
@@ -595,6 +622,14 @@ impl Config {
             replicas_to_wait: match replicas_to_wait.unwrap_or(0) {
                 n @ 0..=16 => n,
                 n => bail!("replicas_to_wait must be between 0 and 16, not {n}"),
+            },
+            media: MediaConfig {
+                stt: stt.resolve(stt_url)?,
+                max_bytes: match media_max_mb {
+                    None => crate::schema::media::DEFAULT_MAX_BYTES,
+                    Some(n @ 1..=64) => n * 1024 * 1024,
+                    Some(n) => bail!("media_max_mb must be between 1 and 64, not {n}"),
+                },
             },
             keys,
         })

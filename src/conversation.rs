@@ -53,7 +53,8 @@ pub struct HistoryTurn {
 }
 
 impl HistoryTurn {
-    /// The turn of an `events:messages` payload.
+    /// The turn of an `events:messages` payload; a voice note or photo reads
+    /// as what was said or shown, marked (`(voice note) are you coming`).
     pub fn from_event(event: &MessageEvent) -> Self {
         let speaker = if event.bot_sent {
             Speaker::Twin
@@ -65,7 +66,10 @@ impl HistoryTurn {
         Self {
             message_id: event.message_id.clone(),
             speaker,
-            text: event.content.clone(),
+            text: match &event.media {
+                Some(mark) => crate::schema::media::prompt_text(&event.content, mark),
+                None => event.content.clone(),
+            },
             timestamp: event.timestamp,
         }
     }

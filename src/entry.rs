@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use redis::Value;
 use thiserror::Error;
 
+use crate::schema::media::{self as media_fields, MediaRef};
 use crate::schema::{self, Direction, QueueMessage};
 
 /// Largest `content` accepted, in bytes (WhatsApp's own limit is 65,536 characters).
@@ -40,6 +41,8 @@ pub struct CheckedEntry<'a> {
     pub direction: Direction,
     /// Sent from the person's account.
     pub from_me: bool,
+    /// The voice note or photo it came with (`mediaType`, `mediaSeconds`), if any.
+    pub media: Option<MediaRef>,
 }
 
 impl From<CheckedEntry<'_>> for QueueMessage {
@@ -101,7 +104,7 @@ fn check_with<'a>(
             .ok_or_else(|| fail(field, "is missing".into()))?
             .map_err(|p| fail(field, p))
     };
-    check_values(
+    let mut checked = check_values(
         &fail,
         text("messageId")?,
         || text("contactId"),
@@ -109,7 +112,38 @@ fn check_with<'a>(
         || text("timestamp"),
         || text("direction"),
         || text("fromMe"),
-    )
+    )?;
+    checked.media = check_media(&fail, &get)?;
+    Ok(checked)
+}
+
+/// The optional media fields: `mediaType` a MIME type, `mediaSeconds` whole
+/// seconds; `mediaSeconds` alone means nothing and is let through.
+fn check_media<'a>(
+    fail: &dyn Fn(&'static str, String) -> EntryError,
+    get: &impl Fn(&'static str) -> Option<Result<Cow<'a, str>, String>>,
+) -> Result<Option<MediaRef>, EntryError> {
+    let Some(mime) = get(media_fields::MEDIA_TYPE_FIELD) else {
+        return Ok(None);
+    };
+    let mime = mime.map_err(|p| fail(media_fields::MEDIA_TYPE_FIELD, p))?;
+    media_fields::check_media_type(&mime).map_err(|p| fail(media_fields::MEDIA_TYPE_FIELD, p))?;
+    let seconds = match get(media_fields::MEDIA_SECONDS_FIELD) {
+        None => None,
+        Some(raw) => {
+            let raw = raw.map_err(|p| fail(media_fields::MEDIA_SECONDS_FIELD, p))?;
+            Some(raw.parse::<u32>().map_err(|_| {
+                fail(
+                    media_fields::MEDIA_SECONDS_FIELD,
+                    format!("is {:?}, not a whole number of seconds", clip(&raw)),
+                )
+            })?)
+        }
+    };
+    Ok(Some(MediaRef {
+        mime: mime.into_owned(),
+        seconds,
+    }))
 }
 
 /// The field of the original TypeScript gateway's entries: one JSON object
@@ -295,6 +329,7 @@ fn check_values<'a>(
         timestamp,
         direction,
         from_me,
+        media: None,
     })
 }
 

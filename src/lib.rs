@@ -10,6 +10,7 @@ pub mod entry;
 pub mod graph;
 pub mod learn;
 pub mod llm_usage;
+pub mod media;
 pub mod monitor;
 pub mod paths;
 pub mod private_file;

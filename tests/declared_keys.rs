@@ -10,7 +10,8 @@
 //! server itself finds them (`COMMAND GETKEYS`), must be among its call's
 //! declared keys. The workload goes through every step and every operation of
 //! the library: the worker's decisions (a lost state, a reply, the person's own
-//! message, a pause, a draft, the rate limit, a dead letter), its commits and
+//! message, a pause, a draft, the rate limit, a voice note nobody could hear, a
+//! dead letter), its commits and
 //! superseded messages with a slower engine, the drafts' decisions, expiry and
 //! rewriting, the operator's own words, pauses and the kill switch.
 //!
@@ -301,11 +302,27 @@ async fn instant_engine_workload(h: &mut Harness) {
         h.send(&incoming(&format!("r{i}"), "c4", "spam")).await;
     }
     h.send_raw(&[("payload", b"not json".as_slice())]).await;
+    // A voice note nobody can hear (no transcription endpoint, its bytes gone):
+    // counted in SECONDME:unheard.
+    let ts = secondme::store::now_ms().to_string();
+    h.send_raw(&[
+        ("messageId", b"v1".as_slice()),
+        ("contactId", b"c5"),
+        ("content", b""),
+        ("timestamp", ts.as_bytes()),
+        ("direction", b"incoming"),
+        ("fromMe", b"false"),
+        ("mediaType", b"audio/ogg"),
+    ])
+    .await;
     assert_eq!(handled_soon(h, "m1").await, "answered");
     assert_eq!(handled_soon(h, "m2").await, "takeover");
     assert_eq!(handled_soon(h, "m3").await, "skip:paused");
     assert_eq!(handled_soon(h, "m4").await, "recorded");
     assert_eq!(handled_soon(h, "r10").await, "skip:rate_limit");
+    assert_eq!(handled_soon(h, "v1").await, "skip:unreadable");
+    let unheard: Option<u64> = h.con.hget(schema::unheard(), "c5").await.expect("HGET");
+    assert_eq!(unheard, Some(1), "the step counted it");
     draft_id_soon(h, "c3", "draft_m5").await;
     let dead = eventually(10 * SECOND, || {
         let mut h_con = h.con.clone();

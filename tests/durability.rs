@@ -1,7 +1,8 @@
 //! `replicas_to_wait` in the worker, against a real primary and its replica:
 //! an outcome counts once the replica holds what the batch wrote, a replica
-//! that does not acknowledge is reported (not ignored), and with 0 no `WAIT`
-//! reaches Redis.
+//! that does not acknowledge is reported (not ignored), with 0 no `WAIT`
+//! reaches Redis, and in a pool one namespace's `WAIT` does not hold up the
+//! others' replies.
 
 mod common;
 
@@ -14,12 +15,14 @@ use secondme::connection::{self, Con};
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::schema;
 use secondme::store::durability::WAIT_TIMEOUT;
-use secondme::store::{self, queue};
+use secondme::store::{self, namespaces, queue};
+use secondme::worker::pool::{Pool, pool_worker_config};
 use secondme::worker::{Worker, WorkerConfig, WorkerStatus};
 use tokio::sync::watch;
 
 /// How long the replica is stopped while the worker answers.
 const PAUSE: Duration = Duration::from_millis(700);
+const SECOND: Duration = Duration::from_secs(1);
 
 /// A worker against `topo`'s primary, its status and its stop switch.
 struct Running {
@@ -233,4 +236,106 @@ async fn with_no_replica_to_wait_no_wait_reaches_redis() {
         "no WAIT with replicas_to_wait = 0"
     );
     worker.stop().await;
+}
+
+/// Writes `{ns}:QUEUE:messages` a message every `every`, each from a contact of
+/// its own (below the rate limit), until aborted.
+fn keep_writing(mut con: Con, ns: &'static str, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(schema::in_namespace(Some(ns), async move {
+        for i in 0.. {
+            send(&mut con, &format!("b{i}"), &format!("c{i}")).await;
+            tokio::time::sleep(every).await;
+        }
+    }))
+}
+
+/// How long after `since` `ns`'s `QUEUE:responses` on `port` holds more than
+/// `before` replies (`None`: not within `within`).
+async fn replies_after(
+    port: u16,
+    ns: &str,
+    before: u64,
+    since: Instant,
+    within: Duration,
+) -> Option<Duration> {
+    let mut con = nodes::connect(port).await.expect("connect to the primary");
+    let key = schema::in_namespace(Some(ns), async { schema::queue_responses().to_owned() }).await;
+    while since.elapsed() < within {
+        let n: u64 = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .expect("XLEN");
+        if n > before {
+            return Some(since.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_pool_a_namespace_waiting_for_its_replica_does_not_hold_up_the_others() {
+    let topo = Replicated::start().await;
+    let mut con = allowed(&topo, &[]).await;
+    let contacts: Vec<String> = (0..200).map(|i| format!("c{i}")).collect();
+    for ns in ["busy", "calm"] {
+        assert!(namespaces::add(&mut con, ns).await.expect("register"));
+        schema::in_namespace(Some(ns), async {
+            let _: () = redis::cmd("SET")
+                .arg(schema::state_marker())
+                .arg("1")
+                .query_async(&mut con)
+                .await
+                .expect("marker");
+            store::optin::set_enabled(&mut con, &contacts, true)
+                .await
+                .expect("enable");
+        })
+        .await;
+    }
+    let dir = TestDir::new("durable-pool");
+    let config = Config::load(
+        Some(&write_config(&dir)),
+        Overrides {
+            redis_url: Some(topo.url()),
+            consumer: Some("w-pool".to_owned()),
+            replicas_to_wait: Some(1),
+            review_file: Some(dir.join("review.jsonl")),
+            ..Overrides::default()
+        },
+    )
+    .expect("config");
+    let client = connection::open_client(&topo.url()).expect("client");
+    let shared = connection::manager(&client, None).await.expect("connect");
+    let pool = Pool::new(client, shared, pool_worker_config(&config), |_, _| {
+        Ok(PersonaEngine::default())
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(pool.run(stop_rx));
+    // Calm's worker answers with the replica up: the pool is serving it.
+    let primary = topo.primary.port();
+    schema::in_namespace(Some("calm"), send(&mut con, "m0", "c0")).await;
+    let warm = replies_after(primary, "calm", 0, Instant::now(), 15 * SECOND).await;
+    assert!(warm.is_some(), "the pool answers calm");
+    // Its WAIT follows the reply: let it end before the replica stops.
+    tokio::time::sleep(WAIT_TIMEOUT / 10).await;
+
+    // The replica stops: each batch of busy waits WAIT_TIMEOUT for it, back to back.
+    topo.process.pause();
+    let writer = keep_writing(con.clone(), "busy", Duration::from_millis(100));
+    tokio::time::sleep(WAIT_TIMEOUT / 2).await;
+    let sent = Instant::now();
+    schema::in_namespace(Some("calm"), send(&mut con, "m1", "c1")).await;
+    let took = replies_after(primary, "calm", 1, sent, 4 * WAIT_TIMEOUT).await;
+    writer.abort();
+    topo.process.resume();
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(15 * SECOND, task).await;
+    eprintln!("calm's reply while busy waits for its replica: {took:?}");
+    let took = took.expect("calm is answered while busy waits");
+    assert!(
+        took < WAIT_TIMEOUT / 4,
+        "calm's reply took {took:?}, held up behind busy's WAITs"
+    );
 }

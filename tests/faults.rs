@@ -588,6 +588,7 @@ async fn an_entry_that_keeps_failing_is_dead_lettered_after_n_deliveries() {
         draft_ttl_ms: 24 * 3600 * 1000,
         replicas_to_wait: 0,
         chores_every: Duration::from_secs(1),
+        media: secondme::media::config::MediaConfig::default(),
     };
     let (stop_tx, handle) = run_worker_with(&h, FailingEngine, cfg).await;
 

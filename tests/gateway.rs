@@ -91,6 +91,7 @@ async fn the_echo_of_a_twin_reply_is_not_a_takeover() {
         content: content.into(),
         from_me: false,
         burst: None,
+        voice_seconds: None,
     };
     // One message now; the script's second step is far away, so no replay loop runs.
     let steps = vec![
@@ -121,6 +122,73 @@ async fn the_echo_of_a_twin_reply_is_not_a_takeover() {
     assert_eq!(echo_state, "echo");
     let paused: bool = h.con.exists("PAUSE:pat").await.expect("exists");
     assert!(!paused, "the twin's own reply never pauses the contact");
+    let _ = stop_tx.send(true);
+    gateway.await.expect("join").expect("gateway");
+    worker.await.expect("join").expect("worker");
+}
+
+#[tokio::test]
+async fn the_demos_voice_note_is_written_as_a_gateway_does_and_left_to_the_operator() {
+    let mut h = Harness::start().await;
+    h.allow(&["pat"]).await;
+    let steps = vec![
+        Step {
+            after_ms: 0,
+            contact: "pat".into(),
+            content: String::new(),
+            from_me: false,
+            burst: None,
+            voice_seconds: Some(7),
+        },
+        Step {
+            after_ms: 600_000,
+            contact: "pat".into(),
+            content: "later".into(),
+            from_me: false,
+            burst: None,
+            voice_seconds: None,
+        },
+    ];
+    let mut sim = Simulator::new(h.con.clone(), "user-1", script(steps), h.acked);
+    sim.scan_after = Duration::from_millis(100);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let gateway = tokio::spawn(sim.run(stop_rx));
+    let entry = eventually(Duration::from_secs(10), || {
+        let mut con = h.con.clone();
+        async move {
+            let entries = common::streams::entries(&mut con, schema::queue_messages()).await;
+            entries.into_iter().next()
+        }
+    })
+    .await
+    .expect("the voice note is queued");
+    assert_eq!(entry["mediaType"], "audio/ogg; codecs=opus");
+    assert_eq!(entry["mediaSeconds"], "7");
+    assert_eq!(entry["content"], "");
+    let key = schema::media_key(&entry["messageId"]);
+    let ttl: i64 = h.con.pttl(&key).await.expect("PTTL");
+    assert!(
+        (1..=schema::media::MEDIA_TTL_MS as i64).contains(&ttl),
+        "its bytes wait at most an hour: {ttl}"
+    );
+    // No transcription endpoint: never answered, counted for the operator.
+    let config = h.config("w1");
+    let (worker_stop_tx, worker_stop) = watch::channel(false);
+    let worker = tokio::spawn(async move {
+        worker::run_worker(&config, PersonaEngine::default(), worker_stop).await
+    });
+    let id = entry["messageId"].clone();
+    let state = eventually(Duration::from_secs(10), || {
+        let mut con = h.con.clone();
+        let id = id.clone();
+        async move { common::handled(&mut con, &id).await.filter(|s| s != "seen") }
+    })
+    .await
+    .expect("handled");
+    assert_eq!(state, "skip:unreadable");
+    let counted: Option<u64> = h.con.hget(schema::unheard(), "pat").await.expect("HGET");
+    assert_eq!(counted, Some(1));
+    let _ = worker_stop_tx.send(true);
     let _ = stop_tx.send(true);
     gateway.await.expect("join").expect("gateway");
     worker.await.expect("join").expect("worker");

@@ -128,6 +128,7 @@ fn message_events_pair_field_for_field() {
             bot_sent,
             timestamp: 1_700_000_000_000,
             from_me,
+            media: None,
         };
         let payload = serde_json::to_string(&sent).expect("message event as JSON");
         match feed::on_message(schema::channel_messages(), &payload) {

@@ -851,14 +851,19 @@ async fn pools_on_a_cluster_answer_every_confirmed_message_once_across_kills_and
     );
     // A pool frozen with reads blocked in Redis, handed entries, then killed.
     doomed.freeze();
-    tokio::time::sleep(SECOND).await;
+    // Entries reach the frozen pool's blocked reads as the writers go on; on a
+    // loaded machine that can take more than a moment.
     let mut held = 0;
-    for (ns, slot) in names.iter().zip(&slots) {
-        held += cluster_held(&cluster, ns, *slot)
-            .await
-            .get("pool-c")
-            .copied()
-            .unwrap_or(0);
+    let deadline = std::time::Instant::now() + 15 * SECOND;
+    while held == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(SECOND / 2).await;
+        for (ns, slot) in names.iter().zip(&slots) {
+            held += cluster_held(&cluster, ns, *slot)
+                .await
+                .get("pool-c")
+                .copied()
+                .unwrap_or(0);
+        }
     }
     doomed.kill();
     eprintln!("the killed pool held {held} entries");

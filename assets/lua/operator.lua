@@ -94,6 +94,8 @@ local function approve(o, now, id, contact, ck, edited, text, delay)
   draft_event(o.channel, 'approved', id, contact, now)
   local warnings = {}
   best_effort(warnings, o.unanswered, 'HDEL', o.unanswered, contact)
+  -- The operator read the conversation to decide: what the twin could not hear is seen.
+  best_effort(warnings, o.unheard, 'HDEL', o.unheard, contact)
   add_counts(warnings, o.stats, { answered = 1 })
   return 'done'
 end
@@ -196,6 +198,7 @@ local function own(o, now, contact, ck, text, rid, takeover_ms, ch_pause)
   local warnings = {}
   best_effort(warnings, o.activity, 'ZADD', o.activity, 'GT', now, contact)
   best_effort(warnings, o.unanswered, 'HDEL', o.unanswered, contact)
+  best_effort(warnings, o.unheard, 'HDEL', o.unheard, contact)
   -- The person answered: a message kept for the end of the night needs no reply.
   best_effort(warnings, o.deferred, 'HDEL', o.deferred, contact)
   add_counts(warnings, o.stats, { takeovers = 1 })
@@ -205,11 +208,11 @@ end
 -- The drafts' and the operator's own words' steps.
 -- KEYS[1] DRAFTS  KEYS[2] DRAFTS:regenerate  KEYS[3] QUEUE:responses  KEYS[4] OPTIN:contacts
 -- KEYS[5] SECONDME:stats  KEYS[6] CONTACTS:activity  KEYS[7] QUEUE:deadletter  KEYS[8] PAUSE:ALL
--- KEYS[9] SECONDME:unanswered  KEYS[10] SECONDME:deferred
+-- KEYS[9] SECONDME:unanswered  KEYS[10] SECONDME:deferred  KEYS[11] SECONDME:unheard
 -- ARGV[1] op  ARGV[2] events:drafts  ARGV[3] events:messages  ARGV[4] history length
 -- ARGV[5] history TTL ms of an enabled contact  ARGV[6] of any other  ARGV[7] responses cap
 -- then per op, where `keysAt` says where a contact's keys (contact_keys) begin in KEYS,
--- after the ten above: approve draftId contactId keysAt edited(1|0) text delayMs |
+-- after the eleven above: approve draftId contactId keysAt edited(1|0) text delayMs |
 -- discard draftId contactId keysAt | regenerate draftId contactId keysAt |
 -- take (contactId draftId keysAt)... | rewrite draftId contactId keysAt streamId messageId
 -- replyId content persona lifetimeMs asleep(1|0) | expire cap sourceField reasonField
@@ -226,7 +229,7 @@ local function draft(KEYS, ARGV)
   if refused then return refused end
   local o = { index = KEYS[1], regen = KEYS[2], responses = KEYS[3], optin = KEYS[4],
     stats = KEYS[5], activity = KEYS[6], deadletter = KEYS[7], kill = KEYS[8],
-    unanswered = KEYS[9], deferred = KEYS[10],
+    unanswered = KEYS[9], deferred = KEYS[10], unheard = KEYS[11],
     channel = ARGV[2], ch_messages = ARGV[3], history_len = tonumber(ARGV[4]),
     ttl_enabled = tonumber(ARGV[5]), ttl_other = tonumber(ARGV[6]), cap = ARGV[7] }
   local op, a = ARGV[1], function(k) return ARGV[7 + k] end

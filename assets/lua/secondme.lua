@@ -296,9 +296,14 @@ local UNANSWERED = { ['skip:sleep_hours'] = true, ['skip:kill_switch'] = true,
 -- KEYS[11] SECONDME:unanswered  KEYS[12] SECONDME:deferred
 -- ARGV[19] sleep_mode (skip|defer): in `defer`, an incoming message of an enabled contact in
 -- the sleep hours is kept in SECONDME:deferred (verdict `deferred`) instead of skipped
--- KEYS[13] PAUSEMETA:ALL  KEYS[14..17] four HANDLED hours, the first ARGV[20] (handled_keys)
+-- KEYS[13] PAUSEMETA:ALL  KEYS[14] SECONDME:unheard (voice notes and photos of enabled contacts
+-- the twin could not understand, `skip:unreadable`: kept apart from SECONDME:unanswered, as the
+-- twin's next reply to the contact does not clear them; the person's own message does)
+-- KEYS[15..18] four HANDLED hours, the first ARGV[20] (handled_keys)
 -- then each contact's keys (contact_keys) and SENT:{messageId} of each entry of kind `me`
--- then 13 values per entry: streamId messageId contactId kind(in|me|out) timestamp eventJson
+-- then 13 values per entry: streamId messageId contactId kind(in|unread|me|out) timestamp
+--   eventJson (`unread`: an incoming message whose voice note or photo the worker could not
+--   understand; decided as `in`, but where it would be answered it is `skip:unreadable`)
 --   replyId replyContent persona delayMs replyEventJson  (the five reply values empty when
 --   the reply is written later; then an `answer` verdict waits for commit)
 --   keysAt (where the contact's keys begin in KEYS)  sentAt (where SENT:{messageId} is, kind
@@ -307,6 +312,7 @@ local UNANSWERED = { ['skip:sleep_hours'] = true, ['skip:kill_switch'] = true,
 -- draft instead (verdict `drafted`, handled as `drafted`).
 -- Returns one verdict per entry: sent | drafted | answer | duplicate | echo | takeover | recorded |
 -- deferred | skip:kill_switch | skip:not_enabled | skip:paused | skip:sleep_hours | skip:rate_limit |
+-- skip:unreadable |
 -- fail:{why} (a key of this entry's contact that another program gave a type or value
 -- the step cannot use: nothing was written for the entry, which stays pending for the
 -- worker to dead-letter); then `warn:{text}` for each best-effort write that failed.
@@ -325,11 +331,11 @@ local function decide(KEYS, ARGV)
   local d = { modes = KEYS[8], index = KEYS[9], regen = KEYS[10], setting = ARGV[16],
     ttl = tonumber(ARGV[17]), channel = ARGV[18] }
   local unanswered, deferred, deferring = KEYS[11], KEYS[12], ARGV[19] == 'defer'
-  local all_meta = KEYS[13]
+  local all_meta, unheard = KEYS[13], KEYS[14]
   local FIRST, FIELDS = 21, 13
   local warnings = {}
 
-  local handled_now, handled_before, handled_expiry = handled_keys(KEYS, 14, ARGV[20], now, bucket_ms)
+  local handled_now, handled_before, handled_expiry = handled_keys(KEYS, 15, ARGV[20], now, bucket_ms)
   local refused = check_shared({
     { KEYS[2], 'set' }, { KEYS[4], 'stream' }, { KEYS[7], 'stream' },
     { handled_now, 'hash' }, { handled_before, 'hash' },
@@ -431,11 +437,12 @@ local function decide(KEYS, ARGV)
   end
 
   -- What an incoming message gets, from what was read above; no writes.
-  local function gate(contact, count, rid)
+  local function gate(contact, count, rid, unread)
     if count > rate_max and not paused(contact) then return 'skip:rate_limit'
     elseif killed then return 'skip:kill_switch'
     elseif optin_of[contact] == 0 then return 'skip:not_enabled'
     elseif paused(contact) then return 'skip:paused'
+    elseif unread then return 'skip:unreadable'
     elseif asleep and deferring then return 'deferred'
     elseif asleep then return 'skip:sleep_hours'
     elseif rid ~= '' then return 'sent'
@@ -472,6 +479,7 @@ local function decide(KEYS, ARGV)
           pause(contact, takeover_ms, 'takeover')
           -- The person answers the contact: nothing is left for the twin or the operator.
           best_effort(warnings, unanswered, 'HDEL', unanswered, contact)
+          best_effort(warnings, unheard, 'HDEL', unheard, contact)
           redis.call('HDEL', deferred, contact)
           finish(sid, mid, 'takeover')
           counts.takeovers = counts.takeovers + 1
@@ -508,7 +516,7 @@ local function decide(KEYS, ARGV)
       end
       local replaced
       if not failed then
-        verdict = gate(contact, count, rid)
+        verdict = gate(contact, count, rid, kind == 'unread')
         if verdict == 'sent' and drafting(d, contact) then
           replaced, failed = waiting_draft(ck)
           verdict = 'drafted'
@@ -555,7 +563,10 @@ local function decide(KEYS, ARGV)
           finish(sid, mid, 'deferred')
           counts.deferred = counts.deferred + 1
         else
-          if UNANSWERED[verdict] and optin_of[contact] == 1 then
+          local enabled = optin_of[contact] == 1
+          if enabled and verdict == 'skip:unreadable' then
+            best_effort(warnings, unheard, 'HINCRBY', unheard, contact, 1)
+          elseif enabled and UNANSWERED[verdict] then
             not_answered(warnings, unanswered, contact, ck, verdict)
           end
           finish(sid, mid, verdict)

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::Gateway;
-use crate::schema::{self, Direction, QrEvent, QueueMessage};
+use crate::schema::{self, Direction, QrEvent, QueueMessage, media};
 use crate::seal::SessionKey;
 use crate::store::{self, queue, session};
 
@@ -34,6 +34,11 @@ pub struct Step {
     /// Send it this many times in a row (a burst).
     #[serde(default)]
     pub burst: Option<u32>,
+    /// A voice note this long, seconds, with `content` as its caption: the
+    /// demo writes its bytes as the gateway does (they hold no speech, so
+    /// without a transcription endpoint it is left to the operator).
+    #[serde(default)]
+    pub voice_seconds: Option<u32>,
 }
 
 /// The demo script.
@@ -53,6 +58,24 @@ impl Script {
         serde_json::from_str(include_str!("../../assets/demo-script.json"))
             .context("assets/demo-script.json is invalid")
     }
+}
+
+/// The MIME type of WhatsApp's voice notes.
+const VOICE_NOTE_TYPE: &str = "audio/ogg; codecs=opus";
+
+/// Writes a voice note's bytes before its entry, as the gateway does: an Ogg
+/// page header then silence, about as long as a real note of that length.
+async fn store_voice_note(con: &mut Con, message_id: &str, seconds: u32) -> Result<()> {
+    let mut bytes = b"OggS".to_vec();
+    bytes.resize(4 + 2_000 * seconds.max(1) as usize, 0);
+    let _: () = redis::cmd("SET")
+        .arg(schema::media_key(message_id))
+        .arg(bytes)
+        .arg("PX")
+        .arg(media::MEDIA_TTL_MS)
+        .query_async(con)
+        .await?;
+    Ok(())
 }
 
 /// The simulated gateway.
@@ -143,7 +166,15 @@ impl Simulator {
                         },
                         from_me: step.from_me,
                     };
-                    let _: String = queue::xadd(&message, acked).query_async(&mut con).await?;
+                    let mut xadd = queue::xadd(&message, acked);
+                    if let Some(seconds) = step.voice_seconds {
+                        store_voice_note(&mut con, &message.message_id, seconds).await?;
+                        xadd.arg(media::MEDIA_TYPE_FIELD)
+                            .arg(VOICE_NOTE_TYPE)
+                            .arg(media::MEDIA_SECONDS_FIELD)
+                            .arg(seconds);
+                    }
+                    let _: String = xadd.query_async(&mut con).await?;
                 }
             }
         }

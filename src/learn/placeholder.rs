@@ -1,7 +1,8 @@
 //! The placeholders the WhatsApp gateway writes for a message without text
-//! (`bridge::whatsapp::mapping::content`): `[photo]`, `[video]`, `[GIF]`,
-//! `[document]` (each maybe followed by its caption), `[voice note 0:12]`,
-//! `[audio 1:05]`, `[sticker]`, `[location]`, `[contact card]`. A live message
+//! (`bridge::whatsapp::mapping::content`): `[video]`, `[GIF]`, `[document]`
+//! (each maybe followed by its caption), `[sticker]`, `[location]`, `[contact
+//! card]`; and, from gateways before voice notes and photos were named by
+//! `mediaType`, `[photo]`, `[voice note 0:12]`, `[audio 1:05]`. A live message
 //! of that form is media, not the person's writing.
 
 /// Labels that may carry a caption after them.

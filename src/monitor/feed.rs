@@ -3,9 +3,15 @@
 
 use base64::Engine;
 use redis::{PushInfo, PushKind, Value};
+use secondme_ui::sanitize;
 use secondme_ui::{Connection, Event, PauseAction, PauseReason};
 
+use crate::schema::media::{self, MediaMark};
 use crate::schema::{self, MessageEvent, PauseEvent};
+
+/// Longest part (transcript, caption, gist) of a media line cleaned here, in
+/// chars: the dashboard caps the whole line again.
+const MAX_PART_CHARS: usize = 4_000;
 
 /// The dashboard event for one push, if it is one the dashboard shows.
 pub fn translate(push: PushInfo, now_ms: i64) -> Option<Event> {
@@ -46,9 +52,9 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
         c if c == schema::channel_messages() => match serde_json::from_str::<MessageEvent>(payload)
         {
             Ok(m) => Event::MessageEvent {
+                text: message_text(m.content, m.media.as_ref()),
                 message_id: m.message_id,
                 contact_id: m.contact_id,
-                text: m.content,
                 bot_sent: m.bot_sent,
                 from_person: m.from_me,
                 timestamp_ms: m.timestamp,
@@ -80,6 +86,26 @@ pub fn on_message(channel: &str, payload: &str) -> Event {
             "message on a channel the dashboard did not subscribe to",
         ),
     }
+}
+
+/// A message's conversation line: its content, or for one that came with a
+/// voice note or photo what the twin understood of it ([`media::display`]).
+/// The parts of a media line are cleaned before they are put together, so an
+/// escape left open in one cannot swallow the rest (the caption, the
+/// `(not understood)` cue); the dashboard cleans the whole line again.
+pub fn message_text(content: String, mark: Option<&MediaMark>) -> String {
+    let Some(mark) = mark else {
+        return content;
+    };
+    let content = sanitize::clean_multiline(&content, MAX_PART_CHARS);
+    let mark = MediaMark {
+        gist: mark
+            .gist
+            .as_deref()
+            .map(|g| sanitize::clean(g, MAX_PART_CHARS)),
+        ..mark.clone()
+    };
+    media::display(&content, &mark)
 }
 
 /// The dashboard's reason for a parsed wire reason; the control room's one
@@ -210,6 +236,100 @@ mod tests {
                 Event::Malformed { .. }
             ));
         }
+    }
+
+    /// The conversation line a published `events:messages` payload becomes.
+    fn line(payload: &str) -> String {
+        match on_message("events:messages", payload) {
+            Event::MessageEvent { text, .. } => text,
+            other => panic!("not a message event: {other:?}"),
+        }
+    }
+
+    fn payload(content: &str, media: &str) -> String {
+        let content = serde_json::to_string(content).expect("a string encodes");
+        format!(
+            r#"{{"messageId":"m","contactId":"alice","content":{content},"botSent":false,"timestamp":5,"media":{media}}}"#
+        )
+    }
+
+    #[test]
+    fn a_voice_note_shows_what_was_said_and_how_long() {
+        assert_eq!(
+            line(&payload(
+                "are you coming saturday",
+                r#"{"kind":"voice","seconds":12}"#
+            )),
+            "🎤 0:12 \"are you coming saturday\""
+        );
+    }
+
+    #[test]
+    fn a_photo_shows_its_gist_and_caption() {
+        assert_eq!(
+            line(&payload(
+                "look at my new car!",
+                r#"{"kind":"photo","gist":"a red sports car"}"#
+            )),
+            "📷 a red sports car · \"look at my new car!\""
+        );
+        assert_eq!(
+            line(&payload("look at my new car!", r#"{"kind":"photo"}"#)),
+            "📷 \"look at my new car!\""
+        );
+    }
+
+    #[test]
+    fn a_voice_note_not_understood_says_so() {
+        assert_eq!(
+            line(&payload(
+                "",
+                r#"{"kind":"voice","seconds":32,"unread":true}"#
+            )),
+            "🎤 0:32 (not understood)"
+        );
+    }
+
+    #[test]
+    fn plain_text_is_shown_as_it_came() {
+        assert_eq!(
+            line(
+                r#"{"messageId":"m","contactId":"c","content":"hi [photo]","botSent":false,"timestamp":5}"#
+            ),
+            "hi [photo]"
+        );
+    }
+
+    #[test]
+    fn escapes_in_a_gist_or_transcript_are_neutralised_and_hide_nothing() {
+        // An OSC left open in the gist would swallow the caption after it.
+        let photo = line(&payload(
+            "look \u{1b}[31mhere",
+            r#"{"kind":"photo","gist":"a red \u001b[2Jcar \u001b]0;pwned"}"#,
+        ));
+        assert_eq!(photo, "📷 a red car · \"look here\"");
+        // One left open in the transcript would swallow the operator's cue.
+        let voice = line(&payload(
+            "hi \u{1b}]0;pwned",
+            r#"{"kind":"voice","seconds":32,"unread":true}"#,
+        ));
+        assert_eq!(voice, "🎤 0:32 \"hi\" (not understood)");
+        // And the dashboard shows the line as it was made here.
+        let mut model = secondme_ui::Model::default();
+        let ev = on_message(
+            "events:messages",
+            &payload(
+                "look",
+                r#"{"kind":"photo","gist":"a \u009b2Jcar\u202e \u001b]8;;http://evil\u0007x"}"#,
+            ),
+        );
+        let _ = secondme_ui::update(&mut model, ev);
+        let shown: Vec<&str> = model.conversations["alice"]
+            .messages
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect();
+        assert_eq!(shown, ["📷 a car x · \"look\""]);
     }
 
     fn pause_reason(payload: &str) -> PauseReason {

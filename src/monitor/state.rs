@@ -414,6 +414,7 @@ fn conversation(history: Vec<schema::MessageEvent>) -> Conversation {
     let mut conv = Conversation::default();
     for m in history {
         conv.push(ChatMessage {
+            text: feed::message_text(m.content, m.media.as_ref()),
             id: m.message_id,
             timestamp_ms: m.timestamp,
             author: match (m.from_me, m.bot_sent) {
@@ -421,7 +422,6 @@ fn conversation(history: Vec<schema::MessageEvent>) -> Conversation {
                 (false, true) => Author::Twin,
                 (false, false) => Author::Contact,
             },
-            text: m.content,
         });
     }
     conv

@@ -1,8 +1,9 @@
 //! The messages the twin chose not to answer, for the control room: the counts
-//! (`SECONDME:unanswered`) read every second, and at once when the operator
+//! (`SECONDME:unanswered` plus `SECONDME:unheard`, the voice notes and photos it
+//! could not understand) read every second, and at once when the operator
 //! dismissed one, handed to the dashboard whole. A failed read is said once in
 //! the event log and the screen keeps what it showed; a key of another type is
-//! said once and shows no counts.
+//! said once and shows no counts of its own (the other's still show).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::connection::Con;
 use crate::store::{self, unanswered};
 
-/// How often the counts are re-read: one small hash, one round trip.
+/// How often the counts are re-read: two small hashes, a round trip each.
 const REFRESH: Duration = Duration::from_secs(1);
 
 /// Reads the counts until the receiver goes away: at once, on each `wake`,
@@ -56,13 +57,15 @@ pub async fn watch(mut con: Con, wake: Arc<Notify>, tx: UnboundedSender<Event>) 
 /// The counts to show (`None`: keep what is shown) and the problem to say.
 type Reading = (Option<HashMap<String, u64>>, Option<(LogKind, String)>);
 
-/// What a read gives the screen: the counts; none for a key of another type
-/// (said as such); nothing new when Redis did not answer (said as a failure).
-pub fn reading(read: unanswered::Result<HashMap<String, u64>>) -> Reading {
+/// What a read gives the screen: the counts, without those of a key of
+/// another type (said as such); nothing new when Redis did not answer (said as
+/// a failure).
+pub fn reading(read: unanswered::Result<unanswered::Counts>) -> Reading {
     match read {
-        Ok(counts) => (Some(counts), None),
-        Err(e @ unanswered::Error::Foreign { .. }) => {
-            (Some(HashMap::new()), Some((LogKind::Info, e.to_string())))
+        Ok(counts) => {
+            let said: Vec<String> = counts.foreign.iter().map(ToString::to_string).collect();
+            let problem = (!said.is_empty()).then(|| (LogKind::Info, said.join("; ")));
+            (Some(counts.by_contact), problem)
         }
         Err(e) => (
             None,
@@ -79,17 +82,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_foreign_key_shows_no_counts_and_says_why_and_a_failure_keeps_the_screen() {
+    fn a_foreign_key_is_said_the_others_counts_show_and_a_failure_keeps_the_screen() {
         let counts = HashMap::from([("a".to_owned(), 2)]);
-        let (shown, problem) = reading(Ok(counts.clone()));
-        assert_eq!(shown, Some(counts));
+        let (shown, problem) = reading(Ok(unanswered::Counts {
+            by_contact: counts.clone(),
+            foreign: Vec::new(),
+        }));
+        assert_eq!(shown, Some(counts.clone()));
         assert!(problem.is_none());
 
-        let (shown, problem) = reading(Err(unanswered::Error::Foreign {
-            key: "K".into(),
-            kind: "list".into(),
+        let (shown, problem) = reading(Ok(unanswered::Counts {
+            by_contact: counts.clone(),
+            foreign: vec![unanswered::Error::Foreign {
+                key: "K".into(),
+                kind: "list".into(),
+            }],
         }));
-        assert_eq!(shown, Some(HashMap::new()));
+        assert_eq!(shown, Some(counts), "the other key's counts still show");
         let (kind, text) = problem.expect("said");
         assert_eq!(kind, LogKind::Info);
         assert!(text.contains("K holds a list, not a hash"), "{text}");

@@ -4,7 +4,7 @@
 use super::llm::config::LlmConfig;
 use super::llm::{LlmEngine, LlmShared};
 use super::persona_engine::PersonaEngine;
-use super::{Reply, ReplyEngine, ReplyRequest};
+use super::{ImageInput, Reply, ReplyEngine, ReplyRequest};
 use crate::learn::LearnConfig;
 
 /// One of the engines, chosen by the configuration.
@@ -64,6 +64,23 @@ impl ReplyEngine for Engine {
         match self {
             Self::Template(e) => e.history_len(),
             Self::Llm(e) => e.history_len(),
+        }
+    }
+
+    fn takes_images(&self) -> bool {
+        match self {
+            Self::Template(e) => e.takes_images(),
+            Self::Llm(e) => e.takes_images(),
+        }
+    }
+
+    async fn describe_image(
+        &self,
+        image: &ImageInput<'_>,
+    ) -> Result<String, crate::media::UnderstandError> {
+        match self {
+            Self::Template(e) => e.describe_image(image).await,
+            Self::Llm(e) => e.describe_image(image).await,
         }
     }
 }

@@ -38,6 +38,27 @@ pub struct Reply {
     pub delay_ms: u64,
 }
 
+/// A photo for the engine to look at, with the caption it came with. Its
+/// `Debug` shows the MIME type and the size only: the caption is chat text.
+#[derive(Clone, Copy)]
+pub struct ImageInput<'a> {
+    /// The image's bytes.
+    pub bytes: &'a [u8],
+    /// Its MIME type (`image/jpeg`).
+    pub mime: &'a str,
+    /// The caption, possibly empty.
+    pub caption: &'a str,
+}
+
+impl std::fmt::Debug for ImageInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageInput")
+            .field("mime", &self.mime)
+            .field("bytes", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Writes replies in the person's style.
 pub trait ReplyEngine: Send + Sync + 'static {
     /// Writes the reply to one message.
@@ -56,6 +77,25 @@ pub trait ReplyEngine: Send + Sync + 'static {
     /// wants in [`ReplyRequest::history`]; 0 spares the worker reading them.
     fn history_len(&self) -> usize {
         0
+    }
+
+    /// True when the engine can look at photos ([`Self::describe_image`]).
+    fn takes_images(&self) -> bool {
+        false
+    }
+
+    /// What a photo shows, in a few words (its gist): what the twin then answers
+    /// and the conversation keeps. Engines that take no images refuse for good.
+    fn describe_image(
+        &self,
+        image: &ImageInput<'_>,
+    ) -> impl Future<Output = Result<String, crate::media::UnderstandError>> + Send {
+        let _ = image;
+        async {
+            Err(crate::media::UnderstandError::Permanent(
+                "the reply engine takes no images".into(),
+            ))
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub mod deferred;
 pub mod drafts;
 pub mod learned;
+pub mod media;
 mod names;
 
 pub use names::{
@@ -71,6 +72,12 @@ pub fn state_marker() -> &'static str {
 /// the twin chose not to answer since it or the person last wrote to the contact.
 pub fn unanswered() -> &'static str {
     &names().unanswered
+}
+/// `SECONDME:unheard` (added): hash, contact id to the number of its voice notes
+/// and photos the twin could not understand, until the operator or the person
+/// looks at the conversation (the twin's own replies leave it).
+pub fn unheard() -> &'static str {
+    &names().unheard
 }
 /// `SECONDME:deferred` (added): hash, contact id to the newest message it wrote in
 /// the sleep hours under `sleep_mode = "defer"`, answered when the window ends.
@@ -225,6 +232,12 @@ pub fn qr_key(user_id: &str) -> String {
 /// `SENT:{messageId}` (added): the gateway sent this message for the twin.
 pub fn sent_key(message_id: &str) -> String {
     format!("{}{message_id}", sent_prefix())
+}
+
+/// `MEDIA:{messageId}` (added, issue 23): the bytes of a message's voice note,
+/// audio or photo, written by the gateway before the entry (see [`media`]).
+pub fn media_key(message_id: &str) -> String {
+    format!("{}{message_id}", names().media_prefix)
 }
 
 /// `secondme` (added): the FalkorDB graph of persons, personas and contacts.
@@ -518,6 +531,10 @@ pub struct MessageEvent {
     /// True when the person typed it on their phone (added; absent means false).
     #[serde(default)]
     pub from_me: bool,
+    /// The voice note or photo it came with, as the twin understood it (added,
+    /// issue 23; absent for plain text): `content` is then the transcript or the caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<media::MediaMark>,
 }
 
 /// Payload on `events:qr`: `{qrCode, expiresIn}` (seed; `qrCode` is base64 of the code's text).
@@ -667,6 +684,7 @@ mod tests {
             counter_prefix,
             handled_prefix,
             sent_prefix,
+            media_prefix,
             history_prefix,
             own_history_prefix,
             session_prefix,
@@ -695,6 +713,7 @@ mod tests {
             drafts_regenerate,
             channel_drafts,
             unanswered,
+            unheard,
             deferred,
             namespaces,
         )
@@ -889,6 +908,7 @@ mod tests {
             contacts_activity(),
             state_marker(),
             unanswered(),
+            unheard(),
             deferred(),
             stats(),
             llm_stats(),

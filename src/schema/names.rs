@@ -43,6 +43,7 @@ pub struct Names {
     pub(super) counter_prefix: String,
     pub(super) handled_prefix: String,
     pub(super) sent_prefix: String,
+    pub(super) media_prefix: String,
     pub(super) history_prefix: String,
     pub(super) own_history_prefix: String,
     pub(super) session_prefix: String,
@@ -71,6 +72,7 @@ pub struct Names {
     pub(super) drafts_regenerate: String,
     pub(super) channel_drafts: String,
     pub(super) unanswered: String,
+    pub(super) unheard: String,
     pub(super) deferred: String,
     pub(super) namespaces: String,
 }
@@ -105,6 +107,7 @@ impl Names {
             counter_prefix: name("COUNTER:"),
             handled_prefix: name("HANDLED:"),
             sent_prefix: name("SENT:"),
+            media_prefix: name("MEDIA:"),
             history_prefix: name("HISTORY:"),
             own_history_prefix: name("SECONDME:history:"),
             session_prefix: name("SESSION:"),
@@ -133,6 +136,7 @@ impl Names {
             drafts_regenerate: name("DRAFTS:regenerate"),
             channel_drafts: name("events:drafts"),
             unanswered: name("SECONDME:unanswered"),
+            unheard: name("SECONDME:unheard"),
             deferred: name("SECONDME:deferred"),
             // The registry of a pool's namespaces lies outside every namespace.
             namespaces: "SECONDME:namespaces".to_owned(),

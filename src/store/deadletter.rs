@@ -24,7 +24,31 @@ pub struct DeadLetter {
 /// functions library: an entry is acknowledged only with its dead letter written,
 /// and a foreign `QUEUE:deadletter` fails the step (nothing acknowledged).
 pub async fn from_queue(con: &mut Con, group: &str, letters: &[DeadLetter]) -> Result<()> {
-    write(con, schema::queue_messages(), group, letters).await
+    write(con, schema::queue_messages(), group, letters).await?;
+    forget_their_media(con, letters).await;
+    Ok(())
+}
+
+/// Deletes the media bytes of dead-lettered entries that named media: they will
+/// not be answered, so the bytes are not needed (the expiry covers a failure).
+async fn forget_their_media(con: &mut Con, letters: &[DeadLetter]) {
+    let field = |l: &'_ DeadLetter, name: &str| -> Option<String> {
+        l.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let ids: Vec<String> = letters
+        .iter()
+        .filter(|l| field(l, schema::media::MEDIA_TYPE_FIELD).is_some())
+        .filter_map(|l| field(l, "messageId"))
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(e) = super::media::forget(con, ids.iter().map(String::as_str)).await {
+        tracing::warn!("cannot delete the media of dead letters (it expires within the hour): {e}");
+    }
 }
 
 /// [`from_queue`] for entries of `source` read in `group` (the WhatsApp gateway's

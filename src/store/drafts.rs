@@ -251,6 +251,7 @@ fn step(op: Op) -> Call {
         .key(schema::pause_all())
         .key(schema::unanswered())
         .key(schema::deferred())
+        .key(schema::unheard())
         .arg(op.as_str())
         .arg(keys::channel_drafts())
         .arg(schema::channel_messages())

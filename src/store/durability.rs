@@ -1,8 +1,10 @@
 //! `WAIT`: how many replicas acknowledged what a connection wrote. Redis
 //! replicates asynchronously; a write confirmed here is on that many replicas
 //! too, so a failover that promotes one of them keeps it. A `WAIT` covers every
-//! write sent before it on the same connection (our [`Con`] multiplexes all of
-//! a program's commands on one), so it goes on the connection that wrote.
+//! write sent before it on the same connection, so it goes on the connection
+//! that wrote; Redis answers nothing else on that connection while it waits, so
+//! what shares a [`Con`] with a writer that waits waits too (the worker writes
+//! on one of its own, see `worker::replicas`).
 
 use std::time::Duration;
 

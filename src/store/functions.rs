@@ -291,6 +291,7 @@ mod tests {
             schema::state_marker().into(),
             schema::stats().into(),
             schema::unanswered().into(),
+            schema::unheard().into(),
             schema::deferred().into(),
         ];
         let literals = lua_literals(&library().text);

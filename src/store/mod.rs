@@ -13,6 +13,7 @@ pub mod handled;
 pub mod history;
 pub mod learned;
 pub mod llm_figures;
+pub mod media;
 pub mod namespaces;
 pub mod optin;
 pub mod persona;

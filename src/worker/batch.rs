@@ -90,6 +90,7 @@ impl<E: ReplyEngine> Worker<E> {
         deadletter::from_queue(&mut self.con, &self.cfg.group, &batch.bad).await?;
         outcome.dead_lettered = batch.bad.len();
         batch.bad.clear();
+        outcome.failed += self.understand(&mut batch.good).await;
         let good: Vec<&ParsedEntry> = batch.good.iter().collect();
         if good.is_empty() {
             return Ok(outcome);
@@ -98,7 +99,8 @@ impl<E: ReplyEngine> Worker<E> {
         // decision and reply are one atomic step; others write only what was decided.
         let mut replies: Vec<Option<Written>> = Vec::with_capacity(good.len());
         for &g in &good {
-            let wanted = self.engine.instant() && g.direction() == Direction::Incoming;
+            let wanted =
+                self.engine.instant() && g.direction() == Direction::Incoming && !g.is_unread();
             replies.push(if wanted {
                 self.write_reply(g).await.ok()
             } else {
@@ -122,6 +124,14 @@ impl<E: ReplyEngine> Worker<E> {
         self.learned.learn_live(&mut self.con, &live).await;
         let mut failed = Vec::new();
         let mut to_write = Vec::new();
+        self.forget_media(
+            pairs
+                .iter()
+                .zip(&decided.items)
+                .filter(|(_, v)| !matches!(v, Verdict::Answer | Verdict::Failed(_)))
+                .map(|((g, _), _)| *g),
+        )
+        .await;
         for ((g, _), v) in pairs.iter().zip(decided.items) {
             match v {
                 Verdict::Sent => outcome.answered += 1,
@@ -171,6 +181,14 @@ impl<E: ReplyEngine> Worker<E> {
         }
         let committed = iso.finish();
         self.warn_once(&committed.warnings);
+        self.forget_media(
+            written
+                .iter()
+                .zip(&committed.items)
+                .filter(|(_, c)| !matches!(c, Committed::Failed(_)))
+                .map(|((g, _), _)| *g),
+        )
+        .await;
         for ((g, _), c) in written.iter().zip(committed.items) {
             match c {
                 Committed::Sent => outcome.answered += 1,
@@ -254,7 +272,11 @@ pub(super) async fn generate<E: ReplyEngine>(
     persona: &ContactPersona,
     learning: &LearnedCache,
 ) -> Result<Written> {
-    let message = g.message();
+    let mut message = g.message();
+    // What was said or shown is what the twin answers, marked as a voice note or photo.
+    if let Some(mark) = g.media_mark() {
+        message.content = crate::schema::media::prompt_text(&message.content, mark);
+    }
     let wanted = request::history_wanted(engine, con, learning, g.contact_id()).await;
     let history = store::history::recent(con, g.contact_id(), wanted).await?;
     let reply = request::ask(engine, con, learning, persona, &message, &history).await?;
@@ -268,6 +290,7 @@ pub(super) async fn generate<E: ReplyEngine>(
         bot_sent: true,
         timestamp: store::now_ms(),
         from_me: false,
+        media: None,
     })
     .context("cannot encode the reply event")?;
     Ok(Written {

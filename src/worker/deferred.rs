@@ -84,8 +84,14 @@ impl<E: ReplyEngine> Worker<E> {
                 timestamp: m.timestamp,
                 direction: Direction::Incoming,
                 from_me: false,
+                media: None,
             },
         );
+        // Understood in the night: what was said or shown is what the reply answers.
+        let g = match &m.media {
+            Some(mark) => g.understood(None, mark.clone()),
+            None => g,
+        };
         let written = match self
             .personas
             .for_contact(&mut self.con, &m.contact_id)

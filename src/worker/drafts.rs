@@ -154,6 +154,7 @@ impl<E: ReplyEngine> Keeper<E> {
             timestamp: last.timestamp,
             direction: Direction::Incoming,
             from_me: false,
+            media: None,
         };
         Ok(ParsedEntry::new(&r.stream_id, &checked))
     }

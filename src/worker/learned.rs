@@ -8,8 +8,10 @@
 //! Live learning only grows a chat that `secondme learn` started: a contact
 //! never learned (enabled or not) starts nothing when the person types to it,
 //! and one `secondme forget` removed stays forgotten (`store::learned::add_live`
-//! checks the learned set in the same step as it writes). The gateway's media
-//! placeholders (`[photo]`, `[voice note 0:12]`...) are learned as media.
+//! checks the learned set in the same step as it writes). Media is learned as
+//! media, its caption kept: an entry naming it (`mediaType`), or the
+//! placeholders of older gateways (`[photo]`, `[voice note 0:12]`...); a voice
+//! note the twin heard is learned as the words said.
 //!
 //! Learning is never a condition of a reply: a failure reading or writing it
 //! is logged (ids and counts, never text) and the twin goes on without it.
@@ -27,6 +29,7 @@ use crate::conversation::{HistoryTurn, Speaker};
 use crate::learn::context::ChatModel;
 use crate::learn::placeholder::gateway_media;
 use crate::learn::{ChatLine, Exchange, LearnConfig, Learned, LineKind, StyleProfile};
+use crate::schema::media::MediaKind;
 use crate::schema::{Direction, QueueMessage};
 use crate::store;
 use crate::store::learned::{self, Version};
@@ -347,7 +350,13 @@ impl LearnedCache {
 /// caption kept), else its text; `None` for an empty message.
 fn live_line(g: &ParsedEntry, me: bool) -> Option<ChatLine> {
     let text = g.message().content;
+    // A voice note heard is the words said; any other media is media, its
+    // caption kept (the text of an entry naming media is its caption).
+    let heard = g
+        .media_mark()
+        .is_some_and(|m| m.kind == MediaKind::Voice && !m.unread);
     let (kind, text) = match gateway_media(text.trim()) {
+        _ if g.media().is_some() && !heard => (LineKind::Media, text.trim().to_owned()),
         Some(caption) => (LineKind::Media, caption.to_owned()),
         None if text.trim().is_empty() => return None,
         None => (LineKind::Text, text),

@@ -23,6 +23,7 @@ mod request;
 pub mod review;
 mod scheduler;
 mod sources;
+mod understand;
 pub mod verdict;
 
 use std::sync::Arc;
@@ -102,6 +103,8 @@ pub struct WorkerConfig {
     /// the drafts' keeper looks twice as often. A pool serving many namespaces
     /// sets it longer, so idle namespaces cost Redis little.
     pub chores_every: Duration,
+    /// Reading voice notes and photos: the transcription endpoint and the size limit.
+    pub media: crate::media::config::MediaConfig,
 }
 
 impl WorkerConfig {
@@ -130,6 +133,7 @@ impl WorkerConfig {
             draft_ttl_ms: i64::try_from(c.draft_ttl.as_millis()).unwrap_or(i64::MAX),
             replicas_to_wait: c.replicas_to_wait,
             chores_every: Duration::from_secs(1),
+            media: c.media.clone(),
         }
     }
 }
@@ -209,6 +213,8 @@ pub struct Worker<E> {
     last_warning: Option<String>,
     /// Deferred messages this worker tried to answer lately.
     deferrals_tried: deferred::Tried,
+    /// The transcription endpoint's client; `None` leaves voice notes to the operator.
+    transcriber: Option<crate::media::stt::Transcriber>,
 }
 
 impl<E: ReplyEngine> Worker<E> {
@@ -218,12 +224,23 @@ impl<E: ReplyEngine> Worker<E> {
         Ok(Self::with_connection(client, con, engine, cfg))
     }
 
-    /// A worker that shares an existing connection manager.
+    /// A worker that shares an existing connection manager; with
+    /// `replicas_to_wait`, it writes and waits on a connection of its own.
     pub fn with_connection(client: Client, con: Con, engine: E, cfg: WorkerConfig) -> Self {
+        let con = replicas::own_connection(&client, con, cfg.replicas_to_wait);
         let (status, _) = watch::channel(WorkerStatus::default());
         let personas = personas::Personas::new(&cfg.default_persona, &cfg.user_id);
         let engine = Arc::new(engine);
         let learned = Arc::new(LearnedCache::new(cfg.learn.clone()));
+        let transcriber = cfg.media.stt.as_ref().and_then(|stt| {
+            crate::media::stt::Transcriber::new(stt)
+                .map_err(|e| {
+                    tracing::error!(
+                        "voice notes are left to the operator: the transcription endpoint cannot be used: {e}"
+                    );
+                })
+                .ok()
+        });
         let scheduler = (!engine.instant()).then(|| {
             let learned = Arc::clone(&learned);
             Scheduler::new(
@@ -246,6 +263,7 @@ impl<E: ReplyEngine> Worker<E> {
             status,
             last_warning: None,
             deferrals_tried: deferred::Tried::default(),
+            transcriber,
         }
     }
 

@@ -3,7 +3,18 @@
 //! holds about twice as many in the same budget.
 
 use crate::entry::CheckedEntry;
+use crate::schema::media::{MediaMark, MediaRef};
 use crate::schema::{Direction, QueueMessage};
+
+/// The media of an entry: what the entry named, and once the worker looked at
+/// it, how it was understood (boxed: most entries have none).
+#[derive(Clone, Debug)]
+pub(super) struct EntryMedia {
+    /// `mediaType` and `mediaSeconds`.
+    pub(super) source: MediaRef,
+    /// Set once understood, or once found unreadable (`unread`).
+    pub(super) mark: Option<MediaMark>,
+}
 
 /// A parsed entry waiting for its verdict.
 #[derive(Clone)]
@@ -15,6 +26,7 @@ pub(super) struct ParsedEntry {
     timestamp: i64,
     direction: Direction,
     from_me: bool,
+    media: Option<Box<EntryMedia>>,
 }
 
 impl ParsedEntry {
@@ -41,7 +53,53 @@ impl ParsedEntry {
             timestamp: m.timestamp,
             direction: m.direction,
             from_me: m.from_me,
+            media: m
+                .media
+                .clone()
+                .map(|source| Box::new(EntryMedia { source, mark: None })),
         }
+    }
+
+    /// This entry with its media understood: `content` (the transcript, or the
+    /// caption) replaces its text and `mark` says how it was understood, or that
+    /// it could not be (`unread`, the text left as it was).
+    pub(super) fn understood(&self, content: Option<&str>, mark: MediaMark) -> Self {
+        let head_len = self.ends[2] as usize;
+        let head = self.text.get(..head_len).unwrap_or("");
+        let content = content.unwrap_or(self.part(3));
+        let mut text = String::with_capacity(head.len() + content.len());
+        text.push_str(head);
+        text.push_str(content);
+        let source = self.media.as_ref().map_or_else(
+            || MediaRef {
+                mime: String::new(),
+                seconds: mark.seconds,
+            },
+            |m| m.source.clone(),
+        );
+        Self {
+            text: text.into_boxed_str(),
+            media: Some(Box::new(EntryMedia {
+                source,
+                mark: Some(mark),
+            })),
+            ..self.clone()
+        }
+    }
+
+    /// The media the entry named, if any.
+    pub(super) fn media(&self) -> Option<&MediaRef> {
+        self.media.as_ref().map(|m| &m.source)
+    }
+
+    /// How its media was understood, once the worker looked.
+    pub(super) fn media_mark(&self) -> Option<&MediaMark> {
+        self.media.as_ref().and_then(|m| m.mark.as_ref())
+    }
+
+    /// True when its media could not be understood: no automated reply.
+    pub(super) fn is_unread(&self) -> bool {
+        self.media_mark().is_some_and(|m| m.unread)
     }
 
     fn part(&self, i: usize) -> &str {
@@ -111,6 +169,7 @@ mod tests {
             timestamp: 1_704_931_200_000,
             direction: Direction::Outgoing,
             from_me: true,
+            media: None,
         };
         let p = ParsedEntry::new("1-0", &checked);
         let m = QueueMessage::from(checked);
@@ -118,6 +177,6 @@ mod tests {
         assert_eq!(p.message_id(), "msg_1");
         assert_eq!(p.contact_id(), "c1");
         assert_eq!(p.message(), m);
-        assert!(p.size_bytes() < 64, "{}", p.size_bytes());
+        assert!(p.size_bytes() < 72, "{}", p.size_bytes());
     }
 }

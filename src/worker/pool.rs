@@ -1,6 +1,7 @@
 //! A pool of workers for many people: one [`Worker`] per namespace in the
 //! registry (`SECONDME:namespaces`, see `store::namespaces`), each running inside
-//! its namespace, all sharing one command connection. The registry is read at
+//! its namespace, all sharing one command connection (with `replicas_to_wait`,
+//! each writes and waits on one of its own). The registry is read at
 //! start and every [`REFRESH`]: a namespace added is served from then on, one
 //! removed has its worker stopped (it drains as at any stop).
 //!

@@ -596,6 +596,15 @@ async fn record_superseded(con: &mut Con, group: &str, entries: &[Superseded]) -
     for w in reply.warnings {
         tracing::warn!("a best-effort write failed (the twin goes on): {w}");
     }
+    // A superseded message is handled: its voice note or photo is not needed
+    // (the newer message's reply has it in the history).
+    let handled = entries.iter().filter_map(|s| match s {
+        Superseded::Older(e) if e.media().is_some() => Some(e.message_id()),
+        _ => None,
+    });
+    if let Err(e) = store::media::forget(con, handled).await {
+        tracing::warn!("cannot delete superseded media (it expires within the hour): {e}");
+    }
     Ok(())
 }
 
@@ -663,7 +672,12 @@ async fn paused_contacts(con: &mut Con, contacts: &[String]) -> Result<Vec<Strin
 
 /// Resets the idle time of entries this consumer holds (`XCLAIM ... JUSTID`, which
 /// counts no delivery), so no claim loop takes an entry whose reply is being written.
-async fn keep_claimed(con: &mut Con, group: &str, consumer: &str, ids: &[String]) -> Result<()> {
+pub(super) async fn keep_claimed(
+    con: &mut Con,
+    group: &str,
+    consumer: &str,
+    ids: &[String],
+) -> Result<()> {
     let mut cmd = redis::cmd("XCLAIM");
     cmd.arg(schema::queue_messages())
         .arg(group)

@@ -338,6 +338,7 @@ mod tests {
             draft_ttl_ms: 24 * 3600 * 1000,
             replicas_to_wait: 0,
             chores_every: Duration::from_secs(1),
+            media: crate::media::config::MediaConfig::default(),
         }
     }
 

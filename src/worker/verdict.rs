@@ -19,6 +19,8 @@ pub enum Skip {
     SleepHours,
     /// The contact went over the rate limit and was paused.
     RateLimit,
+    /// Its voice note or photo could not be understood: left for the operator.
+    Unreadable,
 }
 
 /// The decide step's verdict on one entry.
@@ -103,6 +105,7 @@ impl Verdict {
             "skip:paused" => Self::Skipped(Skip::Paused),
             "skip:sleep_hours" => Self::Skipped(Skip::SleepHours),
             "skip:rate_limit" => Self::Skipped(Skip::RateLimit),
+            "skip:unreadable" => Self::Skipped(Skip::Unreadable),
             _ => {
                 return Err(UnknownVerdict {
                     script: "decision",
@@ -203,6 +206,10 @@ mod tests {
         assert_eq!(Committed::parse("withheld"), Ok(Committed::Withheld));
         assert_eq!(Verdict::parse("drafted"), Ok(Verdict::Drafted));
         assert_eq!(Verdict::parse("deferred"), Ok(Verdict::Deferred));
+        assert_eq!(
+            Verdict::parse("skip:unreadable"),
+            Ok(Verdict::Skipped(Skip::Unreadable))
+        );
         assert_eq!(Committed::parse("drafted"), Ok(Committed::Drafted));
         assert!(Committed::parse("answer").is_err());
     }

@@ -1,5 +1,7 @@
-//! A fake language-model server that speaks real HTTP/1.1 on a local port: each
-//! request gets the next scripted step, which may answer, stall, drip or reset.
+//! A fake language-model (or transcription) server that speaks real HTTP/1.1 on
+//! a local port: each request gets the next scripted step, which may answer,
+//! stall, drip or reset. It records each request's raw body, its JSON when it
+//! is JSON, and reads back a multipart form independently of the code under test.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -45,6 +47,9 @@ pub enum Step {
     /// The step this function picks from the request's JSON body: a model that
     /// reads its prompt.
     Compute(fn(&serde_json::Value) -> Step),
+    /// The step this function picks from the whole request (headers, raw
+    /// body): a transcription server that reads the audio it is sent.
+    ComputeRaw(fn(&Recorded) -> Step),
 }
 
 impl Step {
@@ -83,8 +88,25 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// Body as JSON (Null if it was not).
     pub body: serde_json::Value,
+    /// The body's bytes as sent.
+    pub raw: Vec<u8>,
+    /// The `content-type` header, when sent.
+    pub content_type: Option<String>,
     /// When it arrived.
     pub at: Instant,
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormPart {
+    /// The `name` of its Content-Disposition.
+    pub name: String,
+    /// The `filename`, for a file.
+    pub filename: Option<String>,
+    /// Its own `content-type`, when it has one.
+    pub content_type: Option<String>,
+    /// Its bytes.
+    pub data: Vec<u8>,
 }
 
 impl Recorded {
@@ -95,6 +117,102 @@ impl Recorded {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The body read as `multipart/form-data` (RFC 7578): an error says what is malformed.
+    pub fn form(&self) -> Result<Vec<FormPart>, String> {
+        let ct = self.content_type.as_deref().ok_or("no content-type")?;
+        let (kind, params) = ct.split_once(';').ok_or("no boundary parameter")?;
+        if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
+            return Err(format!("content-type is {kind}"));
+        }
+        let boundary = params
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(n, _)| n.eq_ignore_ascii_case("boundary"))
+            .map(|(_, v)| v.trim_matches('"'))
+            .ok_or("no boundary parameter")?;
+        let opening = format!("--{boundary}\r\n");
+        let delimiter = format!("\r\n--{boundary}");
+        let mut rest = self
+            .raw
+            .strip_prefix(opening.as_bytes())
+            .ok_or("the body does not open with the boundary")?;
+        let mut parts = Vec::new();
+        loop {
+            let end =
+                find(rest, delimiter.as_bytes()).ok_or("a part with no delimiter after it")?;
+            parts.push(form_part(&rest[..end])?);
+            rest = &rest[end + delimiter.len()..];
+            if rest == b"--\r\n" || rest == b"--" {
+                return Ok(parts);
+            }
+            rest = rest
+                .strip_prefix(b"\r\n")
+                .ok_or("a delimiter followed by neither CRLF nor --")?;
+        }
+    }
+
+    /// The form's text field `name`.
+    pub fn form_text(&self, name: &str) -> Option<String> {
+        let parts = self.form().ok()?;
+        let part = parts.into_iter().find(|p| p.name == name)?;
+        String::from_utf8(part.data).ok()
+    }
+}
+
+/// Where `needle` (not empty) first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        at += haystack.get(at..)?.iter().position(|&b| b == needle[0])?;
+        if haystack[at..].starts_with(needle) {
+            return Some(at);
+        }
+        at += 1;
+    }
+}
+
+/// One part: headers up to a blank line, then its bytes.
+fn form_part(part: &[u8]) -> Result<FormPart, String> {
+    let head_end = find(part, b"\r\n\r\n").ok_or("a part without a blank line")?;
+    let head = std::str::from_utf8(&part[..head_end]).map_err(|_| "headers not UTF-8")?;
+    let mut name = None;
+    let mut filename = None;
+    let mut content_type = None;
+    for line in head.split("\r\n") {
+        let (n, v) = line
+            .split_once(':')
+            .ok_or(format!("header line {line:?}"))?;
+        match n.trim().to_ascii_lowercase().as_str() {
+            "content-disposition" => {
+                let mut params = v.split(';').map(str::trim);
+                if params.next() != Some("form-data") {
+                    return Err(format!("disposition {v:?}"));
+                }
+                for p in params {
+                    let (k, val) = p.split_once('=').ok_or(format!("parameter {p:?}"))?;
+                    let val = val
+                        .strip_prefix('"')
+                        .and_then(|x| x.strip_suffix('"'))
+                        .ok_or(format!("unquoted {k}"))?
+                        .to_owned();
+                    match k {
+                        "name" => name = Some(val),
+                        "filename" => filename = Some(val),
+                        _ => return Err(format!("parameter {k}")),
+                    }
+                }
+            }
+            "content-type" => content_type = Some(v.trim().to_owned()),
+            other => return Err(format!("unexpected header {other}")),
+        }
+    }
+    Ok(FormPart {
+        name: name.ok_or("a part without a name")?,
+        filename,
+        content_type,
+        data: part[head_end + 4..].to_vec(),
+    })
 }
 
 /// The running server.
@@ -147,7 +265,13 @@ async fn serve(
     let Some(req) = read_request(&mut stream).await else {
         return;
     };
+    let Ok(req) = req else {
+        let _ = stream.write_all(&head(413, &[], 0)).await;
+        let _ = stream.shutdown().await;
+        return;
+    };
     let body = req.body.clone();
+    let recorded = req.clone();
     seen.lock().expect("lock").push(req);
     let step = script
         .lock()
@@ -156,6 +280,7 @@ async fn serve(
         .unwrap_or_else(|| Step::status(500, r#"{"error":{"message":"script over"}}"#));
     let step = match step {
         Step::Compute(pick) => pick(&body),
+        Step::ComputeRaw(pick) => pick(&recorded),
         step => step,
     };
     match step {
@@ -195,7 +320,7 @@ async fn serve(
             let _ = stream.shutdown().await;
         }
         // A picked step that picks again is not followed: the connection closes.
-        Step::Compute(_) => {
+        Step::Compute(_) | Step::ComputeRaw(_) => {
             let _ = stream.shutdown().await;
         }
         Step::Reset => {
@@ -216,9 +341,14 @@ fn head(status: u16, headers: &[(String, String)], len: usize) -> Vec<u8> {
     h.into_bytes()
 }
 
-async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
+/// The largest request body read (an audio file of 25 MiB in a form fits).
+const MAX_REQUEST_BODY: usize = 32 << 20;
+
+/// The request, `None` when the connection ends first, `Some(Err)` when its
+/// body is over [`MAX_REQUEST_BODY`] (answered 413, unread, unrecorded).
+async fn read_request(stream: &mut TcpStream) -> Option<Result<Recorded, ()>> {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
+    let mut chunk = vec![0u8; 64 << 10];
     let header_end = loop {
         let n = stream.read(&mut chunk).await.ok()?;
         if n == 0 {
@@ -243,6 +373,10 @@ async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
+    if len > MAX_REQUEST_BODY {
+        return Some(Err(()));
+    }
+    buf.reserve((header_end + len).saturating_sub(buf.len()));
     while buf.len() < header_end + len {
         let n = stream.read(&mut chunk).await.ok()?;
         if n == 0 {
@@ -250,12 +384,19 @@ async fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let body = serde_json::from_slice(&buf[header_end..header_end + len]).unwrap_or_default();
-    Some(Recorded {
+    let raw = buf[header_end..header_end + len].to_vec();
+    let body = serde_json::from_slice(&raw).unwrap_or_default();
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.clone());
+    Some(Ok(Recorded {
         method,
         path,
         headers,
         body,
+        raw,
+        content_type,
         at: Instant::now(),
-    })
+    }))
 }

@@ -2,7 +2,8 @@
 //! (a model API cannot run here), and a real redis-server where a worker runs:
 //! one test binary for the protocols and retries (`protocol`), what a hostile
 //! endpoint cannot do (`hostile`), what may never reach a contact (`leaks`), the
-//! figures in Redis (`figures`) and an opt-in real local model (`real`).
+//! figures in Redis (`figures`), photos to the model (`images`) and an opt-in
+//! real local model (`real`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -11,6 +12,7 @@ mod fake_llm;
 
 mod figures;
 mod hostile;
+mod images;
 mod leaks;
 mod protocol;
 mod real;

@@ -10,6 +10,7 @@ use secondme::bridge::whatsapp::status;
 use secondme::schema;
 
 use crate::common::{Harness, eventually};
+use crate::media::voice;
 use crate::setup::{
     CONTACT, Setup, USER, dead_letters, inbound, pending_replies, queue_text, send_ids, start_with,
     wait_state,
@@ -26,6 +27,7 @@ pub const GATEWAY_ACL: &[&str] = &[
     "~GATEWAY*",
     "~CONTACTS:names",
     "~OPTIN:contacts",
+    "~MEDIA:*",
     "~PAUSE:*",
     "~PAUSEMETA:*",
     "~HISTORY:*",
@@ -39,7 +41,8 @@ pub const GATEWAY_ACL: &[&str] = &[
 ];
 
 /// As a Redis user with only the documented rules, the gateway logs in, takes a
-/// message, sends a reply and dead-letters a failing one, and Redis refuses it nothing.
+/// message and a voice note, sends a reply and dead-letters a failing one, and
+/// Redis refuses it nothing.
 #[tokio::test]
 async fn the_documented_gateway_acl_is_enough() {
     let mut h = Harness::start().await;
@@ -92,6 +95,17 @@ async fn the_documented_gateway_acl_is_enough() {
         .commit(&[inbound("A1", "dinner?")])
         .await
         .expect("commit as gw");
+    run.fake.serve("/v/A3", b"opus");
+    run.fake
+        .deliver(vec![voice("A3", "/v/A3", 4)])
+        .await
+        .expect("a voice note as gw");
+    let media: Option<Vec<u8>> = h
+        .con
+        .get(schema::media_key(&format!("{CONTACT}.A3")))
+        .await
+        .expect("get");
+    assert_eq!(media.as_deref(), Some(&b"opus"[..]));
     queue_text(&mut h, "bot_A1", "sounds good", 0).await;
     queue_text(&mut h, "bot_A2", "will fail", 0).await;
     let letters = dead_letters(&mut h).await;

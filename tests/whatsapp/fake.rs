@@ -1,14 +1,22 @@
 //! The stand-in for WhatsApp's network: a connector and link behind the
 //! gateway's narrow `Connector`/`Link` traits that record what they were asked
-//! to do, and fail, hang or pause Redis when a test says so.
+//! to do, and fail, hang or pause Redis when a test says so. It also serves
+//! media behind the `MediaSource` trait, recording each download.
 
 use secondme::connection::Con;
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use redis::AsyncCommands;
 use secondme::bridge::whatsapp::inbox::Inbox;
-use secondme::bridge::whatsapp::link::{Connector, Link, LinkError, LinkEvent};
+use secondme::bridge::whatsapp::link::{
+    Connector, Inbound, Link, LinkError, LinkEvent, MediaOffer, MediaSink, MediaSource,
+};
+
+/// The chunk the fake media servers stream in: the library's own (8 KiB).
+pub const CHUNK: usize = 8 * 1024;
 use tokio::sync::mpsc;
 
 /// What the fake was asked to do, in order.
@@ -38,6 +46,15 @@ pub struct Record {
     /// Keys set the first time "typing..." is shown (another gateway's writes
     /// landing meanwhile).
     pub on_composing: Vec<(String, String)>,
+    /// The bytes WhatsApp's media servers hold, by path; a path not here fails to download.
+    pub media: HashMap<String, Vec<u8>>,
+    /// The paths of every download asked for, in order.
+    pub downloads: Vec<String>,
+    /// Downloads of these paths never answer (a media server that stalls).
+    pub stalled: HashSet<String>,
+    /// Per download, in order: the bytes handed to the gateway's sink (the
+    /// refused chunk included) and the bytes it took.
+    pub streamed: Vec<(usize, usize)>,
 }
 
 /// A connector like the library: a stored device connects, a new one shows a code.
@@ -75,6 +92,37 @@ impl FakeConnector {
     /// The connection ends by itself: its event channel closes.
     pub fn drop_link(&self) {
         self.record.lock().expect("lock").events = None;
+    }
+
+    /// Delivers `batch` as the library's durability hook does: through the
+    /// inbox, fetching media from this fake.
+    pub async fn deliver(&self, batch: Vec<Inbound>) -> anyhow::Result<()> {
+        self.inbox().receive(batch, self).await
+    }
+
+    /// WhatsApp's media servers hold `bytes` at `path`.
+    pub fn serve(&self, path: &str, bytes: &[u8]) {
+        let mut r = self.record.lock().expect("lock");
+        r.media.insert(path.to_owned(), bytes.to_vec());
+    }
+
+    /// The paths downloaded so far.
+    pub fn downloads(&self) -> Vec<String> {
+        self.record.lock().expect("lock").downloads.clone()
+    }
+
+    /// Downloads of `path` never answer.
+    pub fn stall(&self, path: &str) {
+        self.record
+            .lock()
+            .expect("lock")
+            .stalled
+            .insert(path.to_owned());
+    }
+
+    /// What each download streamed: (bytes handed to the sink, bytes it took).
+    pub fn streamed(&self) -> Vec<(usize, usize)> {
+        self.record.lock().expect("lock").streamed.clone()
     }
 
     /// The inbox the gateway gave the current connection.
@@ -134,6 +182,50 @@ impl Connector for FakeConnector {
 
     fn store_path(&self) -> PathBuf {
         self.store.clone()
+    }
+}
+
+/// Streams like the library: the bytes go into the sink chunk by chunk, and
+/// the download stops at the first chunk the sink refuses.
+impl MediaSource for FakeConnector {
+    async fn download(
+        &self,
+        offer: &MediaOffer,
+        mut sink: MediaSink,
+    ) -> Result<MediaSink, LinkError> {
+        let path = offer
+            .location
+            .as_ref()
+            .map(|l| l.direct_path.clone())
+            .ok_or_else(|| LinkError("nothing says where the media is".into()))?;
+        let (served, stalled) = {
+            let mut r = self.record.lock().expect("lock");
+            r.downloads.push(path.clone());
+            (r.media.get(&path).cloned(), r.stalled.contains(&path))
+        };
+        if stalled {
+            std::future::pending::<()>().await;
+        }
+        let bytes = served.ok_or_else(|| LinkError(format!("media server: 404 for {path}")))?;
+        let (mut handed, mut taken) = (0, 0);
+        let mut refused = None;
+        for chunk in bytes.chunks(CHUNK) {
+            handed += chunk.len();
+            if let Err(e) = sink.write_all(chunk) {
+                refused = Some(e);
+                break;
+            }
+            taken += chunk.len();
+        }
+        self.record
+            .lock()
+            .expect("lock")
+            .streamed
+            .push((handed, taken));
+        match refused {
+            Some(e) => Err(LinkError(format!("writing the media: {e}"))),
+            None => Ok(sink),
+        }
     }
 }
 

@@ -38,24 +38,32 @@ async fn incoming_messages_reach_the_stream_through_the_hook_commit_only() {
     run.finish().await;
 }
 
-/// The commands Redis received, as `MONITOR` shows them, until `want` matches one.
-async fn monitor_until(url: &str, want: impl Fn(&str) -> bool) -> Option<String> {
+/// The commands Redis received, as `MONITOR` shows them, up to the first that
+/// `want` matches (the last line then); all seen within 5 s otherwise.
+pub async fn monitor_until(url: &str, want: impl Fn(&str) -> bool) -> Vec<String> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let path = url.strip_prefix("unix://")?;
-    let mut socket = tokio::net::UnixStream::connect(path).await.ok()?;
-    socket.write_all(b"*1\r\n$7\r\nMONITOR\r\n").await.ok()?;
+    let mut seen = Vec::new();
+    let Some(path) = url.strip_prefix("unix://") else {
+        return seen;
+    };
+    let Ok(mut socket) = tokio::net::UnixStream::connect(path).await else {
+        return seen;
+    };
+    if socket.write_all(b"*1\r\n$7\r\nMONITOR\r\n").await.is_err() {
+        return seen;
+    }
     let mut lines = BufReader::new(socket).lines();
-    tokio::time::timeout(Duration::from_secs(5), async {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while let Ok(Some(line)) = lines.next_line().await {
-            if want(&line) {
-                return Some(line);
+            let found = want(&line);
+            seen.push(line);
+            if found {
+                return;
             }
         }
-        None
     })
-    .await
-    .ok()
-    .flatten()
+    .await;
+    seen
 }
 
 #[tokio::test]
@@ -72,7 +80,11 @@ async fn incoming_messages_are_added_with_acked_trimming_on_redis_8_2() {
         .commit(&[inbound("A1", "hi")])
         .await
         .expect("commit");
-    let line = seen.await.expect("join").expect("the XADD");
+    let lines = seen.await.expect("join");
+    let line = lines
+        .last()
+        .filter(|l| l.contains("\"XADD\" \"QUEUE:messages\""))
+        .expect("the XADD");
     if h.acked {
         assert!(
             line.contains("\"XADD\" \"QUEUE:messages\" \"ACKED\" \"MAXLEN\" \"~\""),

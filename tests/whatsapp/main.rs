@@ -19,6 +19,7 @@ mod ids;
 mod inbox;
 mod lease;
 mod login;
+mod media;
 mod owner;
 mod pacing;
 mod sender;

@@ -66,6 +66,10 @@ pub struct Setup {
     pub replicas_to_wait: u32,
     /// How long the account's lease outlives its last renewal.
     pub lease_ttl: Duration,
+    /// Largest media fetched, bytes.
+    pub media_max_bytes: usize,
+    /// Longest one download and all of a batch's downloads may take, when not the defaults.
+    pub media_times: Option<(Duration, Duration)>,
 }
 
 impl Default for Setup {
@@ -83,6 +87,8 @@ impl Default for Setup {
             send_per_minute: 60,
             replicas_to_wait: 0,
             lease_ttl: secondme::bridge::whatsapp::lease::TTL,
+            media_max_bytes: schema::media::DEFAULT_MAX_BYTES,
+            media_times: None,
         }
     }
 }
@@ -122,7 +128,11 @@ pub async fn start_with(h: &Harness, with_store: bool, setup: Setup) -> Running 
     let key = setup.key.unwrap_or_else(SessionKey::generate);
     let directory = Directory::open(dir.join("contacts.json")).expect("directory");
     let con = setup.con.unwrap_or_else(|| h.con.clone());
-    let inbox = Inbox::new(con.clone(), h.acked, directory);
+    let mut inbox =
+        Inbox::new(con.clone(), h.acked, directory).with_media_limit(setup.media_max_bytes);
+    if let Some((download, batch)) = setup.media_times {
+        inbox = inbox.with_media_times(download, batch);
+    }
     let opts = GatewayOptions {
         user_id: USER.into(),
         key: key.clone(),
@@ -198,6 +208,7 @@ pub fn inbound(id: &str, text: &str) -> Inbound {
         },
         address: "15550001111@s.whatsapp.net".into(),
         push_name: Some("Bob".into()),
+        media: None,
     }
 }
 

@@ -18,7 +18,9 @@ use whatsapp_rust::types::events::ConnectFailureReason;
 
 use super::contact::{ContactHasher, Person};
 use super::inbox::Inbox;
-use super::link::{Connector, Inbound, Link, LinkError, LinkEvent};
+use super::link::{
+    Connector, Inbound, Link, LinkError, LinkEvent, MediaOffer, MediaSink, MediaSource,
+};
 use super::mapping::{self, MapOptions};
 use crate::private_file;
 use crate::store::now_ms;
@@ -406,9 +408,54 @@ impl whatsapp_rust::InboundDurabilityHook for Hook {
             }
         }
         self.inbox
-            .commit(&entries)
+            .receive(entries, &ClientMedia(&client))
             .await
             .map_err(|e| whatsapp_rust::anyhow::anyhow!("{e:#}"))
+    }
+}
+
+/// Media downloads through the library's client, streamed into the sink
+/// (`download_from_params_to_writer`): the sink refuses the first chunk past
+/// the limit, so a file larger than it said is never held whole. The chat's
+/// message lane waits for them, not the connection's reader, so the
+/// media-server query a download makes is answered meanwhile.
+struct ClientMedia<'a>(&'a Client);
+
+impl MediaSource for ClientMedia<'_> {
+    async fn download(&self, offer: &MediaOffer, sink: MediaSink) -> Result<MediaSink, LinkError> {
+        use whatsapp_rust::download::{DownloadParams, MediaType};
+        let media_type = match offer.kind {
+            crate::schema::media::MediaKind::Voice => MediaType::Audio,
+            crate::schema::media::MediaKind::Photo => MediaType::Image,
+            crate::schema::media::MediaKind::Other => {
+                return Err(LinkError("only voice notes and photos are fetched".into()));
+            }
+        };
+        let at = offer
+            .location
+            .as_ref()
+            .ok_or_else(|| LinkError("the media cannot be fetched".into()))?;
+        let params = DownloadParams::encrypted(
+            at.direct_path.clone(),
+            &at.media_key,
+            &at.file_sha256,
+            &at.file_enc_sha256,
+            offer.file_length.unwrap_or(0),
+            media_type,
+        );
+        self.0
+            .download_from_params_to_writer(&params, sink)
+            .await
+            .map_err(|e| LinkError(e.to_string()))
+    }
+}
+
+/// The library empties the sink before each attempt (another media host
+/// after a failed one), so a retry never follows a stale tail.
+impl whatsapp_rust::download::DownloadWriter for MediaSink {
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        MediaSink::truncate(self, len);
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! Where WhatsApp's messages enter Redis: the durability hook's commit. WhatsApp
 //! is acknowledged only after [`Inbox::commit`] returns `Ok`, so a message is
 //! either in `QUEUE:messages` (and, with `replicas_to_wait`, on that many
-//! replicas) or will be delivered again.
+//! replicas) or will be delivered again. A voice note, audio or photo it
+//! fetched is at `MEDIA:{messageId}` before its entry is added ([`Inbox::receive`]).
 //!
 //! The inbox also keeps the [`Directory`]: which address answers which contact
 //! id. It lives in a private file beside the device store, never in Redis,
@@ -10,11 +11,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::connection::Con;
 use anyhow::{Context, Result};
 
-use super::link::Inbound;
+use super::link::{Inbound, MediaSource};
+use super::media;
 use crate::private_file;
 use crate::schema::{self, QueueMessage};
 use crate::store::durability::{self, WAIT_TIMEOUT};
@@ -119,6 +122,8 @@ pub struct Inbox {
     directory: Directory,
     /// Replicas that must hold a batch before WhatsApp is told we have it.
     replicas_to_wait: u32,
+    /// What voice notes, audio and photos are fetched: how large, how long.
+    media: media::Limits,
 }
 
 impl Inbox {
@@ -129,7 +134,23 @@ impl Inbox {
             acked_trim,
             directory,
             replicas_to_wait: 0,
+            media: media::Limits::new(schema::media::DEFAULT_MAX_BYTES),
         }
+    }
+
+    /// The same inbox, fetching media of at most `max_bytes` (the `media_max_mb` setting).
+    pub fn with_media_limit(mut self, max_bytes: usize) -> Self {
+        self.media.max_bytes = max_bytes;
+        self
+    }
+
+    /// The same inbox, giving up a download after `download`, and the media
+    /// of a batch after `batch` in all (the defaults are
+    /// [`media::DOWNLOAD_TIMEOUT`] and [`media::BATCH_TIMEOUT`]).
+    pub fn with_media_times(mut self, download: Duration, batch: Duration) -> Self {
+        self.media.download = download;
+        self.media.batch = batch;
+        self
     }
 
     /// The same inbox, confirming each batch on `replicas` replicas (`WAIT`)
@@ -172,6 +193,15 @@ impl Inbox {
         Ok(())
     }
 
+    /// Commits a batch as it comes from WhatsApp: the media of enabled
+    /// contacts fetched through `source` and written to `MEDIA:{messageId}`
+    /// first ([`media::store`]), then [`Self::commit`]. An `Err` (Redis) has
+    /// WhatsApp deliver the whole batch again.
+    pub async fn receive(&self, batch: Vec<Inbound>, source: &impl MediaSource) -> Result<()> {
+        media::store(&self.con, source, &self.media, &batch).await?;
+        self.commit(&batch).await
+    }
+
     /// The batch into `QUEUE:messages` and the directory, without waiting for replicas.
     async fn write(&self, batch: &[Inbound]) -> Result<()> {
         self.directory.remember(
@@ -182,8 +212,11 @@ impl Inbox {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for m in batch {
-            pipe.add_command(queue::xadd(&m.message, self.acked_trim))
-                .ignore();
+            let mut xadd = queue::xadd(&m.message, self.acked_trim);
+            for (name, value) in media::entry_fields(m.media.as_ref()) {
+                xadd.arg(name).arg(value);
+            }
+            pipe.add_command(xadd).ignore();
             if let Some(name) = m.push_name.as_deref().filter(|n| !n.is_empty()) {
                 pipe.hset(schema::contact_names(), &m.message.contact_id, name)
                     .ignore();
@@ -206,6 +239,7 @@ impl Inbox {
                 .address(&echo.contact_id)
                 .unwrap_or_default(),
             push_name: None,
+            media: None,
         }])
         .await
     }

@@ -5,7 +5,8 @@ use whatsapp_rust::prelude::{MessageExt as _, MessageInfo, wa};
 use whatsapp_rust::wacore_binary::JidExt as _;
 
 use super::contact::{ContactHasher, Person};
-use super::link::Inbound;
+use super::link::{Inbound, MediaLocation, MediaOffer};
+use crate::schema::media::{self, MediaKind};
 use crate::schema::{Direction, QueueMessage};
 
 /// What the mapping may let through.
@@ -67,7 +68,12 @@ pub fn map(
         let of = |j: &whatsapp_rust::Jid| Person::from_address(&j.user, j.server.as_str());
         Person::prefer_phone(Some(chat).and_then(of), alt.and_then(of)).ok_or(Skip::NotAPerson)?
     };
-    let content = content(base).ok_or(Skip::NoContent)?;
+    // A voice note, audio or photo is named by its entry's `mediaType`: its
+    // content is the caption, never a placeholder the worker could answer.
+    let (media, content) = match media_of(message) {
+        Some((offer, caption)) => (Some(offer), caption),
+        None => (None, content(base).ok_or(Skip::NoContent)?),
+    };
     let contact_id = hasher.id(&person);
     let push_name =
         (!source.is_from_me && !info.push_name.is_empty()).then(|| info.push_name.clone());
@@ -86,10 +92,94 @@ pub fn map(
         },
         address: person.address(),
         push_name,
+        media,
     })
 }
 
-/// The text of a message: its text, its caption after a placeholder, or a placeholder.
+/// WhatsApp's format of voice notes, the type an audio message without a
+/// valid one of its own is named with.
+const FALLBACK_AUDIO: &str = "audio/ogg";
+/// WhatsApp's format of photos, the type a photo without a valid one of its
+/// own is named with.
+const FALLBACK_IMAGE: &str = "image/jpeg";
+
+/// The voice note, audio or photo a message is (the media [`content`] shows a
+/// placeholder for), with its caption (empty when none): every one is named in
+/// its entry, fetched or not. It has a location only when the gateway may
+/// fetch it: WhatsApp said what a download needs and gave a MIME type of its
+/// kind, and it is not view-once (the sender meant it to be seen once, on the phone).
+pub fn media_of(message: &wa::Message) -> Option<(MediaOffer, String)> {
+    let base = message.get_base_message();
+    if base.text_content().is_some() {
+        return None;
+    }
+    let fetchable = !message.is_view_once();
+    if let Some(m) = base.image_message.as_option() {
+        let mime = mime_of(MediaKind::Photo, m.mimetype.as_deref());
+        let location = location(
+            &m.direct_path,
+            &m.media_key,
+            &m.file_sha256,
+            &m.file_enc_sha256,
+        )
+        .filter(|_| fetchable && mime.is_some());
+        let offer = MediaOffer {
+            kind: MediaKind::Photo,
+            mime: mime.unwrap_or_else(|| FALLBACK_IMAGE.to_owned()),
+            seconds: None,
+            file_length: m.file_length,
+            location,
+        };
+        return Some((offer, m.caption.clone().unwrap_or_default()));
+    }
+    if base.video_message.is_set() {
+        return None;
+    }
+    let m = base.audio_message.as_option()?;
+    let mime = mime_of(MediaKind::Voice, m.mimetype.as_deref());
+    let location = location(
+        &m.direct_path,
+        &m.media_key,
+        &m.file_sha256,
+        &m.file_enc_sha256,
+    )
+    .filter(|_| fetchable && mime.is_some());
+    let offer = MediaOffer {
+        kind: MediaKind::Voice,
+        mime: mime.unwrap_or_else(|| FALLBACK_AUDIO.to_owned()),
+        seconds: m.seconds,
+        file_length: m.file_length,
+        location,
+    };
+    Some((offer, String::new()))
+}
+
+/// `mime` when it is a valid MIME type of `kind` (an entry with any other would be refused).
+fn mime_of(kind: MediaKind, mime: Option<&str>) -> Option<String> {
+    let mime = mime?;
+    (media::check_media_type(mime).is_ok() && MediaKind::of_mime(mime) == Some(kind))
+        .then(|| mime.to_owned())
+}
+
+/// Where the media is, when WhatsApp gave all a download needs.
+fn location(
+    direct_path: &Option<String>,
+    media_key: &Option<Vec<u8>>,
+    file_sha256: &Option<Vec<u8>>,
+    file_enc_sha256: &Option<Vec<u8>>,
+) -> Option<MediaLocation> {
+    let present = |v: &Option<Vec<u8>>| v.clone().filter(|b| !b.is_empty());
+    Some(MediaLocation {
+        direct_path: direct_path.clone().filter(|p| !p.is_empty())?,
+        media_key: present(media_key)?,
+        file_sha256: present(file_sha256)?,
+        file_enc_sha256: present(file_enc_sha256)?,
+    })
+}
+
+/// The text of a message: its text, its caption after a placeholder, or a
+/// placeholder. [`map`] writes the placeholder only for media other than
+/// voice notes, audio and photos (those are named by [`media_of`]).
 pub fn content(base: &wa::Message) -> Option<String> {
     if let Some(text) = base.text_content() {
         return Some(text.to_owned());
@@ -246,6 +336,199 @@ mod tests {
         };
         assert_eq!(content(&video).as_deref(), Some("[video]"));
         assert_eq!(content(&wa::Message::default()), None);
+    }
+
+    fn voice_note(mime: Option<&str>) -> wa::message::AudioMessage {
+        wa::message::AudioMessage {
+            ptt: Some(true),
+            seconds: Some(12),
+            mimetype: mime.map(str::to_owned),
+            file_length: Some(4_000),
+            direct_path: Some("/v/t62/abc".into()),
+            media_key: Some(vec![1; 32]),
+            file_sha256: Some(vec![2; 32]),
+            file_enc_sha256: Some(vec![3; 32]),
+            ..Default::default()
+        }
+    }
+
+    fn with_audio(m: wa::message::AudioMessage) -> wa::Message {
+        wa::Message {
+            audio_message: MessageField::some(m),
+            ..Default::default()
+        }
+    }
+
+    fn photo(caption: Option<&str>) -> wa::Message {
+        wa::Message {
+            image_message: MessageField::some(wa::message::ImageMessage {
+                caption: caption.map(str::to_owned),
+                mimetype: Some("image/jpeg".into()),
+                file_length: Some(90_000),
+                direct_path: Some("/v/t62/img".into()),
+                media_key: Some(vec![1; 32]),
+                file_sha256: Some(vec![2; 32]),
+                file_enc_sha256: Some(vec![3; 32]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn voice_notes_and_photos_are_named_with_their_caption_never_a_placeholder() {
+        let voice = run(
+            from(Jid::pn(PHONE)),
+            &with_audio(voice_note(Some("audio/ogg; codecs=opus"))),
+        )
+        .expect("mapped");
+        assert_eq!(voice.message.content, "", "no placeholder to answer");
+        let said = voice.media.expect("named");
+        assert_eq!(said.kind, MediaKind::Voice);
+        assert_eq!(said.mime, "audio/ogg; codecs=opus");
+        assert_eq!(said.seconds, Some(12));
+        assert_eq!(said.file_length, Some(4_000));
+        let at = said.location.as_ref().expect("fetchable");
+        assert_eq!(at.direct_path, "/v/t62/abc");
+        assert_eq!(at.media_key, vec![1; 32]);
+        assert!(
+            !format!("{said:?}").contains("abc"),
+            "the location stays out of logs"
+        );
+
+        let shown = run(from(Jid::pn(PHONE)), &photo(Some("look at my new car!"))).expect("mapped");
+        assert_eq!(shown.message.content, "look at my new car!");
+        let seen = shown.media.expect("named");
+        assert_eq!(seen.kind, MediaKind::Photo);
+        assert_eq!(seen.mime, "image/jpeg");
+        assert_eq!(seen.seconds, None);
+        assert!(seen.location.is_some());
+        let bare = run(from(Jid::pn(PHONE)), &photo(None)).expect("mapped");
+        assert_eq!(bare.message.content, "");
+        assert!(bare.media.is_some());
+
+        let song = wa::message::AudioMessage {
+            ptt: None,
+            seconds: Some(185),
+            mimetype: Some("audio/mpeg".into()),
+            ..voice_note(None)
+        };
+        let heard = run(from(Jid::pn(PHONE)), &with_audio(song)).expect("mapped");
+        assert_eq!(heard.message.content, "");
+        let heard = heard.media.expect("named");
+        assert_eq!((heard.kind, heard.seconds), (MediaKind::Voice, Some(185)));
+        assert_eq!(heard.mime, "audio/mpeg");
+    }
+
+    #[test]
+    fn other_media_keep_their_placeholder_and_are_not_named() {
+        assert_eq!(media_of(&text("hi")), None);
+        let video = wa::Message {
+            video_message: MessageField::some(wa::message::VideoMessage {
+                mimetype: Some("video/mp4".into()),
+                direct_path: Some("/v".into()),
+                caption: Some("watch".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(media_of(&video), None);
+        let mapped = run(from(Jid::pn(PHONE)), &video).expect("mapped");
+        assert_eq!(mapped.message.content, "[video] watch");
+        assert_eq!(mapped.media, None);
+        for (m, placeholder) in [
+            (
+                wa::Message {
+                    document_message: MessageField::some(Default::default()),
+                    ..Default::default()
+                },
+                "[document]",
+            ),
+            (
+                wa::Message {
+                    sticker_message: MessageField::some(Default::default()),
+                    ..Default::default()
+                },
+                "[sticker]",
+            ),
+        ] {
+            assert_eq!(media_of(&m), None);
+            let mapped = run(from(Jid::pn(PHONE)), &m).expect("mapped");
+            assert_eq!(mapped.message.content, placeholder);
+            assert_eq!(mapped.media, None);
+        }
+    }
+
+    #[test]
+    fn media_that_cannot_be_fetched_is_named_all_the_same() {
+        for mime in [None, Some("video/mp4"), Some("audio"), Some("audio/ogg\n")] {
+            let m = run(from(Jid::pn(PHONE)), &with_audio(voice_note(mime))).expect("mapped");
+            assert_eq!(m.message.content, "", "{mime:?}");
+            let named = m.media.expect("named");
+            assert_eq!(named.mime, "audio/ogg", "WhatsApp's format for {mime:?}");
+            assert_eq!(named.seconds, Some(12));
+            assert_eq!(named.location, None, "{mime:?}: not fetched");
+        }
+        let no_key = wa::message::AudioMessage {
+            media_key: None,
+            ..voice_note(Some("audio/ogg"))
+        };
+        let view_once = wa::message::AudioMessage {
+            view_once: Some(true),
+            ..voice_note(Some("audio/ogg"))
+        };
+        for audio in [no_key, view_once] {
+            let (named, caption) = media_of(&with_audio(audio)).expect("named");
+            assert_eq!(caption, "");
+            assert_eq!(named.mime, "audio/ogg");
+            assert_eq!(named.location, None);
+        }
+        let wrapped = wa::Message {
+            view_once_message: MessageField::some(wa::message::FutureProofMessage {
+                message: MessageField::some(photo(Some("once"))),
+            }),
+            ..Default::default()
+        };
+        let m = run(from(Jid::pn(PHONE)), &wrapped).expect("mapped");
+        assert_eq!(m.message.content, "once");
+        let named = m.media.expect("named");
+        assert_eq!(named.kind, MediaKind::Photo);
+        assert_eq!(named.location, None, "view-once is never fetched");
+        let odd_photo = wa::Message {
+            image_message: MessageField::some(wa::message::ImageMessage {
+                mimetype: Some("application/pdf".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (named, _) = media_of(&odd_photo).expect("named");
+        assert_eq!(
+            (named.kind, named.mime.as_str()),
+            (MediaKind::Photo, "image/jpeg")
+        );
+        assert_eq!(named.location, None);
+    }
+
+    #[test]
+    fn the_persons_own_voice_note_is_named_with_no_placeholder() {
+        let source = MessageSource {
+            chat: Jid::pn(PHONE),
+            sender: Jid::pn("15559990000"),
+            is_from_me: true,
+            recipient: Some(Jid::pn(PHONE)),
+            ..Default::default()
+        };
+        let m = run(
+            source,
+            &with_audio(voice_note(Some("audio/ogg; codecs=opus"))),
+        )
+        .expect("mapped");
+        assert!(m.message.from_me);
+        assert_eq!(m.message.content, "");
+        assert_eq!(
+            m.media.map(|o| o.mime).as_deref(),
+            Some("audio/ogg; codecs=opus")
+        );
     }
 
     #[test]

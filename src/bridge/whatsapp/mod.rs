@@ -3,6 +3,7 @@
 //! - `contact`: keyed contact ids (phone and `@lid` forms of a person, one id);
 //! - `mapping`: a WhatsApp message to a queue entry, or why it is skipped (pure);
 //! - `link`: the narrow trait the gateway talks to, with plain data only;
+//! - `media`: voice notes, audio and photos fetched for enabled contacts, to `MEDIA:{messageId}`;
 //! - `inbox`: the durable commit of incoming messages (and sent replies' echoes)
 //!   to `QUEUE:messages`;
 //! - `gateway`: connections over any link, their events, login codes, session and state;
@@ -23,6 +24,7 @@ pub mod lease;
 pub mod link;
 #[cfg(feature = "whatsapp")]
 pub mod mapping;
+pub mod media;
 pub mod pacing;
 pub mod sender;
 #[cfg(feature = "whatsapp")]

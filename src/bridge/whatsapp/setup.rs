@@ -66,7 +66,8 @@ pub async fn run(
         con.clone(),
         connection::supports_acked_trim(version),
         directory,
-    );
+    )
+    .with_media_limit(config.media.max_bytes);
     let opts = GatewayOptions {
         user_id: config.user_id.clone(),
         key,

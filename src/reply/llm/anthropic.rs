@@ -2,10 +2,12 @@
 //! `anthropic-version: 2023-06-01`, the system prompt as a top-level field and
 //! strictly alternating turns.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::chat::{ChatRequest, Completion, alternate, strip_think_tags};
+use super::chat::{
+    Base64, ChatRequest, Completion, Content, ImagePart, Message, alternate, attach_image,
+    strip_think_tags, to_json,
+};
 use super::error::LlmError;
 use super::http::Header;
 use super::usage::token_count;
@@ -35,19 +37,69 @@ pub fn headers(api_key: Option<&str>) -> Vec<Header> {
     h
 }
 
-/// The request body: `system` on top, turns merged so they alternate from the user.
-pub fn body(req: &ChatRequest) -> serde_json::Value {
-    let messages: Vec<serde_json::Value> = alternate(&req.turns)
+/// The image types the Messages API takes.
+pub const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// The largest image taken, in base64 characters: Anthropic's 5 MB per image
+/// is measured on the base64 string (its 400 reads "image exceeds 5 MB
+/// maximum: N bytes > 5242880 bytes"), so about 3.75 MiB of image.
+pub const MAX_IMAGE_BASE64: usize = 5 << 20;
+
+/// The request body, as JSON: `system` on top, turns merged so they alternate
+/// from the user; `image` goes with the last (the user's) as a base64 image
+/// block before its text. Its type is one of [`IMAGE_TYPES`]: the caller checks.
+pub fn body(req: &ChatRequest, image: Option<&ImagePart<'_>>) -> Result<Vec<u8>, LlmError> {
+    let turns = alternate(&req.turns);
+    let mut messages: Vec<Message<'_, ImageBlock<'_>>> = turns
         .iter()
-        .map(|t| json!({"role": t.role.as_str(), "content": t.text}))
+        .map(|t| Message {
+            role: t.role.as_str(),
+            content: Content::Text(&t.text),
+        })
         .collect();
-    json!({
-        "model": req.model,
-        "system": req.system,
-        "messages": messages,
-        "max_tokens": req.max_tokens,
-        "temperature": req.temperature,
-    })
+    if let Some(image) = image {
+        let block = ImageBlock {
+            kind: "image",
+            source: Source {
+                kind: "base64",
+                media_type: &image.media_type,
+                data: image.base64(),
+            },
+        };
+        attach_image(&mut messages, block, true);
+    }
+    let body = Body {
+        model: &req.model,
+        system: &req.system,
+        messages,
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+    };
+    to_json(&body, req, image)
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    system: &'a str,
+    messages: Vec<Message<'a, ImageBlock<'a>>>,
+    max_tokens: u32,
+    temperature: f32,
+}
+
+#[derive(Serialize)]
+struct ImageBlock<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    source: Source<'a>,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    media_type: &'a str,
+    data: Base64<'a>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +161,11 @@ pub fn parse(body: &str) -> Result<Completion, LlmError> {
 mod tests {
     use super::*;
     use crate::reply::llm::chat::{Role, Turn};
+    use serde_json::json;
+
+    fn value(req: &ChatRequest, image: Option<&ImagePart<'_>>) -> serde_json::Value {
+        serde_json::from_slice(&body(req, image).expect("a body")).expect("JSON")
+    }
 
     #[test]
     fn system_on_top_and_turns_alternate() {
@@ -127,10 +184,19 @@ mod tests {
             max_tokens: 10,
             temperature: 0.7,
         };
-        let b = body(&req);
+        let b = value(&req, None);
         assert_eq!(b["system"], "rules");
         assert_eq!(b["messages"].as_array().map(Vec::len), Some(1));
         assert_eq!(b["messages"][0]["content"], "a\nb");
+        let image = ImagePart::new("image/webp", b"webp").expect("an image");
+        let b = value(&req, Some(&image));
+        assert_eq!(
+            b["messages"][0]["content"],
+            json!([
+                {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "d2VicA=="}},
+                {"type": "text", "text": "a\nb"}
+            ])
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ impl Open {
 #[derive(Debug)]
 pub struct Breaker {
     id: String,
+    /// What it switches off, for the log ("the language model").
+    what: &'static str,
     cooldown: Duration,
     open: Mutex<Option<Open>>,
 }
@@ -39,8 +41,14 @@ pub struct Breaker {
 impl Breaker {
     /// A closed breaker that stays open `cooldown` (at most [`LONGEST_COOLDOWN`]) once tripped.
     pub fn new(cooldown: Duration) -> Self {
+        Self::named(cooldown, "the language model")
+    }
+
+    /// [`Self::new`] for another endpoint, named `what` in the log ("transcription").
+    pub fn named(cooldown: Duration, what: &'static str) -> Self {
         Self {
             id: new_id(),
+            what,
             // Bounded so that the time left, shown and written to Redis as
             // milliseconds since 1970, stays far from any integer's limit.
             cooldown: cooldown.min(LONGEST_COOLDOWN),
@@ -65,7 +73,7 @@ impl Breaker {
             }),
             Some((_, None)) => {
                 *open = None;
-                tracing::info!("the language model's cool-down is over: trying it again");
+                tracing::info!("{}: the cool-down is over, trying it again", self.what);
                 Ok(())
             }
             None => Ok(()),
@@ -75,7 +83,8 @@ impl Breaker {
     /// Opens the breaker for the cool-down, because of `reason`.
     pub fn trip(&self, reason: &str) {
         tracing::error!(
-            "the language model is off for {:?} after a permanent error: {reason}",
+            "{} is off for {:?} after a permanent error: {reason}",
+            self.what,
             self.cooldown
         );
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,12 +1,14 @@
 //! One protocol client over the HTTP client, with the SDKs' retry policy:
 //! transient failures are tried again with backoff, within the reply's deadline.
-//! Every error leaving it has had the key (and anything key-shaped) removed.
+//! Every error leaving it has had the key (and anything key-shaped) removed,
+//! and any piece of the image it sent.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::chat::{ChatRequest, Completion};
+use super::chat::{ChatRequest, Completion, ImagePart, scrub};
 use super::config::Provider;
 use super::error::{LlmError, classify, redact, retry_after};
 use super::http::{Http, HttpReply};
@@ -72,64 +74,55 @@ impl ModelClient {
         req: &ChatRequest,
         deadline: Instant,
     ) -> Result<Completion, LlmError> {
-        let mut attempt = 0;
-        loop {
-            // Redacted here, before the retry log below and before any caller sees it.
-            let err = match self.once(req, deadline).await {
-                Ok(c) => return Ok(c),
-                Err(e) => e.redacted(self.key()),
-            };
-            if !err.retryable() || attempt >= self.max_retries {
-                return Err(err);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let wait = match &err {
-                LlmError::Status {
-                    retry_after: Some(wait),
-                    ..
-                } => {
-                    // The server's wait, or nothing: retrying sooner would be refused.
-                    if *wait >= left {
-                        return Err(LlmError::WaitTooLong { wait: *wait });
-                    }
-                    *wait
-                }
-                _ => {
-                    let wait = backoff(attempt);
-                    if wait >= left {
-                        return Err(err);
-                    }
-                    wait
-                }
-            };
-            tracing::debug!(
-                "model call failed ({err}); retry {} in {wait:?}",
-                attempt + 1
-            );
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
+        self.complete_with(req, None, deadline).await
+    }
+
+    /// Asks for a completion of `req` with `image` beside its last user turn,
+    /// retrying transient failures until `deadline`. Errors hold neither the
+    /// key nor a piece of the image's data.
+    pub async fn complete_with(
+        &self,
+        req: &ChatRequest,
+        image: Option<&ImagePart<'_>>,
+        deadline: Instant,
+    ) -> Result<Completion, LlmError> {
+        // Written once: with a photo it is megabytes, the same for every attempt.
+        let body = Bytes::from(match self.provider {
+            Provider::OpenAi => openai::body(req, image)?,
+            Provider::Anthropic => anthropic::body(req, image)?,
+        });
+        let sent = &body;
+        with_retries(
+            self.max_retries,
+            self.key(),
+            deadline,
+            LogAs {
+                call: "model call",
+                error: LlmError::to_string,
+            },
+            || async move {
+                self.once(sent.clone(), deadline)
+                    .await
+                    .map_err(|e| without_image(e, image.map(|_| sent.as_ref())))
+            },
+        )
+        .await
     }
 
     fn key(&self) -> Option<&str> {
         self.api_key.as_ref().map(ApiKey::expose)
     }
 
-    async fn once(&self, req: &ChatRequest, deadline: Instant) -> Result<Completion, LlmError> {
+    async fn once(&self, body: Bytes, deadline: Instant) -> Result<Completion, LlmError> {
         let key = self.key();
-        let (url, headers, body) = match self.provider {
-            Provider::OpenAi => (
-                openai::url(&self.base_url),
-                openai::headers(key),
-                openai::body(req),
-            ),
-            Provider::Anthropic => (
-                anthropic::url(&self.base_url),
-                anthropic::headers(key),
-                anthropic::body(req),
-            ),
+        let (url, headers) = match self.provider {
+            Provider::OpenAi => (openai::url(&self.base_url), openai::headers(key)),
+            Provider::Anthropic => (anthropic::url(&self.base_url), anthropic::headers(key)),
         };
-        let reply = self.http.post_json(&url, headers, &body, deadline).await?;
+        let reply = self
+            .http
+            .post_bytes(&url, headers, "application/json", body, deadline)
+            .await?;
         if !(200..300).contains(&reply.status) {
             return Err(status_error(&reply, key));
         }
@@ -140,9 +133,104 @@ impl ModelClient {
     }
 }
 
+/// `err` without pieces of the image's data in the texts a server wrote (its
+/// message, where it redirected): it may quote the request it refused. `sent`
+/// is the body that held the image, `None` without one.
+fn without_image(err: LlmError, sent: Option<&[u8]>) -> LlmError {
+    let Some(sent) = sent else {
+        return err;
+    };
+    match err {
+        LlmError::Status {
+            status,
+            kind,
+            message,
+            retry_after,
+        } => LlmError::Status {
+            status,
+            kind,
+            message: scrub(&message, sent),
+            retry_after,
+        },
+        LlmError::Redirect { status, location } => LlmError::Redirect {
+            status,
+            location: scrub(&location, sent),
+        },
+        other => other,
+    }
+}
+
+/// How a retry loop names its calls and their errors in the log, so that a
+/// transcription's retry never reads as the language model's.
+#[derive(Clone, Copy)]
+pub struct LogAs {
+    /// What is tried ("model call", "transcription").
+    pub call: &'static str,
+    /// An error's text, naming the server it came from.
+    pub error: fn(&LlmError) -> String,
+}
+
+/// Runs `attempt` until it succeeds or fails for good, with the SDKs' policy:
+/// a retryable error is tried again after a backoff (0.5 s doubling to 8 s) or
+/// the wait the server asked for, at most `max_retries` times and never past
+/// `deadline`. Every error is redacted of `key` (and anything key-shaped)
+/// before it is logged (as `log` says) or returned. The loop of the model's
+/// client and the transcription client.
+pub async fn with_retries<T, F, Fut>(
+    max_retries: u32,
+    key: Option<&str>,
+    deadline: Instant,
+    log: LogAs,
+    mut attempt: F,
+) -> Result<T, LlmError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, LlmError>>,
+{
+    let mut retries = 0;
+    loop {
+        // Redacted here, before the retry log below and before any caller sees it.
+        let err = match attempt().await {
+            Ok(done) => return Ok(done),
+            Err(e) => e.redacted(key),
+        };
+        if !err.retryable() || retries >= max_retries {
+            return Err(err);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let wait = match &err {
+            LlmError::Status {
+                retry_after: Some(wait),
+                ..
+            } => {
+                // The server's wait, or nothing: retrying sooner would be refused.
+                if *wait >= left {
+                    return Err(LlmError::WaitTooLong { wait: *wait });
+                }
+                *wait
+            }
+            _ => {
+                let wait = backoff(retries);
+                if wait >= left {
+                    return Err(err);
+                }
+                wait
+            }
+        };
+        tracing::debug!(
+            "{} failed ({}); retry {} in {wait:?}",
+            log.call,
+            (log.error)(&err),
+            retries + 1
+        );
+        tokio::time::sleep(wait).await;
+        retries += 1;
+    }
+}
+
 /// The error of a non-2xx answer. The key is removed from the body before its
 /// message is cut to length, which could leave a piece too short to recognise.
-fn status_error(reply: &HttpReply, key: Option<&str>) -> LlmError {
+pub fn status_error(reply: &HttpReply, key: Option<&str>) -> LlmError {
     let (kind, message) = classify(reply.status, &redact(&reply.body, key));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -87,6 +87,8 @@ pub struct LlmSettings {
     pub owner_name: Option<String>,
     /// Sends the API key over plain `http://` to a host that is not this machine.
     pub allow_insecure_http: Option<bool>,
+    /// The configured models take images (photos are sent to them); default false.
+    pub images: Option<bool>,
     /// Price per million tokens, model to `[input, output]` in USD, for the cost figures.
     #[serde(default)]
     pub prices: HashMap<String, [f64; 2]>,
@@ -137,6 +139,8 @@ pub struct LlmConfig {
     pub owner_name: Option<String>,
     /// The key may go in clear over plain `http://` to another machine.
     pub allow_insecure_http: bool,
+    /// The models take images: a photo goes to the strong model with its caption.
+    pub images: bool,
     /// Prices per million tokens (input, output), by model.
     pub prices: HashMap<String, [f64; 2]>,
 }
@@ -167,6 +171,7 @@ impl LlmSettings {
             max_reply_chars: self.max_reply_chars.or(lower.max_reply_chars),
             owner_name: self.owner_name.or(lower.owner_name),
             allow_insecure_http: self.allow_insecure_http.or(lower.allow_insecure_http),
+            images: self.images.or(lower.images),
             prices,
         }
     }
@@ -238,6 +243,7 @@ impl LlmSettings {
             max_reply_chars: self.max_reply_chars.unwrap_or(600).max(20),
             owner_name: self.owner_name.filter(|n| !n.trim().is_empty()),
             allow_insecure_http: self.allow_insecure_http.unwrap_or(false),
+            images: self.images.unwrap_or(false),
             prices: self.prices,
         }))
     }
@@ -269,7 +275,7 @@ pub fn normalize_base_url(url: &str) -> Result<String, ConfigError> {
 
 /// Whether `url` is plain `http://` to a host other than loopback
 /// (127.0.0.0/8, ::1, `localhost`); an address that does not parse counts as another host.
-fn key_in_clear(url: &str) -> bool {
+pub(crate) fn key_in_clear(url: &str) -> bool {
     let Ok(parsed) = reqwest::Url::parse(url) else {
         return url.trim().to_ascii_lowercase().starts_with("http://");
     };

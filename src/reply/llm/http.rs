@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use super::error::LlmError;
@@ -88,28 +89,49 @@ impl Http {
         Ok(Self { client })
     }
 
-    /// POSTs `body` as JSON; the whole exchange ends by `deadline`.
-    pub async fn post_json(
+    /// POSTs `body` (a request's JSON, a multipart form) as `content_type`;
+    /// the whole exchange ends by `deadline`. `Bytes` so that a retry sends
+    /// the same buffer again instead of a copy.
+    pub async fn post_bytes(
         &self,
         url: &str,
         headers: Vec<Header>,
-        body: &serde_json::Value,
+        content_type: &str,
+        body: Bytes,
         deadline: Instant,
     ) -> Result<HttpReply, LlmError> {
-        let mut map = HeaderMap::new();
-        for h in headers {
-            let mut value = HeaderValue::from_str(&h.value).map_err(|_| {
-                LlmError::Connection(format!("the {} header holds invalid characters", h.name))
-            })?;
-            value.set_sensitive(h.secret);
-            map.insert(HeaderName::from_static(h.name), value);
-        }
-        let limit = deadline.saturating_duration_since(Instant::now());
-        let request = self.client.post(url).headers(map).json(body);
-        tokio::time::timeout_at(deadline, exchange(request))
-            .await
-            .map_err(|_| LlmError::Timeout(limit))?
+        let mut map = header_map(headers)?;
+        let value = HeaderValue::from_str(content_type).map_err(|_| {
+            LlmError::Connection("the content-type header holds invalid characters".into())
+        })?;
+        map.insert(CONTENT_TYPE, value);
+        let request = self.client.post(url).headers(map).body(body);
+        send_by(request, deadline).await
     }
+}
+
+/// The headers to send, credentials marked sensitive.
+fn header_map(headers: Vec<Header>) -> Result<HeaderMap, LlmError> {
+    let mut map = HeaderMap::new();
+    for h in headers {
+        let mut value = HeaderValue::from_str(&h.value).map_err(|_| {
+            LlmError::Connection(format!("the {} header holds invalid characters", h.name))
+        })?;
+        value.set_sensitive(h.secret);
+        map.insert(HeaderName::from_static(h.name), value);
+    }
+    Ok(map)
+}
+
+/// Sends `request`, failing with a timeout when the exchange is not over by `deadline`.
+async fn send_by(
+    request: reqwest::RequestBuilder,
+    deadline: Instant,
+) -> Result<HttpReply, LlmError> {
+    let limit = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout_at(deadline, exchange(request))
+        .await
+        .map_err(|_| LlmError::Timeout(limit))?
 }
 
 async fn exchange(request: reqwest::RequestBuilder) -> Result<HttpReply, LlmError> {

@@ -9,6 +9,7 @@ pub mod clean;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod gist;
 pub mod http;
 pub mod openai;
 pub mod prompt;
@@ -21,13 +22,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::persona_engine::PersonaEngine;
-use super::{Reply, ReplyEngine, ReplyRequest, paced_delay_ms};
+use super::{ImageInput, Reply, ReplyEngine, ReplyRequest, paced_delay_ms};
 use crate::learn::{LearnConfig, Learned};
 use crate::llm_usage::{Accounts, BreakerState, Pending};
+use crate::media::UnderstandError;
 use breaker::Breaker;
-use chat::ChatRequest;
+use chat::{ChatRequest, Completion, ImagePart};
 use client::{ApiKey, ModelClient};
-use config::LlmConfig;
+use config::{LlmConfig, Provider};
 use error::LlmError;
 use route::Route;
 use usage::Meter;
@@ -181,12 +183,41 @@ impl LlmEngine {
         }
     }
 
-    async fn generate(&self, request: &ReplyRequest<'_>, route: Route) -> Result<String, LlmError> {
+    /// One call as every call counts: refused while the breaker is open or the
+    /// day's budget is spent; its tokens and time, or its error, in the figures;
+    /// a permanent error opens the breaker. With the time it took, ms.
+    async fn call(
+        &self,
+        chat: &ChatRequest,
+        image: Option<&ImagePart<'_>>,
+    ) -> Result<(Completion, u64), LlmError> {
         self.shared.breaker.check()?;
         let budget = self.cfg.daily_token_budget;
         if budget > 0 && self.shared.meter.spent_today() >= budget {
             return Err(LlmError::BudgetSpent { budget });
         }
+        let model = chat.model.as_str();
+        let started = Instant::now();
+        let deadline = started + self.cfg.timeout;
+        match self.client.complete_with(chat, image, deadline).await {
+            Ok(c) => {
+                let ms = started.elapsed().as_millis() as u64;
+                self.shared
+                    .meter
+                    .record_call(model, c.prompt_tokens, c.completion_tokens, ms);
+                Ok((c, ms))
+            }
+            Err(e) => {
+                self.shared.meter.record_error(model);
+                if e.permanent() {
+                    self.shared.breaker.trip(&e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn generate(&self, request: &ReplyRequest<'_>, route: Route) -> Result<String, LlmError> {
         let (model, max_tokens) = self.model_for(route);
         let (system, turns) = prompt::build(&prompt::PromptInput {
             owner: self.cfg.owner_name.as_deref(),
@@ -206,54 +237,76 @@ impl LlmEngine {
             max_tokens,
             temperature: 0.7,
         };
-        let started = Instant::now();
-        let deadline = started + self.cfg.timeout;
-        match self.client.complete(&chat, deadline).await {
-            Ok(c) => {
-                let ms = started.elapsed().as_millis() as u64;
-                self.shared
-                    .meter
-                    .record_call(model, c.prompt_tokens, c.completion_tokens, ms);
-                tracing::info!(
-                    "{model} answered in {ms} ms ({} + {} tokens, {}; {} past exchanges, {})",
-                    c.prompt_tokens,
-                    c.completion_tokens,
-                    c.finish_reason.as_deref().unwrap_or("no finish reason"),
-                    request
-                        .learned
-                        .map_or(0, |l| l.examples.len() + l.other_chats.len()),
-                    learned_style(request.learned)
-                );
-                let mut names = vec![request.persona_id];
-                names.extend(self.cfg.owner_name.as_deref());
-                // The person's own past replies are in the prompt as examples,
-                // which a reply is meant to resemble, beside what this chat's
-                // contact wrote then, which a reply may echo: no leak when it does.
-                let mut examples = request.persona.example_messages.clone();
-                examples.extend(prompt::example_sides(request.learned));
-                let guard = clean::Guard {
-                    names: &names,
-                    system: &chat.system,
-                    examples: &examples,
-                    contact: request.context.and_then(|c| c.name.as_deref()),
-                    max_chars: self.cfg.max_reply_chars,
-                };
-                let cut_off = clean::stopped_at_cap(c.finish_reason.as_deref());
-                clean::clean(&c.text, &guard, cut_off).map_err(|why| {
-                    if clean::is_refusal(why) {
-                        LlmError::Refused(why)
-                    } else {
-                        LlmError::Unusable(why)
-                    }
-                })
+        let (c, ms) = self.call(&chat, None).await?;
+        tracing::info!(
+            "{model} answered in {ms} ms ({} + {} tokens, {}; {} past exchanges, {})",
+            c.prompt_tokens,
+            c.completion_tokens,
+            c.finish_reason.as_deref().unwrap_or("no finish reason"),
+            request
+                .learned
+                .map_or(0, |l| l.examples.len() + l.other_chats.len()),
+            learned_style(request.learned)
+        );
+        let mut names = vec![request.persona_id];
+        names.extend(self.cfg.owner_name.as_deref());
+        // The person's own past replies are in the prompt as examples,
+        // which a reply is meant to resemble, beside what this chat's
+        // contact wrote then, which a reply may echo: no leak when it does.
+        let mut examples = request.persona.example_messages.clone();
+        examples.extend(prompt::example_sides(request.learned));
+        let guard = clean::Guard {
+            names: &names,
+            system: &chat.system,
+            examples: &examples,
+            contact: request.context.and_then(|c| c.name.as_deref()),
+            max_chars: self.cfg.max_reply_chars,
+        };
+        let cut_off = clean::stopped_at_cap(c.finish_reason.as_deref());
+        clean::clean(&c.text, &guard, cut_off).map_err(|why| {
+            if clean::is_refusal(why) {
+                LlmError::Refused(why)
+            } else {
+                LlmError::Unusable(why)
             }
-            Err(e) => {
-                self.shared.meter.record_error(model);
-                if e.permanent() {
-                    self.shared.breaker.trip(&e.to_string());
-                }
-                Err(e)
+        })
+    }
+
+    /// The photo as the model takes it: refused for good, before any request,
+    /// when images are off, the bytes are none, the type is not one the
+    /// provider takes or the photo is over the provider's size limit.
+    fn image_part<'a>(&self, image: &ImageInput<'a>) -> Result<ImagePart<'a>, UnderstandError> {
+        let refuse = |why: String| Err(UnderstandError::Permanent(why));
+        if !self.cfg.images {
+            return refuse("the language model takes no images ([llm] images = false)".into());
+        }
+        if image.bytes.is_empty() {
+            return refuse("the photo has no bytes".into());
+        }
+        let Some(part) = ImagePart::new(image.mime, image.bytes) else {
+            return refuse(format!("{:?} is not an image type", image.mime));
+        };
+        match self.cfg.provider {
+            Provider::Anthropic if !anthropic::IMAGE_TYPES.contains(&part.media_type.as_str()) => {
+                refuse(format!(
+                    "Anthropic takes JPEG, PNG, GIF or WebP images, not {}",
+                    part.media_type
+                ))
             }
+            Provider::Anthropic if part.base64_len() > anthropic::MAX_IMAGE_BASE64 => {
+                refuse(format!(
+                    "the photo is {} bytes, {} in base64, over the {} Anthropic takes",
+                    part.bytes.len(),
+                    part.base64_len(),
+                    anthropic::MAX_IMAGE_BASE64
+                ))
+            }
+            Provider::OpenAi if part.bytes.len() > openai::MAX_IMAGE_BYTES => refuse(format!(
+                "the photo is {} bytes, over the {} OpenAI takes",
+                part.bytes.len(),
+                openai::MAX_IMAGE_BYTES
+            )),
+            _ => Ok(part),
         }
     }
 }
@@ -273,6 +326,37 @@ impl ReplyEngine for LlmEngine {
 
     fn history_len(&self) -> usize {
         self.cfg.history_messages
+    }
+
+    fn takes_images(&self) -> bool {
+        self.cfg.images
+    }
+
+    /// One call to the strong model with the photo and its caption, counted as
+    /// a reply's call is; the answer cleaned into a short line ([`gist::clean`]).
+    async fn describe_image(&self, image: &ImageInput<'_>) -> Result<String, UnderstandError> {
+        let part = self.image_part(image)?;
+        let chat = gist::request(
+            &self.cfg.strong_model,
+            self.cfg.strong_max_tokens,
+            image.caption,
+        );
+        let (c, ms) = self
+            .call(&chat, Some(&part))
+            .await
+            .map_err(gist::understand_error)?;
+        tracing::info!(
+            "{} described a photo of {} bytes in {ms} ms ({} + {} tokens)",
+            chat.model,
+            image.bytes.len(),
+            c.prompt_tokens,
+            c.completion_tokens
+        );
+        gist::clean(&c.text).map_err(|why| {
+            UnderstandError::Permanent(format!(
+                "the model's description of the photo was dropped: {why}"
+            ))
+        })
     }
 }
 

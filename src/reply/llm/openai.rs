@@ -1,9 +1,11 @@
 //! OpenAI Chat Completions: `POST {base}/v1/chat/completions`, Bearer auth.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::chat::{ChatRequest, Completion, strip_think_tags};
+use super::chat::{
+    ChatRequest, Completion, Content, DataUrl, ImagePart, Message, attach_image, strip_think_tags,
+    to_json,
+};
 use super::error::LlmError;
 use super::http::Header;
 use super::usage::token_count;
@@ -25,21 +27,58 @@ pub fn headers(api_key: Option<&str>) -> Vec<Header> {
         .collect()
 }
 
-/// The request body: the system prompt first, then the turns.
-pub fn body(req: &ChatRequest) -> serde_json::Value {
-    let mut messages = vec![json!({"role": "system", "content": req.system})];
-    messages.extend(
-        req.turns
-            .iter()
-            .map(|t| json!({"role": t.role.as_str(), "content": t.text})),
-    );
-    json!({
-        "model": req.model,
-        "messages": messages,
-        "max_tokens": req.max_tokens,
-        "temperature": req.temperature,
-        "stream": false,
-    })
+/// The largest image taken, bytes (OpenAI's limit per image: 20 MB).
+pub const MAX_IMAGE_BYTES: usize = 20 << 20;
+
+/// The request body, as JSON: the system prompt first, then the turns; `image`
+/// goes with the last (the user's) as an `image_url` part holding a data URL.
+pub fn body(req: &ChatRequest, image: Option<&ImagePart<'_>>) -> Result<Vec<u8>, LlmError> {
+    let mut messages = vec![Message {
+        role: "system",
+        content: Content::Text(&req.system),
+    }];
+    messages.extend(req.turns.iter().map(|t| Message {
+        role: t.role.as_str(),
+        content: Content::Text(&t.text),
+    }));
+    if let Some(image) = image {
+        let block = ImageBlock {
+            kind: "image_url",
+            image_url: ImageUrl {
+                url: image.data_url(),
+            },
+        };
+        attach_image(&mut messages, block, false);
+    }
+    let body = Body {
+        model: &req.model,
+        messages,
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+        stream: false,
+    };
+    to_json(&body, req, image)
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<Message<'a, ImageBlock<'a>>>,
+    max_tokens: u32,
+    temperature: f32,
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct ImageBlock<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    image_url: ImageUrl<'a>,
+}
+
+#[derive(Serialize)]
+struct ImageUrl<'a> {
+    url: DataUrl<'a>,
 }
 
 #[derive(Deserialize)]
@@ -53,13 +92,13 @@ struct Response {
 #[derive(Deserialize)]
 struct Choice {
     #[serde(default)]
-    message: Option<Message>,
+    message: Option<ChoiceMessage>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct Message {
+struct ChoiceMessage {
     #[serde(default)]
     content: Option<String>,
 }
@@ -95,6 +134,11 @@ pub fn parse(body: &str) -> Result<Completion, LlmError> {
 mod tests {
     use super::*;
     use crate::reply::llm::chat::{Role, Turn};
+    use serde_json::json;
+
+    fn value(req: &ChatRequest, image: Option<&ImagePart<'_>>) -> serde_json::Value {
+        serde_json::from_slice(&body(req, image).expect("a body")).expect("JSON")
+    }
 
     #[test]
     fn the_body_has_the_system_prompt_then_the_turns() {
@@ -108,10 +152,47 @@ mod tests {
             max_tokens: 20,
             temperature: 0.5,
         };
-        let b = body(&req);
+        let b = value(&req, None);
         assert_eq!(b["messages"][0]["role"], "system");
         assert_eq!(b["messages"][1]["content"], "hi");
         assert_eq!(b["max_tokens"], 20);
+        assert_eq!(
+            (b["temperature"].as_f64(), &b["stream"]),
+            (Some(0.5), &json!(false))
+        );
+        let image = ImagePart::new("image/png", b"png").expect("an image");
+        let b = value(&req, Some(&image));
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([
+                {"type": "text", "text": "hi"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,cG5n"}}
+            ])
+        );
+        assert_eq!(b["messages"][0]["content"], "be brief");
+    }
+
+    #[test]
+    fn an_image_after_the_assistant_is_a_user_message_of_its_own() {
+        let req = ChatRequest {
+            model: "m".into(),
+            system: "s".into(),
+            turns: vec![Turn {
+                role: Role::Assistant,
+                text: "hello".into(),
+            }],
+            max_tokens: 20,
+            temperature: 0.5,
+        };
+        let image = ImagePart::new("image/gif", b"gif").expect("an image");
+        let b = value(&req, Some(&image));
+        assert_eq!(b["messages"][1]["content"], "hello");
+        assert_eq!(
+            b["messages"][2],
+            json!({"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/gif;base64,Z2lm"}}
+            ]})
+        );
     }
 
     #[test]

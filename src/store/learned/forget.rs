@@ -17,7 +17,8 @@ pub struct Forgotten {
     /// Messages of the learned chat.
     pub learned_messages: u64,
     /// Keys deleted: learned chat, style counts and eval, the conversation
-    /// histories, the waiting draft, the marks of the contact's replies.
+    /// histories, the waiting draft, the marks of the contact's replies, the
+    /// bytes of its messages' media.
     pub keys: u64,
     /// `QUEUE:messages` entries.
     pub queued: u64,
@@ -34,10 +35,12 @@ pub struct Forgotten {
 /// counts and eval (and it from the learned set; the overall counts are merged
 /// again without it), `HISTORY:` and `SECONDME:history:` whatever their type,
 /// its waiting draft (`DRAFT:`, its `DRAFTS` member and `DRAFTS:regenerate`
-/// field), its count of unanswered messages (its `SECONDME:unanswered` field:
-/// nothing is left for the operator to look at), a night's message kept for
-/// the morning (its `SECONDME:deferred` field), and the send marks of its
-/// replies (`SENTREPLY:`, `SENDFAIL:`). Keys holding only ids, counts or
+/// field), its counts of unanswered messages and of voice notes and photos not
+/// understood (its `SECONDME:unanswered` and `SECONDME:unheard` fields: nothing
+/// is left for the operator to look at), a night's message kept for
+/// the morning (its `SECONDME:deferred` field), the send marks of its
+/// replies (`SENTREPLY:`, `SENDFAIL:`) and the bytes of the voice notes and
+/// photos its purged entries named (`MEDIA:`). Keys holding only ids, counts or
 /// times (`PAUSE:`, `PAUSEMETA:`, `COUNTER:`, `HANDLED:`, `SENT:`,
 /// `OPTIN:contacts`, `CONTACTS:activity`) and the contact's display
 /// name in `CONTACTS:names` stay. A stream another program holds with another
@@ -49,23 +52,33 @@ pub async fn forget(con: &mut Con, contact_id: &str) -> Result<Forgotten> {
         learned_messages: learned_count(con, contact_id).await?,
         ..Forgotten::default()
     };
-    let mut reply_ids = Vec::new();
-    let purged = purge_streams(con, contact_id, &mut gone, &mut reply_ids).await;
+    let mut ids = EntryIds::default();
+    let purged = purge_streams(con, contact_id, &mut gone, &mut ids).await;
     gone.keys += delete_contact_keys(con, contact_id).await?;
     super::refresh_overall(con).await?;
-    gone.keys += delete_reply_marks(con, &reply_ids).await?;
+    gone.keys += delete_reply_marks(con, &ids.replies).await?;
+    gone.keys += delete_media(con, &ids.messages).await?;
     purged?;
     Ok(gone)
 }
 
+/// The ids the purged entries named, whose own keys go too.
+#[derive(Default)]
+struct EntryIds {
+    /// `replyId`s: their `SENTREPLY:` and `SENDFAIL:` marks.
+    replies: Vec<String>,
+    /// `messageId`s: the bytes of their voice notes and photos (`MEDIA:`).
+    messages: Vec<String>,
+}
+
 /// Purges the contact's entries from the three streams, counting them in
-/// `gone` and collecting their `replyId`s; one that fails does not keep the
+/// `gone` and collecting the ids they name; one that fails does not keep the
 /// others from being purged (the first error is returned).
 async fn purge_streams(
     con: &mut Con,
     contact_id: &str,
     gone: &mut Forgotten,
-    reply_ids: &mut Vec<String>,
+    ids: &mut EntryIds,
 ) -> Result<()> {
     let streams = [
         (schema::queue_messages(), &mut gone.queued),
@@ -74,7 +87,7 @@ async fn purge_streams(
     ];
     let mut first_error = None;
     for (stream, count) in streams {
-        match purge_stream(con, stream, contact_id, reply_ids).await {
+        match purge_stream(con, stream, contact_id, ids).await {
             Ok(n) => *count = n,
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -104,7 +117,7 @@ async fn learned_count(con: &mut Con, contact_id: &str) -> Result<u64> {
 
 /// Deletes the contact's own keys (its draft among them) and takes it out of
 /// the learned set, the draft index, the regeneration requests and the
-/// unanswered counts, in one step; returns how many keys existed.
+/// operator's counts, in one step; returns how many keys existed.
 async fn delete_contact_keys(con: &mut Con, contact_id: &str) -> Result<u64> {
     let own = [
         keys::chat_key(contact_id),
@@ -114,7 +127,12 @@ async fn delete_contact_keys(con: &mut Con, contact_id: &str) -> Result<u64> {
         schema::own_history_key(contact_id),
         drafts::draft_key(contact_id),
     ];
-    let counted = unanswered_counted(con).await?;
+    let mut counted = Vec::new();
+    for key in unanswered::keys() {
+        if counts_held(con, key).await? {
+            counted.push(key);
+        }
+    }
     let deferred = holds_hash(con, schema::deferred()).await?;
     let mut pipe = redis::pipe();
     pipe.atomic()
@@ -125,8 +143,8 @@ async fn delete_contact_keys(con: &mut Con, contact_id: &str) -> Result<u64> {
         .ignore()
         .hdel(drafts::regenerate_key(), contact_id)
         .ignore();
-    if counted {
-        pipe.hdel(schema::unanswered(), contact_id).ignore();
+    for key in counted {
+        pipe.hdel(key, contact_id).ignore();
     }
     if deferred {
         pipe.hdel(schema::deferred(), contact_id).ignore();
@@ -156,17 +174,18 @@ async fn holds_hash(con: &mut Con, key: &str) -> Result<bool> {
     }
 }
 
-/// Whether `SECONDME:unanswered` holds counts to take the contact out of. A
-/// key of another type is another program's (it holds no text of ours): it
-/// stays, and stays out of the step, where it would fail the step's result.
-async fn unanswered_counted(con: &mut Con) -> Result<bool> {
-    match unanswered::holds_counts(con).await {
+/// Whether `key` (`SECONDME:unanswered` or `SECONDME:unheard`) holds counts
+/// to take the contact out of. A key of another type is another program's (it
+/// holds no text of ours): it stays, and stays out of the step, where it would
+/// fail the step's result.
+async fn counts_held(con: &mut Con, key: &str) -> Result<bool> {
+    match unanswered::holds_counts(con, key).await {
         Ok(counted) => Ok(counted),
         Err(e @ unanswered::Error::Foreign { .. }) => {
             tracing::warn!("{e}");
             Ok(false)
         }
-        Err(e) => Err(e).context("cannot forget the contact's unanswered count"),
+        Err(e) => Err(e).context("cannot forget the contact's counts for the operator"),
     }
 }
 
@@ -176,7 +195,7 @@ async fn purge_stream(
     con: &mut Con,
     stream: &str,
     contact_id: &str,
-    reply_ids: &mut Vec<String>,
+    entry_ids: &mut EntryIds,
 ) -> Result<u64> {
     let kind: String = redis::cmd("TYPE")
         .arg(stream)
@@ -213,10 +232,13 @@ async fn purge_stream(
             .iter()
             .filter(|e| is_contacts(e, contact_id))
             .collect();
-        reply_ids.extend(
+        entry_ids.replies.extend(
             ours.iter()
                 .filter_map(|e| text_field(e, schema::response_fields::REPLY_ID)),
         );
+        entry_ids
+            .messages
+            .extend(ours.iter().filter_map(|e| text_field(e, MESSAGE_ID)));
         let ids: Vec<&str> = ours.iter().map(|e| e.id.as_str()).collect();
         deleted += delete_entries(con, stream, &groups, &ids).await?;
         if page.ids.len() < PAGE {
@@ -279,6 +301,24 @@ fn text_field(entry: &StreamId, field: &str) -> Option<String> {
         .map
         .get(field)
         .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+}
+
+/// The `messageId` field of a queue entry (and of its dead letter).
+const MESSAGE_ID: &str = "messageId";
+
+/// Deletes the media bytes of the purged messages; returns how many existed.
+async fn delete_media(con: &mut Con, message_ids: &[String]) -> Result<u64> {
+    let mut deleted = 0;
+    for batch in message_ids.chunks(PAGE) {
+        let keys: Vec<String> = batch.iter().map(|m| schema::media_key(m)).collect();
+        let n: u64 = redis::cmd("UNLINK")
+            .arg(&keys)
+            .query_async(con)
+            .await
+            .context("cannot delete the media of the contact's messages")?;
+        deleted += n;
+    }
+    Ok(deleted)
 }
 
 /// Deletes `SENTREPLY:` and `SENDFAIL:` of each reply; returns how many existed.

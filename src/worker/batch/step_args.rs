@@ -17,8 +17,10 @@ use crate::worker::WorkerConfig;
 use crate::worker::parsed_entry::ParsedEntry;
 use crate::worker::verdict::{Committed, ScriptReply, Verdict};
 
-/// The message as the event the decide step publishes and keeps in the history.
-fn event_json(m: QueueMessage) -> String {
+/// The message as the event the decide step publishes and keeps in the history,
+/// with its media's mark once understood.
+fn event_json(g: &ParsedEntry) -> String {
+    let m: QueueMessage = g.message();
     let ev = MessageEvent {
         message_id: m.message_id,
         contact_id: m.contact_id,
@@ -26,6 +28,7 @@ fn event_json(m: QueueMessage) -> String {
         bot_sent: false,
         timestamp: m.timestamp,
         from_me: m.from_me,
+        media: g.media_mark().cloned(),
     };
     serde_json::to_string(&ev).unwrap_or_default()
 }
@@ -36,6 +39,9 @@ fn kind(g: &ParsedEntry) -> &'static str {
     match (g.direction(), g.is_from_me()) {
         (Direction::Outgoing, true) => "me",
         (Direction::Outgoing, false) => "out",
+        // Media the twin could not understand: decided like any incoming message,
+        // but never answered (`skip:unreadable`) and counted for the operator.
+        (Direction::Incoming, _) if g.is_unread() => "unread",
         (Direction::Incoming, _) => "in",
     }
 }
@@ -111,6 +117,7 @@ pub(super) async fn decide(
         .key(schema::deferred())
         .arg(cfg.sleep_mode.as_str())
         .key(schema::pause_meta_key(schema::PAUSE_ALL_CONTACT))
+        .key(schema::unheard())
         .handled_keys(crate::store::now_ms());
     let mut slots = ContactSlots::default();
     for (g, reply) in entries {
@@ -126,7 +133,7 @@ pub(super) async fn decide(
             .arg(g.contact_id())
             .arg(kind)
             .arg(g.timestamp())
-            .arg(event_json(g.message()));
+            .arg(event_json(g));
         match reply {
             Some(w) => inv
                 .arg(&w.reply_id)
@@ -190,7 +197,7 @@ pub(in crate::worker) async fn commit(
             .arg(&w.persona)
             .arg(w.delay_ms)
             .arg(&w.event)
-            .arg(event_json(g.message()))
+            .arg(event_json(g))
             .arg(keys_at);
     }
     let raw: Vec<String> = inv

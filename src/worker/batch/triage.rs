@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use redis::streams::StreamId;
 
 use crate::entry;
-use crate::schema::{self, Direction, QueueMessage};
+use crate::schema::{self, Direction, QueueMessage, media};
 use crate::store::deadletter::DeadLetter;
 use crate::worker::parsed_entry::ParsedEntry;
 
@@ -60,7 +60,7 @@ impl Triaged {
         letters.extend(self.good.iter().map(|g| DeadLetter {
             stream_id: g.stream_id().to_owned(),
             reason: format!("entry {}: {reason}", g.stream_id()),
-            fields: message_fields(&g.message()),
+            fields: entry_fields(g),
         }));
         letters
     }
@@ -102,10 +102,7 @@ impl Triaged {
     pub(in crate::worker) fn review_lines(
         &self,
     ) -> impl Iterator<Item = (&str, Vec<(String, String)>)> {
-        let good = self
-            .good
-            .iter()
-            .map(|g| (g.stream_id(), message_fields(&g.message())));
+        let good = self.good.iter().map(|g| (g.stream_id(), entry_fields(g)));
         let bad = self
             .bad
             .iter()
@@ -180,6 +177,20 @@ fn message_fields(m: &QueueMessage) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A parsed entry's fields as the gateway wrote them, its media fields too: a
+/// dead letter or review line replayed keeps its voice note, and the letter's
+/// `mediaType` tells the dead-letter step to delete the bytes.
+fn entry_fields(g: &ParsedEntry) -> Vec<(String, String)> {
+    let mut fields = message_fields(&g.message());
+    if let Some(m) = g.media() {
+        fields.push((media::MEDIA_TYPE_FIELD.to_owned(), m.mime.clone()));
+        if let Some(s) = m.seconds {
+            fields.push((media::MEDIA_SECONDS_FIELD.to_owned(), s.to_string()));
+        }
+    }
+    fields
+}
+
 /// Moves incoming messages older than the seed's limit from `batch.good` to its
 /// dead letters.
 pub(super) fn set_aside_expired(batch: &mut Triaged, now: i64) {
@@ -196,7 +207,7 @@ pub(super) fn set_aside_expired(batch: &mut Triaged, now: i64) {
             (now - g.timestamp()) / 1000,
             schema::QUEUE_ENTRY_MAX_AGE_MS / 1000
         ),
-        fields: message_fields(&g.message()),
+        fields: entry_fields(&g),
         stream_id: g.stream_id().to_owned(),
     }));
 }
@@ -211,7 +222,7 @@ pub(in crate::worker) fn dead_letter_of(g: &ParsedEntry, why: &str) -> DeadLette
     DeadLetter {
         stream_id: g.stream_id().to_owned(),
         reason: failed_reason(g.stream_id(), why),
-        fields: message_fields(&g.message()),
+        fields: entry_fields(g),
     }
 }
 

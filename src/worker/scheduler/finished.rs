@@ -28,6 +28,13 @@ impl<E: ReplyEngine> Worker<E> {
         let mut outcome = BatchOutcome::default();
         let mut failed = Vec::new();
         let mut recheck = Vec::new();
+        self.forget_media(done.iter().filter_map(|d| match d {
+            Done::Committed { entry, result, .. } if !matches!(result, Committed::Failed(_)) => {
+                Some(entry)
+            }
+            _ => None,
+        }))
+        .await;
         for d in done {
             match d {
                 Done::Committed {
