@@ -18,6 +18,7 @@
 #[allow(dead_code)]
 #[path = "../tests/common/cluster.rs"]
 mod cluster;
+mod common;
 #[allow(dead_code)]
 #[path = "../tests/common/nodes.rs"]
 mod nodes;
@@ -55,12 +56,7 @@ struct Figures {
 }
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run())
+    common::on_two_threads(run())
 }
 
 async fn run() -> Result<()> {

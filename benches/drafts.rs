@@ -11,6 +11,8 @@
 //!
 //! Run with `cargo bench --bench drafts`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,12 +34,7 @@ const DRAFTS: usize = 1_000;
 const GOAL_P99: Duration = Duration::from_millis(50);
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run())
+    common::on_two_threads(run())
 }
 
 async fn run() -> Result<()> {

@@ -8,6 +8,7 @@
 //!
 //! Run with `cargo bench --bench durability`. Five rounds; medians and ratios.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../tests/common/nodes.rs"]
 mod nodes;
@@ -52,12 +53,7 @@ struct Figures {
 type Pick = fn(&Figures) -> f64;
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run())
+    common::on_two_threads(run())
 }
 
 async fn run() -> Result<()> {

@@ -7,6 +7,7 @@
 //!
 //! Run with `cargo bench --bench failover`. Five rounds; medians.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../tests/common/nodes.rs"]
 mod nodes;
@@ -29,12 +30,7 @@ const GIVE_UP: Duration = Duration::from_secs(60);
 const RETRY: Duration = Duration::from_millis(10);
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run())
+    common::on_two_threads(run())
 }
 
 async fn run() -> Result<()> {

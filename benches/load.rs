@@ -79,12 +79,7 @@ impl Drop for WorkerChild {
 
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; there is nothing to filter.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run())
+    common::on_two_threads(run())
 }
 
 async fn run() -> Result<()> {

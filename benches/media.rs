@@ -134,12 +134,7 @@ async fn serve(
 }
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run())
+    common::on_two_threads(run())
 }
 
 async fn run() -> Result<()> {

@@ -42,12 +42,7 @@ const CONTACTS: usize = 100;
 const IDLE_WINDOW: Duration = Duration::from_secs(10);
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(run())
+    common::on_two_threads(run())
 }
 
 /// Runs `fut` with its names in namespace `ns`.

@@ -10,20 +10,22 @@ mod common;
 #[path = "common/fake_llm.rs"]
 mod fake_llm;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use common::media::{self, handled_soon, history, quick_claims};
+use common::streams::workers_pending;
 use common::worker::Running;
-use common::{Harness, eventually, handled};
+use common::{Harness, eventually, incoming, typed_by_person};
 use fake_llm::{FakeLlm, Step};
 use redis::AsyncCommands;
-use secondme::config::SleepSetting;
 use secondme::learn::LearnConfig;
 use secondme::media::config::{MediaConfig, SttSettings};
 use secondme::reply::ReplyEngine;
 use secondme::reply::engine::Engine;
 use secondme::reply::llm::config::{LlmConfig, Provider};
 use secondme::reply::persona_engine::PersonaEngine;
-use secondme::schema::{self, MessageEvent};
+use secondme::schema::{self, QueueMessage};
 use secondme::worker::WorkerConfig;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -47,12 +49,7 @@ fn completion(text: &str) -> String {
 }
 
 fn worker_config(h: &Harness, consumer: &str, stt: Option<&str>) -> WorkerConfig {
-    let mut cfg = WorkerConfig::from_config(&h.config(consumer));
-    cfg.sleep_hours = SleepSetting::Off;
-    cfg.block = Duration::from_millis(200);
-    cfg.claim_every = Duration::from_millis(200);
-    cfg.claim_idle = Duration::from_millis(500);
-    cfg.burst_quiet = Duration::from_millis(100);
+    let mut cfg = quick_claims(h, consumer);
     cfg.media = MediaConfig {
         stt: SttSettings {
             timeout: Some("2s".into()),
@@ -98,26 +95,11 @@ async fn send_media_at(
     bytes: &[u8],
     timestamp_ms: i64,
 ) {
-    let _: () = redis::cmd("SET")
-        .arg(schema::media_key(id))
-        .arg(bytes)
-        .arg("PX")
-        .arg(schema::media::MEDIA_TTL_MS)
-        .query_async(&mut h.con)
-        .await
-        .expect("SET media");
-    let ts = timestamp_ms.to_string();
-    h.send_raw(&[
-        ("messageId", id.as_bytes()),
-        ("contactId", contact.as_bytes()),
-        ("content", caption.as_bytes()),
-        ("timestamp", ts.as_bytes()),
-        ("direction", b"incoming"),
-        ("fromMe", b"false"),
-        ("mediaType", mime.as_bytes()),
-        ("mediaSeconds", b"12"),
-    ])
-    .await;
+    let message = QueueMessage {
+        timestamp: timestamp_ms,
+        ..incoming(id, contact, caption)
+    };
+    media::send(h, &message, mime, Some(12), bytes).await;
 }
 
 /// Waits until the bytes of `id` are deleted.
@@ -134,42 +116,17 @@ async fn media_gone_soon(h: &Harness, id: &str) -> bool {
     .is_some()
 }
 
-/// How `id` was handled once decided for good.
-async fn handled_soon(h: &Harness, id: &str) -> String {
-    eventually(15 * SECOND, || {
+/// The dead letters once there is one, within 10 s.
+async fn dead_letters_soon(h: &Harness) -> Vec<HashMap<String, String>> {
+    eventually(10 * SECOND, || {
         let mut con = h.con.clone();
-        async move { handled(&mut con, id).await.filter(|s| s != "seen") }
+        async move {
+            let l = common::streams::entries(&mut con, schema::queue_deadletter()).await;
+            (!l.is_empty()).then_some(l)
+        }
     })
     .await
-    .unwrap_or_else(|| panic!("{id} was not handled in time"))
-}
-
-/// The contact's history, newest first, as events.
-async fn history(h: &mut Harness, contact: &str) -> Vec<MessageEvent> {
-    let raw: Vec<String> = h
-        .con
-        .lrange(schema::history_key(contact), 0, -1)
-        .await
-        .expect("LRANGE");
-    raw.iter()
-        .map(|r| serde_json::from_str(r).expect("a history entry is an event"))
-        .collect()
-}
-
-async fn pending(h: &mut Harness) -> usize {
-    let reply: redis::Value = redis::cmd("XPENDING")
-        .arg(schema::queue_messages())
-        .arg(schema::WORKER_GROUP)
-        .query_async(&mut h.con)
-        .await
-        .expect("XPENDING");
-    match reply {
-        redis::Value::Array(items) => match items.first() {
-            Some(redis::Value::Int(n)) => *n as usize,
-            other => panic!("XPENDING summary: {other:?}"),
-        },
-        other => panic!("XPENDING: {other:?}"),
-    }
+    .expect("a dead letter")
 }
 
 /// What the control room counts for the contact (unanswered and unheard).
@@ -190,12 +147,23 @@ async fn start<E: ReplyEngine>(h: &Harness, engine: E, cfg: WorkerConfig) -> Run
     Running::start(&h.server.url(), engine, cfg).await
 }
 
+/// A server with `contacts` allowed, a fake transcription server playing
+/// `steps`, and a worker with the template engine sending it the voice notes.
+async fn hearing(contacts: &[&str], steps: Vec<Step>) -> (Harness, FakeLlm, Running) {
+    let mut h = Harness::start().await;
+    h.allow(contacts).await;
+    let stt = FakeLlm::start(steps).await;
+    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
+    (h, stt, w)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voice_note_is_transcribed_answered_kept_and_its_bytes_deleted() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice"]).await;
-    let stt = FakeLlm::start(vec![Step::ok(&transcript("are you coming saturday?"))]).await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
+    let (mut h, stt, w) = hearing(
+        &["alice"],
+        vec![Step::ok(&transcript("are you coming saturday?"))],
+    )
+    .await;
     let bytes = audio_bytes();
     send_media(&mut h, "v1", "alice", "audio/ogg; codecs=opus", "", &bytes).await;
     assert_eq!(handled_soon(&h, "v1").await, "answered");
@@ -221,7 +189,7 @@ async fn a_voice_note_is_transcribed_answered_kept_and_its_bytes_deleted() {
     assert_eq!(mark.seconds, Some(12));
     assert!(!mark.unread);
     assert!(media_gone_soon(&h, "v1").await, "the bytes are deleted");
-    assert_eq!(pending(&mut h).await, 0);
+    assert_eq!(workers_pending(&mut h.con).await, 0);
     w.stop().await;
 }
 
@@ -241,7 +209,11 @@ async fn without_a_transcription_endpoint_a_voice_note_is_left_to_the_operator()
         Some(1),
         "counted for the operator"
     );
-    assert_eq!(pending(&mut h).await, 0, "acknowledged, not left stuck");
+    assert_eq!(
+        workers_pending(&mut h.con).await,
+        0,
+        "acknowledged, not left stuck"
+    );
     assert!(media_gone_soon(&h, "v1").await, "the bytes are deleted");
     let heard = history(&mut h, "alice").await;
     let note = heard.iter().find(|e| e.message_id == "v1").expect("kept");
@@ -251,16 +223,16 @@ async fn without_a_transcription_endpoint_a_voice_note_is_left_to_the_operator()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_transcription_never_reaches_the_contact() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice", "bob"]).await;
-    let stt = FakeLlm::start(vec![Step::status(
-        400,
-        r#"{"error":{"message":"Invalid file format. SYSTEM PROMPT LEAK"}}"#,
-    )])
+    let (mut h, stt, w) = hearing(
+        &["alice", "bob"],
+        vec![Step::status(
+            400,
+            r#"{"error":{"message":"Invalid file format. SYSTEM PROMPT LEAK"}}"#,
+        )],
+    )
     .await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
     send_media(&mut h, "v1", "alice", "audio/ogg", "", &audio_bytes()).await;
-    h.send(&common::incoming("t1", "bob", "hi there")).await;
+    h.send(&incoming("t1", "bob", "hi there")).await;
     assert_eq!(handled_soon(&h, "v1").await, "skip:unreadable");
     assert_eq!(
         handled_soon(&h, "t1").await,
@@ -283,16 +255,16 @@ async fn a_refused_transcription_never_reaches_the_contact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_failure_leaves_the_note_pending_until_it_is_heard() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice"]).await;
     // Two failures (the first try and its one retry), then the server is back.
-    let stt = FakeLlm::start(vec![
-        Step::status(503, "{}"),
-        Step::status(503, "{}"),
-        Step::ok(&transcript("call me back")),
-    ])
+    let (mut h, stt, w) = hearing(
+        &["alice"],
+        vec![
+            Step::status(503, "{}"),
+            Step::status(503, "{}"),
+            Step::ok(&transcript("call me back")),
+        ],
+    )
     .await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
     send_media(&mut h, "v1", "alice", "audio/ogg", "", &audio_bytes()).await;
     assert_eq!(handled_soon(&h, "v1").await, "answered");
     assert_eq!(
@@ -301,17 +273,14 @@ async fn a_transient_failure_leaves_the_note_pending_until_it_is_heard() {
         "tried, retried, then tried again later"
     );
     assert_eq!(h.responses().await.len(), 1, "answered once");
-    assert_eq!(pending(&mut h).await, 0);
+    assert_eq!(workers_pending(&mut h.con).await, 0);
     assert!(media_gone_soon(&h, "v1").await);
     w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_voice_note_is_never_sent_to_the_endpoint() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice"]).await;
-    let stt = FakeLlm::start(vec![Step::ok(&transcript("hello"))]).await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
+    let (mut h, stt, w) = hearing(&["alice"], vec![Step::ok(&transcript("hello"))]).await;
     send_media(&mut h, "v1", "stranger", "audio/ogg", "", &audio_bytes()).await;
     assert_eq!(handled_soon(&h, "v1").await, "skip:not_enabled");
     assert!(stt.requests().is_empty(), "nothing sent for a stranger");
@@ -321,10 +290,7 @@ async fn a_strangers_voice_note_is_never_sent_to_the_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_gone_or_of_another_type_are_unreadable_and_the_batch_goes_on() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice", "bob"]).await;
-    let stt = FakeLlm::start(vec![Step::ok(&transcript("fine"))]).await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
+    let (mut h, stt, w) = hearing(&["alice", "bob"], vec![Step::ok(&transcript("fine"))]).await;
     // Expired before the worker saw it: the entry names bytes that are gone.
     send_media(&mut h, "gone", "alice", "audio/ogg", "", &audio_bytes()).await;
     let _: () = h.con.del(schema::media_key("gone")).await.expect("DEL");
@@ -334,23 +300,13 @@ async fn bytes_gone_or_of_another_type_are_unreadable_and_the_batch_goes_on() {
         .rpush(schema::media_key("odd"), "x")
         .await
         .expect("RPUSH");
-    let ts = secondme::store::now_ms().to_string();
-    h.send_raw(&[
-        ("messageId", b"odd"),
-        ("contactId", b"bob"),
-        ("content", b""),
-        ("timestamp", ts.as_bytes()),
-        ("direction", b"incoming"),
-        ("fromMe", b"false"),
-        ("mediaType", b"audio/ogg"),
-    ])
-    .await;
-    h.send(&common::incoming("t1", "bob", "and this?")).await;
+    media::send_entry(&mut h, &incoming("odd", "bob", ""), "audio/ogg", None).await;
+    h.send(&incoming("t1", "bob", "and this?")).await;
     assert_eq!(handled_soon(&h, "gone").await, "skip:unreadable");
     assert_eq!(handled_soon(&h, "odd").await, "skip:unreadable");
     assert_eq!(handled_soon(&h, "t1").await, "answered");
     assert!(stt.requests().is_empty(), "nothing to send");
-    assert_eq!(pending(&mut h).await, 0);
+    assert_eq!(workers_pending(&mut h.con).await, 0);
     w.stop().await;
 }
 
@@ -364,26 +320,9 @@ async fn a_malformed_media_type_is_dead_lettered_with_the_field_named() {
         .set(schema::media_key("bad"), "bytes")
         .await
         .expect("SET");
-    let ts = secondme::store::now_ms().to_string();
-    h.send_raw(&[
-        ("messageId", b"bad"),
-        ("contactId", b"alice"),
-        ("content", b""),
-        ("timestamp", ts.as_bytes()),
-        ("direction", b"incoming"),
-        ("fromMe", b"false"),
-        ("mediaType", b"\x1b[2Jaudio"),
-    ])
-    .await;
-    let letters = eventually(10 * SECOND, || {
-        let mut h2 = h.con.clone();
-        async move {
-            let l = common::streams::entries(&mut h2, schema::queue_deadletter()).await;
-            (!l.is_empty()).then_some(l)
-        }
-    })
-    .await
-    .expect("a dead letter");
+    let bad = incoming("bad", "alice", "");
+    media::send_entry(&mut h, &bad, "\x1b[2Jaudio", None).await;
+    let letters = dead_letters_soon(&h).await;
     let reason = &letters[0][schema::deadletter_fields::REASON];
     assert!(reason.contains("mediaType"), "{reason}");
     assert!(
@@ -484,10 +423,7 @@ async fn a_photo_for_a_model_without_images_is_left_to_the_operator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_voice_note_is_dead_lettered_with_its_media_fields_and_bytes_deleted() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice"]).await;
-    let stt = FakeLlm::start(vec![Step::ok(&transcript("too late"))]).await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
+    let (mut h, stt, w) = hearing(&["alice"], vec![Step::ok(&transcript("too late"))]).await;
     let ten_minutes_ago = secondme::store::now_ms() - 600_000;
     send_media_at(
         &mut h,
@@ -499,15 +435,7 @@ async fn an_expired_voice_note_is_dead_lettered_with_its_media_fields_and_bytes_
         ten_minutes_ago,
     )
     .await;
-    let letters = eventually(10 * SECOND, || {
-        let mut con = h.con.clone();
-        async move {
-            let l = common::streams::entries(&mut con, schema::queue_deadletter()).await;
-            (!l.is_empty()).then_some(l)
-        }
-    })
-    .await
-    .expect("a dead letter");
+    let letters = dead_letters_soon(&h).await;
     assert!(letters[0][schema::deadletter_fields::REASON].contains("expired"));
     assert_eq!(
         letters[0]["mediaType"], "audio/ogg",
@@ -546,14 +474,14 @@ async fn under_the_kill_switch_or_a_pause_nothing_is_sent_to_the_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voice_note_delivered_twice_is_transcribed_and_answered_once() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice"]).await;
-    let stt = FakeLlm::start(vec![
-        Step::ok(&transcript("see you at eight")),
-        Step::ok(&transcript("see you at eight")),
-    ])
+    let (mut h, stt, w) = hearing(
+        &["alice"],
+        vec![
+            Step::ok(&transcript("see you at eight")),
+            Step::ok(&transcript("see you at eight")),
+        ],
+    )
     .await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
     send_media(&mut h, "v1", "alice", "audio/ogg", "", &audio_bytes()).await;
     assert_eq!(handled_soon(&h, "v1").await, "answered");
     // The gateway writes it again (a redelivery from WhatsApp).
@@ -561,13 +489,7 @@ async fn a_voice_note_delivered_twice_is_transcribed_and_answered_once() {
     let drained = eventually(10 * SECOND, || {
         let mut h2 = h.con.clone();
         async move {
-            let pending: redis::Value = redis::cmd("XPENDING")
-                .arg(schema::queue_messages())
-                .arg(schema::WORKER_GROUP)
-                .query_async(&mut h2)
-                .await
-                .ok()?;
-            let acked_all = matches!(&pending, redis::Value::Array(v) if matches!(v.first(), Some(redis::Value::Int(0))));
+            let acked_all = workers_pending(&mut h2).await == 0;
             let len: u64 = h2.xlen(schema::queue_messages()).await.ok()?;
             (acked_all && len == 2).then_some(())
         }
@@ -593,7 +515,7 @@ async fn a_note_left_for_later_holds_back_the_contacts_next_message() {
     // note's retry holds back the text of the same batch (across batches a
     // text read while the note waits is answered at once).
     send_media(&mut h, "v1", "alice", "audio/ogg", "", &audio_bytes()).await;
-    h.send(&common::incoming("t1", "alice", "hello??")).await;
+    h.send(&incoming("t1", "alice", "hello??")).await;
     let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
     assert_eq!(handled_soon(&h, "v1").await, "answered");
     assert_eq!(handled_soon(&h, "t1").await, "answered");
@@ -609,10 +531,11 @@ async fn a_note_left_for_later_holds_back_the_contacts_next_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_that_would_expire_before_another_try_is_left_to_the_operator() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice"]).await;
-    let stt = FakeLlm::start(vec![Step::status(503, "{}"), Step::status(503, "{}")]).await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
+    let (mut h, _stt, w) = hearing(
+        &["alice"],
+        vec![Step::status(503, "{}"), Step::status(503, "{}")],
+    )
+    .await;
     // 4 min 59 s old: the next try, a claim later, would find it expired.
     let almost_expired = secondme::store::now_ms() - 299_000;
     send_media_at(
@@ -637,22 +560,13 @@ async fn a_note_that_would_expire_before_another_try_is_left_to_the_operator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_persons_own_voice_note_is_kept_as_a_voice_note_never_read() {
-    let mut h = Harness::start().await;
-    h.allow(&["alice"]).await;
-    let stt = FakeLlm::start(vec![Step::ok(&transcript("should not be asked"))]).await;
-    let w = start(&h, template(), worker_config(&h, "w1", Some(&stt.url))).await;
-    let ts = secondme::store::now_ms().to_string();
-    h.send_raw(&[
-        ("messageId", b"own"),
-        ("contactId", b"alice"),
-        ("content", b""),
-        ("timestamp", ts.as_bytes()),
-        ("direction", b"outgoing"),
-        ("fromMe", b"true"),
-        ("mediaType", b"audio/ogg; codecs=opus"),
-        ("mediaSeconds", b"5"),
-    ])
+    let (mut h, stt, w) = hearing(
+        &["alice"],
+        vec![Step::ok(&transcript("should not be asked"))],
+    )
     .await;
+    let own = typed_by_person("own", "alice", "");
+    media::send_entry(&mut h, &own, "audio/ogg; codecs=opus", Some(5)).await;
     assert_eq!(handled_soon(&h, "own").await, "takeover");
     assert!(
         stt.requests().is_empty(),

@@ -7,10 +7,13 @@
 mod big_allocs;
 #[path = "common/fake_llm.rs"]
 mod fake_llm;
+#[path = "common/logs.rs"]
+mod logs;
 
 use std::time::{Duration, Instant};
 
 use fake_llm::{FakeLlm, FormPart, Step};
+use logs::Captured;
 use secondme::entry::MAX_CONTENT_BYTES;
 use secondme::media::UnderstandError;
 use secondme::media::config::{SttConfig, SttSettings};
@@ -422,35 +425,11 @@ async fn a_transcript_longer_than_a_message_is_cut_to_its_limit() {
     assert_eq!(MAX_CONTENT_BYTES, 65_536);
 }
 
-/// A writer into a shared buffer, for capturing the log.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The retry loop and the breaker are the model's client's: what they log and
 /// return for a transcription names transcription, never the language model.
 #[tokio::test(flavor = "current_thread")]
 async fn the_log_and_the_errors_name_transcription_not_the_model() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // See `tests/llm/images.rs`: a second dispatcher keeps tracing-core from
-    // caching a line's interest from another test's thread.
-    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = Captured::start(tracing::Level::TRACE);
     let fake = FakeLlm::start(vec![
         Step::status(500, r#"{"error":{"message":"busy"}}"#),
         Step::status(401, r#"{"error":{"message":"Invalid token"}}"#),
@@ -464,7 +443,7 @@ async fn the_log_and_the_errors_name_transcription_not_the_model() {
         2,
         "a retry, then the breaker refuses"
     );
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let log = captured.text();
     for (what, text) in [
         ("the log", &log),
         ("the first error", &first),

@@ -13,16 +13,16 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::streams::workers_pending;
 use common::worker::Running;
-use common::{Harness, eventually, handled};
+use common::{Harness, incoming, media};
 use redis::AsyncCommands;
-use secondme::config::SleepSetting;
 use secondme::learn::LearnConfig;
 use secondme::media::UnderstandError;
 use secondme::media::config::{MediaConfig, SttConfig, SttSettings};
 use secondme::media::stt::Transcriber;
 use secondme::reply::persona_engine::PersonaEngine;
-use secondme::schema::{self, MessageEvent};
+use secondme::schema;
 use secondme::worker::WorkerConfig;
 
 /// WhatsApp's voice notes.
@@ -258,10 +258,7 @@ async fn bytes_that_are_no_audio_are_refused_for_good_and_transcription_stays_on
 const SECOND: Duration = Duration::from_secs(1);
 
 fn worker_config(h: &Harness, url: &str) -> WorkerConfig {
-    let mut cfg = WorkerConfig::from_config(&h.config("w1"));
-    cfg.sleep_hours = SleepSetting::Off;
-    cfg.block = Duration::from_millis(200);
-    cfg.burst_quiet = Duration::from_millis(100);
+    let mut cfg = media::worker_config(h, "w1");
     // A transcription takes seconds on a shared CPU: nothing is reclaimed meanwhile.
     cfg.claim_idle = 300 * SECOND;
     cfg.media = MediaConfig {
@@ -269,58 +266,6 @@ fn worker_config(h: &Harness, url: &str) -> WorkerConfig {
         max_bytes: schema::media::DEFAULT_MAX_BYTES,
     };
     cfg
-}
-
-/// Writes a voice note as a gateway does: the bytes first, then the entry
-/// naming them (no `mediaSeconds`: the length is the server's).
-async fn send_voice_note(h: &mut Harness, id: &str, contact: &str, bytes: &[u8], mime: &str) {
-    let _: () = redis::cmd("SET")
-        .arg(schema::media_key(id))
-        .arg(bytes)
-        .arg("PX")
-        .arg(schema::media::MEDIA_TTL_MS)
-        .query_async(&mut h.con)
-        .await
-        .expect("SET media");
-    let ts = secondme::store::now_ms().to_string();
-    h.send_raw(&[
-        ("messageId", id.as_bytes()),
-        ("contactId", contact.as_bytes()),
-        ("content", b""),
-        ("timestamp", ts.as_bytes()),
-        ("direction", b"incoming"),
-        ("fromMe", b"false"),
-        ("mediaType", mime.as_bytes()),
-    ])
-    .await;
-}
-
-/// The contact's history, newest first, as events.
-async fn history(h: &mut Harness, contact: &str) -> Vec<MessageEvent> {
-    let raw: Vec<String> = h
-        .con
-        .lrange(schema::history_key(contact), 0, -1)
-        .await
-        .expect("LRANGE");
-    raw.iter()
-        .map(|r| serde_json::from_str(r).expect("a history entry is an event"))
-        .collect()
-}
-
-async fn pending(h: &mut Harness) -> usize {
-    let reply: redis::Value = redis::cmd("XPENDING")
-        .arg(schema::queue_messages())
-        .arg(schema::WORKER_GROUP)
-        .query_async(&mut h.con)
-        .await
-        .expect("XPENDING");
-    match reply {
-        redis::Value::Array(items) => match items.first() {
-            Some(redis::Value::Int(n)) => *n as usize,
-            other => panic!("XPENDING summary: {other:?}"),
-        },
-        other => panic!("XPENDING: {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,13 +296,11 @@ async fn a_real_voice_note_is_answered_and_its_transcript_kept() {
     let engine = PersonaEngine::new(&LearnConfig::default());
     let w = Running::start(&h.server.url(), engine, worker_config(&h, &real.url)).await;
     let started = Instant::now();
-    send_voice_note(&mut h, "v1", "alice", ogg, OPUS).await;
-    let verdict = eventually(120 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { handled(&mut con, "v1").await.filter(|s| s != "seen") }
-    })
-    .await
-    .expect("the voice note was handled in time");
+    // No `mediaSeconds`: the length is the server's.
+    media::send(&mut h, &incoming("v1", "alice", ""), OPUS, None, ogg).await;
+    let verdict = media::handled_within(&h, "v1", 120 * SECOND)
+        .await
+        .expect("the voice note was handled in time");
     eprintln!(
         "the worker handled the voice note ({verdict}) in {:.2} s",
         started.elapsed().as_secs_f64()
@@ -368,7 +311,7 @@ async fn a_real_voice_note_is_answered_and_its_transcript_kept() {
     assert_eq!(responses.len(), 1, "one reply: {responses:?}");
     assert_eq!(responses[0]["inReplyTo"], "v1");
     assert_eq!(responses[0]["contactId"], "alice");
-    let heard = history(&mut h, "alice").await;
+    let heard = media::history(&mut h, "alice").await;
     let note = heard
         .iter()
         .find(|e| e.message_id == "v1")
@@ -384,7 +327,7 @@ async fn a_real_voice_note_is_answered_and_its_transcript_kept() {
     assert_eq!(mark.seconds, Some(length), "the length the server measured");
     let left: bool = h.con.exists(schema::media_key("v1")).await.expect("EXISTS");
     assert!(!left, "the bytes are deleted");
-    assert_eq!(pending(&mut h).await, 0, "acknowledged");
+    assert_eq!(workers_pending(&mut h.con).await, 0, "acknowledged");
     w.stop().await;
 }
 

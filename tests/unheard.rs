@@ -8,16 +8,17 @@
 //! is still handled.
 
 mod common;
+#[path = "common/logs.rs"]
+mod logs;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::media::{self, handled_soon};
 use common::worker::Running;
-use common::{Harness, eventually, handled, incoming, typed_by_person};
+use common::{Harness, incoming, typed_by_person};
+use logs::Captured;
 use redis::AsyncCommands;
-use secondme::config::SleepSetting;
 use secondme::learn::LearnConfig;
 use secondme::reply::persona_engine::PersonaEngine;
 use secondme::reply::{Reply, ReplyEngine, ReplyRequest};
@@ -26,15 +27,8 @@ use secondme::store::drafts::{self, Decision, ReplyMode};
 use secondme::store::{learned, unanswered};
 use secondme::worker::WorkerConfig;
 
-const SECOND: Duration = Duration::from_secs(1);
-
 fn worker_config(h: &Harness, consumer: &str) -> WorkerConfig {
-    let mut cfg = WorkerConfig::from_config(&h.config(consumer));
-    cfg.sleep_hours = SleepSetting::Off;
-    cfg.block = Duration::from_millis(200);
-    cfg.claim_every = Duration::from_millis(200);
-    cfg.claim_idle = Duration::from_millis(500);
-    cfg.burst_quiet = Duration::from_millis(100);
+    let cfg = media::quick_claims(h, consumer);
     assert!(
         cfg.media.stt.is_none(),
         "no transcription endpoint: every voice note is unreadable"
@@ -67,28 +61,7 @@ impl ReplyEngine for Slow {
 /// A voice note as a gateway writes it whose bytes are gone (`MEDIA:` absent):
 /// with no transcription endpoint either, the twin cannot hear it.
 async fn voice_note(h: &mut Harness, id: &str, contact: &str) {
-    let ts = secondme::store::now_ms().to_string();
-    h.send_raw(&[
-        ("messageId", id.as_bytes()),
-        ("contactId", contact.as_bytes()),
-        ("content", b""),
-        ("timestamp", ts.as_bytes()),
-        ("direction", b"incoming"),
-        ("fromMe", b"false"),
-        ("mediaType", b"audio/ogg"),
-        ("mediaSeconds", b"9"),
-    ])
-    .await;
-}
-
-/// How `id` was handled once decided for good.
-async fn handled_soon(h: &Harness, id: &str) -> String {
-    eventually(15 * SECOND, || {
-        let mut con = h.con.clone();
-        async move { handled(&mut con, id).await.filter(|s| s != "seen") }
-    })
-    .await
-    .unwrap_or_else(|| panic!("{id} was not handled in time"))
+    media::send_entry(h, &incoming(id, contact, ""), "audio/ogg", Some(9)).await;
 }
 
 /// The contact's field in `key`.
@@ -284,30 +257,10 @@ async fn forget_removes_the_contacts_unheard_count() {
     assert_eq!(unheard(&mut h, "bob").await, Some(1), "bob's stays");
 }
 
-/// Every line the process logs while it runs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // One thread, so the worker's task logs to this test's subscriber.
 #[tokio::test(flavor = "current_thread")]
 async fn an_unheard_key_of_another_type_is_a_warning_and_the_note_is_still_handled() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = Captured::start(tracing::Level::INFO);
     let mut h = Harness::start().await;
     h.allow(&["alice"]).await;
     let key = schema::unheard();
@@ -323,7 +276,7 @@ async fn an_unheard_key_of_another_type_is_a_warning_and_the_note_is_still_handl
     assert!(letters.is_empty(), "{letters:?}");
     let kept: Vec<String> = h.con.lrange(key, 0, -1).await.expect("LRANGE");
     assert_eq!(kept, ["another program's"], "left as it was");
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let log = captured.text();
     assert!(
         log.lines().any(|l| l.contains("a best-effort write failed")
             && l.contains(key)

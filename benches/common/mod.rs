@@ -1,4 +1,8 @@
-//! What the benchmarks read about a process from `/proc`.
+//! What the benchmarks share: the runtime they run on, and what they read about
+//! a process from `/proc`.
+#![allow(dead_code)]
+
+use anyhow::Context;
 
 /// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, 100 on Linux).
 const CLOCK_TICKS: f64 = 100.0;
@@ -25,4 +29,14 @@ pub fn memory_mb(pid: u32, key: &str) -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+/// Runs a benchmark's `run` on a runtime of two worker threads (the machine's two cores).
+pub fn on_two_threads(run: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?
+        .block_on(run)
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod media;
 pub mod nodes;
 pub mod pty;
 pub mod replicated;

@@ -5,12 +5,12 @@
 //! that must end in a classified error or a completion, never a panic.
 
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::{Harness, TestDir, eventually, incoming};
 use crate::fake_llm::{FakeLlm, Step};
 use crate::llm_error;
+use crate::logs::Captured;
 use crate::openai_ok;
 use redis::AsyncCommands;
 use secondme::reply::llm::LlmEngine;
@@ -188,20 +188,6 @@ fn a_worker_configured_to_send_its_key_in_clear_does_not_start() {
     assert!(!stderr.contains(KEY_PART), "{stderr}");
 }
 
-/// A writer into a shared buffer, for capturing the log.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn echo_401() -> String {
     format!(
         r#"{{"error":{{"message":"Invalid API key {KEY} for this project","code":"invalid_api_key"}}}}"#
@@ -210,14 +196,7 @@ fn echo_401() -> String {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_key_echoed_by_the_server_reaches_no_error_log_or_breaker_entry() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = Captured::start(tracing::Level::TRACE);
     let mut h = Harness::start().await;
     // A retried 503 quoting it too goes through the retry log first.
     let fake = FakeLlm::start(vec![
@@ -258,7 +237,7 @@ async fn a_key_echoed_by_the_server_reaches_no_error_log_or_breaker_entry() {
         .expect("the breaker's entry");
     assert!(entry.contains("401"), "{entry}");
     assert!(!entry.contains(KEY_PART), "{entry}");
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let log = captured.text();
     assert!(log.contains("401") && log.contains("503"), "logged:\n{log}");
     assert!(!log.contains(KEY_PART), "the key leaked:\n{log}");
 }

@@ -3,8 +3,6 @@
 //! refusals without a request, failures classified for the worker, and neither
 //! the key, the image's bytes, the caption nor the gist in an error or the log.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,6 +12,7 @@ use serde_json::json;
 mod big_allocs;
 
 use crate::fake_llm::{FakeLlm, Step};
+use crate::logs::Captured;
 use crate::openai_ok;
 use secondme::media::UnderstandError;
 use secondme::reply::llm::LlmEngine;
@@ -314,35 +313,9 @@ async fn the_key_and_the_image_stay_out_of_errors_and_an_open_breaker_refuses() 
     assert_eq!(fake.requests().len(), 1);
 }
 
-/// A writer into a shared buffer, for capturing the log.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn the_caption_the_gist_and_the_image_never_reach_the_log() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // While one dispatcher is registered, tracing-core caches a log line's
-    // interest from the dispatcher of whichever thread logs it first: another
-    // test describing a photo at the same moment would switch the line off for
-    // this one. With a second one registered, the cache asks them all.
-    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = Captured::start(tracing::Level::TRACE);
     let fake = FakeLlm::start(vec![
         Step::status(503, "{}"),
         Step::ok(&openai_ok("a lighthouse at dusk")),
@@ -355,7 +328,7 @@ async fn the_caption_the_gist_and_the_image_never_reach_the_log() {
         .expect("a gist after a retry");
     assert_eq!(gist, "a lighthouse at dusk");
     assert_eq!(fake.requests().len(), 2);
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let log = captured.text();
     assert!(
         log.contains("described a photo"),
         "the call is logged:\n{log}"

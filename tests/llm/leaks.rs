@@ -5,13 +5,12 @@
 //! the reason is in the worker's log.
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::worker::Running;
 use crate::common::{Harness, eventually, incoming, streams};
 use crate::fake_llm::{FakeLlm, Step};
+use crate::logs::Captured;
 use crate::openai_ok;
 use redis::AsyncCommands;
 use secondme::reply::input::ContactContext;
@@ -196,20 +195,6 @@ async fn injections_obeyed_by_the_model_never_become_a_reply() {
     }
 }
 
-/// A writer into a shared buffer, for capturing the log.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A worker answering with the model at `url` and the persona of `persona()`,
 /// with the default deliveries per entry: a refused reply is dead-lettered at
 /// once, not generated again at each claim.
@@ -238,13 +223,7 @@ async fn until_dead_letters(h: &Harness, n: usize) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_confession_is_never_sent_and_its_reason_is_logged() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = Captured::start(tracing::Level::INFO);
     let mut h = Harness::start().await;
     h.allow(&["alice"]).await;
     let fake = FakeLlm::start(vec![Step::ok(&openai_ok(
@@ -280,7 +259,7 @@ async fn a_confession_is_never_sent_and_its_reason_is_logged() {
     assert_eq!(fake.requests().len(), 1, "one generation, no retry");
     let status = w.stop().await;
     assert_eq!((status.answered, status.dead_lettered), (0, 1));
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let log = captured.text();
     assert!(
         log.lines()
             .any(|l| l.contains("a1") && l.contains("says the writer is an AI")),

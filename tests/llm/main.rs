@@ -9,6 +9,8 @@
 mod common;
 #[path = "../common/fake_llm.rs"]
 mod fake_llm;
+#[path = "../common/logs.rs"]
+mod logs;
 
 mod figures;
 mod hostile;

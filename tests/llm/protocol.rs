@@ -2,12 +2,11 @@
 //! protocols, the retry policy, deadlines, the circuit breaker, tolerant
 //! parsing, and the key kept out of the log.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::fake_llm::{FakeLlm, Step};
 use crate::llm_error;
+use crate::logs::Captured;
 use secondme::reply::input::{ContactContext, HistoryTurn, Speaker};
 use secondme::reply::llm::LlmEngine;
 use secondme::reply::llm::config::{LlmConfig, Provider};
@@ -541,30 +540,9 @@ async fn the_daily_budget_stops_calls_once_spent() {
     assert_eq!(fake.requests().len(), 1);
 }
 
-/// A writer into a shared buffer, for capturing the log.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn the_api_key_never_reaches_the_log() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = Captured::start(tracing::Level::TRACE);
     // The server quotes the key back, as OpenAI's 401 does in part.
     let echo = format!(
         r#"{{"error":{{"message":"Incorrect API key provided: {KEY}. Or sk-test***6789.","code":"invalid_api_key"}}}}"#
@@ -580,7 +558,7 @@ async fn the_api_key_never_reaches_the_log() {
     let err = ask(&e, &input("hello?")).await.expect_err("401 in the end");
     tracing::error!("{err:#}");
     assert_eq!(fake.requests().len(), 3);
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let log = captured.text();
     assert!(log.contains("401"), "the failure is logged:\n{log}");
     assert!(
         !log.contains("SECRETKEY") && !log.contains("6789"),

@@ -143,6 +143,16 @@ fn assert_named_voice_note(entry: &HashMap<String, String>) {
     assert_eq!(entry["mediaSeconds"], "12", "{entry:?}");
 }
 
+/// Delivers `batch` and asserts the gateway fetched none of its media.
+async fn deliver_unfetched(run: &Running, batch: Vec<Inbound>) {
+    run.fake.deliver(batch).await.expect("delivered");
+    assert!(
+        run.fake.downloads().is_empty(),
+        "{:?}",
+        run.fake.downloads()
+    );
+}
+
 #[tokio::test]
 async fn a_voice_note_from_an_enabled_contact_is_stored_before_its_entry() {
     let mut h = Harness::start().await;
@@ -200,15 +210,7 @@ async fn a_strangers_voice_note_is_never_fetched() {
     let bytes = audio_bytes(100);
     let served = [("/v/S1", bytes.clone()), ("/v/S2", bytes.clone())];
     let run = gateway(&mut h, Setup::default(), &served).await;
-    run.fake
-        .deliver(vec![voice("S1", "/v/S1", 100)])
-        .await
-        .expect("delivered");
-    assert!(
-        run.fake.downloads().is_empty(),
-        "{:?}",
-        run.fake.downloads()
-    );
+    deliver_unfetched(&run, vec![voice("S1", "/v/S1", 100)]).await;
     assert!(!media_key_exists(&mut h, &format!("{CONTACT}.S1")).await);
     let all = entries(&mut h).await;
     assert_eq!(all.len(), 1, "the message itself is kept");
@@ -263,15 +265,7 @@ async fn media_that_may_not_be_fetched_is_named_without_bytes() {
     if let Some(offer) = size_unknown.media.as_mut() {
         offer.file_length = None;
     }
-    run.fake
-        .deliver(vec![once, size_unknown])
-        .await
-        .expect("delivered");
-    assert!(
-        run.fake.downloads().is_empty(),
-        "{:?}",
-        run.fake.downloads()
-    );
+    deliver_unfetched(&run, vec![once, size_unknown]).await;
     let all = entries(&mut h).await;
     assert_eq!(all.len(), 2);
     for (entry, id) in all.iter().zip(["ONCE", "SIZE"]) {
