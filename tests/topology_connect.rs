@@ -465,3 +465,29 @@ fn a_ca_file_needs_the_tls_form_of_sentinel_and_cluster_urls() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_eviction_policy_of_every_primary_is_read() {
+    let cluster = Cluster::start().await;
+    let client = connection::open_client(&cluster.url()).expect("client");
+    let mut con = connection::manager(&client, None)
+        .await
+        .expect("connect to the cluster");
+    let check = store::eviction::check(&mut con).await.expect("checked");
+    assert_eq!(check.policy.as_deref(), Some("noeviction"), "{check:?}");
+    assert!(check.safe && check.warning.is_none());
+    // One primary that may evict is enough for the warning.
+    let primary = cluster.map().await[0].primary;
+    let mut node = nodes::connect(primary).await.expect("node");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query_async(&mut node)
+        .await
+        .expect("CONFIG SET");
+    let check = store::eviction::check(&mut con).await.expect("checked");
+    assert_eq!(check.policy.as_deref(), Some("allkeys-lru"), "{check:?}");
+    assert!(!check.safe);
+    assert!(check.warning.is_some_and(|w| w.contains("allkeys-lru")));
+}

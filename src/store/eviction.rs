@@ -62,11 +62,11 @@ pub fn unsafe_warning(policy: &str) -> String {
 pub async fn check<C: ConnectionLike + Send>(con: &mut C) -> redis::RedisResult<EvictionCheck> {
     let mut info = redis::cmd("INFO");
     info.arg("memory");
-    let reply: redis::RedisResult<String> = info.query_async(&mut *con).await;
+    let reply: redis::RedisResult<redis::Value> = info.query_async(&mut *con).await;
     match reply {
-        Ok(text) => {
-            if let Some(policy) = parse_info(&text) {
-                return Ok(EvictionCheck::from_policy(policy));
+        Ok(value) => {
+            if let Some(policy) = least_safe(&node_infos(&value)) {
+                return Ok(EvictionCheck::from_policy(&policy));
             }
         }
         Err(e) if crate::connection::is_noperm(&e) => {}
@@ -86,6 +86,29 @@ pub async fn check<C: ConnectionLike + Send>(con: &mut C) -> redis::RedisResult<
         )),
         Err(e) => Err(e),
     }
+}
+
+/// The `INFO` texts of a reply: one from a single server, one per primary from
+/// a Cluster (a map of node to text).
+fn node_infos(value: &redis::Value) -> Vec<String> {
+    match value {
+        redis::Value::Map(nodes) => nodes.iter().flat_map(|(_, v)| node_infos(v)).collect(),
+        other => redis::from_redis_value_ref::<String>(other)
+            .ok()
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The policy to warn about among the nodes': the first that is not
+/// `noeviction`, else `noeviction` when every node reports it, else none.
+fn least_safe(infos: &[String]) -> Option<String> {
+    let policies: Vec<&str> = infos.iter().filter_map(|i| parse_info(i)).collect();
+    if policies.is_empty() || policies.len() < infos.len() {
+        return None;
+    }
+    let unsafe_one = policies.iter().find(|p| **p != SAFE_POLICY);
+    Some(unsafe_one.copied().unwrap_or(SAFE_POLICY).to_owned())
 }
 
 fn parse_info(info: &str) -> Option<&str> {
@@ -110,5 +133,42 @@ mod tests {
         );
         assert!(EvictionCheck::from_policy("noeviction").safe);
         assert!(!EvictionCheck::unknown("x").safe);
+    }
+
+    #[test]
+    fn a_clusters_nodes_are_read_and_one_unsafe_node_is_enough() {
+        let node = |policy: &str| {
+            redis::Value::BulkString(format!("# Memory\r\nmaxmemory_policy:{policy}\r\n").into())
+        };
+        let addr = |a: &str| redis::Value::SimpleString(a.to_owned());
+        let safe = redis::Value::Map(vec![
+            (addr("127.0.0.1:7000"), node("noeviction")),
+            (addr("127.0.0.1:7001"), node("noeviction")),
+        ]);
+        assert_eq!(
+            least_safe(&node_infos(&safe)).as_deref(),
+            Some("noeviction")
+        );
+        let one_bad = redis::Value::Map(vec![
+            (addr("127.0.0.1:7000"), node("noeviction")),
+            (addr("127.0.0.1:7001"), node("volatile-lru")),
+        ]);
+        assert_eq!(
+            least_safe(&node_infos(&one_bad)).as_deref(),
+            Some("volatile-lru")
+        );
+        // A node that says nothing leaves the answer unknown, not safe.
+        let silent = redis::Value::Map(vec![
+            (addr("127.0.0.1:7000"), node("noeviction")),
+            (
+                addr("127.0.0.1:7001"),
+                redis::Value::BulkString(b"# Memory\r\n".to_vec()),
+            ),
+        ]);
+        assert_eq!(least_safe(&node_infos(&silent)), None);
+        assert_eq!(
+            least_safe(&node_infos(&node("allkeys-lru"))).as_deref(),
+            Some("allkeys-lru")
+        );
     }
 }
