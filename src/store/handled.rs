@@ -12,21 +12,46 @@ pub async fn state<C: ConnectionLike + Send>(
     con: &mut C,
     message_id: &str,
 ) -> Result<Option<String>> {
+    Ok(states(con, &[message_id]).await?.pop().flatten())
+}
+
+/// [`state`] of each of `message_ids`, in their order: one `TIME`, then both
+/// hours' hashes read in one round trip.
+pub async fn states<C: ConnectionLike + Send>(
+    con: &mut C,
+    message_ids: &[&str],
+) -> Result<Vec<Option<String>>> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     // The scripts bucket by the server's clock; so does this.
     let (secs, micros): (i64, i64) = redis::cmd("TIME")
         .query_async(con)
         .await
         .context("cannot read the server's time")?;
     let bucket = schema::handled_bucket(secs * 1000 + micros / 1000);
-    let (now, before): (Option<String>, Option<String>) = redis::pipe()
-        .hget(schema::handled_key(bucket), message_id)
-        .hget(schema::handled_key(bucket - 1), message_id)
+    let (now, before): (Vec<Option<String>>, Vec<Option<String>>) = redis::pipe()
+        .cmd("HMGET")
+        .arg(schema::handled_key(bucket))
+        .arg(message_ids)
+        .cmd("HMGET")
+        .arg(schema::handled_key(bucket - 1))
+        .arg(message_ids)
         .query_async(con)
         .await
-        .with_context(|| format!("cannot read how {message_id} was handled"))?;
-    Ok(match (now, before) {
+        .context("cannot read how the messages were handled")?;
+    Ok(now
+        .into_iter()
+        .zip(before)
+        .map(|(a, b)| later_of(a, b))
+        .collect())
+}
+
+/// A final value in either hour wins over `seen`, as the scripts read it.
+fn later_of(now: Option<String>, before: Option<String>) -> Option<String> {
+    match (now, before) {
         (Some(a), _) if a != "seen" => Some(a),
         (_, Some(b)) if b != "seen" => Some(b),
         (a, b) => a.or(b),
-    })
+    }
 }

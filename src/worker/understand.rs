@@ -249,13 +249,14 @@ impl<E: ReplyEngine> Worker<E> {
             .filter(|(_, (enabled, pause))| **enabled && !pause_holds(pause.as_deref(), now))
             .map(|(c, _)| (*c).to_owned())
             .collect();
-        let mut handled = HashSet::new();
-        for g in media {
-            let state = store::handled::state(&mut self.con, g.message_id()).await?;
-            if state.is_some_and(|s| s != "seen") {
-                handled.insert(g.message_id().to_owned());
-            }
-        }
+        let ids: Vec<&str> = media.iter().map(|g| g.message_id()).collect();
+        let states = store::handled::states(&mut self.con, &ids).await?;
+        let handled = ids
+            .into_iter()
+            .zip(states)
+            .filter(|(_, s)| s.as_deref().is_some_and(|s| s != "seen"))
+            .map(|(id, _)| id.to_owned())
+            .collect();
         Ok(Gate {
             killed,
             open,

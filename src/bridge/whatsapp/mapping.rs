@@ -115,20 +115,16 @@ pub fn media_of(message: &wa::Message) -> Option<(MediaOffer, String)> {
     }
     let fetchable = !message.is_view_once();
     if let Some(m) = base.image_message.as_option() {
-        let mime = mime_of(MediaKind::Photo, m.mimetype.as_deref());
-        let location = location(
+        let at = location(
             &m.direct_path,
             &m.media_key,
             &m.file_sha256,
             &m.file_enc_sha256,
-        )
-        .filter(|_| fetchable && mime.is_some());
+        );
+        let offer = offer_of(MediaKind::Photo, m.mimetype.as_deref(), at, fetchable);
         let offer = MediaOffer {
-            kind: MediaKind::Photo,
-            mime: mime.unwrap_or_else(|| FALLBACK_IMAGE.to_owned()),
-            seconds: None,
             file_length: m.file_length,
-            location,
+            ..offer
         };
         return Some((offer, m.caption.clone().unwrap_or_default()));
     }
@@ -136,22 +132,43 @@ pub fn media_of(message: &wa::Message) -> Option<(MediaOffer, String)> {
         return None;
     }
     let m = base.audio_message.as_option()?;
-    let mime = mime_of(MediaKind::Voice, m.mimetype.as_deref());
-    let location = location(
+    let at = location(
         &m.direct_path,
         &m.media_key,
         &m.file_sha256,
         &m.file_enc_sha256,
-    )
-    .filter(|_| fetchable && mime.is_some());
+    );
+    let offer = offer_of(MediaKind::Voice, m.mimetype.as_deref(), at, fetchable);
     let offer = MediaOffer {
-        kind: MediaKind::Voice,
-        mime: mime.unwrap_or_else(|| FALLBACK_AUDIO.to_owned()),
         seconds: m.seconds,
         file_length: m.file_length,
-        location,
+        ..offer
     };
     Some((offer, String::new()))
+}
+
+/// The offer of a medium of `kind`: named by its MIME type (the kind's usual
+/// one when WhatsApp gave none of the kind), fetchable from `at` only when
+/// `fetchable` and the type was given.
+fn offer_of(
+    kind: MediaKind,
+    mimetype: Option<&str>,
+    at: Option<MediaLocation>,
+    fetchable: bool,
+) -> MediaOffer {
+    let mime = mime_of(kind, mimetype);
+    let location = at.filter(|_| fetchable && mime.is_some());
+    let fallback = match kind {
+        MediaKind::Voice => FALLBACK_AUDIO,
+        _ => FALLBACK_IMAGE,
+    };
+    MediaOffer {
+        kind,
+        mime: mime.unwrap_or_else(|| fallback.to_owned()),
+        seconds: None,
+        file_length: None,
+        location,
+    }
 }
 
 /// `mime` when it is a valid MIME type of `kind` (an entry with any other would be refused).
