@@ -3,18 +3,17 @@
 //! openssl command, and an ACL user with a password and a database other than 0.
 //! The worker's stream reader speaks the protocol itself over plain TCP and through
 //! redis-rs over TLS, so both are run end to end. FalkorDB's build of Redis has no
-//! TLS, so this uses Debian's (installed by scripts/setup.sh), or the server in
-//! `SECONDME_TLS_REDIS_SERVER`.
+//! TLS, so this uses the TLS server and certificates of tests/common/tls.rs.
 
 mod common;
 
 use secondme::connection::Con;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestDir, eventually, incoming};
+use common::{TestDir, eventually, incoming, tls};
 use redis::AsyncCommands;
 use secondme::config::{Config, Overrides};
 use secondme::reply::persona_engine::PersonaEngine;
@@ -36,99 +35,9 @@ impl Drop for TcpServer {
     }
 }
 
-fn tls_capable_server() -> PathBuf {
-    let path = std::env::var_os("SECONDME_TLS_REDIS_SERVER")
-        .filter(|p| !p.is_empty())
-        .map_or_else(|| PathBuf::from("/usr/bin/redis-server"), PathBuf::from);
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup.sh (Debian's redis-server has TLS), \
-         or set SECONDME_TLS_REDIS_SERVER",
-        path.display()
-    );
-    path
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (run scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, and a certificate for localhost signed by it.
-fn make_certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        dir,
-        &[
-            &[
-                "req", "-x509", "-days", "1", "-keyout", "ca.key", "-out", "ca.crt",
-            ][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=SecondMe test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        dir,
-        &[
-            &["req", "-keyout", "server.key", "-out", "server.csr"][..],
-            &ec,
-            &["-subj", "/CN=localhost"],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("extensions");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            "server.crt",
-            "-extfile",
-            "server.ext",
-        ],
-    );
-}
-
 fn start_tls_server(name: &str) -> TcpServer {
     let dir = TestDir::new(&format!("tls-{name}"));
-    make_certificates(&dir);
+    tls::make_certificates(&dir);
     start_server(dir, |port| {
         vec![
             "--port".into(),
@@ -136,11 +45,11 @@ fn start_tls_server(name: &str) -> TcpServer {
             "--tls-port".into(),
             port.to_string(),
             "--tls-cert-file".into(),
-            "server.crt".into(),
+            tls::CERT.into(),
             "--tls-key-file".into(),
-            "server.key".into(),
+            tls::KEY.into(),
             "--tls-ca-cert-file".into(),
-            "ca.crt".into(),
+            tls::CA.into(),
             "--tls-auth-clients".into(),
             "no".into(),
         ]
@@ -153,7 +62,7 @@ fn start_server(dir: TestDir, args: impl FnOnce(u16) -> Vec<String>) -> TcpServe
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let child = Command::new(tls_capable_server())
+    let child = Command::new(tls::tls_capable_server())
         .args(args(port))
         .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
         .current_dir(&dir)
@@ -187,7 +96,7 @@ fn config(url: &str, ca: Option<&Path>, dir: &Path) -> anyhow::Result<Config> {
 async fn rediss_with_a_private_ca_works_and_an_unknown_ca_is_refused() {
     let server = start_tls_server("ca");
     let url = format!("rediss://localhost:{}", server.port);
-    let ca = server.dir.join("ca.crt");
+    let ca = server.dir.join(tls::CA);
 
     let trusted = config(&url, Some(&ca), &server.dir).expect("config");
     let client = connection::client_for(&trusted).expect("client");
@@ -255,7 +164,7 @@ async fn worker_answers_one_message(config: Config, con: &mut Con) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_over_tls_reads_and_answers() {
     let server = start_tls_server("worker");
-    let ca = server.dir.join("ca.crt");
+    let ca = server.dir.join(tls::CA);
     let config = config(
         &format!("rediss://localhost:{}", server.port),
         Some(&ca),

@@ -1,15 +1,17 @@
 //! A Redis Cluster for tests: three primaries with a replica each, formed by the
 //! harness itself (slots split in three with `CLUSTER ADDSLOTSRANGE`, `CLUSTER
 //! MEET`, `CLUSTER REPLICATE`) from the suite's own `redis-server`, on TCP ports
-//! whose bus ports (+10,000) are free too; every process is killed on drop. The
-//! harness speaks plain redis-rs to each node, never the product's connection.
+//! whose bus ports (+10,000) are free too; every process is killed on drop.
+//! [`Cluster::start_tls`] starts the same over TLS only (clients, replication and
+//! the cluster bus). The harness speaks plain redis-rs to each node, never the
+//! product's connection.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use redis::Value;
 
-use super::nodes::{self, Node, Scratch};
+use super::nodes::{self, Node, Scratch, Tls, Transport};
 
 /// Primaries, each with one replica.
 const PRIMARIES: usize = 3;
@@ -38,6 +40,7 @@ pub struct Shard {
 pub struct Cluster {
     /// Every node, alive or killed: the first [`PRIMARIES`] started as primaries.
     nodes: Vec<Node>,
+    transport: Transport,
     // Last, so the processes are killed before their directory goes.
     _dir: Scratch,
 }
@@ -46,16 +49,24 @@ impl Cluster {
     /// Starts six nodes, forms the cluster and waits until it is `ok` and every
     /// node agrees on who serves which slots.
     pub async fn start() -> Self {
-        let binary = nodes::server_binary();
+        Self::start_on(Transport::Plain).await
+    }
+
+    /// [`Cluster::start`] over TLS only, with the server and certificates of `tls`.
+    pub async fn start_tls(tls: &Tls) -> Self {
+        Self::start_on(Transport::Tls(tls.clone())).await
+    }
+
+    async fn start_on(transport: Transport) -> Self {
         let dir = Scratch::new("cluster");
         let mut started = Vec::new();
         for i in 0..PRIMARIES * 2 {
-            started.push(
-                Node::start(&binary, dir.join(&format!("node{i}")), true, cluster_args).await,
-            );
+            let dir = dir.join(&format!("node{i}"));
+            started.push(Node::start_on(&transport, dir, true, cluster_args).await);
         }
         let cluster = Self {
             nodes: started,
+            transport,
             _dir: dir,
         };
         cluster.form().await;
@@ -112,14 +123,15 @@ impl Cluster {
         assert!(known.is_some(), "the nodes did not meet within {SETTLE:?}");
     }
 
-    /// `redis-cluster://127.0.0.1:p1,127.0.0.1:p2,...` over the live nodes.
+    /// `redis-cluster://127.0.0.1:p1,127.0.0.1:p2,...` over the live nodes
+    /// (`rediss-cluster://` over TLS).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .live_ports()
             .into_iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        format!("redis-cluster://{}", hosts.join(","))
+        format!("{}://{}", self.transport.scheme("cluster"), hosts.join(","))
     }
 
     /// Ports of the nodes still alive.

@@ -9,6 +9,7 @@ pub mod pty;
 pub mod replicated;
 pub mod sentinel;
 pub mod streams;
+pub mod tls;
 pub mod worker;
 
 use std::ops::Deref;

@@ -1,8 +1,11 @@
 //! Redis servers on TCP ports, for the distributed topologies (Sentinel, Cluster):
 //! ports checked free and handed out once per process, each server in its own
-//! directory with its log, killed with SIGKILL when dropped. Self-contained (no
-//! other test module), so a benchmark can include it by path.
+//! directory with its log, killed with SIGKILL when dropped; plain TCP, or TLS
+//! only ([`Transport::Tls`]: certificate files made by the test, and a
+//! `redis-server` built with TLS). Self-contained (no other test module), so a
+//! benchmark can include it by path.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,14 +14,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates};
 
-/// Node ports come from `LOWEST..HIGHEST`; with a cluster's bus port (port +
+/// Plain node ports come from `12_000..22_000`; with a cluster's bus port (port +
 /// `BUS_OFFSET`) every port stays below 32,768, where Linux starts handing out
 /// the ephemeral ports of outgoing connections, and far below 55,000.
-const LOWEST: u16 = 12_000;
-const HIGHEST: u16 = 22_000;
+static PLAIN_PORTS: Ports = Ports::new(12_000, 22_000);
+/// TLS node ports come from `33_000..43_000` (bus ports `43_000..53_000`): apart
+/// from the plain ones and their bus ports, so a TLS test never races a plain
+/// one for a port. They lie in Linux's ephemeral range: a port an outgoing
+/// connection holds fails the check, and one taken between the check and the
+/// start makes [`Node::start`] try another.
+static TLS_PORTS: Ports = Ports::new(33_000, 43_000);
 /// A cluster node's bus port is its port plus this.
 pub const BUS_OFFSET: u16 = 10_000;
 /// How long a server may take to accept connections.
@@ -26,36 +34,146 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Tries of a fresh port when the one chosen was taken between the check and the start.
 const START_TRIES: usize = 5;
 
-/// The next port to try; `None` until the first one is chosen.
-static NEXT_PORT: Mutex<Option<u16>> = Mutex::new(None);
+/// A range of ports handed out in turn.
+struct Ports {
+    lowest: u16,
+    highest: u16,
+    /// The next port to try; `None` until the first one is chosen.
+    next: Mutex<Option<u16>>,
+}
 
-/// A port that nothing listens on (nor on its bus port, when `bus`), never handed
-/// out twice by this process (tests of one binary run in parallel). Processes
-/// start at different points of the range, so two test binaries rarely meet.
-pub fn free_port(bus: bool) -> u16 {
-    let mut next = NEXT_PORT.lock().unwrap_or_else(|p| p.into_inner());
-    let span = HIGHEST - LOWEST;
-    let mut port = next.unwrap_or_else(|| {
-        let spread = std::process::id().wrapping_mul(1009) % u32::from(span);
-        LOWEST + u16::try_from(spread).unwrap_or(0)
-    });
-    for _ in 0..span {
-        let candidate = port;
-        port = if port + 1 >= HIGHEST {
-            LOWEST
-        } else {
-            port + 1
-        };
-        if bindable(candidate) && (!bus || bindable(candidate + BUS_OFFSET)) {
-            *next = Some(port);
-            return candidate;
+impl Ports {
+    const fn new(lowest: u16, highest: u16) -> Self {
+        Self {
+            lowest,
+            highest,
+            next: Mutex::new(None),
         }
     }
-    panic!("no free TCP port between {LOWEST} and {HIGHEST}");
+
+    /// A port of the range that nothing listens on (nor on its bus port, when
+    /// `bus`), never handed out twice by this process.
+    fn take(&self, bus: bool) -> u16 {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let span = self.highest - self.lowest;
+        let mut port = next.unwrap_or_else(|| {
+            let spread = std::process::id().wrapping_mul(1009) % u32::from(span);
+            self.lowest + u16::try_from(spread).unwrap_or(0)
+        });
+        for _ in 0..span {
+            let candidate = port;
+            port = if port + 1 >= self.highest {
+                self.lowest
+            } else {
+                port + 1
+            };
+            if bindable(candidate) && (!bus || bindable(candidate + BUS_OFFSET)) {
+                *next = Some(port);
+                return candidate;
+            }
+        }
+        panic!(
+            "no free TCP port between {} and {}",
+            self.lowest, self.highest
+        );
+    }
+}
+
+/// A plain port that nothing listens on (nor on its bus port, when `bus`), never
+/// handed out twice by this process (tests of one binary run in parallel).
+/// Processes start at different points of the range, so two test binaries rarely meet.
+pub fn free_port(bus: bool) -> u16 {
+    PLAIN_PORTS.take(bus)
 }
 
 fn bindable(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// The files of a TLS deployment: the `redis-server` built with TLS, the CA
+/// that signed the nodes' certificate, and the certificate (for localhost and
+/// 127.0.0.1) and key every node and sentinel serves.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// A `redis-server` that speaks TLS.
+    pub server: PathBuf,
+    /// The CA's certificate (PEM).
+    pub ca: PathBuf,
+    /// The nodes' certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+impl Tls {
+    /// Options of a server speaking TLS only, on `port` (the plain port closed):
+    /// clients need no certificate of their own, and replication, the cluster bus
+    /// and a sentinel's links to the nodes go over TLS too.
+    pub fn server_args(&self, port: u16) -> Vec<String> {
+        let path = |p: &Path| p.display().to_string();
+        [
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path(&self.cert),
+            "--tls-key-file".to_owned(),
+            path(&self.key),
+            "--tls-ca-cert-file".to_owned(),
+            path(&self.ca),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+            "--tls-replication".to_owned(),
+            "yes".to_owned(),
+            "--tls-cluster".to_owned(),
+            "yes".to_owned(),
+        ]
+        .into()
+    }
+}
+
+/// How the servers of a deployment are reached.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// Plain TCP, from the suite's own `redis-server`.
+    Plain,
+    /// TLS only, from the server and with the certificates given.
+    Tls(Tls),
+}
+
+impl Transport {
+    /// The URL scheme of a `kind` URL (`sentinel`, `cluster`) over this transport.
+    pub fn scheme(&self, kind: &str) -> String {
+        match self {
+            Self::Plain => format!("redis-{kind}"),
+            Self::Tls(_) => format!("rediss-{kind}"),
+        }
+    }
+}
+
+/// The CA certificate (PEM) of every TLS server this process started, by port:
+/// what [`connect`] verifies it against.
+static TLS_SERVERS: Mutex<BTreeMap<u16, Vec<u8>>> = Mutex::new(BTreeMap::new());
+
+/// Records that the server on `port` speaks TLS with a certificate `ca` signed.
+fn register_tls(port: u16, ca: &Path) {
+    let pem = std::fs::read(ca).unwrap_or_else(|e| panic!("{}: {e}", ca.display()));
+    // The crypto provider redis-rs's TLS needs; a second install is refused, harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    TLS_SERVERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(port, pem);
+}
+
+/// The CA of the server on `port`, when it speaks TLS.
+fn tls_ca(port: u16) -> Option<Vec<u8>> {
+    TLS_SERVERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&port)
+        .cloned()
 }
 
 /// A directory for one topology's servers, removed with it.
@@ -144,15 +262,51 @@ impl Node {
         binary: &Path,
         dir: PathBuf,
         bus: bool,
+        args: impl FnMut(u16, &Path) -> Vec<String>,
+    ) -> Self {
+        Self::launch(binary, None, dir, bus, args).await
+    }
+
+    /// [`Node::start`] over `transport`: the suite's own server, or the TLS one
+    /// with the arguments `args` gives followed by [`Tls::server_args`].
+    pub async fn start_on(
+        transport: &Transport,
+        dir: PathBuf,
+        bus: bool,
+        args: impl FnMut(u16, &Path) -> Vec<String>,
+    ) -> Self {
+        match transport {
+            Transport::Plain => Self::launch(&server_binary(), None, dir, bus, args).await,
+            Transport::Tls(tls) => Self::launch(&tls.server, Some(tls), dir, bus, args).await,
+        }
+    }
+
+    async fn launch(
+        binary: &Path,
+        tls: Option<&Tls>,
+        dir: PathBuf,
+        bus: bool,
         mut args: impl FnMut(u16, &Path) -> Vec<String>,
     ) -> Self {
         std::fs::create_dir_all(&dir).expect("node directory");
         let mut last_log = String::new();
         for _ in 0..START_TRIES {
-            let port = free_port(bus);
+            let port = match tls {
+                None => PLAIN_PORTS.take(bus),
+                Some(tls) => {
+                    let port = TLS_PORTS.take(bus);
+                    register_tls(port, &tls.ca);
+                    port
+                }
+            };
+            let mut argv = args(port, &dir);
+            // Later options win: the plain port `args` named is closed.
+            if let Some(tls) = tls {
+                argv.extend(tls.server_args(port));
+            }
             let log = std::fs::File::create(dir.join("redis.log")).expect("node log");
             let child = Command::new(binary)
-                .args(args(port, &dir))
+                .args(argv)
                 .current_dir(&dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(log.try_clone().expect("node log")))
@@ -234,10 +388,26 @@ pub fn url(port: u16) -> String {
     format!("redis://127.0.0.1:{port}")
 }
 
-/// A plain connection to the server on `port`, with short timeouts so a dead
-/// node is an error, not a wait.
+/// A connection to the server on `port` (over TLS, verified against its CA, when
+/// it is a TLS server this process started), with short timeouts so a dead node
+/// is an error, not a wait.
 pub async fn connect(port: u16) -> redis::RedisResult<MultiplexedConnection> {
-    let client = redis::Client::open(url(port))?;
+    let client = match tls_ca(port) {
+        None => redis::Client::open(url(port))?,
+        Some(ca) => {
+            let addr = ConnectionAddr::TcpTls {
+                host: "127.0.0.1".to_owned(),
+                port,
+                insecure: false,
+                tls_params: None,
+            };
+            let certs = TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca),
+            };
+            redis::Client::build_with_tls(addr.into_connection_info()?, certs)?
+        }
+    };
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(3)));

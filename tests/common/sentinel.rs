@@ -1,12 +1,14 @@
 //! A Sentinel deployment for tests: a primary, two replicas (`--replicaof`) and
 //! three sentinels (quorum 2, a node down after 1 s), from the suite's own
 //! `redis-server`, on TCP ports of the loopback; every process is killed on drop.
-//! The harness speaks plain redis-rs to each node, never the product's connection.
+//! [`Sentinel::start_tls`] starts the same over TLS only (nodes, replication and
+//! sentinels). The harness speaks plain redis-rs to each node, never the
+//! product's connection.
 
 use std::path::Path;
 use std::time::Duration;
 
-use super::nodes::{self, Node, Scratch};
+use super::nodes::{self, Node, Scratch, Tls, Transport};
 
 /// A sentinel thinks a node is down after this long without an answer.
 const DOWN_AFTER_MS: u64 = 1000;
@@ -28,6 +30,7 @@ pub struct Sentinel {
     sentinels: Vec<Node>,
     /// The port of the primary [`Sentinel::kill_primary`] killed last.
     killed: Option<u16>,
+    transport: Transport,
     // Last, so the processes are killed before their directory goes.
     _dir: Scratch,
 }
@@ -36,14 +39,23 @@ impl Sentinel {
     /// Starts a primary, its replicas and the sentinels monitoring it as `name`,
     /// and waits until every sentinel knows every replica and the other sentinels.
     pub async fn start(name: &str) -> Self {
-        let binary = nodes::server_binary();
+        Self::start_on(name, Transport::Plain).await
+    }
+
+    /// [`Sentinel::start`] over TLS only, with the server and certificates of `tls`.
+    pub async fn start_tls(name: &str, tls: &Tls) -> Self {
+        Self::start_on(name, Transport::Tls(tls.clone())).await
+    }
+
+    async fn start_on(name: &str, transport: Transport) -> Self {
         let dir = Scratch::new("sentinel");
-        let primary = Node::start(&binary, dir.join("primary"), false, nodes::server_args).await;
+        let primary =
+            Node::start_on(&transport, dir.join("primary"), false, nodes::server_args).await;
         let primary_port = primary.port();
         let mut servers = vec![primary];
         for i in 0..REPLICAS {
-            let replica = Node::start(
-                &binary,
+            let replica = Node::start_on(
+                &transport,
                 dir.join(&format!("replica{i}")),
                 false,
                 |port, d| {
@@ -61,14 +73,15 @@ impl Sentinel {
             servers,
             sentinels: Vec::new(),
             killed: None,
+            transport,
             _dir: dir,
         };
         // Replicas already online are seen at a sentinel's first INFO; later ones
         // only at its next (10 s on), so they come first.
         deployment.wait_synced_to(primary_port).await;
         for i in 0..SENTINELS {
-            let sentinel = Node::start(
-                &binary,
+            let sentinel = Node::start_on(
+                &deployment.transport,
                 deployment._dir.join(&format!("sentinel{i}")),
                 false,
                 |port, d| sentinel_args(port, d, name, primary_port),
@@ -80,14 +93,20 @@ impl Sentinel {
         deployment
     }
 
-    /// `redis-sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3#name`.
+    /// `redis-sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3#name`
+    /// (`rediss-sentinel://` over TLS).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinels
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port()))
             .collect();
-        format!("redis-sentinel://{}#{}", hosts.join(","), self.name)
+        format!(
+            "{}://{}#{}",
+            self.transport.scheme("sentinel"),
+            hosts.join(","),
+            self.name
+        )
     }
 
     /// The name the sentinels monitor the primary under.
