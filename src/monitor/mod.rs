@@ -87,6 +87,7 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
         events_tx,
         mut events,
         live,
+        resync,
         selected,
         drafts_changed,
         unanswered_changed,
@@ -159,6 +160,7 @@ async fn event_loop(config: &Config, mut model: Model, wiring: Wiring) -> Result
                 }
             },
             Some(push) = pushes.recv() => {
+                resync.on_push(&push);
                 if let Some(ev) = feed::translate(push, store::now_ms()) {
                     if let Event::MessageEvent { contact_id, .. }
                     | Event::PauseEvent { contact_id, .. } = &ev

@@ -32,6 +32,8 @@ pub(super) struct Wiring {
     pub(super) events: mpsc::UnboundedReceiver<Event>,
     /// Contacts seen on the feed, whose state the poll reads first.
     pub(super) live: state::LiveContacts,
+    /// Asks the poll to read everything again after a disconnection notice.
+    pub(super) resync: state::Resync,
     /// The selected contact, whose learned data is read.
     pub(super) selected: watch::Sender<Option<String>>,
     /// Wakes the drafts reader: a draft or a mode changed.
@@ -68,7 +70,8 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
     let con = connection::lazy_manager(&client, Some(push_tx))?;
     let (events_tx, events) = mpsc::unbounded_channel::<Event>();
     let live = state::LiveContacts::default();
-    spawn_watchers(config, &con, &live, &events_tx);
+    let resync = state::Resync::default();
+    spawn_watchers(config, &con, &live, &resync, &events_tx);
     let (selected, selected_rx) = watch::channel(None);
     tokio::spawn(learned::watch(con.clone(), selected_rx, events_tx.clone()));
     let drafts_changed = Arc::new(Notify::new());
@@ -95,6 +98,7 @@ pub(super) fn start(config: &Config, options: MonitorOptions) -> Result<Wiring> 
         events_tx,
         events,
         live,
+        resync,
         selected,
         drafts_changed,
         unanswered_changed,
@@ -108,6 +112,7 @@ fn spawn_watchers(
     config: &Config,
     con: &Con,
     live: &state::LiveContacts,
+    resync: &state::Resync,
     tx: &mpsc::UnboundedSender<Event>,
 ) {
     tokio::spawn(subscribe(con.clone(), tx.clone()));
@@ -122,6 +127,7 @@ fn spawn_watchers(
         con.clone(),
         config.user_id.clone(),
         live.clone(),
+        resync.clone(),
         tx.clone(),
     ));
 }

@@ -1,5 +1,6 @@
 //! Periodic reads of the state keys, turned into dashboard snapshots; the first
-//! read, and the first after an outage, also loads conversation history (pub/sub
+//! read, and the first after an outage or a disconnection notice (a reconnect,
+//! or a move to a new Sentinel primary), also loads conversation history (pub/sub
 //! loses whatever was published while the link was down).
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -7,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::connection::Con;
+use redis::{PushInfo, PushKind};
 use secondme_ui::{
     Author, ChatMessage, Connection, Contact, Conversation, Event, LogEntry, LogKind, Pause,
     SessionInfo, Snapshot, Stats,
 };
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::feed;
@@ -62,8 +65,31 @@ impl LiveContacts {
     }
 }
 
-/// Re-reads the state until the receiver goes away.
-pub async fn poll(mut con: Con, user_id: String, live: LiveContacts, tx: UnboundedSender<Event>) {
+/// Asks [`poll`] for a full read, history included, at once: told of a
+/// disconnection, pub/sub may have lost what was published meanwhile.
+#[derive(Clone, Default)]
+pub struct Resync(Arc<Notify>);
+
+impl Resync {
+    /// Asks for a full read when `push` tells of a disconnection. The read waits
+    /// for the connection, which subscribes again before it answers.
+    pub fn on_push(&self, push: &PushInfo) {
+        if push.kind == PushKind::Disconnection {
+            // Several notices before the read are one read.
+            self.0.notify_one();
+        }
+    }
+}
+
+/// Re-reads the state until the receiver goes away; at once, history included,
+/// when `resync` asks.
+pub async fn poll(
+    mut con: Con,
+    user_id: String,
+    live: LiveContacts,
+    resync: Resync,
+    tx: UnboundedSender<Event>,
+) {
     let mut need_history = true;
     let mut last_answered: Option<(Instant, i64)> = None;
     let mut names: HashMap<String, String> = HashMap::new();
@@ -170,7 +196,10 @@ pub async fn poll(mut con: Con, user_id: String, live: LiveContacts, tx: Unbound
         if tx.send(event).is_err() {
             return;
         }
-        tokio::time::sleep(REFRESH.saturating_sub(started.elapsed())).await;
+        tokio::select! {
+            () = tokio::time::sleep(REFRESH.saturating_sub(started.elapsed())) => {}
+            () = resync.0.notified() => need_history = true,
+        }
     }
 }
 

@@ -15,7 +15,10 @@
 //!   the background, as it is when a subscribed connection reports a disconnection.
 //!
 //! Subscriptions are remembered here and made again on every new primary; the
-//! manager itself makes them again after a plain reconnect.
+//! manager itself makes them again after a plain reconnect. Once they are made on
+//! a new primary, the push receiver gets a `Disconnection`, as after a plain
+//! reconnect: what was published while they moved was lost to it, and it may
+//! read again what it watches.
 
 mod resolver;
 
@@ -54,6 +57,8 @@ struct Shared {
     resolver: Resolver,
     /// Where every manager sends its pushes.
     push: Option<UnboundedSender<PushInfo>>,
+    /// The caller's push receiver, told of every move to a new primary.
+    moves: Option<UnboundedSender<PushInfo>>,
     state: Mutex<State>,
     /// Held while the sentinels are asked; holds when they were asked last.
     switching: tokio::sync::Mutex<Option<Instant>>,
@@ -82,16 +87,17 @@ impl SentinelCon {
     pub(super) fn lazy(resolver: Resolver, push: Option<UnboundedSender<PushInfo>>) -> Self {
         // The managers' pushes pass through here, so a disconnection of a
         // subscribed connection that sends no commands still finds the new primary.
-        let (inner, forwarded) = match push {
+        let (inner, forwarded) = match &push {
             Some(outer) => {
                 let (tx, rx) = unbounded_channel();
-                (Some(tx), Some((rx, outer)))
+                (Some(tx), Some((rx, outer.clone())))
             }
             None => (None, None),
         };
         let shared = Arc::new(Shared {
             resolver,
             push: inner,
+            moves: push,
             state: Mutex::new(State::default()),
             switching: tokio::sync::Mutex::new(None),
             recovering: AtomicBool::new(false),
@@ -200,7 +206,23 @@ impl SentinelCon {
             );
         }
         self.state().node = Some(node.clone());
+        if current.is_some() {
+            self.tell_moved();
+        }
         Ok(node)
+    }
+
+    /// Tells the push receiver that the connection moved, as a reconnect tells
+    /// it: sent once the subscriptions are made on the new primary and commands
+    /// go there, so what it reads again then misses nothing.
+    fn tell_moved(&self) {
+        if let Some(moves) = &self.0.moves {
+            // A receiver gone has nothing left to read again.
+            let _ = moves.send(PushInfo {
+                kind: PushKind::Disconnection,
+                data: Vec::new(),
+            });
+        }
     }
 
     /// True when the sentinels last named a primary other than `node`.
