@@ -88,6 +88,49 @@ impl fmt::Display for SleepHours {
     }
 }
 
+/// The sleep hours as a worker knows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownHours {
+    /// These hours (`None`: there are none).
+    Known(Option<SleepHours>),
+    /// Not known yet: where they come from (the graph) could not be read since
+    /// the worker started.
+    Unknown,
+}
+
+impl KnownHours {
+    /// Where the local time at `unix_ms` stands against these hours.
+    pub fn at(self, unix_ms: i64) -> SleepNow {
+        match self {
+            Self::Known(Some(w)) if w.asleep_at(unix_ms) => SleepNow::Asleep(w),
+            Self::Known(_) => SleepNow::Awake,
+            Self::Unknown => SleepNow::Unknown,
+        }
+    }
+}
+
+/// Where now stands against the sleep hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepNow {
+    /// In these sleep hours.
+    Asleep(SleepHours),
+    /// Outside the sleep hours, or there are none.
+    Awake,
+    /// The sleep hours are not known yet: replies to messages kept for the end
+    /// of the night wait (it may still be night).
+    Unknown,
+}
+
+impl SleepNow {
+    /// The sleep hours now is in, if it is known to be in them.
+    pub fn asleep(self) -> Option<SleepHours> {
+        match self {
+            Self::Asleep(w) => Some(w),
+            Self::Awake | Self::Unknown => None,
+        }
+    }
+}
+
 fn minute_of_day(text: &str) -> Result<u16, SleepHoursError> {
     let bad = || SleepHoursError::Time(text.trim().to_owned());
     let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;
@@ -175,6 +218,28 @@ mod tests {
         assert!(nap.contains(13 * 60 + 30));
         assert!(!nap.contains(14 * 60));
         assert!(!nap.contains(12 * 60 + 59));
+    }
+
+    #[test]
+    fn unknown_hours_are_neither_asleep_nor_awake() {
+        // 2025-11-25 19:46:40 UTC; the window is the whole day but the minute before it.
+        let t = 1_764_100_000_000;
+        let minute = local_minute_of_day(t).expect("local time");
+        let start = format_minute((minute + 1) % MINUTES_PER_DAY);
+        let end = format_minute(minute);
+        let around = SleepHours::between(&start, &end).expect("window");
+        let now = format_minute(minute);
+        let next = format_minute((minute + 1) % MINUTES_PER_DAY);
+        let this_minute = SleepHours::between(&now, &next).expect("window");
+        assert_eq!(KnownHours::Known(None).at(t), SleepNow::Awake);
+        assert_eq!(KnownHours::Known(Some(around)).at(t), SleepNow::Awake);
+        assert_eq!(
+            KnownHours::Known(Some(this_minute)).at(t),
+            SleepNow::Asleep(this_minute)
+        );
+        assert_eq!(KnownHours::Unknown.at(t), SleepNow::Unknown);
+        assert_eq!(KnownHours::Unknown.at(t).asleep(), None);
+        assert_eq!(SleepNow::Asleep(this_minute).asleep(), Some(this_minute));
     }
 
     #[test]

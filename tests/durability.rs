@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::replicated::Replicated;
-use common::{TestDir, incoming, nodes};
+use common::{TestDir, eventually, incoming, nodes};
 use secondme::config::{Config, Overrides, SleepSetting};
 use secondme::connection::{self, Con};
 use secondme::reply::persona_engine::PersonaEngine;
@@ -338,4 +338,93 @@ async fn in_a_pool_a_namespace_waiting_for_its_replica_does_not_hold_up_the_othe
         took < WAIT_TIMEOUT / 4,
         "calm's reply took {took:?}, held up behind busy's WAITs"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_answered_on_another_connection_than_the_writes_confirms_nothing() {
+    use redis::AsyncCommands;
+    use secondme::store::durability::{Confirmer, DurabilityError};
+    let topo = Replicated::start().await;
+    let mut con = allowed(&topo, &["bob"]).await;
+    let key = schema::queue_messages();
+    let confirmer = Confirmer::default();
+    let mark = confirmer.begin(&mut con, key, 1).await;
+    let _: () = con.set("written-before-the-cut", "1").await.expect("SET");
+    // The connection that wrote is cut; the manager connects again by itself.
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut con)
+        .await
+        .expect("CLIENT ID");
+    let mut admin = nodes::connect(topo.primary.port()).await.expect("admin");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT KILL");
+    eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut con)
+                .await
+                .ok()
+        }
+    })
+    .await
+    .expect("connected again");
+    // A bare WAIT on the new connection says yes at once: it wrote nothing.
+    let bare: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(1000)
+        .query_async(&mut con)
+        .await
+        .expect("WAIT");
+    assert_eq!(bare, 1, "the replica is in sync");
+    let refused = confirmer
+        .confirm(&mark, &mut con, key, 1, WAIT_TIMEOUT)
+        .await;
+    assert!(
+        matches!(refused, Err(DurabilityError::Replaced)),
+        "a WAIT on a connection that did not write confirms nothing: {refused:?}"
+    );
+    // From there on, writes on this connection are confirmed again.
+    let mark = confirmer.begin(&mut con, key, 1).await;
+    let _: () = con.set("written-after", "1").await.expect("SET");
+    let acked = confirmer
+        .confirm(&mark, &mut con, key, 1, WAIT_TIMEOUT)
+        .await
+        .expect("confirmed");
+    assert_eq!(acked, 1);
+    // Once known, the connection is not asked again before each write.
+    let asked = client_info_calls(&mut admin).await;
+    let mark = confirmer.begin(&mut con, key, 1).await;
+    assert_eq!(client_info_calls(&mut admin).await, asked, "no CLIENT INFO");
+    let _: () = con.set("written-last", "1").await.expect("SET");
+    confirmer
+        .confirm(&mark, &mut con, key, 1, WAIT_TIMEOUT)
+        .await
+        .expect("confirmed");
+    assert_eq!(
+        client_info_calls(&mut admin).await,
+        asked + 1,
+        "one, with the WAIT"
+    );
+}
+
+/// How many `CLIENT INFO`s the server has answered.
+async fn client_info_calls(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(admin)
+        .await
+        .expect("INFO");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_client|info:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }

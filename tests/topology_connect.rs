@@ -259,7 +259,11 @@ async fn through_sentinel_a_killed_primary_is_replaced_without_a_restart() {
         answered(&mut con, "before").await,
         "answered before the kill"
     );
-    let reader = connection::blocking_connection(&client, Duration::from_secs(1))
+    let node = client
+        .stream_node(&mut con, schema::queue_messages())
+        .await
+        .expect("the primary");
+    let reader = connection::blocking_connection(&node, Duration::from_secs(1))
         .await
         .expect("a reader");
     deployment.wait_replicas_synced().await;
@@ -286,10 +290,9 @@ async fn through_sentinel_a_killed_primary_is_replaced_without_a_restart() {
     let refused: redis::RedisResult<Value> = redis::cmd("PING").query_async(&mut stale).await;
     assert!(refused.is_err(), "the old primary's reader stops");
     let node = client
-        .stream_node()
+        .stream_node(&mut con, schema::queue_messages())
         .await
-        .expect("the primary")
-        .expect("a node");
+        .expect("the primary");
     assert!(matches!(node.info().addr(), redis::ConnectionAddr::Tcp(_, p) if *p == new));
 
     // The worker, never restarted, answers a message written after the failover.
@@ -374,8 +377,8 @@ async fn on_a_cluster_one_namespace_slot_takes_commands_functions_pubsub_and_blo
         );
     }
 
-    // A blocking read on a connection of its own, ended by CLIENT UNBLOCK sent
-    // through the shared connection to the node serving the stream.
+    // A blocking read on a connection of its own to the node serving the stream,
+    // ended by CLIENT UNBLOCK sent to that node.
     let stream = "{alice}:stream";
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
@@ -386,15 +389,15 @@ async fn on_a_cluster_one_namespace_slot_takes_commands_functions_pubsub_and_blo
         .query_async(&mut con)
         .await
         .expect("XGROUP CREATE");
-    let mut reader = connection::blocking_connection(&client, Duration::from_secs(30))
+    let node = client.stream_node(&mut con, stream).await.expect("a node");
+    assert!(
+        matches!(node.info().addr(), redis::ConnectionAddr::Tcp(_, p) if *p == owner),
+        "the reader goes to the primary of the stream's slot"
+    );
+    let mut reader = connection::blocking_connection(&node, Duration::from_secs(30))
         .await
         .expect("a reader");
-    let mut id_cmd = redis::cmd("CLIENT");
-    id_cmd.arg("ID");
-    let reader_id: i64 = reader
-        .query_at_key(&id_cmd, stream)
-        .await
-        .expect("CLIENT ID");
+    let unblocker = reader.clone();
     let opts = redis::streams::StreamReadOptions::default()
         .group("g", "c")
         .block(30_000);
@@ -410,13 +413,8 @@ async fn on_a_cluster_one_namespace_slot_takes_commands_functions_pubsub_and_blo
         .expect("the shared connection is not blocked");
     assert_eq!(shared_ok, "1");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut unblock = redis::cmd("CLIENT");
-    unblock.arg("UNBLOCK").arg(reader_id);
-    let unblocked: i64 = con
-        .query_at_key(&unblock, stream)
-        .await
-        .expect("CLIENT UNBLOCK");
-    assert_eq!(unblocked, 1, "the reader was blocked on the stream's node");
+    let unblocked = unblocker.unblock().await.expect("CLIENT UNBLOCK");
+    assert!(unblocked, "the reader was blocked on the stream's node");
     let (read, waited) = blocked.await.expect("join");
     assert!(read.expect("the read ends").is_none());
     assert!(waited < Duration::from_secs(10), "{waited:?}");

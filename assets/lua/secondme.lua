@@ -610,8 +610,10 @@ end
 -- contact's keys begin in KEYS, contact_keys)
 -- A reply to a contact in draft mode becomes the contact's draft (handled as `drafted`).
 -- A message kept for the end of the sleep hours (handled as `deferred`) is answered here
--- like one just decided; a reply or draft to a contact ends its deferral. In `defer`
--- mode, a reply the sleep hours withhold defers its message instead.
+-- like one just decided while its deferral still holds it (else `duplicate`: a reply to a
+-- newer message, or the person's own, answered the night); a reply or draft to a contact
+-- ends its deferral. In `defer` mode, a reply the sleep hours withhold defers its message
+-- instead.
 -- Returns one result per reply: sent | drafted | duplicate | withheld | fail:{why} (nothing
 -- written, the entry stays pending for the worker to dead-letter); then `warn:{text}`
 -- for a failed best-effort write. A shared key of a foreign type fails the whole
@@ -663,6 +665,11 @@ local function commit(KEYS, ARGV)
       if deferred_field(deferred, contact, 'messageId') == mid then
         redis.call('HDEL', deferred, contact)
       end
+      result = 'duplicate'
+    elseif done ~= 'seen' and deferred_field(deferred, contact, 'streamId') ~= sid
+        and #redis.call('XPENDING', KEYS[3], group, sid, sid, 1) == 0 then
+      -- A night's reply (its entry was acknowledged when it was deferred) whose
+      -- deferral ended meanwhile: a reply to a newer message, or the person, answered it.
       result = 'duplicate'
     elseif asleep and deferring and enabled and not killed and not paused(ck) then
       defer(deferred, contact, sid, message)

@@ -4,6 +4,7 @@
 //! after a failover), or on a Redis Cluster.
 
 mod cluster;
+mod reader;
 mod sentinel;
 mod server_info;
 mod url;
@@ -13,14 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use redis::aio::{
-    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
-};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
 use redis::{
-    AsyncConnectionConfig, Cmd, ConnectionInfo, FromRedisValue, IntoConnectionInfo, Pipeline,
-    ProtocolVersion, PushInfo, RedisFuture, RedisResult, TlsCertificates, ToRedisArgs, Value,
+    Cmd, ConnectionInfo, FromRedisValue, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo,
+    RedisFuture, RedisResult, TlsCertificates, ToRedisArgs, Value,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -28,11 +27,12 @@ use crate::config::Config;
 use sentinel::{Resolver, SentinelCon};
 use url::Target;
 
+pub use reader::{READER_NAME_PREFIX, ReadCon, StreamNode, blocking_connection};
 pub use sentinel::PrimaryWatch;
 pub use server_info::{
     describe_error, explain_noperm, is_noperm, server_version, supports_acked_trim,
 };
-pub use url::{Topology, redact_url, scrub};
+pub use url::{Topology, cannot_reach, redact_url, scrub};
 
 /// Response timeout for ordinary commands.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
@@ -106,51 +106,6 @@ impl Client {
                 }))
             }
         }
-    }
-
-    /// Where the worker's own stream reader connects: the server, or the primary
-    /// the sentinels name now (asked at every call, so a reconnect after a
-    /// failover finds the new one). `None` on a Cluster, where the reader goes
-    /// through redis-rs.
-    pub async fn stream_node(&self) -> Result<Option<StreamNode>> {
-        match &self.0 {
-            Kind::Single(client) => Ok(Some(StreamNode {
-                info: client.get_connection_info().clone(),
-                watch: None,
-            })),
-            Kind::Sentinel(resolver) => {
-                let primary = resolver
-                    .primary()
-                    .await
-                    .context("cannot find the primary through the sentinels")?;
-                let info = primary.get_connection_info().clone();
-                Ok(Some(StreamNode {
-                    watch: Some(resolver.watch_from(info.addr().clone())),
-                    info,
-                }))
-            }
-            Kind::Cluster(_) => Ok(None),
-        }
-    }
-}
-
-/// The node a stream reader of its own connects to, and whether it stopped being
-/// the primary (on Sentinel) since.
-#[derive(Clone)]
-pub struct StreamNode {
-    info: ConnectionInfo,
-    watch: Option<PrimaryWatch>,
-}
-
-impl StreamNode {
-    /// Its address and login.
-    pub fn info(&self) -> &ConnectionInfo {
-        &self.info
-    }
-
-    /// On Sentinel, what tells when the node stops being the primary.
-    pub fn watch(&self) -> Option<PrimaryWatch> {
-        self.watch.clone()
     }
 }
 
@@ -243,7 +198,11 @@ fn single_client(
 /// new primary after a failover), or a Cluster connection. Cheap to clone: clones
 /// share it.
 #[derive(Clone)]
-pub struct Con(Shared);
+pub struct Con {
+    shared: Shared,
+    /// Where it connects, for a connection of its own to the same place.
+    client: Client,
+}
 
 #[derive(Clone)]
 enum Shared {
@@ -254,7 +213,7 @@ enum Shared {
 
 impl std::fmt::Debug for Con {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.0 {
+        f.write_str(match self.shared {
             Shared::Single(_) => "Con(single)",
             Shared::Sentinel(_) => "Con(sentinel)",
             Shared::Cluster(_) => "Con(cluster)",
@@ -263,34 +222,54 @@ impl std::fmt::Debug for Con {
 }
 
 impl Con {
+    /// A connection of its own to the same place, opened at its first command:
+    /// for a writer whose `WAIT`s must hold up nobody else.
+    pub fn own(&self) -> Result<Con> {
+        lazy_manager(&self.client, None)
+    }
+
     /// Subscribes to `channels`; messages go to the `push` sender the connection
     /// was made with, and the subscriptions come back after a reconnect, a
     /// Sentinel failover or a Cluster's slot moves.
     pub async fn subscribe(&mut self, channels: impl ToRedisArgs) -> RedisResult<()> {
-        match &mut self.0 {
+        match &mut self.shared {
             Shared::Single(con) => con.subscribe(channels).await,
             Shared::Sentinel(con) => con.subscribe(channels).await,
             Shared::Cluster(con) => con.subscribe(channels).await,
         }
     }
 
-    /// Sends a keyless command about `key` (`CLIENT UNBLOCK` of the connection
-    /// that reads it) where `key` lives: on a Cluster, the primary of its slot.
+    /// Sends a keyless command about `key` (`WAIT`, `CLUSTER SLOTS`) where `key`
+    /// lives: on a Cluster, the primary of its slot.
     pub async fn query_at_key<T: FromRedisValue>(
         &mut self,
         cmd: &Cmd,
         key: &str,
     ) -> RedisResult<T> {
-        if let Shared::Cluster(con) = &mut self.0 {
+        if let Shared::Cluster(con) = &mut self.shared {
             return cluster::query_at_key(con, cmd, key).await;
         }
         cmd.query_async(self).await
+    }
+
+    /// Sends `pipe` of keyless commands about `key` (`WAIT` and `CLIENT INFO`)
+    /// on one server connection where `key` lives: on a Cluster, the primary of
+    /// its slot.
+    pub async fn query_pipeline_at_key<T: FromRedisValue>(
+        &mut self,
+        pipe: &Pipeline,
+        key: &str,
+    ) -> RedisResult<T> {
+        if let Shared::Cluster(con) = &mut self.shared {
+            return cluster::pipeline_at_key(con, pipe, key).await;
+        }
+        pipe.query_async(self).await
     }
 }
 
 impl ConnectionLike for Con {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match &mut self.0 {
+        match &mut self.shared {
             Shared::Single(con) => con.req_packed_command(cmd),
             Shared::Sentinel(con) => con.req_packed_command(cmd),
             Shared::Cluster(con) => con.req_packed_command(cmd),
@@ -303,7 +282,7 @@ impl ConnectionLike for Con {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match &mut self.0 {
+        match &mut self.shared {
             Shared::Single(con) => con.req_packed_commands(pipeline, offset, count),
             Shared::Sentinel(con) => con.req_packed_commands(pipeline, offset, count),
             Shared::Cluster(con) => con.req_packed_commands(pipeline, offset, count),
@@ -311,7 +290,7 @@ impl ConnectionLike for Con {
     }
 
     fn get_db(&self) -> i64 {
-        match &self.0 {
+        match &self.shared {
             Shared::Single(con) => con.get_db(),
             Shared::Sentinel(con) => con.get_db(),
             Shared::Cluster(con) => con.get_db(),
@@ -342,7 +321,12 @@ pub async fn manager(client: &Client, push: Option<UnboundedSender<PushInfo>>) -
             .await
             .map(Shared::Cluster),
     };
-    shared.map(Con).context(connect_failed(client))
+    shared
+        .map(|shared| Con {
+            shared,
+            client: client.clone(),
+        })
+        .context(connect_failed(client))
 }
 
 /// Like [`manager`], but connects on first use: for programs that must start
@@ -360,7 +344,10 @@ pub fn lazy_manager(client: &Client, push: Option<UnboundedSender<PushInfo>>) ->
             ))
         }
     };
-    Ok(Con(shared))
+    Ok(Con {
+        shared,
+        client: client.clone(),
+    })
 }
 
 fn connect_failed(client: &Client) -> &'static str {
@@ -382,111 +369,4 @@ fn manager_config(push: Option<UnboundedSender<PushInfo>>) -> ConnectionManagerC
         config = config.set_push_sender(tx).set_automatic_resubscription();
     }
     config
-}
-
-/// A connection of its own for `XREADGROUP ... BLOCK`, whose timeout outlasts the
-/// block, so a blocked read never holds up other commands: to the server, to the
-/// primary the sentinels name when it opens, or a Cluster connection of its own.
-#[derive(Clone)]
-pub struct ReadCon {
-    reader: Reader,
-    /// On Sentinel: whether the node stopped being the primary.
-    watch: Option<PrimaryWatch>,
-}
-
-#[derive(Clone)]
-enum Reader {
-    Node(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ReadCon {
-    /// Sends a keyless command about `key` (`CLIENT ID` of this connection, where
-    /// it reads `key`): on a Cluster, to the primary of its slot.
-    pub async fn query_at_key<T: FromRedisValue>(
-        &mut self,
-        cmd: &Cmd,
-        key: &str,
-    ) -> RedisResult<T> {
-        if let Reader::Cluster(con) = &mut self.reader {
-            return cluster::query_at_key(con, cmd, key).await;
-        }
-        cmd.query_async(self).await
-    }
-
-    /// On Sentinel, refuses to send once the node is no longer the primary, so
-    /// the reader opens a connection to the new one instead of reading the old.
-    fn moved(&self) -> Option<redis::RedisError> {
-        self.watch.as_ref().filter(|w| w.moved()).map(|_| {
-            redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "the primary moved: the stream reader connects again",
-            ))
-        })
-    }
-}
-
-impl ConnectionLike for ReadCon {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        if let Some(e) = self.moved() {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        match &mut self.reader {
-            Reader::Node(con) => con.req_packed_command(cmd),
-            Reader::Cluster(con) => con.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        if let Some(e) = self.moved() {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        match &mut self.reader {
-            Reader::Node(con) => con.req_packed_commands(pipeline, offset, count),
-            Reader::Cluster(con) => con.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match &self.reader {
-            Reader::Node(con) => con.get_db(),
-            Reader::Cluster(con) => con.get_db(),
-        }
-    }
-}
-
-/// A connection of its own for `XREADGROUP ... BLOCK`, whose timeout outlasts the block.
-pub async fn blocking_connection(client: &Client, block: Duration) -> Result<ReadCon> {
-    let response = block + COMMAND_TIMEOUT;
-    let config = AsyncConnectionConfig::new()
-        .set_response_timeout(Some(response))
-        .set_connection_timeout(Some(CONNECT_TIMEOUT));
-    let opened = match &client.0 {
-        Kind::Single(client) => client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map(|con| (Reader::Node(con), None)),
-        Kind::Sentinel(resolver) => match resolver.primary().await {
-            Ok(primary) => {
-                let watch = resolver.watch_from(primary.get_connection_info().addr().clone());
-                primary
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                    .map(|con| (Reader::Node(con), Some(watch)))
-            }
-            Err(e) => Err(e),
-        },
-        Kind::Cluster(clients) => clients
-            .cluster
-            .get_async_connection_with_config(cluster::config(response, CONNECT_TIMEOUT, None))
-            .await
-            .map(|con| (Reader::Cluster(con), None)),
-    };
-    let (reader, watch) = opened.context("cannot open the stream-reading connection to Redis")?;
-    Ok(ReadCon { reader, watch })
 }

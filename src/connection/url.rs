@@ -348,6 +348,20 @@ fn host_port(text: &str, default_port: u16) -> Result<(String, u16), UrlError> {
 /// name nobody listed here is still not printed.
 const SHOWN_PARAMS: &[&str] = &["db", "protocol", "user", "username", "insecure"];
 
+/// What a program says when it cannot connect to `url` (shown redacted): start
+/// Redis or point at it, and for a TLS URL, where a certificate error comes from.
+pub fn cannot_reach(url: &str) -> String {
+    let tls = if is_tls(url) {
+        " (a certificate error: tls_ca_file must name the CA that signed the servers' certificates)"
+    } else {
+        ""
+    };
+    format!(
+        "cannot reach Redis at {}; start it or set SECONDME_REDIS_URL{tls}",
+        redact_url(url)
+    )
+}
+
 /// Hides every credential of a Redis URL (`user:pass@`, `:pass@`, `pass@`,
 /// `?pass=`, `?password=` and any other query value that is not known to be
 /// harmless) so it can be logged or shown. The hosts of a Sentinel or Cluster URL
@@ -530,6 +544,18 @@ pub fn scrub(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_tls_url_points_at_the_ca_and_hides_the_password() {
+        let tls = cannot_reach("rediss-sentinel://u:hunter2@h:26379#main");
+        assert!(tls.contains("tls_ca_file"), "{tls}");
+        assert!(!tls.contains("hunter2"), "{tls}");
+        let plain = cannot_reach("redis://h:6379");
+        assert_eq!(
+            plain,
+            "cannot reach Redis at redis://h:6379; start it or set SECONDME_REDIS_URL"
+        );
+    }
 
     fn sentinel(url: &str) -> SentinelTarget {
         match parse(url) {

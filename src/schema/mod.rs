@@ -597,11 +597,14 @@ pub struct QueueMessage {
     pub from_me: bool,
 }
 
+/// The `messageId` field of a `QUEUE:messages` entry (and of its dead letter).
+pub const MESSAGE_ID_FIELD: &str = "messageId";
+
 impl QueueMessage {
     /// The entry's fields under the seed's names, in the order a gateway writes them.
     pub fn fields(&self) -> [(&'static str, String); 6] {
         [
-            ("messageId", self.message_id.clone()),
+            (MESSAGE_ID_FIELD, self.message_id.clone()),
             ("contactId", self.contact_id.clone()),
             ("content", self.content.clone()),
             ("timestamp", self.timestamp.to_string()),
@@ -715,6 +718,7 @@ mod tests {
             unanswered,
             unheard,
             deferred,
+            deferred_claim_prefix,
             namespaces,
         )
     }
@@ -784,6 +788,7 @@ mod tests {
             prop_assert_eq!(llm_tokens_key(&id), format!("SECONDME:llm:tokens:{id}"));
             prop_assert_eq!(llm_latency_key(&id), format!("SECONDME:llm:latency:{id}"));
             prop_assert_eq!(llm_minute_key(n), format!("SECONDME:llm:minute:{n}"));
+            prop_assert_eq!(deferred::claim_key(&id), format!("SECONDME:deferred:claim:{id}"));
         }
     }
 
@@ -895,6 +900,7 @@ mod tests {
             llm_latency_key(id),
             llm_minute_key(n),
             drafts::draft_key(id),
+            deferred::claim_key(id),
             learned::chat_key(id),
             learned::style_key(id),
             learned::eval_key(id),

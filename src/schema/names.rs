@@ -74,6 +74,7 @@ pub struct Names {
     pub(super) unanswered: String,
     pub(super) unheard: String,
     pub(super) deferred: String,
+    pub(super) deferred_claim_prefix: String,
     pub(super) namespaces: String,
 }
 
@@ -138,6 +139,7 @@ impl Names {
             unanswered: name("SECONDME:unanswered"),
             unheard: name("SECONDME:unheard"),
             deferred: name("SECONDME:deferred"),
+            deferred_claim_prefix: name("SECONDME:deferred:claim:"),
             // The registry of a pool's namespaces lies outside every namespace.
             namespaces: "SECONDME:namespaces".to_owned(),
         }

@@ -41,7 +41,7 @@ async fn forget_their_media(con: &mut Con, letters: &[DeadLetter]) {
     let ids: Vec<String> = letters
         .iter()
         .filter(|l| field(l, schema::media::MEDIA_TYPE_FIELD).is_some())
-        .filter_map(|l| field(l, "messageId"))
+        .filter_map(|l| field(l, schema::MESSAGE_ID_FIELD))
         .collect();
     if ids.is_empty() {
         return;

@@ -56,6 +56,21 @@ pub async fn holds(con: &mut Con, contact: &str, message_id: &str) -> Result<boo
         .is_some_and(|d| d.message.message_id == message_id))
 }
 
+/// Claims the answer to `contact`'s night for `consumer` during `ms`; false
+/// when another worker (or this one, lately) holds it.
+pub async fn claim(con: &mut Con, contact: &str, consumer: &str, ms: u64) -> Result<bool> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(schema::deferred::claim_key(contact))
+        .arg(consumer)
+        .arg("NX")
+        .arg("PX")
+        .arg(ms)
+        .query_async(con)
+        .await
+        .with_context(|| format!("cannot claim the night of {contact}"))?;
+    Ok(set.is_some())
+}
+
 /// Drops `contact`'s unreadable deferral and counts it as not answered, in one step.
 pub async fn drop_unreadable(con: &mut Con, contact: &str) -> Result<()> {
     redis::pipe()

@@ -25,6 +25,48 @@ use crate::schema::{self, drafts::fields};
 pub use crate::schema::drafts::{Draft, ReplyMode, UnknownMode, mode_for};
 pub use owner::{send_as_owner, send_as_owner_for};
 
+/// `DRAFTS` holds another type than a sorted set: another program wrote it, and
+/// no draft can be found or decided until it is renamed or deleted. Said as the
+/// steps say a shared key of a foreign type (`SHARED_KEY`); nothing is written.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "SHARED_KEY {key} holds a {found}, not a zset: another program wrote it; \
+     rename or delete it to let the twin go on"
+)]
+pub struct ForeignIndex {
+    /// The key (`DRAFTS`).
+    pub key: String,
+    /// The type it holds.
+    pub found: String,
+}
+
+/// The error for a command Redis refused on `DRAFTS` while `what`: a foreign
+/// type is a [`ForeignIndex`], anything else the error with `what` for context.
+async fn index_error(con: &mut Con, e: redis::RedisError, what: &'static str) -> anyhow::Error {
+    if e.code() != Some("WRONGTYPE") {
+        return anyhow::Error::new(e).context(what);
+    }
+    let key = keys::drafts_key();
+    let found: String = redis::cmd("TYPE")
+        .arg(key)
+        .query_async(con)
+        .await
+        .unwrap_or_else(|_| "value of another type".to_owned());
+    ForeignIndex {
+        key: key.to_owned(),
+        found,
+    }
+    .into()
+}
+
+/// The contacts with a waiting draft, by expiry.
+async fn waiting(con: &mut Con) -> Result<Vec<String>> {
+    match con.zrange(keys::drafts_key(), 0, -1).await {
+        Ok(contacts) => Ok(contacts),
+        Err(e) => Err(index_error(con, e, "cannot list the drafts").await),
+    }
+}
+
 /// What a decision on a draft found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -75,10 +117,7 @@ pub async fn modes(con: &mut Con) -> Result<HashMap<String, ReplyMode>> {
 /// Every waiting draft, oldest first. A member of `DRAFTS` whose hash is gone
 /// or incomplete (decided between the two reads) is left out.
 pub async fn list(con: &mut Con) -> Result<Vec<Draft>> {
-    let contacts: Vec<String> = con
-        .zrange(keys::drafts_key(), 0, -1)
-        .await
-        .context("cannot list the drafts")?;
+    let contacts = waiting(con).await?;
     if contacts.is_empty() {
         return Ok(Vec::new());
     }
@@ -159,10 +198,7 @@ async fn on_draft(con: &mut Con, op: Op, draft_id: &str) -> Result<Option<Call>>
 /// costs less than an index to keep in step with them. The step acting on the
 /// draft checks the id again, atomically with the decision.
 async fn owner(con: &mut Con, draft_id: &str) -> Result<Option<String>> {
-    let contacts: Vec<String> = con
-        .zrange(keys::drafts_key(), 0, -1)
-        .await
-        .context("cannot list the drafts")?;
+    let contacts = waiting(con).await?;
     if contacts.is_empty() {
         return Ok(None);
     }

@@ -70,8 +70,9 @@ impl<E: ReplyEngine> Worker<E> {
     /// `replicas_to_wait`, its outcome counts once that many replicas hold what
     /// the steps wrote (a replica that does not is counted in `unreplicated`).
     pub(super) async fn process_triaged(&mut self, batch: &mut Triaged) -> Result<BatchOutcome> {
+        let mark = self.begin_confirming().await;
         let mut outcome = self.steps(batch).await?;
-        if !self.replicated("a batch").await {
+        if !self.replicated(&mark, "a batch").await {
             outcome.unreplicated += 1;
         }
         Ok(outcome)

@@ -24,8 +24,8 @@ pub(super) struct BlockingReader {
     client: Client,
     opts: StreamReadOptions,
     block: Duration,
-    /// The connection and its client id (to unblock it at the stop), once opened.
-    reader: Option<(ReadCon, i64)>,
+    /// The connection, once opened.
+    reader: Option<ReadCon>,
     current: Triaged,
 }
 
@@ -51,30 +51,29 @@ impl BlockingReader {
     }
 
     /// Ends a read left blocked by the stop, so Redis cannot hand this consumer
-    /// new entries after the drain has looked at its pending list.
-    pub(super) async fn stop(&mut self, con: &mut Con) {
-        let Some((_, client_id)) = self.reader.take() else {
+    /// new entries after the drain has looked at its pending list. The unblock
+    /// goes to the node the read is blocked on, never through the shared
+    /// connection: after a failover that reaches another server, where the id
+    /// may be someone else's.
+    pub(super) async fn stop(&mut self) {
+        let Some(reader) = self.reader.take() else {
             return;
         };
-        let mut unblock = redis::cmd("CLIENT");
-        unblock.arg("UNBLOCK").arg(client_id);
-        // On a Cluster, the node the read is blocked on: the one serving the queue.
-        let unblocked: redis::RedisResult<i64> =
-            con.query_at_key(&unblock, schema::queue_messages()).await;
-        match unblocked {
+        match reader.unblock().await {
             Ok(_) => {}
-            // CLIENT UNBLOCK is an admin command a least-privilege user lacks: the
-            // read then ends by itself within its block time, and whatever it was
-            // handed meanwhile is pending for this consumer, where the drain finds it.
+            // CLIENT UNBLOCK (and CLIENT LIST, to find the reader by name) are admin
+            // commands a least-privilege user lacks: the read then ends by itself
+            // within its block time, and whatever it was handed meanwhile is
+            // pending for this consumer, where the drain finds it.
             Err(e) if connection::is_noperm(&e) => {
                 tracing::info!(
-                    "no permission for CLIENT UNBLOCK: waiting {} ms for the stream read to end",
+                    "no permission for CLIENT LIST and CLIENT UNBLOCK: waiting {} ms for the stream read to end",
                     self.block.as_millis()
                 );
                 tokio::time::sleep(self.block + Duration::from_millis(100)).await;
             }
             Err(e) => tracing::warn!(
-                "could not unblock the stream reader: {}",
+                "could not unblock the stream reader on its node: {}",
                 connection::scrub(&e.to_string())
             ),
         }
@@ -82,8 +81,8 @@ impl BlockingReader {
 }
 
 impl Source for BlockingReader {
-    async fn fill(&mut self, _con: &mut Con) -> Result<bool> {
-        let reader = open(&self.client, self.block, &mut self.reader).await?;
+    async fn fill(&mut self, con: &mut Con) -> Result<bool> {
+        let reader = open(&self.client, con, self.block, &mut self.reader).await?;
         let entries = read_new(reader, &self.opts).await?;
         self.current = triage(&entries, &HashMap::new());
         Ok(self.current.len() > 0)
@@ -100,21 +99,20 @@ impl Source for BlockingReader {
     }
 }
 
-/// The reader's connection, opened (with its client id) if `slot` holds none.
+/// The reader's connection, opened on the node serving the queue (asked through
+/// `con` on a Cluster) if `slot` holds none.
 async fn open<'a>(
     client: &Client,
+    con: &mut Con,
     block: Duration,
-    slot: &'a mut Option<(ReadCon, i64)>,
+    slot: &'a mut Option<ReadCon>,
 ) -> Result<&'a mut ReadCon> {
     if slot.is_none() {
-        let mut r = connection::blocking_connection(client, block).await?;
-        let mut client_id = redis::cmd("CLIENT");
-        client_id.arg("ID");
-        let id: i64 = r.query_at_key(&client_id, schema::queue_messages()).await?;
-        *slot = Some((r, id));
+        let node = client.stream_node(con, schema::queue_messages()).await?;
+        *slot = Some(connection::blocking_connection(&node, block).await?);
     }
     match slot {
-        Some((r, _)) => Ok(r),
+        Some(r) => Ok(r),
         None => anyhow::bail!("the stream reader's connection is gone"),
     }
 }

@@ -24,7 +24,9 @@ use crate::entry::CheckedEntry;
 use crate::reply::ReplyEngine;
 use crate::schema::{self, Direction};
 use crate::store;
+use crate::store::drafts::ForeignIndex;
 use crate::store::drafts::sweep::{self, NewDraft, Regeneration, Rewritten};
+use crate::store::durability::Confirmer;
 
 /// Drafts expired per step.
 const EXPIRE_BATCH: usize = 100;
@@ -41,8 +43,13 @@ pub(super) struct Keeper<E> {
     ttl_ms: i64,
     status: watch::Receiver<WorkerStatus>,
     replicas_to_wait: u32,
+    /// Which connection a rewrite went on, for its `WAIT`.
+    confirmer: Confirmer,
     /// How often it looks: twice per chores period of the worker.
     every: Duration,
+    /// Whether a `DRAFTS` of another program's type was said in the log, so it
+    /// is said once while it lasts.
+    foreign_said: bool,
 }
 
 impl<E: ReplyEngine> Worker<E> {
@@ -50,13 +57,16 @@ impl<E: ReplyEngine> Worker<E> {
     pub(super) fn keeper(&self) -> Keeper<E> {
         Keeper {
             engine: Arc::clone(&self.engine),
+            // Its own, so its WAIT and the loop's never hold up each other.
             con: self.con.clone(),
             learned: Arc::clone(&self.learned),
             personas: Personas::new(&self.cfg.default_persona, &self.cfg.user_id),
             ttl_ms: self.cfg.draft_ttl_ms,
             status: self.status.subscribe(),
             replicas_to_wait: self.cfg.replicas_to_wait,
+            confirmer: self.confirmer.clone(),
             every: self.cfg.chores_every / 2,
+            foreign_said: false,
         }
     }
 }
@@ -77,8 +87,9 @@ pub(super) fn spawn<E: ReplyEngine>(mut keeper: Keeper<E>) -> KeeperTask {
     KeeperTask(crate::schema::spawn_here(async move {
         loop {
             tokio::time::sleep(keeper.every).await;
-            if let Err(e) = keeper.expire().await {
-                tracing::debug!("drafts not expired this time: {e:#}");
+            match keeper.expire().await {
+                Ok(()) => keeper.foreign_said = false,
+                Err(e) => keeper.not_expired(&e),
             }
             if let Err(e) = keeper.regenerate().await {
                 tracing::debug!("drafts not written again this time: {e:#}");
@@ -88,6 +99,18 @@ pub(super) fn spawn<E: ReplyEngine>(mut keeper: Keeper<E>) -> KeeperTask {
 }
 
 impl<E: ReplyEngine> Keeper<E> {
+    /// Says why drafts were not expired: a `DRAFTS` another program gave its
+    /// own type as a warning, once while it lasts (the operator has to act);
+    /// anything else (Redis away a moment) for debugging.
+    fn not_expired(&mut self, e: &anyhow::Error) {
+        if e.downcast_ref::<ForeignIndex>().is_none() {
+            tracing::debug!("drafts not expired this time: {e:#}");
+        } else if !self.foreign_said {
+            tracing::warn!("no draft expires (nor can be decided): {e:#}");
+            self.foreign_said = true;
+        }
+    }
+
     /// Expires every draft past its time, a batch per step.
     async fn expire(&mut self) -> Result<()> {
         loop {
@@ -130,8 +153,13 @@ impl<E: ReplyEngine> Keeper<E> {
             persona: &w.persona,
         };
         let asleep = self.status.borrow().asleep.is_some();
+        let key = schema::queue_messages();
+        let wanted = self.replicas_to_wait;
+        let mark = self.confirmer.begin(&mut self.con, key, wanted).await;
         let done = sweep::rewrite(&mut self.con, r, &new, self.ttl_ms, asleep).await?;
         replicas::confirm(
+            &self.confirmer,
+            &mark,
             &mut self.con,
             self.replicas_to_wait,
             "a draft written again",

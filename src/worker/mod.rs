@@ -40,6 +40,8 @@ use crate::learn::LearnConfig;
 use crate::reply::ReplyEngine;
 use crate::schema;
 use crate::schema::drafts::ReplyMode;
+use crate::sleep::KnownHours;
+use crate::store::durability::Confirmer;
 use blocking_read::BlockingReader;
 use learned::LearnedCache;
 use pending::{Claims, OwnPending};
@@ -211,10 +213,14 @@ pub struct Worker<E> {
     status: watch::Sender<WorkerStatus>,
     /// The last best-effort failure logged, so a lasting one is logged once.
     last_warning: Option<String>,
-    /// Deferred messages this worker tried to answer lately.
-    deferrals_tried: deferred::Tried,
+    /// Tells the waker of the night's deferred messages where now stands
+    /// against the sleep hours.
+    dawn: deferred::Dawn,
     /// The transcription endpoint's client; `None` leaves voice notes to the operator.
     transcriber: Option<crate::media::stt::Transcriber>,
+    /// Which server connection `con` was last seen on, for the `WAIT`s of the
+    /// loop, the keeper and the waker (which write on `con` too).
+    confirmer: Confirmer,
 }
 
 impl<E: ReplyEngine> Worker<E> {
@@ -227,7 +233,9 @@ impl<E: ReplyEngine> Worker<E> {
     /// A worker that shares an existing connection manager; with
     /// `replicas_to_wait`, it writes and waits on a connection of its own.
     pub fn with_connection(client: Client, con: Con, engine: E, cfg: WorkerConfig) -> Self {
-        let con = replicas::own_connection(&client, con, cfg.replicas_to_wait);
+        let shared = con;
+        let con = crate::store::durability::own_connection(&shared, cfg.replicas_to_wait);
+        let confirmer = Confirmer::default();
         let (status, _) = watch::channel(WorkerStatus::default());
         let personas = personas::Personas::new(&cfg.default_persona, &cfg.user_id);
         let engine = Arc::new(engine);
@@ -245,7 +253,7 @@ impl<E: ReplyEngine> Worker<E> {
             let learned = Arc::clone(&learned);
             Scheduler::new(
                 Arc::clone(&engine),
-                con.clone(),
+                (con.clone(), shared, confirmer.clone()),
                 &cfg,
                 status.subscribe(),
                 learned,
@@ -262,8 +270,9 @@ impl<E: ReplyEngine> Worker<E> {
             learned,
             status,
             last_warning: None,
-            deferrals_tried: deferred::Tried::default(),
+            dawn: deferred::Dawn::default(),
             transcriber,
+            confirmer,
         }
     }
 
@@ -277,14 +286,7 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     fn count(&self, o: &BatchOutcome) {
-        self.status.send_modify(|s| {
-            s.entries += o.entries as u64;
-            s.answered += o.answered as u64;
-            s.drafted += o.drafted as u64;
-            s.skipped += o.skipped as u64;
-            s.dead_lettered += o.dead_lettered as u64;
-            s.unreplicated += o.unreplicated as u64;
-        });
+        count_into(&self.status, o);
     }
 
     /// Runs until `stop` turns true, then drains; returns the final totals.
@@ -297,6 +299,7 @@ impl<E: ReplyEngine> Worker<E> {
             s.start();
         }
         let keeper = drafts::spawn(self.keeper());
+        let waker = deferred::spawn(self.waker());
         while !*stop.borrow() {
             let step = async {
                 if !ready {
@@ -332,7 +335,8 @@ impl<E: ReplyEngine> Worker<E> {
             }
         }
         drop(keeper);
-        sources.stop(&mut self.con).await;
+        drop(waker);
+        sources.stop().await;
         sources.recheck(self.stop_jobs().await);
         self.drain(sources).await
     }
@@ -372,18 +376,14 @@ impl<E: ReplyEngine> Worker<E> {
     }
 
     /// Between batches: what the scheduler's jobs finished (entries to decide
-    /// again go back to the sources), the sleep hours, trimming the queue, and
-    /// the messages kept for the end of the sleep hours.
+    /// again go back to the sources), the sleep hours, and trimming the queue.
     async fn housekeeping(&mut self, sources: &mut Sources, last_trim: &mut Instant) -> Result<()> {
         sources.recheck(self.finish_jobs().await?);
-        // Also when no message comes, so the status follows the clock.
-        let asleep = self.asleep().await;
+        // Also when no message comes, so the status (and the waker) follow the clock.
+        self.asleep().await;
         if last_trim.elapsed() >= self.cfg.chores_every {
             *last_trim = Instant::now();
             recovery::trim(&mut self.con, self.acked_trim).await?;
-            if !asleep {
-                self.answer_deferred().await?;
-            }
         }
         Ok(())
     }
@@ -416,14 +416,18 @@ impl<E: ReplyEngine> Worker<E> {
         }
     }
 
-    /// Whether now is in the sleep hours; tells the log and the status when that changes.
+    /// Whether now is in the sleep hours; tells the log and the status when that
+    /// changes, and the waker each time (it wakes the night's messages only once
+    /// the sleep hours are known to be over).
     async fn asleep(&mut self) -> bool {
-        let window = match self.cfg.sleep_hours {
-            SleepSetting::Off => None,
-            SleepSetting::Window(w) => Some(w),
+        let hours = match self.cfg.sleep_hours {
+            SleepSetting::Off => KnownHours::Known(None),
+            SleepSetting::Window(w) => KnownHours::Known(Some(w)),
             SleepSetting::FromGraph => self.personas.sleep_hours(&mut self.con).await,
         };
-        let asleep = window.filter(|w| w.asleep_at(crate::store::now_ms()));
+        let now = hours.at(crate::store::now_ms());
+        self.dawn.tell(now);
+        let asleep = now.asleep();
         if asleep != self.status.borrow().asleep {
             match asleep {
                 Some(w) => tracing::info!(
@@ -540,15 +544,25 @@ pub async fn run_worker<E: ReplyEngine>(
     stop: watch::Receiver<bool>,
 ) -> Result<WorkerStatus> {
     let client = connection::client_for(config)?;
-    let con = connection::manager(&client, None).await.with_context(|| {
-        format!(
-            "cannot reach Redis at {}; start it or set SECONDME_REDIS_URL",
-            connection::redact_url(&config.redis_url)
-        )
-    })?;
+    let con = connection::manager(&client, None)
+        .await
+        .with_context(|| connection::cannot_reach(&config.redis_url))?;
     Worker::with_connection(client, con, engine, WorkerConfig::from_config(config))
         .run(stop)
         .await
+}
+
+/// Adds `o` to the worker's totals in `status` (its loop's batches, its
+/// waker's nights).
+fn count_into(status: &watch::Sender<WorkerStatus>, o: &BatchOutcome) {
+    status.send_modify(|s| {
+        s.entries += o.entries as u64;
+        s.answered += o.answered as u64;
+        s.drafted += o.drafted as u64;
+        s.skipped += o.skipped as u64;
+        s.dead_lettered += o.dead_lettered as u64;
+        s.unreplicated += o.unreplicated as u64;
+    });
 }
 
 /// How many entries are pending for this consumer (`XPENDING` summary).

@@ -152,7 +152,11 @@ impl ParsedEntry {
 
     /// Memory held, in bytes, allocator overhead aside.
     pub(super) fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.text.len()
+        let media = self.media.as_deref().map_or(0, |m| {
+            let gist = m.mark.as_ref().and_then(|k| k.gist.as_ref());
+            std::mem::size_of::<EntryMedia>() + m.source.mime.len() + gist.map_or(0, String::len)
+        });
+        std::mem::size_of::<Self>() + self.text.len() + media
     }
 }
 
@@ -178,5 +182,33 @@ mod tests {
         assert_eq!(p.contact_id(), "c1");
         assert_eq!(p.message(), m);
         assert!(p.size_bytes() < 72, "{}", p.size_bytes());
+    }
+
+    #[test]
+    fn the_memory_of_an_entry_counts_its_media() {
+        let checked = CheckedEntry {
+            message_id: "msg_1".into(),
+            contact_id: "c1".into(),
+            content: "".into(),
+            timestamp: 1,
+            direction: Direction::Incoming,
+            from_me: false,
+            media: None,
+        };
+        let text = ParsedEntry::new("1-0", &checked);
+        let voice = ParsedEntry::new(
+            "1-0",
+            &CheckedEntry {
+                media: Some(MediaRef {
+                    mime: "audio/ogg; codecs=opus".into(),
+                    seconds: Some(7),
+                }),
+                ..checked
+            },
+        );
+        assert_eq!(
+            voice.size_bytes() - text.size_bytes(),
+            std::mem::size_of::<EntryMedia>() + "audio/ogg; codecs=opus".len()
+        );
     }
 }

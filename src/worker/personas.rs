@@ -15,7 +15,7 @@ use redis::AsyncCommands;
 use crate::conversation::ContactContext;
 use crate::graph::{self, GraphError, ResolvedGraph};
 use crate::schema::{self, PersonaCache};
-use crate::sleep::SleepHours;
+use crate::sleep::{KnownHours, SleepHours};
 use crate::store::{self, persona};
 
 /// How long this process trusts what it learned, ms.
@@ -45,8 +45,9 @@ pub struct Personas {
     resolved: Option<Stamped<ResolvedGraph>>,
     contexts: HashMap<String, Stamped<Option<ContactContext>>>,
     styles: HashMap<String, Stamped<Arc<PersonaCache>>>,
-    /// The graph user's sleep hours as of the last refresh that could read them.
-    sleep: Option<SleepHours>,
+    /// The graph user's sleep hours as of the last refresh that could read
+    /// them; `None` until one could.
+    sleep: Option<Option<SleepHours>>,
 }
 
 impl Personas {
@@ -146,7 +147,7 @@ impl Personas {
         if !fresh {
             let all = match graph::resolve_all(con, &self.user_id).await {
                 Ok(all) => {
-                    self.sleep = parse_sleep(&all);
+                    self.sleep = Some(parse_sleep(&all));
                     all
                 }
                 // Keeps the last sleep hours: a graph hiccup must not wake the twin.
@@ -161,12 +162,13 @@ impl Personas {
         true
     }
 
-    /// The sleep hours the graph's `User` holds, if any (and valid).
-    pub async fn sleep_hours(&mut self, con: &mut Con) -> Option<SleepHours> {
+    /// The sleep hours the graph's `User` holds (none when invalid, or without
+    /// a graph); unknown while the graph could not be read since the start.
+    pub async fn sleep_hours(&mut self, con: &mut Con) -> KnownHours {
         if !self.refresh(con).await {
-            return None;
+            return KnownHours::Known(None);
         }
-        self.sleep
+        self.sleep.map_or(KnownHours::Unknown, KnownHours::Known)
     }
 
     fn note_graph_error(&mut self, e: &GraphError) {

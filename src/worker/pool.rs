@@ -384,12 +384,9 @@ where
         );
     }
     let client = connection::client_for_any_namespace(config)?;
-    let con = connection::manager(&client, None).await.with_context(|| {
-        format!(
-            "cannot reach Redis at {}; start it or set SECONDME_REDIS_URL",
-            connection::redact_url(&config.redis_url)
-        )
-    })?;
+    let con = connection::manager(&client, None)
+        .await
+        .with_context(|| connection::cannot_reach(&config.redis_url))?;
     let pool = Pool::new(client, con, pool_worker_config(config), make);
     Ok(pool.run(stop).await)
 }

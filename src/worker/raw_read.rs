@@ -895,12 +895,14 @@ mod tests {
             RedisServer::start(find_binary().expect("a redis-server"), GraphModule::Without)
                 .expect("start redis-server");
         // The settings the worker's reader gets (RESP3, as the redis-rs reads have).
-        let node = crate::connection::open_client(&server.url())
-            .expect("client")
-            .stream_node()
+        let client = crate::connection::open_client(&server.url()).expect("client");
+        let mut shared = crate::connection::manager(&client, None)
             .await
-            .expect("a node")
-            .expect("one server");
+            .expect("connect");
+        let node = client
+            .stream_node(&mut shared, schema::queue_messages())
+            .await
+            .expect("a node");
         let client = redis::Client::open(node.info().clone()).expect("client");
         let mut con = client
             .get_multiplexed_async_connection()

@@ -14,8 +14,9 @@
 //! oldest batch, which leaves only once reported done.
 //!
 //! Over TCP and Unix sockets the task reads through [`super::raw_read`], which
-//! walks each reply in place (on Sentinel, on the primary named when it connects);
-//! over TLS and on a Cluster it reads through redis-rs.
+//! walks each reply in place, on the node serving the queue when it connects (on
+//! Sentinel the primary named then, on a Cluster the primary of the queue's
+//! slot); over TLS it reads through redis-rs, on that same node.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -38,6 +39,7 @@ use super::raw_read::{RawReader, ReadRequest};
 use super::recovery;
 use super::sources::Source;
 use crate::connection;
+use crate::schema;
 
 /// Entries one read may take: more than a gateway's `MAXLEN ~ 1000` leaves unread,
 /// so a read takes everything that arrived since the last one.
@@ -119,12 +121,13 @@ impl ReadAhead {
         self.reader.is_some()
     }
 
-    /// Opens a connection and starts the reading task on it.
-    async fn start(&mut self) -> Result<()> {
+    /// Opens a connection (to the node `con` names on a Cluster) and starts the
+    /// reading task on it.
+    async fn start(&mut self, con: &mut Con) -> Result<()> {
         self.stop().await;
-        let source = Reads::open(&self.client, &self.cfg).await?;
+        let source = Reads::open(&self.client, con, &self.cfg).await?;
         let (stop, stop_rx) = watch::channel(false);
-        let task = crate::schema::spawn_here(read_loop(
+        let task = schema::spawn_here(read_loop(
             source,
             self.cfg.batch_size,
             self.tx.clone(),
@@ -253,7 +256,7 @@ impl ReadAhead {
 impl Source for ReadAhead {
     async fn fill(&mut self, con: &mut Con) -> Result<bool> {
         if !self.running() {
-            self.start().await?;
+            self.start(con).await?;
         }
         Ok(self.next().await? && self.retain_if_retried(con).await?)
     }
@@ -287,7 +290,7 @@ type InFlight = Pin<Box<MaybeDone<Pin<Box<dyn Future<Output = Result<Vec<StreamI
 enum Reads {
     /// TCP or a Unix socket, replies walked in place.
     Raw(RawReader),
-    /// TLS or a Cluster, through redis-rs.
+    /// TLS, through redis-rs.
     Client {
         con: ReadCon,
         opts: Arc<StreamReadOptions>,
@@ -296,7 +299,7 @@ enum Reads {
 }
 
 impl Reads {
-    async fn open(client: &Client, cfg: &WorkerConfig) -> Result<Self> {
+    async fn open(client: &Client, con: &mut Con, cfg: &WorkerConfig) -> Result<Self> {
         // Reads are larger than the batches decided: a read waits in Redis behind a
         // decision or two, so it must take everything that arrived meanwhile.
         let read = ReadRequest {
@@ -305,12 +308,11 @@ impl Reads {
             count: READ_COUNT,
             block: READ_BLOCK,
         };
-        if let Some(node) = client.stream_node().await?
-            && let Some(raw) = RawReader::connect(&node, &read).await?
-        {
+        let node = client.stream_node(con, schema::queue_messages()).await?;
+        if let Some(raw) = RawReader::connect(&node, &read).await? {
             return Ok(Self::Raw(raw));
         }
-        let con = connection::blocking_connection(client, READ_BLOCK).await?;
+        let con = connection::blocking_connection(&node, READ_BLOCK).await?;
         let opts = StreamReadOptions::default()
             .group(&cfg.group, &cfg.consumer)
             .count(READ_COUNT)

@@ -7,49 +7,50 @@
 //! A `WAIT` covers only the writes of its own connection, and Redis answers
 //! nothing else on that connection while it waits (up to `WAIT_TIMEOUT` when a
 //! replica lags). So a worker that waits writes and waits on a connection of its
-//! own: its `WAIT` holds up only that worker's commands (its loop, its slow
-//! engine's jobs and its drafts' keeper, whose writes it covers), never those on
-//! the connection it was given, which a pool shares between its namespaces.
+//! own: its `WAIT` holds up only that worker's loop, its slow engine's jobs, its
+//! drafts' keeper and its waker (whose writes it covers), never the connection
+//! it was given, which a pool shares between its namespaces and on which the
+//! jobs' pause watch runs. Each of those writers marks the connection before
+//! its writes ([`Confirmer::begin`]), so their `WAIT`s vouch for their own.
 
-use crate::connection::{self, Client, Con};
+use crate::connection::Con;
 use crate::reply::ReplyEngine;
 use crate::schema;
-use crate::store::durability::{self, WAIT_TIMEOUT};
+use crate::store::durability::{Confirmer, Mark, WAIT_TIMEOUT};
 
 use super::Worker;
 
 impl<E: ReplyEngine> Worker<E> {
+    /// Marks the server connection this worker's writes go on, before them.
+    pub(super) async fn begin_confirming(&mut self) -> Mark {
+        let key = schema::queue_messages();
+        let wanted = self.cfg.replicas_to_wait;
+        self.confirmer.begin(&mut self.con, key, wanted).await
+    }
+
     /// Whether `replicas_to_wait` replicas hold everything this worker's
-    /// connection wrote so far; `what` names the writes for the log.
-    pub(super) async fn replicated(&mut self, what: &str) -> bool {
-        confirm(&mut self.con, self.cfg.replicas_to_wait, what).await
+    /// connection wrote since `mark`; `what` names the writes for the log.
+    pub(super) async fn replicated(&mut self, mark: &Mark, what: &str) -> bool {
+        let wanted = self.cfg.replicas_to_wait;
+        confirm(&self.confirmer, mark, &mut self.con, wanted, what).await
     }
 }
 
-/// The connection a worker given `shared` writes and waits on: with `wanted`
-/// replicas to wait for, one of its own on `client` (opened at its first
-/// command, found again after a failover as `shared` is); without, `shared`.
-pub(super) fn own_connection(client: &Client, shared: Con, wanted: u32) -> Con {
-    if wanted == 0 {
-        return shared;
-    }
-    match connection::lazy_manager(client, None) {
-        Ok(own) => own,
-        Err(e) => {
-            tracing::warn!(
-                "no connection of its own for the worker ({e:#}): its WAITs hold up the shared one"
-            );
-            shared
-        }
-    }
-}
-
-/// Whether `wanted` replicas hold everything `con` wrote so far; an error in the
-/// log naming `what` when they do not.
-pub(super) async fn confirm(con: &mut Con, wanted: u32, what: &str) -> bool {
+/// Whether `wanted` replicas hold everything `con` wrote since `mark` was
+/// taken; an error in the log naming `what` when they do not.
+pub(super) async fn confirm(
+    confirmer: &Confirmer,
+    mark: &Mark,
+    con: &mut Con,
+    wanted: u32,
+    what: &str,
+) -> bool {
     // All of a person's keys share one slot: on a Cluster the WAIT goes where the queue is.
     let key = schema::queue_messages();
-    match durability::wait_replicas(con, key, wanted, WAIT_TIMEOUT).await {
+    match confirmer
+        .confirm(mark, con, key, wanted, WAIT_TIMEOUT)
+        .await
+    {
         Ok(_) => true,
         Err(e) => {
             tracing::error!(

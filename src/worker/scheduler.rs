@@ -39,6 +39,7 @@ use crate::reply::ReplyEngine;
 use crate::reply::llm::error::LlmError;
 use crate::schema::{self, Direction};
 use crate::store;
+use crate::store::durability::{Confirmer, Mark};
 use crate::store::functions::{Call, Step};
 
 /// How often the pauses of contacts with a job are read while any job runs: the
@@ -108,6 +109,8 @@ struct State {
 pub(super) enum Done {
     /// The commit step ran: its result and warnings.
     Committed {
+        /// The connection marked before the commit, for the `WAIT` covering it.
+        mark: Mark,
         /// The entry answered.
         entry: ParsedEntry,
         /// What the step did.
@@ -148,7 +151,14 @@ fn refusal(error: &anyhow::Error) -> Option<&'static str> {
 /// What the jobs share.
 struct Shared<E> {
     engine: Arc<E>,
+    /// Where the jobs write: the worker's own connection.
     con: Con,
+    /// Where the pause watch reads and keeps the entries claimed: never behind
+    /// a `WAIT` of the worker's (see `worker::replicas`).
+    watch_con: Con,
+    /// Marks `con` before each commit, for the worker's `WAIT` that covers it.
+    confirmer: Confirmer,
+    replicas_to_wait: u32,
     learned: Arc<LearnedCache>,
     group: String,
     /// Whether and for how long a reply becomes a draft (draft mode).
@@ -212,12 +222,13 @@ pub(super) struct Scheduler<E> {
 }
 
 impl<E: ReplyEngine> Scheduler<E> {
-    /// A scheduler for `engine` on `con`, following the worker's `status` (for
+    /// A scheduler for `engine` writing on the first of `cons` (marked by
+    /// `confirmer`) and watching the pauses on the second, following the worker's `status` (for
     /// the sleep hours) and answering with what was `learned`; [`Self::start`]
     /// begins its pause watch.
     pub(super) fn new(
         engine: Arc<E>,
-        con: Con,
+        (con, watch_con, confirmer): (Con, Con, Confirmer),
         cfg: &WorkerConfig,
         status: watch::Receiver<WorkerStatus>,
         learned: Arc<LearnedCache>,
@@ -227,6 +238,9 @@ impl<E: ReplyEngine> Scheduler<E> {
         let shared = Shared {
             engine,
             con,
+            watch_con,
+            confirmer,
+            replicas_to_wait: cfg.replicas_to_wait,
             learned,
             group: cfg.group.clone(),
             drafting: batch::Drafting::of(cfg),
@@ -524,6 +538,8 @@ async fn generate_and_commit<E: ReplyEngine>(shared: &Shared<E>, job: &Job) -> O
 async fn commit_one<E>(shared: &Shared<E>, entry: &ParsedEntry, written: Written) -> Done {
     let asleep = shared.status.borrow().asleep.is_some();
     let mut con = shared.con.clone();
+    let (key, wanted) = (schema::queue_messages(), shared.replicas_to_wait);
+    let mark = shared.confirmer.begin(&mut con, key, wanted).await;
     let pair = [(entry, written)];
     match batch::commit(
         &mut con,
@@ -540,6 +556,7 @@ async fn commit_one<E>(shared: &Shared<E>, entry: &ParsedEntry, written: Written
             warnings,
         }) => match items.pop() {
             Some(result) => Done::Committed {
+                mark,
                 entry: entry.clone(),
                 result,
                 warnings,
@@ -550,6 +567,7 @@ async fn commit_one<E>(shared: &Shared<E>, entry: &ParsedEntry, written: Written
             },
         },
         Err(e) if batch::may_be_one_entrys_fault(&e) => Done::Committed {
+            mark,
             entry: entry.clone(),
             result: Committed::Failed(format!("{e:#}")),
             warnings: Vec::new(),
@@ -611,7 +629,7 @@ async fn record_superseded(con: &mut Con, group: &str, entries: &[Superseded]) -
 /// While jobs are held: cancels those of contacts paused meanwhile (the kill
 /// switch, a pause, a disable), and keeps their entries claimed by this consumer.
 async fn watch_jobs<E: ReplyEngine>(shared: Arc<Shared<E>>) {
-    let mut con = shared.con.clone();
+    let mut con = shared.watch_con.clone();
     let mut last_keep_alive = Instant::now();
     loop {
         tokio::time::sleep(PAUSE_POLL).await;

@@ -132,9 +132,9 @@ impl Sources {
 
     /// Stops reading for good: what a read in flight was handed is pending for
     /// this consumer, where the drain's recovery finds it.
-    pub(super) async fn stop(&mut self, con: &mut Con) {
+    pub(super) async fn stop(&mut self) {
         self.phase = Phase::Closed;
-        self.fresh.stop(con).await;
+        self.fresh.stop().await;
     }
 
     /// Entries to decide again, first in line.
@@ -237,10 +237,10 @@ impl Fresh {
     }
 
     /// Stops reading at the stop.
-    async fn stop(&mut self, con: &mut Con) {
+    async fn stop(&mut self) {
         match self {
             Fresh::Ahead(a) => a.stop().await,
-            Fresh::Blocking(b) => b.stop(con).await,
+            Fresh::Blocking(b) => b.stop().await,
         }
     }
 }

@@ -7,6 +7,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod decisions;
+mod foreign;
+#[path = "../common/logs.rs"]
+mod logs;
 mod night;
 
 use std::collections::{BTreeSet, HashMap};
@@ -36,6 +39,8 @@ const ALICE: &str = "alice";
 #[derive(Clone, Default)]
 struct Numbered {
     calls: Arc<AtomicUsize>,
+    /// Calls that have written their reply.
+    done: Arc<AtomicUsize>,
     instant: bool,
     delay: Duration,
 }
@@ -61,6 +66,7 @@ impl ReplyEngine for Numbered {
     async fn reply(&self, request: &ReplyRequest<'_>) -> anyhow::Result<Reply> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         tokio::time::sleep(self.delay).await;
+        self.done.fetch_add(1, Ordering::SeqCst);
         Ok(Reply {
             content: format!("reply {n} to {}", request.message.content),
             delay_ms: 4_321,

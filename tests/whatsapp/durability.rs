@@ -159,3 +159,115 @@ async fn a_reply_goes_only_once_its_claim_is_on_the_replica() {
     assert_eq!(sent, Some(format!("{CONTACT}.{}", ids[0])));
     run.finish().await;
 }
+
+/// How many times "typing..." was shown so far.
+fn typing_shown(run: &Running) -> usize {
+    run.fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("composing"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_inbox_waits_for_a_lagging_replica_the_gateways_other_commands_go_on() {
+    let h = Harness::start().await;
+    let topo = Replicated::start().await;
+    let mut con = primary(&topo).await;
+    let run = gateway(&h, &con).await;
+    let inbox = run.fake.inbox();
+    topo.process.pause();
+    let waiting = tokio::spawn(async move { inbox.commit(&[inbound("A1", "dinner?")]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The connection the lease is renewed on: its WAIT would hold this up to WAIT_TIMEOUT.
+    let started = Instant::now();
+    let _: () = redis::cmd("PING")
+        .query_async(&mut con)
+        .await
+        .expect("PING");
+    let took = started.elapsed();
+    let refused = waiting.await.expect("join");
+    topo.process.resume();
+    assert!(refused.is_err(), "not confirmed without the replica");
+    assert!(
+        took < Duration::from_millis(1000),
+        "the shared connection answered while the inbox waited: {took:?}"
+    );
+    run.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_whose_claim_waits_for_the_replica_shows_typing_once_not_at_every_try() {
+    let h = Harness::start().await;
+    let topo = Replicated::start().await;
+    let mut con = primary(&topo).await;
+    let run = gateway(&h, &con).await;
+    run.fake
+        .inbox()
+        .commit(&[inbound("A1", "dinner?")])
+        .await
+        .expect("commit");
+
+    topo.process.pause();
+    // Two seconds of typing, refreshed every 400 ms in the test setup: about 5 shows.
+    queue_text_on(&mut con, "bot_A1", "see you at 8", 2_000).await;
+    let claim_key = schema::sent_reply_key("bot_A1");
+    eventually(Duration::from_secs(10), || {
+        let mut con = con.clone();
+        let key = claim_key.clone();
+        async move { con.get::<_, Option<String>>(&key).await.ok().flatten() }
+    })
+    .await
+    .expect("the reply is claimed on the primary");
+    let first = typing_shown(&run);
+    // Two more tries, each failing its WAIT after WAIT_TIMEOUT.
+    tokio::time::sleep(2 * WAIT_TIMEOUT + Duration::from_millis(1_000)).await;
+    let retried = typing_shown(&run) - first;
+    topo.process.resume();
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(10), || {
+        let ids = send_ids(&fake.calls(), "see you at 8");
+        async move { (!ids.is_empty()).then_some(ids) }
+    })
+    .await
+    .expect("sent once the replica is back");
+    assert!(first >= 3, "the whole delay was shown once: {first}");
+    assert!(
+        retried <= 3,
+        "a try after an unconfirmed claim shows typing only briefly: {retried} more shows"
+    );
+    run.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_is_held_only_once_the_replica_has_it() {
+    let h = Harness::start().await;
+    let topo = Replicated::start().await;
+    let con = primary(&topo).await;
+    topo.process.pause();
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            con: Some(con.clone()),
+            replicas_to_wait: 1,
+            ..Setup::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(WAIT_TIMEOUT + Duration::from_millis(1_500)).await;
+    let connected = run.fake.record.lock().expect("lock").inbox.is_some();
+    topo.process.resume();
+    assert!(
+        !connected,
+        "no connection to WhatsApp while the lease is on the primary only"
+    );
+    let fake = run.fake.clone();
+    eventually(Duration::from_secs(10), || {
+        let up = fake.record.lock().expect("lock").inbox.is_some();
+        async move { up.then_some(()) }
+    })
+    .await
+    .expect("connected once the replica holds the lease");
+    run.finish().await;
+}

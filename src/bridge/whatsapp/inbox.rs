@@ -20,7 +20,7 @@ use super::link::{Inbound, MediaSource};
 use super::media;
 use crate::private_file;
 use crate::schema::{self, QueueMessage};
-use crate::store::durability::{self, WAIT_TIMEOUT};
+use crate::store::durability::{self, Confirmer, Mark, WAIT_TIMEOUT};
 use crate::store::queue;
 
 /// Contact id to address, kept in a 0600 JSON file.
@@ -122,6 +122,8 @@ pub struct Inbox {
     directory: Directory,
     /// Replicas that must hold a batch before WhatsApp is told we have it.
     replicas_to_wait: u32,
+    /// Which server connection `con` was last seen on, for the `WAIT`s.
+    confirmer: Confirmer,
     /// What voice notes, audio and photos are fetched: how large, how long.
     media: media::Limits,
 }
@@ -134,6 +136,7 @@ impl Inbox {
             acked_trim,
             directory,
             replicas_to_wait: 0,
+            confirmer: Confirmer::default(),
             media: media::Limits::new(schema::media::DEFAULT_MAX_BYTES),
         }
     }
@@ -154,8 +157,13 @@ impl Inbox {
     }
 
     /// The same inbox, confirming each batch on `replicas` replicas (`WAIT`)
-    /// before [`Self::commit`] returns `Ok`.
+    /// before [`Self::commit`] returns `Ok`, on a connection of its own then
+    /// (a `WAIT` holds up its connection, which the lease's renewal must not share).
     pub fn waiting_for(mut self, replicas: u32) -> Self {
+        if replicas > 0 && self.replicas_to_wait == 0 {
+            self.con = durability::own_connection(&self.con, replicas);
+            self.confirmer = Confirmer::default();
+        }
         self.replicas_to_wait = replicas;
         self
     }
@@ -171,26 +179,8 @@ impl Inbox {
     /// a batch the replicas did not confirm comes back (the worker answers a
     /// message written twice once).
     pub async fn commit(&self, batch: &[Inbound]) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.write(batch).await?;
-        let mut con = self.con.clone();
-        durability::wait_replicas(
-            &mut con,
-            schema::queue_messages(),
-            self.replicas_to_wait,
-            WAIT_TIMEOUT,
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "{} messages in {} but not on the replicas; WhatsApp delivers them again",
-                batch.len(),
-                schema::queue_messages()
-            )
-        })?;
-        Ok(())
+        let mark = self.begin().await;
+        self.commit_after(mark, batch).await
     }
 
     /// Commits a batch as it comes from WhatsApp: the media of enabled
@@ -198,8 +188,45 @@ impl Inbox {
     /// first ([`media::store`]), then [`Self::commit`]. An `Err` (Redis) has
     /// WhatsApp deliver the whole batch again.
     pub async fn receive(&self, batch: Vec<Inbound>, source: &impl MediaSource) -> Result<()> {
+        let mark = self.begin().await;
         media::store(&self.con, source, &self.media, &batch).await?;
-        self.commit(&batch).await
+        self.commit_after(mark, &batch).await
+    }
+
+    /// Notes which connection the writes to confirm go on, before them.
+    async fn begin(&self) -> Mark {
+        let mut con = self.con.clone();
+        let key = schema::queue_messages();
+        self.confirmer
+            .begin(&mut con, key, self.replicas_to_wait)
+            .await
+    }
+
+    /// Writes `batch` and confirms on the replicas everything written since
+    /// `mark` was taken.
+    async fn commit_after(&self, mark: Mark, batch: &[Inbound]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.write(batch).await?;
+        let mut con = self.con.clone();
+        self.confirmer
+            .confirm(
+                &mark,
+                &mut con,
+                schema::queue_messages(),
+                self.replicas_to_wait,
+                WAIT_TIMEOUT,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "{} messages in {} but not on the replicas; WhatsApp delivers them again",
+                    batch.len(),
+                    schema::queue_messages()
+                )
+            })?;
+        Ok(())
     }
 
     /// The batch into `QUEUE:messages` and the directory, without waiting for replicas.

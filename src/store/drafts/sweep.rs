@@ -6,7 +6,7 @@ use crate::connection::Con;
 use anyhow::{Context, Result, bail};
 use redis::AsyncCommands;
 
-use super::{Op, step};
+use super::{Op, index_error, step};
 use crate::schema::{self, drafts as keys};
 
 /// A request to write a draft again, as taken.
@@ -118,10 +118,14 @@ pub async fn rewrite(
 /// only those still past their expiry.
 pub async fn expire(con: &mut Con, limit: usize) -> Result<usize> {
     let now = server_now_ms(con).await?;
-    let due: Vec<String> = con
+    let read = con
         .zrangebyscore_limit(keys::drafts_key(), "-inf", now, 0, limit.max(1).try_into()?)
-        .await
-        .context("cannot read the drafts past their expiry")?;
+        .await;
+    let what = "cannot read the drafts past their expiry";
+    let due: Vec<String> = match read {
+        Ok(due) => due,
+        Err(e) => return Err(index_error(con, e, what).await),
+    };
     if due.is_empty() {
         return Ok(0);
     }

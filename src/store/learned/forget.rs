@@ -236,9 +236,10 @@ async fn purge_stream(
             ours.iter()
                 .filter_map(|e| text_field(e, schema::response_fields::REPLY_ID)),
         );
-        entry_ids
-            .messages
-            .extend(ours.iter().filter_map(|e| text_field(e, MESSAGE_ID)));
+        entry_ids.messages.extend(
+            ours.iter()
+                .filter_map(|e| text_field(e, schema::MESSAGE_ID_FIELD)),
+        );
         let ids: Vec<&str> = ours.iter().map(|e| e.id.as_str()).collect();
         deleted += delete_entries(con, stream, &groups, &ids).await?;
         if page.ids.len() < PAGE {
@@ -302,9 +303,6 @@ fn text_field(entry: &StreamId, field: &str) -> Option<String> {
         .get(field)
         .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
 }
-
-/// The `messageId` field of a queue entry (and of its dead letter).
-const MESSAGE_ID: &str = "messageId";
 
 /// Deletes the media bytes of the purged messages; returns how many existed.
 async fn delete_media(con: &mut Con, message_ids: &[String]) -> Result<u64> {

@@ -8,6 +8,7 @@ use super::Done;
 use crate::reply::ReplyEngine;
 use crate::schema;
 use crate::store;
+use crate::store::durability::Mark;
 use crate::worker::Worker;
 use crate::worker::batch::{self, BatchOutcome};
 use crate::worker::parsed_entry::ParsedEntry;
@@ -35,12 +36,17 @@ impl<E: ReplyEngine> Worker<E> {
             _ => None,
         }))
         .await;
+        let mark = Mark::common(done.iter().filter_map(|d| match d {
+            Done::Committed { mark, .. } => Some(mark),
+            _ => None,
+        }));
         for d in done {
             match d {
                 Done::Committed {
                     entry,
                     result,
                     warnings,
+                    ..
                 } => {
                     self.warn_once(&warnings);
                     match result {
@@ -70,8 +76,12 @@ impl<E: ReplyEngine> Worker<E> {
         }
         store::deadletter::from_queue(&mut self.con, &self.cfg.group, &failed).await?;
         outcome.dead_lettered = failed.len();
-        // The jobs committed on this connection too (a clone of it): one WAIT covers them.
-        if !self.replicated("replies written by the scheduler").await {
+        // The jobs committed on this connection too (a clone of it): one WAIT
+        // covers them, if it is still the server connection each job marked.
+        if !self
+            .replicated(&mark, "replies written by the scheduler")
+            .await
+        {
             outcome.unreplicated += 1;
         }
         self.count(&outcome);

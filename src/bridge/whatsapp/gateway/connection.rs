@@ -49,7 +49,7 @@ impl<C: Connector> WhatsAppGateway<C> {
         let (connected_tx, connected_rx) = watch::channel(false);
         let (leased_tx, leased_rx) = watch::channel(true);
         let sender = sender::spawn(
-            self.con.clone(),
+            self.sender_con.clone(),
             Arc::clone(link),
             self.inbox.clone(),
             self.opts.clone(),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::Con;
+use crate::store::durability::{self, Confirmer, WAIT_TIMEOUT};
 use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 
@@ -81,6 +82,9 @@ pub enum Exit {
 pub struct WhatsAppGateway<C: Connector> {
     connector: C,
     con: Con,
+    /// Where the sender claims and sends replies: with `replicas_to_wait`, a
+    /// connection of its own, so its `WAIT`s never hold up the lease's renewal.
+    sender_con: Con,
     inbox: Inbox,
     opts: GatewayOptions,
     tap: Option<mpsc::UnboundedSender<LinkEvent>>,
@@ -95,6 +99,7 @@ impl<C: Connector> WhatsAppGateway<C> {
     pub fn new(connector: C, con: Con, inbox: Inbox, opts: GatewayOptions) -> Self {
         Self {
             connector,
+            sender_con: durability::own_connection(&con, opts.replicas_to_wait),
             con,
             inbox: inbox.waiting_for(opts.replicas_to_wait),
             lease: Lease::with_ttl(&opts.user_id, opts.lease_ttl),
@@ -223,7 +228,7 @@ impl<C: Connector> WhatsAppGateway<C> {
         let mut shown: Option<(bool, tokio::time::Instant)> = None;
         let mut unreachable = false;
         loop {
-            match self.lease.hold(&mut self.con).await {
+            match self.hold_lease().await {
                 Ok(true) => {
                     if shown.is_some() {
                         tracing::info!("whatsapp gateway: took {key}; connecting");
@@ -281,6 +286,30 @@ impl<C: Connector> WhatsAppGateway<C> {
                 tracing::warn!("whatsapp gateway: cannot write its state: {e}");
                 false
             }
+        }
+    }
+
+    /// Takes (or renews) the lease; with `replicas_to_wait`, it is held only
+    /// once the replicas have it too, so a failover cannot hand it to a
+    /// second gateway while this one connects.
+    async fn hold_lease(&mut self) -> redis::RedisResult<bool> {
+        let key = schema::gateway_lock_key(&self.opts.user_id);
+        let wanted = self.opts.replicas_to_wait;
+        let confirmer = Confirmer::default();
+        let mark = confirmer.begin(&mut self.con, &key, wanted).await;
+        if !self.lease.hold(&mut self.con).await? {
+            return Ok(false);
+        }
+        let confirmed = confirmer
+            .confirm(&mark, &mut self.con, &key, wanted, WAIT_TIMEOUT)
+            .await;
+        match confirmed {
+            Ok(_) => Ok(true),
+            Err(e) => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the lease is taken on the primary but not on the replicas",
+                e.to_string(),
+            ))),
         }
     }
 

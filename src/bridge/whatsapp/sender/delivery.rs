@@ -17,7 +17,7 @@ use super::{Delivered, Reply, Sender};
 use crate::bridge::whatsapp::link::Link;
 use crate::schema::{self, Direction, QueueMessage};
 use crate::store;
-use crate::store::durability::{self, WAIT_TIMEOUT};
+use crate::store::durability::{Mark, WAIT_TIMEOUT};
 
 /// What `SENTREPLY:{replyId}` holds, before the id, while the reply is being sent.
 pub(super) const SENDING: &str = "sending:";
@@ -65,7 +65,7 @@ impl<L: Link> Sender<L> {
             );
             return self.give_up(reply, why).await;
         }
-        let sent = claim.is_some_and(|c| !c.starts_with(SENDING));
+        let sent = claim.as_deref().is_some_and(|c| !c.starts_with(SENDING));
         if sent || !self.may_send(reply).await? {
             self.ack(reply).await?;
             return Ok(Delivered::Done);
@@ -84,8 +84,9 @@ impl<L: Link> Sender<L> {
             return self.abandon(reply, failures.attempts, &error).await;
         }
         self.spend_budget().await;
-        // A retry shows "typing..." only briefly: the contact saw the whole delay once.
-        let delay = if failures.attempts == 0 {
+        // A retry shows "typing..." only briefly: the contact saw the whole delay
+        // once, also when the claim made then was not confirmed on the replicas.
+        let delay = if failures.attempts == 0 && claim.is_none() {
             reply.delay
         } else {
             Duration::ZERO
@@ -124,6 +125,12 @@ impl<L: Link> Sender<L> {
         // never overwrites the winner's.
         let fail_key = schema::send_fail_key(&reply.reply_id);
         let sent_mark = schema::sent_key(&message_id);
+        let wanted = self.opts.replicas_to_wait;
+        let claim_key = schema::sent_reply_key(&reply.reply_id);
+        let mark = self
+            .confirmer
+            .begin(&mut self.con, &claim_key, wanted)
+            .await;
         let (previous, ()): (Option<String>, ()) = redis::pipe()
             .atomic()
             .hset_nx(&fail_key, "waId", &wa_id)
@@ -143,7 +150,7 @@ impl<L: Link> Sender<L> {
         if let Some(previous) = previous.filter(|p| *p != sending) {
             return self.lost_claim(reply, &previous, &message_id, reused).await;
         }
-        if !self.claim_replicated(reply).await {
+        if !self.claim_replicated(&mark, reply).await {
             self.stop_typing(&address, reply).await;
             return Ok(Delivered::Retry(self.opts.send_retry));
         }
@@ -177,10 +184,14 @@ impl<L: Link> Sender<L> {
     /// that lost it would let the reply be claimed and sent again. When it is
     /// not, nothing is sent now; the claim stays ours (`sending:` with the
     /// WhatsApp id kept in `SENDFAIL:`), so the retry sends under the same id.
-    async fn claim_replicated(&mut self, reply: &Reply) -> bool {
+    async fn claim_replicated(&mut self, mark: &Mark, reply: &Reply) -> bool {
         let key = schema::sent_reply_key(&reply.reply_id);
         let wanted = self.opts.replicas_to_wait;
-        match durability::wait_replicas(&mut self.con, &key, wanted, WAIT_TIMEOUT).await {
+        match self
+            .confirmer
+            .confirm(mark, &mut self.con, &key, wanted, WAIT_TIMEOUT)
+            .await
+        {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::Con;
+use crate::store::durability::Confirmer;
 use anyhow::{Context, Result};
 use redis::AsyncCommands;
 use redis::streams::{StreamId, StreamReadOptions};
@@ -108,6 +109,7 @@ pub(super) fn spawn<L: Link>(
         connected,
         leased,
         deferred: HashMap::new(),
+        confirmer: Confirmer::default(),
         recording: Arc::clone(&recording),
         typing: Arc::clone(&typing),
         budget,
@@ -129,6 +131,8 @@ struct Sender<L: Link> {
     leased: watch::Receiver<bool>,
     /// Replies whose send failed, by stream id: not tried again before this time.
     deferred: HashMap<String, tokio::time::Instant>,
+    /// Which server connection `con` was last seen on, for the claims' `WAIT`s.
+    confirmer: Confirmer,
     /// Held from a send until it is recorded ([`SenderTask::stop`] waits for it).
     recording: Arc<tokio::sync::Mutex<()>>,
     /// Held while "typing..." shows ([`SenderTask::stop`] waits for it).
