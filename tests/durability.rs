@@ -13,6 +13,7 @@ use common::{TestDir, eventually, incoming, nodes};
 use secondme::config::{Config, Overrides, SleepSetting};
 use secondme::connection::{self, Con};
 use secondme::reply::persona_engine::PersonaEngine;
+use secondme::reply::{Reply, ReplyEngine, ReplyRequest};
 use secondme::schema;
 use secondme::store::durability::WAIT_TIMEOUT;
 use secondme::store::{self, namespaces, queue};
@@ -33,6 +34,15 @@ struct Running {
 
 impl Running {
     async fn start(topo: &Replicated, replicas_to_wait: u32, dir: &TestDir) -> Self {
+        Self::start_with(topo, replicas_to_wait, dir, PersonaEngine::default()).await
+    }
+
+    async fn start_with<E: ReplyEngine>(
+        topo: &Replicated,
+        replicas_to_wait: u32,
+        dir: &TestDir,
+        engine: E,
+    ) -> Self {
         let config = Config::load(
             Some(&write_config(dir)),
             Overrides {
@@ -50,7 +60,7 @@ impl Running {
         cfg.sleep_hours = SleepSetting::Off;
         cfg.block = Duration::from_millis(200);
         let client = connection::open_client(&topo.url()).expect("client");
-        let worker = Worker::connect(client, PersonaEngine::default(), cfg)
+        let worker = Worker::connect(client, engine, cfg)
             .await
             .expect("worker connects");
         let mut status = worker.status();
@@ -427,4 +437,76 @@ async fn client_info_calls(admin: &mut redis::aio::MultiplexedConnection) -> u64
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// A model that is down: every reply fails after a moment. Not instant, so its
+/// replies are written by jobs beside the worker's loop.
+#[derive(Clone, Default)]
+struct DownModel(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl ReplyEngine for DownModel {
+    async fn reply(&self, _: &ReplyRequest<'_>) -> anyhow::Result<Reply> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        anyhow::bail!("503 Service Unavailable: the model is overloaded")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_that_failed_before_writing_are_not_reported_as_unreplicated() {
+    let topo = Replicated::start().await;
+    let mut con = allowed(&topo, &["bob"]).await;
+    let dir = TestDir::new("durable-down-model");
+    let model = DownModel::default();
+    let calls = std::sync::Arc::clone(&model.0);
+    let worker = Running::start_with(&topo, 1, &dir, model).await;
+    send(&mut con, "m1", "bob").await;
+    // The first try fails, and the claim loop brings the entry back for another.
+    eventually(Duration::from_secs(15), || {
+        let n = calls.load(std::sync::atomic::Ordering::SeqCst);
+        async move { (n >= 2).then_some(()) }
+    })
+    .await
+    .expect("the model was asked twice");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = worker.status.borrow().clone();
+    assert_eq!(
+        status.unreplicated, 0,
+        "nothing was written that the replica lacks: {status:?}"
+    );
+    assert_eq!(answered_on(topo.replica.port()).await, Vec::<String>::new());
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_waiting_on_one_connection_each_get_an_answer_not_a_timeout() {
+    use secondme::store::durability::{Confirmer, DurabilityError};
+    let topo = Replicated::start().await;
+    let con = allowed(&topo, &["bob"]).await;
+    let key = schema::queue_messages();
+    let confirmer = Confirmer::default();
+    topo.process.pause();
+    // Two writers of one connection (a worker's loop and its keeper) waiting at once:
+    // queued on the connection, the second WAIT would answer past the 3 s timeout.
+    let writer = |n: u32| {
+        let (confirmer, mut con) = (confirmer.clone(), con.clone());
+        tokio::spawn(async move {
+            let mark = confirmer.begin(&mut con, key, 1).await;
+            let _: () = redis::AsyncCommands::set(&mut con, format!("w{n}"), n)
+                .await
+                .expect("SET");
+            confirmer
+                .confirm(&mark, &mut con, key, 1, WAIT_TIMEOUT)
+                .await
+        })
+    };
+    let (a, b) = (writer(1), writer(2));
+    let (a, b) = (a.await.expect("join"), b.await.expect("join"));
+    topo.process.resume();
+    for answer in [a, b] {
+        assert!(
+            matches!(answer, Err(DurabilityError::TooFew { acked: 0, .. })),
+            "each told the replica did not acknowledge: {answer:?}"
+        );
+    }
 }

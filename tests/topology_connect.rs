@@ -489,3 +489,91 @@ async fn on_a_cluster_the_eviction_policy_of_every_primary_is_read() {
     assert!(!check.safe);
     assert!(check.warning.is_some_and(|w| w.contains("allkeys-lru")));
 }
+
+/// `CLUSTER MYID` of the node at `port`.
+async fn node_id(port: u16) -> String {
+    let mut node = nodes::connect(port).await.expect("node");
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query_async(&mut node)
+        .await
+        .expect("CLUSTER MYID")
+}
+
+/// `CLUSTER SETSLOT slot <state> <node>` on the node at `port`.
+async fn set_slot(port: u16, slot: u16, state: &str, node: &str) {
+    let mut con = nodes::connect(port).await.expect("node");
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg(state)
+        .arg(node)
+        .query_async(&mut con)
+        .await
+        .expect("CLUSTER SETSLOT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_followed_an_ask_to_another_node_is_not_confirmed_by_the_old_one() {
+    use secondme::store::durability::{Confirmer, WAIT_TIMEOUT};
+    let cluster = Cluster::start().await;
+    let client = connection::open_client(&cluster.url()).expect("client");
+    let mut con = connection::manager(&client, None)
+        .await
+        .expect("connect to the cluster");
+    let key = "{ask}:QUEUE:messages";
+    let add = |n: u32| {
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(key).arg("*").arg("n").arg(n);
+        xadd
+    };
+    let _: String = add(0).query_async(&mut con).await.expect("XADD");
+    let slot = cluster.key_slot(key).await;
+    let source = cluster.node_for_slot(slot).await;
+    let target = cluster
+        .map()
+        .await
+        .into_iter()
+        .map(|s| s.primary)
+        .find(|p| *p != source)
+        .expect("another primary");
+    let confirmer = Confirmer::default();
+    let mark = confirmer.begin(&mut con, key, 1).await;
+    confirmer
+        .confirm(&mark, &mut con, key, 1, WAIT_TIMEOUT)
+        .await
+        .expect("confirmed where the key is");
+
+    // The slot migrates: the key moves to the target, the slot still the source's.
+    let mark = confirmer.begin(&mut con, key, 1).await;
+    let (source_id, target_id) = (node_id(source).await, node_id(target).await);
+    set_slot(target, slot, "IMPORTING", &source_id).await;
+    set_slot(source, slot, "MIGRATING", &target_id).await;
+    let mut at_source = nodes::connect(source).await.expect("node");
+    let _: String = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(target)
+        .arg(key)
+        .arg(0)
+        .arg(5000)
+        .query_async(&mut at_source)
+        .await
+        .expect("MIGRATE");
+    // The source answers ASK: the write lands on the target.
+    let _: String = add(1).query_async(&mut con).await.expect("XADD after ASK");
+    let left: redis::RedisResult<i64> = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(&mut at_source)
+        .await;
+    assert!(
+        left.as_ref().is_err_and(|e| e.to_string().contains("Ask")),
+        "the key is on the target now: {left:?}"
+    );
+    let refused = confirmer
+        .confirm(&mark, &mut con, key, 1, WAIT_TIMEOUT)
+        .await;
+    assert!(
+        refused.is_err(),
+        "a WAIT on the source says nothing of a write on the target: {refused:?}"
+    );
+}

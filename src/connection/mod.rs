@@ -27,7 +27,7 @@ use crate::config::Config;
 use sentinel::{Resolver, SentinelCon};
 use url::Target;
 
-pub use reader::{READER_NAME_PREFIX, ReadCon, StreamNode, blocking_connection};
+pub use reader::{READER_NAME_PREFIX, ReadCon, StreamNode, blocking_connection, unique_name};
 pub use sentinel::PrimaryWatch;
 pub use server_info::{
     describe_error, explain_noperm, is_noperm, server_version, supports_acked_trim,
@@ -56,14 +56,14 @@ pub struct Client(Kind);
 
 #[derive(Clone)]
 enum Kind {
-    Single(Box<redis::Client>),
+    Single(Arc<redis::Client>),
     Sentinel(Resolver),
     Cluster(Arc<cluster::Clients>),
 }
 
 impl From<redis::Client> for Client {
     fn from(client: redis::Client) -> Self {
-        Self(Kind::Single(Box::new(client)))
+        Self(Kind::Single(Arc::new(client)))
     }
 }
 
@@ -164,7 +164,7 @@ pub fn open_client_trusting(url: &str, ca_file: Option<&Path>) -> Result<Client>
             let info = url
                 .into_connection_info()
                 .with_context(|| format!("invalid Redis URL {shown}"))?;
-            single_client(info, certs).map(|c| Kind::Single(Box::new(c)))
+            single_client(info, certs).map(|c| Kind::Single(Arc::new(c)))
         }
         Target::Sentinel(target) => Resolver::new(target, certs).map(Kind::Sentinel),
         Target::Cluster(target) => {
@@ -304,7 +304,7 @@ impl ConnectionLike for Con {
 pub async fn manager(client: &Client, push: Option<UnboundedSender<PushInfo>>) -> Result<Con> {
     let shared = match &client.0 {
         Kind::Single(client) => {
-            ConnectionManager::new_with_config(*client.clone(), manager_config(push))
+            ConnectionManager::new_with_config((**client).clone(), manager_config(push))
                 .await
                 .map(Shared::Single)
         }
@@ -334,7 +334,7 @@ pub async fn manager(client: &Client, push: Option<UnboundedSender<PushInfo>>) -
 pub fn lazy_manager(client: &Client, push: Option<UnboundedSender<PushInfo>>) -> Result<Con> {
     let shared = match &client.0 {
         Kind::Single(client) => Shared::Single(
-            ConnectionManager::new_lazy_with_config(*client.clone(), manager_config(push))
+            ConnectionManager::new_lazy_with_config((**client).clone(), manager_config(push))
                 .context("cannot set up the Redis connection")?,
         ),
         Kind::Sentinel(resolver) => Shared::Sentinel(SentinelCon::lazy(resolver.clone(), push)),

@@ -177,7 +177,7 @@ pub async fn blocking_connection(node: &StreamNode, block: Duration) -> Result<R
         let mut con = redis::Client::open(node.info.clone())?
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let name = reader_name();
+        let name = unique_name(READER_NAME_PREFIX);
         let (id,): (i64,) = redis::pipe()
             .cmd("CLIENT")
             .arg("SETNAME")
@@ -201,19 +201,15 @@ pub async fn blocking_connection(node: &StreamNode, block: Duration) -> Result<R
     })
 }
 
-/// A name no other connection has: the prefix, the process id and a random
+/// A name no other connection has: `prefix`, the process id and a random
 /// number (std's hasher keys are random per process; the counter tells two
-/// readers of one process apart).
-fn reader_name() -> String {
+/// connections of one process apart).
+pub fn unique_name(prefix: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
-    static READERS: AtomicU64 = AtomicU64::new(0);
+    static NAMED: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(READERS.fetch_add(1, Ordering::Relaxed));
-    format!(
-        "{READER_NAME_PREFIX}{}-{:016x}",
-        std::process::id(),
-        h.finish()
-    )
+    h.write_u64(NAMED.fetch_add(1, Ordering::Relaxed));
+    format!("{prefix}{}-{:016x}", std::process::id(), h.finish())
 }
 
 /// Whether a `CLIENT LIST` text holds a connection named `name`.
@@ -230,7 +226,10 @@ mod tests {
 
     #[test]
     fn reader_names_differ_and_are_found_only_whole() {
-        let (a, b) = (reader_name(), reader_name());
+        let (a, b) = (
+            unique_name(READER_NAME_PREFIX),
+            unique_name(READER_NAME_PREFIX),
+        );
         assert_ne!(a, b);
         assert!(a.starts_with(READER_NAME_PREFIX) && !a.contains(' '), "{a}");
         let listed = format!("id=7 addr=127.0.0.1:5 laddr=x fd=8 name={a} age=0 flags=b\n");

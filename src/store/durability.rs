@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use redis::{RedisError, RedisResult};
 
-use crate::connection::Con;
+use crate::connection::{self, Con};
 
 /// How long a `WAIT` waits for the replicas: below the shared connection's 3 s
 /// response timeout, so a slow replica is a [`DurabilityError::TooFew`], not a
@@ -72,12 +72,41 @@ pub fn own_connection(shared: &Con, wanted: u32) -> Con {
 /// writer takes a [`Mark`] before its writes ([`Self::begin`]) and a `WAIT`
 /// answered by another server connection than the marked one confirms nothing.
 /// One per connection: its clones share what was last seen on it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Confirmer {
-    /// The server connection last seen (`CLIENT INFO`'s id and addresses);
-    /// `None` while unknown.
-    last: Arc<Mutex<Option<String>>>,
+    seen: Arc<Mutex<Seen>>,
+    /// Held while a `WAIT` is under way: a second one queued behind it on the
+    /// connection would answer past the command timeout.
+    waiting: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// What a [`Confirmer`] knows of its connection.
+#[derive(Debug)]
+struct Seen {
+    /// The server connection last seen (`CLIENT INFO`'s id, addresses and
+    /// name); `None` while unknown.
+    last: Option<String>,
+    /// The name [`Confirmer::begin`] gives the connection: the same for every
+    /// writer (two naming it at once agree), a new one once the connection was
+    /// found changed, so no identity seen before comes back.
+    name: String,
+}
+
+impl Default for Confirmer {
+    fn default() -> Self {
+        Self {
+            seen: Arc::new(Mutex::new(Seen {
+                last: None,
+                name: connection::unique_name(WRITER_NAME_PREFIX),
+            })),
+            waiting: Arc::default(),
+        }
+    }
+}
+
+/// The name a writer's connection gets (a reconnect drops it), so a server
+/// restarted behind a socket path, reissuing the same client ids, is told apart.
+const WRITER_NAME_PREFIX: &str = "secondme-writer-";
 
 /// The server connection seen before a writer's writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,13 +140,23 @@ impl Confirmer {
         if let Some(seen) = self.last() {
             return Mark(Some(seen));
         }
-        let mut info = redis::cmd("CLIENT");
-        info.arg("INFO");
-        let seen = match con.query_at_key::<String>(&info, routing_key).await {
-            Ok(text) => identity(&text),
-            Err(_) => None,
+        let name = self.lock().name.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("CLIENT").arg("SETNAME").arg(name);
+        pipe.cmd("CLIENT").arg("INFO");
+        let named: RedisResult<(redis::Value, String)> =
+            con.query_pipeline_at_key(&pipe, routing_key).await;
+        let text = match named {
+            Ok((_, text)) => Ok(text),
+            // A user without CLIENT SETNAME: the id and addresses alone.
+            Err(_) => {
+                let mut info = redis::cmd("CLIENT");
+                info.arg("INFO");
+                con.query_at_key::<String>(&info, routing_key).await
+            }
         };
-        self.set(seen.clone());
+        let seen = text.ok().and_then(|t| identity(&t));
+        self.lock().last.clone_from(&seen);
         Mark(seen)
     }
 
@@ -140,14 +179,25 @@ impl Confirmer {
             return Ok(0);
         }
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        // A keyed command first: on a Cluster, a node that no longer serves the
+        // key (a slot moved or migrating, where the writes followed MOVED or
+        // ASK) answers it with an error, and then nothing is confirmed.
         let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg(routing_key);
         pipe.cmd("WAIT").arg(wanted).arg(timeout_ms);
         pipe.cmd("CLIENT").arg("INFO");
-        let answer: RedisResult<(i64, String)> =
-            con.query_pipeline_at_key(&pipe, routing_key).await;
-        let (acked, info) = answer.inspect_err(|_| self.set(None))?;
+        let answer: RedisResult<(i64, i64, String)> = {
+            let _one_at_a_time = self.waiting.lock().await;
+            con.query_pipeline_at_key(&pipe, routing_key).await
+        };
+        let (_, acked, info) = answer.inspect_err(|_| self.forget())?;
         let now = identity(&info);
-        self.set(now.clone());
+        // Unnamed, it is a connection made again since `begin` named it.
+        if now.as_deref().is_some_and(|n| n.contains(" name=")) {
+            self.lock().last.clone_from(&now);
+        } else {
+            self.forget();
+        }
         if mark.0.is_none() || mark.0 != now {
             return Err(DurabilityError::Replaced);
         }
@@ -163,26 +213,35 @@ impl Confirmer {
     }
 
     fn last(&self) -> Option<String> {
-        self.lock().clone()
+        self.lock().last.clone()
     }
 
-    fn set(&self, seen: Option<String>) {
-        *self.lock() = seen;
+    /// The connection may have changed: the next `begin` asks, under a new name.
+    fn forget(&self) {
+        let mut seen = self.lock();
+        seen.last = None;
+        seen.name = connection::unique_name(WRITER_NAME_PREFIX);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<String>> {
+    fn lock(&self) -> MutexGuard<'_, Seen> {
         // Plain data: a panic elsewhere while locked leaves it usable.
-        self.last.lock().unwrap_or_else(PoisonError::into_inner)
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// A server connection's identity in `CLIENT INFO`'s answer: its id, which is
 /// unique within one server process, with the client's and the server's
-/// addresses, which tell servers (and their restarts) apart.
+/// addresses, which tell servers apart, and its name when it has one, which
+/// tells a restarted server's connections from the ones before.
 fn identity(info: &str) -> Option<String> {
     let fields: Vec<&str> = info
         .split_whitespace()
-        .filter(|f| f.starts_with("id=") || f.starts_with("addr=") || f.starts_with("laddr="))
+        .filter(|f| {
+            f.starts_with("id=")
+                || f.starts_with("addr=")
+                || f.starts_with("laddr=")
+                || (f.starts_with("name=") && f.len() > "name=".len())
+        })
         .collect();
     fields
         .iter()
@@ -213,6 +272,11 @@ mod tests {
         let same_id_other_server = "id=42 addr=10.0.0.5:51234 laddr=10.0.0.10:6379 fd=8";
         assert_ne!(identity(info), identity(same_id_other_server));
         assert_eq!(identity("flags=N db=0"), None);
+        // Behind a socket path both addresses are the path: the name tells a
+        // restarted server's connection (same id, no name) from ours.
+        let ours = "id=7 addr=/run/r.sock:0 laddr=/run/r.sock:0 fd=9 name=secondme-writer-1-ab";
+        let restarted = "id=7 addr=/run/r.sock:0 laddr=/run/r.sock:0 fd=9 name=";
+        assert_ne!(identity(ours), identity(restarted));
     }
 
     #[test]

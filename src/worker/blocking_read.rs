@@ -72,10 +72,16 @@ impl BlockingReader {
                 );
                 tokio::time::sleep(self.block + Duration::from_millis(100)).await;
             }
-            Err(e) => tracing::warn!(
-                "could not unblock the stream reader on its node: {}",
-                connection::scrub(&e.to_string())
-            ),
+            // The read may still be blocked: wait it out as without permission,
+            // so the drain does not look at the pending list while it may grow.
+            Err(e) => {
+                tracing::warn!(
+                    "could not unblock the stream reader on its node ({}): waiting {} ms for its read to end",
+                    connection::scrub(&e.to_string()),
+                    self.block.as_millis()
+                );
+                tokio::time::sleep(self.block + Duration::from_millis(100)).await;
+            }
         }
     }
 }

@@ -41,8 +41,9 @@ use crate::store::durability::{Confirmer, Mark};
 use crate::store::{self, deferred};
 
 /// How long a worker's claim on a contact's night lasts: another worker (or
-/// this one) tries a night whose reply failed again after it.
-const CLAIM: Duration = Duration::from_secs(60);
+/// this one) tries a night whose reply failed again after it. Longer than a
+/// slow model's reply with its retries, so two workers never both write one.
+const CLAIM: Duration = Duration::from_secs(300);
 
 /// How the loop tells the waker where now stands against the sleep hours.
 pub(super) struct Dawn {
@@ -117,7 +118,7 @@ impl<E: ReplyEngine> Worker<E> {
     pub(super) fn waker(&self) -> Waker<E> {
         Waker {
             engine: Arc::clone(&self.engine),
-            // Its own, so its WAIT and the loop's never hold up each other.
+            // The worker's own: each writer marks it before its writes.
             con: self.con.clone(),
             learned: Arc::clone(&self.learned),
             personas: Personas::new(&self.cfg.default_persona, &self.cfg.user_id),
@@ -204,7 +205,7 @@ impl<E: ReplyEngine> Waker<E> {
         let contact = &d.message.contact_id;
         match self.write_and_commit(d).await {
             Ok(Night::Over) => {}
-            Ok(Night::Left) => outcome.skipped += 1,
+            Ok(Night::Left) => {}
             Ok(Night::Committed(mark, done)) => {
                 match done {
                     Some(Committed::Sent) => outcome.answered += 1,
@@ -239,8 +240,9 @@ impl<E: ReplyEngine> Waker<E> {
     async fn write_and_commit(&mut self, d: &Deferral) -> Result<Night> {
         let m = &d.message;
         // The list was read before the replies before this one were written:
-        // a night over meanwhile costs no call of the engine.
-        if !deferred::holds(&mut self.con, &m.contact_id, &m.message_id).await? {
+        // a night over meanwhile, or left to a newer message, costs no call
+        // of the engine.
+        if !self.still_due(d).await? {
             return Ok(Night::Over);
         }
         let g = entry_of(d);

@@ -57,7 +57,7 @@ impl<E: ReplyEngine> Worker<E> {
     pub(super) fn keeper(&self) -> Keeper<E> {
         Keeper {
             engine: Arc::clone(&self.engine),
-            // Its own, so its WAIT and the loop's never hold up each other.
+            // The worker's own: each writer marks it before its writes.
             con: self.con.clone(),
             learned: Arc::clone(&self.learned),
             personas: Personas::new(&self.cfg.default_persona, &self.cfg.user_id),

@@ -73,18 +73,28 @@ impl Personas {
     }
 
     async fn graph_available(&mut self, con: &mut Con) -> bool {
+        self.graph_state(con).await == Some(true)
+    }
+
+    /// Whether the server has FalkorDB: known once it answered or was found
+    /// missing; `None` after another error (a timeout, a failover), asked
+    /// again at the next look rather than taken for "no graph".
+    async fn graph_state(&mut self, con: &mut Con) -> Option<bool> {
         if let Some(known) = self.graph {
-            return known;
+            return Some(known);
         }
-        let ok = graph::available(con).await;
-        if !ok {
-            tracing::warn!(
-                "FalkorDB is not available on this Redis: replies use the shipped personas ({})",
-                self.default_persona
-            );
+        match graph::require(con).await {
+            Ok(()) => self.graph = Some(true),
+            Err(GraphError::NoModule(_)) => {
+                tracing::warn!(
+                    "FalkorDB is not available on this Redis: replies use the shipped personas ({})",
+                    self.default_persona
+                );
+                self.graph = Some(false);
+            }
+            Err(e) => tracing::debug!("cannot tell whether FalkorDB is there: {e}"),
         }
-        self.graph = Some(ok);
-        ok
+        self.graph
     }
 
     /// The persona, style and context for `contact_id`.
@@ -165,8 +175,13 @@ impl Personas {
     /// The sleep hours the graph's `User` holds (none when invalid, or without
     /// a graph); unknown while the graph could not be read since the start.
     pub async fn sleep_hours(&mut self, con: &mut Con) -> KnownHours {
-        if !self.refresh(con).await {
-            return KnownHours::Known(None);
+        match self.graph_state(con).await {
+            Some(false) => return KnownHours::Known(None),
+            Some(true) => {
+                self.refresh(con).await;
+            }
+            // Not known whether there is a graph: the hours last read, if any.
+            None => {}
         }
         self.sleep.map_or(KnownHours::Unknown, KnownHours::Known)
     }

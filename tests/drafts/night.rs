@@ -480,3 +480,33 @@ async fn while_the_graphs_sleep_hours_are_unknown_the_night_waits() {
     );
     day.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_that_cannot_be_asked_for_a_while_does_not_wake_the_night() {
+    let mut h = with_graph().await;
+    a_night(&mut h, None).await;
+    // Whether FalkorDB is there cannot be asked (an error that is not "no module").
+    let acl = |rule: &str| {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER").arg("default").arg(rule);
+        cmd
+    };
+    let _: () = acl("-command").query_async(&mut h.con).await.expect("ACL");
+    let mut cfg = night_config(&h, "w-day", Some("defer"), None, false);
+    cfg.sleep_hours = SleepSetting::FromGraph;
+    let day = start(&h, Numbered::instant(), cfg).await;
+    tokio::time::sleep(4 * SECOND).await;
+    let rs = responses(&mut h).await;
+    assert!(rs.is_empty(), "it may still be night: {rs:?}");
+    assert_eq!(deferred(&mut h).await.len(), 2, "the nights are kept");
+
+    // It can be asked again: the same worker reads the graph (no sleep hours) and wakes.
+    let _: () = acl("+command").query_async(&mut h.con).await.expect("ACL");
+    until_no_deferral(&h).await;
+    let rs = responses(&mut h).await;
+    assert_eq!(
+        answered_ids(&rs),
+        BTreeSet::from(["l1".to_owned(), "n2".to_owned()])
+    );
+    day.stop().await;
+}

@@ -271,3 +271,34 @@ async fn the_lease_is_held_only_once_the_replica_has_it() {
     .expect("connected once the replica holds the lease");
     run.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_stopped_with_its_lease_unconfirmed_gives_it_up() {
+    let h = Harness::start().await;
+    let topo = Replicated::start().await;
+    let mut con = primary(&topo).await;
+    topo.process.pause();
+    let run = start_with(
+        &h,
+        true,
+        Setup {
+            con: Some(con.clone()),
+            replicas_to_wait: 1,
+            ..Setup::default()
+        },
+    )
+    .await;
+    let key = schema::gateway_lock_key(crate::setup::USER);
+    let taken = eventually(Duration::from_secs(5), || {
+        let mut con = con.clone();
+        let key = key.clone();
+        async move { con.exists::<_, bool>(&key).await.ok().filter(|t| *t) }
+    })
+    .await;
+    assert!(taken.is_some(), "taken on the primary");
+    tokio::time::sleep(WAIT_TIMEOUT + Duration::from_millis(500)).await;
+    run.finish().await;
+    topo.process.resume();
+    let left: bool = con.exists(&key).await.expect("EXISTS");
+    assert!(!left, "a standby gateway need not wait for it to expire");
+}

@@ -26,6 +26,9 @@ impl<E: ReplyEngine> Worker<E> {
         if done.is_empty() {
             return Ok(Vec::new());
         }
+        // Before the loop's own writes here (media deleted, pauses, dead
+        // letters); the jobs marked theirs before their commits.
+        let own = self.begin_confirming().await;
         let mut outcome = BatchOutcome::default();
         let mut failed = Vec::new();
         let mut recheck = Vec::new();
@@ -36,10 +39,12 @@ impl<E: ReplyEngine> Worker<E> {
             _ => None,
         }))
         .await;
-        let mark = Mark::common(done.iter().filter_map(|d| match d {
-            Done::Committed { mark, .. } => Some(mark),
-            _ => None,
-        }));
+        let mark = Mark::common(
+            std::iter::once(&own).chain(done.iter().filter_map(|d| match d {
+                Done::Committed { mark, .. } => Some(mark),
+                _ => None,
+            })),
+        );
         for d in done {
             match d {
                 Done::Committed {

@@ -272,6 +272,11 @@ impl<C: Connector> WhatsAppGateway<C> {
                     let stopped = GatewayStatus::new(State::Stopped, store::now_ms());
                     self.show_if_free(&stopped, Some(&standby)).await;
                 }
+                if unreachable {
+                    // Perhaps taken but not confirmed on the replicas: a standby
+                    // gateway should not wait for it to expire (only ours is deleted).
+                    self.release_lease().await;
+                }
                 return Ok(false);
             }
         }
