@@ -7,13 +7,14 @@
 
 mod common;
 
+use common::node_pubsub::{next_message, subscribers_at};
 use std::time::Duration;
 
 use common::pty::Screen;
 use common::sentinel::{Sentinel, role};
 use common::{Harness, nodes};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, PushInfo, PushKind};
+use redis::{AsyncCommands, PushKind};
 use secondme::connection;
 use secondme::schema;
 use tokio::sync::mpsc;
@@ -22,18 +23,6 @@ use tokio::sync::mpsc;
 const FAILOVER: Duration = Duration::from_secs(30);
 /// The replicas of the harness's deployment, all of which confirm a seed write.
 const REPLICAS: usize = 2;
-
-/// Subscribers of `channel` on the node on `port` (`PUBSUB NUMSUB`).
-async fn subscribers_at(port: u16, channel: &str) -> Option<u64> {
-    let mut node = nodes::connect(port).await.ok()?;
-    let (_, count): (String, u64) = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
-        .query_async(&mut node)
-        .await
-        .ok()?;
-    Some(count)
-}
 
 /// The live node, other than `old`, that says it is a primary and counts a
 /// subscriber of `channel`.
@@ -44,28 +33,6 @@ async fn new_primary_subscribed(deployment: &Sentinel, old: u16, channel: &str) 
             && subscribers_at(port, channel).await.unwrap_or(0) >= 1
         {
             return Some(port);
-        }
-    }
-    None
-}
-
-/// The payload of the next message on `channel` within `wait`.
-async fn next_message(
-    rx: &mut mpsc::UnboundedReceiver<PushInfo>,
-    channel: &str,
-    wait: Duration,
-) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + wait;
-    while let Ok(Some(push)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        if push.kind != PushKind::Message {
-            continue;
-        }
-        let mut data = push.data.into_iter();
-        let (Some(ch), Some(payload)) = (data.next(), data.next()) else {
-            continue;
-        };
-        if redis::from_redis_value::<String>(ch).ok().as_deref() == Some(channel) {
-            return redis::from_redis_value(payload).ok();
         }
     }
     None

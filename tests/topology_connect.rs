@@ -8,12 +8,13 @@
 
 mod common;
 
+use common::node_pubsub::{get_at, next_message, publish_at, subscribers_at};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::sentinel::Sentinel;
 use common::{TestDir, incoming, nodes};
-use redis::{AsyncCommands, PushInfo, PushKind, Value};
+use redis::{AsyncCommands, Value};
 use secondme::config::{Config, Overrides};
 use secondme::connection::{self, Con};
 use secondme::reply::persona_engine::PersonaEngine;
@@ -34,52 +35,6 @@ async fn port_of(con: &mut Con) -> Option<u16> {
         .await
         .ok()?;
     nodes::field(&info, "tcp_port")?.parse().ok()
-}
-
-/// `GET key` straight on the node on `port`.
-async fn get_at(port: u16, key: &str) -> Option<String> {
-    let mut node = nodes::connect(port).await.ok()?;
-    node.get(key).await.ok()
-}
-
-/// The next pub/sub message on `channel` within `wait`, as its payload.
-async fn next_message(
-    rx: &mut mpsc::UnboundedReceiver<PushInfo>,
-    channel: &str,
-    wait: Duration,
-) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + wait;
-    while let Ok(Some(push)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        if push.kind != PushKind::Message {
-            continue;
-        }
-        let mut data = push.data.into_iter();
-        let (Some(ch), Some(payload)) = (data.next(), data.next()) else {
-            continue;
-        };
-        let ch: String = redis::from_redis_value(ch).ok()?;
-        if ch == channel {
-            return redis::from_redis_value(payload).ok();
-        }
-    }
-    None
-}
-
-/// Subscribers of `channel` on the node on `port` (`PUBSUB NUMSUB`).
-async fn subscribers_at(port: u16, channel: &str) -> Option<u64> {
-    let mut node = nodes::connect(port).await.ok()?;
-    let reply: (String, u64) = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
-        .query_async(&mut node)
-        .await
-        .ok()?;
-    Some(reply.1)
-}
-
-async fn publish_at(port: u16, channel: &str, payload: &str) {
-    let mut node = nodes::connect(port).await.expect("connect to a node");
-    let _: u64 = node.publish(channel, payload).await.expect("PUBLISH");
 }
 
 /// Writes through `con` every 20 ms until a write succeeds on a node other than

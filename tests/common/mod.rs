@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod media;
+pub mod node_pubsub;
 pub mod nodes;
 pub mod pty;
 pub mod replicated;
