@@ -72,8 +72,19 @@ impl BlockingReader {
                 );
                 tokio::time::sleep(self.block + Duration::from_millis(100)).await;
             }
-            // The read may still be blocked: wait it out as without permission,
-            // so the drain does not look at the pending list while it may grow.
+            // The node cannot be reached (dead, frozen, failed over): its read
+            // hands out nothing the drain could miss while it stays so; what it
+            // held is pending for this consumer, where a restart's recovery or
+            // another worker's claim finds it.
+            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => {
+                tracing::warn!(
+                    "could not reach the stream reader's node to unblock it: {}",
+                    connection::scrub(&e.to_string())
+                );
+            }
+            // The node answered but refused (no room for a connection): the read
+            // may still be blocked there, so it is waited out as without
+            // permission, and the drain does not look at a pending list that may grow.
             Err(e) => {
                 tracing::warn!(
                     "could not unblock the stream reader on its node ({}): waiting {} ms for its read to end",
