@@ -425,7 +425,7 @@ async fn two_workers_waking_together_write_each_night_once() {
         let by: String = h.con.get(&key).await.expect("the claim");
         assert!(by == "w-a" || by == "w-b", "{key}: {by}");
         let ttl: i64 = h.con.pttl(&key).await.expect("pttl");
-        assert!((1..=60_000).contains(&ttl), "{key}: {ttl} ms");
+        assert!((1..=300_000).contains(&ttl), "{key}: {ttl} ms");
     }
     a.stop().await;
     b.stop().await;
