@@ -24,9 +24,9 @@ async fn primary(topo: &Replicated) -> Con {
     con
 }
 
-/// A test gateway writing to `topo` and waiting for its one replica, once connected.
-async fn gateway(h: &Harness, con: &Con) -> Running {
-    let run = start_with(
+/// A test gateway writing through `con` and waiting for its one replica, started.
+async fn waiting_gateway(h: &Harness, con: &Con) -> Running {
+    start_with(
         h,
         true,
         Setup {
@@ -35,7 +35,12 @@ async fn gateway(h: &Harness, con: &Con) -> Running {
             ..Setup::default()
         },
     )
-    .await;
+    .await
+}
+
+/// A test gateway writing to `topo` and waiting for its one replica, once connected.
+async fn gateway(h: &Harness, con: &Con) -> Running {
+    let run = waiting_gateway(h, con).await;
     let fake = run.fake.clone();
     eventually(Duration::from_secs(5), || {
         let up = fake.record.lock().expect("lock").inbox.is_some();
@@ -245,16 +250,7 @@ async fn the_lease_is_held_only_once_the_replica_has_it() {
     let topo = Replicated::start().await;
     let con = primary(&topo).await;
     topo.process.pause();
-    let run = start_with(
-        &h,
-        true,
-        Setup {
-            con: Some(con.clone()),
-            replicas_to_wait: 1,
-            ..Setup::default()
-        },
-    )
-    .await;
+    let run = waiting_gateway(&h, &con).await;
     tokio::time::sleep(WAIT_TIMEOUT + Duration::from_millis(1_500)).await;
     let connected = run.fake.record.lock().expect("lock").inbox.is_some();
     topo.process.resume();
@@ -278,16 +274,7 @@ async fn a_gateway_stopped_with_its_lease_unconfirmed_gives_it_up() {
     let topo = Replicated::start().await;
     let mut con = primary(&topo).await;
     topo.process.pause();
-    let run = start_with(
-        &h,
-        true,
-        Setup {
-            con: Some(con.clone()),
-            replicas_to_wait: 1,
-            ..Setup::default()
-        },
-    )
-    .await;
+    let run = waiting_gateway(&h, &con).await;
     let key = schema::gateway_lock_key(crate::setup::USER);
     let taken = eventually(Duration::from_secs(5), || {
         let mut con = con.clone();
